@@ -1,0 +1,183 @@
+//! The router: `/collect`, the tracker files, the demo shop, `/healthz`, and the
+//! audits over HTTP (`POST /api/audit`, the same [`analyzer::run`] the CLI uses,
+//! on the collector's own reading connection, since the collector owns the file).
+
+use std::{
+    path::{Component, Path, PathBuf},
+    sync::{Arc, atomic::Ordering},
+};
+
+use axum::{
+    Json, Router,
+    body::{Body, Bytes},
+    extract::State,
+    http::{HeaderValue, StatusCode, Uri, header},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use serde_json::json;
+
+use crate::{Config, enrich::Salts, error::ApiError, ingest, store::Store};
+
+/// Shared state of every handler.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub salts: Arc<Salts>,
+}
+
+impl App {
+    /// State over an opened store.
+    pub fn new(config: Config, store: Store) -> Self {
+        App { config: Arc::new(config), store, salts: Arc::new(Salts::default()) }
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(app: App) -> Router {
+    let mut r = Router::new()
+        .route("/collect", post(ingest::collect).options(preflight))
+        .route("/healthz", get(healthz))
+        .route("/api/audit", post(audit))
+        .route("/ct.js", get(tracker_file))
+        .route("/ct_wasm.js", get(tracker_file))
+        .route("/ct_wasm_bg.wasm", get(tracker_file));
+    if app.config.demo {
+        r = r
+            .route("/", get(|| async { Redirect::temporary("/demo/") }))
+            .route("/demo", get(|| async { Redirect::permanent("/demo/") }))
+            .route("/demo/", get(demo_file))
+            .route("/demo/{*path}", get(demo_file));
+    } else {
+        r = r.route("/", get(|| async { "clicktrail collector: POST /collect, GET /ct.js, GET /healthz\n" }));
+    }
+    r.fallback(|| async {
+        (StatusCode::NOT_FOUND, Json(json!({"error": "not_found", "message": "no such endpoint"})))
+    })
+    .layer(axum::middleware::map_response(cors))
+    .with_state(app)
+}
+
+/// Every response may be read cross-origin: the tracker runs on the shop's origin.
+async fn cors(mut resp: Response) -> Response {
+    resp.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    resp
+}
+
+async fn preflight() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "POST, OPTIONS"),
+            (header::ACCESS_CONTROL_ALLOW_HEADERS, "content-type"),
+            (header::ACCESS_CONTROL_MAX_AGE, "86400"),
+        ],
+    )
+        .into_response()
+}
+
+async fn healthz(State(app): State<App>) -> Json<serde_json::Value> {
+    let c = app.store.counters();
+    let rejected = c.rejected.lock().map(|m| m.clone()).unwrap_or_default();
+    Json(json!({
+        "status": "ok",
+        "queue_depth": app.store.queue_depth(),
+        "batches_committed": c.batches_committed.load(Ordering::Relaxed),
+        "events_committed": c.events_committed.load(Ordering::Relaxed),
+        "commits": c.commits.load(Ordering::Relaxed),
+        "commit_failures": c.commit_failures.load(Ordering::Relaxed),
+        "overloaded": c.overloaded.load(Ordering::Relaxed),
+        "rejected": rejected,
+    }))
+}
+
+async fn audit(State(app): State<App>, body: Bytes) -> Result<Response, ApiError> {
+    let req: analyzer::AuditRequest = serde_json::from_slice(&body).map_err(|e| ApiError::BadAudit {
+        code: "invalid_request",
+        message: format!("not a valid audit request: {e}"),
+    })?;
+    let store = app.store.clone();
+    let report = tokio::task::spawn_blocking(move || store.with_reader(|conn| analyzer::run(conn, &req)))
+        .await
+        .map_err(|e| ApiError::Storage(e.to_string()))?
+        .map_err(|e| ApiError::BadAudit { code: e.code(), message: e.to_string() })?;
+    Ok(Json(report).into_response())
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "wasm" => "application/wasm",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "txt" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn file_response(path: &Path, status: StatusCode, cache: &'static str) -> Option<Response> {
+    let bytes = tokio::fs::read(path).await.ok()?;
+    Some(
+        (
+            status,
+            [(header::CONTENT_TYPE, content_type(path)), (header::CACHE_CONTROL, cache)],
+            Body::from(bytes),
+        )
+            .into_response(),
+    )
+}
+
+/// `/ct.js` (cached briefly, so a new loader reaches every shop quickly) and the
+/// wasm module with its glue (cached for an hour).
+async fn tracker_file(State(app): State<App>, uri: Uri) -> Response {
+    let name = uri.path().trim_start_matches('/');
+    let cache = if name == "ct.js" { "public, max-age=300" } else { "public, max-age=3600" };
+    match file_response(&app.config.tracker_dir.join(name), StatusCode::OK, cache).await {
+        Some(r) => r,
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({
+                "error": "tracker_not_built",
+                "message": format!("{name} is not in {}; build it with `cargo xtask build-tracker`", app.config.tracker_dir.display()),
+            })),
+        )
+            .into_response(),
+    }
+}
+
+/// A path below `root` with no `..`, or `None`.
+fn safe_join(root: &Path, rel: &str) -> Option<PathBuf> {
+    let rel = Path::new(rel.trim_start_matches('/'));
+    rel.components().all(|c| matches!(c, Component::Normal(_))).then(|| root.join(rel))
+}
+
+/// The demo shop. Folders serve their `index.html`; `/demo/help/*` is a
+/// single-page app, so unknown paths below it serve `help/index.html` (deep links
+/// and reloads work); any other missing page is the shop's `404.html` with status 404.
+async fn demo_file(State(app): State<App>, uri: Uri) -> Response {
+    let root = &app.config.demo_dir;
+    let rel = uri.path().strip_prefix("/demo").unwrap_or("");
+    let no_cache = "no-cache";
+    if let Some(mut path) = safe_join(root, rel) {
+        if path.is_dir() {
+            path = path.join("index.html");
+        }
+        if let Some(r) = file_response(&path, StatusCode::OK, no_cache).await {
+            return r;
+        }
+        if rel.starts_with("/help/")
+            && Path::new(rel).extension().is_none()
+            && let Some(r) = file_response(&root.join("help/index.html"), StatusCode::OK, no_cache).await
+        {
+            return r;
+        }
+    }
+    file_response(&root.join("404.html"), StatusCode::NOT_FOUND, no_cache)
+        .await
+        .unwrap_or_else(|| (StatusCode::NOT_FOUND, "not found").into_response())
+}

@@ -1,0 +1,92 @@
+//! The wire format between the clicktrail tracker and the collector.
+//!
+//! The tracker (wasm32, no serde) uses only the constants: event kind names, field
+//! names and limits. The collector (feature `serde`, on by default) parses a batch
+//! with [`parse_batch`], which checks every limit below and accepts or rejects the
+//! batch whole, with an [`Error`] that names the problem.
+//!
+//! # A batch
+//!
+//! ```json
+//! {"v":1,"site":"shop-1","sid":"9f0c…(32 hex)","sent":1732412345678,
+//!  "events":[{"id":"…32 hex…","k":"click","t":1732412345000,"seq":3,
+//!             "path":"/cart","sel":"button#pay","text":"Pay now","x":210,"y":480}]}
+//! ```
+//!
+//! Field names are short because every byte is paid by a shop visitor.
+
+#![cfg_attr(not(feature = "serde"), no_std)]
+
+/// Version of the batch format. The collector accepts this version only.
+pub const VERSION: u32 = 1;
+
+/// The largest request body the collector reads, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The most events in one batch.
+pub const MAX_EVENTS_PER_BATCH: usize = 200;
+/// The tracker sends a batch once it holds this many events (or after [`FLUSH_INTERVAL_MS`]).
+pub const FLUSH_AT_EVENTS: usize = 30;
+/// The tracker sends what it holds at least this often while the page is open.
+pub const FLUSH_INTERVAL_MS: u32 = 3_000;
+/// A session ends after this much inactivity.
+pub const SESSION_IDLE_MS: u32 = 30 * 60 * 1000;
+
+/// Longest site id.
+pub const MAX_SITE: usize = 64;
+/// Longest URL (after the tracker drops the fragment).
+pub const MAX_URL: usize = 2048;
+/// Longest path.
+pub const MAX_PATH: usize = 1024;
+/// Longest CSS selector of a clicked element or a form.
+pub const MAX_SELECTOR: usize = 512;
+/// Clicked element text is cut to this many characters by the tracker.
+pub const MAX_TEXT_CHARS: usize = 64;
+/// Longest name (screen, field, form, custom event, campaign …).
+pub const MAX_NAME: usize = 128;
+/// Longest page title.
+pub const MAX_TITLE: usize = 256;
+/// Largest custom-event properties object, serialised.
+pub const MAX_PROPS_BYTES: usize = 2048;
+/// Events may be at most this much older than the batch's `sent` time.
+pub const MAX_EVENT_AGE_MS: i64 = 24 * 60 * 60 * 1000;
+/// Events may be at most this much newer than the batch's `sent` time.
+pub const MAX_EVENT_FUTURE_MS: i64 = 60 * 1000;
+
+/// Event kinds: the value of an event's `k` field.
+pub mod kind {
+    /// A page load or an SPA route change (`history.pushState`/`replaceState`/`popstate`).
+    pub const PAGEVIEW: &str = "pageview";
+    /// The visible `data-ct-screen` element changed.
+    pub const SCREEN: &str = "screen";
+    /// A click (selector, text, href, x, y).
+    pub const CLICK: &str = "click";
+    /// A form field got focus.
+    pub const FOCUS: &str = "focus";
+    /// A form field lost focus (`dur` = ms focused, `empty` = left blank).
+    pub const BLUR: &str = "blur";
+    /// A form field's value changed (the value itself is never sent).
+    pub const CHANGE: &str = "change";
+    /// A form was submitted.
+    pub const SUBMIT: &str = "submit";
+    /// The page is being left (`dur` = ms since the page view).
+    pub const LEAVE: &str = "leave";
+    /// `clicktrail('event', name, props)`.
+    pub const CUSTOM: &str = "custom";
+    /// `clicktrail('identify', id)`.
+    pub const IDENTIFY: &str = "identify";
+
+    /// Every kind the collector accepts.
+    pub const ALL: [&str; 10] = [
+        PAGEVIEW, SCREEN, CLICK, FOCUS, BLUR, CHANGE, SUBMIT, LEAVE, CUSTOM, IDENTIFY,
+    ];
+
+    /// Whether `k` is a kind the collector accepts.
+    pub fn is_known(k: &str) -> bool {
+        ALL.contains(&k)
+    }
+}
+
+#[cfg(feature = "serde")]
+mod batch;
+#[cfg(feature = "serde")]
+pub use batch::{Batch, Error, Event, parse_batch};
