@@ -1,1 +1,61 @@
-//! stub
+//! clicktrail's usability audits over the events table: DuckDB in, Polars compute,
+//! typed reports out.
+//!
+//! The `analyzer` CLI and the collector's `POST /api/audit` both call one function:
+//!
+//! ```no_run
+//! use analyzer::{AuditRequest, Format, Scope};
+//!
+//! let conn = analyzer::open_read_only("data/clicktrail.duckdb".as_ref())?;
+//! let req = AuditRequest::Funnel {
+//!     scope: Scope { site: Some("shop-1".into()), since: Some("7d".into()), until: None },
+//!     steps: vec!["page:/cart".into(), "screen:payment".into(), "event:order".into()],
+//!     window: "30m".into(),
+//! };
+//! let report = analyzer::run(&conn, &req)?;
+//! print!("{}", analyzer::render(&report, Format::Table)?);
+//! # Ok::<(), analyzer::Error>(())
+//! ```
+//!
+//! # Layout
+//!
+//! Data flows top to bottom:
+//!
+//! - [`schema`]: the events table DDL, shared with the collector (which appends to it).
+//! - [`scope`]: [`Scope`] (site, since, until as text) → [`ResolvedScope`] (UTC ms);
+//!   time and duration parsing.
+//! - [`matcher`]: step specs (`page:/cart`, `click:#pay`, …) for funnels and goals.
+//! - [`load`]: the only reader of the events table: [`open_read_only`] for `--db`, and
+//!   `load::events`, which pushes scope and columns into SQL, drops resent duplicates
+//!   and converts DuckDB's Arrow batches into a Polars `DataFrame`.
+//! - [`audits`]: one file per audit, all the same shape ([`audits::Audit`]: params in,
+//!   typed report out); [`AuditRequest`] and [`Report`], the wire types; [`run`], the
+//!   entry point.
+//! - [`render`]: a [`Report`] as an aligned table, JSON, CSV or HTML.
+//! - [`remote`]: the same request through a running collector (`--collector URL`),
+//!   for when the collector holds the DuckDB file.
+//! - [`error`]: [`Error`], one enum for all of the above.
+//! - `main.rs`: the `analyzer` CLI (flags → [`AuditRequest`] → [`run`] or
+//!   [`run_remote`] → [`render`]).
+
+pub mod audits;
+pub mod error;
+pub mod load;
+pub mod matcher;
+pub mod remote;
+pub mod render;
+pub mod schema;
+pub mod scope;
+
+#[cfg(test)]
+mod testing;
+
+pub use audits::{
+    AuditRequest, FunnelReport, FunnelStep, NextScreen, Report, ScreenStats, ScreensReport, run,
+    run_at,
+};
+pub use error::Error;
+pub use load::open_read_only;
+pub use remote::run_remote;
+pub use render::{Format, render};
+pub use scope::{ResolvedScope, Scope};

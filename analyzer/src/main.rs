@@ -1,1 +1,155 @@
-fn main() {}
+//! The `analyzer` CLI: flags in, a rendered report out.
+//!
+//! `analyzer [--db PATH | --collector URL] [--site ID] [--since T] [--until T]
+//! [--format table|json|csv|html] [--out FILE] AUDIT [ARGS]`
+//!
+//! The flags become an [`AuditRequest`]; with `--db` (default
+//! `./data/clicktrail.duckdb`) it runs here on a read-only connection, with
+//! `--collector` it is posted to a running collector, which owns the file. Either way
+//! the [`analyzer::Report`] is rendered locally and written to stdout or `--out`.
+//! Failures print one line on stderr and exit with status 1.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use analyzer::{AuditRequest, Format, Scope};
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// The DuckDB file the collector writes by default.
+const DEFAULT_DB: &str = "./data/clicktrail.duckdb";
+
+/// Usability audits over clicktrail's events.
+#[derive(Debug, Parser)]
+#[command(name = "analyzer", version, about, max_term_width = 100)]
+struct Cli {
+    /// DuckDB file to read; it must not be held by a running collector (then use
+    /// --collector) [default: ./data/clicktrail.duckdb]
+    #[arg(long, value_name = "PATH", global = true, conflicts_with = "collector")]
+    db: Option<PathBuf>,
+
+    /// Ask a running collector instead of reading the file, e.g. http://127.0.0.1:8080
+    #[arg(long, value_name = "URL", global = true)]
+    collector: Option<String>,
+
+    /// Only this site (the snippet's data-site)
+    #[arg(long, value_name = "ID", global = true)]
+    site: Option<String>,
+
+    /// From this time on (inclusive): 2026-11-24T10:00:00Z, 2026-11-24, or 90m/24h/7d ago
+    #[arg(long, value_name = "T", global = true)]
+    since: Option<String>,
+
+    /// Up to this time (exclusive), same forms as --since
+    #[arg(long, value_name = "T", global = true)]
+    until: Option<String>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = FormatArg::Table, global = true)]
+    format: FormatArg,
+
+    /// Write the output to FILE instead of stdout
+    #[arg(long, short, value_name = "FILE", global = true)]
+    out: Option<PathBuf>,
+
+    #[command(subcommand)]
+    audit: AuditCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCmd {
+    /// How many sessions get how far through a sequence of steps
+    Funnel {
+        /// A step, in order (repeat): page:/cart, page:/product/*, screen:payment,
+        /// click:#pay, submit:checkout, event:order_placed
+        #[arg(long = "step", value_name = "SPEC", required = true)]
+        steps: Vec<String>,
+
+        /// All steps within this long of the first: 30m, 2h, 1d
+        #[arg(long, value_name = "DURATION", default_value = "30m")]
+        window: String,
+    },
+    /// Drop-off by screen: sessions, views, exits, time on screen, next screens
+    Screens {
+        /// How many of the most common next screens to list per screen
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        top_next: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Table,
+    Json,
+    Csv,
+    Html,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Table => Format::Table,
+            FormatArg::Json => Format::Json,
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Html => Format::Html,
+        }
+    }
+}
+
+impl Cli {
+    fn request(&self) -> AuditRequest {
+        let scope = Scope {
+            site: self.site.clone(),
+            since: self.since.clone(),
+            until: self.until.clone(),
+        };
+        match &self.audit {
+            AuditCmd::Funnel { steps, window } => AuditRequest::Funnel {
+                scope,
+                steps: steps.clone(),
+                window: window.clone(),
+            },
+            AuditCmd::Screens { top_next } => AuditRequest::Screens {
+                scope,
+                top_next: *top_next,
+            },
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let req = cli.request();
+    let report = if let Some(url) = &cli.collector {
+        analyzer::run_remote(url, &req)?
+    } else {
+        let path = cli.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
+        let conn = analyzer::open_read_only(&path)?;
+        analyzer::run(&conn, &req)?
+    };
+    let text = analyzer::render(&report, cli.format.into())?;
+    match &cli.out {
+        Some(path) => std::fs::write(path, text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+                .context("cannot write to stdout")?;
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let message = format!("{err:#}");
+            eprintln!("error: {}", message.split_whitespace().collect::<Vec<_>>().join(" "));
+            ExitCode::FAILURE
+        }
+    }
+}

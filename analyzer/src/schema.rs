@@ -35,9 +35,51 @@ CREATE TABLE IF NOT EXISTS events (
     user_id     VARCHAR,            -- identify()
     browser     VARCHAR,
     os          VARCHAR,
-    device      VARCHAR             -- desktop | mobile | tablet | bot | other
+    device      VARCHAR,            -- desktop | mobile | tablet | bot | other
+    status      INTEGER,            -- HTTP status of the document (page views)
+    ad          VARCHAR,            -- CAMPAIGN:VARIANT (ad views, clicks inside an ad)
+    message     VARCHAR,            -- JavaScript error message (errors), <= 256 chars
+    source      VARCHAR,            -- script URL of an error, scrubbed
+    line        INTEGER             -- line of an error
 );
 ";
 
+/// Columns added after the first release, with their types: a file written by an
+/// older collector gets them on open (see [`migrate_events`]).
+const ADDED_COLUMNS: [(&str, &str); 5] =
+    [("status", "INTEGER"), ("ad", "VARCHAR"), ("message", "VARCHAR"), ("source", "VARCHAR"), ("line", "INTEGER")];
+
+/// Brings an events table created by an older collector up to [`CREATE_EVENTS`].
+pub fn migrate_events() -> String {
+    ADDED_COLUMNS
+        .iter()
+        .map(|(name, ty)| format!("ALTER TABLE events ADD COLUMN IF NOT EXISTS {name} {ty};"))
+        .collect()
+}
+
 /// Number of columns in [`CREATE_EVENTS`].
-pub const EVENT_COLUMNS: usize = 30;
+pub const EVENT_COLUMNS: usize = 35;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_old_table_is_migrated_to_the_current_columns() {
+        let conn = duckdb::Connection::open_in_memory().unwrap();
+        let old = CREATE_EVENTS.split("    status").next().unwrap().trim_end().trim_end_matches(',').to_string() + ");";
+        conn.execute_batch(&old).unwrap();
+        conn.execute_batch(&migrate_events()).unwrap();
+        conn.execute_batch(&migrate_events()).unwrap(); // idempotent
+        let n: usize = conn
+            .query_row("SELECT count(*) FROM information_schema.columns WHERE table_name = 'events'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, EVENT_COLUMNS);
+        let fresh = duckdb::Connection::open_in_memory().unwrap();
+        fresh.execute_batch(CREATE_EVENTS).unwrap();
+        let n: usize = fresh
+            .query_row("SELECT count(*) FROM information_schema.columns WHERE table_name = 'events'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, EVENT_COLUMNS);
+    }
+}

@@ -227,16 +227,17 @@ pub struct Context {
 /// Clock skew beyond which event times are shifted to the collector's clock.
 pub const MAX_TRUSTED_SKEW_MS: i64 = 60_000;
 
-/// Turn a validated batch into rows.
+/// Turn a validated batch into rows. A `links` event becomes one `link_view` row
+/// per link (event id `ID-N`), so every link impression is a row like any other.
 pub fn enrich(batch: protocol::Batch, ctx: &Context, salt: &[u8; 32]) -> Vec<Row> {
     let agent = parse_agent(&ctx.user_agent);
     let visitor = visitor_id(salt, &batch.site, ctx.ip, &ctx.user_agent);
     let skew = ctx.received_ms - batch.sent;
     let shift = if skew.abs() > MAX_TRUSTED_SKEW_MS { skew } else { 0 };
-    batch
-        .events
-        .into_iter()
-        .map(|e| Row {
+    let mut rows = Vec::with_capacity(batch.events.len());
+    for mut e in batch.events {
+        let links = e.links.take();
+        let row = Row {
             site: batch.site.clone(),
             event_id: e.id,
             kind: e.k,
@@ -270,8 +271,27 @@ pub fn enrich(batch: protocol::Batch, ctx: &Context, salt: &[u8; 32]) -> Vec<Row
             browser: agent.browser.clone(),
             os: agent.os.clone(),
             device: agent.device.clone(),
-        })
-        .collect()
+            status: e.status.map(i32::from),
+            ad: e.ad,
+            message: e.msg.as_deref().map(scrub_text),
+            source: e.src.as_deref().and_then(scrub_url),
+            line: e.line.map(|l| l.min(i32::MAX as u32) as i32),
+        };
+        match links {
+            Some(links) if row.kind == protocol::kind::LINKS => {
+                for (i, (sel, href)) in links.into_iter().enumerate() {
+                    let mut r = row.clone();
+                    r.event_id = format!("{}-{i}", r.event_id);
+                    protocol::kind::LINK_VIEW.clone_into(&mut r.kind);
+                    r.selector = Some(sel);
+                    r.href = scrub_url(&href);
+                    rows.push(r);
+                }
+            }
+            _ => rows.push(row),
+        }
+    }
+    rows
 }
 
 #[cfg(test)]

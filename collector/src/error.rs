@@ -37,6 +37,9 @@ pub enum ApiError {
     /// An audit request was wrong.
     #[error("{message}")]
     BadAudit { code: &'static str, message: String },
+    /// An audit failed on the server side (not the request's fault).
+    #[error("{message}")]
+    AuditFailed { code: &'static str, message: String },
     /// Reading the body failed.
     #[error("could not read the request body: {0}")]
     Body(String),
@@ -52,7 +55,7 @@ impl ApiError {
             ApiError::MediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::UnknownSite(_) => StatusCode::FORBIDDEN,
             ApiError::Overloaded { .. } | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Storage(_) | ApiError::AuditFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -66,7 +69,7 @@ impl ApiError {
             ApiError::Overloaded { .. } => "overloaded",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::Storage(_) => "storage_failed",
-            ApiError::BadAudit { code, .. } => code,
+            ApiError::BadAudit { code, .. } | ApiError::AuditFailed { code, .. } => code,
             ApiError::Body(_) => "bad_body",
         }
     }
@@ -75,8 +78,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if let ApiError::Storage(detail) = &self {
-            tracing::error!(%detail, "commit failed");
+        match &self {
+            ApiError::Storage(detail) => tracing::error!(%detail, "commit failed"),
+            ApiError::AuditFailed { message, .. } => tracing::error!(%message, "audit failed"),
+            _ => {}
         }
         let mut body = json!({ "error": self.code(), "message": self.to_string() });
         if let ApiError::Invalid(e) = &self

@@ -16,6 +16,7 @@
 //! - [`enrich`]: user agent, visitor id, privacy scrubbing.
 //! - [`store`]: the writer thread, group commit, overload and shutdown.
 //! - [`serve`]: the router, static files, health, audits API, graceful shutdown.
+//! - [`synth`]: synthetic shop sessions for benchmarks, written through the real path.
 
 pub mod config;
 pub mod enrich;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod ingest;
 pub mod serve;
 pub mod store;
+pub mod synth;
 
 pub use config::Config;
 pub use serve::{App, router};

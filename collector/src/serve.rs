@@ -101,7 +101,13 @@ async fn audit(State(app): State<App>, body: Bytes) -> Result<Response, ApiError
     let report = tokio::task::spawn_blocking(move || store.with_reader(|conn| analyzer::run(conn, &req)))
         .await
         .map_err(|e| ApiError::Storage(e.to_string()))?
-        .map_err(|e| ApiError::BadAudit { code: e.code(), message: e.to_string() })?;
+        .map_err(|e| {
+            if e.is_bad_request() {
+                ApiError::BadAudit { code: e.code(), message: e.to_string() }
+            } else {
+                ApiError::AuditFailed { code: e.code(), message: e.to_string() }
+            }
+        })?;
     Ok(Json(report).into_response())
 }
 

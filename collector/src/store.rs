@@ -58,6 +58,11 @@ pub struct Row {
     pub browser: String,
     pub os: String,
     pub device: String,
+    pub status: Option<i32>,
+    pub ad: Option<String>,
+    pub message: Option<String>,
+    pub source: Option<String>,
+    pub line: Option<i32>,
 }
 
 fn text(v: Option<String>) -> Value {
@@ -97,6 +102,11 @@ impl Row {
             Value::Text(self.browser),
             Value::Text(self.os),
             Value::Text(self.device),
+            self.status.map_or(Value::Null, Value::Int),
+            text(self.ad),
+            text(self.message),
+            text(self.source),
+            self.line.map_or(Value::Null, Value::Int),
         ]
     }
 }
@@ -195,6 +205,7 @@ impl Store {
         }
         let conn = Connection::open(path).map_err(open_err)?;
         conn.execute_batch(analyzer::schema::CREATE_EVENTS).map_err(open_err)?;
+        conn.execute_batch(&analyzer::schema::migrate_events()).map_err(open_err)?;
         conn.execute_batch("CREATE TABLE IF NOT EXISTS salts (day BIGINT PRIMARY KEY, salt BLOB NOT NULL);")
             .map_err(open_err)?;
         let reader = conn.try_clone().map_err(open_err)?;

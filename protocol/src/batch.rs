@@ -4,7 +4,8 @@ use serde::Deserialize;
 
 use crate::{
     MAX_EVENT_AGE_MS, MAX_EVENT_FUTURE_MS, MAX_EVENTS_PER_BATCH, MAX_NAME, MAX_PATH,
-    MAX_PROPS_BYTES, MAX_SELECTOR, MAX_SITE, MAX_TEXT_CHARS, MAX_TITLE, MAX_URL, VERSION, kind,
+    MAX_ERROR_CHARS, MAX_LINKS_PER_EVENT, MAX_PROPS_BYTES, MAX_SELECTOR, MAX_SITE, MAX_TEXT_CHARS,
+    MAX_TITLE, MAX_URL, VERSION, kind,
 };
 
 /// What was wrong with a batch. The collector turns each into a 400 with a JSON body
@@ -125,6 +126,19 @@ pub struct Event {
     pub props: Option<serde_json::Value>,
     /// `identify` id.
     pub uid: Option<String>,
+    /// HTTP status of the document (page views), from
+    /// `PerformanceNavigationTiming.responseStatus` or `<meta name="ct-status">`.
+    pub status: Option<u16>,
+    /// `CAMPAIGN:VARIANT` of the `data-ct-ad` element (ad views, clicks inside an ad).
+    pub ad: Option<String>,
+    /// Links seen in the viewport (`links` events): `[selector, href]` pairs.
+    pub links: Option<Vec<(String, String)>>,
+    /// Error message (`error` events), cut to 256 chars.
+    pub msg: Option<String>,
+    /// Script URL of an error.
+    pub src: Option<String>,
+    /// Line of an error.
+    pub line: Option<u32>,
 }
 
 fn is_hex_id(s: &str) -> bool {
@@ -205,6 +219,34 @@ fn validate_event(index: usize, e: &Event, sent: i64) -> Result<(), Error> {
     check_len(index, "href", e.href.as_ref(), MAX_URL)?;
     check_len(index, "title", e.title.as_ref(), MAX_TITLE)?;
     check_len(index, "sel", e.sel.as_ref(), MAX_SELECTOR)?;
+    check_len(index, "src", e.src.as_ref(), MAX_URL)?;
+    check_len(index, "ad", e.ad.as_ref(), MAX_NAME)?;
+    if let Some(msg) = &e.msg {
+        let n = msg.chars().count();
+        if n > MAX_ERROR_CHARS {
+            return Err(Error::EventField {
+                index,
+                field: "msg",
+                problem: format!("has {n} characters, the limit is {MAX_ERROR_CHARS}"),
+            });
+        }
+    }
+    if let Some(links) = &e.links {
+        if links.len() > MAX_LINKS_PER_EVENT {
+            return Err(Error::EventField {
+                index,
+                field: "links",
+                problem: format!("has {} links, the limit is {MAX_LINKS_PER_EVENT}", links.len()),
+            });
+        }
+        for (sel, href) in links {
+            check_len(index, "links", Some(sel), MAX_SELECTOR)?;
+            check_len(index, "links", Some(href), MAX_URL)?;
+        }
+    }
+    if e.status.is_some_and(|s| !(100..=599).contains(&s)) {
+        return Err(Error::EventField { index, field: "status", problem: "must be an HTTP status (100-599)".into() });
+    }
     for (field, v) in [
         ("nav", &e.nav),
         ("screen", &e.screen),
@@ -255,6 +297,11 @@ fn validate_event(index: usize, e: &Event, sent: i64) -> Result<(), Error> {
         kind::IDENTIFY => needs("uid", e.uid.is_some()),
         kind::FOCUS | kind::BLUR | kind::CHANGE => needs("field", e.field.is_some()),
         kind::SUBMIT => needs("form", e.form.is_some()),
+        kind::LINKS => needs("links", e.links.is_some()),
+        kind::AD_VIEW => needs("ad", e.ad.is_some()),
+        kind::ERROR => needs("msg", e.msg.is_some()),
+        kind::DEAD_CLICK => needs("sel", e.sel.is_some()),
+        kind::INVALID => needs("field", e.field.is_some()),
         _ => Ok(()),
     }
 }
@@ -278,6 +325,25 @@ mod tests {
         let b = parse_batch(body(&ev("click", r#","sel":"a#x","future_field":1"#)).as_bytes()).unwrap();
         assert_eq!(b.events.len(), 1);
         assert_eq!(b.events[0].sel.as_deref(), Some("a#x"));
+    }
+
+    #[test]
+    fn audit_kinds_parse() {
+        let events = [
+            ev("pageview", r#","status":404"#),
+            ev("links", r#","links":[["a#x","https://s.example/a"],["a.y","/b"]]"#),
+            ev("ad_view", r#","ad":"winter:A","sel":"a#banner""#),
+            ev("error", r#","msg":"x is undefined","src":"https://s.example/app.js","line":12"#),
+            ev("dead_click", r#","sel":"span.price""#),
+            ev("invalid", r#","form":"shipping","field":"email""#),
+        ];
+        let b = parse_batch(body(&events.join(",")).as_bytes()).unwrap();
+        assert_eq!(b.events[0].status, Some(404));
+        assert_eq!(b.events[1].links.as_ref().map(Vec::len), Some(2));
+        let bad = parse_batch(body(&ev("pageview", r#","status":42"#)).as_bytes()).unwrap_err();
+        assert_eq!(bad.to_string(), "event 0: field `status` must be an HTTP status (100-599)");
+        let missing = parse_batch(body(&ev("ad_view", "")).as_bytes()).unwrap_err();
+        assert_eq!(missing.to_string(), "event 0: field `ad` is required for `ad_view` events");
     }
 
     #[test]

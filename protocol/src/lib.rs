@@ -47,6 +47,11 @@ pub const MAX_NAME: usize = 128;
 pub const MAX_TITLE: usize = 256;
 /// Largest custom-event properties object, serialised.
 pub const MAX_PROPS_BYTES: usize = 2048;
+/// Most links in one `links` event.
+pub const MAX_LINKS_PER_EVENT: usize = 100;
+/// JavaScript error messages are cut to this many characters.
+pub const MAX_ERROR_CHARS: usize = 256;
+
 /// Events may be at most this much older than the batch's `sent` time.
 pub const MAX_EVENT_AGE_MS: i64 = 24 * 60 * 60 * 1000;
 /// Events may be at most this much newer than the batch's `sent` time.
@@ -74,10 +79,26 @@ pub mod kind {
     pub const CUSTOM: &str = "custom";
     /// `clicktrail('identify', id)`.
     pub const IDENTIFY: &str = "identify";
+    /// Links that were in the viewport for this page view or screen (`links`: a list of
+    /// `[selector, href]`). Stored as one [`LINK_VIEW`] row per link.
+    pub const LINKS: &str = "links";
+    /// Stored kind: one link seen in the viewport (from a [`LINKS`] event).
+    pub const LINK_VIEW: &str = "link_view";
+    /// A viewable impression of a `data-ct-ad` element (IAB: >= 50 % in view for >= 1 s,
+    /// once per page view): `ad`, `sel`.
+    pub const AD_VIEW: &str = "ad_view";
+    /// A JavaScript error or unhandled rejection: `msg`, `src`, `line`.
+    pub const ERROR: &str = "error";
+    /// A click followed within 1 s by no navigation, no DOM change and no network
+    /// request: `sel`, `x`, `y`.
+    pub const DEAD_CLICK: &str = "dead_click";
+    /// A form field failed the browser's validation (`invalid` event): `form`, `field`.
+    pub const INVALID: &str = "invalid";
 
-    /// Every kind the collector accepts.
-    pub const ALL: [&str; 10] = [
-        PAGEVIEW, SCREEN, CLICK, FOCUS, BLUR, CHANGE, SUBMIT, LEAVE, CUSTOM, IDENTIFY,
+    /// Every kind the collector accepts from a tracker.
+    pub const ALL: [&str; 15] = [
+        PAGEVIEW, SCREEN, CLICK, FOCUS, BLUR, CHANGE, SUBMIT, LEAVE, CUSTOM, IDENTIFY, LINKS,
+        AD_VIEW, ERROR, DEAD_CLICK, INVALID,
     ];
 
     /// Whether `k` is a kind the collector accepts.

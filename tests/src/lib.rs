@@ -112,7 +112,7 @@ impl Collector {
 
     /// Run an audit through the collector's HTTP API.
     pub fn audit(&self, req: &analyzer::AuditRequest) -> Result<analyzer::Report> {
-        Ok(analyzer::remote::run(&self.url, req)?)
+        Ok(analyzer::run_remote(&self.url, req)?)
     }
 
     /// Stop with SIGTERM and wait: the collector drains, commits and checkpoints.

@@ -1,1 +1,223 @@
-//! stub
+//! The clicktrail browser tracker: Rust compiled to `wasm32-unknown-unknown`.
+//!
+//! The loader `js/ct.js` (a few hundred bytes) queues `clicktrail(…)` calls, loads
+//! the wasm-bindgen output without blocking the page and calls [`start`] with the
+//! site id, the collector endpoint and the queued calls. From then on the tracker
+//! records clicks, screens, form-field activity, page views (SPA routes too) and
+//! custom events, and sends them as batches to `ENDPOINT/collect` in the wire
+//! format of the `protocol` crate.
+//!
+//! # Layout
+//!
+//! - `lib.rs`: [`start`]: privacy checks, then wiring every listener to one shared
+//!   [`tracker::Tracker`].
+//! - `tracker.rs`: the state, and what each DOM event or API call records.
+//! - `dom.rs`: reading the page (selectors, texts, field names, the visible screen).
+//! - `send.rs`: the queue, batches, `fetch`/`sendBeacon`, retries.
+//! - `json.rs`: the hand-written JSON writer and the cutting to protocol limits.
+//!
+//! # Frugal by construction
+//!
+//! Every byte is downloaded by every shop visitor. On wasm32 the crate is `no_std`
+//! with a panic handler that traps, so std's panic and formatting machinery never
+//! links in; there is no `format!`, `unwrap` or serde. Nothing may throw into the
+//! page: every DOM call that can throw is checked, errors are swallowed, and a
+//! re-entrant call finds the state borrowed and records nothing.
+//!
+//! # Privacy
+//!
+//! Do-Not-Track and Global Privacy Control stop the tracker before it records
+//! anything. Field values are never read (only whether a field is empty), text of
+//! editable elements is never sent, `data-ct-ignore` subtrees are invisible, and
+//! `clicktrail('consent', false)` stops recording and drops what is unsent.
+
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
+mod dom;
+mod json;
+mod send;
+mod tracker;
+
+use alloc::rc::Rc;
+use core::cell::RefCell;
+
+use js_sys::{Function, Reflect};
+use wasm_bindgen::{JsCast, JsValue, closure::Closure, prelude::wasm_bindgen};
+use web_sys::{EventTarget, MutationObserver, Window};
+
+use tracker::{Shared, Tracker};
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
+/// A panic (none is expected) traps: the JS call that entered wasm throws, nothing
+/// is formatted.
+#[cfg(target_arch = "wasm32")]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    core::arch::wasm32::unreachable()
+}
+
+/// Start tracking this page. Called once by the loader with the script tag's
+/// `data-site`, the collector endpoint and the calls queued before the wasm loaded
+/// (an array of `arguments` objects). Does nothing under Do-Not-Track or Global
+/// Privacy Control, or for an invalid site id.
+#[wasm_bindgen]
+pub fn start(site: &str, endpoint: &str, queue: &JsValue) {
+    let _ = boot(site, endpoint, queue);
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// `window` (`web_sys::window()` probes four globals to find it).
+    #[wasm_bindgen(thread_local_v2, js_name = window)]
+    static WINDOW: Option<Window>;
+}
+
+fn boot(site: &str, endpoint: &str, queue: &JsValue) -> Option<()> {
+    let win = WINDOW.with(Clone::clone)?;
+    let doc = win.document()?;
+    let nav = win.navigator();
+    if dom::prop(&nav, "doNotTrack").as_string().as_deref() == Some("1")
+        || dom::prop(&nav, "globalPrivacyControl") == JsValue::TRUE
+        || !tracker::valid_site(site)
+    {
+        return None;
+    }
+    let t: Shared = Rc::new(RefCell::new(Tracker::new(
+        win.clone(),
+        doc.clone(),
+        site,
+        endpoint.trim_end_matches('/'),
+    )));
+    {
+        let mut s = t.try_borrow_mut().ok()?;
+        s.flush_fn = callback(&t, Tracker::on_timer);
+        s.screen_fn = callback(&t, Tracker::on_screen_timer);
+        s.ok_fn = callback(&t, Tracker::on_response);
+        s.err_fn = callback(&t, Tracker::on_fetch_error);
+        s.noop_fn = Closure::<dyn FnMut()>::new(|| {})
+            .into_js_value()
+            .unchecked_into();
+    }
+
+    let d: &EventTarget = &doc;
+    let w: &EventTarget = &win;
+    listen(d, "click", &t, Tracker::on_click, true);
+    listen(w, "click", &t, Tracker::on_click_done, false);
+    listen(d, "focusin", &t, Tracker::on_focus, true);
+    listen(d, "focusout", &t, Tracker::on_blur, true);
+    listen(d, "change", &t, Tracker::on_change, true);
+    listen(d, "submit", &t, Tracker::on_submit, true);
+    listen(d, "visibilitychange", &t, Tracker::on_hide, false);
+    listen(w, "pagehide", &t, Tracker::on_hide, false);
+    listen(w, "pageshow", &t, Tracker::on_pageshow, false);
+    listen(w, "popstate", &t, Tracker::on_popstate, false);
+
+    // Screen changes: elements added or removed, or shown and hidden.
+    if let Ok(mo) = MutationObserver::new(&callback(&t, Tracker::on_mutation)) {
+        let init = js_sys::Object::new();
+        let filter = js_sys::Array::new();
+        for a in ["style", "class", "hidden", "data-ct-screen"] {
+            filter.push(&JsValue::from_str(a));
+        }
+        for (k, v) in [
+            ("subtree", &JsValue::TRUE),
+            ("childList", &JsValue::TRUE),
+            ("attributeFilter", &filter),
+        ] {
+            let _ = Reflect::set(&init, &JsValue::from_str(k), v);
+        }
+        let _ = mo.observe_with_options(&doc, init.unchecked_ref());
+    }
+
+    let history = dom::prop(&win, "history");
+    wrap_history(&t, &history, "pushState", "push");
+    wrap_history(&t, &history, "replaceState", "replace");
+
+    let api = {
+        let t = Rc::clone(&t);
+        Closure::<dyn FnMut(JsValue, JsValue, JsValue)>::new(move |a, b, c| {
+            if let Ok(mut s) = t.try_borrow_mut() {
+                s.api(&a, &b, &c);
+            }
+        })
+    };
+    let _ = Reflect::set(&win, &JsValue::from_str("clicktrail"), &api.into_js_value());
+
+    let mut s = t.try_borrow_mut().ok()?;
+    let (nav, status) = first_nav(&win);
+    s.pageview(nav, &doc.referrer(), status);
+    // Calls queued before the wasm loaded, in order, after the first page view.
+    let len = dom::prop(queue, "length").as_f64().unwrap_or(0.0) as u32;
+    for i in 0..len {
+        let args = Reflect::get_u32(queue, i).unwrap_or(JsValue::UNDEFINED);
+        let arg = |k| Reflect::get_u32(&args, k).unwrap_or(JsValue::UNDEFINED);
+        s.api(&arg(0), &arg(1), &arg(2));
+    }
+    Some(())
+}
+
+/// How the document itself was loaded: `navigate`, `reload` or `back_forward`
+/// (a prerendered page counts as `navigate`), and its HTTP status where the
+/// browser tells (`responseStatus`, 0 otherwise).
+fn first_nav(win: &Window) -> (&'static str, u32) {
+    let entry = win.performance().map_or(JsValue::UNDEFINED, |p| {
+        p.get_entries_by_type("navigation").get(0)
+    });
+    let nav = match dom::prop(&entry, "type").as_string().as_deref() {
+        Some("reload") => "reload",
+        Some("back_forward") => "back_forward",
+        _ => "navigate",
+    };
+    let status = dom::prop(&entry, "responseStatus").as_f64().unwrap_or(0.0);
+    (nav, status as u32)
+}
+
+/// A JS function that runs `f` on the shared tracker (unless it is busy).
+fn callback(t: &Shared, f: fn(&mut Tracker, &JsValue)) -> Function {
+    let t = Rc::clone(t);
+    Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| {
+        if let Ok(mut s) = t.try_borrow_mut() {
+            f(&mut s, &v);
+        }
+    })
+    .into_js_value()
+    .unchecked_into()
+}
+
+fn listen(
+    target: &EventTarget,
+    ty: &str,
+    t: &Shared,
+    f: fn(&mut Tracker, &JsValue),
+    capture: bool,
+) {
+    let _ = target.add_event_listener_with_callback_and_bool(ty, &callback(t, f), capture);
+}
+
+/// Replace `history[method]` by a function that calls the original first (its
+/// result and any exception reach the caller unchanged), then checks the route.
+fn wrap_history(t: &Shared, history: &JsValue, method: &str, nav: &'static str) {
+    let Some(orig) = dom::prop(history, method).dyn_into::<Function>().ok() else {
+        return;
+    };
+    let (t, h) = (Rc::clone(t), history.clone());
+    let wrapped = Closure::<dyn FnMut(JsValue, JsValue, JsValue) -> Result<JsValue, JsValue>>::new(
+        move |a, b, c| {
+            let r = orig.call3(&h, &a, &b, &c)?;
+            if let Ok(mut s) = t.try_borrow_mut() {
+                s.route(nav);
+            }
+            Ok(r)
+        },
+    );
+    let _ = Reflect::set(
+        history,
+        &JsValue::from_str(method),
+        &wrapped.into_js_value(),
+    );
+}

@@ -1,0 +1,620 @@
+//! The `funnel` audit: how many sessions get how far through a sequence of steps.
+//!
+//! Params: step specs ([`crate::matcher`]) and a window (`30m`). The events in scope
+//! come from [`crate::load::events`] with [`Funnel::COLUMNS`]. Polars counts the
+//! sessions in scope, keeps only events of the kinds a step can match and sorts them
+//! by (session, ts, seq); a sequential pass in plain Rust ([`best_attempt`]) finds, per
+//! session, the furthest step reached; Polars then aggregates the per-step arrivals
+//! (entered, median time from the previous step).
+//!
+//! Semantics (DESIGN.md): the unit is the session. Events are ordered by
+//! (timestamp, seq), so equal times keep the order the tracker recorded. Steps must
+//! happen in order, as distinct events; other events may come in between. All steps
+//! must fall within `window` (inclusive) of the first step's time. Every occurrence of
+//! step 1 starts an attempt; an attempt takes, for each next step, the earliest match
+//! after the previous step's match (greedy, which maximises how far that attempt gets);
+//! a session counts at the furthest step of its best attempt.
+//!
+//! Times between steps (`median_ms_from_previous`) come from the session's best
+//! attempt; when several attempts reach the same furthest step, the earliest of them.
+
+use std::collections::BTreeSet;
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{Audit, count_sessions, ratio};
+use crate::load::Col;
+use crate::matcher::{EventRef, StepMatcher};
+use crate::render::{Cell, Table};
+use crate::scope::{ResolvedScope, format_duration_ms, parse_duration_ms};
+use crate::Error;
+
+/// The window when none is given.
+pub const DEFAULT_WINDOW: &str = "30m";
+
+/// The most steps a funnel may have (one bit each in a `u64`).
+pub const MAX_STEPS: usize = 64;
+
+/// Validated funnel params.
+#[derive(Debug, Clone)]
+pub struct Funnel {
+    steps: Vec<StepMatcher>,
+    window_ms: i64,
+}
+
+/// The funnel report: one row per step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunnelReport {
+    pub scope: ResolvedScope,
+    /// Sessions with at least one event in scope.
+    pub sessions: u64,
+    /// All steps within this many ms of the first step.
+    pub window_ms: i64,
+    pub steps: Vec<FunnelStep>,
+}
+
+/// One step of a [`FunnelReport`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunnelStep {
+    /// The spec, e.g. `page:/cart`.
+    pub step: String,
+    /// Sessions that reached at least this step.
+    pub entered: u64,
+    /// `entered / entered of the previous step`; null for step 1 or a zero denominator.
+    pub conversion_from_previous: Option<f64>,
+    /// `entered / entered of step 1`; null when nobody entered step 1.
+    pub conversion_from_first: Option<f64>,
+    /// Entered the previous step but not this one (0 for step 1).
+    pub dropped: u64,
+    /// Median ms from the previous step to this one, over sessions reaching this step
+    /// (their best attempt); null for step 1 or when nobody reached it.
+    pub median_ms_from_previous: Option<i64>,
+}
+
+impl Funnel {
+    /// Parses the step specs and the window.
+    pub fn new(steps: &[String], window: &str) -> Result<Self, Error> {
+        if steps.is_empty() {
+            return Err(Error::BadParam {
+                name: "steps",
+                reason: "a funnel needs at least one step (--step SPEC)".to_owned(),
+            });
+        }
+        if steps.len() > MAX_STEPS {
+            return Err(Error::BadParam {
+                name: "steps",
+                reason: format!("{} steps; a funnel has at most {MAX_STEPS}", steps.len()),
+            });
+        }
+        let steps = steps
+            .iter()
+            .map(|s| StepMatcher::parse(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let window_ms = parse_duration_ms(window)?;
+        Ok(Funnel { steps, window_ms })
+    }
+}
+
+impl Audit for Funnel {
+    type Report = FunnelReport;
+
+    const COLUMNS: &'static [Col] = &[
+        Col::SessionId,
+        Col::Ts,
+        Col::Seq,
+        Col::Kind,
+        Col::Path,
+        Col::Screen,
+        Col::Selector,
+        Col::Form,
+        Col::Name,
+    ];
+
+    fn compute(&self, events: DataFrame, scope: ResolvedScope) -> Result<FunnelReport, Error> {
+        let sessions = count_sessions(&events)?;
+
+        // Polars: only the kinds a step can match, in (session, ts, seq) order.
+        let kinds: BTreeSet<&str> = self.steps.iter().flat_map(|s| s.kinds()).copied().collect();
+        let is_candidate = kinds
+            .iter()
+            .map(|k| col("kind").eq(lit(*k)))
+            .reduce(Expr::or)
+            .unwrap_or_else(|| lit(false));
+        let candidates = events
+            .lazy()
+            .filter(is_candidate)
+            .sort_by_exprs(
+                [col("session_id"), col("ts"), col("seq")],
+                SortMultipleOptions::default().with_maintain_order(true),
+            )
+            .collect()?;
+
+        // Rust: one sequential pass per session.
+        let arrivals = self.arrivals(&candidates)?;
+
+        // Polars: per step, how many arrived and the median time from the previous step.
+        let per_step = arrivals
+            .lazy()
+            .group_by([col("step")])
+            .agg([
+                len().cast(DataType::UInt64).alias("entered"),
+                col("from_previous_ms").median().alias("median_ms"),
+            ])
+            .collect()?;
+        let mut entered = vec![0u64; self.steps.len()];
+        let mut median = vec![None; self.steps.len()];
+        let step_col = per_step.column("step")?.u32()?;
+        let entered_col = per_step.column("entered")?.u64()?;
+        let median_col = per_step.column("median_ms")?.f64()?;
+        for ((step, n), m) in step_col.iter().zip(entered_col.iter()).zip(median_col.iter()) {
+            if let Some(step) = step {
+                entered[step as usize] = n.unwrap_or(0);
+                median[step as usize] = m.map(|m| m.round() as i64);
+            }
+        }
+
+        let steps = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(k, matcher)| {
+                let previous = k.checked_sub(1).map(|p| entered[p]);
+                FunnelStep {
+                    step: matcher.spec().to_owned(),
+                    entered: entered[k],
+                    conversion_from_previous: previous.and_then(|p| ratio(entered[k], p)),
+                    conversion_from_first: ratio(entered[k], entered[0]),
+                    dropped: previous.map_or(0, |p| p.saturating_sub(entered[k])),
+                    median_ms_from_previous: if k == 0 { None } else { median[k] },
+                }
+            })
+            .collect();
+        Ok(FunnelReport {
+            scope,
+            sessions,
+            window_ms: self.window_ms,
+            steps,
+        })
+    }
+}
+
+impl Funnel {
+    /// Walks the sorted candidate events session by session and returns one row per
+    /// (session, step reached): `step` (0-based, `u32`) and `from_previous_ms`
+    /// (null for step 0).
+    fn arrivals(&self, sorted: &DataFrame) -> Result<DataFrame, Error> {
+        let session = sorted.column("session_id")?.str()?;
+        let ts = sorted.column("ts")?.i64()?;
+        let kind = sorted.column("kind")?.str()?;
+        let path = sorted.column("path")?.str()?;
+        let screen = sorted.column("screen")?.str()?;
+        let selector = sorted.column("selector")?.str()?;
+        let form = sorted.column("form")?.str()?;
+        let name = sorted.column("name")?.str()?;
+
+        let mut steps: Vec<u32> = Vec::new();
+        let mut from_previous: Vec<Option<i64>> = Vec::new();
+        let mut emit = |times: &[i64]| {
+            for (k, &t) in times.iter().enumerate() {
+                steps.push(k as u32);
+                from_previous.push(k.checked_sub(1).map(|p| t - times[p]));
+            }
+        };
+
+        let mut current: Option<&str> = None;
+        let mut matched: Vec<(i64, u64)> = Vec::new(); // (ts, bit k set = matches step k)
+        let rows = session
+            .iter()
+            .zip(ts.iter())
+            .zip(kind.iter())
+            .zip(path.iter())
+            .zip(screen.iter())
+            .zip(selector.iter())
+            .zip(form.iter())
+            .zip(name.iter());
+        for (((((((sid, t), kind), path), screen), selector), form), name) in rows {
+            let (Some(sid), Some(t), Some(kind)) = (sid, t, kind) else {
+                continue;
+            };
+            if current != Some(sid) {
+                if let Some(times) = best_attempt(&matched, self.steps.len(), self.window_ms) {
+                    emit(&times);
+                }
+                matched.clear();
+                current = Some(sid);
+            }
+            let ev = EventRef {
+                kind,
+                path,
+                screen,
+                selector,
+                form,
+                name,
+            };
+            let mask = self
+                .steps
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.matches(&ev))
+                .fold(0u64, |mask, (k, _)| mask | (1 << k));
+            if mask != 0 {
+                matched.push((t, mask));
+            }
+        }
+        if let Some(times) = best_attempt(&matched, self.steps.len(), self.window_ms) {
+            emit(&times);
+        }
+
+        Ok(DataFrame::new(
+            steps.len(),
+            vec![
+                Column::new("step".into(), steps),
+                Column::new("from_previous_ms".into(), from_previous),
+            ],
+        )?)
+    }
+}
+
+/// The furthest-reaching attempt of one session: the times of its matched steps
+/// (`times[k]` = when step `k` matched), or `None` if step 1 never happens.
+///
+/// `events` are the session's events in order, as (ts, mask) where bit `k` of the mask
+/// says the event matches step `k`. Each event matching step 0 starts an attempt,
+/// which takes for each next step the earliest later event matching it, as long as it
+/// is within `window_ms` of the attempt's start. Ties between attempts reaching the
+/// same step go to the earliest attempt.
+pub fn best_attempt(events: &[(i64, u64)], n_steps: usize, window_ms: i64) -> Option<Vec<i64>> {
+    let mut best: Option<Vec<i64>> = None;
+    for (start, &(t0, mask)) in events.iter().enumerate() {
+        if mask & 1 == 0 {
+            continue;
+        }
+        let deadline = t0.saturating_add(window_ms);
+        let mut times = vec![t0];
+        let mut next = start + 1;
+        while times.len() < n_steps {
+            let bit = 1u64 << times.len();
+            let found = events[next..]
+                .iter()
+                .take_while(|(t, _)| *t <= deadline)
+                .position(|(_, m)| m & bit != 0);
+            let Some(offset) = found else { break };
+            next += offset;
+            times.push(events[next].0);
+            next += 1;
+        }
+        if best.as_ref().is_none_or(|b| times.len() > b.len()) {
+            best = Some(times);
+        }
+        if best.as_ref().is_some_and(|b| b.len() == n_steps) {
+            break;
+        }
+    }
+    best
+}
+
+impl FunnelReport {
+    /// The report as rows for the table, CSV and HTML renderers.
+    pub fn table(&self) -> Table {
+        Table {
+            audit: "funnel",
+            facts: vec![
+                self.scope.describe(),
+                format!("{} sessions", self.sessions),
+                format!("window {}", format_duration_ms(self.window_ms)),
+            ],
+            columns: vec![
+                ("step", "step"),
+                ("entered", "entered"),
+                ("conversion_from_previous", "from previous"),
+                ("conversion_from_first", "from first"),
+                ("dropped", "dropped"),
+                ("median_ms_from_previous", "median time from previous"),
+            ],
+            rows: self
+                .steps
+                .iter()
+                .map(|s| {
+                    vec![
+                        Cell::Text(s.step.clone()),
+                        Cell::Count(s.entered),
+                        Cell::Ratio(s.conversion_from_previous),
+                        Cell::Ratio(s.conversion_from_first),
+                        Cell::Count(s.dropped),
+                        Cell::Ms(s.median_ms_from_previous),
+                    ]
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audits::run_audit;
+    use crate::testing::{Db, Ev, ev};
+
+    const MIN: i64 = 60_000;
+
+    fn funnel(db: &Db, steps: &[&str], window: &str) -> FunnelReport {
+        funnel_in(db, ResolvedScope::default(), steps, window)
+    }
+
+    fn funnel_in(db: &Db, scope: ResolvedScope, steps: &[&str], window: &str) -> FunnelReport {
+        let steps: Vec<String> = steps.iter().map(|s| (*s).to_owned()).collect();
+        run_audit(&db.conn(), scope, &Funnel::new(&steps, window).unwrap()).unwrap()
+    }
+
+    /// (entered, dropped, median_ms_from_previous) per step.
+    fn summary(r: &FunnelReport) -> Vec<(u64, u64, Option<i64>)> {
+        r.steps
+            .iter()
+            .map(|s| (s.entered, s.dropped, s.median_ms_from_previous))
+            .collect()
+    }
+
+    fn page(id: &str, session: &str, ts: i64, seq: i32, path: &str) -> Ev {
+        ev(id, session, ts, seq, "pageview").path(path)
+    }
+
+    const CHECKOUT: [&str; 3] = ["page:/cart", "screen:payment", "event:order"];
+
+    fn pay(id: &str, session: &str, ts: i64, seq: i32) -> Ev {
+        ev(id, session, ts, seq, "screen").path("/checkout").screen("payment")
+    }
+
+    fn order(id: &str, session: &str, ts: i64, seq: i32) -> Ev {
+        ev(id, session, ts, seq, "custom").path("/checkout").name("order")
+    }
+
+    #[test]
+    fn counts_each_session_at_its_furthest_step() {
+        let db = Db::new();
+        db.insert(&[
+            // s1: cart → payment (2 min) → order (3 min): complete.
+            page("a1", "s1", 0, 1, "/cart"),
+            ev("a2", "s1", MIN, 2, "click").path("/cart").selector("#go"),
+            pay("a3", "s1", 2 * MIN, 3),
+            order("a4", "s1", 5 * MIN, 4),
+            // s2: cart → payment (4 min), then leaves.
+            page("b1", "s2", 0, 1, "/cart"),
+            pay("b2", "s2", 4 * MIN, 2),
+            ev("b3", "s2", 5 * MIN, 3, "leave").path("/checkout"),
+            // s3: only the cart.
+            page("c1", "s3", 0, 1, "/cart"),
+            // s4: never in the funnel, but in scope.
+            page("d1", "s4", 0, 1, "/"),
+        ]);
+        let r = funnel(&db, &CHECKOUT, "30m");
+        assert_eq!(r.sessions, 4);
+        assert_eq!(r.window_ms, 30 * MIN);
+        assert_eq!(
+            summary(&r),
+            // payment: median of 2 and 4 min = 3 min; order: only s1, 3 min.
+            [(3, 0, None), (2, 1, Some(3 * MIN)), (1, 1, Some(3 * MIN))]
+        );
+        let s = &r.steps;
+        assert_eq!(s[0].conversion_from_previous, None);
+        assert_eq!(s[0].conversion_from_first, Some(1.0));
+        assert_eq!(s[1].conversion_from_previous, Some(2.0 / 3.0));
+        assert_eq!(s[2].conversion_from_previous, Some(0.5));
+        assert_eq!(s[2].conversion_from_first, Some(1.0 / 3.0));
+        assert_eq!(s[1].step, "screen:payment");
+    }
+
+    #[test]
+    fn repeated_steps_count_once_and_use_the_earliest_matches() {
+        let db = Db::new();
+        db.insert(&[
+            // cart, cart, payment, payment, order, order: one session, complete. The
+            // first cart starts the attempt that completes; it takes the first payment
+            // (+3 min) and the first order after it (+2 min).
+            page("a1", "s1", 0, 1, "/cart"),
+            page("a2", "s1", MIN, 1, "/cart"),
+            pay("a3", "s1", 3 * MIN, 2),
+            pay("a4", "s1", 4 * MIN, 3),
+            order("a5", "s1", 5 * MIN, 4),
+            order("a6", "s1", 6 * MIN, 5),
+        ]);
+        let r = funnel(&db, &CHECKOUT, "30m");
+        assert_eq!(summary(&r), [(1, 0, None), (1, 0, Some(3 * MIN)), (1, 0, Some(2 * MIN))]);
+    }
+
+    #[test]
+    fn steps_out_of_order_do_not_count() {
+        let db = Db::new();
+        db.insert(&[
+            // s1: order, then payment, then cart: only step 1.
+            order("a1", "s1", 0, 1),
+            pay("a2", "s1", MIN, 2),
+            page("a3", "s1", 2 * MIN, 1, "/cart"),
+            // s2: cart, order, payment: steps 1 and 2 (order before payment is ignored).
+            page("b1", "s2", 0, 1, "/cart"),
+            order("b2", "s2", MIN, 2),
+            pay("b3", "s2", 2 * MIN, 3),
+        ]);
+        let r = funnel(&db, &CHECKOUT, "30m");
+        assert_eq!(summary(&r), [(2, 0, None), (1, 1, Some(2 * MIN)), (0, 1, None)]);
+        assert_eq!(r.steps[2].conversion_from_previous, Some(0.0));
+    }
+
+    #[test]
+    fn a_step_outside_the_window_does_not_count() {
+        let db = Db::new();
+        db.insert(&[
+            // s1: payment exactly at the window's end counts (inclusive); order 1 ms late.
+            page("a1", "s1", 0, 1, "/cart"),
+            pay("a2", "s1", 10 * MIN, 2),
+            order("a3", "s1", 10 * MIN + 1, 3),
+        ]);
+        let r = funnel(&db, &CHECKOUT, "10m");
+        assert_eq!(summary(&r), [(1, 0, None), (1, 0, Some(10 * MIN)), (0, 1, None)]);
+    }
+
+    #[test]
+    fn two_sessions_of_one_visitor_count_separately() {
+        let db = Db::new();
+        db.insert(&[
+            page("a1", "s1", 0, 1, "/cart").visitor("v1"),
+            pay("a2", "s1", MIN, 2).visitor("v1"),
+            // The same visitor comes back in a new session and orders: the order does
+            // not complete the first session's funnel.
+            page("b1", "s2", 2 * MIN, 1, "/").visitor("v1"),
+            order("b2", "s2", 3 * MIN, 2).visitor("v1"),
+        ]);
+        let r = funnel(&db, &CHECKOUT, "30m");
+        assert_eq!(r.sessions, 2);
+        assert_eq!(summary(&r), [(1, 0, None), (1, 0, Some(MIN)), (0, 1, None)]);
+    }
+
+    #[test]
+    fn a_session_can_complete_on_its_second_attempt() {
+        let db = Db::new();
+        db.insert(&[
+            // Attempt 1 (cart at 0): payment at 1 min, order at 40 min — too late.
+            // Attempt 2 (cart at 35 min): payment at 37 min, order at 40 min — complete.
+            page("a1", "s1", 0, 1, "/cart"),
+            pay("a2", "s1", MIN, 2),
+            page("a3", "s1", 35 * MIN, 1, "/cart"),
+            pay("a4", "s1", 37 * MIN, 2),
+            order("a5", "s1", 40 * MIN, 3),
+        ]);
+        let r = funnel(&db, &CHECKOUT, "30m");
+        // Times come from attempt 2: 2 min to payment, 3 min to order.
+        assert_eq!(summary(&r), [(1, 0, None), (1, 0, Some(2 * MIN)), (1, 0, Some(3 * MIN))]);
+    }
+
+    #[test]
+    fn equal_timestamps_keep_the_trackers_seq_order() {
+        let db = Db::new();
+        db.insert(&[
+            // s1: payment (seq 3) then order (seq 4) in the same millisecond: converts.
+            page("a1", "s1", 0, 1, "/cart"),
+            order("a3", "s1", MIN, 4),
+            pay("a2", "s1", MIN, 3),
+            // s2: same millisecond, but the order (seq 2) came before payment (seq 3).
+            page("b1", "s2", 0, 1, "/cart"),
+            pay("b2", "s2", MIN, 3),
+            order("b3", "s2", MIN, 2),
+        ]);
+        let r = funnel(&db, &CHECKOUT, "30m");
+        assert_eq!(summary(&r), [(2, 0, None), (2, 0, Some(MIN)), (1, 1, Some(0))]);
+    }
+
+    #[test]
+    fn site_and_time_range_filter_the_events() {
+        let db = Db::new();
+        db.insert(&[
+            page("a1", "s1", 0, 1, "/cart"),
+            pay("a2", "s1", MIN, 2),
+            page("b1", "s2", 0, 1, "/cart").site("other-shop"),
+            pay("b2", "s2", MIN, 2).site("other-shop"),
+            // s3: cart before `since`, payment inside: the payment alone is no funnel.
+            page("c1", "s3", 9 * MIN, 1, "/cart"),
+            pay("c2", "s3", 11 * MIN, 2),
+            // s4: inside the range, then an order at `until` (exclusive).
+            page("d1", "s4", 10 * MIN, 1, "/cart"),
+            pay("d2", "s4", 12 * MIN, 2),
+            order("d3", "s4", 20 * MIN, 3),
+        ]);
+        let everything = funnel(&db, &CHECKOUT, "30m");
+        assert_eq!(everything.sessions, 4);
+        assert_eq!(summary(&everything)[0].0, 4);
+
+        let shop = ResolvedScope {
+            site: Some("shop".into()),
+            since_ms: None,
+            until_ms: None,
+        };
+        let r = funnel_in(&db, shop.clone(), &CHECKOUT, "30m");
+        assert_eq!(r.sessions, 3);
+        assert_eq!(r.scope, shop);
+        assert_eq!(summary(&r), [(3, 0, None), (3, 0, Some(2 * MIN)), (1, 2, Some(8 * MIN))]);
+
+        let range = ResolvedScope {
+            site: Some("shop".into()),
+            since_ms: Some(10 * MIN),
+            until_ms: Some(20 * MIN),
+        };
+        let r = funnel_in(&db, range, &CHECKOUT, "30m");
+        assert_eq!(r.sessions, 2, "s3 (its payment) and s4");
+        assert_eq!(summary(&r), [(1, 0, None), (1, 0, Some(2 * MIN)), (0, 1, None)]);
+    }
+
+    #[test]
+    fn a_resent_event_counts_once() {
+        let db = Db::new();
+        db.insert(&[
+            page("a1", "s1", 0, 1, "/cart"),
+            page("a1", "s1", 0, 1, "/cart"),
+            page("b1", "s2", 0, 1, "/cart"),
+            // The same step twice in a row would satisfy "cart, cart" if the copy counted.
+        ]);
+        let r = funnel(&db, &["page:/cart", "page:/cart"], "30m");
+        assert_eq!(summary(&r), [(2, 0, None), (0, 2, None)]);
+    }
+
+    #[test]
+    fn no_data_gives_an_empty_report() {
+        let db = Db::new();
+        let r = funnel(&db, &CHECKOUT, "30m");
+        assert_eq!(r.sessions, 0);
+        assert_eq!(r.steps.len(), 3);
+        for s in &r.steps {
+            assert_eq!((s.entered, s.dropped, s.median_ms_from_previous), (0, 0, None));
+            assert_eq!((s.conversion_from_previous, s.conversion_from_first), (None, None));
+        }
+
+        // Events in scope, but none of a funnel kind.
+        db.insert(&[ev("a1", "s1", 0, 1, "leave").path("/")]);
+        let r = funnel(&db, &CHECKOUT, "30m");
+        assert_eq!(r.sessions, 1);
+        assert_eq!(r.steps[0].entered, 0);
+    }
+
+    #[test]
+    fn clicks_and_submits_as_steps() {
+        let db = Db::new();
+        db.insert(&[
+            ev("a1", "s1", 0, 1, "click").path("/").selector("nav > a#shop"),
+            ev("a2", "s1", MIN, 2, "submit").path("/").form("newsletter"),
+            ev("a3", "s1", 2 * MIN, 3, "submit").path("/").form("checkout"),
+            ev("b1", "s2", 0, 1, "click").path("/").selector("#shop > span"),
+            ev("b2", "s2", MIN, 2, "submit").path("/").form("newsletter"),
+        ]);
+        let r = funnel(&db, &["click:#shop", "submit:checkout"], "30m");
+        assert_eq!(summary(&r), [(2, 0, None), (1, 1, Some(2 * MIN))]);
+    }
+
+    #[test]
+    fn the_best_attempt_is_the_furthest_then_the_earliest() {
+        let w = 10;
+        // Steps: bit 0 = A, bit 1 = B, bit 2 = C.
+        assert_eq!(best_attempt(&[], 3, w), None);
+        assert_eq!(best_attempt(&[(0, 0b010)], 3, w), None);
+        assert_eq!(best_attempt(&[(0, 1), (1, 2), (2, 4)], 3, w), Some(vec![0, 1, 2]));
+        // One event matching A and B is one step, not two.
+        assert_eq!(best_attempt(&[(0, 0b011)], 3, w), Some(vec![0]));
+        assert_eq!(best_attempt(&[(0, 0b011), (1, 0b011)], 3, w), Some(vec![0, 1]));
+        // The first attempt reaches B, the second reaches C.
+        assert_eq!(
+            best_attempt(&[(0, 1), (5, 2), (12, 1), (13, 2), (14, 4)], 3, w),
+            Some(vec![12, 13, 14])
+        );
+        // Two attempts reach B: the earliest one's times.
+        assert_eq!(best_attempt(&[(0, 1), (8, 1), (9, 2)], 3, w), Some(vec![0, 9]));
+        // A single-step funnel.
+        assert_eq!(best_attempt(&[(3, 1), (4, 1)], 1, w), Some(vec![3]));
+    }
+
+    #[test]
+    fn bad_params_are_rejected() {
+        assert!(matches!(Funnel::new(&[], "30m"), Err(Error::BadParam { name: "steps", .. })));
+        let steps = vec!["page:/".to_owned()];
+        assert!(matches!(Funnel::new(&steps, "soon"), Err(Error::BadDuration { .. })));
+        let many = vec!["page:/".to_owned(); MAX_STEPS + 1];
+        assert!(matches!(Funnel::new(&many, "30m"), Err(Error::BadParam { .. })));
+    }
+}

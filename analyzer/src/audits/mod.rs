@@ -1,0 +1,251 @@
+//! The audits, one file each, all the same shape: params in, typed report out.
+//!
+//! A request arrives as an [`AuditRequest`] (built by the CLI from its flags, or
+//! deserialized by the collector from `POST /api/audit`). [`run`] resolves its
+//! [`Scope`], builds the audit's params struct (which validates them), loads the
+//! columns the audit declares through [`crate::load::events`] and hands the frame to
+//! [`Audit::compute`], which returns the typed report wrapped in a [`Report`].
+//!
+//! Adding an audit `foo`:
+//! 1. `audits/foo.rs`: `pub struct Foo` (validated params, `Foo::new(...)`),
+//!    `pub struct FooReport` (with `scope` and `sessions`), `impl Audit for Foo`, and
+//!    `FooReport::table()` for the table/CSV/HTML renderers.
+//! 2. Here: a variant in [`AuditRequest`] and in [`Report`], one arm in [`run_at`] and
+//!    in the [`Report`] accessors.
+//! 3. `main.rs`: a subcommand.
+
+pub mod funnel;
+pub mod screens;
+
+use duckdb::Connection;
+use polars::prelude::DataFrame;
+use serde::{Deserialize, Serialize};
+
+use crate::load::{self, Col};
+use crate::render::Table;
+use crate::scope::{self, ResolvedScope, Scope};
+use crate::Error;
+
+pub use funnel::{Funnel, FunnelReport, FunnelStep};
+pub use screens::{NextScreen, ScreenStats, Screens, ScreensReport};
+
+/// What every audit implements.
+pub trait Audit {
+    /// The typed result.
+    type Report;
+
+    /// The columns of the events table this audit reads (pushed into the SQL).
+    const COLUMNS: &'static [Col];
+
+    /// Computes the report from the events in `scope`, loaded with [`Self::COLUMNS`],
+    /// one row per event, in no particular order.
+    fn compute(&self, events: DataFrame, scope: ResolvedScope) -> Result<Self::Report, Error>;
+}
+
+/// Loads what `audit` needs from `conn` and computes its report.
+pub fn run_audit<A: Audit>(conn: &Connection, scope: ResolvedScope, audit: &A) -> Result<A::Report, Error> {
+    let events = load::events(conn, &scope, A::COLUMNS)?;
+    audit.compute(events, scope)
+}
+
+/// A request for one audit: the wire format of `POST /api/audit`.
+///
+/// ```json
+/// {"audit": "funnel", "scope": {"site": "shop-1", "since": "7d"},
+///  "steps": ["page:/cart", "screen:payment", "event:order_placed"], "window": "30m"}
+/// {"audit": "screens", "scope": {"site": "shop-1"}, "top_next": 3}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "audit", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuditRequest {
+    /// Where units drop out of a sequence of steps.
+    Funnel {
+        #[serde(default)]
+        scope: Scope,
+        /// Step specs (see [`crate::matcher`]), in order.
+        steps: Vec<String>,
+        /// All steps within this long of the first: `30m`, `2h`, `1d`.
+        #[serde(default = "default_window")]
+        window: String,
+    },
+    /// Drop-off by screen (page or `data-ct-screen`).
+    Screens {
+        #[serde(default)]
+        scope: Scope,
+        /// How many of the most common next screens to list per screen.
+        #[serde(default = "default_top_next")]
+        top_next: usize,
+    },
+}
+
+fn default_window() -> String {
+    funnel::DEFAULT_WINDOW.to_owned()
+}
+
+fn default_top_next() -> usize {
+    screens::DEFAULT_TOP_NEXT
+}
+
+impl AuditRequest {
+    /// The audit's name, as in `"audit"` of the JSON.
+    pub fn audit(&self) -> &'static str {
+        match self {
+            AuditRequest::Funnel { .. } => "funnel",
+            AuditRequest::Screens { .. } => "screens",
+        }
+    }
+
+    /// The requested scope.
+    pub fn scope(&self) -> &Scope {
+        match self {
+            AuditRequest::Funnel { scope, .. } | AuditRequest::Screens { scope, .. } => scope,
+        }
+    }
+}
+
+/// The result of one audit, tagged like the request: `{"audit": "funnel", ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "audit", rename_all = "snake_case")]
+pub enum Report {
+    Funnel(FunnelReport),
+    Screens(ScreensReport),
+}
+
+impl Report {
+    /// The audit's name, as in `"audit"` of the JSON.
+    pub fn audit(&self) -> &'static str {
+        match self {
+            Report::Funnel(_) => "funnel",
+            Report::Screens(_) => "screens",
+        }
+    }
+
+    /// The scope the audit ran on.
+    pub fn scope(&self) -> &ResolvedScope {
+        match self {
+            Report::Funnel(r) => &r.scope,
+            Report::Screens(r) => &r.scope,
+        }
+    }
+
+    /// Sessions with at least one event in scope.
+    pub fn sessions(&self) -> u64 {
+        match self {
+            Report::Funnel(r) => r.sessions,
+            Report::Screens(r) => r.sessions,
+        }
+    }
+
+    /// The report as rows and columns, for the table, CSV and HTML renderers.
+    pub fn table(&self) -> Table {
+        match self {
+            Report::Funnel(r) => r.table(),
+            Report::Screens(r) => r.table(),
+        }
+    }
+}
+
+/// Runs one audit on `conn`: the entry point of the CLI and the collector.
+/// Relative times (`7d`) count back from now.
+pub fn run(conn: &Connection, req: &AuditRequest) -> Result<Report, Error> {
+    run_at(conn, req, scope::now_ms())
+}
+
+/// [`run`] with an explicit "now" (UTC epoch ms) for relative times.
+pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Report, Error> {
+    match req {
+        AuditRequest::Funnel {
+            scope,
+            steps,
+            window,
+        } => {
+            let audit = Funnel::new(steps, window)?;
+            let scope = scope.resolve(now_ms)?;
+            Ok(Report::Funnel(run_audit(conn, scope, &audit)?))
+        }
+        AuditRequest::Screens { scope, top_next } => {
+            let audit = Screens::new(*top_next);
+            let scope = scope.resolve(now_ms)?;
+            Ok(Report::Screens(run_audit(conn, scope, &audit)?))
+        }
+    }
+}
+
+/// Sessions with at least one event in the frame (the unit count every report carries).
+pub(crate) fn count_sessions(events: &DataFrame) -> Result<u64, Error> {
+    Ok(events.column(Col::SessionId.name())?.n_unique()? as u64)
+}
+
+/// `numerator / denominator`, or `None` when the denominator is 0.
+pub(crate) fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
+    (denominator > 0).then(|| numerator as f64 / denominator as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Db, ev};
+
+    #[test]
+    fn requests_parse_with_defaults_and_reject_unknown_fields() {
+        let req: AuditRequest =
+            serde_json::from_str(r#"{"audit":"funnel","steps":["page:/cart"]}"#).unwrap();
+        assert_eq!(
+            req,
+            AuditRequest::Funnel {
+                scope: Scope::default(),
+                steps: vec!["page:/cart".into()],
+                window: "30m".into(),
+            }
+        );
+        let req: AuditRequest = serde_json::from_str(
+            r#"{"audit":"screens","scope":{"site":"shop","since":"7d"}}"#,
+        )
+        .unwrap();
+        assert_eq!(req.audit(), "screens");
+        assert_eq!(req.scope().since.as_deref(), Some("7d"));
+        assert!(matches!(req, AuditRequest::Screens { top_next: 3, .. }));
+
+        for bad in [
+            r#"{"audit":"funnel","stepz":["page:/cart"]}"#,
+            r#"{"audit":"screens","scope":{"sight":"x"}}"#,
+            r#"{"audit":"heatmap"}"#,
+            r#"{"steps":[]}"#,
+        ] {
+            assert!(serde_json::from_str::<AuditRequest>(bad).is_err(), "{bad}");
+        }
+        let round = serde_json::to_string(&req).unwrap();
+        assert_eq!(serde_json::from_str::<AuditRequest>(&round).unwrap(), req);
+    }
+
+    #[test]
+    fn run_resolves_relative_scopes_and_validates_params() {
+        let db = Db::new();
+        db.insert(&[
+            ev("a", "s1", 1_000, 1, "pageview").path("/"),
+            ev("b", "s2", 7_200_000, 1, "pageview").path("/"),
+        ]);
+        let conn = db.conn();
+        let req = AuditRequest::Screens {
+            scope: Scope {
+                site: None,
+                since: Some("1h".into()),
+                until: None,
+            },
+            top_next: 3,
+        };
+        let report = run_at(&conn, &req, 7_300_000).unwrap();
+        assert_eq!(report.sessions(), 1);
+        assert_eq!(report.scope().since_ms, Some(7_300_000 - 3_600_000));
+        assert_eq!(report.audit(), "screens");
+
+        let bad = AuditRequest::Funnel {
+            scope: Scope::default(),
+            steps: vec!["page:/".into(), "nope".into()],
+            window: "30m".into(),
+        };
+        let err = run_at(&conn, &bad, 0).unwrap_err();
+        assert!(err.is_bad_request());
+        assert_eq!(err.code(), "bad_step");
+    }
+}

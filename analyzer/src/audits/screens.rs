@@ -1,0 +1,412 @@
+//! The `screens` audit: which screens sessions see, how long they stay, where they go
+//! next and where they leave.
+//!
+//! Params: how many next screens to list per screen. The events in scope come from
+//! [`crate::load::events`] with [`Screens::COLUMNS`]; everything is computed in Polars:
+//!
+//! 1. Events in (session, ts, seq) order. A `pageview` enters the screen labelled by
+//!    its `screen` column, or its `path` when that is null (SPA route changes are page
+//!    views too); a `screen` event enters its `screen`. Other events enter nothing.
+//! 2. Consecutive entries of the same label in a session collapse into one visit.
+//! 3. A visit lasts until the next visit starts; the session's last visit lasts until
+//!    the session's last event of any kind (e.g. its `leave`), and has no known
+//!    duration when it is itself the session's last event.
+//! 4. Per label: sessions that saw it, visits, exits (sessions whose last visit it
+//!    is), the median time on screen, and the most common next screens.
+
+use std::collections::HashMap;
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{Audit, count_sessions, ratio};
+use crate::load::Col;
+use crate::render::{Cell, Table};
+use crate::scope::ResolvedScope;
+use crate::Error;
+
+/// How many next screens a report lists per screen when not told.
+pub const DEFAULT_TOP_NEXT: usize = 3;
+
+/// Screens params.
+#[derive(Debug, Clone)]
+pub struct Screens {
+    top_next: usize,
+}
+
+/// The screens report: one row per screen, most-seen first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScreensReport {
+    pub scope: ResolvedScope,
+    /// Sessions with at least one event in scope.
+    pub sessions: u64,
+    /// Sorted by `sessions` (descending), then `screen`.
+    pub screens: Vec<ScreenStats>,
+}
+
+/// One screen of a [`ScreensReport`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScreenStats {
+    /// The `data-ct-screen` name, or the path of a page view without one.
+    pub screen: String,
+    /// Sessions that saw this screen.
+    pub sessions: u64,
+    /// Visits (consecutive entries in a session count once).
+    pub views: u64,
+    /// Sessions whose last screen was this one.
+    pub exits: u64,
+    /// `exits / sessions`.
+    pub exit_rate: Option<f64>,
+    /// Median ms from entering this screen to entering the next (or, for the last
+    /// screen of a session, to the session's last event); null when no visit has a
+    /// known duration.
+    pub median_ms_on_screen: Option<i64>,
+    /// The most common next screens, by count (descending) then name.
+    pub next: Vec<NextScreen>,
+}
+
+/// A screen that followed another, and how often.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextScreen {
+    pub screen: String,
+    pub count: u64,
+}
+
+impl Screens {
+    pub fn new(top_next: usize) -> Self {
+        Screens { top_next }
+    }
+}
+
+impl Default for Screens {
+    fn default() -> Self {
+        Screens::new(DEFAULT_TOP_NEXT)
+    }
+}
+
+impl Audit for Screens {
+    type Report = ScreensReport;
+
+    const COLUMNS: &'static [Col] = &[
+        Col::SessionId,
+        Col::Ts,
+        Col::Seq,
+        Col::Kind,
+        Col::Path,
+        Col::Screen,
+    ];
+
+    fn compute(&self, events: DataFrame, scope: ResolvedScope) -> Result<ScreensReport, Error> {
+        let sessions = count_sessions(&events)?;
+        let visits = visits(events)?;
+
+        let per_screen = visits
+            .clone()
+            .lazy()
+            .group_by([col("label")])
+            .agg([
+                col("session_id").n_unique().cast(DataType::UInt64).alias("sessions"),
+                len().cast(DataType::UInt64).alias("views"),
+                col("is_exit").sum().cast(DataType::UInt64).alias("exits"),
+                col("on_screen_ms").median().alias("median_ms"),
+            ])
+            .sort_by_exprs(
+                [col("sessions"), col("label")],
+                SortMultipleOptions::default().with_order_descending_multi([true, false]),
+            )
+            .collect()?;
+
+        let transitions = visits
+            .lazy()
+            .filter(col("next").is_not_null())
+            .group_by([col("label"), col("next")])
+            .agg([len().cast(DataType::UInt64).alias("count")])
+            .sort_by_exprs(
+                [col("label"), col("count"), col("next")],
+                SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
+            )
+            .collect()?;
+        let mut next: HashMap<&str, Vec<NextScreen>> = HashMap::new();
+        let rows = transitions
+            .column("label")?
+            .str()?
+            .iter()
+            .zip(transitions.column("next")?.str()?.iter())
+            .zip(transitions.column("count")?.u64()?.iter());
+        for ((label, to), count) in rows {
+            if let (Some(label), Some(to), Some(count)) = (label, to, count) {
+                let list = next.entry(label).or_default();
+                if list.len() < self.top_next {
+                    list.push(NextScreen {
+                        screen: to.to_owned(),
+                        count,
+                    });
+                }
+            }
+        }
+
+        let label = per_screen.column("label")?.str()?;
+        let seen = per_screen.column("sessions")?.u64()?;
+        let views = per_screen.column("views")?.u64()?;
+        let exits = per_screen.column("exits")?.u64()?;
+        let median = per_screen.column("median_ms")?.f64()?;
+        let screens = (0..per_screen.height())
+            .filter_map(|i| {
+                let screen = label.get(i)?;
+                let (seen, exits) = (seen.get(i).unwrap_or(0), exits.get(i).unwrap_or(0));
+                Some(ScreenStats {
+                    screen: screen.to_owned(),
+                    sessions: seen,
+                    views: views.get(i).unwrap_or(0),
+                    exits,
+                    exit_rate: ratio(exits, seen),
+                    median_ms_on_screen: median.get(i).map(|m| m.round() as i64),
+                    next: next.remove(screen).unwrap_or_default(),
+                })
+            })
+            .collect();
+        Ok(ScreensReport {
+            scope,
+            sessions,
+            screens,
+        })
+    }
+}
+
+/// One row per screen visit: `session_id`, `label`, `ts` (entry), `next` (the next
+/// visit's label, null for the session's last), `is_exit`, `on_screen_ms`.
+fn visits(events: DataFrame) -> Result<DataFrame, Error> {
+    let session = || [col("session_id")];
+    let null_str = || lit(NULL).cast(DataType::String);
+    let label = when(col("kind").eq(lit("pageview")))
+        .then(
+            when(col("screen").is_not_null())
+                .then(col("screen"))
+                .otherwise(col("path")),
+        )
+        .when(col("kind").eq(lit("screen")))
+        .then(col("screen"))
+        .otherwise(null_str());
+    let on_screen = when(col("next_ts").is_not_null())
+        .then(col("next_ts") - col("ts"))
+        .when(col("row").neq(col("session_end_row")))
+        .then(col("session_end_ts") - col("ts"))
+        .otherwise(lit(NULL).cast(DataType::Int64));
+    Ok(events
+        .lazy()
+        .sort_by_exprs(
+            [col("session_id"), col("ts"), col("seq")],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .with_row_index("row", None)
+        .with_columns([
+            col("ts").last().over(session())?.alias("session_end_ts"),
+            col("row").last().over(session())?.alias("session_end_row"),
+            label.alias("label"),
+        ])
+        .filter(col("label").is_not_null())
+        // A visit starts where the label differs from the previous entry's.
+        .filter(
+            col("label").neq_missing(col("label").shift(lit(1)).over(session())?),
+        )
+        .with_columns([
+            col("label").shift(lit(-1)).over(session())?.alias("next"),
+            col("ts").shift(lit(-1)).over(session())?.alias("next_ts"),
+        ])
+        .with_columns([
+            col("next").is_null().alias("is_exit"),
+            on_screen.alias("on_screen_ms"),
+        ])
+        .select([
+            col("session_id"),
+            col("label"),
+            col("ts"),
+            col("next"),
+            col("is_exit"),
+            col("on_screen_ms"),
+        ])
+        .collect()?)
+}
+
+impl ScreensReport {
+    /// The report as rows for the table, CSV and HTML renderers.
+    pub fn table(&self) -> Table {
+        Table {
+            audit: "screens",
+            facts: vec![self.scope.describe(), format!("{} sessions", self.sessions)],
+            columns: vec![
+                ("screen", "screen"),
+                ("sessions", "sessions"),
+                ("views", "views"),
+                ("exits", "exits"),
+                ("exit_rate", "exit rate"),
+                ("median_ms_on_screen", "median time on screen"),
+                ("next", "next screens"),
+            ],
+            rows: self
+                .screens
+                .iter()
+                .map(|s| {
+                    let next = s
+                        .next
+                        .iter()
+                        .map(|n| format!("{} ({})", n.screen, n.count))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    vec![
+                        Cell::Text(s.screen.clone()),
+                        Cell::Count(s.sessions),
+                        Cell::Count(s.views),
+                        Cell::Count(s.exits),
+                        Cell::Ratio(s.exit_rate),
+                        Cell::Ms(s.median_ms_on_screen),
+                        Cell::Text(next),
+                    ]
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audits::run_audit;
+    use crate::testing::{Db, Ev, ev};
+
+    const S: i64 = 1_000;
+
+    fn screens(db: &Db, top_next: usize) -> ScreensReport {
+        run_audit(&db.conn(), ResolvedScope::default(), &Screens::new(top_next)).unwrap()
+    }
+
+    fn page(id: &str, session: &str, ts: i64, seq: i32, path: &str) -> Ev {
+        ev(id, session, ts, seq, "pageview").path(path)
+    }
+
+    fn find<'a>(r: &'a ScreensReport, screen: &str) -> &'a ScreenStats {
+        r.screens.iter().find(|s| s.screen == screen).unwrap()
+    }
+
+    fn next(list: &[(&str, u64)]) -> Vec<NextScreen> {
+        list.iter()
+            .map(|(s, c)| NextScreen {
+                screen: (*s).to_owned(),
+                count: *c,
+            })
+            .collect()
+    }
+
+    /// (sessions, views, exits, median_ms_on_screen)
+    fn counts(s: &ScreenStats) -> (u64, u64, u64, Option<i64>) {
+        (s.sessions, s.views, s.exits, s.median_ms_on_screen)
+    }
+
+    #[test]
+    fn spa_routes_and_marked_screens() {
+        let db = Db::new();
+        db.insert(&[
+            // s1: / (10 s) → /cart (SPA push, 20 s) → checkout page marked "shipping"
+            // (30 s) → screen "payment" inside the same URL (until leave at +40 s).
+            page("a1", "s1", 0, 1, "/"),
+            ev("a2", "s1", 5 * S, 2, "click").path("/").selector("a#cart"),
+            page("a3", "s1", 10 * S, 3, "/cart").nav("push"),
+            page("a4", "s1", 30 * S, 1, "/checkout").screen("shipping"),
+            ev("a5", "s1", 60 * S, 2, "screen").path("/checkout").screen("payment"),
+            ev("a6", "s1", 100 * S, 3, "leave").path("/checkout").screen("payment"),
+            // s2: / (4 s) → /cart, whose page view is the session's last event.
+            page("b1", "s2", 0, 1, "/"),
+            page("b2", "s2", 4 * S, 2, "/cart"),
+        ]);
+        let r = screens(&db, 3);
+        assert_eq!(r.sessions, 2);
+        let order: Vec<&str> = r.screens.iter().map(|s| s.screen.as_str()).collect();
+        assert_eq!(order, ["/", "/cart", "payment", "shipping"]);
+
+        let home = find(&r, "/");
+        assert_eq!(counts(home), (2, 2, 0, Some(7 * S))); // median of 10 s and 4 s
+        assert_eq!(home.exit_rate, Some(0.0));
+        assert_eq!(home.next, next(&[("/cart", 2)]));
+
+        let cart = find(&r, "/cart");
+        // s1: 20 s; s2: unknown (last screen, nothing after it).
+        assert_eq!(counts(cart), (2, 2, 1, Some(20 * S)));
+        assert_eq!(cart.exit_rate, Some(0.5));
+        assert_eq!(cart.next, next(&[("shipping", 1)]));
+
+        assert_eq!(counts(find(&r, "shipping")), (1, 1, 0, Some(30 * S)));
+        let payment = find(&r, "payment");
+        assert_eq!(counts(payment), (1, 1, 1, Some(40 * S)));
+        assert_eq!(payment.exit_rate, Some(1.0));
+        assert!(payment.next.is_empty());
+    }
+
+    #[test]
+    fn repeated_entries_collapse_but_returns_are_new_visits() {
+        let db = Db::new();
+        db.insert(&[
+            // / → /p (click, reload: same screen, one visit) → / again → /p again, leave.
+            page("a1", "s1", 0, 1, "/"),
+            page("a2", "s1", 10 * S, 1, "/p"),
+            ev("a2b", "s1", 12 * S, 2, "click").path("/p").selector("a.x"),
+            page("a3", "s1", 15 * S, 1, "/p").nav("reload"),
+            page("a4", "s1", 30 * S, 1, "/"),
+            page("a5", "s1", 32 * S, 1, "/p"),
+            ev("a6", "s1", 40 * S, 2, "leave").path("/p"),
+        ]);
+        let r = screens(&db, 3);
+        // "/": visits of 10 s and 2 s → median 6 s. "/p": 20 s and 8 s → 14 s.
+        assert_eq!(counts(find(&r, "/")), (1, 2, 0, Some(6 * S)));
+        assert_eq!(counts(find(&r, "/p")), (1, 2, 1, Some(14 * S)));
+        assert_eq!(find(&r, "/").next, next(&[("/p", 2)]));
+        assert_eq!(find(&r, "/p").next, next(&[("/", 1)]));
+    }
+
+    #[test]
+    fn a_single_page_session_exits_where_it_entered() {
+        let db = Db::new();
+        db.insert(&[
+            page("a1", "s1", 0, 1, "/landing"),
+            ev("a2", "s1", 3 * S, 2, "click").path("/landing").selector("a.x"),
+            ev("a3", "s1", 9 * S, 3, "leave").path("/landing"),
+            // A bounce with nothing after the page view: exit, no duration.
+            page("b1", "s2", 0, 1, "/landing"),
+            // A session with no screen at all still counts in scope.
+            ev("c1", "s3", 0, 1, "custom").path("/").name("ping"),
+        ]);
+        let r = screens(&db, 3);
+        assert_eq!(r.sessions, 3);
+        assert_eq!(r.screens.len(), 1);
+        let landing = &r.screens[0];
+        assert_eq!(counts(landing), (2, 2, 2, Some(9 * S)));
+        assert_eq!(landing.exit_rate, Some(1.0));
+        assert!(landing.next.is_empty());
+    }
+
+    #[test]
+    fn next_screens_are_the_top_n_by_count_then_name() {
+        let db = Db::new();
+        let mut events = Vec::new();
+        // From "/": to /b three times, /a twice, /c twice, /d once.
+        for (i, to) in ["/b", "/b", "/b", "/a", "/a", "/c", "/c", "/d"].iter().enumerate() {
+            let s = format!("s{i}");
+            events.push(page(&format!("{s}-1"), &s, 0, 1, "/"));
+            events.push(page(&format!("{s}-2"), &s, S, 2, to));
+        }
+        db.insert(&events);
+        let r = screens(&db, 3);
+        assert_eq!(find(&r, "/").next, next(&[("/b", 3), ("/a", 2), ("/c", 2)]));
+        // Sorted by sessions, then name.
+        let order: Vec<&str> = r.screens.iter().map(|s| s.screen.as_str()).collect();
+        assert_eq!(order, ["/", "/b", "/a", "/c", "/d"]);
+        assert!(screens(&db, 0).screens.iter().all(|s| s.next.is_empty()));
+    }
+
+    #[test]
+    fn no_data_gives_an_empty_report() {
+        let db = Db::new();
+        let r = screens(&db, 3);
+        assert_eq!(r.sessions, 0);
+        assert!(r.screens.is_empty());
+    }
+}

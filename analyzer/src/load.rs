@@ -1,0 +1,373 @@
+//! DuckDB → Polars: the only place that reads the events table.
+//!
+//! [`open_read_only`] opens a DuckDB file no other process holds (the CLI's `--db`);
+//! the collector passes its own connection instead. [`events`] pushes the
+//! [`ResolvedScope`] (site, since, until) and the column list an audit asks for into
+//! one SQL query, drops resent duplicates (same `event_id`, first received wins) in
+//! that query, and converts the Arrow record batches DuckDB streams back into a Polars
+//! [`DataFrame`] with one column per [`Col`]. Times arrive as epoch milliseconds
+//! (`Int64`), so the audits never deal with time zones.
+
+use std::path::Path;
+
+use duckdb::arrow::array::{Array, ArrayRef, AsArray};
+use duckdb::arrow::datatypes::{DataType as ArrowType, Int32Type, Int64Type};
+use duckdb::arrow::record_batch::RecordBatch;
+use duckdb::types::Value;
+use duckdb::{AccessMode, Config, Connection};
+use polars::prelude::*;
+
+use crate::{Error, ResolvedScope};
+
+/// A column of the events table an audit can load, named as in [`crate::schema`].
+/// `ts` and `received_at` arrive as UTC epoch milliseconds (`Int64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Col {
+    Site,
+    Kind,
+    Ts,
+    ReceivedAt,
+    Seq,
+    SessionId,
+    VisitorId,
+    Path,
+    Url,
+    Referrer,
+    Title,
+    Nav,
+    Screen,
+    Selector,
+    Text,
+    Href,
+    X,
+    Y,
+    Form,
+    Field,
+    FieldType,
+    DurationMs,
+    Empty,
+    Name,
+    Props,
+    UserId,
+    Browser,
+    Os,
+    Device,
+}
+
+/// How a [`Col`] is typed in the Polars frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ty {
+    Str,
+    I32,
+    I64,
+    Bool,
+}
+
+impl Col {
+    /// The column's name in the events table and in the loaded frame.
+    pub fn name(self) -> &'static str {
+        match self {
+            Col::Site => "site",
+            Col::Kind => "kind",
+            Col::Ts => "ts",
+            Col::ReceivedAt => "received_at",
+            Col::Seq => "seq",
+            Col::SessionId => "session_id",
+            Col::VisitorId => "visitor_id",
+            Col::Path => "path",
+            Col::Url => "url",
+            Col::Referrer => "referrer",
+            Col::Title => "title",
+            Col::Nav => "nav",
+            Col::Screen => "screen",
+            Col::Selector => "selector",
+            Col::Text => "text",
+            Col::Href => "href",
+            Col::X => "x",
+            Col::Y => "y",
+            Col::Form => "form",
+            Col::Field => "field",
+            Col::FieldType => "field_type",
+            Col::DurationMs => "duration_ms",
+            Col::Empty => "empty",
+            Col::Name => "name",
+            Col::Props => "props",
+            Col::UserId => "user_id",
+            Col::Browser => "browser",
+            Col::Os => "os",
+            Col::Device => "device",
+        }
+    }
+
+    fn ty(self) -> Ty {
+        match self {
+            Col::Ts | Col::ReceivedAt | Col::DurationMs => Ty::I64,
+            Col::Seq | Col::X | Col::Y => Ty::I32,
+            Col::Empty => Ty::Bool,
+            _ => Ty::Str,
+        }
+    }
+
+    /// The SELECT expression for this column.
+    fn sql(self) -> String {
+        match self {
+            Col::Ts | Col::ReceivedAt => format!("epoch_ms({0}) AS {0}", self.name()),
+            _ => self.name().to_owned(),
+        }
+    }
+}
+
+/// Opens a DuckDB file read-only, for a file no process holds read-write.
+///
+/// A file held by a running collector gives [`Error::Locked`] (use the collector's
+/// `/api/audit` instead); a missing file [`Error::NoSuchFile`]; a DuckDB file without
+/// an events table [`Error::NoEventsTable`].
+pub fn open_read_only(path: &Path) -> Result<Connection, Error> {
+    if !path.is_file() {
+        return Err(Error::NoSuchFile {
+            path: path.to_owned(),
+        });
+    }
+    let config = Config::default().access_mode(AccessMode::ReadOnly)?;
+    let conn = Connection::open_with_flags(path, config).map_err(|e| {
+        let message = e.to_string();
+        if message.contains("Could not set lock") || message.contains("Conflicting lock") {
+            Error::Locked {
+                path: path.to_owned(),
+                detail: one_line(&message),
+            }
+        } else {
+            Error::Db(e)
+        }
+    })?;
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'events'",
+        [],
+        |row| row.get(0),
+    )?;
+    if tables == 0 {
+        return Err(Error::NoEventsTable {
+            path: path.to_owned(),
+        });
+    }
+    Ok(conn)
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Loads the events in `scope` with the columns `cols`, each event once.
+///
+/// Rows come in no particular order; audits sort what they need.
+pub fn events(conn: &Connection, scope: &ResolvedScope, cols: &[Col]) -> Result<DataFrame, Error> {
+    let (sql, params) = select_sql(scope, cols);
+    let mut stmt = conn.prepare(&sql)?;
+    let batches = stmt
+        .stream_arrow(duckdb::params_from_iter(params))?
+        .collect::<Result<Vec<RecordBatch>, _>>()?;
+    let height = batches.iter().map(RecordBatch::num_rows).sum();
+    let columns = cols
+        .iter()
+        .enumerate()
+        .map(|(i, &col)| {
+            let arrays: Vec<&ArrayRef> = batches.iter().map(|b| b.column(i)).collect();
+            to_polars(col, &arrays)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(DataFrame::new(height, columns)?)
+}
+
+/// The query for [`events`] and its parameters. Deduplication keeps the first received
+/// copy of each `event_id` (the tracker resends a batch after a network error).
+fn select_sql(scope: &ResolvedScope, cols: &[Col]) -> (String, Vec<Value>) {
+    let mut conditions = Vec::new();
+    let mut params = Vec::new();
+    if let Some(site) = &scope.site {
+        conditions.push("site = ?");
+        params.push(Value::Text(site.clone()));
+    }
+    if let Some(since) = scope.since_ms {
+        conditions.push("ts >= epoch_ms(?::BIGINT)");
+        params.push(Value::BigInt(since));
+    }
+    if let Some(until) = scope.until_ms {
+        conditions.push("ts < epoch_ms(?::BIGINT)");
+        params.push(Value::BigInt(until));
+    }
+    let select = cols.iter().map(|c| c.sql()).collect::<Vec<_>>().join(", ");
+    let filter = if conditions.is_empty() {
+        "true".to_owned()
+    } else {
+        conditions.join(" AND ")
+    };
+    let sql = format!(
+        "SELECT {select} FROM events WHERE {filter} \
+         QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY received_at, seq) = 1"
+    );
+    (sql, params)
+}
+
+fn type_error(col: Col, found: &ArrowType, expected: &'static str) -> Error {
+    Error::ColumnType {
+        column: col.name(),
+        found: found.to_string(),
+        expected,
+    }
+}
+
+type StrIter<'a> = Box<dyn Iterator<Item = Option<&'a str>> + 'a>;
+
+/// The values of a VARCHAR column, whichever Arrow string layout DuckDB chose.
+fn str_iter(col: Col, array: &ArrayRef) -> Result<StrIter<'_>, Error> {
+    match array.data_type() {
+        ArrowType::Utf8 => Ok(Box::new(array.as_string::<i32>().iter())),
+        ArrowType::LargeUtf8 => Ok(Box::new(array.as_string::<i64>().iter())),
+        ArrowType::Utf8View => Ok(Box::new(array.as_string_view().iter())),
+        other => Err(type_error(col, other, "VARCHAR")),
+    }
+}
+
+/// One Polars column from the Arrow arrays of `col` in every batch.
+fn to_polars(col: Col, arrays: &[&ArrayRef]) -> Result<Column, Error> {
+    let name = PlSmallStr::from_static(col.name());
+    let series = match col.ty() {
+        Ty::Str => {
+            let parts = arrays
+                .iter()
+                .map(|a| str_iter(col, a))
+                .collect::<Result<Vec<_>, _>>()?;
+            StringChunked::from_iter_options(name, parts.into_iter().flatten()).into_series()
+        }
+        Ty::I32 => {
+            let parts = arrays
+                .iter()
+                .map(|a| {
+                    a.as_primitive_opt::<Int32Type>()
+                        .ok_or_else(|| type_error(col, a.data_type(), "INTEGER"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Int32Chunked::from_iter_options(name, parts.into_iter().flat_map(|a| a.iter()))
+                .into_series()
+        }
+        Ty::I64 => {
+            let parts = arrays
+                .iter()
+                .map(|a| {
+                    a.as_primitive_opt::<Int64Type>()
+                        .ok_or_else(|| type_error(col, a.data_type(), "BIGINT"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Int64Chunked::from_iter_options(name, parts.into_iter().flat_map(|a| a.iter()))
+                .into_series()
+        }
+        Ty::Bool => {
+            let parts = arrays
+                .iter()
+                .map(|a| {
+                    a.as_boolean_opt()
+                        .ok_or_else(|| type_error(col, a.data_type(), "BOOLEAN"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            BooleanChunked::from_iter_options(name, parts.into_iter().flat_map(|a| a.iter()))
+                .into_series()
+        }
+    };
+    Ok(series.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Db, ev};
+
+    #[test]
+    fn loads_only_the_scope_once_per_event_id() {
+        let db = Db::new();
+        db.insert(&[
+            ev("a", "s1", 1_000, 1, "pageview").path("/"),
+            ev("a", "s1", 1_000, 1, "pageview").path("/"), // resent batch
+            ev("b", "s1", 2_000, 2, "click").selector("#buy"),
+            ev("c", "s1", 3_000, 3, "pageview").site("other"),
+            ev("d", "s2", 9_000, 1, "pageview").path("/late"),
+        ]);
+        let scope = ResolvedScope {
+            site: Some("shop".into()),
+            since_ms: Some(1_000),
+            until_ms: Some(9_000),
+        };
+        let df = events(&db.conn(), &scope, &[Col::SessionId, Col::Ts, Col::Seq, Col::Selector, Col::Empty])
+            .unwrap()
+            .sort(["ts"], SortMultipleOptions::default())
+            .unwrap();
+        assert_eq!(df.height(), 2);
+        let ts: Vec<_> = df.column("ts").unwrap().i64().unwrap().into_no_null_iter().collect();
+        assert_eq!(ts, [1_000, 2_000]);
+        let sel: Vec<_> = df.column("selector").unwrap().str().unwrap().iter().collect();
+        assert_eq!(sel, [None, Some("#buy")]);
+        assert_eq!(df.column("seq").unwrap().dtype(), &DataType::Int32);
+        assert_eq!(df.column("empty").unwrap().dtype(), &DataType::Boolean);
+    }
+
+    #[test]
+    fn empty_table_gives_typed_empty_frame() {
+        let db = Db::new();
+        let df = events(&db.conn(), &ResolvedScope::default(), &[Col::SessionId, Col::Ts]).unwrap();
+        assert_eq!(df.height(), 0);
+        assert_eq!(df.column("ts").unwrap().dtype(), &DataType::Int64);
+        assert_eq!(df.column("session_id").unwrap().dtype(), &DataType::String);
+    }
+
+    #[test]
+    fn open_read_only_explains_missing_files_and_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.duckdb");
+        assert!(matches!(open_read_only(&missing), Err(Error::NoSuchFile { .. })));
+
+        let other = dir.path().join("other.duckdb");
+        Connection::open(&other).unwrap().execute_batch("CREATE TABLE t (x INT)").unwrap();
+        assert!(matches!(open_read_only(&other), Err(Error::NoEventsTable { .. })));
+
+        let db = Db::new();
+        drop(db.conn());
+        open_read_only(db.path()).unwrap();
+    }
+
+    /// Env var naming the file [`hold_lock_child`] keeps open read-write.
+    const HOLD_ENV: &str = "CLICKTRAIL_TEST_HOLD_LOCK";
+
+    /// Not a test on its own: the body of the child process of
+    /// [`a_file_held_by_another_process_is_reported_as_locked`].
+    #[test]
+    #[ignore = "helper process for a_file_held_by_another_process_is_reported_as_locked"]
+    fn hold_lock_child() {
+        let Ok(path) = std::env::var(HOLD_ENV) else { return };
+        let _conn = Connection::open(&path).unwrap();
+        std::fs::write(format!("{path}.ready"), b"").unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_file_held_by_another_process_is_reported_as_locked() {
+        let db = Db::new();
+        let path = db.path().to_owned();
+        drop(db.conn());
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "load::tests::hold_lock_child", "--ignored", "--quiet"])
+            .env(HOLD_ENV, &path)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let ready = std::path::PathBuf::from(format!("{}.ready", path.display()));
+        let started = std::time::Instant::now();
+        while !ready.exists() && started.elapsed().as_secs() < 30 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let result = open_read_only(&path);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let err = result.err().expect("the file is held read-write by the child");
+        assert!(matches!(err, Error::Locked { .. }), "{err}");
+        assert!(err.to_string().contains("--collector"), "{err}");
+    }
+}

@@ -1,0 +1,531 @@
+//! Step matchers: the `page:/cart`-style specs that name funnel steps and goals.
+//!
+//! A spec arrives as text (CLI `--step`, or `steps` in an [`crate::AuditRequest`]);
+//! [`StepMatcher::parse`] checks it once and [`StepMatcher::matches`] then tests
+//! events, given as an [`EventRef`] of the few columns a matcher reads. Audits first
+//! narrow the events to [`StepMatcher::kinds`] in Polars, then call `matches` in their
+//! sequential pass.
+//!
+//! | spec | matches |
+//! |---|---|
+//! | `page:/cart` | a `pageview` whose path equals `/cart` |
+//! | `page:/product/*` | a `pageview` whose path matches the glob: `*` is any run of characters except `/`, `**` any run including `/` |
+//! | `screen:payment` | a `screen` event named `payment`, or a `pageview` whose `screen` column is `payment` |
+//! | `click:CSS` | a `click` whose recorded selector ends with `CSS` (see below) |
+//! | `submit:FORM` | a `submit` whose `form` equals `FORM` |
+//! | `event:NAME` | a custom event (`clicktrail('event', NAME)`) |
+//!
+//! `click:CSS` matches a recorded selector `S` when
+//! 1. `S` ends with the whole compounds of `CSS` (`click:form > button#pay` matches
+//!    `main form > button#pay`; combinators and spaces must be written the same way), or
+//! 2. `CSS` is one compound and all its parts (tag, `#id`, `.class`, `[attr]`,
+//!    `:pseudo`) appear in the last compound of `S`, in any order (`click:#pay` and
+//!    `click:button.primary` match `div.x > button#pay.primary`), or
+//! 3. `CSS` is a bare `#id` that appears in any compound of `S` (a click landed inside
+//!    that element: `click:#pay` matches `#pay > span`).
+
+use crate::Error;
+use crate::load::Col;
+
+/// The columns of one event a [`StepMatcher`] reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventRef<'a> {
+    pub kind: &'a str,
+    pub path: Option<&'a str>,
+    pub screen: Option<&'a str>,
+    pub selector: Option<&'a str>,
+    pub form: Option<&'a str>,
+    pub name: Option<&'a str>,
+}
+
+impl EventRef<'_> {
+    /// The columns to load for [`EventRef`] (besides the ones that order events).
+    pub const COLUMNS: [Col; 6] = [
+        Col::Kind,
+        Col::Path,
+        Col::Screen,
+        Col::Selector,
+        Col::Form,
+        Col::Name,
+    ];
+}
+
+/// One parsed step spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepMatcher {
+    spec: String,
+    rule: Rule,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Rule {
+    Page(Glob),
+    Screen(String),
+    Click(Css),
+    Submit(String),
+    Event(String),
+}
+
+const KINDS_PAGE: &[&str] = &["pageview"];
+const KINDS_SCREEN: &[&str] = &["screen", "pageview"];
+const KINDS_CLICK: &[&str] = &["click"];
+const KINDS_SUBMIT: &[&str] = &["submit"];
+const KINDS_EVENT: &[&str] = &["custom"];
+
+impl StepMatcher {
+    /// Parses a spec like `page:/product/*`; [`Error::BadStep`] says what is wrong.
+    pub fn parse(spec: &str) -> Result<Self, Error> {
+        let bad = |reason: &str| Error::BadStep {
+            spec: spec.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let Some((kind, value)) = spec.split_once(':') else {
+            return Err(bad(
+                "expected TYPE:VALUE, e.g. page:/cart, screen:payment, click:#pay, submit:checkout, event:signup",
+            ));
+        };
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(bad("nothing after the ':'"));
+        }
+        let rule = match kind.trim() {
+            "page" => {
+                if !value.starts_with('/') {
+                    return Err(bad("a page path starts with '/', e.g. page:/cart or page:/product/*"));
+                }
+                Rule::Page(Glob::new(value))
+            }
+            "screen" => Rule::Screen(value.to_owned()),
+            "click" => Rule::Click(Css::new(value).map_err(|reason| bad(&reason))?),
+            "submit" => Rule::Submit(value.to_owned()),
+            "event" => Rule::Event(value.to_owned()),
+            other => {
+                return Err(bad(&format!(
+                    "unknown step type `{other}`; use page:, screen:, click:, submit: or event:"
+                )));
+            }
+        };
+        Ok(StepMatcher {
+            spec: spec.trim().to_owned(),
+            rule,
+        })
+    }
+
+    /// The spec as written (trimmed).
+    pub fn spec(&self) -> &str {
+        &self.spec
+    }
+
+    /// The event kinds this step can match; other events can be skipped.
+    pub fn kinds(&self) -> &'static [&'static str] {
+        match self.rule {
+            Rule::Page(_) => KINDS_PAGE,
+            Rule::Screen(_) => KINDS_SCREEN,
+            Rule::Click(_) => KINDS_CLICK,
+            Rule::Submit(_) => KINDS_SUBMIT,
+            Rule::Event(_) => KINDS_EVENT,
+        }
+    }
+
+    /// Whether `ev` is this step.
+    pub fn matches(&self, ev: &EventRef<'_>) -> bool {
+        match &self.rule {
+            Rule::Page(glob) => ev.kind == "pageview" && ev.path.is_some_and(|p| glob.matches(p)),
+            Rule::Screen(name) => {
+                (ev.kind == "screen" || ev.kind == "pageview") && ev.screen == Some(name.as_str())
+            }
+            Rule::Click(css) => ev.kind == "click" && ev.selector.is_some_and(|s| css.matches(s)),
+            Rule::Submit(form) => ev.kind == "submit" && ev.form == Some(form.as_str()),
+            Rule::Event(name) => ev.kind == "custom" && ev.name == Some(name.as_str()),
+        }
+    }
+}
+
+/// A path glob: `*` within one path segment, `**` across segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Glob(Vec<GlobPart>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GlobPart {
+    Literal(String),
+    Star,
+    DoubleStar,
+}
+
+impl Glob {
+    fn new(pattern: &str) -> Self {
+        let mut parts = Vec::new();
+        let mut rest = pattern;
+        while !rest.is_empty() {
+            if let Some(tail) = rest.strip_prefix("**") {
+                parts.push(GlobPart::DoubleStar);
+                rest = tail.trim_start_matches('*');
+            } else if let Some(tail) = rest.strip_prefix('*') {
+                parts.push(GlobPart::Star);
+                rest = tail;
+            } else {
+                let end = rest.find('*').unwrap_or(rest.len());
+                parts.push(GlobPart::Literal(rest[..end].to_owned()));
+                rest = &rest[end..];
+            }
+        }
+        Glob(parts)
+    }
+
+    /// Set-of-positions matching: O(parts × path length), no backtracking blow-up.
+    fn matches(&self, path: &str) -> bool {
+        if let [GlobPart::Literal(lit)] = self.0.as_slice() {
+            return lit == path;
+        }
+        let bytes = path.as_bytes();
+        let mut reach = vec![false; bytes.len() + 1];
+        reach[0] = true;
+        for part in &self.0 {
+            let mut next = vec![false; bytes.len() + 1];
+            match part {
+                GlobPart::Literal(lit) => {
+                    for p in (0..=bytes.len()).filter(|&p| reach[p]) {
+                        if bytes[p..].starts_with(lit.as_bytes()) {
+                            next[p + lit.len()] = true;
+                        }
+                    }
+                }
+                GlobPart::Star => {
+                    for p in (0..=bytes.len()).filter(|&p| reach[p]) {
+                        next[p] = true;
+                        let mut q = p;
+                        while q < bytes.len() && bytes[q] != b'/' {
+                            q += 1;
+                            next[q] = true;
+                        }
+                    }
+                }
+                GlobPart::DoubleStar => {
+                    if let Some(first) = reach.iter().position(|&r| r) {
+                        next[first..].iter_mut().for_each(|n| *n = true);
+                    }
+                }
+            }
+            reach = next;
+        }
+        reach[bytes.len()]
+    }
+}
+
+/// A `click:` selector pattern, split into compounds and their simple parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Css {
+    /// Compounds and combinators, as [`split_compounds`] gives them.
+    tokens: Vec<String>,
+    /// The simple parts of the pattern when it is a single compound.
+    parts: Option<Vec<String>>,
+}
+
+impl Css {
+    fn new(pattern: &str) -> Result<Self, String> {
+        let tokens: Vec<String> = split_compounds(pattern).into_iter().map(str::to_owned).collect();
+        let starts_ok = tokens.first().is_some_and(|t| !is_combinator(t));
+        let ends_ok = tokens.last().is_some_and(|t| !is_combinator(t));
+        if !starts_ok || !ends_ok {
+            return Err("a selector cannot start or end with a combinator".to_owned());
+        }
+        let parts = match tokens.as_slice() {
+            [one] => Some(simple_parts(one).into_iter().map(str::to_owned).collect()),
+            _ => None,
+        };
+        Ok(Css { tokens, parts })
+    }
+
+    fn matches(&self, selector: &str) -> bool {
+        // Cheap rejection: every #id, .class, [attr] of the pattern occurs in the selector.
+        if let Some(parts) = &self.parts
+            && !parts.iter().filter(|p| !is_tag(p)).all(|p| selector.contains(p.as_str()))
+        {
+            return false;
+        }
+        let tokens = split_compounds(selector);
+        if tokens.ends_with(&self.tokens.iter().map(String::as_str).collect::<Vec<_>>()) {
+            return true;
+        }
+        let Some(parts) = &self.parts else {
+            return false;
+        };
+        let compounds: Vec<&str> = tokens.into_iter().filter(|t| !is_combinator(t)).collect();
+        if let Some(last) = compounds.last() {
+            let have = simple_parts(last);
+            if parts.iter().all(|p| have.iter().any(|h| same_part(p, h))) {
+                return true;
+            }
+        }
+        match parts.as_slice() {
+            [id] if id.starts_with('#') => compounds
+                .iter()
+                .any(|c| simple_parts(c).contains(&id.as_str())),
+            _ => false,
+        }
+    }
+}
+
+/// A type selector (`button`, `*`), as opposed to `#id`, `.class`, `[attr]`, `:pseudo`.
+fn is_tag(part: &str) -> bool {
+    part.starts_with(|c: char| c.is_ascii_alphabetic() || c == '*')
+}
+
+/// Tags compare case-insensitively, everything else exactly.
+fn same_part(a: &str, b: &str) -> bool {
+    if is_tag(a) && is_tag(b) {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a == b
+    }
+}
+
+fn is_combinator(token: &str) -> bool {
+    matches!(token, " " | ">" | "+" | "~")
+}
+
+/// Splits a selector into compounds and combinators: `div.x > a b` →
+/// `["div.x", ">", "a", " ", "b"]`. Brackets, parentheses and quotes are kept whole.
+fn split_compounds(selector: &str) -> Vec<&str> {
+    let mut tokens = Vec::new();
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut start: Option<usize> = None;
+    let mut pending: Option<&str> = None; // combinator seen since the last compound
+    for (i, c) in selector.char_indices() {
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '[' | '(' => depth += 1,
+            ']' | ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        let separator = depth == 0 && (c.is_whitespace() || matches!(c, '>' | '+' | '~'));
+        if separator {
+            if let Some(s) = start.take() {
+                tokens.push(&selector[s..i]);
+            }
+            let this = match c {
+                '>' => ">",
+                '+' => "+",
+                '~' => "~",
+                _ => " ",
+            };
+            if pending.is_none_or(|p| p == " ") {
+                pending = Some(this);
+            }
+        } else if start.is_none() {
+            if let Some(p) = pending.take()
+                && !tokens.is_empty()
+            {
+                tokens.push(p);
+            }
+            start = Some(i);
+        }
+    }
+    if let Some(s) = start {
+        tokens.push(&selector[s..]);
+    } else if let Some(p) = pending
+        && p != " "
+    {
+        tokens.push(p); // trailing combinator: kept so that a pattern can be rejected
+    }
+    if tokens.is_empty() {
+        return tokens;
+    }
+    if selector.trim_start().starts_with(['>', '+', '~']) {
+        tokens.insert(0, ">");
+    }
+    tokens
+}
+
+/// Splits one compound into its simple parts: `button#pay.primary[type=submit]` →
+/// `["button", "#pay", ".primary", "[type=submit]"]`.
+fn simple_parts(compound: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut start = 0;
+    for (i, c) in compound.char_indices() {
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '[' | '(' if depth > 0 => depth += 1,
+            ']' | ')' => depth = depth.saturating_sub(1),
+            '#' | '.' | '[' | ':' if depth == 0 => {
+                // `::before` stays one part.
+                let double_colon = c == ':' && i > 0 && compound[..i].ends_with(':');
+                if i > start && !double_colon {
+                    parts.push(&compound[start..i]);
+                    start = i;
+                }
+                if c == '[' {
+                    depth += 1;
+                }
+            }
+            '(' => depth += 1,
+            _ => {}
+        }
+    }
+    if start < compound.len() {
+        parts.push(&compound[start..]);
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(path: &str) -> EventRef<'_> {
+        EventRef {
+            kind: "pageview",
+            path: Some(path),
+            ..EventRef::default()
+        }
+    }
+
+    fn click(selector: &str) -> EventRef<'_> {
+        EventRef {
+            kind: "click",
+            path: Some("/"),
+            selector: Some(selector),
+            ..EventRef::default()
+        }
+    }
+
+    fn step(spec: &str) -> StepMatcher {
+        StepMatcher::parse(spec).unwrap()
+    }
+
+    #[test]
+    fn page_paths_and_globs() {
+        assert!(step("page:/cart").matches(&page("/cart")));
+        assert!(!step("page:/cart").matches(&page("/cart/")));
+        assert!(!step("page:/cart").matches(&click("#x")));
+        let product = step("page:/product/*");
+        assert!(product.matches(&page("/product/42")));
+        assert!(product.matches(&page("/product/")));
+        assert!(!product.matches(&page("/product/42/reviews")));
+        assert!(!product.matches(&page("/products/42")));
+        assert!(step("page:/product/**").matches(&page("/product/42/reviews")));
+        assert!(step("page:/p/*/edit").matches(&page("/p/7/edit")));
+        assert!(!step("page:/p/*/edit").matches(&page("/p/7/8/edit")));
+        assert!(step("page:/*-sale").matches(&page("/winter-sale")));
+        assert!(step("page:/a*b*c").matches(&page("/aXbYbZc")));
+        assert!(!step("page:/a*b*c").matches(&page("/aXbYbZ")));
+    }
+
+    #[test]
+    fn screens_match_screen_events_and_marked_pageviews() {
+        let s = step("screen:payment");
+        let screen = EventRef {
+            kind: "screen",
+            screen: Some("payment"),
+            ..EventRef::default()
+        };
+        let marked = EventRef {
+            kind: "pageview",
+            path: Some("/checkout"),
+            screen: Some("payment"),
+            ..EventRef::default()
+        };
+        let clicked_there = EventRef {
+            kind: "click",
+            screen: Some("payment"),
+            ..EventRef::default()
+        };
+        assert!(s.matches(&screen));
+        assert!(s.matches(&marked));
+        assert!(!s.matches(&clicked_there));
+        assert!(!step("screen:pay").matches(&screen));
+    }
+
+    #[test]
+    fn clicks_match_the_last_compound_or_an_id() {
+        let pay = step("click:#pay");
+        assert!(pay.matches(&click("#pay")));
+        assert!(pay.matches(&click("div.x > button#pay")));
+        assert!(pay.matches(&click("button.big#pay.primary")));
+        assert!(pay.matches(&click("#pay > span")), "inside the element");
+        assert!(!pay.matches(&click("#payment")));
+        assert!(!pay.matches(&click("div.x > button#paypal")));
+
+        let button = step("click:button.primary");
+        assert!(button.matches(&click("form > button#pay.primary")));
+        assert!(button.matches(&click("BUTTON.primary")));
+        assert!(!button.matches(&click("button.primary > span")));
+        assert!(!button.matches(&click("button.primary-x")));
+
+        let path = step("click:form > button#pay");
+        assert!(path.matches(&click("main form > button#pay")));
+        assert!(path.matches(&click("form>button#pay")));
+        assert!(!path.matches(&click("form button#pay")));
+        assert!(!path.matches(&click("div > button#pay")));
+
+        let attr = step("click:a[href=\"/a.b\"]");
+        assert!(attr.matches(&click("nav > a.link[href=\"/a.b\"]")));
+        assert!(!step("click:a.b").matches(&click("a[href=\"/a.b\"]")));
+    }
+
+    #[test]
+    fn submits_and_custom_events() {
+        let submit = EventRef {
+            kind: "submit",
+            form: Some("checkout"),
+            ..EventRef::default()
+        };
+        let custom = EventRef {
+            kind: "custom",
+            name: Some("signup"),
+            ..EventRef::default()
+        };
+        assert!(step("submit:checkout").matches(&submit));
+        assert!(!step("submit:login").matches(&submit));
+        assert!(step("event:signup").matches(&custom));
+        assert!(!step("event:signup").matches(&submit));
+        assert_eq!(step(" event:signup ").spec(), "event:signup");
+    }
+
+    #[test]
+    fn bad_specs_say_what_is_wrong() {
+        for (spec, reason) in [
+            ("/cart", "expected TYPE:VALUE"),
+            ("page:", "nothing after"),
+            ("page:cart", "starts with '/'"),
+            ("tap:#x", "unknown step type `tap`"),
+            ("click:> a", "combinator"),
+            ("click:a >", "combinator"),
+        ] {
+            let err = StepMatcher::parse(spec).unwrap_err();
+            match &err {
+                Error::BadStep { spec: s, reason: r } => {
+                    assert_eq!(s, spec);
+                    assert!(r.contains(reason), "{spec}: {r}");
+                }
+                other => panic!("{spec}: {other}"),
+            }
+        }
+    }
+
+    #[test]
+    fn selector_splitting() {
+        assert_eq!(split_compounds("div.x > a  b"), ["div.x", ">", "a", " ", "b"]);
+        assert_eq!(split_compounds("a[title=\"x > y\"] + b"), ["a[title=\"x > y\"]", "+", "b"]);
+        assert_eq!(
+            simple_parts("button#pay.primary[type=submit]:hover::after"),
+            ["button", "#pay", ".primary", "[type=submit]", ":hover", "::after"]
+        );
+        assert_eq!(simple_parts("li:nth-child(2n+1).a"), ["li", ":nth-child(2n+1)", ".a"]);
+    }
+}

@@ -1,0 +1,379 @@
+//! Reports as text: an aligned table, JSON, CSV or a small HTML page.
+//!
+//! A [`Report`] comes from [`crate::run`] (or from a collector through
+//! [`crate::remote`]). JSON is the report's serde form, the documented contract for
+//! scripts and the dashboard. The other formats go through [`Table`], which each audit
+//! builds from its report (`FooReport::table()`): the same rows and columns, shown for
+//! people (percentages, `1m 05s`) in the table and HTML, and as raw numbers (fractions,
+//! milliseconds) in CSV, whose header uses the JSON field names.
+
+use std::fmt::{self, Write as _};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Report};
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Aligned text with a header line (the default).
+    #[default]
+    Table,
+    /// The report's JSON, pretty-printed.
+    Json,
+    /// One header row (JSON field names), one row per table row; raw numbers.
+    Csv,
+    /// A self-contained HTML page with the table.
+    Html,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Table, Format::Json, Format::Csv, Format::Html];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Html => "html",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("unknown format `{s}`; use table, json, csv or html"))
+    }
+}
+
+/// A report as rows and columns: what the table, CSV and HTML renderers draw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    /// The audit's name.
+    pub audit: &'static str,
+    /// Facts for the header line: scope, sessions, params.
+    pub facts: Vec<String>,
+    /// (JSON field name for CSV, label for people).
+    pub columns: Vec<(&'static str, &'static str)>,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+/// One value of a [`Table`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Text(String),
+    Count(u64),
+    /// A fraction 0..1, shown as a percentage; `None` = undefined.
+    Ratio(Option<f64>),
+    /// Milliseconds, shown as a duration; `None` = unknown.
+    Ms(Option<i64>),
+}
+
+impl Cell {
+    /// For people: `62.5%`, `1m 05s`, `–` for no value.
+    fn human(&self) -> String {
+        match self {
+            Cell::Text(t) => t.clone(),
+            Cell::Count(n) => n.to_string(),
+            Cell::Ratio(Some(r)) => format!("{:.1}%", r * 100.0),
+            Cell::Ms(Some(ms)) => human_duration(*ms),
+            Cell::Ratio(None) | Cell::Ms(None) => "–".to_owned(),
+        }
+    }
+
+    /// For machines: raw numbers, empty for no value.
+    fn raw(&self) -> String {
+        match self {
+            Cell::Text(t) => t.clone(),
+            Cell::Count(n) => n.to_string(),
+            Cell::Ratio(Some(r)) => r.to_string(),
+            Cell::Ms(Some(ms)) => ms.to_string(),
+            Cell::Ratio(None) | Cell::Ms(None) => String::new(),
+        }
+    }
+
+    fn is_numeric(&self) -> bool {
+        !matches!(self, Cell::Text(_))
+    }
+}
+
+/// `850ms`, `12.3s`, `4m 05s`, `2h 03m`.
+pub fn human_duration(ms: i64) -> String {
+    let sign = if ms < 0 { "-" } else { "" };
+    let ms = ms.unsigned_abs();
+    if ms < 1_000 {
+        format!("{sign}{ms}ms")
+    } else if ms < 60_000 {
+        format!("{sign}{:.1}s", ms as f64 / 1000.0)
+    } else if ms < 3_600_000 {
+        let s = ms / 1000;
+        format!("{sign}{}m {:02}s", s / 60, s % 60)
+    } else {
+        let m = ms / 60_000;
+        format!("{sign}{}h {:02}m", m / 60, m % 60)
+    }
+}
+
+/// Renders `report` in `format`; the text ends with a newline.
+pub fn render(report: &Report, format: Format) -> Result<String, Error> {
+    Ok(match format {
+        Format::Json => serde_json::to_string_pretty(report)? + "\n",
+        Format::Table => text(&report.table()),
+        Format::Csv => csv(&report.table()),
+        Format::Html => html(&report.table()),
+    })
+}
+
+fn header_line(table: &Table) -> String {
+    std::iter::once(table.audit.to_owned())
+        .chain(table.facts.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// Aligned columns: text left, numbers right.
+fn text(table: &Table) -> String {
+    let cells: Vec<Vec<String>> = table
+        .rows
+        .iter()
+        .map(|row| row.iter().map(Cell::human).collect())
+        .collect();
+    let widths: Vec<usize> = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, label))| {
+            cells
+                .iter()
+                .filter_map(|row| row.get(i))
+                .map(|c| c.chars().count())
+                .chain([label.chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let numeric: Vec<bool> = (0..table.columns.len())
+        .map(|i| table.rows.first().and_then(|r| r.get(i)).is_some_and(Cell::is_numeric))
+        .collect();
+    let line = |values: &mut dyn Iterator<Item = &str>| -> String {
+        let mut out = String::new();
+        for (i, value) in values.enumerate() {
+            let pad = widths[i].saturating_sub(value.chars().count());
+            if i > 0 {
+                out.push_str("  ");
+            }
+            if numeric[i] {
+                out.extend(std::iter::repeat_n(' ', pad));
+                out.push_str(value);
+            } else {
+                out.push_str(value);
+                if i + 1 < widths.len() {
+                    out.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+        }
+        out.trim_end().to_owned() + "\n"
+    };
+    let mut out = header_line(table) + "\n\n";
+    out += &line(&mut table.columns.iter().map(|(_, label)| *label));
+    for row in &cells {
+        out += &line(&mut row.iter().map(String::as_str));
+    }
+    if table.rows.is_empty() {
+        out += "(no data in scope)\n";
+    }
+    out
+}
+
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+/// RFC 4180 CSV, `\n` line ends.
+fn csv(table: &Table) -> String {
+    let mut out = String::new();
+    let header: Vec<String> = table.columns.iter().map(|(key, _)| csv_field(key)).collect();
+    out += &(header.join(",") + "\n");
+    for row in &table.rows {
+        let fields: Vec<String> = row.iter().map(|c| csv_field(&c.raw())).collect();
+        out += &(fields.join(",") + "\n");
+    }
+    out
+}
+
+fn escape_html(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A minimal self-contained page (no scripts, no external files).
+fn html(table: &Table) -> String {
+    let title = escape_html(&header_line(table));
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>clicktrail {audit}</title>\n<style>\n\
+         body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2rem; color: #222; }}\n\
+         table {{ border-collapse: collapse; }}\n\
+         th, td {{ padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: left; }}\n\
+         td.n {{ text-align: right; font-variant-numeric: tabular-nums; }}\n\
+         </style>\n</head>\n<body>\n<h1>clicktrail {audit}</h1>\n<p>{title}</p>\n<table>\n<thead><tr>",
+        audit = escape_html(table.audit),
+    );
+    for (_, label) in &table.columns {
+        let _ = write!(out, "<th>{}</th>", escape_html(label));
+    }
+    out += "</tr></thead>\n<tbody>\n";
+    for row in &table.rows {
+        out += "<tr>";
+        for cell in row {
+            let class = if cell.is_numeric() { " class=\"n\"" } else { "" };
+            let _ = write!(out, "<td{class}>{}</td>", escape_html(&cell.human()));
+        }
+        out += "</tr>\n";
+    }
+    if table.rows.is_empty() {
+        let _ = writeln!(out, "<tr><td colspan=\"{}\">no data in scope</td></tr>", table.columns.len());
+    }
+    out += "</tbody>\n</table>\n</body>\n</html>\n";
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FunnelReport, FunnelStep, NextScreen, ResolvedScope, ScreenStats, ScreensReport};
+
+    fn funnel() -> Report {
+        Report::Funnel(FunnelReport {
+            scope: ResolvedScope {
+                site: Some("shop".into()),
+                since_ms: Some(1_795_478_400_000),
+                until_ms: None,
+            },
+            sessions: 10,
+            window_ms: 1_800_000,
+            steps: vec![
+                FunnelStep {
+                    step: "page:/cart".into(),
+                    entered: 8,
+                    conversion_from_previous: None,
+                    conversion_from_first: Some(1.0),
+                    dropped: 0,
+                    median_ms_from_previous: None,
+                },
+                FunnelStep {
+                    step: "click:a, b".into(),
+                    entered: 5,
+                    conversion_from_previous: Some(0.625),
+                    conversion_from_first: Some(0.625),
+                    dropped: 3,
+                    median_ms_from_previous: Some(65_000),
+                },
+            ],
+        })
+    }
+
+    #[test]
+    fn table_has_a_header_line_and_aligned_columns() {
+        let out = render(&funnel(), Format::Table).unwrap();
+        let expected = "\
+funnel · site shop · since 2026-11-24T00:00:00Z · 10 sessions · window 30m
+
+step        entered  from previous  from first  dropped  median time from previous
+page:/cart        8              –      100.0%        0                          –
+click:a, b        5          62.5%       62.5%        3                     1m 05s
+";
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn csv_uses_json_names_and_raw_numbers() {
+        let out = render(&funnel(), Format::Csv).unwrap();
+        let expected = "\
+step,entered,conversion_from_previous,conversion_from_first,dropped,median_ms_from_previous
+page:/cart,8,,1,0,
+\"click:a, b\",5,0.625,0.625,3,65000
+";
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let report = funnel();
+        let json = render(&report, Format::Json).unwrap();
+        assert!(json.starts_with("{\n  \"audit\": \"funnel\","), "{json}");
+        assert_eq!(serde_json::from_str::<Report>(&json).unwrap(), report);
+    }
+
+    #[test]
+    fn html_escapes_and_empty_reports_say_so() {
+        let report = Report::Screens(ScreensReport {
+            scope: ResolvedScope::default(),
+            sessions: 0,
+            screens: vec![],
+        });
+        let out = render(&report, Format::Html).unwrap();
+        assert!(out.contains("no data in scope"));
+        assert!(render(&report, Format::Table).unwrap().contains("(no data in scope)"));
+        assert_eq!(render(&report, Format::Csv).unwrap().lines().count(), 1);
+
+        let report = Report::Screens(ScreensReport {
+            scope: ResolvedScope::default(),
+            sessions: 1,
+            screens: vec![ScreenStats {
+                screen: "<script>".into(),
+                sessions: 1,
+                views: 1,
+                exits: 1,
+                exit_rate: Some(1.0),
+                median_ms_on_screen: None,
+                next: vec![NextScreen {
+                    screen: "/x".into(),
+                    count: 1,
+                }],
+            }],
+        });
+        let out = render(&report, Format::Html).unwrap();
+        assert!(out.contains("<td>&lt;script&gt;</td>"));
+        assert!(!out.contains("<script>"));
+    }
+
+    #[test]
+    fn formats_and_durations() {
+        assert_eq!("JSON".parse::<Format>().unwrap(), Format::Json);
+        assert!("xml".parse::<Format>().is_err());
+        assert_eq!(human_duration(850), "850ms");
+        assert_eq!(human_duration(12_340), "12.3s");
+        assert_eq!(human_duration(245_000), "4m 05s");
+        assert_eq!(human_duration(7_380_000), "2h 03m");
+    }
+}

@@ -1,0 +1,542 @@
+//! The tracker's state and what it records.
+//!
+//! One [`Tracker`] lives per page, shared by the listeners that `lib.rs` installs
+//! (`Rc<RefCell<…>>`; a listener that finds it borrowed, which only a re-entrant
+//! call could cause, records nothing). Each handler turns a DOM event or an API
+//! call into one event: [`Tracker::begin`] checks consent, keeps the session and
+//! page view current and writes the fields every event has; the handler adds its
+//! own fields and [`Tracker::push`] (in `send.rs`) queues it.
+
+use alloc::{rc::Rc, string::String, vec::Vec};
+use core::cell::RefCell;
+
+use js_sys::{Date, Function, JSON};
+use protocol::{
+    MAX_NAME, MAX_PATH, MAX_PROPS_BYTES, MAX_SELECTOR, MAX_TITLE, MAX_URL, SESSION_IDLE_MS, kind,
+};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{Crypto, Document, Element, Event, HtmlAnchorElement, MouseEvent, Storage, Window};
+
+use crate::dom;
+use crate::json::{Json, acceptable_props, hex, int, is_hex_id, no_fragment};
+use crate::send::Queued;
+
+pub(crate) type Shared = Rc<RefCell<Tracker>>;
+
+/// How long the screen check waits after a DOM change, so a burst of mutations
+/// costs one check.
+const SCREEN_CHECK_MS: i32 = 100;
+
+/// Everything the tracker knows about this page.
+pub(crate) struct Tracker {
+    pub(crate) win: Window,
+    pub(crate) doc: Document,
+    crypto: Option<Crypto>,
+    /// Random bytes for ids, and how many are used up.
+    random: [u8; 512],
+    random_used: usize,
+    storage: Option<Storage>,
+    /// `endpoint + "/collect"`.
+    pub(crate) url: String,
+    pub(crate) site: String,
+    pub(crate) sid: String,
+    last_active: f64,
+    /// Per-page-load sequence number of the next event.
+    seq: u32,
+    /// Consent: false after `clicktrail('consent', false)`.
+    recording: bool,
+
+    /// The current page's URL without its fragment: SPA route changes compare against it.
+    page_url: String,
+    /// When the current page view started.
+    page_t: f64,
+    /// How the current page view happened, where from, its HTTP status.
+    page_nav: &'static str,
+    page_ref: String,
+    page_status: u32,
+    /// The current page view is not recorded (consent was withheld).
+    page_unsent: bool,
+    /// A `leave` was sent for the current hidden period.
+    pub(crate) left: bool,
+
+    /// The visible `data-ct-screen`, as last checked.
+    screen: Option<String>,
+    screen_dirty: bool,
+    screen_timer: bool,
+    pub(crate) screen_fn: Function,
+
+    /// The focused field and when it got focus.
+    focus: Option<(Element, f64)>,
+    /// The click being dispatched follows a link away from the page.
+    nav_click: bool,
+
+    /// Events waiting to be sent, oldest first.
+    pub(crate) queue: Vec<Queued>,
+    /// Events of the fetch in flight (put back if it fails).
+    pub(crate) inflight: Vec<Queued>,
+    pub(crate) sending: bool,
+    pub(crate) backoff_ms: f64,
+    pub(crate) resume_at: f64,
+    pub(crate) timer: Option<i32>,
+    /// Time and kind of the event being written, for its [`Queued`].
+    pub(crate) event_t: f64,
+    pub(crate) event_kind: &'static str,
+    /// Timer → [`Tracker::on_timer`]; fetch settled → `on_response` / `on_fetch_error`; no-op.
+    pub(crate) flush_fn: Function,
+    pub(crate) ok_fn: Function,
+    pub(crate) err_fn: Function,
+    pub(crate) noop_fn: Function,
+}
+
+impl Tracker {
+    pub(crate) fn new(win: Window, doc: Document, site: &str, endpoint: &str) -> Self {
+        let storage = win.session_storage().ok().flatten();
+        let get = |k: &str| storage.as_ref().and_then(|s| s.get_item(k).ok().flatten());
+        // Anything missing or malformed leaves (no id, 0): the first event starts a
+        // new session.
+        let (sid, last_active) = get("ct_sid")
+            .filter(|s| is_hex_id(s))
+            .zip(get("ct_last").and_then(|s| s.parse::<u64>().ok()))
+            .map_or((String::new(), 0.0), |(sid, last)| (sid, last as f64));
+        let mut url = String::from(endpoint);
+        url.push_str("/collect");
+        let placeholder = || JsValue::UNDEFINED.unchecked_into::<Function>();
+        Tracker {
+            crypto: win.crypto().ok(),
+            random: [0; 512],
+            random_used: 512,
+            storage,
+            page_url: String::new(),
+            page_t: 0.0,
+            page_nav: "navigate",
+            page_ref: String::new(),
+            page_status: 0,
+            page_unsent: false,
+            url,
+            site: String::from(site),
+            sid,
+            last_active,
+            seq: 0,
+            recording: true,
+            left: false,
+            screen: None,
+            screen_dirty: false,
+            screen_timer: false,
+            screen_fn: placeholder(),
+            focus: None,
+            nav_click: false,
+            queue: Vec::new(),
+            inflight: Vec::new(),
+            sending: false,
+            backoff_ms: 0.0,
+            resume_at: 0.0,
+            timer: None,
+            event_t: 0.0,
+            event_kind: kind::CUSTOM,
+            flush_fn: placeholder(),
+            ok_fn: placeholder(),
+            err_fn: placeholder(),
+            noop_fn: placeholder(),
+            win,
+            doc,
+        }
+    }
+
+    /// 128 random bits as 32 hex chars. Random bytes are drawn 32 ids at a time:
+    /// one `getRandomValues` costs tens of microseconds.
+    fn random_id(&mut self) -> String {
+        if self.random_used >= self.random.len() {
+            let fresh = self
+                .crypto
+                .as_ref()
+                .is_some_and(|c| c.get_random_values_with_u8_array(&mut self.random).is_ok());
+            if !fresh {
+                for x in &mut self.random {
+                    *x = (js_sys::Math::random() * 256.0) as u8;
+                }
+            }
+            self.random_used = 0;
+        }
+        let mut s = String::new();
+        hex(
+            &mut s,
+            self.random
+                .get(self.random_used..self.random_used + 16)
+                .unwrap_or_default(),
+        );
+        self.random_used += 16;
+        s
+    }
+
+    fn store(&self, key: &str, value: &str) {
+        if let Some(s) = &self.storage {
+            let _ = s.set_item(key, value);
+        }
+    }
+
+    /// The current URL without its fragment.
+    fn current_url(&self) -> String {
+        let href = self.win.location().href().unwrap_or_default();
+        String::from(no_fragment(&href))
+    }
+
+    /// What every event starts with, or None while consent is withheld: keeps the
+    /// session alive (a new one after [`SESSION_IDLE_MS`] idle) and catches route
+    /// changes made through a `pushState` captured before the tracker wrapped it.
+    fn prelude(&mut self) -> Option<f64> {
+        if !self.recording {
+            return None;
+        }
+        let now = Date::now();
+        if now - self.last_active > f64::from(SESSION_IDLE_MS) {
+            // The old session's events leave under the old id.
+            self.flush(crate::send::Via::Beacon);
+            self.sid = self.random_id();
+            self.store("ct_sid", &self.sid);
+        }
+        self.last_active = now;
+        let mut t = String::new();
+        int(&mut t, now as i64);
+        self.store("ct_last", &t);
+        if self.current_url() != self.page_url {
+            self.route("push");
+        }
+        Some(now)
+    }
+
+    /// Start an event of `kind`: `id`, `k`, `t`, `seq`, `path`, `screen`. A pending
+    /// screen change is recorded first, so the event carries the screen it happened on.
+    pub(crate) fn begin(&mut self, kind: &'static str) -> Option<Json> {
+        let now = self.prelude()?;
+        if self.screen_dirty && self.refresh_screen() {
+            let j = self.head(kind::SCREEN, now);
+            self.push(j);
+        }
+        Some(self.head(kind, now))
+    }
+
+    fn head(&mut self, kind: &'static str, now: f64) -> Json {
+        let mut j = Json::object();
+        j.str("id", &self.random_id(), 32);
+        j.str("k", kind, MAX_NAME);
+        j.int("t", now as i64);
+        j.int("seq", i64::from(self.seq));
+        self.seq = self.seq.wrapping_add(1);
+        let mut path = self.win.location().pathname().unwrap_or_default();
+        if !path.starts_with('/') {
+            path.insert(0, '/');
+        }
+        j.str("path", &path, MAX_PATH);
+        if let Some(s) = &self.screen {
+            j.str("screen", s, MAX_NAME);
+        }
+        self.event_t = now;
+        self.event_kind = kind;
+        j
+    }
+
+    /// Re-read the visible screen; true when a `screen` event is due.
+    fn refresh_screen(&mut self) -> bool {
+        self.screen_dirty = false;
+        let cur = dom::visible_screen(&self.doc);
+        let due = cur.is_some() && cur != self.screen;
+        self.screen = cur;
+        due
+    }
+
+    // ---- page views and leaving ------------------------------------------------
+
+    /// A page view: `nav` says how it happened, `referrer` where from; `status`
+    /// is the document's HTTP status on the first load (0 when unknown).
+    pub(crate) fn pageview(&mut self, nav: &'static str, referrer: &str, status: u32) {
+        self.page_url = self.current_url();
+        self.page_t = Date::now();
+        self.left = false;
+        self.page_nav = nav;
+        self.page_ref = String::from(referrer);
+        self.page_status = status;
+        self.record_pageview();
+    }
+
+    /// Record the current page view (unless consent is withheld: then it is
+    /// recorded when consent comes back).
+    fn record_pageview(&mut self) {
+        self.page_unsent = true;
+        let Some(now) = self.prelude() else { return };
+        self.page_unsent = false;
+        // The page view carries the screen shown now; its `screen` event follows it.
+        let due = self.refresh_screen();
+        let mut j = self.head(kind::PAGEVIEW, now);
+        j.str("url", &self.page_url, MAX_URL);
+        if !self.page_ref.is_empty() {
+            j.str("ref", &self.page_ref, MAX_URL);
+        }
+        j.str("title", &self.doc.title(), MAX_TITLE);
+        j.str("nav", self.page_nav, MAX_NAME);
+        if self.page_status > 0 {
+            // Not in protocol v1 (collectors ignore unknown fields): for error pages.
+            j.int("status", self.page_status.into());
+        }
+        self.push(j);
+        if due {
+            let j = self.head(kind::SCREEN, now);
+            self.push(j);
+        }
+    }
+
+    /// An SPA route change (`push`, `replace`, `pop`): a page view when the path or
+    /// query changed, with the previous URL as referrer.
+    pub(crate) fn route(&mut self, nav: &'static str) {
+        let url = self.current_url();
+        if url != self.page_url {
+            let prev = core::mem::take(&mut self.page_url);
+            self.pageview(nav, &prev, 0);
+        }
+    }
+
+    pub(crate) fn on_popstate(&mut self, _: &JsValue) {
+        self.route("pop");
+    }
+
+    /// `pageshow` after a back/forward-cache restore is a new page view.
+    pub(crate) fn on_pageshow(&mut self, e: &JsValue) {
+        if dom::prop(e, "persisted").is_truthy() {
+            self.pageview("back_forward", "", 0);
+        }
+    }
+
+    /// `pagehide` and `visibilitychange`: one `leave` per hidden period, then send
+    /// everything by beacon.
+    pub(crate) fn on_hide(&mut self, e: &JsValue) {
+        let e: &Event = e.unchecked_ref();
+        if e.type_() == "visibilitychange" && !self.doc.hidden() {
+            self.left = false;
+            return;
+        }
+        if !self.left {
+            self.left = true;
+            if let Some(mut j) = self.begin(kind::LEAVE) {
+                j.int("dur", (Date::now() - self.page_t).max(0.0) as i64);
+                self.push(j);
+            }
+        }
+        self.flush(crate::send::Via::Beacon);
+    }
+
+    // ---- screens -----------------------------------------------------------------
+
+    /// The DOM changed: check the screen once things settle.
+    pub(crate) fn on_mutation(&mut self, _: &JsValue) {
+        self.screen_dirty = true;
+        if !self.screen_timer {
+            self.screen_timer = self
+                .win
+                .set_timeout_with_callback_and_timeout_and_arguments_0(
+                    &self.screen_fn,
+                    SCREEN_CHECK_MS,
+                )
+                .is_ok();
+        }
+    }
+
+    pub(crate) fn on_screen_timer(&mut self, _: &JsValue) {
+        self.screen_timer = false;
+        if self.screen_dirty
+            && self.recording
+            && self.refresh_screen()
+            && let Some(now) = self.prelude()
+        {
+            let j = self.head(kind::SCREEN, now);
+            self.push(j);
+        }
+    }
+
+    // ---- clicks ----------------------------------------------------------------------
+
+    pub(crate) fn on_click(&mut self, e: &JsValue) {
+        let e: &MouseEvent = e.unchecked_ref();
+        self.nav_click = false;
+        let Some(target) = dom::element(e.target()) else {
+            return;
+        };
+        let el = dom::closest(&target, dom::INTERESTING).unwrap_or(target);
+        let link =
+            dom::closest(&el, "a[href]").and_then(|a| a.dyn_into::<HtmlAnchorElement>().ok());
+        let href = link.as_ref().map(HtmlAnchorElement::href);
+        let Some(mut j) = self.begin(kind::CLICK) else {
+            return;
+        };
+        j.str("sel", &dom::selector(&el), MAX_SELECTOR);
+        if let Some(text) = dom::text(&el) {
+            j.str("text", &text, usize::MAX);
+        }
+        if let Some(h) = &href {
+            j.str("href", no_fragment(h), MAX_URL);
+        }
+        j.int("x", e.client_x().into());
+        j.int("y", e.client_y().into());
+        // Not in protocol v1 (collectors ignore unknown fields): the ad clicked in.
+        if let Some(ad) =
+            dom::closest(&el, "[data-ct-ad]").and_then(|a| a.get_attribute("data-ct-ad"))
+        {
+            j.str("ad", &ad, MAX_NAME);
+        }
+        self.push(j);
+        self.nav_click = link.is_some_and(|a| {
+            let h = href.as_deref().unwrap_or_default();
+            e.button() == 0
+                && !["ctrlKey", "metaKey", "shiftKey", "altKey"]
+                    .iter()
+                    .any(|k| dom::prop(e, k).is_truthy())
+                && matches!(a.target().as_str(), "" | "_self" | "_top" | "_parent")
+                && !a.has_attribute("download")
+                && (h.starts_with("http:") || h.starts_with("https:"))
+                && no_fragment(h) != self.page_url
+        });
+    }
+
+    /// The same click once every page handler ran (bubble phase on window): a link
+    /// that really leaves the page flushes by beacon before the page unloads.
+    pub(crate) fn on_click_done(&mut self, e: &JsValue) {
+        if core::mem::take(&mut self.nav_click) && !e.unchecked_ref::<Event>().default_prevented() {
+            self.flush(crate::send::Via::Beacon);
+        }
+    }
+
+    // ---- forms -------------------------------------------------------------------
+
+    pub(crate) fn on_focus(&mut self, e: &JsValue) {
+        if let Some(el) = dom::field(e.unchecked_ref::<Event>().target()) {
+            self.focus = Some((el.clone(), Date::now()));
+            self.field_event(kind::FOCUS, &el, None, false);
+        }
+    }
+
+    pub(crate) fn on_blur(&mut self, e: &JsValue) {
+        if let Some(el) = dom::field(e.unchecked_ref::<Event>().target()) {
+            let dur = match self.focus.take() {
+                Some((f, t)) if f == el => Some(Date::now() - t),
+                _ => None,
+            };
+            self.field_event(kind::BLUR, &el, dur, true);
+        }
+    }
+
+    pub(crate) fn on_change(&mut self, e: &JsValue) {
+        if let Some(el) = dom::field(e.unchecked_ref::<Event>().target()) {
+            self.field_event(kind::CHANGE, &el, None, true);
+        }
+    }
+
+    fn field_event(
+        &mut self,
+        kind: &'static str,
+        el: &Element,
+        dur: Option<f64>,
+        with_empty: bool,
+    ) {
+        let ty = dom::field_type(el);
+        let Some(mut j) = self.begin(kind) else {
+            return;
+        };
+        j.str("field", &dom::name_of(el), MAX_SELECTOR);
+        j.str("ft", &ty, MAX_NAME);
+        if let Some(form) = dom::form_of(el) {
+            j.str("form", &dom::name_of(&form), MAX_SELECTOR);
+        }
+        if let Some(d) = dur {
+            j.int("dur", d.max(0.0) as i64);
+        }
+        if with_empty {
+            j.bool("empty", dom::is_empty(el, &ty));
+        }
+        self.push(j);
+    }
+
+    pub(crate) fn on_submit(&mut self, e: &JsValue) {
+        let Some(form) = dom::element(e.unchecked_ref::<Event>().target()) else {
+            return;
+        };
+        let Some(mut j) = self.begin(kind::SUBMIT) else {
+            return;
+        };
+        j.str("form", &dom::name_of(&form), MAX_SELECTOR);
+        self.push(j);
+        self.flush(crate::send::Via::Beacon);
+    }
+
+    // ---- the JS API ----------------------------------------------------------------
+
+    /// `clicktrail(a, b, c)`: `('event', name, props)`, `('identify', id)`,
+    /// `('consent', bool)`. Anything else is ignored. Consent withdrawn drops what
+    /// is unsent; consent given records the current page view if it was not.
+    pub(crate) fn api(&mut self, a: &JsValue, b: &JsValue, c: &JsValue) {
+        match a.as_string().as_deref() {
+            Some("event") => {
+                let Some(name) = b.as_string().filter(|n| !n.is_empty()) else {
+                    return;
+                };
+                let props = c
+                    .is_object()
+                    .then(|| JSON::stringify(c).ok())
+                    .flatten()
+                    .map(String::from)
+                    // Headroom: the collector measures props re-serialised by serde_json.
+                    .filter(|p| acceptable_props(p, MAX_PROPS_BYTES - 128));
+                let Some(mut j) = self.begin(kind::CUSTOM) else {
+                    return;
+                };
+                j.str("name", &name, MAX_NAME);
+                if let Some(p) = props {
+                    j.raw("props", &p);
+                }
+                self.push(j);
+            }
+            Some("identify") => {
+                // Strings, and numbers as their JSON text.
+                let uid = b.as_string().or_else(|| {
+                    (b.as_f64().is_some_and(f64::is_finite))
+                        .then(|| JSON::stringify(b).ok().map(String::from))
+                        .flatten()
+                });
+                let Some(uid) = uid.filter(|u| !u.is_empty()) else {
+                    return;
+                };
+                let Some(mut j) = self.begin(kind::IDENTIFY) else {
+                    return;
+                };
+                j.str("uid", &uid, MAX_NAME);
+                self.push(j);
+            }
+            Some("consent") => match b.as_bool() {
+                Some(true) if !self.recording => {
+                    self.recording = true;
+                    // An opt-in banner accepted on this page: its page view counts.
+                    if self.page_unsent {
+                        self.record_pageview();
+                    }
+                }
+                Some(false) if self.recording => {
+                    self.recording = false;
+                    self.page_unsent = self.queue.iter().any(|q| q.kind == kind::PAGEVIEW);
+                    if self.page_unsent {
+                        // Its `screen` event goes too: record the screen again with it.
+                        self.screen = None;
+                    }
+                    self.queue.clear();
+                    self.inflight.clear();
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+}
+
+/// Whether a site id is one the collector accepts.
+pub(crate) fn valid_site(site: &str) -> bool {
+    (1..=protocol::MAX_SITE).contains(&site.len())
+        && site
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
+}

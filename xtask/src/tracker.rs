@@ -1,0 +1,217 @@
+//! `cargo xtask build-tracker`: the browser tracker, ready to serve, in `dist/tracker/`.
+//!
+//! 1. `cargo build -p clicktrail-tracker --target wasm32-unknown-unknown --profile wasm`
+//!    (installs the wasm32 target through rustup if it is missing);
+//! 2. wasm-bindgen (`--target web`, no TypeScript) → `ct_wasm.js` + `ct_wasm_bg.wasm`;
+//! 3. the loader `tracker-wasm/js/ct.js` (the readable source);
+//! 4. `wasm-opt -Oz` (npm package binaryen) on the wasm and terser on both JS
+//!    files, installed on first use into `~/.cache/clicktrail/npm`; without npm
+//!    the files ship as they are (they work, they are just bigger);
+//! 5. a size table, raw and gzipped, since every byte is paid by every visitor.
+//!
+//! `CLICKTRAIL_KEEP_NAMES=1` keeps function names in the wasm, for size analysis
+//! (twiggy, `wasm-objdump`).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use flate2::{Compression, write::GzEncoder};
+use wasm_bindgen_cli_support::{Bindgen, EncodeInto};
+
+use crate::{cargo, run, target_dir};
+
+const TARGET: &str = "wasm32-unknown-unknown";
+/// The npm packages that shrink the output: binaryen's `wasm-opt` for the wasm,
+/// terser for the JS (the wasm-bindgen glue and the loader).
+const NPM_PACKAGES: &[&str] = &["binaryen@132", "terser@5"];
+/// What rustc's wasm32 output uses; wasm-opt refuses a module using anything else.
+const WASM_FEATURES: &[&str] = &[
+    "--enable-bulk-memory",
+    "--enable-nontrapping-float-to-int",
+    "--enable-sign-ext",
+    "--enable-mutable-globals",
+    "--enable-reference-types",
+    "--enable-multivalue",
+];
+/// The files a site serves, in the order the browser fetches them.
+const SHIPPED: &[&str] = &["ct.js", "ct_wasm.js", "ct_wasm_bg.wasm"];
+
+/// Build the tracker into `ROOT/dist/tracker/` and print its size.
+pub(crate) fn build(root: &Path) -> Result<()> {
+    ensure_wasm_target(root)?;
+    // wasm-bindgen reads the `target_features` section (reference types → smaller
+    // glue), which `strip = true` would remove; wasm-opt strips it afterwards.
+    run(cargo(root)
+        .args([
+            "build",
+            "-p",
+            "clicktrail-tracker",
+            "--target",
+            TARGET,
+            "--profile",
+            "wasm",
+        ])
+        .args(["--config", "profile.wasm.strip=false"]))?;
+    let wasm = target_dir(root)?
+        .join(TARGET)
+        .join("wasm")
+        .join("clicktrail_tracker.wasm");
+
+    let out = root.join("dist").join("tracker");
+    if out.exists() {
+        fs::remove_dir_all(&out).with_context(|| format!("removing the old {}", out.display()))?;
+    }
+    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let keep_names = std::env::var_os("CLICKTRAIL_KEEP_NAMES").is_some();
+    Bindgen::new()
+        .input_path(&wasm)
+        .keep_debug(keep_names)
+        .web(true)?
+        .typescript(false)
+        .out_name("ct_wasm")
+        // TextEncoder.encodeInto is in every browser that runs wasm-bindgen's ES module glue.
+        .encode_into(EncodeInto::Always)
+        // The loader always passes the wasm URL.
+        .omit_default_module_path(true)
+        .generate(&out)
+        .with_context(|| format!("wasm-bindgen on {}", wasm.display()))?;
+
+    let bg = out.join("ct_wasm_bg.wasm");
+    let glue = out.join("ct_wasm.js");
+    let loader = out.join("ct.js");
+    fs::copy(root.join("tracker-wasm/js/ct.js"), &loader).context("copying the loader")?;
+    match npm_tools()? {
+        Some(tools) => {
+            run(Command::new(&tools.wasm_opt)
+                .arg(&bg)
+                .arg("-o")
+                .arg(&bg)
+                .arg("-Oz")
+                .args(WASM_FEATURES)
+                .arg(if keep_names { "-g" } else { "--strip-debug" })
+                .args(["--strip-producers", "--strip-target-features"]))
+            .context(
+                "wasm-opt (a missing --enable-… flag means rustc now emits a newer wasm feature)",
+            )?;
+            for (file, module) in [(&glue, true), (&loader, false)] {
+                let mut cmd = Command::new(&tools.terser);
+                cmd.arg(file)
+                    .args(["--compress", "--mangle", "--ecma", "2017", "-o"])
+                    .arg(file);
+                if module {
+                    cmd.arg("--module");
+                }
+                run(&mut cmd).with_context(|| format!("terser on {}", file.display()))?;
+            }
+        }
+        None => println!(
+            "npm not available: shipping the tracker without wasm-opt and terser (install Node.js and npm for a smaller one)"
+        ),
+    }
+    report(&out)
+}
+
+/// Make sure rustc has the wasm32 standard library, installing it through rustup if not.
+fn ensure_wasm_target(root: &Path) -> Result<()> {
+    let libdir = Command::new("rustc")
+        .current_dir(root)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output()
+        .context("running rustc")?;
+    let libdir = PathBuf::from(String::from_utf8_lossy(&libdir.stdout).trim());
+    if libdir.is_dir() {
+        return Ok(());
+    }
+    println!("installing the {TARGET} target with rustup");
+    run(Command::new("rustup")
+        .current_dir(root)
+        .args(["target", "add", TARGET]))
+    .with_context(|| format!("the {TARGET} target is missing and rustup could not add it"))
+}
+
+/// The optimisers from the npm registry.
+struct NpmTools {
+    wasm_opt: PathBuf,
+    terser: PathBuf,
+}
+
+/// `wasm-opt` (package binaryen) and `terser`, installed on first use into
+/// `~/.cache/clicktrail/npm`; None when npm is not there or the install fails.
+fn npm_tools() -> Result<Option<NpmTools>> {
+    let home = std::env::var_os("HOME").context("HOME is not set")?;
+    let prefix = PathBuf::from(home).join(".cache/clicktrail/npm");
+    let bin = prefix.join("node_modules/.bin");
+    let tools = NpmTools {
+        wasm_opt: bin.join("wasm-opt"),
+        terser: bin.join("terser"),
+    };
+    let present = |t: &NpmTools| t.wasm_opt.exists() && t.terser.exists();
+    if present(&tools) {
+        return Ok(Some(tools));
+    }
+    let npm_ok = Command::new("npm")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !npm_ok {
+        return Ok(None);
+    }
+    fs::create_dir_all(&prefix).with_context(|| format!("creating {}", prefix.display()))?;
+    println!(
+        "installing {} into {}",
+        NPM_PACKAGES.join(" "),
+        prefix.display()
+    );
+    let installed = Command::new("npm")
+        .args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            "--prefix",
+        ])
+        .arg(&prefix)
+        .args(NPM_PACKAGES)
+        .status()
+        .is_ok_and(|s| s.success());
+    Ok((installed && present(&tools)).then_some(tools))
+}
+
+/// Print each shipped file's size, raw and gzipped, and the totals.
+fn report(out: &Path) -> Result<()> {
+    println!("\n{:<18} {:>9} {:>9}", "dist/tracker/", "bytes", "gzip");
+    let (mut raw_total, mut gz_total) = (0, 0);
+    for name in SHIPPED {
+        let path = out.join(name);
+        let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let gz = gzip_len(&bytes)?;
+        println!("{name:<18} {:>9} {gz:>9}", bytes.len());
+        raw_total += bytes.len();
+        gz_total += gz;
+    }
+    let extra: Vec<String> = fs::read_dir(out)?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| !SHIPPED.contains(&n.as_str()))
+        .collect();
+    if !extra.is_empty() {
+        bail!(
+            "unexpected files in {}: {}",
+            out.display(),
+            extra.join(", ")
+        );
+    }
+    println!("{:<18} {raw_total:>9} {gz_total:>9}", "total");
+    println!("tracker: {gz_total} bytes gzipped total");
+    Ok(())
+}
+
+fn gzip_len(bytes: &[u8]) -> Result<usize> {
+    let mut enc = GzEncoder::new(Vec::new(), Compression::best());
+    enc.write_all(bytes)?;
+    Ok(enc.finish()?.len())
+}
