@@ -7,6 +7,10 @@
 //!
 //! Six sessions of site `demo` on 2026-11-24, browsing products, a cart, and a checkout
 //! page whose steps are `data-ct-screen` changes (shipping → payment).
+//!
+//! With a second argument N, also N synthetic sessions of site `bulk` (about 6 events
+//! each, dropping out at random steps), to time the audits on a larger file:
+//! `demo_db /tmp/big.duckdb 200000`.
 
 use anyhow::Context as _;
 use duckdb::{Connection, params};
@@ -21,12 +25,23 @@ struct Extra {
 }
 
 /// (session, seconds after 10:00, kind, path, extra columns)
-fn s(session: &'static str, at: i64, kind: &'static str, path: &'static str, extra: Extra) -> (&'static str, i64, &'static str, &'static str, Extra) {
+fn s(
+    session: &'static str,
+    at: i64,
+    kind: &'static str,
+    path: &'static str,
+    extra: Extra,
+) -> (&'static str, i64, &'static str, &'static str, Extra) {
     (session, at, kind, path, extra)
 }
 
 fn main() -> anyhow::Result<()> {
-    let path = std::env::args().nth(1).context("usage: demo_db FILE.duckdb")?;
+    let usage = "usage: demo_db FILE.duckdb [SYNTHETIC_SESSIONS]";
+    let path = std::env::args().nth(1).context(usage)?;
+    let bulk: i64 = match std::env::args().nth(2) {
+        Some(n) => n.parse().context(usage)?,
+        None => 0,
+    };
     let conn = Connection::open(&path).with_context(|| format!("cannot open {path}"))?;
     conn.execute_batch(analyzer::schema::CREATE_EVENTS)?;
     let mut insert = conn.prepare(
@@ -37,10 +52,22 @@ fn main() -> anyhow::Result<()> {
                  ?, ?, ?, ?, ?, ?, ?, ?, 'desktop')",
     )?;
     let none = Extra::default();
-    let screen = |name| Extra { screen: Some(name), ..none };
-    let click = |css| Extra { selector: Some(css), ..none };
-    let submit = |form| Extra { form: Some(form), ..none };
-    let custom = |name| Extra { name: Some(name), ..none };
+    let screen = |name| Extra {
+        screen: Some(name),
+        ..none
+    };
+    let click = |css| Extra {
+        selector: Some(css),
+        ..none
+    };
+    let submit = |form| Extra {
+        form: Some(form),
+        ..none
+    };
+    let custom = |name| Extra {
+        name: Some(name),
+        ..none
+    };
     let events = [
         // s1: product → cart → shipping → payment → order.
         s("s1", 0, "pageview", "/product/42", none),
@@ -99,5 +126,32 @@ fn main() -> anyhow::Result<()> {
         ])?;
     }
     println!("wrote {} events to {path}", events.len());
+    if bulk > 0 {
+        let rows = conn.execute(BULK, params![bulk * 12])?;
+        println!("wrote {rows} synthetic events of {bulk} sessions (site bulk)");
+    }
     Ok(())
 }
+
+/// Session `i / 12` takes step `i % 12` of a shop visit, up to a random last step.
+const BULK: &str = "
+INSERT INTO events (site, event_id, kind, ts, received_at, seq, session_id, visitor_id,
+                    path, screen, selector, form, name)
+SELECT 'bulk', 'bulk-' || i, kind, ts, ts + INTERVAL 1 SECOND, step + 1,
+       's' || session, 'v' || (session // 3), path, screen, selector, form, name
+FROM (
+    SELECT i, i // 12 AS session, i % 12 AS step,
+           TIMESTAMP '2026-11-24 00:00:00' + to_milliseconds((i // 12) * 400 + (i % 12) * 15000 + hash(i) % 5000) AS ts,
+           ['pageview', 'click', 'pageview', 'click', 'pageview', 'focus', 'pageview',
+            'submit', 'screen', 'custom', 'leave', 'blur'][i % 12 + 1] AS kind,
+           CASE WHEN i % 12 < 2 THEN '/' WHEN i % 12 < 4 THEN '/product/' || (hash(i // 12) % 50)
+                WHEN i % 12 < 6 THEN '/cart' ELSE '/checkout' END AS path,
+           CASE WHEN i % 12 BETWEEN 6 AND 7 THEN 'shipping' WHEN i % 12 >= 8 THEN 'payment' END AS screen,
+           CASE i % 12 WHEN 1 THEN 'nav > a.product' WHEN 3 THEN 'form > button#add' END AS selector,
+           CASE WHEN i % 12 = 7 THEN 'shipping' END AS form,
+           CASE WHEN i % 12 = 9 THEN 'order' END AS name,
+           hash(i // 12) % 13 AS last_step
+    FROM range(?) t(i)
+)
+WHERE step <= last_step
+";

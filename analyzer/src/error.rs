@@ -20,7 +20,11 @@ pub enum Error {
     Locked { path: PathBuf, detail: String },
 
     /// The DuckDB file does not exist.
-    #[error("no DuckDB file at {}; pass --db PATH (the collector writes ./data/clicktrail.duckdb)", path.display())]
+    #[error(
+        "no DuckDB file at {} (the collector creates it when it first starts; pass --db PATH \
+         for another file)",
+        path.display()
+    )]
     NoSuchFile { path: PathBuf },
 
     /// The file opened, but it has no `events` table.
@@ -54,8 +58,14 @@ pub enum Error {
     )]
     BadTime { input: String, reason: String },
 
+    /// `since` is not before `until`.
+    #[error("empty time range: since ({since}) is not before until ({until})")]
+    EmptyRange { since: String, until: String },
+
     /// A duration such as a funnel window could not be parsed.
-    #[error("bad duration `{input}`: {reason} (use a whole number and a unit: 90s, 30m, 2h, 7d, 1w)")]
+    #[error(
+        "bad duration `{input}`: {reason} (use a whole number and a unit: 90s, 30m, 2h, 7d, 1w)"
+    )]
     BadDuration { input: String, reason: String },
 
     /// Another audit parameter is out of range.
@@ -80,7 +90,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// A stable snake_case code for this kind of error, for `{"error": CODE}` bodies.
+    /// A stable `snake_case` code for this kind of error, for `{"error": CODE}` bodies.
     pub fn code(&self) -> &'static str {
         match self {
             Error::Locked { .. } => "locked",
@@ -90,7 +100,7 @@ impl Error {
             Error::Polars(_) => "compute",
             Error::ColumnType { .. } => "column_type",
             Error::BadStep { .. } => "bad_step",
-            Error::BadTime { .. } => "bad_time",
+            Error::BadTime { .. } | Error::EmptyRange { .. } => "bad_time",
             Error::BadDuration { .. } => "bad_duration",
             Error::BadParam { .. } => "bad_param",
             Error::Unreachable { .. } => "unreachable",
@@ -106,6 +116,7 @@ impl Error {
             self,
             Error::BadStep { .. }
                 | Error::BadTime { .. }
+                | Error::EmptyRange { .. }
                 | Error::BadDuration { .. }
                 | Error::BadParam { .. }
         )

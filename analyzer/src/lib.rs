@@ -35,8 +35,12 @@
 //! - [`remote`]: the same request through a running collector (`--collector URL`),
 //!   for when the collector holds the DuckDB file.
 //! - [`error`]: [`Error`], one enum for all of the above.
+//! - `testing` (tests only): a temp DuckDB file and hand-made events for the audits'
+//!   unit tests.
 //! - `main.rs`: the `analyzer` CLI (flags → [`AuditRequest`] → [`run`] or
 //!   [`run_remote`] → [`render`]).
+//! - `examples/demo_db.rs`: writes a small hand-made shop dataset (and optionally
+//!   many synthetic sessions) into a DuckDB file to try the CLI on.
 
 pub mod audits;
 pub mod error;

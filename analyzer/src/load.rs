@@ -52,6 +52,11 @@ pub enum Col {
     Browser,
     Os,
     Device,
+    Status,
+    Ad,
+    Message,
+    Source,
+    Line,
 }
 
 /// How a [`Col`] is typed in the Polars frame.
@@ -64,6 +69,44 @@ enum Ty {
 }
 
 impl Col {
+    /// Every column of the events table except `event_id` (used only to deduplicate).
+    pub const ALL: [Col; 34] = [
+        Col::Site,
+        Col::Kind,
+        Col::Ts,
+        Col::ReceivedAt,
+        Col::Seq,
+        Col::SessionId,
+        Col::VisitorId,
+        Col::Path,
+        Col::Url,
+        Col::Referrer,
+        Col::Title,
+        Col::Nav,
+        Col::Screen,
+        Col::Selector,
+        Col::Text,
+        Col::Href,
+        Col::X,
+        Col::Y,
+        Col::Form,
+        Col::Field,
+        Col::FieldType,
+        Col::DurationMs,
+        Col::Empty,
+        Col::Name,
+        Col::Props,
+        Col::UserId,
+        Col::Browser,
+        Col::Os,
+        Col::Device,
+        Col::Status,
+        Col::Ad,
+        Col::Message,
+        Col::Source,
+        Col::Line,
+    ];
+
     /// The column's name in the events table and in the loaded frame.
     pub fn name(self) -> &'static str {
         match self {
@@ -96,13 +139,18 @@ impl Col {
             Col::Browser => "browser",
             Col::Os => "os",
             Col::Device => "device",
+            Col::Status => "status",
+            Col::Ad => "ad",
+            Col::Message => "message",
+            Col::Source => "source",
+            Col::Line => "line",
         }
     }
 
     fn ty(self) -> Ty {
         match self {
             Col::Ts | Col::ReceivedAt | Col::DurationMs => Ty::I64,
-            Col::Seq | Col::X | Col::Y => Ty::I32,
+            Col::Seq | Col::X | Col::Y | Col::Status | Col::Line => Ty::I32,
             Col::Empty => Ty::Bool,
             _ => Ty::Str,
         }
@@ -247,8 +295,7 @@ fn to_polars(col: Col, arrays: &[&ArrayRef]) -> Result<Column, Error> {
                         .ok_or_else(|| type_error(col, a.data_type(), "INTEGER"))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            Int32Chunked::from_iter_options(name, parts.into_iter().flat_map(|a| a.iter()))
-                .into_series()
+            Int32Chunked::from_iter_options(name, parts.into_iter().flatten()).into_series()
         }
         Ty::I64 => {
             let parts = arrays
@@ -258,8 +305,7 @@ fn to_polars(col: Col, arrays: &[&ArrayRef]) -> Result<Column, Error> {
                         .ok_or_else(|| type_error(col, a.data_type(), "BIGINT"))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            Int64Chunked::from_iter_options(name, parts.into_iter().flat_map(|a| a.iter()))
-                .into_series()
+            Int64Chunked::from_iter_options(name, parts.into_iter().flatten()).into_series()
         }
         Ty::Bool => {
             let parts = arrays
@@ -269,8 +315,7 @@ fn to_polars(col: Col, arrays: &[&ArrayRef]) -> Result<Column, Error> {
                         .ok_or_else(|| type_error(col, a.data_type(), "BOOLEAN"))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            BooleanChunked::from_iter_options(name, parts.into_iter().flat_map(|a| a.iter()))
-                .into_series()
+            BooleanChunked::from_iter_options(name, parts.into_iter().flatten()).into_series()
         }
     };
     Ok(series.into())
@@ -296,23 +341,63 @@ mod tests {
             since_ms: Some(1_000),
             until_ms: Some(9_000),
         };
-        let df = events(&db.conn(), &scope, &[Col::SessionId, Col::Ts, Col::Seq, Col::Selector, Col::Empty])
-            .unwrap()
-            .sort(["ts"], SortMultipleOptions::default())
-            .unwrap();
+        let df = events(
+            &db.conn(),
+            &scope,
+            &[Col::SessionId, Col::Ts, Col::Seq, Col::Selector, Col::Empty],
+        )
+        .unwrap()
+        .sort(["ts"], SortMultipleOptions::default())
+        .unwrap();
         assert_eq!(df.height(), 2);
-        let ts: Vec<_> = df.column("ts").unwrap().i64().unwrap().into_no_null_iter().collect();
+        let ts: Vec<_> = df
+            .column("ts")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
         assert_eq!(ts, [1_000, 2_000]);
-        let sel: Vec<_> = df.column("selector").unwrap().str().unwrap().iter().collect();
+        let sel: Vec<_> = df
+            .column("selector")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .collect();
         assert_eq!(sel, [None, Some("#buy")]);
         assert_eq!(df.column("seq").unwrap().dtype(), &DataType::Int32);
         assert_eq!(df.column("empty").unwrap().dtype(), &DataType::Boolean);
     }
 
     #[test]
+    fn every_column_of_the_schema_loads_with_its_type() {
+        assert_eq!(
+            Col::ALL.len() + 1,
+            crate::schema::EVENT_COLUMNS,
+            "Col::ALL + event_id"
+        );
+        let db = Db::new();
+        db.insert(&[ev("a", "s1", 1_000, 1, "pageview")]);
+        let df = events(&db.conn(), &ResolvedScope::default(), &Col::ALL).unwrap();
+        assert_eq!(df.height(), 1);
+        assert_eq!(df.width(), Col::ALL.len());
+        assert_eq!(
+            df.column("received_at").unwrap().i64().unwrap().get(0),
+            Some(1_500)
+        );
+        assert_eq!(df.column("line").unwrap().dtype(), &DataType::Int32);
+    }
+
+    #[test]
     fn empty_table_gives_typed_empty_frame() {
         let db = Db::new();
-        let df = events(&db.conn(), &ResolvedScope::default(), &[Col::SessionId, Col::Ts]).unwrap();
+        let df = events(
+            &db.conn(),
+            &ResolvedScope::default(),
+            &[Col::SessionId, Col::Ts],
+        )
+        .unwrap();
         assert_eq!(df.height(), 0);
         assert_eq!(df.column("ts").unwrap().dtype(), &DataType::Int64);
         assert_eq!(df.column("session_id").unwrap().dtype(), &DataType::String);
@@ -322,15 +407,22 @@ mod tests {
     fn open_read_only_explains_missing_files_and_tables() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.duckdb");
-        assert!(matches!(open_read_only(&missing), Err(Error::NoSuchFile { .. })));
+        assert!(matches!(
+            open_read_only(&missing),
+            Err(Error::NoSuchFile { .. })
+        ));
 
         let other = dir.path().join("other.duckdb");
-        Connection::open(&other).unwrap().execute_batch("CREATE TABLE t (x INT)").unwrap();
-        assert!(matches!(open_read_only(&other), Err(Error::NoEventsTable { .. })));
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x INT)")
+            .unwrap();
+        assert!(matches!(
+            open_read_only(&other),
+            Err(Error::NoEventsTable { .. })
+        ));
 
-        let db = Db::new();
-        drop(db.conn());
-        open_read_only(db.path()).unwrap();
+        open_read_only(Db::new().path()).unwrap();
     }
 
     /// Env var naming the file [`hold_lock_child`] keeps open read-write.
@@ -341,7 +433,9 @@ mod tests {
     #[test]
     #[ignore = "helper process for a_file_held_by_another_process_is_reported_as_locked"]
     fn hold_lock_child() {
-        let Ok(path) = std::env::var(HOLD_ENV) else { return };
+        let Ok(path) = std::env::var(HOLD_ENV) else {
+            return;
+        };
         let _conn = Connection::open(&path).unwrap();
         std::fs::write(format!("{path}.ready"), b"").unwrap();
         std::thread::sleep(std::time::Duration::from_secs(60));
@@ -351,9 +445,13 @@ mod tests {
     fn a_file_held_by_another_process_is_reported_as_locked() {
         let db = Db::new();
         let path = db.path().to_owned();
-        drop(db.conn());
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "load::tests::hold_lock_child", "--ignored", "--quiet"])
+            .args([
+                "--exact",
+                "load::tests::hold_lock_child",
+                "--ignored",
+                "--quiet",
+            ])
             .env(HOLD_ENV, &path)
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -366,7 +464,9 @@ mod tests {
         let result = open_read_only(&path);
         child.kill().unwrap();
         child.wait().unwrap();
-        let err = result.err().expect("the file is held read-write by the child");
+        let Err(err) = result else {
+            panic!("the file is held read-write by the child, yet it opened");
+        };
         assert!(matches!(err, Error::Locked { .. }), "{err}");
         assert!(err.to_string().contains("--collector"), "{err}");
     }

@@ -9,6 +9,9 @@
 //! the [`analyzer::Report`] is rendered locally and written to stdout or `--out`.
 //! Failures print one line on stderr and exit with status 1.
 
+// Doc comments here are clap's --help text, not Markdown.
+#![allow(clippy::doc_markdown)]
+
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,18 +131,15 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         analyzer::run(&conn, &req)?
     };
     let text = analyzer::render(&report, cli.format.into())?;
-    match &cli.out {
-        Some(path) => std::fs::write(path, text)
-            .with_context(|| format!("cannot write {}", path.display()))?,
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(text.as_bytes())
-                .and_then(|()| stdout.flush())
-                .context("cannot write to stdout")?;
-        }
+    if let Some(path) = &cli.out {
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    } else {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .context("cannot write to stdout")
     }
-    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -148,7 +148,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let message = format!("{err:#}");
-            eprintln!("error: {}", message.split_whitespace().collect::<Vec<_>>().join(" "));
+            eprintln!(
+                "error: {}",
+                message.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
             ExitCode::FAILURE
         }
     }

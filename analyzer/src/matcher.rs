@@ -91,7 +91,9 @@ impl StepMatcher {
         let rule = match kind.trim() {
             "page" => {
                 if !value.starts_with('/') {
-                    return Err(bad("a page path starts with '/', e.g. page:/cart or page:/product/*"));
+                    return Err(bad(
+                        "a page path starts with '/', e.g. page:/cart or page:/product/*",
+                    ));
                 }
                 Rule::Page(Glob::new(value))
             }
@@ -223,7 +225,10 @@ struct Css {
 
 impl Css {
     fn new(pattern: &str) -> Result<Self, String> {
-        let tokens: Vec<String> = split_compounds(pattern).into_iter().map(str::to_owned).collect();
+        let tokens: Vec<String> = split_compounds(pattern)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let starts_ok = tokens.first().is_some_and(|t| !is_combinator(t));
         let ends_ok = tokens.last().is_some_and(|t| !is_combinator(t));
         if !starts_ok || !ends_ok {
@@ -239,7 +244,10 @@ impl Css {
     fn matches(&self, selector: &str) -> bool {
         // Cheap rejection: every #id, .class, [attr] of the pattern occurs in the selector.
         if let Some(parts) = &self.parts
-            && !parts.iter().filter(|p| !is_tag(p)).all(|p| selector.contains(p.as_str()))
+            && !parts
+                .iter()
+                .filter(|p| !is_tag(p))
+                .all(|p| selector.contains(p.as_str()))
         {
             return false;
         }
@@ -520,12 +528,28 @@ mod tests {
 
     #[test]
     fn selector_splitting() {
-        assert_eq!(split_compounds("div.x > a  b"), ["div.x", ">", "a", " ", "b"]);
-        assert_eq!(split_compounds("a[title=\"x > y\"] + b"), ["a[title=\"x > y\"]", "+", "b"]);
+        assert_eq!(
+            split_compounds("div.x > a  b"),
+            ["div.x", ">", "a", " ", "b"]
+        );
+        assert_eq!(
+            split_compounds("a[title=\"x > y\"] + b"),
+            ["a[title=\"x > y\"]", "+", "b"]
+        );
         assert_eq!(
             simple_parts("button#pay.primary[type=submit]:hover::after"),
-            ["button", "#pay", ".primary", "[type=submit]", ":hover", "::after"]
+            [
+                "button",
+                "#pay",
+                ".primary",
+                "[type=submit]",
+                ":hover",
+                "::after"
+            ]
         );
-        assert_eq!(simple_parts("li:nth-child(2n+1).a"), ["li", ":nth-child(2n+1)", ".a"]);
+        assert_eq!(
+            simple_parts("li:nth-child(2n+1).a"),
+            ["li", ":nth-child(2n+1)", ".a"]
+        );
     }
 }

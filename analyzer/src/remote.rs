@@ -16,6 +16,14 @@ use crate::{AuditRequest, Error, Report};
 /// The path of the audit endpoint on a collector.
 pub const AUDIT_PATH: &str = "/api/audit";
 
+/// The body of a collector's error answer.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    #[serde(default)]
+    message: String,
+}
+
 /// Asks the collector at `base_url` (e.g. `http://127.0.0.1:8080`) to run `req`.
 pub fn run_remote(base_url: &str, req: &AuditRequest) -> Result<Report, Error> {
     let url = format!("{}{AUDIT_PATH}", base_url.trim_end_matches('/'));
@@ -39,17 +47,14 @@ pub fn run_remote(base_url: &str, req: &AuditRequest) -> Result<Report, Error> {
         return serde_json::from_str(&body)
             .map_err(|e| unreachable(format!("the answer is not a report: {e}")));
     }
-
-    #[derive(Deserialize)]
-    struct ErrorBody {
-        error: String,
-        #[serde(default)]
-        message: String,
-    }
     let (code, message) = match serde_json::from_str::<ErrorBody>(&body) {
         Ok(b) => (b.error, b.message),
         Err(_) => (
-            status.canonical_reason().unwrap_or("error").to_lowercase().replace(' ', "_"),
+            status
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_lowercase()
+                .replace(' ', "_"),
             body.chars().take(200).collect::<String>().trim().to_owned(),
         ),
     };
@@ -86,7 +91,10 @@ mod tests {
 
     /// Serves one request with `status` and `body`; returns the URL and a handle
     /// yielding the request body it received.
-    fn serve_once(status: &'static str, body: String) -> (String, thread::JoinHandle<(String, String)>) {
+    fn serve_once(
+        status: &'static str,
+        body: String,
+    ) -> (String, thread::JoinHandle<(String, String)>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
         let handle = thread::spawn(move || {
@@ -140,7 +148,10 @@ mod tests {
         assert_eq!(got.sessions(), 4);
         let (line, body) = server.join().unwrap();
         assert!(line.starts_with("POST /api/audit "), "{line}");
-        assert_eq!(serde_json::from_str::<AuditRequest>(&body).unwrap(), request());
+        assert_eq!(
+            serde_json::from_str::<AuditRequest>(&body).unwrap(),
+            request()
+        );
     }
 
     #[test]
@@ -155,14 +166,25 @@ mod tests {
 
         let (url, _server) = serve_once("502 Bad Gateway", "upstream down".to_owned());
         let err = run_remote(&url, &request()).unwrap_err();
-        assert!(matches!(&err, Error::Remote { status: 502, code, message } if code == "bad_gateway" && message == "upstream down"), "{err}");
+        assert!(
+            matches!(&err, Error::Remote { status: 502, code, message } if code == "bad_gateway" && message == "upstream down"),
+            "{err}"
+        );
     }
 
     #[test]
     fn an_unreachable_collector_is_named() {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let err = run_remote(&format!("http://127.0.0.1:{port}"), &request()).unwrap_err();
         assert!(matches!(err, Error::Unreachable { .. }), "{err}");
-        assert!(err.to_string().contains(&format!("127.0.0.1:{port}/api/audit")), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("127.0.0.1:{port}/api/audit")),
+            "{err}"
+        );
     }
 }

@@ -166,7 +166,13 @@ fn text(table: &Table) -> String {
         })
         .collect();
     let numeric: Vec<bool> = (0..table.columns.len())
-        .map(|i| table.rows.first().and_then(|r| r.get(i)).is_some_and(Cell::is_numeric))
+        .map(|i| {
+            table
+                .rows
+                .first()
+                .and_then(|r| r.get(i))
+                .is_some_and(Cell::is_numeric)
+        })
         .collect();
     let line = |values: &mut dyn Iterator<Item = &str>| -> String {
         let mut out = String::new();
@@ -209,7 +215,11 @@ fn csv_field(value: &str) -> String {
 /// RFC 4180 CSV, `\n` line ends.
 fn csv(table: &Table) -> String {
     let mut out = String::new();
-    let header: Vec<String> = table.columns.iter().map(|(key, _)| csv_field(key)).collect();
+    let header: Vec<String> = table
+        .columns
+        .iter()
+        .map(|(key, _)| csv_field(key))
+        .collect();
     out += &(header.join(",") + "\n");
     for row in &table.rows {
         let fields: Vec<String> = row.iter().map(|c| csv_field(&c.raw())).collect();
@@ -255,13 +265,21 @@ fn html(table: &Table) -> String {
     for row in &table.rows {
         out += "<tr>";
         for cell in row {
-            let class = if cell.is_numeric() { " class=\"n\"" } else { "" };
+            let class = if cell.is_numeric() {
+                " class=\"n\""
+            } else {
+                ""
+            };
             let _ = write!(out, "<td{class}>{}</td>", escape_html(&cell.human()));
         }
         out += "</tr>\n";
     }
     if table.rows.is_empty() {
-        let _ = writeln!(out, "<tr><td colspan=\"{}\">no data in scope</td></tr>", table.columns.len());
+        let _ = writeln!(
+            out,
+            "<tr><td colspan=\"{}\">no data in scope</td></tr>",
+            table.columns.len()
+        );
     }
     out += "</tbody>\n</table>\n</body>\n</html>\n";
     out
@@ -343,7 +361,11 @@ page:/cart,8,,1,0,
         });
         let out = render(&report, Format::Html).unwrap();
         assert!(out.contains("no data in scope"));
-        assert!(render(&report, Format::Table).unwrap().contains("(no data in scope)"));
+        assert!(
+            render(&report, Format::Table)
+                .unwrap()
+                .contains("(no data in scope)")
+        );
         assert_eq!(render(&report, Format::Csv).unwrap().lines().count(), 1);
 
         let report = Report::Screens(ScreensReport {

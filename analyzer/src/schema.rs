@@ -2,6 +2,8 @@
 //! and the audits (which read it). Append-only: sessions, funnels and exits are
 //! derived at analysis time, never by UPDATE.
 
+use std::fmt::Write as _;
+
 /// Creates the events table if it does not exist. Column order is the order the
 /// collector's Appender writes in.
 pub const CREATE_EVENTS: &str = "
@@ -46,15 +48,25 @@ CREATE TABLE IF NOT EXISTS events (
 
 /// Columns added after the first release, with their types: a file written by an
 /// older collector gets them on open (see [`migrate_events`]).
-const ADDED_COLUMNS: [(&str, &str); 5] =
-    [("status", "INTEGER"), ("ad", "VARCHAR"), ("message", "VARCHAR"), ("source", "VARCHAR"), ("line", "INTEGER")];
+const ADDED_COLUMNS: [(&str, &str); 5] = [
+    ("status", "INTEGER"),
+    ("ad", "VARCHAR"),
+    ("message", "VARCHAR"),
+    ("source", "VARCHAR"),
+    ("line", "INTEGER"),
+];
 
 /// Brings an events table created by an older collector up to [`CREATE_EVENTS`].
 pub fn migrate_events() -> String {
     ADDED_COLUMNS
         .iter()
-        .map(|(name, ty)| format!("ALTER TABLE events ADD COLUMN IF NOT EXISTS {name} {ty};"))
-        .collect()
+        .fold(String::new(), |mut sql, (name, ty)| {
+            let _ = write!(
+                sql,
+                "ALTER TABLE events ADD COLUMN IF NOT EXISTS {name} {ty};"
+            );
+            sql
+        })
 }
 
 /// Number of columns in [`CREATE_EVENTS`].
@@ -67,18 +79,33 @@ mod tests {
     #[test]
     fn an_old_table_is_migrated_to_the_current_columns() {
         let conn = duckdb::Connection::open_in_memory().unwrap();
-        let old = CREATE_EVENTS.split("    status").next().unwrap().trim_end().trim_end_matches(',').to_string() + ");";
+        let old = CREATE_EVENTS
+            .split("    status")
+            .next()
+            .unwrap()
+            .trim_end()
+            .trim_end_matches(',')
+            .to_string()
+            + "\n);";
         conn.execute_batch(&old).unwrap();
         conn.execute_batch(&migrate_events()).unwrap();
         conn.execute_batch(&migrate_events()).unwrap(); // idempotent
         let n: usize = conn
-            .query_row("SELECT count(*) FROM information_schema.columns WHERE table_name = 'events'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM information_schema.columns WHERE table_name = 'events'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(n, EVENT_COLUMNS);
         let fresh = duckdb::Connection::open_in_memory().unwrap();
         fresh.execute_batch(CREATE_EVENTS).unwrap();
         let n: usize = fresh
-            .query_row("SELECT count(*) FROM information_schema.columns WHERE table_name = 'events'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM information_schema.columns WHERE table_name = 'events'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(n, EVENT_COLUMNS);
     }

@@ -47,22 +47,22 @@ impl Scope {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_owned);
-        let since_ms = self.since.as_deref().map(|t| parse_time(t, now_ms)).transpose()?;
-        let until_ms = self.until.as_deref().map(|t| parse_time(t, now_ms)).transpose()?;
+        let since_ms = self
+            .since
+            .as_deref()
+            .map(|t| parse_time(t, now_ms))
+            .transpose()?;
+        let until_ms = self
+            .until
+            .as_deref()
+            .map(|t| parse_time(t, now_ms))
+            .transpose()?;
         if let (Some(since), Some(until)) = (since_ms, until_ms)
             && since >= until
         {
-            return Err(Error::BadTime {
-                input: format!(
-                    "{}..{}",
-                    self.since.as_deref().unwrap_or_default(),
-                    self.until.as_deref().unwrap_or_default()
-                ),
-                reason: format!(
-                    "since ({}) is not before until ({})",
-                    format_ms(since),
-                    format_ms(until)
-                ),
+            return Err(Error::EmptyRange {
+                since: format_ms(since),
+                until: format_ms(until),
             });
         }
         Ok(ResolvedScope {
@@ -119,19 +119,24 @@ pub fn parse_time(input: &str, now_ms: i64) -> Result<i64, Error> {
             Error::BadDuration { reason, .. } => bad(&reason),
             other => other,
         })?;
-        return now_ms
-            .checked_sub(back)
-            .ok_or_else(|| bad("too far back"));
+        return now_ms.checked_sub(back).ok_or_else(|| bad("too far back"));
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.timestamp_millis());
     }
     if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis());
+        return Ok(d
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp_millis());
     }
-    let without_zone = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
-        .iter()
-        .any(|f| NaiveDateTime::parse_from_str(text, f).is_ok());
+    let without_zone = [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .any(|f| NaiveDateTime::parse_from_str(text, f).is_ok());
     if without_zone {
         return Err(bad("no time zone; add Z for UTC or an offset like +01:00"));
     }
@@ -141,9 +146,7 @@ pub fn parse_time(input: &str, now_ms: i64) -> Result<i64, Error> {
 /// `90m`-like: digits then letters, nothing else.
 fn looks_like_duration(text: &str) -> bool {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
-    digits > 0
-        && digits < text.len()
-        && text[digits..].bytes().all(|b| b.is_ascii_alphabetic())
+    digits > 0 && digits < text.len() && text[digits..].bytes().all(|b| b.is_ascii_alphabetic())
 }
 
 /// Parses a positive duration: a whole number and a unit, `ms`, `s`, `m`, `h`, `d` or
@@ -158,7 +161,9 @@ pub fn parse_duration_ms(input: &str) -> Result<i64, Error> {
     if digits == 0 {
         return Err(bad("no number"));
     }
-    let number: i64 = text[..digits].parse().map_err(|_| bad("number too large"))?;
+    let number: i64 = text[..digits]
+        .parse()
+        .map_err(|_| bad("number too large"))?;
     let unit_ms: i64 = match &text[digits..] {
         "ms" => 1,
         "s" => 1_000,
@@ -178,7 +183,13 @@ pub fn parse_duration_ms(input: &str) -> Result<i64, Error> {
 /// Formats a duration in ms the way [`parse_duration_ms`] reads it, in the largest
 /// unit that divides it (`1800000` → `30m`).
 pub fn format_duration_ms(ms: i64) -> String {
-    for (unit, size) in [("w", 7 * 86_400_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+    for (unit, size) in [
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
         if ms != 0 && ms % size == 0 {
             return format!("{}{unit}", ms / size);
         }
@@ -253,7 +264,14 @@ mod tests {
             since: Some("1h".into()),
             until: Some("2h".into()),
         };
-        assert!(matches!(empty.resolve(NOW), Err(Error::BadTime { .. })));
-        assert_eq!(Scope::default().resolve(NOW).unwrap(), ResolvedScope::default());
+        let err = empty.resolve(NOW).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "empty time range: since (2026-11-24T09:00:00Z) is not before until (2026-11-24T08:00:00Z)"
+        );
+        assert_eq!(
+            Scope::default().resolve(NOW).unwrap(),
+            ResolvedScope::default()
+        );
     }
 }

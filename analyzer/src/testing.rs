@@ -21,7 +21,10 @@ impl Db {
     pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.duckdb");
-        Connection::open(&path).unwrap().execute_batch(CREATE_EVENTS).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(CREATE_EVENTS)
+            .unwrap();
         Db { path, _dir: dir }
     }
 

@@ -61,7 +61,10 @@ pub fn router(app: App) -> Router {
 
 /// Every response may be read cross-origin: the tracker runs on the shop's origin.
 async fn cors(mut resp: Response) -> Response {
-    resp.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    // The tracker backs off by Retry-After on 503; cross-origin it must be exposed.
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after"));
     resp
 }
 

@@ -111,7 +111,7 @@ pub fn session(rng: &mut Rng, site: &str, start_ms: i64) -> Vec<Batch> {
     let sid = rng.hex32();
     let mut w = SessionWriter { rng, t: start_ms, seq: 0, path: String::new(), screen: None, events: Vec::new() };
     let mut batches = Vec::new();
-    let mut flush = |w: &mut SessionWriter<'_>, batches: &mut Vec<Batch>| {
+    let flush = |w: &mut SessionWriter<'_>, batches: &mut Vec<Batch>| {
         if !w.events.is_empty() {
             batches.push(Batch {
                 v: protocol::VERSION,

@@ -130,14 +130,28 @@ async fn bad_input_gets_a_json_error_and_nothing_is_stored() {
     assert_eq!(count(&h.app, "SELECT count(*) FROM events"), 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_answers_503_and_every_acknowledged_event_is_stored() {
-    // One queue slot and a writer that lingers: most concurrent batches must be
-    // turned away with 503 + Retry-After; the ones acknowledged must all be on disk.
-    let h = harness(
-        WriterOptions { queue_capacity: 1, commit_max_events: 1_000_000, linger: Duration::from_millis(300) },
-        |_| {},
-    );
+    // A one-slot queue while the writer is busy with a large commit (a slow disk, a
+    // burst): concurrent batches beyond the slot must be turned away with 503 +
+    // Retry-After, and every acknowledged event must be on disk.
+    let h = harness(WriterOptions { queue_capacity: 1, commit_max_events: 1_000_000, linger: Duration::ZERO }, |_| {});
+    let mut rng = clicktrail_collector::synth::Rng::new(1);
+    let ctx = clicktrail_collector::enrich::Context {
+        ip: "198.51.100.1".parse().unwrap(),
+        user_agent: "bench".into(),
+        received_ms: now_ms(),
+    };
+    let mut big = Vec::new();
+    while big.len() < 300_000 {
+        for b in clicktrail_collector::synth::session(&mut rng, "shop", now_ms()) {
+            big.extend(clicktrail_collector::enrich::enrich(b, &ctx, &[0; 32]));
+        }
+    }
+    let big_len = big.len() as i64;
+    let store = h.app.store.clone();
+    let busy = tokio::spawn(async move { store.commit(big).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
     let t = now_ms();
     let mut tasks = Vec::new();
     for b in 0..20 {
@@ -158,9 +172,12 @@ async fn overload_answers_503_and_every_acknowledged_event_is_stored() {
             other => panic!("unexpected {other}: {body}"),
         }
     }
+    assert_eq!(busy.await.unwrap(), Ok(big_len as usize));
     assert!(overloaded > 0, "a one-slot queue under 20 concurrent batches must push back");
-    assert!(acknowledged > 0);
-    assert_eq!(count(&h.app, "SELECT count(*) FROM events"), acknowledged);
+    assert!(acknowledged > 0, "the slot's batch is committed after the big one");
+    assert_eq!(count(&h.app, "SELECT count(*) FROM events WHERE kind = 'click' AND session_id = '00112233445566778899aabbccddeeff'"), acknowledged);
+    assert_eq!(count(&h.app, "SELECT count(*) FROM events"), acknowledged + big_len);
+    assert_eq!(h.app.store.counters().overloaded.load(std::sync::atomic::Ordering::Relaxed), overloaded);
 }
 
 #[tokio::test]

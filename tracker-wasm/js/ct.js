@@ -17,7 +17,8 @@
       var c = w.clicktrail; // installed by start()
       if (c == f) return;
       // Never let a tracker error reach the page; late calls to the stub go through.
-      (w.clicktrail = function (x, y, z) { try { c(x, y, z); } catch (e) {} }).l = 1;
+      var g = w.clicktrail = function (x, y, z) { try { c(x, y, z); } catch (e) {} };
+      g.l = g.ready = 1; // clicktrail.ready: the tracker is recording
       f.q = { push: function (a) { w.clicktrail(a[0], a[1], a[2]); } };
     });
   })["catch"](function () {});

@@ -1,5 +1,6 @@
 //! Reading the page: the selector and text of a clicked element, the names of form
-//! fields and forms, and which `data-ct-screen` is visible.
+//! fields and forms, and which `data-ct-screen` is visible; plus the one binding
+//! that drives the three observers the tracker uses.
 //!
 //! Everything here reads the DOM and never changes it. Nothing here reads what a
 //! visitor typed: for a field only its emptiness is looked at, through the value's
@@ -7,10 +8,10 @@
 
 use alloc::{string::String, vec::Vec};
 
-use js_sys::{JsString, Reflect};
+use js_sys::{Array, Function, JsString, Object, Reflect};
 use protocol::{MAX_NAME, MAX_SELECTOR, MAX_TEXT_CHARS};
 use wasm_bindgen::{JsCast, JsValue, prelude::wasm_bindgen};
-use web_sys::{Document, Element, EventTarget};
+use web_sys::{Document, Element, EventTarget, Window};
 
 use crate::json::{cut, int, squash};
 
@@ -25,6 +26,57 @@ extern "C" {
     /// `node.textContent`, kept as a JS string so that only a slice of it is copied.
     #[wasm_bindgen(method, getter = textContent)]
     fn text_content(this: &AnyNode) -> Option<JsString>;
+
+    /// An `IntersectionObserver`, `MutationObserver` or `PerformanceObserver`. Their
+    /// methods share names and the calls go by name, so one binding (and one piece of
+    /// JS glue per method) serves all three.
+    pub(crate) type Observer;
+    /// `observe(target, options)`, or `observe(options)` for a `PerformanceObserver`.
+    #[wasm_bindgen(method, catch)]
+    pub(crate) fn observe(this: &Observer, a: &JsValue, b: &JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(method)]
+    pub(crate) fn disconnect(this: &Observer);
+    /// The records or entries not yet delivered to the callback.
+    #[wasm_bindgen(method, js_name = takeRecords)]
+    pub(crate) fn take_records(this: &Observer) -> JsValue;
+
+    /// What a `PerformanceObserver` callback gets.
+    pub(crate) type EntryList;
+    #[wasm_bindgen(method, js_name = getEntries)]
+    pub(crate) fn get_entries(this: &EntryList) -> JsValue;
+}
+
+/// `new window[class](callback, options)`, or None where the browser lacks it.
+pub(crate) fn observer(
+    win: &Window,
+    class: &str,
+    cb: &Function,
+    opts: &JsValue,
+) -> Option<Observer> {
+    let ctor: Function = prop(win, class).dyn_into().ok()?;
+    let args = Array::new();
+    args.push(cb);
+    args.push(opts);
+    Reflect::construct(&ctor, &args)
+        .ok()
+        .map(JsCast::unchecked_into)
+}
+
+/// A plain object with these properties.
+pub(crate) fn obj(fields: &[(&str, &JsValue)]) -> Object {
+    let o = Object::new();
+    for (k, v) in fields {
+        let _ = Reflect::set(&o, &JsValue::from_str(k), v);
+    }
+    o
+}
+
+/// Each item of an array-like `list` (a JS array, `NodeList`, …).
+pub(crate) fn each(list: &JsValue, mut f: impl FnMut(JsValue)) {
+    let n = prop(list, "length").as_f64().unwrap_or(0.0) as u32;
+    for i in 0..n {
+        f(Reflect::get_u32(list, i).unwrap_or(JsValue::UNDEFINED));
+    }
 }
 
 /// `v[name]`, or `undefined` when reading it throws.

@@ -3,8 +3,8 @@
 //! The loader `js/ct.js` (a few hundred bytes) queues `clicktrail(…)` calls, loads
 //! the wasm-bindgen output without blocking the page and calls [`start`] with the
 //! site id, the collector endpoint and the queued calls. From then on the tracker
-//! records clicks, screens, form-field activity, page views (SPA routes too) and
-//! custom events, and sends them as batches to `ENDPOINT/collect` in the wire
+//! records clicks, screens, form-field activity, page views (SPA routes too),
+//! links and ads in view, dead clicks and custom events, and sends them as batches to `ENDPOINT/collect` in the wire
 //! format of the `protocol` crate.
 //!
 //! # Layout
@@ -12,7 +12,10 @@
 //! - `lib.rs`: [`start`]: privacy checks, then wiring every listener to one shared
 //!   [`tracker::Tracker`].
 //! - `tracker.rs`: the state, and what each DOM event or API call records.
-//! - `dom.rs`: reading the page (selectors, texts, field names, the visible screen).
+//! - `view.rs`: links and ads in the viewport (`IntersectionObserver`).
+//! - `dead.rs`: dead clicks (`MutationObserver`, `PerformanceObserver`).
+//! - `dom.rs`: reading the page (selectors, texts, field names, the visible screen),
+//!   the observers' binding.
 //! - `send.rs`: the queue, batches, `fetch`/`sendBeacon`, retries.
 //! - `json.rs`: the hand-written JSON writer and the cutting to protocol limits.
 //!
@@ -35,17 +38,19 @@
 
 extern crate alloc;
 
+mod dead;
 mod dom;
 mod json;
 mod send;
 mod tracker;
+mod view;
 
 use alloc::rc::Rc;
 use core::cell::RefCell;
 
 use js_sys::{Function, Reflect};
 use wasm_bindgen::{JsCast, JsValue, closure::Closure, prelude::wasm_bindgen};
-use web_sys::{EventTarget, MutationObserver, Window};
+use web_sys::{EventTarget, Window};
 
 use tracker::{Shared, Tracker};
 
@@ -102,36 +107,73 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue) -> Option<()> {
         s.noop_fn = Closure::<dyn FnMut()>::new(|| {})
             .into_js_value()
             .unchecked_into();
+        s.tick_fn = callback(&t, Tracker::on_tick);
+        let none = &JsValue::UNDEFINED;
+        let half = dom::obj(&[("threshold", &JsValue::from_f64(view::IN_VIEW))]);
+        s.seen.io = dom::observer(
+            &win,
+            "IntersectionObserver",
+            &callback(&t, Tracker::on_view),
+            &half,
+        );
+        s.dead.dom = dom::observer(
+            &win,
+            "MutationObserver",
+            &callback(&t, Tracker::on_answer),
+            none,
+        );
+        s.dead.net = dom::observer(
+            &win,
+            "PerformanceObserver",
+            &callback(&t, Tracker::on_request),
+            none,
+        );
     }
 
     let d: &EventTarget = &doc;
     let w: &EventTarget = &win;
+    listen(d, "pointerdown", &t, Tracker::on_press, true);
     listen(d, "click", &t, Tracker::on_click, true);
     listen(w, "click", &t, Tracker::on_click_done, false);
     listen(d, "focusin", &t, Tracker::on_focus, true);
     listen(d, "focusout", &t, Tracker::on_blur, true);
     listen(d, "change", &t, Tracker::on_change, true);
     listen(d, "submit", &t, Tracker::on_submit, true);
+    listen(d, "invalid", &t, Tracker::on_invalid, true);
+    // Bubble phase on window: script errors only (failed images and scripts
+    // don't bubble up here).
+    listen(w, "error", &t, Tracker::on_error, false);
+    listen(w, "unhandledrejection", &t, Tracker::on_error, false);
     listen(d, "visibilitychange", &t, Tracker::on_hide, false);
     listen(w, "pagehide", &t, Tracker::on_hide, false);
     listen(w, "pageshow", &t, Tracker::on_pageshow, false);
     listen(w, "popstate", &t, Tracker::on_popstate, false);
+    // Any navigation, also to another document (where the Navigation API exists).
+    if let Some(n) = dom::prop(&win, "navigation").dyn_ref::<EventTarget>() {
+        listen(n, "navigate", &t, Tracker::on_answer, false);
+    }
 
-    // Screen changes: elements added or removed, or shown and hidden.
-    if let Ok(mo) = MutationObserver::new(&callback(&t, Tracker::on_mutation)) {
-        let init = js_sys::Object::new();
+    // Screen changes (elements added or removed, or shown and hidden), and links
+    // and ads added.
+    let on_mutation = callback(&t, Tracker::on_mutation);
+    if let Some(mo) = dom::observer(&win, "MutationObserver", &on_mutation, &JsValue::UNDEFINED) {
         let filter = js_sys::Array::new();
-        for a in ["style", "class", "hidden", "data-ct-screen"] {
+        for a in [
+            "style",
+            "class",
+            "hidden",
+            "data-ct-screen",
+            "href",
+            "data-ct-ad",
+        ] {
             filter.push(&JsValue::from_str(a));
         }
-        for (k, v) in [
+        let init = dom::obj(&[
             ("subtree", &JsValue::TRUE),
             ("childList", &JsValue::TRUE),
             ("attributeFilter", &filter),
-        ] {
-            let _ = Reflect::set(&init, &JsValue::from_str(k), v);
-        }
-        let _ = mo.observe_with_options(&doc, init.unchecked_ref());
+        ]);
+        let _ = mo.observe(&doc, &init);
     }
 
     let history = dom::prop(&win, "history");
@@ -149,7 +191,7 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue) -> Option<()> {
     let _ = Reflect::set(&win, &JsValue::from_str("clicktrail"), &api.into_js_value());
 
     let mut s = t.try_borrow_mut().ok()?;
-    let (nav, status) = first_nav(&win);
+    let (nav, status) = first_nav(&win, &doc);
     s.pageview(nav, &doc.referrer(), status);
     // Calls queued before the wasm loaded, in order, after the first page view.
     let len = dom::prop(queue, "length").as_f64().unwrap_or(0.0) as u32;
@@ -162,9 +204,10 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue) -> Option<()> {
 }
 
 /// How the document itself was loaded: `navigate`, `reload` or `back_forward`
-/// (a prerendered page counts as `navigate`), and its HTTP status where the
-/// browser tells (`responseStatus`, 0 otherwise).
-fn first_nav(win: &Window) -> (&'static str, u32) {
+/// (a prerendered page counts as `navigate`), and its HTTP status: the page's
+/// `<meta name="ct-status">` (for error pages served as 200), else
+/// `responseStatus` where the browser exposes it, else 0.
+fn first_nav(win: &Window, doc: &web_sys::Document) -> (&'static str, u32) {
     let entry = win.performance().map_or(JsValue::UNDEFINED, |p| {
         p.get_entries_by_type("navigation").get(0)
     });
@@ -173,11 +216,26 @@ fn first_nav(win: &Window) -> (&'static str, u32) {
         Some("back_forward") => "back_forward",
         _ => "navigate",
     };
-    let status = dom::prop(&entry, "responseStatus").as_f64().unwrap_or(0.0);
-    (nav, status as u32)
+    let meta = doc
+        .query_selector("meta[name=ct-status]")
+        .ok()
+        .flatten()
+        .and_then(|m| m.get_attribute("content"))
+        .and_then(|c| c.trim().parse::<u32>().ok());
+    let status = meta.unwrap_or(dom::prop(&entry, "responseStatus").as_f64().unwrap_or(0.0) as u32);
+    (
+        nav,
+        if (100..=599).contains(&status) {
+            status
+        } else {
+            0
+        },
+    )
 }
 
-/// A JS function that runs `f` on the shared tracker (unless it is busy).
+/// A JS function that runs `f` on the shared tracker (unless it is busy). Not
+/// inlined: it is called for every listener.
+#[inline(never)]
 fn callback(t: &Shared, f: fn(&mut Tracker, &JsValue)) -> Function {
     let t = Rc::clone(t);
     Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| {

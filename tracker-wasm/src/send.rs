@@ -10,7 +10,7 @@
 
 use alloc::{string::String, vec::Vec};
 
-use js_sys::{Date, Function, Object, Reflect};
+use js_sys::{Date, Function, Object};
 use protocol::{
     FLUSH_AT_EVENTS, FLUSH_INTERVAL_MS, MAX_BODY_BYTES, MAX_EVENT_AGE_MS, MAX_EVENT_FUTURE_MS,
     MAX_EVENTS_PER_BATCH, VERSION,
@@ -233,12 +233,9 @@ impl Tracker {
 /// `{method: "POST", body, keepalive: true}`. A string body goes out as
 /// `text/plain;charset=UTF-8`: a CORS simple request, no preflight.
 fn request(body: &str) -> Object {
-    let init = Object::new();
-    let set = |k: &str, v: &JsValue| {
-        let _ = Reflect::set(&init, &JsValue::from_str(k), v);
-    };
-    set("method", &JsValue::from_str("POST"));
-    set("body", &JsValue::from_str(body));
-    set("keepalive", &JsValue::TRUE);
-    init
+    crate::dom::obj(&[
+        ("method", &JsValue::from_str("POST")),
+        ("body", &JsValue::from_str(body)),
+        ("keepalive", &JsValue::TRUE),
+    ])
 }

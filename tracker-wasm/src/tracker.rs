@@ -5,27 +5,34 @@
 //! call could cause, records nothing). Each handler turns a DOM event or an API
 //! call into one event: [`Tracker::begin`] checks consent, keeps the session and
 //! page view current and writes the fields every event has; the handler adds its
-//! own fields and [`Tracker::push`] (in `send.rs`) queues it.
+//! own fields and [`Tracker::push`] (in `send.rs`) queues it. Links and ads in view
+//! (`view.rs`) and dead clicks (`dead.rs`) keep their own state in [`Tracker::seen`]
+//! and [`Tracker::dead`]; page views, screens, clicks and hiding drive them from here.
 
 use alloc::{rc::Rc, string::String, vec::Vec};
 use core::cell::RefCell;
 
 use js_sys::{Date, Function, JSON};
 use protocol::{
-    MAX_NAME, MAX_PATH, MAX_PROPS_BYTES, MAX_SELECTOR, MAX_TITLE, MAX_URL, SESSION_IDLE_MS, kind,
+    MAX_ERROR_CHARS, MAX_NAME, MAX_PATH, MAX_PROPS_BYTES, MAX_SELECTOR, MAX_TITLE, MAX_URL,
+    SESSION_IDLE_MS, kind,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Crypto, Document, Element, Event, HtmlAnchorElement, MouseEvent, Storage, Window};
 
+use crate::dead::Dead;
 use crate::dom;
-use crate::json::{Json, acceptable_props, hex, int, is_hex_id, no_fragment};
+use crate::json::{Json, acceptable_props, hex, int, is_hex_id, no_fragment, squash};
 use crate::send::Queued;
+use crate::view::Seen;
 
 pub(crate) type Shared = Rc<RefCell<Tracker>>;
 
 /// How long the screen check waits after a DOM change, so a burst of mutations
 /// costs one check.
 const SCREEN_CHECK_MS: i32 = 100;
+/// The most `error` events one page load sends.
+const MAX_ERRORS: u32 = 20;
 
 /// Everything the tracker knows about this page.
 pub(crate) struct Tracker {
@@ -44,10 +51,12 @@ pub(crate) struct Tracker {
     /// Per-page-load sequence number of the next event.
     seq: u32,
     /// Consent: false after `clicktrail('consent', false)`.
-    recording: bool,
+    pub(crate) recording: bool,
 
     /// The current page's URL without its fragment: SPA route changes compare against it.
-    page_url: String,
+    pub(crate) page_url: String,
+    /// Its path: where the links seen during it were seen.
+    pub(crate) page_path: String,
     /// When the current page view started.
     page_t: f64,
     /// How the current page view happened, where from, its HTTP status.
@@ -65,10 +74,18 @@ pub(crate) struct Tracker {
     screen_timer: bool,
     pub(crate) screen_fn: Function,
 
+    /// `error` events sent by this page load.
+    errors: u32,
     /// The focused field and when it got focus.
     focus: Option<(Element, f64)>,
     /// The click being dispatched follows a link away from the page.
     nav_click: bool,
+    /// Links and ads in view.
+    pub(crate) seen: Seen,
+    /// The click being judged dead or not.
+    pub(crate) dead: Dead,
+    /// Timer → [`Tracker::on_tick`]: ads in view long enough, a click's time up.
+    pub(crate) tick_fn: Function,
 
     /// Events waiting to be sent, oldest first.
     pub(crate) queue: Vec<Queued>,
@@ -107,6 +124,7 @@ impl Tracker {
             random_used: 512,
             storage,
             page_url: String::new(),
+            page_path: String::new(),
             page_t: 0.0,
             page_nav: "navigate",
             page_ref: String::new(),
@@ -123,8 +141,12 @@ impl Tracker {
             screen_dirty: false,
             screen_timer: false,
             screen_fn: placeholder(),
+            errors: 0,
             focus: None,
             nav_click: false,
+            seen: Seen::default(),
+            dead: Dead::default(),
+            tick_fn: placeholder(),
             queue: Vec::new(),
             inflight: Vec::new(),
             sending: false,
@@ -175,7 +197,7 @@ impl Tracker {
     }
 
     /// The current URL without its fragment.
-    fn current_url(&self) -> String {
+    pub(crate) fn current_url(&self) -> String {
         let href = self.win.location().href().unwrap_or_default();
         String::from(no_fragment(&href))
     }
@@ -216,13 +238,18 @@ impl Tracker {
     }
 
     fn head(&mut self, kind: &'static str, now: f64) -> Json {
+        let path = self.win.location().pathname().unwrap_or_default();
+        self.head_at(kind, now, path)
+    }
+
+    /// [`Tracker::head`] on another path than the current one.
+    pub(crate) fn head_at(&mut self, kind: &'static str, now: f64, mut path: String) -> Json {
         let mut j = Json::object();
         j.str("id", &self.random_id(), 32);
         j.str("k", kind, MAX_NAME);
         j.int("t", now as i64);
         j.int("seq", i64::from(self.seq));
         self.seq = self.seq.wrapping_add(1);
-        let mut path = self.win.location().pathname().unwrap_or_default();
         if !path.starts_with('/') {
             path.insert(0, '/');
         }
@@ -235,13 +262,43 @@ impl Tracker {
         j
     }
 
-    /// Re-read the visible screen; true when a `screen` event is due.
+    /// Re-read the visible screen; true when a `screen` event is due. A change ends
+    /// the links view of the screen before (its `links` go out first).
     fn refresh_screen(&mut self) -> bool {
         self.screen_dirty = false;
         let cur = dom::visible_screen(&self.doc);
-        let due = cur.is_some() && cur != self.screen;
+        if cur == self.screen {
+            return false;
+        }
+        self.send_links(true);
+        let due = cur.is_some();
         self.screen = cur;
+        self.rewatch();
         due
+    }
+
+    /// Run the screen check now if the DOM changed since the last one.
+    pub(crate) fn screen_check(&mut self) {
+        if self.screen_dirty
+            && self.recording
+            && self.refresh_screen()
+            && let Some(now) = self.prelude()
+        {
+            let j = self.head(kind::SCREEN, now);
+            self.push(j);
+        }
+    }
+
+    /// Set a timer for [`Tracker::on_tick`].
+    pub(crate) fn tick(&self, ms: i32) {
+        let _ = self
+            .win
+            .set_timeout_with_callback_and_timeout_and_arguments_0(&self.tick_fn, ms);
+    }
+
+    pub(crate) fn on_tick(&mut self, _: &JsValue) {
+        self.ads_due();
+        self.dead_due();
     }
 
     // ---- page views and leaving ------------------------------------------------
@@ -249,13 +306,18 @@ impl Tracker {
     /// A page view: `nav` says how it happened, `referrer` where from; `status`
     /// is the document's HTTP status on the first load (0 when unknown).
     pub(crate) fn pageview(&mut self, nav: &'static str, referrer: &str, status: u32) {
+        // The links of the page view before, on its own path and screen.
+        self.send_links(true);
+        self.reset_ads();
         self.page_url = self.current_url();
+        self.page_path = self.win.location().pathname().unwrap_or_default();
         self.page_t = Date::now();
         self.left = false;
         self.page_nav = nav;
         self.page_ref = String::from(referrer);
         self.page_status = status;
         self.record_pageview();
+        self.rewatch();
     }
 
     /// Record the current page view (unless consent is withheld: then it is
@@ -274,7 +336,6 @@ impl Tracker {
         j.str("title", &self.doc.title(), MAX_TITLE);
         j.str("nav", self.page_nav, MAX_NAME);
         if self.page_status > 0 {
-            // Not in protocol v1 (collectors ignore unknown fields): for error pages.
             j.int("status", self.page_status.into());
         }
         self.push(j);
@@ -287,6 +348,7 @@ impl Tracker {
     /// An SPA route change (`push`, `replace`, `pop`): a page view when the path or
     /// query changed, with the previous URL as referrer.
     pub(crate) fn route(&mut self, nav: &'static str) {
+        self.on_answer(&JsValue::UNDEFINED);
         let url = self.current_url();
         if url != self.page_url {
             let prev = core::mem::take(&mut self.page_url);
@@ -305,14 +367,20 @@ impl Tracker {
         }
     }
 
-    /// `pagehide` and `visibilitychange`: one `leave` per hidden period, then send
-    /// everything by beacon.
+    /// `pagehide` and `visibilitychange`: the links seen so far and one `leave` per
+    /// hidden period, then everything by beacon. Visible again: what is in view
+    /// counts again.
     pub(crate) fn on_hide(&mut self, e: &JsValue) {
         let e: &Event = e.unchecked_ref();
         if e.type_() == "visibilitychange" && !self.doc.hidden() {
             self.left = false;
+            self.rewatch();
             return;
         }
+        self.on_answer(&JsValue::UNDEFINED);
+        self.dead_settle();
+        self.pause_ads();
+        self.send_links(false);
         if !self.left {
             self.left = true;
             if let Some(mut j) = self.begin(kind::LEAVE) {
@@ -339,34 +407,31 @@ impl Tracker {
         }
     }
 
+    /// The DOM settled: check the screen, and watch the links and ads added.
     pub(crate) fn on_screen_timer(&mut self, _: &JsValue) {
         self.screen_timer = false;
-        if self.screen_dirty
-            && self.recording
-            && self.refresh_screen()
-            && let Some(now) = self.prelude()
-        {
-            let j = self.head(kind::SCREEN, now);
-            self.push(j);
-        }
+        self.screen_check();
+        self.watch_all();
     }
 
     // ---- clicks ----------------------------------------------------------------------
 
     pub(crate) fn on_click(&mut self, e: &JsValue) {
+        self.dead_begin(e);
         let e: &MouseEvent = e.unchecked_ref();
         self.nav_click = false;
         let Some(target) = dom::element(e.target()) else {
             return;
         };
-        let el = dom::closest(&target, dom::INTERESTING).unwrap_or(target);
+        let el = dom::closest(&target, dom::INTERESTING).unwrap_or_else(|| target.clone());
         let link =
             dom::closest(&el, "a[href]").and_then(|a| a.dyn_into::<HtmlAnchorElement>().ok());
         let href = link.as_ref().map(HtmlAnchorElement::href);
         let Some(mut j) = self.begin(kind::CLICK) else {
             return;
         };
-        j.str("sel", &dom::selector(&el), MAX_SELECTOR);
+        let sel = dom::selector(&el);
+        j.str("sel", &sel, MAX_SELECTOR);
         if let Some(text) = dom::text(&el) {
             j.str("text", &text, usize::MAX);
         }
@@ -375,13 +440,14 @@ impl Tracker {
         }
         j.int("x", e.client_x().into());
         j.int("y", e.client_y().into());
-        // Not in protocol v1 (collectors ignore unknown fields): the ad clicked in.
+        // The ad clicked in, if any.
         if let Some(ad) =
             dom::closest(&el, "[data-ct-ad]").and_then(|a| a.get_attribute("data-ct-ad"))
         {
             j.str("ad", &ad, MAX_NAME);
         }
         self.push(j);
+        self.dead_arm(e, &target, sel, link.is_some());
         self.nav_click = link.is_some_and(|a| {
             let h = href.as_deref().unwrap_or_default();
             e.button() == 0
@@ -463,6 +529,54 @@ impl Tracker {
         j.str("form", &dom::name_of(&form), MAX_SELECTOR);
         self.push(j);
         self.flush(crate::send::Via::Beacon);
+        // A submission navigates or is the page's to handle: the click is answered.
+        self.on_answer(&JsValue::UNDEFINED);
+    }
+
+    /// A field failed the browser's validation (`invalid` fires at each field on a
+    /// submit attempt or `checkValidity()`).
+    pub(crate) fn on_invalid(&mut self, e: &JsValue) {
+        // The browser's validation bubble answers the click.
+        self.on_answer(&JsValue::UNDEFINED);
+        if let Some(el) = dom::field(e.unchecked_ref::<Event>().target()) {
+            self.field_event(kind::INVALID, &el, None, false);
+        }
+    }
+
+    // ---- errors --------------------------------------------------------------------
+
+    /// An uncaught error (`ErrorEvent`: message, script, line) or an unhandled
+    /// promise rejection (its reason's message). At most [`MAX_ERRORS`] per page load,
+    /// so an error in a loop does not flood the collector.
+    pub(crate) fn on_error(&mut self, e: &JsValue) {
+        if self.errors >= MAX_ERRORS {
+            return;
+        }
+        let reason = dom::prop(e, "reason");
+        let msg = [
+            dom::prop(e, "message"),
+            dom::prop(&reason, "message"),
+            reason,
+        ]
+        .iter()
+        .find_map(JsValue::as_string)
+        .map(|m| squash(&m, MAX_ERROR_CHARS))
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| String::from("unhandled rejection"));
+        let src = dom::prop(e, "filename").as_string().unwrap_or_default();
+        let line = dom::prop(e, "lineno").as_f64().unwrap_or(0.0) as u32;
+        let Some(mut j) = self.begin(kind::ERROR) else {
+            return;
+        };
+        self.errors += 1;
+        j.str("msg", &msg, usize::MAX);
+        if !src.is_empty() {
+            j.str("src", no_fragment(&src), MAX_URL);
+        }
+        if line > 0 {
+            j.int("line", line.into());
+        }
+        self.push(j);
     }
 
     // ---- the JS API ----------------------------------------------------------------
@@ -515,6 +629,8 @@ impl Tracker {
                     if self.page_unsent {
                         self.record_pageview();
                     }
+                    // What is in view now counts.
+                    self.rewatch();
                 }
                 Some(false) if self.recording => {
                     self.recording = false;
@@ -525,6 +641,9 @@ impl Tracker {
                     }
                     self.queue.clear();
                     self.inflight.clear();
+                    // Links seen and ads timed so far go too.
+                    self.send_links(false);
+                    self.pause_ads();
                 }
                 _ => {}
             },

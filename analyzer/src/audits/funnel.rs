@@ -24,11 +24,11 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{Audit, count_sessions, ratio};
+use crate::Error;
 use crate::load::Col;
 use crate::matcher::{EventRef, StepMatcher};
 use crate::render::{Cell, Table};
 use crate::scope::{ResolvedScope, format_duration_ms, parse_duration_ms};
-use crate::Error;
 
 /// The window when none is given.
 pub const DEFAULT_WINDOW: &str = "30m";
@@ -115,7 +115,12 @@ impl Audit for Funnel {
         let sessions = count_sessions(&events)?;
 
         // Polars: only the kinds a step can match, in (session, ts, seq) order.
-        let kinds: BTreeSet<&str> = self.steps.iter().flat_map(|s| s.kinds()).copied().collect();
+        let kinds: BTreeSet<&str> = self
+            .steps
+            .iter()
+            .flat_map(StepMatcher::kinds)
+            .copied()
+            .collect();
         let is_candidate = kinds
             .iter()
             .map(|k| col("kind").eq(lit(*k)))
@@ -147,7 +152,11 @@ impl Audit for Funnel {
         let step_col = per_step.column("step")?.u32()?;
         let entered_col = per_step.column("entered")?.u64()?;
         let median_col = per_step.column("median_ms")?.f64()?;
-        for ((step, n), m) in step_col.iter().zip(entered_col.iter()).zip(median_col.iter()) {
+        for ((step, n), m) in step_col
+            .iter()
+            .zip(entered_col.iter())
+            .zip(median_col.iter())
+        {
             if let Some(step) = step {
                 entered[step as usize] = n.unwrap_or(0);
                 median[step as usize] = m.map(|m| m.round() as i64);
@@ -347,7 +356,7 @@ mod tests {
         run_audit(&db.conn(), scope, &Funnel::new(&steps, window).unwrap()).unwrap()
     }
 
-    /// (entered, dropped, median_ms_from_previous) per step.
+    /// `(entered, dropped, median_ms_from_previous)` per step.
     fn summary(r: &FunnelReport) -> Vec<(u64, u64, Option<i64>)> {
         r.steps
             .iter()
@@ -362,11 +371,15 @@ mod tests {
     const CHECKOUT: [&str; 3] = ["page:/cart", "screen:payment", "event:order"];
 
     fn pay(id: &str, session: &str, ts: i64, seq: i32) -> Ev {
-        ev(id, session, ts, seq, "screen").path("/checkout").screen("payment")
+        ev(id, session, ts, seq, "screen")
+            .path("/checkout")
+            .screen("payment")
     }
 
     fn order(id: &str, session: &str, ts: i64, seq: i32) -> Ev {
-        ev(id, session, ts, seq, "custom").path("/checkout").name("order")
+        ev(id, session, ts, seq, "custom")
+            .path("/checkout")
+            .name("order")
     }
 
     #[test]
@@ -375,7 +388,9 @@ mod tests {
         db.insert(&[
             // s1: cart → payment (2 min) → order (3 min): complete.
             page("a1", "s1", 0, 1, "/cart"),
-            ev("a2", "s1", MIN, 2, "click").path("/cart").selector("#go"),
+            ev("a2", "s1", MIN, 2, "click")
+                .path("/cart")
+                .selector("#go"),
             pay("a3", "s1", 2 * MIN, 3),
             order("a4", "s1", 5 * MIN, 4),
             // s2: cart → payment (4 min), then leaves.
@@ -419,7 +434,10 @@ mod tests {
             order("a6", "s1", 6 * MIN, 5),
         ]);
         let r = funnel(&db, &CHECKOUT, "30m");
-        assert_eq!(summary(&r), [(1, 0, None), (1, 0, Some(3 * MIN)), (1, 0, Some(2 * MIN))]);
+        assert_eq!(
+            summary(&r),
+            [(1, 0, None), (1, 0, Some(3 * MIN)), (1, 0, Some(2 * MIN))]
+        );
     }
 
     #[test]
@@ -436,7 +454,10 @@ mod tests {
             pay("b3", "s2", 2 * MIN, 3),
         ]);
         let r = funnel(&db, &CHECKOUT, "30m");
-        assert_eq!(summary(&r), [(2, 0, None), (1, 1, Some(2 * MIN)), (0, 1, None)]);
+        assert_eq!(
+            summary(&r),
+            [(2, 0, None), (1, 1, Some(2 * MIN)), (0, 1, None)]
+        );
         assert_eq!(r.steps[2].conversion_from_previous, Some(0.0));
     }
 
@@ -450,7 +471,10 @@ mod tests {
             order("a3", "s1", 10 * MIN + 1, 3),
         ]);
         let r = funnel(&db, &CHECKOUT, "10m");
-        assert_eq!(summary(&r), [(1, 0, None), (1, 0, Some(10 * MIN)), (0, 1, None)]);
+        assert_eq!(
+            summary(&r),
+            [(1, 0, None), (1, 0, Some(10 * MIN)), (0, 1, None)]
+        );
     }
 
     #[test]
@@ -483,7 +507,10 @@ mod tests {
         ]);
         let r = funnel(&db, &CHECKOUT, "30m");
         // Times come from attempt 2: 2 min to payment, 3 min to order.
-        assert_eq!(summary(&r), [(1, 0, None), (1, 0, Some(2 * MIN)), (1, 0, Some(3 * MIN))]);
+        assert_eq!(
+            summary(&r),
+            [(1, 0, None), (1, 0, Some(2 * MIN)), (1, 0, Some(3 * MIN))]
+        );
     }
 
     #[test]
@@ -500,7 +527,10 @@ mod tests {
             order("b3", "s2", MIN, 2),
         ]);
         let r = funnel(&db, &CHECKOUT, "30m");
-        assert_eq!(summary(&r), [(2, 0, None), (2, 0, Some(MIN)), (1, 1, Some(0))]);
+        assert_eq!(
+            summary(&r),
+            [(2, 0, None), (2, 0, Some(MIN)), (1, 1, Some(0))]
+        );
     }
 
     #[test]
@@ -531,7 +561,10 @@ mod tests {
         let r = funnel_in(&db, shop.clone(), &CHECKOUT, "30m");
         assert_eq!(r.sessions, 3);
         assert_eq!(r.scope, shop);
-        assert_eq!(summary(&r), [(3, 0, None), (3, 0, Some(2 * MIN)), (1, 2, Some(8 * MIN))]);
+        assert_eq!(
+            summary(&r),
+            [(3, 0, None), (3, 0, Some(2 * MIN)), (1, 2, Some(8 * MIN))]
+        );
 
         let range = ResolvedScope {
             site: Some("shop".into()),
@@ -540,7 +573,10 @@ mod tests {
         };
         let r = funnel_in(&db, range, &CHECKOUT, "30m");
         assert_eq!(r.sessions, 2, "s3 (its payment) and s4");
-        assert_eq!(summary(&r), [(1, 0, None), (1, 0, Some(2 * MIN)), (0, 1, None)]);
+        assert_eq!(
+            summary(&r),
+            [(1, 0, None), (1, 0, Some(2 * MIN)), (0, 1, None)]
+        );
     }
 
     #[test]
@@ -563,8 +599,14 @@ mod tests {
         assert_eq!(r.sessions, 0);
         assert_eq!(r.steps.len(), 3);
         for s in &r.steps {
-            assert_eq!((s.entered, s.dropped, s.median_ms_from_previous), (0, 0, None));
-            assert_eq!((s.conversion_from_previous, s.conversion_from_first), (None, None));
+            assert_eq!(
+                (s.entered, s.dropped, s.median_ms_from_previous),
+                (0, 0, None)
+            );
+            assert_eq!(
+                (s.conversion_from_previous, s.conversion_from_first),
+                (None, None)
+            );
         }
 
         // Events in scope, but none of a funnel kind.
@@ -578,11 +620,21 @@ mod tests {
     fn clicks_and_submits_as_steps() {
         let db = Db::new();
         db.insert(&[
-            ev("a1", "s1", 0, 1, "click").path("/").selector("nav > a#shop"),
-            ev("a2", "s1", MIN, 2, "submit").path("/").form("newsletter"),
-            ev("a3", "s1", 2 * MIN, 3, "submit").path("/").form("checkout"),
-            ev("b1", "s2", 0, 1, "click").path("/").selector("#shop > span"),
-            ev("b2", "s2", MIN, 2, "submit").path("/").form("newsletter"),
+            ev("a1", "s1", 0, 1, "click")
+                .path("/")
+                .selector("nav > a#shop"),
+            ev("a2", "s1", MIN, 2, "submit")
+                .path("/")
+                .form("newsletter"),
+            ev("a3", "s1", 2 * MIN, 3, "submit")
+                .path("/")
+                .form("checkout"),
+            ev("b1", "s2", 0, 1, "click")
+                .path("/")
+                .selector("#shop > span"),
+            ev("b2", "s2", MIN, 2, "submit")
+                .path("/")
+                .form("newsletter"),
         ]);
         let r = funnel(&db, &["click:#shop", "submit:checkout"], "30m");
         assert_eq!(summary(&r), [(2, 0, None), (1, 1, Some(2 * MIN))]);
@@ -594,27 +646,45 @@ mod tests {
         // Steps: bit 0 = A, bit 1 = B, bit 2 = C.
         assert_eq!(best_attempt(&[], 3, w), None);
         assert_eq!(best_attempt(&[(0, 0b010)], 3, w), None);
-        assert_eq!(best_attempt(&[(0, 1), (1, 2), (2, 4)], 3, w), Some(vec![0, 1, 2]));
+        assert_eq!(
+            best_attempt(&[(0, 1), (1, 2), (2, 4)], 3, w),
+            Some(vec![0, 1, 2])
+        );
         // One event matching A and B is one step, not two.
         assert_eq!(best_attempt(&[(0, 0b011)], 3, w), Some(vec![0]));
-        assert_eq!(best_attempt(&[(0, 0b011), (1, 0b011)], 3, w), Some(vec![0, 1]));
+        assert_eq!(
+            best_attempt(&[(0, 0b011), (1, 0b011)], 3, w),
+            Some(vec![0, 1])
+        );
         // The first attempt reaches B, the second reaches C.
         assert_eq!(
             best_attempt(&[(0, 1), (5, 2), (12, 1), (13, 2), (14, 4)], 3, w),
             Some(vec![12, 13, 14])
         );
         // Two attempts reach B: the earliest one's times.
-        assert_eq!(best_attempt(&[(0, 1), (8, 1), (9, 2)], 3, w), Some(vec![0, 9]));
+        assert_eq!(
+            best_attempt(&[(0, 1), (8, 1), (9, 2)], 3, w),
+            Some(vec![0, 9])
+        );
         // A single-step funnel.
         assert_eq!(best_attempt(&[(3, 1), (4, 1)], 1, w), Some(vec![3]));
     }
 
     #[test]
     fn bad_params_are_rejected() {
-        assert!(matches!(Funnel::new(&[], "30m"), Err(Error::BadParam { name: "steps", .. })));
+        assert!(matches!(
+            Funnel::new(&[], "30m"),
+            Err(Error::BadParam { name: "steps", .. })
+        ));
         let steps = vec!["page:/".to_owned()];
-        assert!(matches!(Funnel::new(&steps, "soon"), Err(Error::BadDuration { .. })));
+        assert!(matches!(
+            Funnel::new(&steps, "soon"),
+            Err(Error::BadDuration { .. })
+        ));
         let many = vec!["page:/".to_owned(); MAX_STEPS + 1];
-        assert!(matches!(Funnel::new(&many, "30m"), Err(Error::BadParam { .. })));
+        assert!(matches!(
+            Funnel::new(&many, "30m"),
+            Err(Error::BadParam { .. })
+        ));
     }
 }

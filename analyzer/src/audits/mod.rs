@@ -21,10 +21,10 @@ use duckdb::Connection;
 use polars::prelude::DataFrame;
 use serde::{Deserialize, Serialize};
 
+use crate::Error;
 use crate::load::{self, Col};
 use crate::render::Table;
 use crate::scope::{self, ResolvedScope, Scope};
-use crate::Error;
 
 pub use funnel::{Funnel, FunnelReport, FunnelStep};
 pub use screens::{NextScreen, ScreenStats, Screens, ScreensReport};
@@ -43,7 +43,11 @@ pub trait Audit {
 }
 
 /// Loads what `audit` needs from `conn` and computes its report.
-pub fn run_audit<A: Audit>(conn: &Connection, scope: ResolvedScope, audit: &A) -> Result<A::Report, Error> {
+pub fn run_audit<A: Audit>(
+    conn: &Connection,
+    scope: ResolvedScope,
+    audit: &A,
+) -> Result<A::Report, Error> {
     let events = load::events(conn, &scope, A::COLUMNS)?;
     audit.compute(events, scope)
 }
@@ -198,10 +202,9 @@ mod tests {
                 window: "30m".into(),
             }
         );
-        let req: AuditRequest = serde_json::from_str(
-            r#"{"audit":"screens","scope":{"site":"shop","since":"7d"}}"#,
-        )
-        .unwrap();
+        let req: AuditRequest =
+            serde_json::from_str(r#"{"audit":"screens","scope":{"site":"shop","since":"7d"}}"#)
+                .unwrap();
         assert_eq!(req.audit(), "screens");
         assert_eq!(req.scope().since.as_deref(), Some("7d"));
         assert!(matches!(req, AuditRequest::Screens { top_next: 3, .. }));

@@ -20,10 +20,10 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{Audit, count_sessions, ratio};
+use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
 use crate::scope::ResolvedScope;
-use crate::Error;
 
 /// How many next screens a report lists per screen when not told.
 pub const DEFAULT_TOP_NEXT: usize = 3;
@@ -105,7 +105,10 @@ impl Audit for Screens {
             .lazy()
             .group_by([col("label")])
             .agg([
-                col("session_id").n_unique().cast(DataType::UInt64).alias("sessions"),
+                col("session_id")
+                    .n_unique()
+                    .cast(DataType::UInt64)
+                    .alias("sessions"),
                 len().cast(DataType::UInt64).alias("views"),
                 col("is_exit").sum().cast(DataType::UInt64).alias("exits"),
                 col("on_screen_ms").median().alias("median_ms"),
@@ -206,9 +209,7 @@ fn visits(events: DataFrame) -> Result<DataFrame, Error> {
         ])
         .filter(col("label").is_not_null())
         // A visit starts where the label differs from the previous entry's.
-        .filter(
-            col("label").neq_missing(col("label").shift(lit(1)).over(session())?),
-        )
+        .filter(col("label").neq_missing(col("label").shift(lit(1)).over(session())?))
         .with_columns([
             col("label").shift(lit(-1)).over(session())?.alias("next"),
             col("ts").shift(lit(-1)).over(session())?.alias("next_ts"),
@@ -277,7 +278,12 @@ mod tests {
     const S: i64 = 1_000;
 
     fn screens(db: &Db, top_next: usize) -> ScreensReport {
-        run_audit(&db.conn(), ResolvedScope::default(), &Screens::new(top_next)).unwrap()
+        run_audit(
+            &db.conn(),
+            ResolvedScope::default(),
+            &Screens::new(top_next),
+        )
+        .unwrap()
     }
 
     fn page(id: &str, session: &str, ts: i64, seq: i32, path: &str) -> Ev {
@@ -297,7 +303,7 @@ mod tests {
             .collect()
     }
 
-    /// (sessions, views, exits, median_ms_on_screen)
+    /// `(sessions, views, exits, median_ms_on_screen)`
     fn counts(s: &ScreenStats) -> (u64, u64, u64, Option<i64>) {
         (s.sessions, s.views, s.exits, s.median_ms_on_screen)
     }
@@ -309,11 +315,17 @@ mod tests {
             // s1: / (10 s) → /cart (SPA push, 20 s) → checkout page marked "shipping"
             // (30 s) → screen "payment" inside the same URL (until leave at +40 s).
             page("a1", "s1", 0, 1, "/"),
-            ev("a2", "s1", 5 * S, 2, "click").path("/").selector("a#cart"),
+            ev("a2", "s1", 5 * S, 2, "click")
+                .path("/")
+                .selector("a#cart"),
             page("a3", "s1", 10 * S, 3, "/cart").nav("push"),
             page("a4", "s1", 30 * S, 1, "/checkout").screen("shipping"),
-            ev("a5", "s1", 60 * S, 2, "screen").path("/checkout").screen("payment"),
-            ev("a6", "s1", 100 * S, 3, "leave").path("/checkout").screen("payment"),
+            ev("a5", "s1", 60 * S, 2, "screen")
+                .path("/checkout")
+                .screen("payment"),
+            ev("a6", "s1", 100 * S, 3, "leave")
+                .path("/checkout")
+                .screen("payment"),
             // s2: / (4 s) → /cart, whose page view is the session's last event.
             page("b1", "s2", 0, 1, "/"),
             page("b2", "s2", 4 * S, 2, "/cart"),
@@ -348,7 +360,9 @@ mod tests {
             // / → /p (click, reload: same screen, one visit) → / again → /p again, leave.
             page("a1", "s1", 0, 1, "/"),
             page("a2", "s1", 10 * S, 1, "/p"),
-            ev("a2b", "s1", 12 * S, 2, "click").path("/p").selector("a.x"),
+            ev("a2b", "s1", 12 * S, 2, "click")
+                .path("/p")
+                .selector("a.x"),
             page("a3", "s1", 15 * S, 1, "/p").nav("reload"),
             page("a4", "s1", 30 * S, 1, "/"),
             page("a5", "s1", 32 * S, 1, "/p"),
@@ -367,7 +381,9 @@ mod tests {
         let db = Db::new();
         db.insert(&[
             page("a1", "s1", 0, 1, "/landing"),
-            ev("a2", "s1", 3 * S, 2, "click").path("/landing").selector("a.x"),
+            ev("a2", "s1", 3 * S, 2, "click")
+                .path("/landing")
+                .selector("a.x"),
             ev("a3", "s1", 9 * S, 3, "leave").path("/landing"),
             // A bounce with nothing after the page view: exit, no duration.
             page("b1", "s2", 0, 1, "/landing"),
@@ -388,7 +404,10 @@ mod tests {
         let db = Db::new();
         let mut events = Vec::new();
         // From "/": to /b three times, /a twice, /c twice, /d once.
-        for (i, to) in ["/b", "/b", "/b", "/a", "/a", "/c", "/c", "/d"].iter().enumerate() {
+        for (i, to) in ["/b", "/b", "/b", "/a", "/a", "/c", "/c", "/d"]
+            .iter()
+            .enumerate()
+        {
             let s = format!("s{i}");
             events.push(page(&format!("{s}-1"), &s, 0, 1, "/"));
             events.push(page(&format!("{s}-2"), &s, S, 2, to));

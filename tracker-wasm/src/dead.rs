@@ -1,0 +1,179 @@
+//! Dead clicks: a click that nothing answered within [`DEAD_MS`].
+//!
+//! An answer is a DOM change anywhere in the document (a `MutationObserver`
+//! watching everything), a network request started after the click (a
+//! `PerformanceObserver` for `resource` entries; the tracker's own requests to the
+//! collector don't count), or a navigation: a history change, the Navigation API's
+//! `navigate` event where the browser has it, a link followed (its click not
+//! prevented), a form submitted or found invalid, the page hidden or left. There
+//! is no `beforeunload` listener: Firefox keeps no page with one in its
+//! back/forward cache, and most link clicks would leave while one is set.
+//!
+//! Watching starts at `pointerdown`, because many widgets (menus, selects) answer
+//! there rather than on the click, or at the click itself when none came first (a
+//! keyboard click). Only the latest click is judged: a new one ends the window of
+//! the one before, which is dead if nothing answered in between. The observers
+//! run only from a `pointerdown` or click until the first answer or the verdict.
+//! Clicks on form fields and labels (focus is the answer, and no observer sees
+//! it) and in `data-ct-ignore` never count.
+
+use alloc::string::String;
+
+use js_sys::Date;
+use protocol::{MAX_SELECTOR, kind};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{Element, Event, MouseEvent};
+
+use crate::dom::{self, EntryList, Observer};
+use crate::tracker::Tracker;
+
+/// How long a click may wait for an answer.
+pub(crate) const DEAD_MS: i32 = 1000;
+/// Clicks here are answered by focus.
+const FIELDS: &str = "input,select,textarea,label,[contenteditable]";
+
+/// The click being judged, and what has happened since watching started.
+#[derive(Default)]
+pub(crate) struct Dead {
+    pub(crate) dom: Option<Observer>,
+    pub(crate) net: Option<Observer>,
+    click: Option<Click>,
+    /// `event.timeStamp` when watching started (the clock of resource entries).
+    since: f64,
+    /// Something answered since watching started.
+    answered: bool,
+    /// A `pointerdown` started watching for the coming click.
+    primed: bool,
+}
+
+struct Click {
+    sel: String,
+    x: i32,
+    y: i32,
+    t: f64,
+    /// The click event when it was on a link: following the link is an answer.
+    link: Option<Event>,
+}
+
+impl Tracker {
+    /// `pointerdown`: the previous click's time is up; watching for the next one starts.
+    pub(crate) fn on_press(&mut self, e: &JsValue) {
+        self.dead_settle();
+        self.dead_watch(e);
+        self.dead.primed = true;
+    }
+
+    /// A click without a `pointerdown` before it (keyboard, `el.click()`) starts
+    /// watching itself. Called first thing for every click.
+    pub(crate) fn dead_begin(&mut self, e: &JsValue) {
+        if !core::mem::take(&mut self.dead.primed) {
+            self.dead_settle();
+            self.dead_watch(e);
+        }
+    }
+
+    /// Judge this click (already recorded as `click`) after [`DEAD_MS`], unless it
+    /// was on a field.
+    pub(crate) fn dead_arm(&mut self, e: &MouseEvent, target: &Element, sel: String, link: bool) {
+        if dom::closest(target, FIELDS).is_none() {
+            self.dead.click = Some(Click {
+                sel,
+                x: e.client_x(),
+                y: e.client_y(),
+                t: Date::now(),
+                link: link.then(|| e.clone().into()),
+            });
+            self.tick(DEAD_MS);
+        }
+    }
+
+    fn dead_watch(&mut self, e: &JsValue) {
+        self.dead.answered = false;
+        self.dead.since = dom::prop(e, "timeStamp").as_f64().unwrap_or(0.0);
+        let on = &JsValue::TRUE;
+        if let Some(o) = &self.dead.dom {
+            let all = dom::obj(&[
+                ("subtree", on),
+                ("childList", on),
+                ("attributes", on),
+                ("characterData", on),
+            ]);
+            let _ = o.observe(&self.doc, &all);
+        }
+        if let Some(o) = &self.dead.net {
+            let _ = o.observe(
+                &dom::obj(&[("type", &JsValue::from_str("resource"))]),
+                &JsValue::UNDEFINED,
+            );
+        }
+    }
+
+    fn dead_stop(&self) {
+        for o in [&self.dead.dom, &self.dead.net].into_iter().flatten() {
+            o.disconnect();
+        }
+    }
+
+    /// Something answered the click: nothing more to watch for.
+    pub(crate) fn on_answer(&mut self, _: &JsValue) {
+        self.dead.answered = true;
+        self.dead_stop();
+    }
+
+    /// The `PerformanceObserver`'s callback.
+    pub(crate) fn on_request(&mut self, list: &JsValue) {
+        self.requests(&list.unchecked_ref::<EntryList>().get_entries());
+    }
+
+    /// Resource entries: one started since watching began, not sent by the tracker,
+    /// answers the click.
+    fn requests(&mut self, entries: &JsValue) {
+        let mut answered = false;
+        dom::each(entries, |e| {
+            answered |= dom::prop(&e, "startTime").as_f64().unwrap_or(0.0) >= self.dead.since
+                && !dom::prop(&e, "name")
+                    .as_string()
+                    .unwrap_or_default()
+                    .starts_with(&self.url);
+        });
+        if answered {
+            self.on_answer(&JsValue::UNDEFINED);
+        }
+    }
+
+    /// The click's time is up.
+    pub(crate) fn dead_due(&mut self) {
+        if self
+            .dead
+            .click
+            .as_ref()
+            .is_some_and(|c| Date::now() - c.t >= f64::from(DEAD_MS - 10))
+        {
+            self.dead_settle();
+        }
+    }
+
+    /// The verdict on the click being judged, if any: `dead_click` when nothing answered.
+    pub(crate) fn dead_settle(&mut self) {
+        let Some(c) = self.dead.click.take() else {
+            return;
+        };
+        // Entries of requests that ended just now may not have reached the callback yet.
+        if let Some(entries) = self.dead.net.as_ref().map(Observer::take_records) {
+            self.requests(&entries);
+        }
+        self.dead_stop();
+        if self.dead.answered
+            || c.link.is_some_and(|e| !e.default_prevented())
+            || self.current_url() != self.page_url
+        {
+            return;
+        }
+        if let Some(mut j) = self.begin(kind::DEAD_CLICK) {
+            j.str("sel", &c.sel, MAX_SELECTOR);
+            j.int("x", c.x.into());
+            j.int("y", c.y.into());
+            self.push(j);
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! What came into view: links (`links` events) and ads (`ad_view` events).
+//!
+//! One `IntersectionObserver` with threshold 0.5 watches every `a[href]` and
+//! `[data-ct-ad]` element. An element counts as in view while at least half of its
+//! box is inside the viewport (clipping by scrolling ancestors included) and the
+//! page is visible. Elements added later are picked up by a rescan after DOM
+//! changes ([`Tracker::watch_all`], run by the debounced screen check); observing
+//! an element twice is a no-op.
+//!
+//! **Links.** A *view* is a page view, or one screen of it: a new page view or a
+//! change of the visible `data-ct-screen` ends it. Each link in view during a view
+//! is listed once, as `["selector","href"]`, and the list goes out in `links`
+//! events carrying the path and screen of that view: when the view ends, when the
+//! page is hidden (the rest of the view follows later), and whenever
+//! [`protocol::MAX_LINKS_PER_EVENT`] links or [`MAX_LINKS_BYTES`] are waiting, so
+//! the beacon sent when the page is left stays small. At the start of a view the
+//! observer starts afresh ([`Tracker::rewatch`]): it reports every element's
+//! current state again, so links still in view count for the new view too.
+//!
+//! **Ads** (IAB viewable impression): an ad that stays in view for [`AD_VIEW_MS`]
+//! in one go counts once per page view. Leaving the view or the page being hidden
+//! restarts the second.
+
+use alloc::{string::String, vec::Vec};
+
+use js_sys::{Date, Reflect};
+use protocol::{MAX_LINKS_PER_EVENT, MAX_NAME, MAX_SELECTOR, MAX_URL, kind};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{Element, HtmlAnchorElement};
+
+use crate::dom::{self, Observer};
+use crate::json::{cut, no_fragment, quote};
+use crate::tracker::Tracker;
+
+/// What the observer watches.
+const WATCHED: &str = "a[href],[data-ct-ad]";
+/// Share of an element's box that must be in the viewport (the observer's threshold).
+pub(crate) const IN_VIEW: f64 = 0.5;
+/// How long an ad must stay in view.
+pub(crate) const AD_VIEW_MS: i32 = 1000;
+/// Largest `links` list in one event, so that a batch stays within its byte budget.
+const MAX_LINKS_BYTES: usize = 16 * 1024;
+/// The expando property that marks a link as listed in view number N.
+const MARK: &str = "_ctv";
+
+/// Links and ads in view, for the current view.
+#[derive(Default)]
+pub(crate) struct Seen {
+    pub(crate) io: Option<Observer>,
+    /// `["selector","href"]` of each link seen in this view, in JSON; the first
+    /// `sent` of them are sent, they take `unsent_bytes` after that.
+    links: Vec<String>,
+    sent: usize,
+    unsent_bytes: usize,
+    /// Number of the current view (for [`MARK`]).
+    view: u32,
+    /// Ads of this page view: in view since (ms), 0 when out of view, -1 once counted.
+    ads: Vec<(Element, f64)>,
+}
+
+impl Tracker {
+    /// Observe every link and ad in the document.
+    pub(crate) fn watch_all(&self) {
+        if let (Some(io), Ok(list)) = (&self.seen.io, self.doc.query_selector_all(WATCHED)) {
+            dom::each(&list, |el| {
+                let _ = io.observe(&el, &JsValue::UNDEFINED);
+            });
+        }
+    }
+
+    /// Observe afresh: every element reports whether it is in view now.
+    pub(crate) fn rewatch(&self) {
+        if let Some(io) = &self.seen.io {
+            io.disconnect();
+        }
+        self.watch_all();
+    }
+
+    /// The observer's callback: elements that crossed the threshold, or were just observed.
+    pub(crate) fn on_view(&mut self, entries: &JsValue) {
+        if !self.recording || self.doc.hidden() {
+            return;
+        }
+        // A screen change waiting for its check ends the view before this one's links count.
+        self.screen_check();
+        let now = Date::now();
+        dom::each(entries, |e| {
+            let el: Element = dom::prop(&e, "target").unchecked_into();
+            if dom::prop(&e, "intersectionRatio").as_f64().unwrap_or(0.0) < IN_VIEW {
+                for ad in &mut self.seen.ads {
+                    if ad.0 == el && ad.1 > 0.0 {
+                        ad.1 = 0.0;
+                    }
+                }
+                return;
+            }
+            let Some(el) = dom::element(Some(el.into())) else {
+                return;
+            };
+            if el
+                .get_attribute("data-ct-ad")
+                .is_some_and(|a| !a.is_empty())
+            {
+                let start = match self.seen.ads.iter_mut().find(|ad| ad.0 == el) {
+                    Some(ad) if ad.1 == 0.0 => {
+                        ad.1 = now;
+                        true
+                    }
+                    Some(_) => false,
+                    None => {
+                        self.seen.ads.push((el.clone(), now));
+                        true
+                    }
+                };
+                if start {
+                    self.tick(AD_VIEW_MS);
+                }
+            }
+            if let Some(a) = el.dyn_ref::<HtmlAnchorElement>()
+                && a.has_attribute("href")
+            {
+                self.link_seen(a);
+            }
+        });
+    }
+
+    fn link_seen(&mut self, a: &HtmlAnchorElement) {
+        // Listed in this view already (cheaper than its selector).
+        let view = JsValue::from(self.seen.view);
+        if dom::prop(a, MARK) == view {
+            return;
+        }
+        let _ = Reflect::set(a, &JsValue::from_str(MARK), &view);
+        let mut link = String::from("[");
+        quote(&mut link, &dom::selector(a));
+        link.push(',');
+        quote(&mut link, cut(no_fragment(&a.href()), MAX_URL));
+        link.push(']');
+        // The same link again, e.g. re-rendered by the page.
+        if self.seen.links.contains(&link) {
+            return;
+        }
+        self.seen.unsent_bytes += link.len() + 1;
+        self.seen.links.push(link);
+        if self.seen.links.len() - self.seen.sent >= MAX_LINKS_PER_EVENT
+            || self.seen.unsent_bytes >= MAX_LINKS_BYTES
+        {
+            self.send_links(false);
+        }
+    }
+
+    /// Send the links not sent yet, on the path and screen of their view; `end`
+    /// ends the view. Dropped while consent is withheld.
+    pub(crate) fn send_links(&mut self, end: bool) {
+        let links = core::mem::take(&mut self.seen.links);
+        let (mut i, now) = (self.seen.sent, Date::now());
+        while self.recording && i < links.len() {
+            let (start, mut list) = (i, String::from("["));
+            while let Some(l) = links.get(i) {
+                if i - start == MAX_LINKS_PER_EVENT
+                    || (i > start && list.len() + l.len() >= MAX_LINKS_BYTES)
+                {
+                    break;
+                }
+                if i > start {
+                    list.push(',');
+                }
+                list.push_str(l);
+                i += 1;
+            }
+            list.push(']');
+            let mut j = self.head_at(kind::LINKS, now, self.page_path.clone());
+            j.raw("links", &list);
+            self.push(j);
+        }
+        self.seen.unsent_bytes = 0;
+        if end {
+            self.seen.sent = 0;
+            self.seen.view += 1;
+        } else {
+            self.seen.sent = links.len();
+            self.seen.links = links;
+        }
+    }
+
+    /// A new page view: every ad may count again.
+    pub(crate) fn reset_ads(&mut self) {
+        self.seen.ads.clear();
+    }
+
+    /// The page is hidden or consent withdrawn: the ads' seconds start over.
+    pub(crate) fn pause_ads(&mut self) {
+        for ad in &mut self.seen.ads {
+            ad.1 = ad.1.min(0.0);
+        }
+    }
+
+    /// Count the ads that have been in view long enough.
+    pub(crate) fn ads_due(&mut self) {
+        let now = Date::now();
+        let mut i = 0;
+        while let Some(ad) = self.seen.ads.get_mut(i) {
+            i += 1;
+            // A timer may fire a few ms early against `Date.now()`.
+            if ad.1 <= 0.0 || now - ad.1 < f64::from(AD_VIEW_MS - 10) {
+                continue;
+            }
+            ad.1 = -1.0;
+            let el = ad.0.clone();
+            if let Some(mut j) = self.begin(kind::AD_VIEW) {
+                j.str(
+                    "ad",
+                    &el.get_attribute("data-ct-ad").unwrap_or_default(),
+                    MAX_NAME,
+                );
+                j.str("sel", &dom::selector(&el), MAX_SELECTOR);
+                self.push(j);
+            }
+        }
+    }
+}
