@@ -14,7 +14,10 @@ use clicktrail_collector::{
 };
 
 fn main() {
-    let target: usize = std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let target: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("bench.duckdb");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -28,31 +31,53 @@ fn main() {
     while written < target {
         let begin = start_ms + sessions as i64 * 20_000;
         for b in synth::session(&mut rng, "bench", begin) {
-            let ctx = Context { ip: synth::client_ip(sessions), user_agent: "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0".into(), received_ms: b.sent };
+            let ctx = Context {
+                ip: synth::client_ip(sessions),
+                user_agent: "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0".into(),
+                received_ms: b.sent,
+            };
             let rows = enrich::enrich(b, &ctx, &salt);
             written += rows.len();
             pending.extend(rows);
         }
         sessions += 1;
         if pending.len() >= 5_000 {
-            rt.block_on(store.commit(std::mem::take(&mut pending))).expect("commit");
+            rt.block_on(store.commit(std::mem::take(&mut pending)))
+                .expect("commit");
         }
     }
     if !pending.is_empty() {
         rt.block_on(store.commit(pending)).expect("commit");
     }
     let write_s = t0.elapsed().as_secs_f64();
-    println!("audits: {written} events in {sessions} sessions written through enrich+store in {write_s:.1} s ({:.0} events/s)", written as f64 / write_s);
-    let scope = Scope { site: Some("bench".into()), since: None, until: None };
+    println!(
+        "audits: {written} events in {sessions} sessions written through enrich+store in {write_s:.1} s ({:.0} events/s)",
+        written as f64 / write_s
+    );
+    let scope = Scope {
+        site: Some("bench".into()),
+        since: None,
+        until: None,
+    };
     let requests = [
         AuditRequest::Funnel {
             scope: scope.clone(),
-            steps: ["page:/", "page:/product/*", "page:/cart", "screen:shipping", "screen:payment", "event:purchase"]
-                .map(String::from)
-                .to_vec(),
+            steps: [
+                "page:/",
+                "page:/product/*",
+                "page:/cart",
+                "screen:shipping",
+                "screen:payment",
+                "event:purchase",
+            ]
+            .map(String::from)
+            .to_vec(),
             window: "2h".into(),
         },
-        AuditRequest::Screens { scope: scope.clone(), top_next: 3 },
+        AuditRequest::Screens {
+            scope: scope.clone(),
+            top_next: 3,
+        },
     ];
     for req in &requests {
         let t = Instant::now();

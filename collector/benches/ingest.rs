@@ -18,7 +18,10 @@ use clicktrail_collector::{
 };
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -37,14 +40,23 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (store, writer) = Store::open(&db, WriterOptions::default()).expect("open store");
     let app = App::new(Config::default(), store.clone());
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     rt.spawn(async move {
-        axum::serve(listener, router(app).into_make_service_with_connect_info::<SocketAddr>()).await
+        axum::serve(
+            listener,
+            router(app).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
     });
 
     // Pre-build the bodies so the clients measure the collector, not JSON building.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
     let mut rng = synth::Rng::new(42);
     let mut bodies: Vec<Vec<(String, usize)>> = vec![Vec::new(); clients];
     for (c, list) in bodies.iter_mut().enumerate() {
@@ -71,7 +83,11 @@ fn main() {
                 for (body, n) in list {
                     loop {
                         let t = Instant::now();
-                        let resp = http.post(url.as_str()).header("content-type", "text/plain").body(body.clone()).send();
+                        let resp = http
+                            .post(url.as_str())
+                            .header("content-type", "text/plain")
+                            .body(body.clone())
+                            .send();
                         lat.push(t.elapsed());
                         match resp.map(|r| r.status().as_u16()) {
                             Ok(200) => {
@@ -100,13 +116,22 @@ fn main() {
     }
     let elapsed = start.elapsed();
     lat.sort();
-    let stored: i64 = store.with_reader(|c| c.query_row("SELECT count(*) FROM events", [], |r| r.get(0))).expect("count");
+    let stored: i64 = store
+        .with_reader(|c| c.query_row("SELECT count(*) FROM events", [], |r| r.get(0)))
+        .expect("count");
     store.close();
     drop(store);
     writer.join();
     let secs = elapsed.as_secs_f64();
-    println!("ingest: {clients} clients x {per_client} batches, {acked} events, {:.1} MB of JSON", bytes as f64 / 1e6);
-    println!("  throughput  {:>10.0} events/s  {:>8.0} requests/s", acked as f64 / secs, lat.len() as f64 / secs);
+    println!(
+        "ingest: {clients} clients x {per_client} batches, {acked} events, {:.1} MB of JSON",
+        bytes as f64 / 1e6
+    );
+    println!(
+        "  throughput  {:>10.0} events/s  {:>8.0} requests/s",
+        acked as f64 / secs,
+        lat.len() as f64 / secs
+    );
     println!(
         "  latency ms  p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
         pct(&lat, 0.5),
@@ -116,5 +141,8 @@ fn main() {
     );
     println!("  503 answers {busy} (retried)");
     println!("  acknowledged {acked}, stored {stored}");
-    assert_eq!(stored as usize, acked, "every acknowledged event must be stored");
+    assert_eq!(
+        stored as usize, acked,
+        "every acknowledged event must be stored"
+    );
 }

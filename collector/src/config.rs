@@ -73,7 +73,14 @@ mod tests {
 
     #[test]
     fn flags_parse() {
-        let c = Config::parse_from(["clicktrail", "--listen", "0.0.0.0:9000", "--demo", "--sites", "a,b"]);
+        let c = Config::parse_from([
+            "clicktrail",
+            "--listen",
+            "0.0.0.0:9000",
+            "--demo",
+            "--sites",
+            "a,b",
+        ]);
         assert_eq!(c.listen.port(), 9000);
         assert!(c.demo);
         assert_eq!(c.sites, vec!["a", "b"]);

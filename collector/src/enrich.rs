@@ -6,7 +6,7 @@
 //! token-like values are redacted from paths, URLs, referrers, link targets, texts,
 //! titles and custom properties before anything is stored.
 
-use std::{net::IpAddr, sync::Mutex};
+use std::{fmt::Write as _, net::IpAddr, sync::Mutex};
 
 use sha2::{Digest, Sha256};
 use url::Url;
@@ -14,8 +14,9 @@ use url::Url;
 use crate::store::Row;
 
 /// Query parameters kept in stored URLs; everything else is dropped.
-pub const KEPT_QUERY_PARAMS: [&str; 9] =
-    ["gclid", "fbclid", "msclkid", "ref", "dclid", "gbraid", "wbraid", "ttclid", "twclid"];
+pub const KEPT_QUERY_PARAMS: [&str; 9] = [
+    "gclid", "fbclid", "msclkid", "ref", "dclid", "gbraid", "wbraid", "ttclid", "twclid",
+];
 
 /// The visitor hash salt in memory: random, one per UTC day (persisted by the
 /// store so a restart keeps today's visitor ids), never derived from anything else,
@@ -36,13 +37,19 @@ impl Salts {
 
     /// The salt for `day` (days since the epoch), if it is the one held.
     pub fn get(&self, day: i64) -> Option<[u8; 32]> {
-        let cur = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cur = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         cur.filter(|(d, _)| *d == day).map(|(_, s)| s)
     }
 
     /// Hold `salt` for `day`.
     pub fn set(&self, day: i64, salt: [u8; 32]) {
-        *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((day, salt));
+        *self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((day, salt));
     }
 }
 
@@ -56,11 +63,12 @@ pub fn visitor_id(salt: &[u8; 32], site: &str, ip: IpAddr, ua: &str) -> String {
     h.update([0]);
     h.update(ua.as_bytes());
     let d = h.finalize();
-    let mut out = String::with_capacity(32);
-    for b in &d[..16] {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    d[..16]
+        .iter()
+        .fold(String::with_capacity(32), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }
 
 /// Browser, OS and device class from a user agent.
@@ -76,12 +84,19 @@ pub struct Agent {
 pub fn parse_agent(ua: &str) -> Agent {
     let parser = woothee::parser::Parser::new();
     let Some(r) = parser.parse(ua) else {
-        return Agent { browser: "unknown".into(), os: "unknown".into(), device: "other".into() };
+        return Agent {
+            browser: "unknown".into(),
+            os: "unknown".into(),
+            device: "other".into(),
+        };
     };
     let lower = ua.to_ascii_lowercase();
     let device = if r.category == "crawler" || lower.contains("bot") && !lower.contains("cubot") {
         "bot"
-    } else if r.os == "iPad" || (lower.contains("android") && !lower.contains("mobile")) || lower.contains("tablet") {
+    } else if r.os == "iPad"
+        || (lower.contains("android") && !lower.contains("mobile"))
+        || lower.contains("tablet")
+    {
         "tablet"
     } else {
         match r.category {
@@ -90,9 +105,23 @@ pub fn parse_agent(ua: &str) -> Agent {
             _ => "other",
         }
     };
-    let browser = if lower.contains("headlesschrome") { "HeadlessChrome" } else { r.name };
-    let clean = |s: &str| if s == "UNKNOWN" { "unknown".to_string() } else { s.to_string() };
-    Agent { browser: clean(browser), os: clean(r.os), device: device.to_string() }
+    let browser = if lower.contains("headlesschrome") {
+        "HeadlessChrome"
+    } else {
+        r.name
+    };
+    let clean = |s: &str| {
+        if s == "UNKNOWN" {
+            "unknown".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    Agent {
+        browser: clean(browser),
+        os: clean(r.os),
+        device: device.to_string(),
+    }
 }
 
 /// Whether a string holds an email address.
@@ -100,10 +129,14 @@ fn has_email(s: &str) -> bool {
     s.char_indices().any(|(i, c)| {
         c == '@'
             && i > 0
-            && s[..i].chars().next_back().is_some_and(|p| p.is_alphanumeric() || "._%+-".contains(p))
-            && s[i + 1..].split(|c: char| !(c.is_alphanumeric() || c == '.' || c == '-')).next().is_some_and(|d| {
-                d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
-            })
+            && s[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|p| p.is_alphanumeric() || "._%+-".contains(p))
+            && s[i + 1..]
+                .split(|c: char| !(c.is_alphanumeric() || c == '.' || c == '-'))
+                .next()
+                .is_some_and(|d| d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
     })
 }
 
@@ -111,13 +144,18 @@ fn has_email(s: &str) -> bool {
 /// digits (API keys, reset tokens, session ids), a long hex string, or a JWT.
 fn looks_like_token(s: &str) -> bool {
     let s = s.trim();
-    if s.len() >= 16 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') && s.bytes().filter(u8::is_ascii_digit).count() >= 4 {
+    if s.len() >= 16
+        && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+        && s.bytes().filter(u8::is_ascii_digit).count() >= 4
+    {
         return true;
     }
     if s.starts_with("eyJ") && s.len() >= 20 {
         return true;
     }
-    let alnum = s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let alnum = s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     let digits = s.bytes().filter(u8::is_ascii_digit).count();
     let letters = s.bytes().filter(u8::is_ascii_alphabetic).count();
     alnum && s.len() >= 20 && digits >= 3 && letters >= 3
@@ -128,7 +166,10 @@ pub fn scrub_text(s: &str) -> String {
     if !s.contains('@') {
         return s.to_string();
     }
-    s.split(' ').map(|w| if has_email(w) { "[email]" } else { w }).collect::<Vec<_>>().join(" ")
+    s.split(' ')
+        .map(|w| if has_email(w) { "[email]" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Redact path segments that hold an email or a token.
@@ -152,7 +193,15 @@ fn percent_decode(s: &str) -> String {
     if !s.contains('%') {
         return s.to_string();
     }
-    url::form_urlencoded::parse(s.as_bytes()).map(|(k, v)| if v.is_empty() { k.into_owned() } else { format!("{k}={v}") }).collect()
+    url::form_urlencoded::parse(s.as_bytes())
+        .map(|(k, v)| {
+            if v.is_empty() {
+                k.into_owned()
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect()
 }
 
 fn keep_param(name: &str) -> bool {
@@ -165,7 +214,9 @@ fn keep_param(name: &str) -> bool {
 /// that is not an absolute http(s) URL is returned scrubbed as a path, or `None`.
 pub fn scrub_url(raw: &str) -> Option<String> {
     let Ok(mut u) = Url::parse(raw) else {
-        return raw.starts_with('/').then(|| scrub_path(raw.split(['?', '#']).next().unwrap_or("/")));
+        return raw
+            .starts_with('/')
+            .then(|| scrub_path(raw.split(['?', '#']).next().unwrap_or("/")));
     };
     if !matches!(u.scheme(), "http" | "https") {
         // mailto:, tel:, javascript: … keep the scheme only.
@@ -233,7 +284,11 @@ pub fn enrich(batch: protocol::Batch, ctx: &Context, salt: &[u8; 32]) -> Vec<Row
     let agent = parse_agent(&ctx.user_agent);
     let visitor = visitor_id(salt, &batch.site, ctx.ip, &ctx.user_agent);
     let skew = ctx.received_ms - batch.sent;
-    let shift = if skew.abs() > MAX_TRUSTED_SKEW_MS { skew } else { 0 };
+    let shift = if skew.abs() > MAX_TRUSTED_SKEW_MS {
+        skew
+    } else {
+        0
+    };
     let mut rows = Vec::with_capacity(batch.events.len());
     for mut e in batch.events {
         let links = e.links.take();
@@ -248,7 +303,11 @@ pub fn enrich(batch: protocol::Batch, ctx: &Context, salt: &[u8; 32]) -> Vec<Row
             visitor_id: visitor.clone(),
             path: scrub_path(&e.path),
             url: e.url.as_deref().and_then(scrub_url),
-            referrer: e.referrer.as_deref().filter(|r| !r.is_empty()).and_then(scrub_url),
+            referrer: e
+                .referrer
+                .as_deref()
+                .filter(|r| !r.is_empty())
+                .and_then(scrub_url),
             title: e.title.as_deref().map(scrub_text),
             nav: e.nav,
             screen: e.screen,
@@ -308,18 +367,33 @@ mod tests {
             scrub_url("https://u:p@shop.example/reset/9f86d081884c7d659a2feaa0c55ad015/done?utm_content=jane.doe@mail.example").as_deref(),
             Some("https://shop.example/reset/[token]/done?utm_content=%5Bemail%5D")
         );
-        assert_eq!(scrub_url("https://shop.example/u/jane@mail.example/orders").as_deref(), Some("https://shop.example/u/[email]/orders"));
-        assert_eq!(scrub_url("mailto:jane@mail.example").as_deref(), Some("mailto:"));
-        assert_eq!(scrub_url("/product/boots?x=1").as_deref(), Some("/product/boots"));
+        assert_eq!(
+            scrub_url("https://shop.example/u/jane@mail.example/orders").as_deref(),
+            Some("https://shop.example/u/[email]/orders")
+        );
+        assert_eq!(
+            scrub_url("mailto:jane@mail.example").as_deref(),
+            Some("mailto:")
+        );
+        assert_eq!(
+            scrub_url("/product/boots?x=1").as_deref(),
+            Some("/product/boots")
+        );
         assert_eq!(scrub_url("not a url"), None);
     }
 
     #[test]
     fn ordinary_paths_and_texts_survive() {
-        assert_eq!(scrub_path("/product/winter-boots-2024"), "/product/winter-boots-2024");
+        assert_eq!(
+            scrub_path("/product/winter-boots-2024"),
+            "/product/winter-boots-2024"
+        );
         assert_eq!(scrub_path("/orders/12345"), "/orders/12345");
         assert_eq!(scrub_text("Add to cart"), "Add to cart");
-        assert_eq!(scrub_text("Signed in as jane@mail.example"), "Signed in as [email]");
+        assert_eq!(
+            scrub_text("Signed in as jane@mail.example"),
+            "Signed in as [email]"
+        );
         assert_eq!(scrub_text("Follow @clicktrail"), "Follow @clicktrail");
     }
 
@@ -346,11 +420,19 @@ mod tests {
 
     #[test]
     fn agents() {
-        let chrome = parse_agent("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36");
-        assert_eq!((chrome.browser.as_str(), chrome.device.as_str()), ("Chrome", "desktop"));
-        let iphone = parse_agent("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1");
+        let chrome = parse_agent(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+        );
+        assert_eq!(
+            (chrome.browser.as_str(), chrome.device.as_str()),
+            ("Chrome", "desktop")
+        );
+        let iphone = parse_agent(
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+        );
         assert_eq!(iphone.device, "mobile");
-        let bot = parse_agent("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)");
+        let bot =
+            parse_agent("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)");
         assert_eq!(bot.device, "bot");
     }
 }

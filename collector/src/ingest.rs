@@ -45,7 +45,12 @@ pub async fn collect(
     result.map(|n| Json(json!({ "stored": n })))
 }
 
-async fn accept(app: &App, peer: SocketAddr, headers: &HeaderMap, body: Body) -> Result<usize, ApiError> {
+async fn accept(
+    app: &App,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<usize, ApiError> {
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
         let essence = ct.split(';').next().unwrap_or("").trim();
@@ -63,7 +68,9 @@ async fn accept(app: &App, peer: SocketAddr, headers: &HeaderMap, body: Body) ->
     }
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
         let e = e.into_inner();
-        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+        if e.downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some()
+        {
             ApiError::TooLarge { limit }
         } else {
             ApiError::Body(e.to_string())

@@ -12,7 +12,9 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("CLICKTRAIL_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("CLICKTRAIL_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     let config = Config::parse();
     let opts = WriterOptions {
@@ -20,8 +22,12 @@ async fn main() -> anyhow::Result<()> {
         commit_max_events: config.commit_max_events,
         linger: std::time::Duration::from_millis(config.commit_linger_ms),
     };
-    let (store, writer) = Store::open(&config.db, opts)
-        .with_context(|| format!("cannot start: is another process holding {}?", config.db.display()))?;
+    let (store, writer) = Store::open(&config.db, opts).with_context(|| {
+        format!(
+            "cannot start: is another process holding {}?",
+            config.db.display()
+        )
+    })?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -34,9 +40,12 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!(dir = %config.tracker_dir.display(), "tracker not built: run `cargo xtask build-tracker`");
     }
     let app = App::new(config, store.clone());
-    axum::serve(listener, router(app).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     tracing::info!("stopped accepting; draining the write queue");
     store.close();
     drop(store);
@@ -51,7 +60,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

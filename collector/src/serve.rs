@@ -30,7 +30,11 @@ pub struct App {
 impl App {
     /// State over an opened store.
     pub fn new(config: Config, store: Store) -> Self {
-        App { config: Arc::new(config), store, salts: Arc::new(Salts::default()) }
+        App {
+            config: Arc::new(config),
+            store,
+            salts: Arc::new(Salts::default()),
+        }
     }
 }
 
@@ -50,10 +54,16 @@ pub fn router(app: App) -> Router {
             .route("/demo/", get(demo_file))
             .route("/demo/{*path}", get(demo_file));
     } else {
-        r = r.route("/", get(|| async { "clicktrail collector: POST /collect, GET /ct.js, GET /healthz\n" }));
+        r = r.route(
+            "/",
+            get(|| async { "clicktrail collector: POST /collect, GET /ct.js, GET /healthz\n" }),
+        );
     }
     r.fallback(|| async {
-        (StatusCode::NOT_FOUND, Json(json!({"error": "not_found", "message": "no such endpoint"})))
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "not_found", "message": "no such endpoint"})),
+        )
     })
     .layer(axum::middleware::map_response(cors))
     .with_state(app)
@@ -62,9 +72,15 @@ pub fn router(app: App) -> Router {
 /// Every response may be read cross-origin: the tracker runs on the shop's origin.
 async fn cors(mut resp: Response) -> Response {
     let h = resp.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     // The tracker backs off by Retry-After on 503; cross-origin it must be exposed.
-    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after"));
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("retry-after"),
+    );
     resp
 }
 
@@ -96,21 +112,29 @@ async fn healthz(State(app): State<App>) -> Json<serde_json::Value> {
 }
 
 async fn audit(State(app): State<App>, body: Bytes) -> Result<Response, ApiError> {
-    let req: analyzer::AuditRequest = serde_json::from_slice(&body).map_err(|e| ApiError::BadAudit {
-        code: "invalid_request",
-        message: format!("not a valid audit request: {e}"),
-    })?;
-    let store = app.store.clone();
-    let report = tokio::task::spawn_blocking(move || store.with_reader(|conn| analyzer::run(conn, &req)))
-        .await
-        .map_err(|e| ApiError::Storage(e.to_string()))?
-        .map_err(|e| {
-            if e.is_bad_request() {
-                ApiError::BadAudit { code: e.code(), message: e.to_string() }
-            } else {
-                ApiError::AuditFailed { code: e.code(), message: e.to_string() }
-            }
+    let req: analyzer::AuditRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadAudit {
+            code: "invalid_request",
+            message: format!("not a valid audit request: {e}"),
         })?;
+    let store = app.store.clone();
+    let report =
+        tokio::task::spawn_blocking(move || store.with_reader(|conn| analyzer::run(conn, &req)))
+            .await
+            .map_err(|e| ApiError::Storage(e.to_string()))?
+            .map_err(|e| {
+                if e.is_bad_request() {
+                    ApiError::BadAudit {
+                        code: e.code(),
+                        message: e.to_string(),
+                    }
+                } else {
+                    ApiError::AuditFailed {
+                        code: e.code(),
+                        message: e.to_string(),
+                    }
+                }
+            })?;
     Ok(Json(report).into_response())
 }
 
@@ -134,7 +158,10 @@ async fn file_response(path: &Path, status: StatusCode, cache: &'static str) -> 
     Some(
         (
             status,
-            [(header::CONTENT_TYPE, content_type(path)), (header::CACHE_CONTROL, cache)],
+            [
+                (header::CONTENT_TYPE, content_type(path)),
+                (header::CACHE_CONTROL, cache),
+            ],
             Body::from(bytes),
         )
             .into_response(),
@@ -145,7 +172,11 @@ async fn file_response(path: &Path, status: StatusCode, cache: &'static str) -> 
 /// wasm module with its glue (cached for an hour).
 async fn tracker_file(State(app): State<App>, uri: Uri) -> Response {
     let name = uri.path().trim_start_matches('/');
-    let cache = if name == "ct.js" { "public, max-age=300" } else { "public, max-age=3600" };
+    let cache = if name == "ct.js" {
+        "public, max-age=300"
+    } else {
+        "public, max-age=3600"
+    };
     match file_response(&app.config.tracker_dir.join(name), StatusCode::OK, cache).await {
         Some(r) => r,
         None => (
@@ -162,7 +193,9 @@ async fn tracker_file(State(app): State<App>, uri: Uri) -> Response {
 /// A path below `root` with no `..`, or `None`.
 fn safe_join(root: &Path, rel: &str) -> Option<PathBuf> {
     let rel = Path::new(rel.trim_start_matches('/'));
-    rel.components().all(|c| matches!(c, Component::Normal(_))).then(|| root.join(rel))
+    rel.components()
+        .all(|c| matches!(c, Component::Normal(_)))
+        .then(|| root.join(rel))
 }
 
 /// The demo shop. Folders serve their `index.html`; `/demo/help/*` is a
@@ -181,7 +214,8 @@ async fn demo_file(State(app): State<App>, uri: Uri) -> Response {
         }
         if rel.starts_with("/help/")
             && Path::new(rel).extension().is_none()
-            && let Some(r) = file_response(&root.join("help/index.html"), StatusCode::OK, no_cache).await
+            && let Some(r) =
+                file_response(&root.join("help/index.html"), StatusCode::OK, no_cache).await
         {
             return r;
         }

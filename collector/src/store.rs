@@ -142,7 +142,10 @@ pub struct Counters {
 impl Counters {
     /// Count a rejected batch by its error code.
     pub fn reject(&self, code: &'static str) {
-        let mut m = self.rejected.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut m = self
+            .rejected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *m.entry(code).or_default() += 1;
     }
 }
@@ -164,7 +167,11 @@ pub struct WriterOptions {
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions { queue_capacity: 1024, commit_max_events: 10_000, linger: Duration::from_millis(2) }
+        WriterOptions {
+            queue_capacity: 1024,
+            commit_max_events: 10_000,
+            linger: Duration::from_millis(2),
+        }
     }
 }
 
@@ -180,7 +187,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -198,16 +207,25 @@ impl Writer {
 impl Store {
     /// Open (or create) the DuckDB file, create the schema, start the writer.
     pub fn open(path: &Path, opts: WriterOptions) -> Result<(Store, Writer), StoreError> {
-        let open_err = |e: duckdb::Error| StoreError::Open { path: path.to_path_buf(), detail: e.to_string() };
+        let open_err = |e: duckdb::Error| StoreError::Open {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Open { path: path.to_path_buf(), detail: e.to_string() })?;
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })?;
         }
         let conn = Connection::open(path).map_err(open_err)?;
-        conn.execute_batch(analyzer::schema::CREATE_EVENTS).map_err(open_err)?;
-        conn.execute_batch(&analyzer::schema::migrate_events()).map_err(open_err)?;
-        conn.execute_batch("CREATE TABLE IF NOT EXISTS salts (day BIGINT PRIMARY KEY, salt BLOB NOT NULL);")
+        conn.execute_batch(analyzer::schema::CREATE_EVENTS)
             .map_err(open_err)?;
+        conn.execute_batch(&analyzer::schema::migrate_events())
+            .map_err(open_err)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS salts (day BIGINT PRIMARY KEY, salt BLOB NOT NULL);",
+        )
+        .map_err(open_err)?;
         let reader = conn.try_clone().map_err(open_err)?;
         let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
         let counters = Arc::new(Counters::default());
@@ -215,7 +233,10 @@ impl Store {
         let handle = std::thread::Builder::new()
             .name("duckdb-writer".into())
             .spawn(move || writer_loop(&conn, rx, &c, opts))
-            .map_err(|e| StoreError::Open { path: path.to_path_buf(), detail: e.to_string() })?;
+            .map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })?;
         let store = Store {
             tx: Arc::new(Mutex::new(Some(tx))),
             counters,
@@ -229,7 +250,10 @@ impl Store {
     /// Queue rows and wait until they are committed. Returns the number committed.
     pub async fn commit(&self, rows: Vec<Row>) -> Result<usize, StoreError> {
         let tx = {
-            let guard = self.tx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let guard = self
+                .tx
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             guard.clone().ok_or(StoreError::Closed)?
         };
         let (reply, wait) = oneshot::channel();
@@ -247,13 +271,21 @@ impl Store {
 
     /// Stop taking rows; the writer drains what was queued, commits and exits.
     pub fn close(&self) {
-        self.tx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        self.tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
     }
 
     /// Batches waiting for the writer.
     pub fn queue_depth(&self) -> usize {
-        let guard = self.tx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        guard.as_ref().map_or(0, |tx| self.queue_capacity - tx.capacity())
+        let guard = self
+            .tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard
+            .as_ref()
+            .map_or(0, |tx| self.queue_capacity - tx.capacity())
     }
 
     /// Counters.
@@ -269,7 +301,10 @@ impl Store {
     /// Run a read-only job on the collector's reading connection (blocking: call from
     /// `spawn_blocking`). Reads see every committed row.
     pub fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
-        let conn = self.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let conn = self
+            .reader
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&conn)
     }
 
@@ -278,17 +313,28 @@ impl Store {
     pub fn salt_for_day(&self, day: i64, fresh: [u8; 32]) -> Result<[u8; 32], StoreError> {
         let err = |e: duckdb::Error| StoreError::Commit(e.to_string());
         self.with_reader(|conn| {
-            conn.execute("DELETE FROM salts WHERE day < ?", [day - 1]).map_err(err)?;
-            conn.execute("INSERT INTO salts VALUES (?, ?) ON CONFLICT DO NOTHING", duckdb::params![day, fresh.to_vec()])
+            conn.execute("DELETE FROM salts WHERE day < ?", [day - 1])
                 .map_err(err)?;
-            let salt: Vec<u8> =
-                conn.query_row("SELECT salt FROM salts WHERE day = ?", [day], |r| r.get(0)).map_err(err)?;
-            salt.try_into().map_err(|_| StoreError::Commit("stored salt has the wrong length".into()))
+            conn.execute(
+                "INSERT INTO salts VALUES (?, ?) ON CONFLICT DO NOTHING",
+                duckdb::params![day, fresh.to_vec()],
+            )
+            .map_err(err)?;
+            let salt: Vec<u8> = conn
+                .query_row("SELECT salt FROM salts WHERE day = ?", [day], |r| r.get(0))
+                .map_err(err)?;
+            salt.try_into()
+                .map_err(|_| StoreError::Commit("stored salt has the wrong length".into()))
         })
     }
 }
 
-fn writer_loop(conn: &Connection, mut rx: mpsc::Receiver<Job>, counters: &Counters, opts: WriterOptions) {
+fn writer_loop(
+    conn: &Connection,
+    mut rx: mpsc::Receiver<Job>,
+    counters: &Counters,
+    opts: WriterOptions,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         let mut events = jobs[0].rows.len();
@@ -310,8 +356,12 @@ fn writer_loop(conn: &Connection, mut rx: mpsc::Receiver<Job>, counters: &Counte
         counters.commits.fetch_add(1, Ordering::Relaxed);
         match &result {
             Ok(()) => {
-                counters.batches_committed.fetch_add(jobs.len() as u64, Ordering::Relaxed);
-                counters.events_committed.fetch_add(events as u64, Ordering::Relaxed);
+                counters
+                    .batches_committed
+                    .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+                counters
+                    .events_committed
+                    .fetch_add(events as u64, Ordering::Relaxed);
                 tracing::debug!(batches = jobs.len(), events, "committed");
             }
             Err(e) => {

@@ -109,7 +109,14 @@ impl SessionWriter<'_> {
 /// One visitor's session as batches (one per page, like the tracker sends them).
 pub fn session(rng: &mut Rng, site: &str, start_ms: i64) -> Vec<Batch> {
     let sid = rng.hex32();
-    let mut w = SessionWriter { rng, t: start_ms, seq: 0, path: String::new(), screen: None, events: Vec::new() };
+    let mut w = SessionWriter {
+        rng,
+        t: start_ms,
+        seq: 0,
+        path: String::new(),
+        screen: None,
+        events: Vec::new(),
+    };
     let mut batches = Vec::new();
     let flush = |w: &mut SessionWriter<'_>, batches: &mut Vec<Batch>| {
         if !w.events.is_empty() {
@@ -181,7 +188,8 @@ pub fn to_json(b: &Batch) -> String {
         .events
         .iter()
         .map(|e| {
-            let mut v = serde_json::json!({"id": e.id, "k": e.k, "t": e.t, "seq": e.seq, "path": e.path});
+            let mut v =
+                serde_json::json!({"id": e.id, "k": e.k, "t": e.t, "seq": e.seq, "path": e.path});
             let o = v.as_object_mut().expect("an object");
             let mut put = |k: &str, x: Option<serde_json::Value>| {
                 if let Some(x) = x {
@@ -205,7 +213,8 @@ pub fn to_json(b: &Batch) -> String {
             v
         })
         .collect();
-    serde_json::json!({"v": b.v, "site": b.site, "sid": b.sid, "sent": b.sent, "events": events}).to_string()
+    serde_json::json!({"v": b.v, "site": b.site, "sid": b.sid, "sent": b.sent, "events": events})
+        .to_string()
 }
 
 /// A synthetic client address for session `i` (only ever hashed).
@@ -226,7 +235,11 @@ mod tests {
             for b in session(&mut rng, "bench", start) {
                 let parsed = protocol::parse_batch(to_json(&b).as_bytes()).expect("valid");
                 total += parsed.events.len();
-                purchases += parsed.events.iter().filter(|e| e.name.as_deref() == Some("purchase")).count();
+                purchases += parsed
+                    .events
+                    .iter()
+                    .filter(|e| e.name.as_deref() == Some("purchase"))
+                    .count();
             }
         }
         assert!(total > 200 * 5, "{total}");

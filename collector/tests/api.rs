@@ -20,7 +20,10 @@ use tower::ServiceExt;
 const SID: &str = "00112233445566778899aabbccddeeff";
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 fn event(i: usize, kind: &str, extra: &str, t: i64) -> String {
@@ -28,7 +31,11 @@ fn event(i: usize, kind: &str, extra: &str, t: i64) -> String {
 }
 
 fn batch(events: &[String]) -> String {
-    format!(r#"{{"v":1,"site":"shop","sid":"{SID}","sent":{},"events":[{}]}}"#, now_ms(), events.join(","))
+    format!(
+        r#"{{"v":1,"site":"shop","sid":"{SID}","sent":{},"events":[{}]}}"#,
+        now_ms(),
+        events.join(",")
+    )
 }
 
 struct Harness {
@@ -45,7 +52,12 @@ fn harness(opts: WriterOptions, tweak: impl FnOnce(&mut Config)) -> Harness {
     let mut config = Config::default();
     config.db.clone_from(&db);
     tweak(&mut config);
-    Harness { app: App::new(config, store), writer, _dir: dir, db }
+    Harness {
+        app: App::new(config, store),
+        writer,
+        _dir: dir,
+        db,
+    }
 }
 
 async fn post(app: &App, content_type: &str, body: String) -> (StatusCode, Value, Option<String>) {
@@ -57,13 +69,22 @@ async fn post(app: &App, content_type: &str, body: String) -> (StatusCode, Value
         .unwrap();
     let resp = router(app.clone()).oneshot(req).await.unwrap();
     let status = resp.status();
-    let retry = resp.headers().get(header::RETRY_AFTER).map(|v| v.to_str().unwrap().to_string());
+    let retry = resp
+        .headers()
+        .get(header::RETRY_AFTER)
+        .map(|v| v.to_str().unwrap().to_string());
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null), retry)
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        retry,
+    )
 }
 
 fn count(app: &App, sql: &str) -> i64 {
-    app.store.with_reader(|c| c.query_row(sql, [], |r| r.get(0))).unwrap()
+    app.store
+        .with_reader(|c| c.query_row(sql, [], |r| r.get(0)))
+        .unwrap()
 }
 
 #[tokio::test]
@@ -71,14 +92,32 @@ async fn a_good_batch_is_on_disk_when_acknowledged() {
     let h = harness(WriterOptions::default(), |_| {});
     let t = now_ms();
     let events = vec![
-        event(1, "pageview", r#","url":"https://shop.example/cart?utm_source=mail&email=jane%40mail.example&sessionid=abc#x","ref":"https://search.example/?q=boots","title":"Cart of jane@mail.example""#, t),
-        event(2, "click", r#","sel":"button#pay","text":"Pay","x":10,"y":20,"href":"https://shop.example/u/jane@mail.example""#, t),
-        event(3, "blur", r#","form":"shipping","field":"email","ft":"email","dur":1200,"empty":false"#, t),
+        event(
+            1,
+            "pageview",
+            r#","url":"https://shop.example/cart?utm_source=mail&email=jane%40mail.example&sessionid=abc#x","ref":"https://search.example/?q=boots","title":"Cart of jane@mail.example""#,
+            t,
+        ),
+        event(
+            2,
+            "click",
+            r#","sel":"button#pay","text":"Pay","x":10,"y":20,"href":"https://shop.example/u/jane@mail.example""#,
+            t,
+        ),
+        event(
+            3,
+            "blur",
+            r#","form":"shipping","field":"email","ft":"email","dur":1200,"empty":false"#,
+            t,
+        ),
     ];
     let (status, body, _) = post(&h.app, "text/plain;charset=UTF-8", batch(&events)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["stored"], 3);
-    assert_eq!(count(&h.app, "SELECT count(*) FROM events WHERE site = 'shop'"), 3);
+    assert_eq!(
+        count(&h.app, "SELECT count(*) FROM events WHERE site = 'shop'"),
+        3
+    );
     let (url, referrer, title, href, browser, visitor): (String, String, String, String, String, String) = h
         .app
         .store
@@ -97,11 +136,23 @@ async fn a_good_batch_is_on_disk_when_acknowledged() {
     assert_eq!(browser, "Chrome");
     assert_eq!(visitor.len(), 32);
     // The raw IP is nowhere.
-    assert_eq!(count(&h.app, "SELECT count(*) FROM events WHERE concat_ws('|', COLUMNS(*)) LIKE '%203.0.113.7%'"), 0);
+    assert_eq!(
+        count(
+            &h.app,
+            "SELECT count(*) FROM events WHERE concat_ws('|', COLUMNS(*)) LIKE '%203.0.113.7%'"
+        ),
+        0
+    );
     let (blur_dur, empty): (i64, bool) = h
         .app
         .store
-        .with_reader(|c| c.query_row("SELECT duration_ms, empty FROM events WHERE kind='blur'", [], |r| Ok((r.get(0)?, r.get(1)?))))
+        .with_reader(|c| {
+            c.query_row(
+                "SELECT duration_ms, empty FROM events WHERE kind='blur'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
         .unwrap();
     assert_eq!((blur_dur, empty), (1200, false));
 }
@@ -111,21 +162,64 @@ async fn bad_input_gets_a_json_error_and_nothing_is_stored() {
     let h = harness(WriterOptions::default(), |c| c.sites = vec!["shop".into()]);
     let t = now_ms();
     let cases = [
-        ("text/plain", "{not json".to_string(), StatusCode::BAD_REQUEST, "invalid_json"),
-        ("application/json", batch(&[event(1, "click", "", t), event(2, "warp", "", t)]), StatusCode::BAD_REQUEST, "unknown_kind"),
-        ("text/plain", batch(&[event(1, "click", "", t - 2 * 86_400_000)]), StatusCode::BAD_REQUEST, "bad_timestamp"),
-        ("text/plain", batch(&[]), StatusCode::BAD_REQUEST, "event_count"),
-        ("text/xml", batch(&[event(1, "click", "", t)]), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-        ("text/plain", "x".repeat(protocol::MAX_BODY_BYTES + 1), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-        ("text/plain", batch(&[event(1, "click", "", t)]).replace("\"shop\"", "\"elsewhere\""), StatusCode::FORBIDDEN, "unknown_site"),
+        (
+            "text/plain",
+            "{not json".to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "application/json",
+            batch(&[event(1, "click", "", t), event(2, "warp", "", t)]),
+            StatusCode::BAD_REQUEST,
+            "unknown_kind",
+        ),
+        (
+            "text/plain",
+            batch(&[event(1, "click", "", t - 2 * 86_400_000)]),
+            StatusCode::BAD_REQUEST,
+            "bad_timestamp",
+        ),
+        (
+            "text/plain",
+            batch(&[]),
+            StatusCode::BAD_REQUEST,
+            "event_count",
+        ),
+        (
+            "text/xml",
+            batch(&[event(1, "click", "", t)]),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "text/plain",
+            "x".repeat(protocol::MAX_BODY_BYTES + 1),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            "text/plain",
+            batch(&[event(1, "click", "", t)]).replace("\"shop\"", "\"elsewhere\""),
+            StatusCode::FORBIDDEN,
+            "unknown_site",
+        ),
     ];
     for (ct, body, want_status, want_code) in cases {
         let (status, json, _) = post(&h.app, ct, body).await;
         assert_eq!(status, want_status, "{want_code}: {json}");
         assert_eq!(json["error"], want_code, "{json}");
-        assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()), "{json}");
+        assert!(
+            json["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{json}"
+        );
     }
-    let (_, json, _) = post(&h.app, "text/plain", batch(&[event(1, "click", "", t), event(2, "warp", "", t)])).await;
+    let (_, json, _) = post(
+        &h.app,
+        "text/plain",
+        batch(&[event(1, "click", "", t), event(2, "warp", "", t)]),
+    )
+    .await;
     assert_eq!(json["event_index"], 1);
     assert_eq!(count(&h.app, "SELECT count(*) FROM events"), 0);
 }
@@ -135,7 +229,14 @@ async fn overload_answers_503_and_every_acknowledged_event_is_stored() {
     // A one-slot queue while the writer is busy with a large commit (a slow disk, a
     // burst): concurrent batches beyond the slot must be turned away with 503 +
     // Retry-After, and every acknowledged event must be on disk.
-    let h = harness(WriterOptions { queue_capacity: 1, commit_max_events: 1_000_000, linger: Duration::ZERO }, |_| {});
+    let h = harness(
+        WriterOptions {
+            queue_capacity: 1,
+            commit_max_events: 1_000_000,
+            linger: Duration::ZERO,
+        },
+        |_| {},
+    );
     let mut rng = clicktrail_collector::synth::Rng::new(1);
     let ctx = clicktrail_collector::enrich::Context {
         ip: "198.51.100.1".parse().unwrap(),
@@ -156,8 +257,12 @@ async fn overload_answers_503_and_every_acknowledged_event_is_stored() {
     let mut tasks = Vec::new();
     for b in 0..20 {
         let app = h.app.clone();
-        let events: Vec<String> = (0..10).map(|i| event(b * 100 + i, "click", "", t)).collect();
-        tasks.push(tokio::spawn(async move { post(&app, "text/plain", batch(&events)).await }));
+        let events: Vec<String> = (0..10)
+            .map(|i| event(b * 100 + i, "click", "", t))
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            post(&app, "text/plain", batch(&events)).await
+        }));
     }
     let (mut acknowledged, mut overloaded) = (0, 0);
     for task in tasks {
@@ -173,11 +278,33 @@ async fn overload_answers_503_and_every_acknowledged_event_is_stored() {
         }
     }
     assert_eq!(busy.await.unwrap(), Ok(big_len as usize));
-    assert!(overloaded > 0, "a one-slot queue under 20 concurrent batches must push back");
-    assert!(acknowledged > 0, "the slot's batch is committed after the big one");
-    assert_eq!(count(&h.app, "SELECT count(*) FROM events WHERE kind = 'click' AND session_id = '00112233445566778899aabbccddeeff'"), acknowledged);
-    assert_eq!(count(&h.app, "SELECT count(*) FROM events"), acknowledged + big_len);
-    assert_eq!(h.app.store.counters().overloaded.load(std::sync::atomic::Ordering::Relaxed), overloaded);
+    assert!(
+        overloaded > 0,
+        "a one-slot queue under 20 concurrent batches must push back"
+    );
+    assert!(
+        acknowledged > 0,
+        "the slot's batch is committed after the big one"
+    );
+    assert_eq!(
+        count(
+            &h.app,
+            "SELECT count(*) FROM events WHERE kind = 'click' AND session_id = '00112233445566778899aabbccddeeff'"
+        ),
+        acknowledged
+    );
+    assert_eq!(
+        count(&h.app, "SELECT count(*) FROM events"),
+        acknowledged + big_len
+    );
+    assert_eq!(
+        h.app
+            .store
+            .counters()
+            .overloaded
+            .load(std::sync::atomic::Ordering::Relaxed),
+        overloaded
+    );
 }
 
 #[tokio::test]
@@ -185,18 +312,35 @@ async fn shutdown_drains_and_the_file_reopens_with_every_event() {
     let h = harness(WriterOptions::default(), |_| {});
     let t = now_ms();
     for b in 0..5 {
-        let events: Vec<String> = (0..20).map(|i| event(b * 100 + i, "click", "", t)).collect();
+        let events: Vec<String> = (0..20)
+            .map(|i| event(b * 100 + i, "click", "", t))
+            .collect();
         let (status, _, _) = post(&h.app, "text/plain", batch(&events)).await;
         assert_eq!(status, StatusCode::OK);
     }
     h.app.store.close();
-    let (status, body, retry) = post(&h.app, "text/plain", batch(&[event(999, "click", "", t)])).await;
-    assert_eq!((status, body["error"].as_str(), retry.as_deref()), (StatusCode::SERVICE_UNAVAILABLE, Some("shutting_down"), Some("5")));
-    let Harness { app, writer, db, _dir } = h;
+    let (status, body, retry) =
+        post(&h.app, "text/plain", batch(&[event(999, "click", "", t)])).await;
+    assert_eq!(
+        (status, body["error"].as_str(), retry.as_deref()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("shutting_down"),
+            Some("5")
+        )
+    );
+    let Harness {
+        app,
+        writer,
+        db,
+        _dir,
+    } = h;
     drop(app);
     writer.join();
     let conn = duckdb::Connection::open(&db).unwrap();
-    let n: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(n, 100);
 }
 
@@ -205,8 +349,17 @@ async fn visitor_ids_are_stable_within_a_day_and_across_restarts() {
     let h = harness(WriterOptions::default(), |_| {});
     let t = now_ms();
     post(&h.app, "text/plain", batch(&[event(1, "click", "", t)])).await;
-    let first: String = h.app.store.with_reader(|c| c.query_row("SELECT visitor_id FROM events", [], |r| r.get(0))).unwrap();
-    let Harness { app, writer, db, _dir } = h;
+    let first: String = h
+        .app
+        .store
+        .with_reader(|c| c.query_row("SELECT visitor_id FROM events", [], |r| r.get(0)))
+        .unwrap();
+    let Harness {
+        app,
+        writer,
+        db,
+        _dir,
+    } = h;
     app.store.close();
     drop(app);
     writer.join();
@@ -226,7 +379,10 @@ async fn visitor_ids_are_stable_within_a_day_and_across_restarts() {
 #[tokio::test]
 async fn health_and_cors() {
     let h = harness(WriterOptions::default(), |_| {});
-    let resp = router(h.app.clone()).oneshot(Request::get("/healthz").body(Body::empty()).unwrap()).await.unwrap();
+    let resp = router(h.app.clone())
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
     let resp = router(h.app.clone())
@@ -234,7 +390,10 @@ async fn health_and_cors() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let resp = router(h.app.clone()).oneshot(Request::get("/ct.js").body(Body::empty()).unwrap()).await.unwrap();
+    let resp = router(h.app.clone())
+        .oneshot(Request::get("/ct.js").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     // No tracker built in this temp setup: a clear JSON 404.
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }

@@ -54,6 +54,13 @@
 
   /* Product page: add to cart. */
   function initProduct() {
+    // Two deliberate flaws for the frustration and errors audits: "Size guide" looks
+    // like a link but does nothing, and "Notify me" calls a stock service that is
+    // not there (a JavaScript error on click).
+    var notify = $('notify-me');
+    if (notify) notify.addEventListener('click', function () {
+      window.stockService.subscribe(document.body.getAttribute('data-page'));
+    });
     var form = $('add-form');
     if (!form) return;
     form.addEventListener('submit', function (ev) {

@@ -3,9 +3,9 @@
 use serde::Deserialize;
 
 use crate::{
-    MAX_EVENT_AGE_MS, MAX_EVENT_FUTURE_MS, MAX_EVENTS_PER_BATCH, MAX_NAME, MAX_PATH,
-    MAX_ERROR_CHARS, MAX_LINKS_PER_EVENT, MAX_PROPS_BYTES, MAX_SELECTOR, MAX_SITE, MAX_TEXT_CHARS,
-    MAX_TITLE, MAX_URL, VERSION, kind,
+    MAX_ERROR_CHARS, MAX_EVENT_AGE_MS, MAX_EVENT_FUTURE_MS, MAX_EVENTS_PER_BATCH,
+    MAX_LINKS_PER_EVENT, MAX_NAME, MAX_PATH, MAX_PROPS_BYTES, MAX_SELECTOR, MAX_SITE,
+    MAX_TEXT_CHARS, MAX_TITLE, MAX_URL, VERSION, kind,
 };
 
 /// What was wrong with a batch. The collector turns each into a 400 with a JSON body
@@ -23,15 +23,24 @@ pub enum Error {
     EventCount(usize),
     /// A batch-level field is missing or malformed.
     #[error("batch field `{field}` {problem}")]
-    BatchField { field: &'static str, problem: String },
+    BatchField {
+        field: &'static str,
+        problem: String,
+    },
     /// An event field is missing or malformed.
     #[error("event {index}: field `{field}` {problem}")]
-    EventField { index: usize, field: &'static str, problem: String },
+    EventField {
+        index: usize,
+        field: &'static str,
+        problem: String,
+    },
     /// An event kind this collector does not know.
     #[error("event {index}: unknown kind `{kind}`")]
     UnknownKind { index: usize, kind: String },
     /// An event time too far from the batch's send time.
-    #[error("event {index}: time {t} is not within 24 h before / 60 s after the batch's send time {sent}")]
+    #[error(
+        "event {index}: time {t} is not within 24 h before / 60 s after the batch's send time {sent}"
+    )]
     Timestamp { index: usize, t: i64, sent: i64 },
 }
 
@@ -142,7 +151,9 @@ pub struct Event {
 }
 
 fn is_hex_id(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Parse and validate a batch body. The batch is accepted or rejected whole.
@@ -175,7 +186,10 @@ fn validate(b: &Batch) -> Result<(), Error> {
     }
     if b.site.is_empty()
         || b.site.len() > MAX_SITE
-        || !b.site.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
+        || !b
+            .site
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
     {
         return Err(Error::BatchField {
             field: "site",
@@ -183,10 +197,16 @@ fn validate(b: &Batch) -> Result<(), Error> {
         });
     }
     if !is_hex_id(&b.sid) {
-        return Err(Error::BatchField { field: "sid", problem: "must be 32 lowercase hex characters".into() });
+        return Err(Error::BatchField {
+            field: "sid",
+            problem: "must be 32 lowercase hex characters".into(),
+        });
     }
     if b.sent <= 0 {
-        return Err(Error::BatchField { field: "sent", problem: "must be a positive time in ms".into() });
+        return Err(Error::BatchField {
+            field: "sent",
+            problem: "must be a positive time in ms".into(),
+        });
     }
     if b.events.is_empty() || b.events.len() > MAX_EVENTS_PER_BATCH {
         return Err(Error::EventCount(b.events.len()));
@@ -199,13 +219,24 @@ fn validate(b: &Batch) -> Result<(), Error> {
 
 fn validate_event(index: usize, e: &Event, sent: i64) -> Result<(), Error> {
     if !is_hex_id(&e.id) {
-        return Err(Error::EventField { index, field: "id", problem: "must be 32 lowercase hex characters".into() });
+        return Err(Error::EventField {
+            index,
+            field: "id",
+            problem: "must be 32 lowercase hex characters".into(),
+        });
     }
     if !kind::is_known(&e.k) {
-        return Err(Error::UnknownKind { index, kind: e.k.chars().take(MAX_NAME).collect() });
+        return Err(Error::UnknownKind {
+            index,
+            kind: e.k.chars().take(MAX_NAME).collect(),
+        });
     }
     if e.t < sent - MAX_EVENT_AGE_MS || e.t > sent + MAX_EVENT_FUTURE_MS {
-        return Err(Error::Timestamp { index, t: e.t, sent });
+        return Err(Error::Timestamp {
+            index,
+            t: e.t,
+            sent,
+        });
     }
     if !e.path.starts_with('/') || e.path.len() > MAX_PATH {
         return Err(Error::EventField {
@@ -236,7 +267,10 @@ fn validate_event(index: usize, e: &Event, sent: i64) -> Result<(), Error> {
             return Err(Error::EventField {
                 index,
                 field: "links",
-                problem: format!("has {} links, the limit is {MAX_LINKS_PER_EVENT}", links.len()),
+                problem: format!(
+                    "has {} links, the limit is {MAX_LINKS_PER_EVENT}",
+                    links.len()
+                ),
             });
         }
         for (sel, href) in links {
@@ -245,7 +279,11 @@ fn validate_event(index: usize, e: &Event, sent: i64) -> Result<(), Error> {
         }
     }
     if e.status.is_some_and(|s| !(100..=599).contains(&s)) {
-        return Err(Error::EventField { index, field: "status", problem: "must be an HTTP status (100-599)".into() });
+        return Err(Error::EventField {
+            index,
+            field: "status",
+            problem: "must be an HTTP status (100-599)".into(),
+        });
     }
     for (field, v) in [
         ("nav", &e.nav),
@@ -269,11 +307,19 @@ fn validate_event(index: usize, e: &Event, sent: i64) -> Result<(), Error> {
         }
     }
     if e.dur.is_some_and(|d| d < 0) {
-        return Err(Error::EventField { index, field: "dur", problem: "must not be negative".into() });
+        return Err(Error::EventField {
+            index,
+            field: "dur",
+            problem: "must not be negative".into(),
+        });
     }
     if let Some(props) = &e.props {
         if !props.is_object() {
-            return Err(Error::EventField { index, field: "props", problem: "must be a JSON object".into() });
+            return Err(Error::EventField {
+                index,
+                field: "props",
+                problem: "must be a JSON object".into(),
+            });
         }
         let n = props.to_string().len();
         if n > MAX_PROPS_BYTES {
@@ -288,20 +334,25 @@ fn validate_event(index: usize, e: &Event, sent: i64) -> Result<(), Error> {
         if present {
             Ok(())
         } else {
-            Err(Error::EventField { index, field, problem: format!("is required for `{}` events", e.k) })
+            Err(Error::EventField {
+                index,
+                field,
+                problem: format!("is required for `{}` events", e.k),
+            })
         }
     };
     match e.k.as_str() {
         kind::SCREEN => needs("screen", e.screen.is_some()),
         kind::CUSTOM => needs("name", e.name.as_ref().is_some_and(|n| !n.is_empty())),
         kind::IDENTIFY => needs("uid", e.uid.is_some()),
-        kind::FOCUS | kind::BLUR | kind::CHANGE => needs("field", e.field.is_some()),
+        kind::FOCUS | kind::BLUR | kind::CHANGE | kind::INVALID => {
+            needs("field", e.field.is_some())
+        }
         kind::SUBMIT => needs("form", e.form.is_some()),
         kind::LINKS => needs("links", e.links.is_some()),
         kind::AD_VIEW => needs("ad", e.ad.is_some()),
         kind::ERROR => needs("msg", e.msg.is_some()),
         kind::DEAD_CLICK => needs("sel", e.sel.is_some()),
-        kind::INVALID => needs("field", e.field.is_some()),
         _ => Ok(()),
     }
 }
@@ -322,7 +373,8 @@ mod tests {
 
     #[test]
     fn accepts_a_good_batch_and_ignores_unknown_fields() {
-        let b = parse_batch(body(&ev("click", r#","sel":"a#x","future_field":1"#)).as_bytes()).unwrap();
+        let b =
+            parse_batch(body(&ev("click", r#","sel":"a#x","future_field":1"#)).as_bytes()).unwrap();
         assert_eq!(b.events.len(), 1);
         assert_eq!(b.events[0].sel.as_deref(), Some("a#x"));
     }
@@ -331,9 +383,15 @@ mod tests {
     fn audit_kinds_parse() {
         let events = [
             ev("pageview", r#","status":404"#),
-            ev("links", r#","links":[["a#x","https://s.example/a"],["a.y","/b"]]"#),
+            ev(
+                "links",
+                r#","links":[["a#x","https://s.example/a"],["a.y","/b"]]"#,
+            ),
             ev("ad_view", r#","ad":"winter:A","sel":"a#banner""#),
-            ev("error", r#","msg":"x is undefined","src":"https://s.example/app.js","line":12"#),
+            ev(
+                "error",
+                r#","msg":"x is undefined","src":"https://s.example/app.js","line":12"#,
+            ),
             ev("dead_click", r#","sel":"span.price""#),
             ev("invalid", r#","form":"shipping","field":"email""#),
         ];
@@ -341,9 +399,15 @@ mod tests {
         assert_eq!(b.events[0].status, Some(404));
         assert_eq!(b.events[1].links.as_ref().map(Vec::len), Some(2));
         let bad = parse_batch(body(&ev("pageview", r#","status":42"#)).as_bytes()).unwrap_err();
-        assert_eq!(bad.to_string(), "event 0: field `status` must be an HTTP status (100-599)");
+        assert_eq!(
+            bad.to_string(),
+            "event 0: field `status` must be an HTTP status (100-599)"
+        );
         let missing = parse_batch(body(&ev("ad_view", "")).as_bytes()).unwrap_err();
-        assert_eq!(missing.to_string(), "event 0: field `ad` is required for `ad_view` events");
+        assert_eq!(
+            missing.to_string(),
+            "event 0: field `ad` is required for `ad_view` events"
+        );
     }
 
     #[test]
@@ -354,8 +418,14 @@ mod tests {
         let e = err(body(&format!("{},{}", ev("click", ""), ev("teleport", ""))));
         assert_eq!((e.code(), e.event_index()), ("unknown_kind", Some(1)));
         let e = err(body(&ev("screen", "")));
-        assert_eq!(e.to_string(), "event 0: field `screen` is required for `screen` events");
-        let e = err(body(&ev("click", &format!(r#","text":"{}""#, "é".repeat(65)))));
+        assert_eq!(
+            e.to_string(),
+            "event 0: field `screen` is required for `screen` events"
+        );
+        let e = err(body(&ev(
+            "click",
+            &format!(r#","text":"{}""#, "é".repeat(65)),
+        )));
         assert_eq!(e.code(), "invalid_field");
         let late = body(&ev("click", "")).replace("\"t\":1700000000000", "\"t\":1700000090000");
         assert_eq!(err(late).code(), "bad_timestamp");

@@ -21,7 +21,10 @@ use tokio::process::{Child, Command};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the workspace")
+        .to_path_buf()
 }
 
 /// A free TCP port on loopback.
@@ -32,10 +35,16 @@ pub fn free_port() -> Result<u16> {
 fn binary(name: &str) -> Result<PathBuf> {
     // target/<profile>/deps/e2e-xxxx → target/<profile>/<name>
     let exe = std::env::current_exe()?;
-    let dir = exe.parent().and_then(Path::parent).context("test binary has no profile dir")?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test binary has no profile dir")?;
     let path = dir.join(name);
     if !path.exists() {
-        bail!("{} is not built; run the tests with `cargo xtask test`", path.display());
+        bail!(
+            "{} is not built; run the tests with `cargo xtask test`",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -47,7 +56,7 @@ pub struct Collector {
     pub url: String,
     /// The DuckDB file it owns.
     pub db: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Collector {
@@ -56,7 +65,10 @@ impl Collector {
         let root = workspace();
         let tracker = root.join("dist/tracker");
         if !tracker.join("ct.js").exists() {
-            bail!("the tracker is not built in {}; run `cargo xtask build-tracker`", tracker.display());
+            bail!(
+                "the tracker is not built in {}; run `cargo xtask build-tracker`",
+                tracker.display()
+            );
         }
         let dir = tempfile::tempdir()?;
         let db = dir.path().join("clicktrail.duckdb");
@@ -74,7 +86,12 @@ impl Collector {
             .kill_on_drop(true)
             .spawn()
             .context("starting the collector")?;
-        let c = Collector { child, url: format!("http://127.0.0.1:{port}"), db, _dir: dir };
+        let c = Collector {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            db,
+            dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while reqwest_get(&format!("{}/healthz", c.url)).await.is_err() {
             if Instant::now() > deadline {
@@ -96,7 +113,9 @@ impl Collector {
         let mut last = u64::MAX;
         let mut stable_since = Instant::now();
         loop {
-            let n = self.health().await?["events_committed"].as_u64().unwrap_or(0);
+            let n = self.health().await?["events_committed"]
+                .as_u64()
+                .unwrap_or(0);
             if n != last {
                 last = n;
                 stable_since = Instant::now();
@@ -104,7 +123,9 @@ impl Collector {
                 return Ok(n);
             }
             if Instant::now() > deadline {
-                bail!("events did not settle within 30 s (last count {last}, wanted at least {min_events})");
+                bail!(
+                    "events did not settle within 30 s (last count {last}, wanted at least {min_events})"
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -118,13 +139,15 @@ impl Collector {
     /// Stop with SIGTERM and wait: the collector drains, commits and checkpoints.
     pub async fn stop(mut self) -> Result<PathBuf> {
         if let Some(pid) = self.child.id() {
-            std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()?;
         }
         let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await??;
         if !status.success() {
             bail!("collector exited with {status}");
         }
-        let keep = self._dir.keep();
+        let keep = self.dir.keep();
         Ok(keep.join("clicktrail.duckdb"))
     }
 }
@@ -132,7 +155,10 @@ impl Collector {
 async fn reqwest_get(url: &str) -> Result<Value> {
     let url = url.to_string();
     tokio::task::spawn_blocking(move || -> Result<Value> {
-        let resp = reqwest::blocking::Client::new().get(&url).timeout(Duration::from_secs(5)).send()?;
+        let resp = reqwest::blocking::Client::new()
+            .get(&url)
+            .timeout(Duration::from_secs(5))
+            .send()?;
         Ok(resp.json()?)
     })
     .await?
@@ -148,7 +174,11 @@ fn find_program(env: &str, candidates: &[&str]) -> Result<PathBuf> {
             return Ok(p.to_path_buf());
         }
     }
-    bail!("{} not found (looked in {}); install Debian's `chromium` and `chromium-driver` or set {env}", candidates[0], candidates.join(", "))
+    bail!(
+        "{} not found (looked in {}); install Debian's `chromium` and `chromium-driver` or set {env}",
+        candidates[0],
+        candidates.join(", ")
+    )
 }
 
 /// A chromedriver process; each [`Browser::session`] is a fresh headless Chromium
@@ -162,8 +192,18 @@ pub struct Browser {
 impl Browser {
     /// Start chromedriver on a free port.
     pub async fn start() -> Result<Browser> {
-        let driver = find_program("CHROMEDRIVER", &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"])?;
-        let chrome = find_program("CHROME", &["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"])?;
+        let driver = find_program(
+            "CHROMEDRIVER",
+            &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"],
+        )?;
+        let chrome = find_program(
+            "CHROME",
+            &[
+                "/usr/bin/chromium",
+                "/usr/bin/chromium-browser",
+                "/usr/bin/google-chrome",
+            ],
+        )?;
         let port = free_port()?;
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
@@ -240,7 +280,12 @@ impl Page<'_> {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                let url = self.c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+                let url = self
+                    .c
+                    .current_url()
+                    .await
+                    .map(|u| u.to_string())
+                    .unwrap_or_default();
                 bail!("tracker did not start on {url} within 15 s");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -249,7 +294,13 @@ impl Page<'_> {
 
     /// Click the element with this id.
     pub async fn click(&self, id: &str) -> Result<()> {
-        self.c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Id(id)).await?.click().await?;
+        self.c
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Id(id))
+            .await?
+            .click()
+            .await?;
         Ok(())
     }
 
@@ -272,7 +323,12 @@ impl Page<'_> {
 
     /// Type into the field with this id.
     pub async fn type_into(&self, id: &str, text: &str) -> Result<()> {
-        let el = self.c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Id(id)).await?;
+        let el = self
+            .c
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Id(id))
+            .await?;
         el.click().await?;
         el.send_keys(text).await?;
         Ok(())

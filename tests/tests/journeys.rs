@@ -43,7 +43,11 @@ async fn wait_visible(c: &Client, id: &str) -> Result<()> {
 /// Home → product → cart → checkout (shipping screen).
 async fn to_checkout(p: &Page<'_>, ad: &str, product: &str) -> Result<()> {
     p.open(&format!("/demo/?ad={ad}")).await?;
-    p.click_nav(&format!("p-{product}"), &format!("/demo/product/{product}.html")).await?;
+    p.click_nav(
+        &format!("p-{product}"),
+        &format!("/demo/product/{product}.html"),
+    )
+    .await?;
     p.click_nav("add-to-cart", "/demo/cart.html").await?;
     p.click_nav("checkout", "/demo/checkout.html").await?;
     Ok(())
@@ -115,7 +119,11 @@ async fn bounces(b: &Browser, base: &str) -> Result<()> {
 }
 
 fn scope() -> Scope {
-    Scope { site: Some("demo".into()), since: None, until: None }
+    Scope {
+        site: Some("demo".into()),
+        since: None,
+        until: None,
+    }
 }
 
 fn funnel_request() -> AuditRequest {
@@ -150,24 +158,46 @@ async fn scripted_visits_give_exact_funnel_and_screens() -> Result<()> {
     collector.wait_quiet(50).await?;
 
     // Live, through the collector that owns the file.
-    let Report::Funnel(funnel) = collector.audit(&funnel_request())? else { panic!("not a funnel report") };
+    let Report::Funnel(funnel) = collector.audit(&funnel_request())? else {
+        panic!("not a funnel report")
+    };
     assert_eq!(funnel.sessions, 6);
     let entered: Vec<u64> = funnel.steps.iter().map(|s| s.entered).collect();
     assert_eq!(entered, [6, 4, 4, 4, 3, 2], "{funnel:#?}");
     assert_eq!(funnel.steps[4].dropped, 1);
     assert_eq!(funnel.steps[5].conversion_from_first, Some(2.0 / 6.0));
 
-    let Report::Screens(screens) = collector.audit(&AuditRequest::Screens { scope: scope(), top_next: 3 })? else {
+    let Report::Screens(screens) = collector.audit(&AuditRequest::Screens {
+        scope: scope(),
+        top_next: 3,
+    })?
+    else {
         panic!("not a screens report")
     };
     let get = |label: &str| {
-        screens.screens.iter().find(|s| s.screen == label).unwrap_or_else(|| panic!("no screen {label}: {screens:#?}"))
+        screens
+            .screens
+            .iter()
+            .find(|s| s.screen == label)
+            .unwrap_or_else(|| panic!("no screen {label}: {screens:#?}"))
     };
     assert_eq!((get("/demo/").sessions, get("/demo/").exits), (6, 1));
-    assert_eq!((get("/demo/cart.html").sessions, get("/demo/cart.html").exits), (4, 0));
+    assert_eq!(
+        (
+            get("/demo/cart.html").sessions,
+            get("/demo/cart.html").exits
+        ),
+        (4, 0)
+    );
     assert_eq!((get("shipping").sessions, get("shipping").exits), (4, 1));
     assert_eq!((get("payment").sessions, get("payment").exits), (3, 1));
-    assert_eq!((get("/demo/confirmation.html").sessions, get("/demo/confirmation.html").exits), (2, 2));
+    assert_eq!(
+        (
+            get("/demo/confirmation.html").sessions,
+            get("/demo/confirmation.html").exits
+        ),
+        (2, 2)
+    );
     assert_eq!(get("/demo/product/boots.html").sessions, 2);
     let returns = get("/demo/help/returns");
     assert_eq!((returns.sessions, returns.views, returns.exits), (1, 2, 1));
@@ -179,21 +209,46 @@ async fn scripted_visits_give_exact_funnel_and_screens() -> Result<()> {
     let db = collector.stop().await?;
     let conn = analyzer::open_read_only(&db)?;
     let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
-    assert_eq!(count("SELECT count(*) FROM events WHERE kind = 'custom' AND name = 'purchase'"), 2);
-    assert_eq!(count("SELECT count(*) FROM events WHERE kind = 'custom' AND name = 'invalid'"), 1);
-    assert_eq!(count("SELECT count(*) FROM events WHERE kind = 'pageview' AND nav = 'push'"), 2);
-    assert_eq!(count("SELECT count(*) FROM events WHERE kind = 'pageview' AND nav = 'pop'"), 1);
-    assert_eq!(count("SELECT count(*) FROM events WHERE kind = 'submit' AND form = 'shipping'"), 4);
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE kind = 'custom' AND name = 'purchase'"),
+        2
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE kind = 'custom' AND name = 'invalid'"),
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE kind = 'pageview' AND nav = 'push'"),
+        2
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE kind = 'pageview' AND nav = 'pop'"),
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE kind = 'submit' AND form = 'shipping'"),
+        4
+    );
     assert_eq!(count("SELECT count(DISTINCT session_id) FROM events"), 6);
-    assert_eq!(count("SELECT count(*) FROM events WHERE field = 'card-number' AND kind = 'blur'") >= 1, true);
+    assert!(count("SELECT count(*) FROM events WHERE field = 'card-number' AND kind = 'blur'") >= 1);
     // Nothing inside data-ct-ignore was recorded.
-    assert_eq!(count("SELECT count(*) FROM events WHERE field = 'promo' OR selector LIKE '%apply-promo%'"), 0);
-    let Report::Funnel(offline) = analyzer::run(&conn, &funnel_request())? else { panic!() };
-    assert_eq!(offline, funnel, "the file gives the same funnel as the live collector");
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE field = 'promo' OR selector LIKE '%apply-promo%'"),
+        0
+    );
+    let Report::Funnel(offline) = analyzer::run(&conn, &funnel_request())? else {
+        panic!()
+    };
+    assert_eq!(
+        offline, funnel,
+        "the file gives the same funnel as the live collector"
+    );
 
     // No typed value anywhere: not in any column, not in the file's bytes.
     for typed in TYPED {
-        let n = count(&format!("SELECT count(*) FROM events WHERE concat_ws('|', COLUMNS(*)) LIKE '%{typed}%'"));
+        let n = count(&format!(
+            "SELECT count(*) FROM events WHERE concat_ws('|', COLUMNS(*)) LIKE '%{typed}%'"
+        ));
         assert_eq!(n, 0, "typed text {typed:?} found in the events table");
     }
     drop(conn);

@@ -90,21 +90,12 @@ impl Tracker {
     fn dead_watch(&mut self, e: &JsValue) {
         self.dead.answered = false;
         self.dead.since = dom::prop(e, "timeStamp").as_f64().unwrap_or(0.0);
-        let on = &JsValue::TRUE;
         if let Some(o) = &self.dead.dom {
-            let all = dom::obj(&[
-                ("subtree", on),
-                ("childList", on),
-                ("attributes", on),
-                ("characterData", on),
-            ]);
-            let _ = o.observe(&self.doc, &all);
+            let all = r#"{"subtree":1,"childList":1,"attributes":1,"characterData":1}"#;
+            let _ = o.observe(&self.doc, &dom::json(all));
         }
         if let Some(o) = &self.dead.net {
-            let _ = o.observe(
-                &dom::obj(&[("type", &JsValue::from_str("resource"))]),
-                &JsValue::UNDEFINED,
-            );
+            let _ = o.observe(&dom::json(r#"{"type":"resource"}"#), &JsValue::UNDEFINED);
         }
     }
 

@@ -8,7 +8,7 @@
 
 use alloc::{string::String, vec::Vec};
 
-use js_sys::{Array, Function, JsString, Object, Reflect};
+use js_sys::{Array, Function, JsString, Reflect};
 use protocol::{MAX_NAME, MAX_SELECTOR, MAX_TEXT_CHARS};
 use wasm_bindgen::{JsCast, JsValue, prelude::wasm_bindgen};
 use web_sys::{Document, Element, EventTarget, Window};
@@ -62,13 +62,9 @@ pub(crate) fn observer(
         .map(JsCast::unchecked_into)
 }
 
-/// A plain object with these properties.
-pub(crate) fn obj(fields: &[(&str, &JsValue)]) -> Object {
-    let o = Object::new();
-    for (k, v) in fields {
-        let _ = Reflect::set(&o, &JsValue::from_str(k), v);
-    }
-    o
+/// The value of a JSON literal (smaller than setting properties one by one).
+pub(crate) fn json(text: &str) -> JsValue {
+    js_sys::JSON::parse(text).unwrap_or(JsValue::UNDEFINED)
 }
 
 /// Each item of an array-like `list` (a JS array, `NodeList`, …).

@@ -109,7 +109,7 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue) -> Option<()> {
             .unchecked_into();
         s.tick_fn = callback(&t, Tracker::on_tick);
         let none = &JsValue::UNDEFINED;
-        let half = dom::obj(&[("threshold", &JsValue::from_f64(view::IN_VIEW))]);
+        let half = dom::json(r#"{"threshold":0.5}"#);
         s.seen.io = dom::observer(
             &win,
             "IntersectionObserver",
@@ -157,23 +157,9 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue) -> Option<()> {
     // and ads added.
     let on_mutation = callback(&t, Tracker::on_mutation);
     if let Some(mo) = dom::observer(&win, "MutationObserver", &on_mutation, &JsValue::UNDEFINED) {
-        let filter = js_sys::Array::new();
-        for a in [
-            "style",
-            "class",
-            "hidden",
-            "data-ct-screen",
-            "href",
-            "data-ct-ad",
-        ] {
-            filter.push(&JsValue::from_str(a));
-        }
-        let init = dom::obj(&[
-            ("subtree", &JsValue::TRUE),
-            ("childList", &JsValue::TRUE),
-            ("attributeFilter", &filter),
-        ]);
-        let _ = mo.observe(&doc, &init);
+        let init = r#"{"subtree":1,"childList":1,"attributeFilter":
+            ["style","class","hidden","data-ct-screen","href","data-ct-ad"]}"#;
+        let _ = mo.observe(&doc, &dom::json(init));
     }
 
     let history = dom::prop(&win, "history");

@@ -10,7 +10,7 @@
 
 use alloc::{string::String, vec::Vec};
 
-use js_sys::{Date, Function, Object};
+use js_sys::{Date, Function, Reflect};
 use protocol::{
     FLUSH_AT_EVENTS, FLUSH_INTERVAL_MS, MAX_BODY_BYTES, MAX_EVENT_AGE_MS, MAX_EVENT_FUTURE_MS,
     MAX_EVENTS_PER_BATCH, VERSION,
@@ -36,7 +36,7 @@ extern "C" {
     type Pending;
 
     #[wasm_bindgen(catch, js_name = fetch)]
-    fn fetch_js(url: &str, init: &Object) -> Result<Pending, JsValue>;
+    fn fetch_js(url: &str, init: &JsValue) -> Result<Pending, JsValue>;
 
     /// `promise.then(ok, err)`.
     #[wasm_bindgen(method, js_name = then)]
@@ -232,10 +232,8 @@ impl Tracker {
 
 /// `{method: "POST", body, keepalive: true}`. A string body goes out as
 /// `text/plain;charset=UTF-8`: a CORS simple request, no preflight.
-fn request(body: &str) -> Object {
-    crate::dom::obj(&[
-        ("method", &JsValue::from_str("POST")),
-        ("body", &JsValue::from_str(body)),
-        ("keepalive", &JsValue::TRUE),
-    ])
+fn request(body: &str) -> JsValue {
+    let init = crate::dom::json(r#"{"method":"POST","keepalive":true}"#);
+    let _ = Reflect::set(&init, &JsValue::from_str("body"), &JsValue::from_str(body));
+    init
 }

@@ -34,8 +34,9 @@ use crate::tracker::Tracker;
 
 /// What the observer watches.
 const WATCHED: &str = "a[href],[data-ct-ad]";
-/// Share of an element's box that must be in the viewport (the observer's threshold).
-pub(crate) const IN_VIEW: f64 = 0.5;
+/// Share of an element's box that must be in the viewport (the observer's
+/// threshold, set in `lib.rs`).
+const IN_VIEW: f64 = 0.5;
 /// How long an ad must stay in view.
 pub(crate) const AD_VIEW_MS: i32 = 1000;
 /// Largest `links` list in one event, so that a batch stays within its byte budget.

@@ -60,16 +60,44 @@ pub(crate) fn test(root: &Path) -> Result<()> {
     // root Cargo.toml): one feature set, so DuckDB and Polars are compiled once.
     crate::step("lints", || {
         let deny = ["--", "-D", "warnings"];
-        crate::run(cargo(root).args(["clippy", "--release", "--all-targets"]).args(deny))?;
-        crate::run(cargo(root).args(["clippy", "--release", "-p", "xtask"]).args(deny))?;
-        crate::run(cargo(root).args(["clippy", "--release", "-p", "clicktrail-tracker", "--all-targets"]).args(deny))?;
         crate::run(
             cargo(root)
-                .args(["clippy", "--profile", "wasm", "-p", "clicktrail-tracker", "--target", "wasm32-unknown-unknown"])
+                .args(["clippy", "--release", "--all-targets"])
+                .args(deny),
+        )?;
+        crate::run(
+            cargo(root)
+                .args(["clippy", "--release", "-p", "xtask"])
+                .args(deny),
+        )?;
+        crate::run(
+            cargo(root)
+                .args([
+                    "clippy",
+                    "--release",
+                    "-p",
+                    "clicktrail-tracker",
+                    "--all-targets",
+                ])
+                .args(deny),
+        )?;
+        crate::run(
+            cargo(root)
+                .args([
+                    "clippy",
+                    "--profile",
+                    "wasm",
+                    "-p",
+                    "clicktrail-tracker",
+                    "--target",
+                    "wasm32-unknown-unknown",
+                ])
                 .args(deny),
         )
     })?;
-    crate::step("build", || crate::run(cargo(root).args(["build", "--release", "--bins"])))?;
+    crate::step("build", || {
+        crate::run(cargo(root).args(["build", "--release", "--bins"]))
+    })?;
     crate::step("tests", || {
         crate::run(cargo(root).args(["test", "--release", "--no-fail-fast"]))?;
         crate::run(cargo(root).args(["test", "--release", "-p", "clicktrail-tracker"]))
