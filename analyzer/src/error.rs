@@ -87,6 +87,10 @@ pub enum Error {
     /// Writing JSON failed.
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
+
+    /// Drawing a chart or filling the HTML template failed.
+    #[error("could not render the report: {0}")]
+    Render(String),
 }
 
 impl Error {
@@ -106,6 +110,7 @@ impl Error {
             Error::Unreachable { .. } => "unreachable",
             Error::Remote { .. } => "remote",
             Error::Json(_) => "json",
+            Error::Render(_) => "render",
         }
     }
 

@@ -32,6 +32,7 @@
 //!   typed report out); [`AuditRequest`] and [`Report`], the wire types; [`run`], the
 //!   entry point.
 //! - [`render`]: a [`Report`] as an aligned table, JSON, CSV or HTML.
+//! - [`report`]: every audit in one self-contained HTML page with SVG charts.
 //! - [`remote`]: the same request through a running collector (`--collector URL`),
 //!   for when the collector holds the DuckDB file.
 //! - [`error`]: [`Error`], one enum for all of the above.
@@ -48,6 +49,7 @@ pub mod load;
 pub mod matcher;
 pub mod remote;
 pub mod render;
+pub mod report;
 pub mod schema;
 pub mod scope;
 

@@ -79,6 +79,21 @@ enum AuditCmd {
         #[arg(long, value_name = "N", default_value_t = 3)]
         top_next: usize,
     },
+    /// Every audit in one report: `--format html --out report.html` for a
+    /// self-contained page with charts
+    Report {
+        /// Funnel steps, in order (repeat); without them there is no funnel section
+        #[arg(long = "step", value_name = "SPEC")]
+        steps: Vec<String>,
+
+        /// All funnel steps within this long of the first
+        #[arg(long, value_name = "DURATION", default_value = "30m")]
+        window: String,
+
+        /// Goal for the ads section (a step spec); default event:purchase
+        #[arg(long, value_name = "SPEC")]
+        goal: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -116,6 +131,16 @@ impl Cli {
             AuditCmd::Screens { top_next } => AuditRequest::Screens {
                 scope,
                 top_next: *top_next,
+            },
+            AuditCmd::Report {
+                steps,
+                window,
+                goal,
+            } => AuditRequest::Report {
+                scope,
+                steps: steps.clone(),
+                window: window.clone(),
+                goal: goal.clone(),
             },
         }
     }

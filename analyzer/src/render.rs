@@ -84,7 +84,7 @@ pub enum Cell {
 
 impl Cell {
     /// For people: `62.5%`, `1m 05s`, `–` for no value.
-    fn human(&self) -> String {
+    pub(crate) fn human(&self) -> String {
         match self {
             Cell::Text(t) => t.clone(),
             Cell::Count(n) => n.to_string(),
@@ -95,7 +95,7 @@ impl Cell {
     }
 
     /// For machines: raw numbers, empty for no value.
-    fn raw(&self) -> String {
+    pub(crate) fn raw(&self) -> String {
         match self {
             Cell::Text(t) => t.clone(),
             Cell::Count(n) => n.to_string(),
@@ -105,7 +105,7 @@ impl Cell {
         }
     }
 
-    fn is_numeric(&self) -> bool {
+    pub(crate) fn is_numeric(&self) -> bool {
         !matches!(self, Cell::Text(_))
     }
 }
@@ -129,6 +129,18 @@ pub fn human_duration(ms: i64) -> String {
 
 /// Renders `report` in `format`; the text ends with a newline.
 pub fn render(report: &Report, format: Format) -> Result<String, Error> {
+    if let Report::Report(full) = report {
+        return Ok(match format {
+            Format::Json => serde_json::to_string_pretty(report)? + "\n",
+            Format::Html => crate::report::html(full)?,
+            Format::Table | Format::Csv => full
+                .sections
+                .iter()
+                .map(|s| render(s, format))
+                .collect::<Result<Vec<_>, _>>()?
+                .join("\n"),
+        });
+    }
     Ok(match format {
         Format::Json => serde_json::to_string_pretty(report)? + "\n",
         Format::Table => text(&report.table()),

@@ -38,8 +38,11 @@ impl Db {
         let mut stmt = conn
             .prepare(
                 "INSERT INTO events (site, event_id, kind, ts, received_at, seq, session_id, \
-                 visitor_id, path, nav, screen, selector, form, name) \
-                 VALUES (?, ?, ?, epoch_ms(?::BIGINT), epoch_ms(?::BIGINT), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 visitor_id, path, nav, screen, selector, form, name, \
+                 url, referrer, title, text, href, x, y, field, field_type, duration_ms, empty, \
+                 props, status, ad, message, source, line) \
+                 VALUES (?, ?, ?, epoch_ms(?::BIGINT), epoch_ms(?::BIGINT), ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+                         ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .unwrap();
         for e in events {
@@ -58,6 +61,23 @@ impl Db {
                 e.selector,
                 e.form,
                 e.name,
+                e.url,
+                e.referrer,
+                e.title,
+                e.text,
+                e.href,
+                e.x,
+                e.y,
+                e.field,
+                e.field_type,
+                e.duration_ms,
+                e.empty,
+                e.props,
+                e.status,
+                e.ad,
+                e.message,
+                e.source,
+                e.line,
             ])
             .unwrap();
         }
@@ -86,6 +106,23 @@ pub(crate) struct Ev {
     selector: Option<String>,
     form: Option<String>,
     name: Option<String>,
+    url: Option<String>,
+    referrer: Option<String>,
+    title: Option<String>,
+    text: Option<String>,
+    href: Option<String>,
+    x: Option<i32>,
+    y: Option<i32>,
+    field: Option<String>,
+    field_type: Option<String>,
+    duration_ms: Option<i64>,
+    empty: Option<bool>,
+    props: Option<String>,
+    status: Option<i32>,
+    ad: Option<String>,
+    message: Option<String>,
+    source: Option<String>,
+    line: Option<i32>,
 }
 
 /// An event `id` of `kind` in `session` at `ts` (UTC epoch ms) with sequence number `seq`.
@@ -104,9 +141,27 @@ pub(crate) fn ev(id: &str, session: &str, ts: i64, seq: i32, kind: &str) -> Ev {
         selector: None,
         form: None,
         name: None,
+        url: None,
+        referrer: None,
+        title: None,
+        text: None,
+        href: None,
+        x: None,
+        y: None,
+        field: None,
+        field_type: None,
+        duration_ms: None,
+        empty: None,
+        props: None,
+        status: None,
+        ad: None,
+        message: None,
+        source: None,
+        line: None,
     }
 }
 
+#[allow(dead_code, reason = "a setter for every column; each test uses a few")]
 impl Ev {
     pub(crate) fn site(mut self, site: &str) -> Self {
         self.site = site.into();
@@ -138,6 +193,73 @@ impl Ev {
     }
     pub(crate) fn name(mut self, name: &str) -> Self {
         self.name = Some(name.into());
+        self
+    }
+    pub(crate) fn url(mut self, url: &str) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+    pub(crate) fn referrer(mut self, referrer: &str) -> Self {
+        self.referrer = Some(referrer.into());
+        self
+    }
+    pub(crate) fn title(mut self, title: &str) -> Self {
+        self.title = Some(title.into());
+        self
+    }
+    pub(crate) fn text(mut self, text: &str) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+    pub(crate) fn href(mut self, href: &str) -> Self {
+        self.href = Some(href.into());
+        self
+    }
+    /// Click or dead-click coordinates (`x`, `y`).
+    pub(crate) fn xy(mut self, x: i32, y: i32) -> Self {
+        self.x = Some(x);
+        self.y = Some(y);
+        self
+    }
+    pub(crate) fn field(mut self, field: &str) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+    pub(crate) fn field_type(mut self, field_type: &str) -> Self {
+        self.field_type = Some(field_type.into());
+        self
+    }
+    pub(crate) fn duration_ms(mut self, ms: i64) -> Self {
+        self.duration_ms = Some(ms);
+        self
+    }
+    pub(crate) fn empty(mut self, empty: bool) -> Self {
+        self.empty = Some(empty);
+        self
+    }
+    /// Custom event properties, as the JSON text the collector stores.
+    pub(crate) fn props(mut self, json: &str) -> Self {
+        self.props = Some(json.into());
+        self
+    }
+    pub(crate) fn status(mut self, status: i32) -> Self {
+        self.status = Some(status);
+        self
+    }
+    pub(crate) fn ad(mut self, ad: &str) -> Self {
+        self.ad = Some(ad.into());
+        self
+    }
+    pub(crate) fn message(mut self, message: &str) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+    pub(crate) fn source(mut self, source: &str) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+    pub(crate) fn line(mut self, line: i32) -> Self {
+        self.line = Some(line);
         self
     }
 }

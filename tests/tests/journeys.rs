@@ -126,19 +126,23 @@ fn scope() -> Scope {
     }
 }
 
+fn funnel_request_steps() -> Vec<String> {
+    [
+        "page:/demo/",
+        "page:/demo/product/*",
+        "page:/demo/cart.html",
+        "screen:shipping",
+        "screen:payment",
+        "event:purchase",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 fn funnel_request() -> AuditRequest {
     AuditRequest::Funnel {
         scope: scope(),
-        steps: [
-            "page:/demo/",
-            "page:/demo/product/*",
-            "page:/demo/cart.html",
-            "screen:shipping",
-            "screen:payment",
-            "event:purchase",
-        ]
-        .map(String::from)
-        .to_vec(),
+        steps: funnel_request_steps(),
         window: "30m".into(),
     }
 }
@@ -205,6 +209,48 @@ async fn scripted_visits_give_exact_funnel_and_screens() -> Result<()> {
     assert_eq!(get("shipping").next[0].screen, "payment");
     assert_eq!(get("shipping").next[0].count, 3);
 
+    // The one-file HTML report, fetched live, shown in the real browser: the key
+    // numbers are visible in its DOM and it makes no external request.
+    let report = collector.audit(&AuditRequest::Report {
+        scope: scope(),
+        steps: funnel_request_steps(),
+        window: "30m".into(),
+        goal: None,
+    })?;
+    let html = analyzer::render(&report, analyzer::Format::Html)?;
+    for external in ["src=\"http", "href=\"http", "url(http", "@import"] {
+        assert!(
+            !html.contains(external),
+            "the report must be self-contained: found {external}"
+        );
+    }
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("report.html");
+    std::fs::write(&file, &html)?;
+    let c = browser.session().await?;
+    c.goto(&format!("file://{}", file.display())).await?;
+    let cells: Vec<String> = serde_json::from_value(
+        c.execute("return Array.from(document.querySelectorAll('#funnel td')).map(td => td.textContent.trim());", vec![])
+            .await?,
+    )?;
+    assert_eq!(&cells[..3], ["page:/demo/", "6", "–"], "{cells:?}");
+    assert!(cells.iter().any(|c| c == "event:purchase"));
+    assert!(
+        cells.iter().any(|c| c == "33.3%"),
+        "purchase reached by 2 of 6: {cells:?}"
+    );
+    let svgs: usize = serde_json::from_value(
+        c.execute(
+            "return document.querySelectorAll('figure svg').length;",
+            vec![],
+        )
+        .await?,
+    )?;
+    assert_eq!(svgs, 2, "funnel and screens charts");
+    let png = c.screenshot().await?;
+    assert!(png.len() > 10_000, "a rendered page, not a blank one");
+    c.close().await?;
+
     // Stop the collector (drain + checkpoint) and read the file directly.
     let db = collector.stop().await?;
     let conn = analyzer::open_read_only(&db)?;
@@ -230,7 +276,9 @@ async fn scripted_visits_give_exact_funnel_and_screens() -> Result<()> {
         4
     );
     assert_eq!(count("SELECT count(DISTINCT session_id) FROM events"), 6);
-    assert!(count("SELECT count(*) FROM events WHERE field = 'card-number' AND kind = 'blur'") >= 1);
+    assert!(
+        count("SELECT count(*) FROM events WHERE field = 'card-number' AND kind = 'blur'") >= 1
+    );
     // Nothing inside data-ct-ignore was recorded.
     assert_eq!(
         count("SELECT count(*) FROM events WHERE field = 'promo' OR selector LIKE '%apply-promo%'"),

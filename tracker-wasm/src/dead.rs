@@ -1,19 +1,24 @@
 //! Dead clicks: a click that nothing answered within [`DEAD_MS`].
 //!
 //! An answer is a DOM change anywhere in the document (a `MutationObserver`
-//! watching everything), a network request started after the click (a
-//! `PerformanceObserver` for `resource` entries; the tracker's own requests to the
-//! collector don't count), or a navigation: a history change, the Navigation API's
-//! `navigate` event where the browser has it, a link followed (its click not
-//! prevented), a form submitted or found invalid, the page hidden or left. There
-//! is no `beforeunload` listener: Firefox keeps no page with one in its
-//! back/forward cache, and most link clicks would leave while one is set.
+//! watching everything), a request started by the page (`fetch` and
+//! `XMLHttpRequest.send` are wrapped in `lib.rs`; the tracker's own requests don't
+//! count), or a navigation: a history change, the Navigation API's `navigate`
+//! event where the browser has it, a link followed (its click not prevented), a
+//! form submitted or found invalid, the page hidden or left.
+//!
+//! Requests are caught when they start rather than through resource timing: a
+//! resource entry only appears once a request is complete (a slow answer, the
+//! case that matters, comes after the verdict), and Chrome writes none for a
+//! `fetch` whose body is never read. There is no `beforeunload` listener: Firefox
+//! keeps no page with one in its back/forward cache, and most link clicks would
+//! leave while it is set.
 //!
 //! Watching starts at `pointerdown`, because many widgets (menus, selects) answer
 //! there rather than on the click, or at the click itself when none came first (a
 //! keyboard click). Only the latest click is judged: a new one ends the window of
-//! the one before, which is dead if nothing answered in between. The observers
-//! run only from a `pointerdown` or click until the first answer or the verdict.
+//! the one before, which is dead if nothing answered in between. The observer
+//! runs only from a `pointerdown` or click until the first answer or the verdict.
 //! Clicks on form fields and labels (focus is the answer, and no observer sees
 //! it) and in `data-ct-ignore` never count.
 
@@ -21,26 +26,22 @@ use alloc::string::String;
 
 use js_sys::Date;
 use protocol::{MAX_SELECTOR, kind};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 use web_sys::{Element, Event, MouseEvent};
 
-use crate::dom::{self, EntryList, Observer};
+use crate::dom::{self, Observer};
 use crate::tracker::Tracker;
 
 /// How long a click may wait for an answer.
-pub(crate) const DEAD_MS: i32 = 1000;
+const DEAD_MS: i32 = 1000;
 /// Clicks here are answered by focus.
 const FIELDS: &str = "input,select,textarea,label,[contenteditable]";
 
-/// The click being judged, and what has happened since watching started.
+/// The click being judged, and whether something answered since watching started.
 #[derive(Default)]
 pub(crate) struct Dead {
-    pub(crate) dom: Option<Observer>,
-    pub(crate) net: Option<Observer>,
+    pub(crate) mo: Option<Observer>,
     click: Option<Click>,
-    /// `event.timeStamp` when watching started (the clock of resource entries).
-    since: f64,
-    /// Something answered since watching started.
     answered: bool,
     /// A `pointerdown` started watching for the coming click.
     primed: bool,
@@ -57,18 +58,18 @@ struct Click {
 
 impl Tracker {
     /// `pointerdown`: the previous click's time is up; watching for the next one starts.
-    pub(crate) fn on_press(&mut self, e: &JsValue) {
+    pub(crate) fn on_press(&mut self, _: &JsValue) {
         self.dead_settle();
-        self.dead_watch(e);
+        self.dead_watch();
         self.dead.primed = true;
     }
 
-    /// A click without a `pointerdown` before it (keyboard, `el.click()`) starts
-    /// watching itself. Called first thing for every click.
-    pub(crate) fn dead_begin(&mut self, e: &JsValue) {
+    /// Called first for every click: one without a `pointerdown` before it
+    /// (keyboard, `el.click()`) starts watching itself.
+    pub(crate) fn dead_begin(&mut self) {
         if !core::mem::take(&mut self.dead.primed) {
             self.dead_settle();
-            self.dead_watch(e);
+            self.dead_watch();
         }
     }
 
@@ -87,48 +88,19 @@ impl Tracker {
         }
     }
 
-    fn dead_watch(&mut self, e: &JsValue) {
+    fn dead_watch(&mut self) {
         self.dead.answered = false;
-        self.dead.since = dom::prop(e, "timeStamp").as_f64().unwrap_or(0.0);
-        if let Some(o) = &self.dead.dom {
+        if let Some(o) = &self.dead.mo {
             let all = r#"{"subtree":1,"childList":1,"attributes":1,"characterData":1}"#;
             let _ = o.observe(&self.doc, &dom::json(all));
-        }
-        if let Some(o) = &self.dead.net {
-            let _ = o.observe(&dom::json(r#"{"type":"resource"}"#), &JsValue::UNDEFINED);
-        }
-    }
-
-    fn dead_stop(&self) {
-        for o in [&self.dead.dom, &self.dead.net].into_iter().flatten() {
-            o.disconnect();
         }
     }
 
     /// Something answered the click: nothing more to watch for.
     pub(crate) fn on_answer(&mut self, _: &JsValue) {
         self.dead.answered = true;
-        self.dead_stop();
-    }
-
-    /// The `PerformanceObserver`'s callback.
-    pub(crate) fn on_request(&mut self, list: &JsValue) {
-        self.requests(&list.unchecked_ref::<EntryList>().get_entries());
-    }
-
-    /// Resource entries: one started since watching began, not sent by the tracker,
-    /// answers the click.
-    fn requests(&mut self, entries: &JsValue) {
-        let mut answered = false;
-        dom::each(entries, |e| {
-            answered |= dom::prop(&e, "startTime").as_f64().unwrap_or(0.0) >= self.dead.since
-                && !dom::prop(&e, "name")
-                    .as_string()
-                    .unwrap_or_default()
-                    .starts_with(&self.url);
-        });
-        if answered {
-            self.on_answer(&JsValue::UNDEFINED);
+        if let Some(o) = &self.dead.mo {
+            o.disconnect();
         }
     }
 
@@ -149,12 +121,9 @@ impl Tracker {
         let Some(c) = self.dead.click.take() else {
             return;
         };
-        // Entries of requests that ended just now may not have reached the callback yet.
-        if let Some(entries) = self.dead.net.as_ref().map(Observer::take_records) {
-            self.requests(&entries);
-        }
-        self.dead_stop();
-        if self.dead.answered
+        let answered = core::mem::replace(&mut self.dead.answered, true);
+        self.on_answer(&JsValue::UNDEFINED);
+        if answered
             || c.link.is_some_and(|e| !e.default_prevented())
             || self.current_url() != self.page_url
         {

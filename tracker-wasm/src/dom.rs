@@ -1,6 +1,6 @@
 //! Reading the page: the selector and text of a clicked element, the names of form
 //! fields and forms, and which `data-ct-screen` is visible; plus the one binding
-//! that drives the three observers the tracker uses.
+//! that drives the observers the tracker uses.
 //!
 //! Everything here reads the DOM and never changes it. Nothing here reads what a
 //! visitor typed: for a field only its emptiness is looked at, through the value's
@@ -8,10 +8,10 @@
 
 use alloc::{string::String, vec::Vec};
 
-use js_sys::{Array, Function, JsString, Reflect};
+use js_sys::{Function, JsString, Reflect};
 use protocol::{MAX_NAME, MAX_SELECTOR, MAX_TEXT_CHARS};
 use wasm_bindgen::{JsCast, JsValue, prelude::wasm_bindgen};
-use web_sys::{Document, Element, EventTarget, Window};
+use web_sys::{Document, Element, EventTarget};
 
 use crate::json::{cut, int, squash};
 
@@ -27,39 +27,25 @@ extern "C" {
     #[wasm_bindgen(method, getter = textContent)]
     fn text_content(this: &AnyNode) -> Option<JsString>;
 
-    /// An `IntersectionObserver`, `MutationObserver` or `PerformanceObserver`. Their
-    /// methods share names and the calls go by name, so one binding (and one piece of
-    /// JS glue per method) serves all three.
+    /// An `IntersectionObserver` or `MutationObserver`. Their methods share names
+    /// and the calls go by name, so one binding (and one piece of JS glue per
+    /// method) serves both.
     pub(crate) type Observer;
-    /// `observe(target, options)`, or `observe(options)` for a `PerformanceObserver`.
     #[wasm_bindgen(method, catch)]
-    pub(crate) fn observe(this: &Observer, a: &JsValue, b: &JsValue) -> Result<(), JsValue>;
+    pub(crate) fn observe(
+        this: &Observer,
+        target: &JsValue,
+        options: &JsValue,
+    ) -> Result<(), JsValue>;
     #[wasm_bindgen(method)]
     pub(crate) fn disconnect(this: &Observer);
-    /// The records or entries not yet delivered to the callback.
-    #[wasm_bindgen(method, js_name = takeRecords)]
-    pub(crate) fn take_records(this: &Observer) -> JsValue;
-
-    /// What a `PerformanceObserver` callback gets.
-    pub(crate) type EntryList;
-    #[wasm_bindgen(method, js_name = getEntries)]
-    pub(crate) fn get_entries(this: &EntryList) -> JsValue;
-}
-
-/// `new window[class](callback, options)`, or None where the browser lacks it.
-pub(crate) fn observer(
-    win: &Window,
-    class: &str,
-    cb: &Function,
-    opts: &JsValue,
-) -> Option<Observer> {
-    let ctor: Function = prop(win, class).dyn_into().ok()?;
-    let args = Array::new();
-    args.push(cb);
-    args.push(opts);
-    Reflect::construct(&ctor, &args)
-        .ok()
-        .map(JsCast::unchecked_into)
+    #[wasm_bindgen(catch, constructor, js_class = "IntersectionObserver")]
+    pub(crate) fn intersection_observer(
+        cb: &Function,
+        options: &JsValue,
+    ) -> Result<Observer, JsValue>;
+    #[wasm_bindgen(catch, constructor, js_class = "MutationObserver")]
+    pub(crate) fn mutation_observer(cb: &Function) -> Result<Observer, JsValue>;
 }
 
 /// The value of a JSON literal (smaller than setting properties one by one).

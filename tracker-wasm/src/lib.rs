@@ -13,7 +13,7 @@
 //!   [`tracker::Tracker`].
 //! - `tracker.rs`: the state, and what each DOM event or API call records.
 //! - `view.rs`: links and ads in the viewport (`IntersectionObserver`).
-//! - `dead.rs`: dead clicks (`MutationObserver`, `PerformanceObserver`).
+//! - `dead.rs`: dead clicks (`MutationObserver`, `fetch` and XHR calls).
 //! - `dom.rs`: reading the page (selectors, texts, field names, the visible screen),
 //!   the observers' binding.
 //! - `send.rs`: the queue, batches, `fetch`/`sendBeacon`, retries.
@@ -108,26 +108,10 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue) -> Option<()> {
             .into_js_value()
             .unchecked_into();
         s.tick_fn = callback(&t, Tracker::on_tick);
-        let none = &JsValue::UNDEFINED;
         let half = dom::json(r#"{"threshold":0.5}"#);
-        s.seen.io = dom::observer(
-            &win,
-            "IntersectionObserver",
-            &callback(&t, Tracker::on_view),
-            &half,
-        );
-        s.dead.dom = dom::observer(
-            &win,
-            "MutationObserver",
-            &callback(&t, Tracker::on_answer),
-            none,
-        );
-        s.dead.net = dom::observer(
-            &win,
-            "PerformanceObserver",
-            &callback(&t, Tracker::on_request),
-            none,
-        );
+        s.seen.io =
+            dom::Observer::intersection_observer(&callback(&t, Tracker::on_view), &half).ok();
+        s.dead.mo = dom::Observer::mutation_observer(&callback(&t, Tracker::on_answer)).ok();
     }
 
     let d: &EventTarget = &doc;
@@ -155,16 +139,19 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue) -> Option<()> {
 
     // Screen changes (elements added or removed, or shown and hidden), and links
     // and ads added.
-    let on_mutation = callback(&t, Tracker::on_mutation);
-    if let Some(mo) = dom::observer(&win, "MutationObserver", &on_mutation, &JsValue::UNDEFINED) {
+    if let Ok(mo) = dom::Observer::mutation_observer(&callback(&t, Tracker::on_mutation)) {
         let init = r#"{"subtree":1,"childList":1,"attributeFilter":
             ["style","class","hidden","data-ct-screen","href","data-ct-ad"]}"#;
         let _ = mo.observe(&doc, &dom::json(init));
     }
 
     let history = dom::prop(&win, "history");
-    wrap_history(&t, &history, "pushState", "push");
-    wrap_history(&t, &history, "replaceState", "replace");
+    wrap(&t, &history, "pushState", Tracker::on_push);
+    wrap(&t, &history, "replaceState", Tracker::on_replace);
+    // Requests started by the page answer a click (see dead.rs).
+    wrap(&t, &win, "fetch", Tracker::on_answer);
+    let xhr = dom::prop(&dom::prop(&win, "XMLHttpRequest"), "prototype");
+    wrap(&t, &xhr, "send", Tracker::on_answer);
 
     let api = {
         let t = Rc::clone(&t);
@@ -243,25 +230,36 @@ fn listen(
     let _ = target.add_event_listener_with_callback_and_bool(ty, &callback(t, f), capture);
 }
 
-/// Replace `history[method]` by a function that calls the original first (its
-/// result and any exception reach the caller unchanged), then checks the route.
-fn wrap_history(t: &Shared, history: &JsValue, method: &str, nav: &'static str) {
-    let Some(orig) = dom::prop(history, method).dyn_into::<Function>().ok() else {
+/// Replace `obj[method]` by a proxy that calls the original (its result and any
+/// exception reach the caller unchanged, `this` too), then runs `f`. A call the
+/// tracker itself makes (its own `fetch`) finds the tracker busy and runs nothing.
+fn wrap(t: &Shared, obj: &JsValue, method: &str, f: fn(&mut Tracker, &JsValue)) {
+    let Some(orig) = dom::prop(obj, method).dyn_into::<Function>().ok() else {
         return;
     };
-    let (t, h) = (Rc::clone(t), history.clone());
-    let wrapped = Closure::<dyn FnMut(JsValue, JsValue, JsValue) -> Result<JsValue, JsValue>>::new(
-        move |a, b, c| {
-            let r = orig.call3(&h, &a, &b, &c)?;
+    let t = Rc::clone(t);
+    let apply = Closure::<dyn FnMut(JsValue, JsValue, JsValue) -> Result<JsValue, JsValue>>::new(
+        move |target: JsValue, this: JsValue, args: JsValue| {
+            let r = Reflect::apply::<fn() -> JsValue>(
+                target.unchecked_ref(),
+                &this,
+                args.unchecked_ref(),
+            )?;
             if let Ok(mut s) = t.try_borrow_mut() {
-                s.route(nav);
+                f(&mut s, &JsValue::UNDEFINED);
             }
             Ok(r)
         },
     );
+    let handler = js_sys::Object::new();
     let _ = Reflect::set(
-        history,
+        &handler,
+        &JsValue::from_str("apply"),
+        &apply.into_js_value(),
+    );
+    let _ = Reflect::set(
+        obj,
         &JsValue::from_str(method),
-        &wrapped.into_js_value(),
+        &js_sys::Proxy::new(&orig, &handler),
     );
 }

@@ -356,6 +356,14 @@ impl Tracker {
         }
     }
 
+    pub(crate) fn on_push(&mut self, _: &JsValue) {
+        self.route("push");
+    }
+
+    pub(crate) fn on_replace(&mut self, _: &JsValue) {
+        self.route("replace");
+    }
+
     pub(crate) fn on_popstate(&mut self, _: &JsValue) {
         self.route("pop");
     }
@@ -417,7 +425,7 @@ impl Tracker {
     // ---- clicks ----------------------------------------------------------------------
 
     pub(crate) fn on_click(&mut self, e: &JsValue) {
-        self.dead_begin(e);
+        self.dead_begin();
         let e: &MouseEvent = e.unchecked_ref();
         self.nav_click = false;
         let Some(target) = dom::element(e.target()) else {

@@ -1,10 +1,11 @@
 //! `cargo xtask …`: the project's own build, run and test tasks, in Rust.
 //!
 //! One module per subcommand: `tracker.rs` (`build-tracker`), `run.rs` (`run`),
-//! `test.rs` (`test`). What they share lives here: the workspace root, `cargo`,
+//! `test.rs` (`test`), `bench.rs` (`bench`). What they share lives here: the workspace root, `cargo`,
 //! running a command, a named step. To add a subcommand, add its module, a match
 //! arm in [`main`] and a line to [`USAGE`].
 
+mod bench;
 mod run;
 mod test;
 mod tracker;
@@ -21,7 +22,8 @@ usage: cargo xtask <command>
 commands:
   build-tracker   build the browser tracker into dist/tracker/ (wasm-bindgen, wasm-opt, size report)
   run [-- ARGS]   build the tracker and run the collector with the demo shop (ARGS go to the collector)
-  test            every check and test, including the browser tests";
+  test            every check and test, including the browser tests
+  bench           tracker size, ingest throughput and latency, audit times";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,6 +38,7 @@ fn main() -> Result<()> {
             )
         }
         Some("test") => test::test(&root),
+        Some("bench") => bench::bench(&root),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

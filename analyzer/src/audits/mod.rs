@@ -80,6 +80,19 @@ pub enum AuditRequest {
         #[serde(default = "default_top_next")]
         top_next: usize,
     },
+    /// Every audit in one report (HTML with charts, or the sections as JSON/table/CSV).
+    Report {
+        #[serde(default)]
+        scope: Scope,
+        /// Funnel steps; without them the report has no funnel section.
+        #[serde(default)]
+        steps: Vec<String>,
+        #[serde(default = "default_window")]
+        window: String,
+        /// Goal for the ads audit (a step spec); its default when absent.
+        #[serde(default)]
+        goal: Option<String>,
+    },
 }
 
 fn default_window() -> String {
@@ -96,13 +109,16 @@ impl AuditRequest {
         match self {
             AuditRequest::Funnel { .. } => "funnel",
             AuditRequest::Screens { .. } => "screens",
+            AuditRequest::Report { .. } => "report",
         }
     }
 
     /// The requested scope.
     pub fn scope(&self) -> &Scope {
         match self {
-            AuditRequest::Funnel { scope, .. } | AuditRequest::Screens { scope, .. } => scope,
+            AuditRequest::Funnel { scope, .. }
+            | AuditRequest::Screens { scope, .. }
+            | AuditRequest::Report { scope, .. } => scope,
         }
     }
 }
@@ -113,6 +129,7 @@ impl AuditRequest {
 pub enum Report {
     Funnel(FunnelReport),
     Screens(ScreensReport),
+    Report(crate::report::FullReport),
 }
 
 impl Report {
@@ -121,6 +138,7 @@ impl Report {
         match self {
             Report::Funnel(_) => "funnel",
             Report::Screens(_) => "screens",
+            Report::Report(_) => "report",
         }
     }
 
@@ -129,6 +147,7 @@ impl Report {
         match self {
             Report::Funnel(r) => &r.scope,
             Report::Screens(r) => &r.scope,
+            Report::Report(r) => &r.scope,
         }
     }
 
@@ -137,6 +156,7 @@ impl Report {
         match self {
             Report::Funnel(r) => r.sessions,
             Report::Screens(r) => r.sessions,
+            Report::Report(r) => r.sessions,
         }
     }
 
@@ -145,6 +165,7 @@ impl Report {
         match self {
             Report::Funnel(r) => r.table(),
             Report::Screens(r) => r.table(),
+            Report::Report(r) => r.table(),
         }
     }
 }
@@ -171,6 +192,37 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
             let audit = Screens::new(*top_next);
             let scope = scope.resolve(now_ms)?;
             Ok(Report::Screens(run_audit(conn, scope, &audit)?))
+        }
+        AuditRequest::Report {
+            scope,
+            steps,
+            window,
+            goal,
+        } => {
+            let resolved = scope.resolve(now_ms)?;
+            let mut parts = Vec::new();
+            if !steps.is_empty() {
+                parts.push(AuditRequest::Funnel {
+                    scope: scope.clone(),
+                    steps: steps.clone(),
+                    window: window.clone(),
+                });
+            }
+            parts.push(AuditRequest::Screens {
+                scope: scope.clone(),
+                top_next: default_top_next(),
+            });
+            let _ = goal; // the ads section uses it
+            let sections = parts
+                .iter()
+                .map(|r| run_at(conn, r, now_ms))
+                .collect::<Result<Vec<_>, _>>()?;
+            let sessions = sections.iter().map(Report::sessions).max().unwrap_or(0);
+            Ok(Report::Report(crate::report::FullReport {
+                scope: resolved,
+                sessions,
+                sections,
+            }))
         }
     }
 }

@@ -1,0 +1,250 @@
+//! The `report` audit: every audit of a scope in one self-contained HTML file that a
+//! designer or marketer would rather look at than read. Sections come from the
+//! audits' own reports ([`Report`]); each gets the question it answers, its facts,
+//! an SVG chart where one helps (drawn with plotters) and a sortable table (from the
+//! audit's [`Table`]). No external requests: styles, charts and the sorting script
+//! are inline. Templated with minijinja (`templates/report.html`).
+
+use plotters::{
+    prelude::*,
+    style::text_anchor::{HPos, Pos, VPos},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Report, ResolvedScope, render::Table};
+
+/// All audits of one scope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FullReport {
+    pub scope: ResolvedScope,
+    pub sessions: u64,
+    /// One report per audit, in reading order.
+    pub sections: Vec<Report>,
+}
+
+impl FullReport {
+    /// A table of contents: one row per section.
+    pub fn table(&self) -> Table {
+        Table {
+            audit: "report",
+            facts: vec![format!("{} sessions", self.sessions)],
+            columns: vec![("audit", "audit"), ("rows", "rows")],
+            rows: self
+                .sections
+                .iter()
+                .map(|r| {
+                    vec![
+                        crate::render::Cell::Text(r.audit().to_owned()),
+                        crate::render::Cell::Count(r.table().rows.len() as u64),
+                    ]
+                })
+                .collect(),
+        }
+    }
+}
+
+const TEMPLATE: &str = include_str!("templates/report.html");
+
+const BAR: RGBColor = RGBColor(0x24, 0x58, 0xd6);
+const DROP: RGBColor = RGBColor(0xf3, 0xc7, 0xb3);
+const INK: RGBColor = RGBColor(0x1d, 0x23, 0x30);
+const MUTED: RGBColor = RGBColor(0x5f, 0x6b, 0x7a);
+
+/// The question each audit answers, for people.
+fn question(audit: &str) -> &'static str {
+    match audit {
+        "funnel" => "Where do people drop out of the flow?",
+        "screens" => "Which screens do people leave from, and where do they go next?",
+        "forms" => "Which form field makes people give up?",
+        "links" => "Which links are almost never clicked, and which lead nowhere?",
+        "ads" => "Do some ads and campaigns perform better?",
+        "frustration" => {
+            "Where do people rage-click, click on dead elements, or bounce straight back?"
+        }
+        "errors" => "Which JavaScript errors and error pages do visitors hit?",
+        _ => "",
+    }
+}
+
+/// One labelled horizontal bar: `value` (and an optional lighter remainder up to `whole`).
+struct Bar {
+    label: String,
+    value: f64,
+    whole: Option<f64>,
+    note: String,
+}
+
+fn fail(e: impl std::fmt::Display) -> Error {
+    Error::Render(e.to_string())
+}
+
+/// Horizontal bars with labels on the left and notes on the right, as inline SVG.
+fn bars(title: &str, bars: &[Bar]) -> Result<Option<String>, Error> {
+    if bars.is_empty() {
+        return Ok(None);
+    }
+    let (w, row, top, label_w, note_w) = (900i32, 30i32, 34i32, 260i32, 220i32);
+    let h = top + row * bars.len() as i32 + 10;
+    let max = bars
+        .iter()
+        .map(|b| b.whole.unwrap_or(b.value).max(b.value))
+        .fold(0.0, f64::max)
+        .max(1e-9);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (w as u32, h as u32)).into_drawing_area();
+        root.fill(&WHITE).map_err(fail)?;
+        let font = |size: i32, color: &RGBColor, h: HPos| {
+            ("sans-serif", size)
+                .into_font()
+                .color(color)
+                .pos(Pos::new(h, VPos::Center))
+        };
+        root.draw(&Text::new(
+            title.to_string(),
+            (0, 12),
+            font(15, &INK, HPos::Left),
+        ))
+        .map_err(fail)?;
+        let span = f64::from(w - label_w - note_w - 20);
+        for (i, b) in bars.iter().enumerate() {
+            let y = top + row * i as i32;
+            let x0 = label_w + 10;
+            let label: String = b.label.chars().take(38).collect();
+            root.draw(&Text::new(
+                label,
+                (label_w, y + row / 2 - 2),
+                font(13, &INK, HPos::Right),
+            ))
+            .map_err(fail)?;
+            if let Some(whole) = b.whole {
+                let xw = x0 + (whole / max * span) as i32;
+                root.draw(&Rectangle::new(
+                    [(x0, y + 4), (xw.max(x0 + 1), y + row - 8)],
+                    DROP.filled(),
+                ))
+                .map_err(fail)?;
+            }
+            let xv = x0 + (b.value / max * span) as i32;
+            root.draw(&Rectangle::new(
+                [(x0, y + 4), (xv.max(x0 + 1), y + row - 8)],
+                BAR.filled(),
+            ))
+            .map_err(fail)?;
+            let note_x = x0 + span as i32 + 10;
+            root.draw(&Text::new(
+                b.note.clone(),
+                (note_x, y + row / 2 - 2),
+                font(13, &MUTED, HPos::Left),
+            ))
+            .map_err(fail)?;
+        }
+        root.present().map_err(fail)?;
+    }
+    Ok(Some(svg))
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or_else(|| "–".to_owned(), |v| format!("{:.1}%", v * 100.0))
+}
+
+/// The chart of a section, where one helps.
+fn chart(report: &Report) -> Result<Option<String>, Error> {
+    match report {
+        Report::Funnel(f) => {
+            let first = f.steps.first().map_or(0, |s| s.entered) as f64;
+            let rows: Vec<Bar> = f
+                .steps
+                .iter()
+                .map(|s| Bar {
+                    label: s.step.clone(),
+                    value: s.entered as f64,
+                    whole: Some(first),
+                    note: if s.dropped > 0 {
+                        format!(
+                            "{} · {} of first · −{}",
+                            s.entered,
+                            pct(s.conversion_from_first),
+                            s.dropped
+                        )
+                    } else {
+                        format!("{} · {} of first", s.entered, pct(s.conversion_from_first))
+                    },
+                })
+                .collect();
+            bars(
+                "Sessions reaching each step (light: lost since step 1)",
+                &rows,
+            )
+        }
+        Report::Screens(s) => {
+            let mut by_exits: Vec<_> = s.screens.iter().filter(|x| x.exits > 0).collect();
+            by_exits.sort_by(|a, b| b.exits.cmp(&a.exits).then(a.screen.cmp(&b.screen)));
+            let rows: Vec<Bar> = by_exits
+                .iter()
+                .take(10)
+                .map(|x| Bar {
+                    label: x.screen.clone(),
+                    value: x.exits as f64,
+                    whole: Some(x.sessions as f64),
+                    note: format!("{} exits of {} · {}", x.exits, x.sessions, pct(x.exit_rate)),
+                })
+                .collect();
+            bars("Top exits (light: sessions that saw the screen)", &rows)
+        }
+        #[allow(unreachable_patterns)]
+        _ => Ok(None),
+    }
+}
+
+fn cells(table: &Table) -> Vec<Vec<minijinja::Value>> {
+    table
+        .rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|c| {
+                    minijinja::context! { human => c.human(), raw => c.raw(), numeric => c.is_numeric() }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn range(scope: &ResolvedScope) -> String {
+    let t = |ms: Option<i64>| ms.map(crate::scope::format_ms);
+    match (t(scope.since_ms), t(scope.until_ms)) {
+        (None, None) => "all time".to_owned(),
+        (Some(a), None) => format!("since {a}"),
+        (None, Some(b)) => format!("until {b}"),
+        (Some(a), Some(b)) => format!("{a} – {b}"),
+    }
+}
+
+/// The whole report as one self-contained HTML page.
+pub fn html(full: &FullReport) -> Result<String, Error> {
+    let mut sections = Vec::new();
+    for r in &full.sections {
+        let table = r.table();
+        let chart = chart(r)?.map(minijinja::Value::from_safe_string);
+        sections.push(minijinja::context! {
+            audit => r.audit(),
+            question => question(r.audit()),
+            facts => table.facts.join(" · "),
+            chart => chart,
+            columns => table.columns.iter().map(|(_, label)| *label).collect::<Vec<_>>(),
+            rows => cells(&table),
+        });
+    }
+    let mut env = minijinja::Environment::new();
+    env.add_template("report.html", TEMPLATE).map_err(fail)?;
+    let tmpl = env.get_template("report.html").map_err(fail)?;
+    tmpl.render(minijinja::context! {
+        site => full.scope.site.clone().unwrap_or_else(|| "all sites".to_owned()),
+        range => range(&full.scope),
+        sessions => full.sessions,
+        generated => crate::scope::format_ms(crate::scope::now_ms()),
+        sections => sections,
+    })
+    .map_err(fail)
+}
