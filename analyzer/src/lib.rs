@@ -60,6 +60,10 @@ pub use audits::{
     AuditRequest, FunnelReport, FunnelStep, NextScreen, Report, ScreenStats, ScreensReport, run,
     run_at,
 };
+pub use audits::{
+    CameFrom, ErrorPage, ErrorsReport, FieldStats, FormStats, FormsReport, FrustrationIssue,
+    FrustrationKind, FrustrationReport, JsError,
+};
 pub use error::Error;
 pub use load::open_read_only;
 pub use remote::run_remote;

@@ -79,6 +79,37 @@ enum AuditCmd {
         #[arg(long, value_name = "N", default_value_t = 3)]
         top_next: usize,
     },
+    /// Which forms people give up on: started, submitted, abandoned, failed submits,
+    /// and per field reach, time, corrections, blanks and the last field before giving up
+    Forms {
+        /// Only this form (its name, id or selector as the tracker records it)
+        #[arg(long, value_name = "NAME")]
+        form: Option<String>,
+    },
+    /// Rage clicks, dead clicks, error clicks and quick backs, by page and element
+    Frustration {
+        /// A rage click is at least this many clicks on one element...
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        rage_clicks: u32,
+
+        /// ...the last at most this many ms after the first...
+        #[arg(long, value_name = "MS", default_value_t = 1000)]
+        rage_ms: u64,
+
+        /// ...each at most this many px from the first
+        #[arg(long, value_name = "PX", default_value_t = 30)]
+        rage_px: u32,
+
+        /// A page left by going back within this many ms is a quick back
+        #[arg(long, value_name = "MS", default_value_t = 5000)]
+        quick_back_ms: u64,
+    },
+    /// JavaScript errors by message and page; pages served with HTTP status >= 400
+    Errors {
+        /// How many of the pages that led to an error page to list per page
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        top_from: usize,
+    },
     /// Every audit in one report: `--format html --out report.html` for a
     /// self-contained page with charts
     Report {
@@ -131,6 +162,26 @@ impl Cli {
             AuditCmd::Screens { top_next } => AuditRequest::Screens {
                 scope,
                 top_next: *top_next,
+            },
+            AuditCmd::Forms { form } => AuditRequest::Forms {
+                scope,
+                form: form.clone(),
+            },
+            AuditCmd::Frustration {
+                rage_clicks,
+                rage_ms,
+                rage_px,
+                quick_back_ms,
+            } => AuditRequest::Frustration {
+                scope,
+                rage_clicks: *rage_clicks,
+                rage_ms: *rage_ms,
+                rage_px: *rage_px,
+                quick_back_ms: *quick_back_ms,
+            },
+            AuditCmd::Errors { top_from } => AuditRequest::Errors {
+                scope,
+                top_from: *top_from,
             },
             AuditCmd::Report {
                 steps,

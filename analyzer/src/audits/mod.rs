@@ -14,6 +14,9 @@
 //!    in the [`Report`] accessors.
 //! 3. `main.rs`: a subcommand.
 
+pub mod errors;
+pub mod forms;
+pub mod frustration;
 pub mod funnel;
 pub mod screens;
 
@@ -28,6 +31,9 @@ use crate::scope::{self, ResolvedScope, Scope};
 
 pub use funnel::{Funnel, FunnelReport, FunnelStep};
 pub use screens::{NextScreen, ScreenStats, Screens, ScreensReport};
+pub use errors::{CameFrom, ErrorPage, Errors, ErrorsReport, JsError};
+pub use forms::{FieldStats, FormStats, Forms, FormsReport};
+pub use frustration::{Frustration, FrustrationIssue, FrustrationKind, FrustrationReport};
 
 /// What every audit implements.
 pub trait Audit {
@@ -58,6 +64,10 @@ pub fn run_audit<A: Audit>(
 /// {"audit": "funnel", "scope": {"site": "shop-1", "since": "7d"},
 ///  "steps": ["page:/cart", "screen:payment", "event:order_placed"], "window": "30m"}
 /// {"audit": "screens", "scope": {"site": "shop-1"}, "top_next": 3}
+/// {"audit": "forms", "scope": {"site": "shop-1"}, "form": "checkout"}
+/// {"audit": "frustration", "rage_clicks": 3, "rage_ms": 1000, "rage_px": 30,
+///  "quick_back_ms": 5000}
+/// {"audit": "errors", "top_from": 3}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "audit", rename_all = "snake_case", deny_unknown_fields)]
@@ -79,6 +89,39 @@ pub enum AuditRequest {
         /// How many of the most common next screens to list per screen.
         #[serde(default = "default_top_next")]
         top_next: usize,
+    },
+    /// Which forms people give up on, and at which field.
+    Forms {
+        #[serde(default)]
+        scope: Scope,
+        /// Only this form (its name, id or selector); absent = every form.
+        #[serde(default)]
+        form: Option<String>,
+    },
+    /// Rage clicks, dead clicks, error clicks and quick backs by page and element.
+    Frustration {
+        #[serde(default)]
+        scope: Scope,
+        /// A rage click is at least this many clicks on one element…
+        #[serde(default = "default_rage_clicks")]
+        rage_clicks: u32,
+        /// …the last at most this many ms after the first…
+        #[serde(default = "default_rage_ms")]
+        rage_ms: u64,
+        /// …each at most this many px from the first.
+        #[serde(default = "default_rage_px")]
+        rage_px: u32,
+        /// A page left by going back within this many ms is a quick back.
+        #[serde(default = "default_quick_back_ms")]
+        quick_back_ms: u64,
+    },
+    /// JavaScript errors by message and page; pages served with status >= 400.
+    Errors {
+        #[serde(default)]
+        scope: Scope,
+        /// How many of the pages that led to an error page to list per page.
+        #[serde(default = "default_top_from")]
+        top_from: usize,
     },
     /// Every audit in one report (HTML with charts, or the sections as JSON/table/CSV).
     Report {
@@ -103,12 +146,35 @@ fn default_top_next() -> usize {
     screens::DEFAULT_TOP_NEXT
 }
 
+fn default_rage_clicks() -> u32 {
+    frustration::DEFAULT_RAGE_CLICKS
+}
+
+fn default_rage_ms() -> u64 {
+    frustration::DEFAULT_RAGE_MS
+}
+
+fn default_rage_px() -> u32 {
+    frustration::DEFAULT_RAGE_PX
+}
+
+fn default_quick_back_ms() -> u64 {
+    frustration::DEFAULT_QUICK_BACK_MS
+}
+
+fn default_top_from() -> usize {
+    errors::DEFAULT_TOP_FROM
+}
+
 impl AuditRequest {
     /// The audit's name, as in `"audit"` of the JSON.
     pub fn audit(&self) -> &'static str {
         match self {
             AuditRequest::Funnel { .. } => "funnel",
             AuditRequest::Screens { .. } => "screens",
+            AuditRequest::Forms { .. } => "forms",
+            AuditRequest::Frustration { .. } => "frustration",
+            AuditRequest::Errors { .. } => "errors",
             AuditRequest::Report { .. } => "report",
         }
     }
@@ -118,6 +184,9 @@ impl AuditRequest {
         match self {
             AuditRequest::Funnel { scope, .. }
             | AuditRequest::Screens { scope, .. }
+            | AuditRequest::Forms { scope, .. }
+            | AuditRequest::Frustration { scope, .. }
+            | AuditRequest::Errors { scope, .. }
             | AuditRequest::Report { scope, .. } => scope,
         }
     }
@@ -129,6 +198,9 @@ impl AuditRequest {
 pub enum Report {
     Funnel(FunnelReport),
     Screens(ScreensReport),
+    Forms(FormsReport),
+    Frustration(FrustrationReport),
+    Errors(ErrorsReport),
     Report(crate::report::FullReport),
 }
 
@@ -138,6 +210,9 @@ impl Report {
         match self {
             Report::Funnel(_) => "funnel",
             Report::Screens(_) => "screens",
+            Report::Forms(_) => "forms",
+            Report::Frustration(_) => "frustration",
+            Report::Errors(_) => "errors",
             Report::Report(_) => "report",
         }
     }
@@ -147,6 +222,9 @@ impl Report {
         match self {
             Report::Funnel(r) => &r.scope,
             Report::Screens(r) => &r.scope,
+            Report::Forms(r) => &r.scope,
+            Report::Frustration(r) => &r.scope,
+            Report::Errors(r) => &r.scope,
             Report::Report(r) => &r.scope,
         }
     }
@@ -156,6 +234,9 @@ impl Report {
         match self {
             Report::Funnel(r) => r.sessions,
             Report::Screens(r) => r.sessions,
+            Report::Forms(r) => r.sessions,
+            Report::Frustration(r) => r.sessions,
+            Report::Errors(r) => r.sessions,
             Report::Report(r) => r.sessions,
         }
     }
@@ -165,6 +246,9 @@ impl Report {
         match self {
             Report::Funnel(r) => r.table(),
             Report::Screens(r) => r.table(),
+            Report::Forms(r) => r.table(),
+            Report::Frustration(r) => r.table(),
+            Report::Errors(r) => r.table(),
             Report::Report(r) => r.table(),
         }
     }
@@ -192,6 +276,27 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
             let audit = Screens::new(*top_next);
             let scope = scope.resolve(now_ms)?;
             Ok(Report::Screens(run_audit(conn, scope, &audit)?))
+        }
+        AuditRequest::Forms { scope, form } => {
+            let audit = Forms::new(form.as_deref())?;
+            let scope = scope.resolve(now_ms)?;
+            Ok(Report::Forms(run_audit(conn, scope, &audit)?))
+        }
+        AuditRequest::Frustration {
+            scope,
+            rage_clicks,
+            rage_ms,
+            rage_px,
+            quick_back_ms,
+        } => {
+            let audit = Frustration::new(*rage_clicks, *rage_ms, *rage_px, *quick_back_ms)?;
+            let scope = scope.resolve(now_ms)?;
+            Ok(Report::Frustration(run_audit(conn, scope, &audit)?))
+        }
+        AuditRequest::Errors { scope, top_from } => {
+            let audit = Errors::new(*top_from);
+            let scope = scope.resolve(now_ms)?;
+            Ok(Report::Errors(run_audit(conn, scope, &audit)?))
         }
         AuditRequest::Report {
             scope,

@@ -1,0 +1,656 @@
+//! The `forms` audit: which forms people start and give up on, and which field they
+//! give up at.
+//!
+//! Params: optionally one form to look at. The events in scope come from
+//! [`crate::load::events`] with [`Forms::COLUMNS`]. Polars keeps the form events
+//! (`focus`, `blur`, `change`, `submit`, `invalid` with a `form`, and custom events
+//! named `invalid`) in (session, ts, seq) order; a sequential pass in plain Rust
+//! ([`Forms::walk`]) turns each session into one row per (session, form) and one per
+//! (session, form, field); Polars then aggregates those per form and per field.
+//!
+//! A form is known by the tracker's name for it: the `<form>`'s `name`, else its id,
+//! else a selector. Fields outside any form are not counted. Semantics, per session
+//! and form (a form started twice in one session counts once):
+//!
+//! - **started**: one of its fields got focus; **submitted**: a `submit` of it (any
+//!   attempt in the session); **abandoned**: started and never submitted.
+//! - **failed submits** ([`Attempts`]): a `submit` followed later by another attempt
+//!   (a `submit` or a blocked one) failed; a run of `invalid` events is one attempt the
+//!   browser blocked (it fires `invalid` at each bad field at once); a custom event
+//!   `clicktrail('event', 'invalid', {form: FORM})` (sites that validate in script or
+//!   on the server) fails the pending submit, or counts as a failed attempt itself when
+//!   none is pending. Invalid signals with no focus, blur or change of the form between
+//!   them are one run and count once.
+//! - Per field: **position**, the 0-based place of the field in the order the session
+//!   first focused the form's fields; fields are listed by the median of it over the
+//!   sessions that focused them (page order as people meet it), then by sessions
+//!   reached, then name. **reached**: sessions that focused it. **time focused**:
+//!   `blur` durations summed per session, median over sessions. **corrections**: focus
+//!   events beyond the first plus `change` events beyond the first, per session.
+//!   **left blank**: the session's last `blur` of it said empty. **invalid**: sessions
+//!   in which it failed validation (an `invalid` event, or a custom `invalid` whose
+//!   props name the `field`). **last before abandoning**: abandoning sessions whose
+//!   last focus, blur or change of the form was on this field.
+
+use std::collections::HashMap;
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{Audit, count_sessions, ratio};
+use crate::Error;
+use crate::load::Col;
+use crate::render::{Cell, Table};
+use crate::scope::ResolvedScope;
+
+/// The custom event name a site sends for a failed submit (`props`: `form`, `field`).
+pub const CUSTOM_INVALID: &str = "invalid";
+
+/// What the form rows of the table show in their `field` column.
+const FORM_ROW: &str = "(form)";
+
+/// Forms params.
+#[derive(Debug, Clone, Default)]
+pub struct Forms {
+    form: Option<String>,
+}
+
+/// The forms report: one entry per form, most started first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FormsReport {
+    pub scope: ResolvedScope,
+    /// Sessions with at least one event in scope.
+    pub sessions: u64,
+    /// Sorted by `started`, then `submitted` (both descending), then `form`.
+    pub forms: Vec<FormStats>,
+}
+
+/// One form of a [`FormsReport`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FormStats {
+    /// The tracker's name for the form: its `name`, else its id, else a selector.
+    pub form: String,
+    /// Sessions that focused one of its fields.
+    pub started: u64,
+    /// Sessions that submitted it (at least once).
+    pub submitted: u64,
+    /// Sessions that started it and never submitted it.
+    pub abandoned: u64,
+    /// `abandoned / started`; null when nobody started it.
+    pub abandonment_rate: Option<f64>,
+    /// Sessions with at least one failed submit.
+    pub failed_submit_sessions: u64,
+    /// Failed submit attempts, all sessions together.
+    pub failed_submits: u64,
+    /// In page order (median first-focus position), then by `reached`, then name.
+    pub fields: Vec<FieldStats>,
+}
+
+/// One field of a [`FormStats`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldStats {
+    /// The field's `name`, else its id, else a selector.
+    pub field: String,
+    /// Median 0-based place in the order sessions first focused the form's fields;
+    /// null when no session focused it.
+    pub position: Option<f64>,
+    /// Sessions that focused it.
+    pub reached: u64,
+    /// Sessions that focused it and submitted the form.
+    pub submitted: u64,
+    /// Median over sessions of the ms it had focus (blur durations summed per
+    /// session); null when no blur carried a duration.
+    pub median_ms_focused: Option<i64>,
+    /// Focus events beyond the first plus change events beyond the first, per session,
+    /// summed over sessions.
+    pub corrections: u64,
+    /// Sessions with at least one correction.
+    pub correcting_sessions: u64,
+    /// Sessions that reached it whose last blur of it was empty.
+    pub left_blank: u64,
+    /// `left_blank / reached`.
+    pub left_blank_rate: Option<f64>,
+    /// Sessions in which it failed validation.
+    pub invalid: u64,
+    /// Abandoning sessions whose last touched field of the form it was.
+    pub last_before_abandon: u64,
+    /// `last_before_abandon / abandoned` of the form.
+    pub last_before_abandon_share: Option<f64>,
+}
+
+impl Forms {
+    /// All forms (`None`), or only the form named `form`.
+    pub fn new(form: Option<&str>) -> Result<Self, Error> {
+        if form.is_some_and(|f| f.trim().is_empty()) {
+            return Err(Error::BadParam {
+                name: "form",
+                reason: "an empty form name; leave --form out for every form".to_owned(),
+            });
+        }
+        Ok(Forms {
+            form: form.map(str::to_owned),
+        })
+    }
+}
+
+impl Audit for Forms {
+    type Report = FormsReport;
+
+    const COLUMNS: &'static [Col] = &[
+        Col::SessionId,
+        Col::Ts,
+        Col::Seq,
+        Col::Kind,
+        Col::Form,
+        Col::Field,
+        Col::DurationMs,
+        Col::Empty,
+        Col::Name,
+        Col::Props,
+    ];
+
+    fn compute(&self, events: DataFrame, scope: ResolvedScope) -> Result<FormsReport, Error> {
+        let sessions = count_sessions(&events)?;
+
+        // Polars: the form events, in (session, ts, seq) order.
+        let is_field_event = ["focus", "blur", "change", "submit", "invalid"]
+            .into_iter()
+            .map(|k| col("kind").eq(lit(k)))
+            .reduce(Expr::or)
+            .unwrap_or_else(|| lit(false))
+            .and(col("form").is_not_null());
+        let is_custom_invalid = col("kind")
+            .eq(lit("custom"))
+            .and(col("name").eq(lit(CUSTOM_INVALID)));
+        let sorted = events
+            .lazy()
+            .filter(is_field_event.or(is_custom_invalid))
+            .sort_by_exprs(
+                [col("session_id"), col("ts"), col("seq")],
+                SortMultipleOptions::default().with_maintain_order(true),
+            )
+            .collect()?;
+
+        // Rust: one sequential pass per session.
+        let (per_form, per_field) = self.walk(&sorted)?;
+
+        // Polars: per form, then per field.
+        let per_form = per_form
+            .lazy()
+            .group_by([col("form")])
+            .agg([
+                col("started").sum().cast(DataType::UInt64).alias("started"),
+                col("submitted")
+                    .sum()
+                    .cast(DataType::UInt64)
+                    .alias("submitted"),
+                col("abandoned")
+                    .sum()
+                    .cast(DataType::UInt64)
+                    .alias("abandoned"),
+                col("failures")
+                    .gt(lit(0u64))
+                    .sum()
+                    .cast(DataType::UInt64)
+                    .alias("failed_sessions"),
+                col("failures")
+                    .sum()
+                    .cast(DataType::UInt64)
+                    .alias("failures"),
+            ])
+            .collect()?;
+        let per_field = per_field
+            .lazy()
+            .group_by([col("form"), col("field")])
+            .agg([
+                col("reached").sum().cast(DataType::UInt64).alias("reached"),
+                col("submitted")
+                    .sum()
+                    .cast(DataType::UInt64)
+                    .alias("submitted"),
+                col("position")
+                    .median()
+                    .cast(DataType::Float64)
+                    .alias("position"),
+                col("focused_ms")
+                    .median()
+                    .cast(DataType::Float64)
+                    .alias("median_ms"),
+                col("corrections")
+                    .sum()
+                    .cast(DataType::UInt64)
+                    .alias("corrections"),
+                col("corrections")
+                    .gt(lit(0u64))
+                    .sum()
+                    .cast(DataType::UInt64)
+                    .alias("correcting"),
+                col("left_blank")
+                    .sum()
+                    .cast(DataType::UInt64)
+                    .alias("left_blank"),
+                col("invalid").sum().cast(DataType::UInt64).alias("invalid"),
+                col("last_touched")
+                    .sum()
+                    .cast(DataType::UInt64)
+                    .alias("last_touched"),
+            ])
+            .collect()?;
+
+        let abandoned_of: HashMap<&str, u64> = per_form
+            .column("form")?
+            .str()?
+            .iter()
+            .zip(per_form.column("abandoned")?.u64()?.iter())
+            .filter_map(|(f, a)| Some((f?, a.unwrap_or(0))))
+            .collect();
+        let mut fields: HashMap<String, Vec<FieldStats>> = HashMap::new();
+        let u64_at = |name: &str, i: usize| -> Result<u64, Error> {
+            Ok(per_field.column(name)?.u64()?.get(i).unwrap_or(0))
+        };
+        let form_col = per_field.column("form")?.str()?;
+        let field_col = per_field.column("field")?.str()?;
+        let position = per_field.column("position")?.f64()?;
+        let median = per_field.column("median_ms")?.f64()?;
+        for i in 0..per_field.height() {
+            let (Some(form), Some(field)) = (form_col.get(i), field_col.get(i)) else {
+                continue;
+            };
+            let reached = u64_at("reached", i)?;
+            let left_blank = u64_at("left_blank", i)?;
+            let last = u64_at("last_touched", i)?;
+            fields.entry(form.to_owned()).or_default().push(FieldStats {
+                field: field.to_owned(),
+                position: position.get(i),
+                reached,
+                submitted: u64_at("submitted", i)?,
+                median_ms_focused: median.get(i).map(|m| m.round() as i64),
+                corrections: u64_at("corrections", i)?,
+                correcting_sessions: u64_at("correcting", i)?,
+                left_blank,
+                left_blank_rate: ratio(left_blank, reached),
+                invalid: u64_at("invalid", i)?,
+                last_before_abandon: last,
+                last_before_abandon_share: ratio(
+                    last,
+                    abandoned_of.get(form).copied().unwrap_or(0),
+                ),
+            });
+        }
+
+        let u64_at = |name: &str, i: usize| -> Result<u64, Error> {
+            Ok(per_form.column(name)?.u64()?.get(i).unwrap_or(0))
+        };
+        let form_col = per_form.column("form")?.str()?;
+        let mut forms = Vec::with_capacity(per_form.height());
+        for i in 0..per_form.height() {
+            let Some(form) = form_col.get(i) else {
+                continue;
+            };
+            let (started, abandoned) = (u64_at("started", i)?, u64_at("abandoned", i)?);
+            let mut form_fields = fields.remove(form).unwrap_or_default();
+            form_fields.sort_by(|a, b| {
+                let pos = |f: &FieldStats| f.position.unwrap_or(f64::INFINITY);
+                pos(a)
+                    .total_cmp(&pos(b))
+                    .then(b.reached.cmp(&a.reached))
+                    .then_with(|| a.field.cmp(&b.field))
+            });
+            forms.push(FormStats {
+                form: form.to_owned(),
+                started,
+                submitted: u64_at("submitted", i)?,
+                abandoned,
+                abandonment_rate: ratio(abandoned, started),
+                failed_submit_sessions: u64_at("failed_sessions", i)?,
+                failed_submits: u64_at("failures", i)?,
+                fields: form_fields,
+            });
+        }
+        forms.sort_by(|a, b| {
+            b.started
+                .cmp(&a.started)
+                .then(b.submitted.cmp(&a.submitted))
+                .then_with(|| a.form.cmp(&b.form))
+        });
+        Ok(FormsReport {
+            scope,
+            sessions,
+            forms,
+        })
+    }
+}
+
+/// What one form event means for a form's submit attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// A `submit` of the form.
+    Submit,
+    /// A field of the form failed the browser's validation (`invalid`).
+    Invalid,
+    /// `clicktrail('event', 'invalid', {form})`: the site says a submit failed.
+    CustomInvalid,
+    /// A focus, blur or change of one of its fields.
+    Touch,
+}
+
+/// Failed submit attempts of one form in one session, fed its [`Signal`]s in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attempts {
+    /// A submit whose outcome is not known yet.
+    pending_submit: bool,
+    /// The previous signal was an invalid one (no touch or submit since).
+    in_invalid_run: bool,
+    /// Failed attempts so far.
+    pub failed: u64,
+}
+
+impl Attempts {
+    pub fn push(&mut self, signal: Signal) {
+        match signal {
+            Signal::Submit => {
+                // Another attempt: the pending one did not get them through.
+                if self.pending_submit {
+                    self.failed += 1;
+                }
+                self.pending_submit = true;
+                self.in_invalid_run = false;
+            }
+            Signal::Invalid => {
+                if !self.in_invalid_run {
+                    // An attempt the browser blocked; it also ends a pending submit.
+                    self.failed += 1 + u64::from(self.pending_submit);
+                    self.pending_submit = false;
+                }
+                self.in_invalid_run = true;
+            }
+            Signal::CustomInvalid => {
+                if !self.in_invalid_run {
+                    // The pending submit failed, or an attempt without a submit did.
+                    self.failed += 1;
+                    self.pending_submit = false;
+                }
+                self.in_invalid_run = true;
+            }
+            Signal::Touch => self.in_invalid_run = false,
+        }
+    }
+}
+
+/// One session's activity on one form.
+#[derive(Debug, Default)]
+struct SessionForm<'a> {
+    started: bool,
+    submitted: bool,
+    attempts: Attempts,
+    /// The field of the last focus, blur or change.
+    last_touched: Option<&'a str>,
+    /// Fields first focused so far (the next field's position).
+    focused_fields: u32,
+    fields: HashMap<&'a str, SessionField>,
+}
+
+/// One session's activity on one field.
+#[derive(Debug, Default)]
+struct SessionField {
+    position: Option<u32>,
+    focuses: u64,
+    changes: u64,
+    focused_ms: Option<i64>,
+    last_blur_empty: Option<bool>,
+    invalid: bool,
+}
+
+/// The rows [`Forms::walk`] emits, as columns.
+#[derive(Debug, Default)]
+struct Rows {
+    // One per (session, form).
+    form: Vec<String>,
+    started: Vec<bool>,
+    submitted: Vec<bool>,
+    abandoned: Vec<bool>,
+    failures: Vec<u64>,
+    // One per (session, form, field).
+    f_form: Vec<String>,
+    f_field: Vec<String>,
+    f_reached: Vec<bool>,
+    f_submitted: Vec<bool>,
+    f_position: Vec<Option<u32>>,
+    f_focused_ms: Vec<Option<i64>>,
+    f_corrections: Vec<u64>,
+    f_left_blank: Vec<bool>,
+    f_invalid: Vec<bool>,
+    f_last_touched: Vec<bool>,
+}
+
+impl Rows {
+    /// Adds the rows of one finished session.
+    fn flush(&mut self, session: &mut HashMap<&str, SessionForm<'_>>) {
+        for (form, s) in session.drain() {
+            let abandoned = s.started && !s.submitted;
+            self.form.push(form.to_owned());
+            self.started.push(s.started);
+            self.submitted.push(s.submitted);
+            self.abandoned.push(abandoned);
+            self.failures.push(s.attempts.failed);
+            for (field, f) in s.fields {
+                let reached = f.focuses > 0;
+                self.f_form.push(form.to_owned());
+                self.f_field.push(field.to_owned());
+                self.f_reached.push(reached);
+                self.f_submitted.push(reached && s.submitted);
+                self.f_position.push(f.position);
+                self.f_focused_ms.push(f.focused_ms);
+                self.f_corrections
+                    .push(f.focuses.saturating_sub(1) + f.changes.saturating_sub(1));
+                self.f_left_blank
+                    .push(reached && f.last_blur_empty == Some(true));
+                self.f_invalid.push(f.invalid);
+                self.f_last_touched
+                    .push(abandoned && s.last_touched == Some(field));
+            }
+        }
+    }
+
+    fn into_frames(self) -> Result<(DataFrame, DataFrame), Error> {
+        let forms = DataFrame::new(
+            self.form.len(),
+            vec![
+                Column::new("form".into(), self.form),
+                Column::new("started".into(), self.started),
+                Column::new("submitted".into(), self.submitted),
+                Column::new("abandoned".into(), self.abandoned),
+                Column::new("failures".into(), self.failures),
+            ],
+        )?;
+        let fields = DataFrame::new(
+            self.f_form.len(),
+            vec![
+                Column::new("form".into(), self.f_form),
+                Column::new("field".into(), self.f_field),
+                Column::new("reached".into(), self.f_reached),
+                Column::new("submitted".into(), self.f_submitted),
+                Column::new("position".into(), self.f_position),
+                Column::new("focused_ms".into(), self.f_focused_ms),
+                Column::new("corrections".into(), self.f_corrections),
+                Column::new("left_blank".into(), self.f_left_blank),
+                Column::new("invalid".into(), self.f_invalid),
+                Column::new("last_touched".into(), self.f_last_touched),
+            ],
+        )?;
+        Ok((forms, fields))
+    }
+}
+
+/// The `form` and `field` a custom `invalid` event's props name (JSON text).
+fn custom_invalid_target(props: Option<&str>) -> Option<(String, Option<String>)> {
+    let value: serde_json::Value = serde_json::from_str(props?).ok()?;
+    let text = |key: &str| {
+        value
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    Some((text("form")?, text("field")))
+}
+
+impl Forms {
+    /// Walks the sorted form events session by session and returns the per (session,
+    /// form) frame (`form`, `started`, `submitted`, `abandoned`, `failures`) and the
+    /// per (session, form, field) frame (`form`, `field`, `reached`, `submitted`,
+    /// `position`, `focused_ms`, `corrections`, `left_blank`, `invalid`,
+    /// `last_touched`).
+    fn walk(&self, sorted: &DataFrame) -> Result<(DataFrame, DataFrame), Error> {
+        let session = sorted.column("session_id")?.str()?;
+        let kind = sorted.column("kind")?.str()?;
+        let form = sorted.column("form")?.str()?;
+        let field = sorted.column("field")?.str()?;
+        let duration = sorted.column("duration_ms")?.i64()?;
+        let empty = sorted.column("empty")?.bool()?;
+        let props = sorted.column("props")?.str()?;
+
+        // Custom invalid events name their form in JSON: parsed once, kept alive here
+        // so the per-session maps can borrow them like the columns.
+        let custom: Vec<Option<(String, Option<String>)>> = kind
+            .iter()
+            .zip(props.iter())
+            .map(|(k, p)| {
+                if k == Some("custom") {
+                    custom_invalid_target(p)
+                } else {
+                    None
+                }
+            })
+            .collect();
+
+        let mut rows = Rows::default();
+        let mut current: Option<&str> = None;
+        let mut state: HashMap<&str, SessionForm<'_>> = HashMap::new();
+        for i in 0..sorted.height() {
+            let (Some(sid), Some(kind)) = (session.get(i), kind.get(i)) else {
+                continue;
+            };
+            if current != Some(sid) {
+                rows.flush(&mut state);
+                current = Some(sid);
+            }
+            let (form, field) = if kind == "custom" {
+                match &custom[i] {
+                    Some((form, field)) => (form.as_str(), field.as_deref()),
+                    None => continue,
+                }
+            } else {
+                match form.get(i) {
+                    Some(form) => (form, field.get(i)),
+                    None => continue,
+                }
+            };
+            if self.form.as_deref().is_some_and(|only| only != form) {
+                continue;
+            }
+            let s = state.entry(form).or_default();
+            let signal = match kind {
+                "submit" => {
+                    s.submitted = true;
+                    Signal::Submit
+                }
+                "invalid" => Signal::Invalid,
+                "custom" => Signal::CustomInvalid,
+                _ => Signal::Touch,
+            };
+            s.attempts.push(signal);
+            let Some(field) = field else { continue };
+            if signal == Signal::Submit {
+                continue;
+            }
+            let next_position = s.focused_fields;
+            let f = s.fields.entry(field).or_default();
+            match kind {
+                "focus" => {
+                    s.started = true;
+                    f.focuses += 1;
+                    if f.position.is_none() {
+                        f.position = Some(next_position);
+                        s.focused_fields += 1;
+                    }
+                }
+                "blur" => {
+                    if let Some(ms) = duration.get(i) {
+                        f.focused_ms = Some(f.focused_ms.unwrap_or(0) + ms.max(0));
+                    }
+                    if let Some(e) = empty.get(i) {
+                        f.last_blur_empty = Some(e);
+                    }
+                }
+                "change" => f.changes += 1,
+                _ => f.invalid = true,
+            }
+            if signal == Signal::Touch {
+                s.last_touched = Some(field);
+            }
+        }
+        rows.flush(&mut state);
+        rows.into_frames()
+    }
+}
+
+impl FormsReport {
+    /// The report as rows for the table, CSV and HTML renderers: per form, a row with
+    /// `field` = `(form)` (sessions = started, abandoned and its rate, failed submits),
+    /// then one row per field in page order (sessions = reached, abandoned = abandoning
+    /// sessions whose last field it was and their share, failed = sessions where it
+    /// was invalid).
+    pub fn table(&self) -> Table {
+        let mut rows = Vec::new();
+        for f in &self.forms {
+            rows.push(vec![
+                Cell::Text(f.form.clone()),
+                Cell::Text(FORM_ROW.to_owned()),
+                Cell::Count(f.started),
+                Cell::Count(f.submitted),
+                Cell::Count(f.abandoned),
+                Cell::Ratio(f.abandonment_rate),
+                Cell::Count(f.failed_submits),
+                Cell::Ms(None),
+                Cell::Count(f.fields.iter().map(|x| x.corrections).sum()),
+                Cell::Ratio(None),
+            ]);
+            for x in &f.fields {
+                rows.push(vec![
+                    Cell::Text(f.form.clone()),
+                    Cell::Text(x.field.clone()),
+                    Cell::Count(x.reached),
+                    Cell::Count(x.submitted),
+                    Cell::Count(x.last_before_abandon),
+                    Cell::Ratio(x.last_before_abandon_share),
+                    Cell::Count(x.invalid),
+                    Cell::Ms(x.median_ms_focused),
+                    Cell::Count(x.corrections),
+                    Cell::Ratio(x.left_blank_rate),
+                ]);
+            }
+        }
+        Table {
+            audit: "forms",
+            facts: vec![
+                self.scope.describe(),
+                format!("{} sessions", self.sessions),
+                format!("{} forms", self.forms.len()),
+            ],
+            columns: vec![
+                ("form", "form"),
+                ("field", "field"),
+                ("sessions", "sessions"),
+                ("submitted", "submitted"),
+                ("abandoned", "abandoned (here)"),
+                ("abandoned_share", "abandoned %"),
+                ("failed", "failed / invalid"),
+                ("median_ms_focused", "median time in field"),
+                ("corrections", "corrections"),
+                ("left_blank_rate", "left blank"),
+            ],
+            rows,
+        }
+    }
+}

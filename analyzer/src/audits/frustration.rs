@@ -1,0 +1,501 @@
+//! The `frustration` audit: where people rage-click, click on things that do nothing
+//! or break, and bounce straight back from a page.
+//!
+//! Params: the rage-click rule (clicks, ms, px) and the quick-back time. The events in
+//! scope come from [`crate::load::events`] with [`Frustration::COLUMNS`]. Polars counts
+//! the sessions of each page and keeps clicks, dead clicks, errors and page views in
+//! (session, ts, seq) order; a sequential pass in plain Rust ([`Frustration::walk`])
+//! finds the signals of each session; Polars then counts occurrences and sessions per
+//! (kind, page, selector).
+//!
+//! Signals (each reported on the page, `path`, where it happened):
+//!
+//! - **rage click**: at least `rage_clicks` clicks on the same selector of the same
+//!   page, the last within `rage_ms` (inclusive) of the first and each within
+//!   `rage_px` (Euclidean, inclusive) of the first ([`rage_bouts`]). Such windows
+//!   that share a click are one occurrence: 4 or 6 clicks in a second are one rage
+//!   click; a new occurrence needs a window that shares no click with the previous
+//!   one. Clicks on different selectors never combine (a click on `button > span` and
+//!   one on `button` are different selectors). Clicks without coordinates match any
+//!   position.
+//! - **dead click**: a `dead_click` row (the tracker saw no navigation, DOM change or
+//!   request within 1 s of the click).
+//! - **error click**: a click followed by an `error` of the same session within
+//!   [`ERROR_CLICK_MS`] (inclusive), before the session's next click: an error is
+//!   blamed on the latest click before it, and a click counts once however many
+//!   errors follow.
+//! - **quick back**: a page view P1 whose next page view P2 in the session came by
+//!   going back (`nav` `back_forward` or `pop`) to the page viewed just before P1
+//!   (same path), at most `quick_back_ms` after P1. Reported on P1's page, no selector.
+//!
+//! `share` is sessions affected over the page's sessions: sessions with any event on
+//! that path.
+
+use std::collections::HashMap;
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{Audit, count_sessions, ratio};
+use crate::Error;
+use crate::load::Col;
+use crate::render::{Cell, Table};
+use crate::scope::ResolvedScope;
+
+/// Rage click: this many clicks…
+pub const DEFAULT_RAGE_CLICKS: u32 = 3;
+/// …within this many ms of the first…
+pub const DEFAULT_RAGE_MS: u64 = 1_000;
+/// …and this many px of the first (PostHog's rule: 3 clicks, 1 s, 30 px).
+pub const DEFAULT_RAGE_PX: u32 = 30;
+/// A page left by going back within this many ms is a quick back.
+pub const DEFAULT_QUICK_BACK_MS: u64 = 5_000;
+/// An error at most this many ms after a click makes it an error click.
+pub const ERROR_CLICK_MS: i64 = 1_000;
+
+/// Validated frustration params.
+#[derive(Debug, Clone)]
+pub struct Frustration {
+    rage_clicks: u32,
+    rage_ms: u64,
+    rage_px: u32,
+    quick_back_ms: u64,
+}
+
+/// The frustration report: one row per (kind, page, selector), most sessions first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrustrationReport {
+    pub scope: ResolvedScope,
+    /// Sessions with at least one event in scope.
+    pub sessions: u64,
+    /// Rage click: at least this many clicks…
+    pub rage_clicks: u32,
+    /// …the last within this many ms of the first…
+    pub rage_ms: u64,
+    /// …each within this many px of the first.
+    pub rage_px: u32,
+    /// A page left by going back within this many ms is a quick back.
+    pub quick_back_ms: u64,
+    /// Sorted by `sessions`, then `occurrences` (both descending), then page, kind,
+    /// selector.
+    pub issues: Vec<FrustrationIssue>,
+}
+
+/// A kind of frustration signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrustrationKind {
+    RageClick,
+    DeadClick,
+    ErrorClick,
+    QuickBack,
+}
+
+impl FrustrationKind {
+    pub const ALL: [FrustrationKind; 4] = [
+        FrustrationKind::RageClick,
+        FrustrationKind::DeadClick,
+        FrustrationKind::ErrorClick,
+        FrustrationKind::QuickBack,
+    ];
+
+    /// As in the JSON: `rage_click`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FrustrationKind::RageClick => "rage_click",
+            FrustrationKind::DeadClick => "dead_click",
+            FrustrationKind::ErrorClick => "error_click",
+            FrustrationKind::QuickBack => "quick_back",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One row of a [`FrustrationReport`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrustrationIssue {
+    pub kind: FrustrationKind,
+    /// The page (path) it happened on.
+    pub page: String,
+    /// The clicked element; null for quick backs.
+    pub selector: Option<String>,
+    /// How many times (rage clicks: bursts, not clicks).
+    pub occurrences: u64,
+    /// Sessions with at least one occurrence.
+    pub sessions: u64,
+    /// Sessions with any event on the page.
+    pub page_sessions: u64,
+    /// `sessions / page_sessions`.
+    pub share: Option<f64>,
+}
+
+impl Frustration {
+    /// Checks the rage-click rule and the quick-back time.
+    pub fn new(
+        rage_clicks: u32,
+        rage_ms: u64,
+        rage_px: u32,
+        quick_back_ms: u64,
+    ) -> Result<Self, Error> {
+        if !(2..=100).contains(&rage_clicks) {
+            return Err(Error::BadParam {
+                name: "rage_clicks",
+                reason: format!("{rage_clicks}; a rage click is 2 to 100 clicks"),
+            });
+        }
+        for (name, ms) in [("rage_ms", rage_ms), ("quick_back_ms", quick_back_ms)] {
+            if ms == 0 || ms > 3_600_000 {
+                return Err(Error::BadParam {
+                    name,
+                    reason: format!("{ms} ms; use 1 to 3600000"),
+                });
+            }
+        }
+        Ok(Frustration {
+            rage_clicks,
+            rage_ms,
+            rage_px,
+            quick_back_ms,
+        })
+    }
+}
+
+impl Default for Frustration {
+    fn default() -> Self {
+        Frustration {
+            rage_clicks: DEFAULT_RAGE_CLICKS,
+            rage_ms: DEFAULT_RAGE_MS,
+            rage_px: DEFAULT_RAGE_PX,
+            quick_back_ms: DEFAULT_QUICK_BACK_MS,
+        }
+    }
+}
+
+impl Audit for Frustration {
+    type Report = FrustrationReport;
+
+    const COLUMNS: &'static [Col] = &[
+        Col::SessionId,
+        Col::Ts,
+        Col::Seq,
+        Col::Kind,
+        Col::Path,
+        Col::Nav,
+        Col::Selector,
+        Col::X,
+        Col::Y,
+    ];
+
+    fn compute(&self, events: DataFrame, scope: ResolvedScope) -> Result<FrustrationReport, Error> {
+        let sessions = count_sessions(&events)?;
+
+        // Polars: sessions per page, and the signal events in (session, ts, seq) order.
+        let per_page = events
+            .clone()
+            .lazy()
+            .group_by([col("path")])
+            .agg([col("session_id")
+                .n_unique()
+                .cast(DataType::UInt64)
+                .alias("sessions")])
+            .collect()?;
+        let page_sessions: HashMap<&str, u64> = per_page
+            .column("path")?
+            .str()?
+            .iter()
+            .zip(per_page.column("sessions")?.u64()?.iter())
+            .filter_map(|(p, n)| Some((p?, n?)))
+            .collect();
+        let sorted = events
+            .lazy()
+            .filter(
+                ["click", "dead_click", "error", "pageview"]
+                    .into_iter()
+                    .map(|k| col("kind").eq(lit(k)))
+                    .reduce(Expr::or)
+                    .unwrap_or_else(|| lit(false)),
+            )
+            .sort_by_exprs(
+                [col("session_id"), col("ts"), col("seq")],
+                SortMultipleOptions::default().with_maintain_order(true),
+            )
+            .collect()?;
+
+        // Rust: one sequential pass per session.
+        let signals = self.walk(&sorted)?;
+
+        // Polars: occurrences and sessions per (kind, page, selector).
+        let per_issue = signals
+            .lazy()
+            .group_by([col("kind"), col("path"), col("selector")])
+            .agg([
+                col("occurrences")
+                    .sum()
+                    .cast(DataType::UInt64)
+                    .alias("occurrences"),
+                col("session_id")
+                    .n_unique()
+                    .cast(DataType::UInt64)
+                    .alias("sessions"),
+            ])
+            .collect()?;
+        let kind = per_issue.column("kind")?.str()?;
+        let path = per_issue.column("path")?.str()?;
+        let selector = per_issue.column("selector")?.str()?;
+        let occurrences = per_issue.column("occurrences")?.u64()?;
+        let affected = per_issue.column("sessions")?.u64()?;
+        let mut issues: Vec<FrustrationIssue> = (0..per_issue.height())
+            .filter_map(|i| {
+                let kind = FrustrationKind::parse(kind.get(i)?)?;
+                let page = path.get(i)?;
+                let (sessions, on_page) = (
+                    affected.get(i).unwrap_or(0),
+                    page_sessions.get(page).copied().unwrap_or(0),
+                );
+                Some(FrustrationIssue {
+                    kind,
+                    page: page.to_owned(),
+                    selector: selector.get(i).map(str::to_owned),
+                    occurrences: occurrences.get(i).unwrap_or(0),
+                    sessions,
+                    page_sessions: on_page,
+                    share: ratio(sessions, on_page),
+                })
+            })
+            .collect();
+        issues.sort_by(|a, b| {
+            b.sessions
+                .cmp(&a.sessions)
+                .then(b.occurrences.cmp(&a.occurrences))
+                .then_with(|| a.page.cmp(&b.page))
+                .then(a.kind.cmp(&b.kind))
+                .then_with(|| a.selector.cmp(&b.selector))
+        });
+        Ok(FrustrationReport {
+            scope,
+            sessions,
+            rage_clicks: self.rage_clicks,
+            rage_ms: self.rage_ms,
+            rage_px: self.rage_px,
+            quick_back_ms: self.quick_back_ms,
+            issues,
+        })
+    }
+}
+
+/// A click's time and position, for [`rage_bouts`].
+pub type ClickAt = (i64, Option<(i32, i32)>);
+
+/// How many rage clicks (bursts) a run of clicks on one selector holds.
+///
+/// `clicks` are in time order. A window of `n` consecutive clicks qualifies when the
+/// last is at most `max_ms` after the first and every click is at most `max_px` from
+/// the first (clicks without a position are near anything). Qualifying windows that
+/// share a click belong to one burst.
+pub fn rage_bouts(clicks: &[ClickAt], n: usize, max_ms: i64, max_px: u32) -> u64 {
+    let n = n.max(1);
+    if clicks.len() < n {
+        return 0;
+    }
+    let near = |a: Option<(i32, i32)>, b: Option<(i32, i32)>| match (a, b) {
+        (Some((ax, ay)), Some((bx, by))) => {
+            let (dx, dy) = (i64::from(ax) - i64::from(bx), i64::from(ay) - i64::from(by));
+            dx * dx + dy * dy <= i64::from(max_px) * i64::from(max_px)
+        }
+        _ => true,
+    };
+    let mut bouts = 0;
+    let mut covered_until: Option<usize> = None;
+    for start in 0..=clicks.len() - n {
+        let end = start + n - 1;
+        let (t0, p0) = clicks[start];
+        let qualifies = clicks[end].0 - t0 <= max_ms
+            && clicks[start + 1..=end].iter().all(|&(_, p)| near(p0, p));
+        if qualifies {
+            if covered_until.is_none_or(|c| start > c) {
+                bouts += 1;
+            }
+            covered_until = Some(end);
+        }
+    }
+    bouts
+}
+
+/// The signals [`Frustration::walk`] finds, as columns: one row per (session, kind,
+/// page, selector) with its occurrences.
+#[derive(Debug, Default)]
+struct Signals {
+    session_id: Vec<String>,
+    kind: Vec<&'static str>,
+    path: Vec<String>,
+    selector: Vec<Option<String>>,
+    occurrences: Vec<u64>,
+}
+
+impl Signals {
+    fn push(
+        &mut self,
+        session: &str,
+        kind: FrustrationKind,
+        path: &str,
+        selector: Option<&str>,
+        n: u64,
+    ) {
+        self.session_id.push(session.to_owned());
+        self.kind.push(kind.as_str());
+        self.path.push(path.to_owned());
+        self.selector.push(selector.map(str::to_owned));
+        self.occurrences.push(n);
+    }
+}
+
+/// What the walk remembers of one session.
+#[derive(Debug, Default)]
+struct SessionState<'a> {
+    /// Clicks per (page, selector), for rage clicks.
+    clicks: HashMap<(&'a str, &'a str), Vec<ClickAt>>,
+    /// The latest click: (ts, page, selector, already an error click).
+    last_click: Option<(i64, &'a str, Option<&'a str>, bool)>,
+    /// The page view before the latest one: its path.
+    before_previous_view: Option<&'a str>,
+    /// The latest page view: (ts, path).
+    previous_view: Option<(i64, &'a str)>,
+}
+
+impl Frustration {
+    /// Ends a session: its rage clicks, then a fresh state for the next session.
+    fn finish<'a>(&self, out: &mut Signals, sid: Option<&str>, state: &mut SessionState<'a>) {
+        if let Some(sid) = sid {
+            for ((page, sel), clicks) in state.clicks.drain() {
+                let n = rage_bouts(
+                    &clicks,
+                    self.rage_clicks as usize,
+                    self.rage_ms as i64,
+                    self.rage_px,
+                );
+                if n > 0 {
+                    out.push(sid, FrustrationKind::RageClick, page, Some(sel), n);
+                }
+            }
+        }
+        *state = SessionState::default();
+    }
+
+    /// Walks the sorted signal events session by session.
+    fn walk(&self, sorted: &DataFrame) -> Result<DataFrame, Error> {
+        let session = sorted.column("session_id")?.str()?;
+        let ts = sorted.column("ts")?.i64()?;
+        let kind = sorted.column("kind")?.str()?;
+        let path = sorted.column("path")?.str()?;
+        let nav = sorted.column("nav")?.str()?;
+        let selector = sorted.column("selector")?.str()?;
+        let x = sorted.column("x")?.i32()?;
+        let y = sorted.column("y")?.i32()?;
+
+        let mut out = Signals::default();
+        let mut current: Option<&str> = None;
+        let mut state = SessionState::default();
+        for i in 0..sorted.height() {
+            let (Some(sid), Some(t), Some(kind), Some(page)) =
+                (session.get(i), ts.get(i), kind.get(i), path.get(i))
+            else {
+                continue;
+            };
+            if current != Some(sid) {
+                self.finish(&mut out, current, &mut state);
+                current = Some(sid);
+            }
+            let sel = selector.get(i);
+            match kind {
+                "click" => {
+                    if let Some(sel) = sel {
+                        let at = x.get(i).zip(y.get(i));
+                        state.clicks.entry((page, sel)).or_default().push((t, at));
+                    }
+                    state.last_click = Some((t, page, sel, false));
+                }
+                "dead_click" => out.push(sid, FrustrationKind::DeadClick, page, sel, 1),
+                "error" => {
+                    if let Some((ct, cpage, csel, blamed)) = &mut state.last_click
+                        && !*blamed
+                        && t - *ct <= ERROR_CLICK_MS
+                    {
+                        *blamed = true;
+                        out.push(sid, FrustrationKind::ErrorClick, cpage, *csel, 1);
+                    }
+                }
+                _ => {
+                    // A page view: was the one before it left by going straight back?
+                    let back = matches!(nav.get(i), Some("back_forward" | "pop"));
+                    if let (Some(before), Some((pt, ppage))) =
+                        (state.before_previous_view, state.previous_view)
+                        && back
+                        && before == page
+                        && t - pt <= self.quick_back_ms as i64
+                    {
+                        out.push(sid, FrustrationKind::QuickBack, ppage, None, 1);
+                    }
+                    state.before_previous_view = state.previous_view.map(|(_, p)| p);
+                    state.previous_view = Some((t, page));
+                }
+            }
+        }
+        self.finish(&mut out, current, &mut state);
+
+        Ok(DataFrame::new(
+            out.kind.len(),
+            vec![
+                Column::new("session_id".into(), out.session_id),
+                Column::new("kind".into(), out.kind),
+                Column::new("path".into(), out.path),
+                Column::new("selector".into(), out.selector),
+                Column::new("occurrences".into(), out.occurrences),
+            ],
+        )?)
+    }
+}
+
+impl FrustrationReport {
+    /// The report as rows for the table, CSV and HTML renderers.
+    pub fn table(&self) -> Table {
+        Table {
+            audit: "frustration",
+            facts: vec![
+                self.scope.describe(),
+                format!("{} sessions", self.sessions),
+                format!(
+                    "rage = {} clicks in {} ms within {} px",
+                    self.rage_clicks, self.rage_ms, self.rage_px
+                ),
+                format!("quick back within {} ms", self.quick_back_ms),
+            ],
+            columns: vec![
+                ("kind", "kind"),
+                ("page", "page"),
+                ("selector", "element"),
+                ("occurrences", "occurrences"),
+                ("sessions", "sessions"),
+                ("page_sessions", "page sessions"),
+                ("share", "share of page sessions"),
+            ],
+            rows: self
+                .issues
+                .iter()
+                .map(|r| {
+                    vec![
+                        Cell::Text(r.kind.as_str().to_owned()),
+                        Cell::Text(r.page.clone()),
+                        Cell::Text(r.selector.clone().unwrap_or_default()),
+                        Cell::Count(r.occurrences),
+                        Cell::Count(r.sessions),
+                        Cell::Count(r.page_sessions),
+                        Cell::Ratio(r.share),
+                    ]
+                })
+                .collect(),
+        }
+    }
+}
