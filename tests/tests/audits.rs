@@ -1,0 +1,185 @@
+//! Scripted visits for the usability audits, in a real headless Chromium through the
+//! real tracker and collector: an abandoned form at a named field, rage and dead
+//! clicks, a JavaScript error on click, a click on a link to a missing page, ad
+//! variants seen (and not seen: left before 1 s) and clicked a known number of
+//! times. The rows the audits read must be exactly what the visitors did.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use clicktrail_e2e::{Browser, Collector, Page};
+
+async fn pause(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// Sees ad A for 1.5 s, clicks it, rage-clicks the dead "Size guide", then hits the
+/// broken "Notify me" button.
+async fn frustrated_shopper(b: &Browser, base: &str) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/?ad=A").await?;
+    pause(1_500).await;
+    p.click_nav("banner", "/demo/product/boots.html").await?;
+    for _ in 0..4 {
+        p.click("size-guide").await?;
+        pause(120).await;
+    }
+    pause(1_300).await;
+    p.click("notify-me").await?;
+    pause(1_300).await;
+    p.leave().await?;
+    c.close().await?;
+    Ok(())
+}
+
+/// Sees ad B, then follows the link to the gift-card page, which does not exist.
+async fn broken_link(b: &Browser, base: &str) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/?ad=B").await?;
+    pause(1_500).await;
+    p.click_nav("gift-cards", "/demo/gift-cards.html").await?;
+    p.leave().await?;
+    c.close().await?;
+    Ok(())
+}
+
+/// Sees ad B, buys nothing: gives up on the shipping form at the address field.
+async fn abandons_at_address(b: &Browser, base: &str) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/?ad=B").await?;
+    pause(1_500).await;
+    p.click_nav("p-scarf", "/demo/product/scarf.html").await?;
+    p.click_nav("add-to-cart", "/demo/cart.html").await?;
+    p.click_nav("checkout", "/demo/checkout.html").await?;
+    p.type_into("full-name", "Typed Name").await?;
+    p.type_into("email", "typed@example.test").await?;
+    p.click("address").await?;
+    pause(300).await;
+    p.leave().await?;
+    c.close().await?;
+    Ok(())
+}
+
+/// Lands with ad A and leaves at once: no viewable impression (under 1 s).
+async fn leaves_at_once(b: &Browser, base: &str) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/?ad=A").await?;
+    p.leave().await?;
+    c.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_visits_are_recorded_exactly() -> Result<()> {
+    let collector = Collector::start().await?;
+    let browser = Browser::start().await?;
+    let base = collector.url.clone();
+    frustrated_shopper(&browser, &base).await?;
+    broken_link(&browser, &base).await?;
+    abandons_at_address(&browser, &base).await?;
+    leaves_at_once(&browser, &base).await?;
+    collector.wait_quiet(30).await?;
+    let db = collector.stop().await?;
+    let conn = analyzer::open_read_only(&db)?;
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+
+    // Ads: A seen once (the visitor who left at once saw it < 1 s), B twice; one click on A.
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE kind = 'ad_view' AND ad = 'winter-sale:A'"),
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE kind = 'ad_view' AND ad = 'winter-sale:B'"),
+        2
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE kind = 'click' AND ad = 'winter-sale:A'"),
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE kind = 'click' AND ad = 'winter-sale:B'"),
+        0
+    );
+
+    // Frustration: four clicks on the dead "Size guide" within half a second; all dead.
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE kind = 'click' AND selector LIKE '%size-guide%'"),
+        4
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM events WHERE kind = 'dead_click' AND selector LIKE '%size-guide%'"
+        ),
+        4
+    );
+    // "Notify me" throws: one JavaScript error on the boots page, right after the click.
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM events WHERE kind = 'error' AND path = '/demo/product/boots.html'"
+        ),
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE kind = 'error' AND message LIKE '%subscribe%'"),
+        1
+    );
+    // The page did nothing visible after the throw: it is a dead click too.
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM events WHERE kind = 'dead_click' AND selector LIKE '%notify-me%'"
+        ),
+        1
+    );
+
+    // Links: the gift-card link was seen and clicked once and led to a 404 page.
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM events WHERE kind = 'click' AND href LIKE '%/demo/gift-cards.html'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM events WHERE kind = 'pageview' AND path = '/demo/gift-cards.html' AND status = 404"
+        ),
+        1
+    );
+    assert!(
+        count(
+            "SELECT count(*) FROM events WHERE kind = 'link_view' AND path = '/demo/' AND href LIKE '%/demo/gift-cards.html'"
+        ) >= 3
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE kind = 'click' AND href LIKE '%/demo/press.html'"),
+        0
+    );
+
+    // Forms: shipping started once, never submitted, last touched field: address.
+    assert_eq!(
+        count(
+            "SELECT count(DISTINCT session_id) FROM events WHERE form = 'shipping' AND kind = 'focus'"
+        ),
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE form = 'shipping' AND kind = 'submit'"),
+        0
+    );
+    let last: String = conn.query_row(
+        "SELECT field FROM events WHERE form = 'shipping' AND kind IN ('focus', 'blur', 'change') ORDER BY ts DESC, seq DESC LIMIT 1",
+        [],
+        |r| r.get(0),
+    )?;
+    assert_eq!(last, "address");
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM events WHERE concat_ws('|', COLUMNS(*)) LIKE '%Typed Name%' OR concat_ws('|', COLUMNS(*)) LIKE '%typed@example%'"
+        ),
+        0
+    );
+    Ok(())
+}
