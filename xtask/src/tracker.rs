@@ -65,7 +65,8 @@ pub(crate) fn build(root: &Path) -> Result<()> {
         fs::remove_dir_all(&out).with_context(|| format!("removing the old {}", out.display()))?;
     }
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let keep_names = std::env::var_os("CLICKTRAIL_KEEP_NAMES").is_some_and(|v| !v.is_empty() && v != "0");
+    let keep_names =
+        std::env::var_os("CLICKTRAIL_KEEP_NAMES").is_some_and(|v| !v.is_empty() && v != "0");
     Bindgen::new()
         .input_path(&wasm)
         .keep_debug(keep_names)
