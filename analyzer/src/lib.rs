@@ -31,6 +31,8 @@
 //! - [`audits`]: one file per audit, all the same shape ([`audits::Audit`]: params in,
 //!   typed report out); [`AuditRequest`] and [`Report`], the wire types; [`run`], the
 //!   entry point.
+//! - [`stats`]: Wilson intervals, the two-proportion z-test and the chi-square
+//!   split check that the `links` and `ads` audits put next to their rates.
 //! - [`render`]: a [`Report`] as an aligned table, JSON, CSV or HTML.
 //! - [`report`]: every audit in one self-contained HTML page with SVG charts.
 //! - [`remote`]: the same request through a running collector (`--collector URL`),
@@ -52,10 +54,15 @@ pub mod render;
 pub mod report;
 pub mod schema;
 pub mod scope;
+pub mod stats;
 
 #[cfg(test)]
 mod testing;
 
+pub use audits::{
+    AdCampaign, AdVariant, AdsReport, BrokenLink, Comparison, InboundStats, LinkStats, LinksReport,
+    Srm,
+};
 pub use audits::{
     AuditRequest, FunnelReport, FunnelStep, NextScreen, Report, ScreenStats, ScreensReport, run,
     run_at,

@@ -110,6 +110,32 @@ enum AuditCmd {
         #[arg(long, value_name = "N", default_value_t = 3)]
         top_from: usize,
     },
+    /// Links almost never clicked (CTR with a 95% Wilson interval), clicks that lead
+    /// to error pages, and the error pages
+    Links {
+        /// A link needs this many viewable impressions to be called unused
+        #[arg(long, value_name = "N", default_value_t = 30)]
+        min_impressions: u64,
+
+        /// ...and the upper end of its CTR's 95% interval below this fraction (0.01 = 1%)
+        #[arg(long, value_name = "FRACTION", default_value_t = 0.01)]
+        max_ctr: f64,
+    },
+    /// Do some ads perform better? On-site variants (data-ct-ad="CAMPAIGN:VARIANT")
+    /// compared with a z-test, and inbound campaigns (utm_*, click ids), against a goal
+    Ads {
+        /// The goal: page:/thanks, screen:done, click:#buy, submit:checkout, event:purchase
+        #[arg(long, value_name = "SPEC", default_value = "event:purchase")]
+        goal: String,
+
+        /// The control variant of each campaign [default: its first variant by name]
+        #[arg(long, value_name = "VARIANT")]
+        control: Option<String>,
+
+        /// Fewest exposed sessions in each variant before a verdict
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        min_sessions: u64,
+    },
     /// Every audit in one report: `--format html --out report.html` for a
     /// self-contained page with charts
     Report {
@@ -182,6 +208,24 @@ impl Cli {
             AuditCmd::Errors { top_from } => AuditRequest::Errors {
                 scope,
                 top_from: *top_from,
+            },
+            AuditCmd::Links {
+                min_impressions,
+                max_ctr,
+            } => AuditRequest::Links {
+                scope,
+                min_impressions: *min_impressions,
+                max_ctr: *max_ctr,
+            },
+            AuditCmd::Ads {
+                goal,
+                control,
+                min_sessions,
+            } => AuditRequest::Ads {
+                scope,
+                goal: goal.clone(),
+                control: control.clone(),
+                min_sessions: *min_sessions,
             },
             AuditCmd::Report {
                 steps,

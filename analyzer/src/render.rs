@@ -80,6 +80,9 @@ pub enum Cell {
     Ratio(Option<f64>),
     /// Milliseconds, shown as a duration; `None` = unknown.
     Ms(Option<i64>),
+    /// A plain number such as a p-value, shown with 3 decimals (tiny ones as `7.7e-6`);
+    /// `None` = undefined.
+    Float(Option<f64>),
 }
 
 impl Cell {
@@ -90,7 +93,9 @@ impl Cell {
             Cell::Count(n) => n.to_string(),
             Cell::Ratio(Some(r)) => format!("{:.1}%", r * 100.0),
             Cell::Ms(Some(ms)) => human_duration(*ms),
-            Cell::Ratio(None) | Cell::Ms(None) => "–".to_owned(),
+            Cell::Float(Some(x)) if *x != 0.0 && x.abs() < 0.001 => format!("{x:.1e}"),
+            Cell::Float(Some(x)) => format!("{x:.3}"),
+            Cell::Ratio(None) | Cell::Ms(None) | Cell::Float(None) => "–".to_owned(),
         }
     }
 
@@ -101,7 +106,8 @@ impl Cell {
             Cell::Count(n) => n.to_string(),
             Cell::Ratio(Some(r)) => r.to_string(),
             Cell::Ms(Some(ms)) => ms.to_string(),
-            Cell::Ratio(None) | Cell::Ms(None) => String::new(),
+            Cell::Float(Some(x)) => x.to_string(),
+            Cell::Ratio(None) | Cell::Ms(None) | Cell::Float(None) => String::new(),
         }
     }
 

@@ -71,6 +71,8 @@ struct Bar {
     label: String,
     value: f64,
     whole: Option<f64>,
+    /// A confidence interval drawn as a whisker over the bar.
+    range: Option<(f64, f64)>,
     note: String,
 }
 
@@ -131,6 +133,17 @@ fn bars(title: &str, bars: &[Bar]) -> Result<Option<String>, Error> {
                 BAR.filled(),
             ))
             .map_err(fail)?;
+            if let Some((lo, hi)) = b.range {
+                let (xl, xh) = (x0 + (lo / max * span) as i32, x0 + (hi / max * span) as i32);
+                let mid = y + row / 2 - 2;
+                let ink = INK.stroke_width(2);
+                root.draw(&PathElement::new(vec![(xl, mid), (xh, mid)], ink))
+                    .map_err(fail)?;
+                for x in [xl, xh] {
+                    root.draw(&PathElement::new(vec![(x, mid - 6), (x, mid + 6)], ink))
+                        .map_err(fail)?;
+                }
+            }
             let note_x = x0 + span as i32 + 10;
             root.draw(&Text::new(
                 b.note.clone(),
@@ -160,6 +173,7 @@ fn chart(report: &Report) -> Result<Option<String>, Error> {
                     label: s.step.clone(),
                     value: s.entered as f64,
                     whole: Some(first),
+                    range: None,
                     note: if s.dropped > 0 {
                         format!(
                             "{} · {} of first · −{}",
@@ -187,12 +201,60 @@ fn chart(report: &Report) -> Result<Option<String>, Error> {
                     label: x.screen.clone(),
                     value: x.exits as f64,
                     whole: Some(x.sessions as f64),
+                    range: None,
                     note: format!("{} exits of {} · {}", x.exits, x.sessions, pct(x.exit_rate)),
                 })
                 .collect();
             bars("Top exits (light: sessions that saw the screen)", &rows)
         }
-        #[allow(unreachable_patterns)]
+        Report::Forms(f) => {
+            let mut rows: Vec<Bar> = f
+                .forms
+                .iter()
+                .flat_map(|form| {
+                    form.fields
+                        .iter()
+                        .filter(|x| x.last_before_abandon > 0)
+                        .map(move |x| Bar {
+                            label: format!("{} · {}", form.form, x.field),
+                            value: x.last_before_abandon as f64,
+                            whole: Some(x.reached as f64),
+                            range: None,
+                            note: format!(
+                                "{} gave up here · {} reached it",
+                                x.last_before_abandon, x.reached
+                            ),
+                        })
+                })
+                .collect();
+            rows.sort_by(|a, b| b.value.total_cmp(&a.value).then(a.label.cmp(&b.label)));
+            rows.truncate(12);
+            bars(
+                "Last field touched before giving up (light: sessions that reached it)",
+                &rows,
+            )
+        }
+        Report::Ads(a) => {
+            let rows: Vec<Bar> = a
+                .campaigns
+                .iter()
+                .flat_map(|c| {
+                    c.variants.iter().map(move |v| Bar {
+                        label: format!("{}:{}", c.campaign, v.variant),
+                        value: v.conversion_rate.unwrap_or(0.0),
+                        whole: None,
+                        range: v.conversion_low.zip(v.conversion_high),
+                        note: format!(
+                            "{} converted of {} · {}",
+                            v.conversions,
+                            v.sessions,
+                            pct(v.conversion_rate)
+                        ),
+                    })
+                })
+                .collect();
+            bars("Conversion after exposure, with 95 % interval", &rows)
+        }
         _ => Ok(None),
     }
 }

@@ -61,23 +61,23 @@ impl Db {
                 e.selector,
                 e.form,
                 e.name,
-                e.url,
-                e.referrer,
-                e.title,
-                e.text,
-                e.href,
-                e.x,
-                e.y,
-                e.field,
-                e.field_type,
-                e.duration_ms,
-                e.empty,
-                e.props,
-                e.status,
-                e.ad,
-                e.message,
-                e.source,
-                e.line,
+                e.more.url,
+                e.more.referrer,
+                e.more.title,
+                e.more.text,
+                e.more.href,
+                e.more.x,
+                e.more.y,
+                e.more.field,
+                e.more.field_type,
+                e.more.duration_ms,
+                e.more.empty,
+                e.more.props,
+                e.more.status,
+                e.more.ad,
+                e.more.message,
+                e.more.source,
+                e.more.line,
             ])
             .unwrap();
         }
@@ -106,6 +106,13 @@ pub(crate) struct Ev {
     selector: Option<String>,
     form: Option<String>,
     name: Option<String>,
+    /// The columns few tests set, boxed so that fixture arrays stay small on the stack.
+    more: Box<More>,
+}
+
+/// The less used columns of an [`Ev`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct More {
     url: Option<String>,
     referrer: Option<String>,
     title: Option<String>,
@@ -141,23 +148,7 @@ pub(crate) fn ev(id: &str, session: &str, ts: i64, seq: i32, kind: &str) -> Ev {
         selector: None,
         form: None,
         name: None,
-        url: None,
-        referrer: None,
-        title: None,
-        text: None,
-        href: None,
-        x: None,
-        y: None,
-        field: None,
-        field_type: None,
-        duration_ms: None,
-        empty: None,
-        props: None,
-        status: None,
-        ad: None,
-        message: None,
-        source: None,
-        line: None,
+        more: Box::default(),
     }
 }
 
@@ -196,70 +187,70 @@ impl Ev {
         self
     }
     pub(crate) fn url(mut self, url: &str) -> Self {
-        self.url = Some(url.into());
+        self.more.url = Some(url.into());
         self
     }
     pub(crate) fn referrer(mut self, referrer: &str) -> Self {
-        self.referrer = Some(referrer.into());
+        self.more.referrer = Some(referrer.into());
         self
     }
     pub(crate) fn title(mut self, title: &str) -> Self {
-        self.title = Some(title.into());
+        self.more.title = Some(title.into());
         self
     }
     pub(crate) fn text(mut self, text: &str) -> Self {
-        self.text = Some(text.into());
+        self.more.text = Some(text.into());
         self
     }
     pub(crate) fn href(mut self, href: &str) -> Self {
-        self.href = Some(href.into());
+        self.more.href = Some(href.into());
         self
     }
     /// Click or dead-click coordinates (`x`, `y`).
     pub(crate) fn xy(mut self, x: i32, y: i32) -> Self {
-        self.x = Some(x);
-        self.y = Some(y);
+        self.more.x = Some(x);
+        self.more.y = Some(y);
         self
     }
     pub(crate) fn field(mut self, field: &str) -> Self {
-        self.field = Some(field.into());
+        self.more.field = Some(field.into());
         self
     }
     pub(crate) fn field_type(mut self, field_type: &str) -> Self {
-        self.field_type = Some(field_type.into());
+        self.more.field_type = Some(field_type.into());
         self
     }
     pub(crate) fn duration_ms(mut self, ms: i64) -> Self {
-        self.duration_ms = Some(ms);
+        self.more.duration_ms = Some(ms);
         self
     }
     pub(crate) fn empty(mut self, empty: bool) -> Self {
-        self.empty = Some(empty);
+        self.more.empty = Some(empty);
         self
     }
     /// Custom event properties, as the JSON text the collector stores.
     pub(crate) fn props(mut self, json: &str) -> Self {
-        self.props = Some(json.into());
+        self.more.props = Some(json.into());
         self
     }
     pub(crate) fn status(mut self, status: i32) -> Self {
-        self.status = Some(status);
+        self.more.status = Some(status);
         self
     }
     pub(crate) fn ad(mut self, ad: &str) -> Self {
-        self.ad = Some(ad.into());
+        self.more.ad = Some(ad.into());
         self
     }
     pub(crate) fn message(mut self, message: &str) -> Self {
-        self.message = Some(message.into());
+        self.more.message = Some(message.into());
         self
     }
     pub(crate) fn source(mut self, source: &str) -> Self {
-        self.source = Some(source.into());
+        self.more.source = Some(source.into());
         self
     }
     pub(crate) fn line(mut self, line: i32) -> Self {
-        self.line = Some(line);
+        self.more.line = Some(line);
         self
     }
 }

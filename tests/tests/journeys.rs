@@ -239,14 +239,16 @@ async fn scripted_visits_give_exact_funnel_and_screens() -> Result<()> {
         cells.iter().any(|c| c == "33.3%"),
         "purchase reached by 2 of 6: {cells:?}"
     );
-    let svgs: usize = serde_json::from_value(
-        c.execute(
-            "return document.querySelectorAll('figure svg').length;",
-            vec![],
-        )
-        .await?,
+    let charts: Vec<String> = serde_json::from_value(
+        c.execute("return Array.from(document.querySelectorAll('section:has(figure svg)')).map(s => s.id);", vec![])
+            .await?,
     )?;
-    assert_eq!(svgs, 2, "funnel and screens charts");
+    for section in ["funnel", "screens", "forms"] {
+        assert!(
+            charts.iter().any(|c| c == section),
+            "a {section} chart: {charts:?}"
+        );
+    }
     let png = c.screenshot().await?;
     assert!(png.len() > 10_000, "a rendered page, not a blank one");
     c.close().await?;

@@ -137,6 +137,9 @@ impl Audit for Errors {
     }
 }
 
+/// Where an error was raised: (source, line).
+type Place<'a> = (Option<&'a str>, Option<i32>);
+
 /// `error` events grouped by (message, page), with a sample source and line.
 fn js_errors(events: DataFrame) -> Result<Vec<JsError>, Error> {
     let errors = events
@@ -168,7 +171,7 @@ fn js_errors(events: DataFrame) -> Result<Vec<JsError>, Error> {
         )
         .collect()?;
     // The first row of each (message, page) is its most frequent place.
-    let mut sample: HashMap<(&str, &str), (Option<&str>, Option<i32>)> = HashMap::new();
+    let mut sample: HashMap<(&str, &str), Place<'_>> = HashMap::new();
     let rows = places
         .column("message")?
         .str()?
@@ -372,5 +375,207 @@ impl ErrorsReport {
             ],
             rows: js.chain(pages).collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audits::{AuditRequest, run_audit};
+    use crate::testing::{Db, Ev, ev};
+
+    const S: i64 = 1_000;
+    const TYPE_ERROR: &str = "TypeError: cart is undefined";
+    const APP: &str = "https://shop.example/app.js";
+
+    fn errors(db: &Db, top_from: usize) -> ErrorsReport {
+        run_audit(&db.conn(), ResolvedScope::default(), &Errors::new(top_from)).unwrap()
+    }
+
+    fn js(id: &str, session: &str, ts: i64, path: &str, source: &str, line: i32) -> Ev {
+        ev(id, session, ts, 2, "error")
+            .path(path)
+            .message(TYPE_ERROR)
+            .source(source)
+            .line(line)
+    }
+
+    fn view(id: &str, session: &str, ts: i64, path: &str) -> Ev {
+        ev(id, session, ts, 1, "pageview").path(path)
+    }
+
+    fn from(list: &[(&str, u64)]) -> Vec<CameFrom> {
+        list.iter()
+            .map(|(f, n)| CameFrom {
+                from: (*f).to_owned(),
+                views: *n,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn javascript_errors_by_message_and_page() {
+        let db = Db::new();
+        db.insert(&[
+            // The same error on /cart: twice in s1, once in s2 (app.js:10), once in s3
+            // from another script.
+            js("a1", "s1", S, "/cart", APP, 10),
+            js("a2", "s1", 2 * S, "/cart", APP, 10),
+            js("b1", "s2", 5 * S, "/cart", APP, 10),
+            js(
+                "c1",
+                "s3",
+                9 * S,
+                "/cart",
+                "https://shop.example/vendor.js",
+                3,
+            ),
+            // The same message on another page is another row.
+            js("b2", "s2", 6 * S, "/checkout", APP, 99),
+            // An error without message, source or line.
+            ev("c2", "s3", 100, 1, "error").path("/"),
+            // Not errors.
+            view("d1", "s4", 0, "/cart"),
+        ]);
+        let r = errors(&db, 3);
+        assert_eq!(r.sessions, 4);
+        assert!(r.error_pages.is_empty());
+        let expected = [
+            JsError {
+                message: TYPE_ERROR.into(),
+                page: "/cart".into(),
+                occurrences: 4,
+                sessions: 3,
+                first_seen_ms: S,
+                last_seen_ms: 9 * S,
+                source: Some(APP.into()), // 3 of the 4
+                line: Some(10),
+            },
+            // Ties on sessions and occurrences: by message ("(" sorts before "T").
+            JsError {
+                message: NO_MESSAGE.into(),
+                page: "/".into(),
+                occurrences: 1,
+                sessions: 1,
+                first_seen_ms: 100,
+                last_seen_ms: 100,
+                source: None,
+                line: None,
+            },
+            JsError {
+                message: TYPE_ERROR.into(),
+                page: "/checkout".into(),
+                occurrences: 1,
+                sessions: 1,
+                first_seen_ms: 6 * S,
+                last_seen_ms: 6 * S,
+                source: Some(APP.into()),
+                line: Some(99),
+            },
+        ];
+        assert_eq!(r.js_errors, expected);
+    }
+
+    #[test]
+    fn error_pages_and_where_they_came_from() {
+        let db = Db::new();
+        db.insert(&[
+            // s1: from / to a dead link.
+            view("a1", "s1", 0, "/").status(200),
+            view("a2", "s1", S, "/old-page").status(404),
+            // s2: from a search engine.
+            view("b1", "s2", 0, "/old-page")
+                .status(404)
+                .referrer("https://search.example/?q=shop"),
+            // s3: typed in (no referrer), then again from /.
+            view("c1", "s3", 0, "/old-page").status(404),
+            view("c2", "s3", S, "/").status(200),
+            view("c3", "s3", 2 * S, "/old-page").status(404),
+            // s4: from the cart; an SPA route without a status is not an error page.
+            view("d1", "s4", 0, "/cart").status(200),
+            view("d2", "s4", 5 * S, "/old-page").status(404),
+            view("d3", "s4", 6 * S, "/gone").nav("push"),
+            // s5: a server error with an empty referrer; a 399 is no error.
+            view("e1", "s5", 7 * S, "/api-fail")
+                .status(500)
+                .referrer(""),
+            view("e2", "s5", 8 * S, "/odd").status(399),
+        ]);
+        let r = errors(&db, 3);
+        assert_eq!(r.sessions, 5);
+        assert!(r.js_errors.is_empty());
+        let expected = [
+            ErrorPage {
+                page: "/old-page".into(),
+                status: 404,
+                views: 5,
+                sessions: 4,
+                first_seen_ms: 0,
+                last_seen_ms: 5 * S,
+                // Ties by name: "(direct)", "/cart", then the search engine (cut off).
+                came_from: from(&[("/", 2), (DIRECT, 1), ("/cart", 1)]),
+            },
+            ErrorPage {
+                page: "/api-fail".into(),
+                status: 500,
+                views: 1,
+                sessions: 1,
+                first_seen_ms: 7 * S,
+                last_seen_ms: 7 * S,
+                came_from: from(&[(DIRECT, 1)]),
+            },
+        ];
+        assert_eq!(r.error_pages, expected);
+
+        let r = errors(&db, 4);
+        assert_eq!(
+            r.error_pages[0].came_from[3].from,
+            "https://search.example/?q=shop"
+        );
+        let r = errors(&db, 1);
+        assert_eq!(r.error_pages[0].came_from, from(&[("/", 2)]));
+    }
+
+    #[test]
+    fn no_data_gives_an_empty_report() {
+        let db = Db::new();
+        let r = errors(&db, 3);
+        assert_eq!(r.sessions, 0);
+        assert!(r.js_errors.is_empty() && r.error_pages.is_empty());
+        assert!(r.table().rows.is_empty());
+
+        db.insert(&[view("a1", "s1", 0, "/").status(200)]);
+        let r = errors(&db, 3);
+        assert_eq!(r.sessions, 1);
+        assert!(r.js_errors.is_empty() && r.error_pages.is_empty());
+    }
+
+    #[test]
+    fn table_lists_errors_then_error_pages() {
+        let db = Db::new();
+        db.insert(&[
+            js("a1", "s1", 1_795_514_400_000, "/cart", APP, 10),
+            view("b1", "s2", 1_795_514_460_000, "/")
+                .status(200)
+                .referrer("https://other.example/"),
+            view("b2", "s2", 1_795_514_470_000, "/old").status(404),
+        ]);
+        let req: AuditRequest = serde_json::from_str(r#"{"audit":"errors"}"#).unwrap();
+        assert_eq!(
+            req,
+            AuditRequest::Errors {
+                scope: crate::Scope::default(),
+                top_from: 3
+            }
+        );
+        let report = crate::audits::run_at(&db.conn(), &req, 0).unwrap();
+        let out = crate::render(&report, crate::Format::Csv).unwrap();
+        assert_eq!(
+            out,
+            "kind,page,error,count,sessions,first_seen,last_seen,detail\n\
+             js_error,/cart,TypeError: cart is undefined,1,1,2026-11-24T10:00:00Z,\
+             2026-11-24T10:00:00Z,https://shop.example/app.js:10\n\
+             http_status,/old,HTTP 404,1,1,2026-11-24T10:01:10Z,2026-11-24T10:01:10Z,/ (1)\n"
+        );
     }
 }

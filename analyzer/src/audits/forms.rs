@@ -5,7 +5,7 @@
 //! [`crate::load::events`] with [`Forms::COLUMNS`]. Polars keeps the form events
 //! (`focus`, `blur`, `change`, `submit`, `invalid` with a `form`, and custom events
 //! named `invalid`) in (session, ts, seq) order; a sequential pass in plain Rust
-//! ([`Forms::walk`]) turns each session into one row per (session, form) and one per
+//! (`Forms::walk`) turns each session into one row per (session, form) and one per
 //! (session, form, field); Polars then aggregates those per form and per field.
 //!
 //! A form is known by the tracker's name for it: the `<form>`'s `name`, else its id,
@@ -527,7 +527,7 @@ impl Forms {
         let mut rows = Rows::default();
         let mut current: Option<&str> = None;
         let mut state: HashMap<&str, SessionForm<'_>> = HashMap::new();
-        for i in 0..sorted.height() {
+        for (i, custom) in custom.iter().enumerate() {
             let (Some(sid), Some(kind)) = (session.get(i), kind.get(i)) else {
                 continue;
             };
@@ -536,7 +536,7 @@ impl Forms {
                 current = Some(sid);
             }
             let (form, field) = if kind == "custom" {
-                match &custom[i] {
+                match custom {
                     Some((form, field)) => (form.as_str(), field.as_deref()),
                     None => continue,
                 }
@@ -652,5 +652,349 @@ impl FormsReport {
             ],
             rows,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audits::run_audit;
+    use crate::testing::{Db, Ev, ev};
+
+    const S: i64 = 1_000;
+
+    fn forms(db: &Db, only: Option<&str>) -> FormsReport {
+        run_audit(
+            &db.conn(),
+            ResolvedScope::default(),
+            &Forms::new(only).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn find<'a>(r: &'a FormsReport, form: &str) -> &'a FormStats {
+        r.forms.iter().find(|f| f.form == form).unwrap()
+    }
+
+    fn field<'a>(f: &'a FormStats, name: &str) -> &'a FieldStats {
+        f.fields.iter().find(|x| x.field == name).unwrap()
+    }
+
+    fn names(f: &FormStats) -> Vec<&str> {
+        f.fields.iter().map(|x| x.field.as_str()).collect()
+    }
+
+    /// A field event of `form` on `/checkout`.
+    fn fe(id: &str, session: &str, ts: i64, kind: &str, form: &str, name: &str) -> Ev {
+        ev(id, session, ts, (ts / S) as i32, kind)
+            .path("/checkout")
+            .form(form)
+            .field(name)
+    }
+
+    fn focus(id: &str, session: &str, ts: i64, name: &str) -> Ev {
+        fe(id, session, ts, "focus", "checkout", name)
+    }
+
+    fn blur(id: &str, session: &str, ts: i64, name: &str, ms: i64, empty: bool) -> Ev {
+        fe(id, session, ts, "blur", "checkout", name)
+            .duration_ms(ms)
+            .empty(empty)
+    }
+
+    fn change(id: &str, session: &str, ts: i64, name: &str) -> Ev {
+        fe(id, session, ts, "change", "checkout", name).empty(false)
+    }
+
+    fn invalid(id: &str, session: &str, ts: i64, name: &str) -> Ev {
+        fe(id, session, ts, "invalid", "checkout", name)
+    }
+
+    fn submit(id: &str, session: &str, ts: i64, form: &str) -> Ev {
+        ev(id, session, ts, (ts / S) as i32, "submit")
+            .path("/checkout")
+            .form(form)
+    }
+
+    fn custom_invalid(id: &str, session: &str, ts: i64, props: &str) -> Ev {
+        ev(id, session, ts, (ts / S) as i32, "custom")
+            .path("/checkout")
+            .name("invalid")
+            .props(props)
+    }
+
+    #[test]
+    fn abandonment_and_fields_in_page_order() {
+        let db = Db::new();
+        db.insert(&[
+            // s1 fills email, name, card in order and submits.
+            focus("a1", "s1", 0, "email"),
+            blur("a2", "s1", 3 * S, "email", 3 * S, false),
+            focus("a3", "s1", 3 * S, "name"),
+            change("a4", "s1", 4 * S, "name"),
+            blur("a5", "s1", 5 * S, "name", 2 * S, false),
+            focus("a6", "s1", 5 * S, "card"),
+            change("a7", "s1", 9 * S, "card"),
+            blur("a8", "s1", 10 * S, "card", 5 * S, false),
+            submit("a9", "s1", 11 * S, "checkout"),
+            // s2: email, then leaves name blank and the page: abandons at name.
+            focus("b1", "s2", 0, "email"),
+            blur("b2", "s2", S, "email", S, false),
+            focus("b3", "s2", S, "name"),
+            blur("b4", "s2", 5 * S, "name", 4 * S, true),
+            ev("b5", "s2", 6 * S, 6, "leave").path("/checkout"),
+            // s3: email, skips name, fights with card (3 changes, focused twice) and
+            // leaves it blank: abandons at card.
+            focus("c1", "s3", 0, "email"),
+            blur("c2", "s3", 2 * S, "email", 2 * S, false),
+            focus("c3", "s3", 2 * S, "card"),
+            change("c4", "s3", 3 * S, "card"),
+            change("c5", "s3", 4 * S, "card"),
+            change("c6", "s3", 5 * S, "card"),
+            blur("c7", "s3", 8 * S, "card", 6 * S, false),
+            focus("c8", "s3", 9 * S, "card"),
+            blur("c9", "s3", 10 * S, "card", S, true),
+            // s4: a field outside any form does not count.
+            ev("d1", "s4", 0, 1, "pageview").path("/"),
+            ev("d2", "s4", S, 2, "focus").path("/").field("q"),
+            // s5: the newsletter form, started and submitted.
+            fe("e1", "s5", 0, "focus", "newsletter", "email"),
+            submit("e2", "s5", S, "newsletter"),
+        ]);
+        let r = forms(&db, None);
+        assert_eq!(r.sessions, 5);
+        let order: Vec<&str> = r.forms.iter().map(|f| f.form.as_str()).collect();
+        assert_eq!(order, ["checkout", "newsletter"]);
+
+        let checkout = find(&r, "checkout");
+        assert_eq!(
+            (checkout.started, checkout.submitted, checkout.abandoned),
+            (3, 1, 2)
+        );
+        assert_eq!(checkout.abandonment_rate, Some(2.0 / 3.0));
+        assert_eq!(
+            (checkout.failed_submit_sessions, checkout.failed_submits),
+            (0, 0)
+        );
+        // Positions: email 0, 0, 0; name 1, 1; card 2 (s1), 1 (s3) → 1.5.
+        assert_eq!(names(checkout), ["email", "name", "card"]);
+
+        let email = field(checkout, "email");
+        assert_eq!(email.position, Some(0.0));
+        assert_eq!((email.reached, email.submitted), (3, 1));
+        assert_eq!(email.median_ms_focused, Some(2 * S)); // 3 s, 1 s, 2 s
+        assert_eq!((email.corrections, email.correcting_sessions), (0, 0));
+        assert_eq!((email.left_blank, email.left_blank_rate), (0, Some(0.0)));
+        assert_eq!(email.last_before_abandon, 0);
+        assert_eq!(email.last_before_abandon_share, Some(0.0));
+
+        let name = field(checkout, "name");
+        assert_eq!(name.position, Some(1.0));
+        assert_eq!((name.reached, name.submitted), (2, 1));
+        assert_eq!(name.median_ms_focused, Some(3 * S)); // 2 s, 4 s
+        assert_eq!(name.corrections, 0); // one change is no correction
+        assert_eq!((name.left_blank, name.left_blank_rate), (1, Some(0.5)));
+        assert_eq!(name.last_before_abandon, 1);
+        assert_eq!(name.last_before_abandon_share, Some(0.5));
+
+        let card = field(checkout, "card");
+        assert_eq!(card.position, Some(1.5));
+        assert_eq!((card.reached, card.submitted), (2, 1));
+        // s1: 5 s; s3: 6 s + 1 s = 7 s → median 6 s.
+        assert_eq!(card.median_ms_focused, Some(6 * S));
+        // s3: 1 focus beyond the first + 2 changes beyond the first.
+        assert_eq!((card.corrections, card.correcting_sessions), (3, 1));
+        // s3's first blur was not empty, its last one was.
+        assert_eq!((card.left_blank, card.left_blank_rate), (1, Some(0.5)));
+        assert_eq!(
+            (card.last_before_abandon, card.last_before_abandon_share),
+            (1, Some(0.5))
+        );
+        assert_eq!(card.invalid, 0);
+
+        let newsletter = find(&r, "newsletter");
+        assert_eq!(
+            (
+                newsletter.started,
+                newsletter.submitted,
+                newsletter.abandoned
+            ),
+            (1, 1, 0)
+        );
+        assert_eq!(newsletter.abandonment_rate, Some(0.0));
+        let email = field(newsletter, "email");
+        assert_eq!((email.reached, email.median_ms_focused), (1, None));
+        assert_eq!(email.last_before_abandon_share, None);
+
+        let only = forms(&db, Some("newsletter"));
+        assert_eq!(only.sessions, 5);
+        assert_eq!(only.forms.len(), 1);
+        assert_eq!(only.forms[0], *newsletter);
+    }
+
+    #[test]
+    fn a_form_started_twice_in_a_session_counts_once() {
+        let db = Db::new();
+        db.insert(&[
+            // s1: starts, goes away, comes back, submits on the second attempt.
+            focus("a1", "s1", 0, "email"),
+            blur("a2", "s1", S, "email", S, false),
+            ev("a3", "s1", 2 * S, 2, "pageview").path("/"),
+            focus("a4", "s1", 60 * S, "email"),
+            blur("a5", "s1", 61 * S, "email", S, false),
+            focus("a6", "s1", 61 * S, "name"),
+            submit("a7", "s1", 62 * S, "checkout"),
+            // s2: submits on the first attempt, starts again and leaves.
+            focus("b1", "s2", 0, "email"),
+            submit("b2", "s2", S, "checkout"),
+            focus("b3", "s2", 10 * S, "email"),
+            focus("b4", "s2", 11 * S, "name"),
+        ]);
+        let r = forms(&db, None);
+        assert_eq!(r.forms.len(), 1);
+        let f = &r.forms[0];
+        assert_eq!((f.started, f.submitted, f.abandoned), (2, 2, 0));
+        assert_eq!(f.abandonment_rate, Some(0.0));
+        assert_eq!((f.failed_submit_sessions, f.failed_submits), (0, 0));
+        assert_eq!(names(f), ["email", "name"]);
+        let email = field(f, "email");
+        // Reached once per session; the second focus is a correction in each.
+        assert_eq!((email.reached, email.corrections), (2, 2));
+        assert_eq!(email.correcting_sessions, 2);
+        assert_eq!(email.median_ms_focused, Some(2 * S)); // s1: 1 s + 1 s; s2: none
+        assert_eq!(field(f, "name").position, Some(1.0));
+        assert!(f.fields.iter().all(|x| x.last_before_abandon == 0));
+    }
+
+    #[test]
+    fn failed_submits_from_resubmits_invalid_fields_and_custom_events() {
+        let db = Db::new();
+        db.insert(&[
+            // s1: submit, the server refuses (custom event naming the field), fixes
+            // email, submits again: 1 failed.
+            focus("a1", "s1", 0, "email"),
+            submit("a2", "s1", S, "checkout"),
+            custom_invalid("a3", "s1", 2 * S, r#"{"form":"checkout","field":"email"}"#),
+            focus("a4", "s1", 3 * S, "email"),
+            change("a5", "s1", 4 * S, "email"),
+            submit("a6", "s1", 5 * S, "checkout"),
+            // s2: the browser blocks a submit (invalid at card and zip at once: one
+            // attempt), then card is fixed and the form submitted: 1 failed.
+            focus("b1", "s2", 0, "card"),
+            invalid("b2", "s2", S, "card"),
+            invalid("b3", "s2", S, "zip"),
+            focus("b4", "s2", S + 1, "card"),
+            change("b5", "s2", 2 * S, "card"),
+            submit("b6", "s2", 3 * S, "checkout"),
+            // s3: submits twice (the first did not go through): 1 failed.
+            focus("c1", "s3", 0, "email"),
+            submit("c2", "s3", S, "checkout"),
+            submit("c3", "s3", 4 * S, "checkout"),
+            // s4: starts and leaves: abandoned, nothing failed.
+            focus("d1", "s4", 0, "email"),
+            blur("d2", "s4", S, "email", S, true),
+            // s5: a custom invalid of another form, never started.
+            custom_invalid("e1", "s5", 0, r#"{"form":"login"}"#),
+            // Custom events that are not about a form are ignored.
+            custom_invalid("e2", "s5", S, r#"{"field":"x"}"#),
+            custom_invalid("e3", "s5", 2 * S, "not json"),
+            ev("e4", "s5", 3 * S, 4, "custom").name("order"),
+        ]);
+        let r = forms(&db, None);
+        let order: Vec<&str> = r.forms.iter().map(|f| f.form.as_str()).collect();
+        assert_eq!(order, ["checkout", "login"]);
+
+        let f = find(&r, "checkout");
+        assert_eq!((f.started, f.submitted, f.abandoned), (4, 3, 1));
+        assert_eq!((f.failed_submit_sessions, f.failed_submits), (3, 3));
+        // zip was never focused: no position, listed last.
+        assert_eq!(names(f), ["email", "card", "zip"]);
+        assert_eq!(field(f, "email").invalid, 1);
+        assert_eq!(field(f, "card").invalid, 1);
+        let zip = field(f, "zip");
+        assert_eq!((zip.reached, zip.invalid, zip.position), (0, 1, None));
+        assert_eq!(zip.left_blank_rate, None);
+        let email = field(f, "email");
+        assert_eq!(email.last_before_abandon, 1);
+        assert_eq!(email.last_before_abandon_share, Some(1.0));
+        assert_eq!(email.left_blank, 1);
+
+        let login = find(&r, "login");
+        assert_eq!((login.started, login.submitted, login.abandoned), (0, 0, 0));
+        assert_eq!(login.abandonment_rate, None);
+        assert_eq!((login.failed_submit_sessions, login.failed_submits), (1, 1));
+        assert!(login.fields.is_empty());
+    }
+
+    #[test]
+    fn attempts_count_each_failed_submit_once() {
+        use Signal::{CustomInvalid as C, Invalid as I, Submit as Sub, Touch as T};
+        let failed = |signals: &[Signal]| {
+            let mut a = Attempts::default();
+            for &s in signals {
+                a.push(s);
+            }
+            a.failed
+        };
+        assert_eq!(failed(&[]), 0);
+        assert_eq!(failed(&[Sub]), 0);
+        assert_eq!(failed(&[T, Sub, T]), 0);
+        assert_eq!(failed(&[Sub, Sub, Sub]), 2);
+        assert_eq!(failed(&[Sub, C, T, Sub]), 1);
+        // One blocked attempt fires invalid at each bad field.
+        assert_eq!(failed(&[I, I, T, I]), 2);
+        // A submit followed by a blocked attempt: both failed.
+        assert_eq!(failed(&[Sub, T, I, I]), 2);
+        // Custom invalids in a row are one report; a later one without a pending
+        // submit is an attempt of its own.
+        assert_eq!(failed(&[C, C]), 1);
+        assert_eq!(failed(&[Sub, C, C, T, C]), 2);
+        // A custom invalid right after a browser-blocked attempt is the same attempt.
+        assert_eq!(failed(&[I, C]), 1);
+    }
+
+    #[test]
+    fn no_data_gives_an_empty_report() {
+        let db = Db::new();
+        let r = forms(&db, None);
+        assert_eq!(r.sessions, 0);
+        assert!(r.forms.is_empty());
+        assert!(r.table().rows.is_empty());
+
+        db.insert(&[ev("a1", "s1", 0, 1, "pageview").path("/")]);
+        let r = forms(&db, None);
+        assert_eq!(r.sessions, 1);
+        assert!(r.forms.is_empty());
+    }
+
+    #[test]
+    fn table_has_a_form_row_then_its_fields() {
+        let db = Db::new();
+        db.insert(&[
+            focus("a1", "s1", 0, "email"),
+            blur("a2", "s1", 2 * S, "email", 2 * S, true),
+            focus("b1", "s2", 0, "email"),
+            blur("b2", "s2", S, "email", S, false),
+            submit("b3", "s2", 2 * S, "checkout"),
+        ]);
+        let r = forms(&db, None);
+        let out = crate::render(&crate::Report::Forms(r), crate::Format::Table).unwrap();
+        let expected = "\
+forms · all sites · all time · 2 sessions · 1 forms
+
+form      field   sessions  submitted  abandoned (here)  abandoned %  failed / invalid  median time in field  corrections  left blank
+checkout  (form)         2          1                 1        50.0%                 0                     –            0           –
+checkout  email          2          1                 1       100.0%                 0                  1.5s            0       50.0%
+";
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn an_empty_form_name_is_rejected() {
+        assert!(matches!(
+            Forms::new(Some(" ")),
+            Err(Error::BadParam { name: "form", .. })
+        ));
+        assert!(Forms::new(None).is_ok());
     }
 }

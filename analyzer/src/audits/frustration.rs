@@ -4,7 +4,7 @@
 //! Params: the rage-click rule (clicks, ms, px) and the quick-back time. The events in
 //! scope come from [`crate::load::events`] with [`Frustration::COLUMNS`]. Polars counts
 //! the sessions of each page and keeps clicks, dead clicks, errors and page views in
-//! (session, ts, seq) order; a sequential pass in plain Rust ([`Frustration::walk`])
+//! (session, ts, seq) order; a sequential pass in plain Rust (`Frustration::walk`)
 //! finds the signals of each session; Polars then counts occurrences and sessions per
 //! (kind, page, selector).
 //!
@@ -46,7 +46,7 @@ use crate::scope::ResolvedScope;
 pub const DEFAULT_RAGE_CLICKS: u32 = 3;
 /// …within this many ms of the first…
 pub const DEFAULT_RAGE_MS: u64 = 1_000;
-/// …and this many px of the first (PostHog's rule: 3 clicks, 1 s, 30 px).
+/// …and this many px of the first (the rule of `PostHog`: 3 clicks, 1 s, 30 px).
 pub const DEFAULT_RAGE_PX: u32 = 30;
 /// A page left by going back within this many ms is a quick back.
 pub const DEFAULT_QUICK_BACK_MS: u64 = 5_000;
@@ -367,7 +367,7 @@ struct SessionState<'a> {
 
 impl Frustration {
     /// Ends a session: its rage clicks, then a fresh state for the next session.
-    fn finish<'a>(&self, out: &mut Signals, sid: Option<&str>, state: &mut SessionState<'a>) {
+    fn finish(&self, out: &mut Signals, sid: Option<&str>, state: &mut SessionState<'_>) {
         if let Some(sid) = sid {
             for ((page, sel), clicks) in state.clicks.drain() {
                 let n = rage_bouts(
@@ -497,5 +497,273 @@ impl FrustrationReport {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audits::{AuditRequest, run_at, run_audit};
+    use crate::testing::{Db, Ev, ev};
+
+    const S: i64 = 1_000;
+
+    fn frustration(db: &Db, audit: &Frustration) -> FrustrationReport {
+        run_audit(&db.conn(), ResolvedScope::default(), audit).unwrap()
+    }
+
+    fn click(id: &str, session: &str, ts: i64, sel: &str, x: i32, y: i32) -> Ev {
+        ev(id, session, ts, (ts / 10) as i32, "click")
+            .path("/cart")
+            .selector(sel)
+            .xy(x, y)
+    }
+
+    fn page(id: &str, session: &str, ts: i64, path: &str, nav: &str) -> Ev {
+        ev(id, session, ts, 1, "pageview").path(path).nav(nav)
+    }
+
+    /// `(kind, page, selector, occurrences, sessions, page_sessions)`
+    type Row<'a> = (&'a str, &'a str, Option<&'a str>, u64, u64, u64);
+
+    /// A [`Row`] per issue.
+    fn rows(r: &FrustrationReport) -> Vec<Row<'_>> {
+        r.issues
+            .iter()
+            .map(|i| {
+                (
+                    i.kind.as_str(),
+                    i.page.as_str(),
+                    i.selector.as_deref(),
+                    i.occurrences,
+                    i.sessions,
+                    i.page_sessions,
+                )
+            })
+            .collect()
+    }
+
+    const PAY: &str = "button#pay";
+
+    fn rage_fixture() -> Vec<Ev> {
+        let mut events = vec![
+            // s1: 3 clicks in exactly 1 s, within 30 px of the first: a rage click.
+            click("a1", "s1", 0, PAY, 100, 100),
+            click("a2", "s1", 500, PAY, 110, 100),
+            click("a3", "s1", 1_000, PAY, 100, 120),
+            // s2: 3 clicks spread over 1.1 s: not with the default 1 s.
+            click("b1", "s2", 0, PAY, 100, 100),
+            click("b2", "s2", 550, PAY, 100, 100),
+            click("b3", "s2", 1_100, PAY, 100, 100),
+            // s3: 4 fast clicks: one rage click.
+            click("c1", "s3", 0, PAY, 100, 100),
+            click("c2", "s3", 100, PAY, 100, 100),
+            click("c3", "s3", 200, PAY, 100, 100),
+            click("c4", "s3", 300, PAY, 100, 100),
+            // s5: 3 fast clicks, but on two selectors (the button and its label).
+            click("e1", "s5", 0, PAY, 100, 100),
+            click("e2", "s5", 100, "button#pay > span", 100, 100),
+            click("e3", "s5", 200, PAY, 100, 100),
+            // s6: 3 fast clicks on one selector, but 100 px apart.
+            click("f1", "s6", 0, PAY, 0, 0),
+            click("f2", "s6", 100, PAY, 100, 0),
+            click("f3", "s6", 200, PAY, 200, 0),
+        ];
+        // s4: a burst of 6 in 0.5 s (one rage click), then 3 more 5 s later (another).
+        for (i, t) in [0, 100, 200, 300, 400, 500, 5_000, 5_100, 5_200]
+            .into_iter()
+            .enumerate()
+        {
+            events.push(click(&format!("d{i}"), "s4", t, PAY, 100, 100));
+        }
+        events
+    }
+
+    #[test]
+    fn rage_clicks_need_enough_fast_near_clicks_on_one_selector() {
+        let db = Db::new();
+        db.insert(&rage_fixture());
+        let r = frustration(&db, &Frustration::default());
+        assert_eq!(r.sessions, 6);
+        // s1 (1) + s3 (1) + s4 (2); all 6 sessions were on /cart.
+        assert_eq!(rows(&r), [("rage_click", "/cart", Some(PAY), 4, 3, 6)]);
+        assert_eq!(r.issues[0].share, Some(0.5));
+        assert_eq!(
+            (r.rage_clicks, r.rage_ms, r.rage_px, r.quick_back_ms),
+            (3, 1_000, 30, 5_000)
+        );
+
+        // With 1.1 s, s2 rage-clicks too.
+        let r = frustration(&db, &Frustration::new(3, 1_100, 30, 5_000).unwrap());
+        assert_eq!(rows(&r), [("rage_click", "/cart", Some(PAY), 5, 4, 6)]);
+        // With 2 clicks, s5's two clicks on the button 200 ms apart count.
+        let r = frustration(&db, &Frustration::new(2, 1_000, 30, 5_000).unwrap());
+        assert_eq!(r.issues[0].sessions, 5, "all but s6");
+        // With 300 px, s6 counts.
+        let r = frustration(&db, &Frustration::new(3, 1_000, 300, 5_000).unwrap());
+        assert_eq!(rows(&r), [("rage_click", "/cart", Some(PAY), 5, 4, 6)]);
+    }
+
+    #[test]
+    fn rage_bouts_merge_windows_that_share_a_click() {
+        let at = |ts: &[i64]| ts.iter().map(|&t| (t, Some((0, 0)))).collect::<Vec<_>>();
+        assert_eq!(rage_bouts(&[], 3, 1_000, 30), 0);
+        assert_eq!(rage_bouts(&at(&[0, 500]), 3, 1_000, 30), 0);
+        assert_eq!(rage_bouts(&at(&[0, 500, 1_000]), 3, 1_000, 30), 1);
+        assert_eq!(rage_bouts(&at(&[0, 500, 1_001]), 3, 1_000, 30), 0);
+        // 6 in a burst: one; a steady 2.5 clicks/s for 2 s: one.
+        assert_eq!(rage_bouts(&at(&[0, 1, 2, 3, 4, 5]), 3, 1_000, 30), 1);
+        assert_eq!(
+            rage_bouts(&at(&[0, 400, 800, 1_200, 1_600, 2_000]), 3, 1_000, 30),
+            1
+        );
+        // Not only windows starting at the first click: 950, 1100, 1150.
+        assert_eq!(rage_bouts(&at(&[0, 950, 1_100, 1_150]), 3, 1_000, 30), 1);
+        // Two bursts with a pause: two.
+        assert_eq!(
+            rage_bouts(&at(&[0, 10, 20, 3_000, 3_010, 3_020]), 3, 1_000, 30),
+            2
+        );
+        // Distance from the window's first click, inclusive; unknown positions match.
+        let clicks = [(0, Some((0, 0))), (1, Some((30, 0))), (2, Some((18, 24)))];
+        assert_eq!(rage_bouts(&clicks, 3, 1_000, 30), 1);
+        let clicks = [(0, Some((0, 0))), (1, Some((31, 0))), (2, Some((0, 0)))];
+        assert_eq!(rage_bouts(&clicks, 3, 1_000, 30), 0);
+        let clicks = [(0, None), (1, Some((500, 0))), (2, None)];
+        assert_eq!(rage_bouts(&clicks, 3, 1_000, 30), 1);
+    }
+
+    #[test]
+    fn dead_clicks_error_clicks_and_quick_backs() {
+        let db = Db::new();
+        db.insert(&[
+            // s1: / → /product/1 → back to / after 2 s: a quick back on /product/1.
+            page("a1", "s1", 0, "/", "navigate"),
+            page("a2", "s1", 10 * S, "/product/1", "navigate"),
+            page("a3", "s1", 12 * S, "/", "back_forward"),
+            // s2: back after 6 s: not quick.
+            page("b1", "s2", 0, "/", "navigate"),
+            page("b2", "s2", 10 * S, "/product/1", "navigate"),
+            page("b3", "s2", 16 * S, "/", "back_forward"),
+            // s3: back_forward, but to another page than the one before.
+            page("c1", "s3", 0, "/", "navigate"),
+            page("c2", "s3", 10 * S, "/product/1", "navigate"),
+            page("c3", "s3", 11 * S, "/cart", "back_forward"),
+            // s4: an SPA route left by popstate after 2 s.
+            page("d1", "s4", 0, "/", "navigate"),
+            page("d2", "s4", S, "/product/2", "push"),
+            page("d3", "s4", 3 * S, "/", "pop"),
+            // s5: back after exactly 5 s: quick (inclusive).
+            page("e1", "s5", 0, "/", "navigate"),
+            page("e2", "s5", 10 * S, "/product/1", "navigate"),
+            page("e3", "s5", 15 * S, "/", "back_forward"),
+            // s6: two dead clicks; a click with an error 800 ms later (an error click),
+            // one with an error 1001 ms later (not).
+            page("f1", "s6", 0, "/cart", "navigate"),
+            ev("f2", "s6", S, 2, "dead_click")
+                .path("/cart")
+                .selector("img.hero")
+                .xy(5, 5),
+            ev("f3", "s6", 3 * S, 3, "dead_click")
+                .path("/cart")
+                .selector("img.hero")
+                .xy(5, 5),
+            click("f4", "s6", 100 * S, "button#buy", 0, 0),
+            ev("f5", "s6", 100 * S + 800, 99_999, "error")
+                .path("/cart")
+                .message("boom"),
+            click("f6", "s6", 110 * S, "button#buy", 0, 0),
+            ev("f7", "s6", 111 * S + 1, 99_999, "error")
+                .path("/cart")
+                .message("boom"),
+            // s7: a dead click; two clicks then two errors: the latest click is blamed,
+            // once; an error with no click before it blames nothing.
+            ev("g0", "s7", 0, 1, "error").path("/cart").message("early"),
+            ev("g1", "s7", S, 2, "dead_click")
+                .path("/cart")
+                .selector("img.hero"),
+            click("g2", "s7", 10 * S, "a#x", 0, 0),
+            click("g3", "s7", 10 * S + 300, "button#buy", 0, 0),
+            ev("g4", "s7", 10 * S + 900, 99_998, "error")
+                .path("/cart")
+                .message("boom"),
+            ev("g5", "s7", 10 * S + 950, 99_999, "error")
+                .path("/cart")
+                .message("boom"),
+        ]);
+        let r = frustration(&db, &Frustration::default());
+        assert_eq!(r.sessions, 7);
+        assert_eq!(
+            rows(&r),
+            [
+                // /cart was seen by s3 (its back_forward), s6 and s7.
+                ("dead_click", "/cart", Some("img.hero"), 3, 2, 3),
+                // Ties on sessions and occurrences: by page.
+                ("error_click", "/cart", Some("button#buy"), 2, 2, 3),
+                // /product/1 was seen by s1, s2, s3 and s5.
+                ("quick_back", "/product/1", None, 2, 2, 4),
+                ("quick_back", "/product/2", None, 1, 1, 1),
+            ]
+        );
+        assert_eq!(r.issues[2].share, Some(0.5));
+    }
+
+    #[test]
+    fn no_data_gives_an_empty_report() {
+        let db = Db::new();
+        let r = frustration(&db, &Frustration::default());
+        assert_eq!(r.sessions, 0);
+        assert!(r.issues.is_empty());
+
+        db.insert(&[page("a1", "s1", 0, "/", "navigate")]);
+        let r = frustration(&db, &Frustration::default());
+        assert_eq!(r.sessions, 1);
+        assert!(r.issues.is_empty());
+    }
+
+    #[test]
+    fn requests_default_to_posthogs_rule_and_bad_params_are_rejected() {
+        let req: AuditRequest = serde_json::from_str(r#"{"audit":"frustration"}"#).unwrap();
+        assert_eq!(
+            req,
+            AuditRequest::Frustration {
+                scope: crate::Scope::default(),
+                rage_clicks: 3,
+                rage_ms: 1_000,
+                rage_px: 30,
+                quick_back_ms: 5_000,
+            }
+        );
+        assert!(
+            serde_json::from_str::<AuditRequest>(r#"{"audit":"frustration","rage":3}"#).is_err()
+        );
+        assert!(Frustration::new(1, 1_000, 30, 5_000).is_err());
+        assert!(Frustration::new(3, 0, 30, 5_000).is_err());
+        assert!(Frustration::new(3, 1_000, 30, 0).is_err());
+        assert!(Frustration::new(3, 1_000, 0, 5_000).is_ok());
+
+        let db = Db::new();
+        let bad = AuditRequest::Frustration {
+            scope: crate::Scope::default(),
+            rage_clicks: 1,
+            rage_ms: 1_000,
+            rage_px: 30,
+            quick_back_ms: 5_000,
+        };
+        let err = run_at(&db.conn(), &bad, 0).unwrap_err();
+        assert_eq!(err.code(), "bad_param");
+    }
+
+    #[test]
+    fn table_lists_kind_page_and_element() {
+        let db = Db::new();
+        db.insert(&rage_fixture());
+        let r = frustration(&db, &Frustration::default());
+        let out = crate::render(&crate::Report::Frustration(r), crate::Format::Csv).unwrap();
+        assert_eq!(
+            out,
+            "kind,page,selector,occurrences,sessions,page_sessions,share\n\
+             rage_click,/cart,button#pay,4,3,6,0.5\n"
+        );
     }
 }

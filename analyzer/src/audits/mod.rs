@@ -14,10 +14,12 @@
 //!    in the [`Report`] accessors.
 //! 3. `main.rs`: a subcommand.
 
+pub mod ads;
 pub mod errors;
 pub mod forms;
 pub mod frustration;
 pub mod funnel;
+pub mod links;
 pub mod screens;
 
 use duckdb::Connection;
@@ -29,11 +31,13 @@ use crate::load::{self, Col};
 use crate::render::Table;
 use crate::scope::{self, ResolvedScope, Scope};
 
-pub use funnel::{Funnel, FunnelReport, FunnelStep};
-pub use screens::{NextScreen, ScreenStats, Screens, ScreensReport};
+pub use ads::{AdCampaign, AdVariant, Ads, AdsReport, Comparison, InboundStats, Srm};
 pub use errors::{CameFrom, ErrorPage, Errors, ErrorsReport, JsError};
 pub use forms::{FieldStats, FormStats, Forms, FormsReport};
 pub use frustration::{Frustration, FrustrationIssue, FrustrationKind, FrustrationReport};
+pub use funnel::{Funnel, FunnelReport, FunnelStep};
+pub use links::{BrokenLink, LinkStats, Links, LinksReport};
+pub use screens::{NextScreen, ScreenStats, Screens, ScreensReport};
 
 /// What every audit implements.
 pub trait Audit {
@@ -68,8 +72,10 @@ pub fn run_audit<A: Audit>(
 /// {"audit": "frustration", "rage_clicks": 3, "rage_ms": 1000, "rage_px": 30,
 ///  "quick_back_ms": 5000}
 /// {"audit": "errors", "top_from": 3}
+/// {"audit": "links", "min_impressions": 30, "max_ctr": 0.01}
+/// {"audit": "ads", "goal": "event:purchase", "control": "A", "min_sessions": 100}
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "audit", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuditRequest {
     /// Where units drop out of a sequence of steps.
@@ -123,6 +129,31 @@ pub enum AuditRequest {
         #[serde(default = "default_top_from")]
         top_from: usize,
     },
+    /// Links almost never clicked, clicks that lead to error pages, error pages.
+    Links {
+        #[serde(default)]
+        scope: Scope,
+        /// A link needs this many viewable impressions to be called unused…
+        #[serde(default = "default_min_impressions")]
+        min_impressions: u64,
+        /// …and the upper end of its CTR's 95 % interval below this fraction.
+        #[serde(default = "default_max_ctr")]
+        max_ctr: f64,
+    },
+    /// On-site ad variants and inbound campaigns against a goal, with statistics.
+    Ads {
+        #[serde(default)]
+        scope: Scope,
+        /// The goal (a step spec).
+        #[serde(default = "default_goal")]
+        goal: String,
+        /// The control variant of every campaign that has it; else its first by name.
+        #[serde(default)]
+        control: Option<String>,
+        /// Fewest exposed sessions in each arm before a verdict.
+        #[serde(default = "default_min_sessions")]
+        min_sessions: u64,
+    },
     /// Every audit in one report (HTML with charts, or the sections as JSON/table/CSV).
     Report {
         #[serde(default)]
@@ -166,6 +197,22 @@ fn default_top_from() -> usize {
     errors::DEFAULT_TOP_FROM
 }
 
+fn default_min_impressions() -> u64 {
+    links::DEFAULT_MIN_IMPRESSIONS
+}
+
+fn default_max_ctr() -> f64 {
+    links::DEFAULT_MAX_CTR
+}
+
+fn default_goal() -> String {
+    ads::DEFAULT_GOAL.to_owned()
+}
+
+fn default_min_sessions() -> u64 {
+    ads::DEFAULT_MIN_SESSIONS
+}
+
 impl AuditRequest {
     /// The audit's name, as in `"audit"` of the JSON.
     pub fn audit(&self) -> &'static str {
@@ -175,6 +222,8 @@ impl AuditRequest {
             AuditRequest::Forms { .. } => "forms",
             AuditRequest::Frustration { .. } => "frustration",
             AuditRequest::Errors { .. } => "errors",
+            AuditRequest::Links { .. } => "links",
+            AuditRequest::Ads { .. } => "ads",
             AuditRequest::Report { .. } => "report",
         }
     }
@@ -187,6 +236,8 @@ impl AuditRequest {
             | AuditRequest::Forms { scope, .. }
             | AuditRequest::Frustration { scope, .. }
             | AuditRequest::Errors { scope, .. }
+            | AuditRequest::Links { scope, .. }
+            | AuditRequest::Ads { scope, .. }
             | AuditRequest::Report { scope, .. } => scope,
         }
     }
@@ -201,6 +252,8 @@ pub enum Report {
     Forms(FormsReport),
     Frustration(FrustrationReport),
     Errors(ErrorsReport),
+    Links(LinksReport),
+    Ads(AdsReport),
     Report(crate::report::FullReport),
 }
 
@@ -213,6 +266,8 @@ impl Report {
             Report::Forms(_) => "forms",
             Report::Frustration(_) => "frustration",
             Report::Errors(_) => "errors",
+            Report::Links(_) => "links",
+            Report::Ads(_) => "ads",
             Report::Report(_) => "report",
         }
     }
@@ -225,6 +280,8 @@ impl Report {
             Report::Forms(r) => &r.scope,
             Report::Frustration(r) => &r.scope,
             Report::Errors(r) => &r.scope,
+            Report::Links(r) => &r.scope,
+            Report::Ads(r) => &r.scope,
             Report::Report(r) => &r.scope,
         }
     }
@@ -237,6 +294,8 @@ impl Report {
             Report::Forms(r) => r.sessions,
             Report::Frustration(r) => r.sessions,
             Report::Errors(r) => r.sessions,
+            Report::Links(r) => r.sessions,
+            Report::Ads(r) => r.sessions,
             Report::Report(r) => r.sessions,
         }
     }
@@ -249,6 +308,8 @@ impl Report {
             Report::Forms(r) => r.table(),
             Report::Frustration(r) => r.table(),
             Report::Errors(r) => r.table(),
+            Report::Links(r) => r.table(),
+            Report::Ads(r) => r.table(),
             Report::Report(r) => r.table(),
         }
     }
@@ -298,6 +359,25 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
             let scope = scope.resolve(now_ms)?;
             Ok(Report::Errors(run_audit(conn, scope, &audit)?))
         }
+        AuditRequest::Links {
+            scope,
+            min_impressions,
+            max_ctr,
+        } => {
+            let audit = Links::new(*min_impressions, *max_ctr)?;
+            let scope = scope.resolve(now_ms)?;
+            Ok(Report::Links(run_audit(conn, scope, &audit)?))
+        }
+        AuditRequest::Ads {
+            scope,
+            goal,
+            control,
+            min_sessions,
+        } => {
+            let audit = Ads::new(goal, control.as_deref(), *min_sessions)?;
+            let scope = scope.resolve(now_ms)?;
+            Ok(Report::Ads(run_audit(conn, scope, &audit)?))
+        }
         AuditRequest::Report {
             scope,
             steps,
@@ -317,7 +397,32 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
                 scope: scope.clone(),
                 top_next: default_top_next(),
             });
-            let _ = goal; // the ads section uses it
+            parts.push(AuditRequest::Links {
+                scope: scope.clone(),
+                min_impressions: default_min_impressions(),
+                max_ctr: default_max_ctr(),
+            });
+            parts.push(AuditRequest::Ads {
+                scope: scope.clone(),
+                goal: goal.clone().unwrap_or_else(default_goal),
+                control: None,
+                min_sessions: default_min_sessions(),
+            });
+            parts.push(AuditRequest::Forms {
+                scope: scope.clone(),
+                form: None,
+            });
+            parts.push(AuditRequest::Frustration {
+                scope: scope.clone(),
+                rage_clicks: default_rage_clicks(),
+                rage_ms: default_rage_ms(),
+                rage_px: default_rage_px(),
+                quick_back_ms: default_quick_back_ms(),
+            });
+            parts.push(AuditRequest::Errors {
+                scope: scope.clone(),
+                top_from: default_top_from(),
+            });
             let sections = parts
                 .iter()
                 .map(|r| run_at(conn, r, now_ms))

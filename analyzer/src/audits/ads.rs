@@ -1,0 +1,1315 @@
+//! The `ads` audit: do some ads, variants and inbound campaigns perform better
+//! against a goal?
+//!
+//! Params: the goal (a step spec, [`crate::matcher`], default `event:purchase`), the
+//! control variant, and the fewest exposed sessions per variant before a verdict.
+//! The events in scope come from [`crate::load::events`] with [`Ads::COLUMNS`].
+//!
+//! **On-site placements** (`data-ct-ad="CAMPAIGN:VARIANT"`, split at the first `:`).
+//! Polars counts per ad the viewable impressions (`ad_view` rows: the tracker sends
+//! one per page view once the ad was half in view for a second, so shorter glances
+//! never appear) and the clicks (`click` rows whose `ad` is the ad). A sequential
+//! pass in Rust over each session's page views, ad views and goal candidates in
+//! (ts, seq) order finds the sessions exposed to each ad and whether they reached the
+//! goal *after* their first exposure (a goal reached before the ad was seen does not
+//! count for it), and the sessions exposed to more than one variant of a campaign.
+//!
+//! **Inbound campaigns**: the same pass reads the URL of the session's first page
+//! view: `utm_source`, `utm_medium`, `utm_campaign`, `utm_content`, and the click ids
+//! `gclid` (Google Ads), `fbclid` (Meta), `msclkid` (Microsoft Ads). Polars groups
+//! the sessions by them and counts those that reached the goal.
+//!
+//! **Comparing variants** within a campaign: the control is `--control` when the
+//! campaign has it, else its first variant by name. Every other variant is compared
+//! with the control by a pooled two-proportion z-test, two-sided
+//! ([`crate::stats::two_proportion_z`]), on conversion (converted / exposed
+//! sessions) and on CTR (clicks / impressions). The exposed sessions per variant are
+//! checked against an equal split (chi-square goodness of fit): p < 0.001 flags a
+//! sample ratio mismatch, which usually means the rotation or the tracking is broken
+//! and no comparison can be trusted. Each variant gets a plain-words `verdict`.
+//! Rates carry 95 % Wilson score intervals.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{Audit, count_sessions, ratio};
+use crate::Error;
+use crate::load::Col;
+use crate::matcher::{EventRef, StepMatcher};
+use crate::render::{Cell, Table};
+use crate::scope::ResolvedScope;
+use crate::stats::{ZTest, chi_square_equal_split, two_proportion_z, wilson};
+
+/// The goal when none is given.
+pub const DEFAULT_GOAL: &str = "event:purchase";
+
+/// Fewest exposed sessions in each arm before a verdict, when not told.
+pub const DEFAULT_MIN_SESSIONS: u64 = 100;
+
+/// Fewest conversions in each arm before a verdict.
+pub const MIN_CONVERSIONS: u64 = 5;
+
+/// Significance level of the variant comparisons.
+pub const ALPHA: f64 = 0.05;
+
+/// A sample ratio mismatch is flagged below this p-value.
+pub const SRM_ALPHA: f64 = 0.001;
+
+/// How variants are compared, as the report names it.
+pub const METHOD: &str = "two-proportion z-test (pooled), two-sided";
+
+/// How rates are bracketed, as the report names it.
+pub const INTERVAL: &str = "Wilson score interval, 95%";
+
+/// The variant of an ad marked without one (`data-ct-ad="winter"`).
+pub const NO_VARIANT: &str = "(none)";
+
+/// The source of sessions that landed without campaign parameters or click ids.
+pub const DIRECT: &str = "(direct / none)";
+
+/// The source of sessions whose landing URL has campaign parameters but no
+/// `utm_source` and no click id.
+pub const NOT_SET: &str = "(not set)";
+
+/// The source of sessions whose first page view is not in the time range.
+pub const NO_LANDING: &str = "(landing page not in range)";
+
+/// Added to every verdict of a campaign with a sample ratio mismatch.
+pub const SRM_WARNING: &str = "sample ratio mismatch: check the ad rotation before trusting this";
+
+/// Click ids in landing URLs and the ad networks they come from.
+const CLICK_IDS: [(&str, &str); 3] = [
+    ("gclid", "google ads"),
+    ("fbclid", "meta"),
+    ("msclkid", "microsoft ads"),
+];
+
+/// Validated ads params.
+#[derive(Debug, Clone)]
+pub struct Ads {
+    goal: StepMatcher,
+    control: Option<String>,
+    min_sessions: u64,
+}
+
+/// The ads report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdsReport {
+    pub scope: ResolvedScope,
+    /// Sessions with at least one event in scope.
+    pub sessions: u64,
+    /// The goal's step spec.
+    pub goal: String,
+    /// How variants are compared: [`METHOD`].
+    pub method: String,
+    /// How rates are bracketed: [`INTERVAL`].
+    pub interval: String,
+    /// Significance level of the comparisons.
+    pub alpha: f64,
+    /// Fewest exposed sessions per arm before a verdict.
+    pub min_sessions: u64,
+    /// On-site placements, by campaign name.
+    pub campaigns: Vec<AdCampaign>,
+    /// Sessions by where they came from, by `sessions` (descending).
+    pub inbound: Vec<InboundStats>,
+}
+
+/// One on-site campaign and its variants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdCampaign {
+    pub campaign: String,
+    /// The variant the others are compared with.
+    pub control: String,
+    /// By variant name.
+    pub variants: Vec<AdVariant>,
+    /// Sessions exposed to more than one variant of this campaign (they count in
+    /// each, which blurs the comparison).
+    pub mixed_sessions: u64,
+    /// Exposed sessions against an equal split; null with a single variant.
+    pub srm: Option<Srm>,
+    /// Every variant but the control against the control.
+    pub comparisons: Vec<Comparison>,
+}
+
+/// One variant of an on-site campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdVariant {
+    pub variant: String,
+    /// Viewable impressions (`ad_view` rows).
+    pub impressions: u64,
+    /// Sessions with at least one viewable impression.
+    pub sessions: u64,
+    /// Clicks inside the ad.
+    pub clicks: u64,
+    /// `clicks / impressions`, with its 95 % Wilson interval.
+    pub ctr: Option<f64>,
+    pub ctr_low: Option<f64>,
+    pub ctr_high: Option<f64>,
+    /// Exposed sessions that reached the goal after their first exposure.
+    pub conversions: u64,
+    /// `conversions / sessions`, with its 95 % Wilson interval.
+    pub conversion_rate: Option<f64>,
+    pub conversion_low: Option<f64>,
+    pub conversion_high: Option<f64>,
+}
+
+/// The sample-ratio-mismatch check of a campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Srm {
+    /// Chi-square statistic of the exposed sessions against an equal split.
+    pub chi_square: f64,
+    pub p_value: f64,
+    /// `p_value < 0.001`.
+    pub flagged: bool,
+}
+
+/// One variant against the control.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub variant: String,
+    pub control: String,
+    /// On conversion rate; null when an arm has no exposed sessions.
+    pub conversion: Option<ZTest>,
+    /// On CTR; null when an arm has no impressions.
+    pub ctr: Option<ZTest>,
+    /// In plain words, e.g. `B converts better than A (p = 0.005)`.
+    pub verdict: String,
+}
+
+/// Sessions that landed from one source (the landing page's URL parameters).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundStats {
+    /// `utm_source`, else the ad network of a click id, else [`NOT_SET`] when other
+    /// campaign parameters are present, else [`DIRECT`]; [`NO_LANDING`] when the
+    /// session's first page view is before the range.
+    pub source: String,
+    pub medium: Option<String>,
+    pub campaign: Option<String>,
+    pub content: Option<String>,
+    /// The ad network of a click id in the landing URL: `google ads` (gclid), `meta`
+    /// (fbclid), `microsoft ads` (msclkid).
+    pub click_id: Option<String>,
+    pub sessions: u64,
+    /// Sessions that reached the goal.
+    pub conversions: u64,
+    /// `conversions / sessions`, with its 95 % Wilson interval.
+    pub conversion_rate: Option<f64>,
+    pub conversion_low: Option<f64>,
+    pub conversion_high: Option<f64>,
+}
+
+impl Ads {
+    /// Parses the goal; `control` names the control variant of every campaign that
+    /// has one.
+    pub fn new(goal: &str, control: Option<&str>, min_sessions: u64) -> Result<Self, Error> {
+        let goal = StepMatcher::parse(goal)?;
+        let control = match control.map(str::trim) {
+            Some("") => {
+                return Err(Error::BadParam {
+                    name: "control",
+                    reason: "an empty variant name".to_owned(),
+                });
+            }
+            other => other.map(str::to_owned),
+        };
+        Ok(Ads {
+            goal,
+            control,
+            min_sessions,
+        })
+    }
+}
+
+/// Per-ad counts.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    impressions: u64,
+    sessions: u64,
+    clicks: u64,
+    conversions: u64,
+}
+
+/// What the per-session pass found.
+#[derive(Default)]
+struct Pass<'a> {
+    /// One row per (session, ad it was exposed to): the ad, and whether the session
+    /// reached the goal after its first exposure.
+    exposed_ad: Vec<&'a str>,
+    exposed_converted: Vec<bool>,
+    /// Per campaign, sessions exposed to more than one of its variants.
+    mixed: HashMap<&'a str, u64>,
+    /// One row per session: where it came from, and whether it reached the goal.
+    inbound: Vec<Inbound>,
+    inbound_converted: Vec<bool>,
+}
+
+/// One session's state in the pass.
+#[derive(Default)]
+struct Session<'a> {
+    /// Whether the session's first page view was seen, and its URL.
+    landed: bool,
+    landing_url: Option<&'a str>,
+    converted: bool,
+    /// Ads seen so far, and whether the goal came after the first sight.
+    exposed: Vec<(&'a str, bool)>,
+}
+
+impl<'a> Session<'a> {
+    fn finish(self, out: &mut Pass<'a>) {
+        let mut variants: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for (ad, converted) in self.exposed {
+            out.exposed_ad.push(ad);
+            out.exposed_converted.push(converted);
+            let (campaign, variant) = split_ad(ad);
+            variants.entry(campaign).or_default().insert(variant);
+        }
+        for (campaign, seen) in variants {
+            if seen.len() > 1 {
+                *out.mixed.entry(campaign).or_default() += 1;
+            }
+        }
+        out.inbound.push(if self.landed {
+            Inbound::from_url(self.landing_url)
+        } else {
+            Inbound::source(NO_LANDING)
+        });
+        out.inbound_converted.push(self.converted);
+    }
+}
+
+impl Audit for Ads {
+    type Report = AdsReport;
+
+    const COLUMNS: &'static [Col] = &[
+        Col::SessionId,
+        Col::Ts,
+        Col::Seq,
+        Col::Kind,
+        Col::Path,
+        Col::Screen,
+        Col::Selector,
+        Col::Form,
+        Col::Name,
+        Col::Ad,
+        Col::Url,
+    ];
+
+    fn compute(&self, events: DataFrame, scope: ResolvedScope) -> Result<AdsReport, Error> {
+        let sessions = count_sessions(&events)?;
+
+        // Polars: impressions and clicks per ad.
+        let per_ad = |kind: &str, name: &str| -> Result<DataFrame, Error> {
+            Ok(events
+                .clone()
+                .lazy()
+                .filter(col("kind").eq(lit(kind)).and(col("ad").is_not_null()))
+                .group_by([col("ad")])
+                .agg([len().cast(DataType::UInt64).alias(name)])
+                .collect()?)
+        };
+        let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
+        for (ad, n) in ad_counts(&per_ad("ad_view", "n")?, "n")? {
+            counts.entry(ad).or_default().impressions = n;
+        }
+        for (ad, n) in ad_counts(&per_ad("click", "n")?, "n")? {
+            counts.entry(ad).or_default().clicks = n;
+        }
+
+        // Polars: the events the pass reads, in (session, ts, seq) order.
+        let kinds: BTreeSet<&str> = ["pageview", "ad_view"]
+            .into_iter()
+            .chain(self.goal.kinds().iter().copied())
+            .collect();
+        let is_candidate = kinds
+            .iter()
+            .map(|k| col("kind").eq(lit(*k)))
+            .reduce(Expr::or)
+            .unwrap_or_else(|| lit(false));
+        let sorted = events
+            .lazy()
+            .filter(is_candidate)
+            .sort_by_exprs(
+                [col("session_id"), col("ts"), col("seq")],
+                SortMultipleOptions::default().with_maintain_order(true),
+            )
+            .collect()?;
+
+        // Rust: one sequential pass per session.
+        let mut pass = self.pass(&sorted)?;
+        let unseen = sessions.saturating_sub(pass.inbound.len() as u64);
+        for _ in 0..unseen {
+            pass.inbound.push(Inbound::source(NO_LANDING));
+            pass.inbound_converted.push(false);
+        }
+
+        // Polars: exposed sessions and conversions per ad.
+        let exposures = DataFrame::new(
+            pass.exposed_ad.len(),
+            vec![
+                Column::new("ad".into(), &pass.exposed_ad),
+                Column::new("converted".into(), &pass.exposed_converted),
+            ],
+        )?
+        .lazy()
+        .group_by([col("ad")])
+        .agg([
+            len().cast(DataType::UInt64).alias("sessions"),
+            col("converted")
+                .sum()
+                .cast(DataType::UInt64)
+                .alias("conversions"),
+        ])
+        .collect()?;
+        for (ad, n) in ad_counts(&exposures, "sessions")? {
+            counts.entry(ad).or_default().sessions = n;
+        }
+        for (ad, n) in ad_counts(&exposures, "conversions")? {
+            counts.entry(ad).or_default().conversions = n;
+        }
+
+        let campaigns = self.campaigns(&counts, &pass.mixed);
+        let inbound = inbound_stats(&pass)?;
+        Ok(AdsReport {
+            scope,
+            sessions,
+            goal: self.goal.spec().to_owned(),
+            method: METHOD.to_owned(),
+            interval: INTERVAL.to_owned(),
+            alpha: ALPHA,
+            min_sessions: self.min_sessions,
+            campaigns,
+            inbound,
+        })
+    }
+}
+
+/// `(ad, count)` pairs of a frame with an `ad` column and a `UInt64` count column.
+fn ad_counts(frame: &DataFrame, count: &str) -> Result<Vec<(String, u64)>, Error> {
+    let ads = frame.column("ad")?.str()?;
+    let counts = frame.column(count)?.u64()?;
+    Ok(ads
+        .iter()
+        .zip(counts.iter())
+        .filter_map(|(ad, n)| Some((ad?.to_owned(), n.unwrap_or(0))))
+        .collect())
+}
+
+impl Ads {
+    /// Walks the sorted events session by session.
+    fn pass<'a>(&self, sorted: &'a DataFrame) -> Result<Pass<'a>, Error> {
+        let session = sorted.column("session_id")?.str()?;
+        let kind = sorted.column("kind")?.str()?;
+        let path = sorted.column("path")?.str()?;
+        let screen = sorted.column("screen")?.str()?;
+        let selector = sorted.column("selector")?.str()?;
+        let form = sorted.column("form")?.str()?;
+        let name = sorted.column("name")?.str()?;
+        let ad = sorted.column("ad")?.str()?;
+        let url = sorted.column("url")?.str()?;
+
+        let mut out = Pass::default();
+        let mut current: Option<&str> = None;
+        let mut state = Session::default();
+        let rows = session
+            .iter()
+            .zip(kind.iter())
+            .zip(path.iter())
+            .zip(screen.iter())
+            .zip(selector.iter())
+            .zip(form.iter())
+            .zip(name.iter())
+            .zip(ad.iter())
+            .zip(url.iter());
+        for ((((((((sid, kind), path), screen), selector), form), name), ad), url) in rows {
+            let (Some(sid), Some(kind)) = (sid, kind) else {
+                continue;
+            };
+            if current != Some(sid) {
+                if current.is_some() {
+                    std::mem::take(&mut state).finish(&mut out);
+                }
+                current = Some(sid);
+            }
+            let ev = EventRef {
+                kind,
+                path,
+                screen,
+                selector,
+                form,
+                name,
+            };
+            if self.goal.matches(&ev) {
+                state.converted = true;
+                for exposure in &mut state.exposed {
+                    exposure.1 = true;
+                }
+            }
+            if kind == "pageview" && !state.landed {
+                state.landed = true;
+                state.landing_url = url;
+            }
+            if kind == "ad_view"
+                && let Some(ad) = ad
+                && !state.exposed.iter().any(|(seen, _)| *seen == ad)
+            {
+                state.exposed.push((ad, false));
+            }
+        }
+        if current.is_some() {
+            state.finish(&mut out);
+        }
+        Ok(out)
+    }
+
+    /// Campaigns with their variants, SRM check and comparisons.
+    fn campaigns(
+        &self,
+        counts: &BTreeMap<String, Counts>,
+        mixed: &HashMap<&str, u64>,
+    ) -> Vec<AdCampaign> {
+        let mut by_campaign: BTreeMap<&str, BTreeMap<&str, Counts>> = BTreeMap::new();
+        for (ad, c) in counts {
+            let (campaign, variant) = split_ad(ad);
+            let sum = by_campaign
+                .entry(campaign)
+                .or_default()
+                .entry(variant)
+                .or_default();
+            sum.impressions += c.impressions;
+            sum.sessions += c.sessions;
+            sum.clicks += c.clicks;
+            sum.conversions += c.conversions;
+        }
+        by_campaign
+            .into_iter()
+            .map(|(campaign, variants)| {
+                let control = self
+                    .control
+                    .as_deref()
+                    .filter(|c| variants.contains_key(c))
+                    .or_else(|| variants.keys().next().copied())
+                    .unwrap_or(NO_VARIANT)
+                    .to_owned();
+                let exposed: Vec<u64> = variants.values().map(|c| c.sessions).collect();
+                let srm = chi_square_equal_split(&exposed).map(|(chi_square, p_value)| Srm {
+                    chi_square,
+                    p_value,
+                    flagged: p_value < SRM_ALPHA,
+                });
+                let a = variants.get(control.as_str()).copied().unwrap_or_default();
+                let comparisons = variants
+                    .iter()
+                    .filter(|(v, _)| **v != control)
+                    .map(|(variant, b)| {
+                        let conversion =
+                            two_proportion_z(a.conversions, a.sessions, b.conversions, b.sessions);
+                        Comparison {
+                            variant: (*variant).to_owned(),
+                            control: control.clone(),
+                            conversion,
+                            ctr: two_proportion_z(a.clicks, a.impressions, b.clicks, b.impressions),
+                            verdict: self.verdict(
+                                (&control, &a),
+                                (variant, b),
+                                conversion,
+                                srm.is_some_and(|s| s.flagged),
+                            ),
+                        }
+                    })
+                    .collect();
+                AdCampaign {
+                    campaign: campaign.to_owned(),
+                    control,
+                    variants: variants
+                        .iter()
+                        .map(|(variant, c)| variant_stats(variant, c))
+                        .collect(),
+                    mixed_sessions: mixed.get(campaign).copied().unwrap_or(0),
+                    srm,
+                    comparisons,
+                }
+            })
+            .collect()
+    }
+
+    /// The verdict on variant `b` against control `a`.
+    fn verdict(
+        &self,
+        (a_name, a): (&str, &Counts),
+        (b_name, b): (&str, &Counts),
+        test: Option<ZTest>,
+        srm: bool,
+    ) -> String {
+        let enough = a.sessions >= self.min_sessions
+            && b.sessions >= self.min_sessions
+            && a.conversions >= MIN_CONVERSIONS
+            && b.conversions >= MIN_CONVERSIONS;
+        let plain = match test {
+            Some(t) if enough && t.p_value < ALPHA => {
+                let how = if t.difference > 0.0 {
+                    "better"
+                } else {
+                    "worse"
+                };
+                format!(
+                    "{b_name} converts {how} than {a_name} ({})",
+                    format_p(t.p_value)
+                )
+            }
+            Some(t) if enough => format!("no significant difference ({})", format_p(t.p_value)),
+            _ => "not enough data yet".to_owned(),
+        };
+        if srm {
+            format!("{plain}; {SRM_WARNING}")
+        } else {
+            plain
+        }
+    }
+}
+
+/// `p < 0.001`, `p = 0.003`, `p = 0.41`.
+fn format_p(p: f64) -> String {
+    if p < 0.001 {
+        "p < 0.001".to_owned()
+    } else if p < 0.1 {
+        format!("p = {p:.3}")
+    } else {
+        format!("p = {p:.2}")
+    }
+}
+
+fn variant_stats(variant: &str, c: &Counts) -> AdVariant {
+    let ctr = wilson(c.clicks, c.impressions);
+    let conversion = wilson(c.conversions, c.sessions);
+    AdVariant {
+        variant: variant.to_owned(),
+        impressions: c.impressions,
+        sessions: c.sessions,
+        clicks: c.clicks,
+        ctr: ratio(c.clicks, c.impressions),
+        ctr_low: ctr.map(|(low, _)| low),
+        ctr_high: ctr.map(|(_, high)| high),
+        conversions: c.conversions,
+        conversion_rate: ratio(c.conversions, c.sessions),
+        conversion_low: conversion.map(|(low, _)| low),
+        conversion_high: conversion.map(|(_, high)| high),
+    }
+}
+
+/// `winter:B` → (`winter`, `B`); `spring:x:y` → (`spring`, `x:y`); `summer` and
+/// `summer:` → (`summer`, [`NO_VARIANT`]).
+fn split_ad(ad: &str) -> (&str, &str) {
+    match ad.split_once(':') {
+        Some((campaign, variant)) if !variant.is_empty() => (campaign, variant),
+        Some((campaign, _)) => (campaign, NO_VARIANT),
+        None => (ad, NO_VARIANT),
+    }
+}
+
+/// Where a session came from, read from its landing page's URL.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Inbound {
+    source: String,
+    medium: Option<String>,
+    campaign: Option<String>,
+    content: Option<String>,
+    click_id: Option<&'static str>,
+}
+
+impl Inbound {
+    fn source(source: &str) -> Self {
+        Inbound {
+            source: source.to_owned(),
+            ..Inbound::default()
+        }
+    }
+
+    /// Reads `utm_*` and click ids from the query of `url` (the first of each wins).
+    fn from_url(url: Option<&str>) -> Self {
+        let mut utm_source = None;
+        let mut found = Inbound::default();
+        let query = url
+            .and_then(|u| u.split_once('?'))
+            .map_or("", |(_, q)| q.split('#').next().unwrap_or(""));
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let key = percent_decode(key).to_ascii_lowercase();
+            let value = percent_decode(value).trim().to_owned();
+            if value.is_empty() {
+                continue;
+            }
+            let slot = match key.as_str() {
+                "utm_source" => &mut utm_source,
+                "utm_medium" => &mut found.medium,
+                "utm_campaign" => &mut found.campaign,
+                "utm_content" => &mut found.content,
+                _ => {
+                    if let Some((_, network)) = CLICK_IDS.iter().find(|(id, _)| *id == key) {
+                        found.click_id.get_or_insert(network);
+                    }
+                    continue;
+                }
+            };
+            slot.get_or_insert(value);
+        }
+        let tagged = found.medium.is_some() || found.campaign.is_some() || found.content.is_some();
+        found.source = match (utm_source, found.click_id) {
+            (Some(source), _) => source,
+            (None, Some(network)) => network.to_owned(),
+            (None, None) if tagged => NOT_SET.to_owned(),
+            (None, None) => DIRECT.to_owned(),
+        };
+        found
+    }
+}
+
+/// Decodes `%XX` escapes and `+` (a space in a query); bad escapes stay as they are.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Sessions and conversions per inbound source, by sessions (descending).
+fn inbound_stats(pass: &Pass<'_>) -> Result<Vec<InboundStats>, Error> {
+    let n = pass.inbound.len();
+    let strings = |f: fn(&Inbound) -> Option<&str>| -> Vec<Option<&str>> {
+        pass.inbound.iter().map(f).collect()
+    };
+    let frame = DataFrame::new(
+        n,
+        vec![
+            Column::new("source".into(), strings(|i| Some(i.source.as_str()))),
+            Column::new("medium".into(), strings(|i| i.medium.as_deref())),
+            Column::new("campaign".into(), strings(|i| i.campaign.as_deref())),
+            Column::new("content".into(), strings(|i| i.content.as_deref())),
+            Column::new("click_id".into(), strings(|i| i.click_id)),
+            Column::new("converted".into(), &pass.inbound_converted),
+        ],
+    )?;
+    let keys = ["source", "medium", "campaign", "content", "click_id"];
+    let grouped = frame
+        .lazy()
+        .group_by(keys.map(col))
+        .agg([
+            len().cast(DataType::UInt64).alias("sessions"),
+            col("converted")
+                .sum()
+                .cast(DataType::UInt64)
+                .alias("conversions"),
+        ])
+        .sort_by_exprs(
+            [
+                col("sessions"),
+                col("conversions"),
+                col("source"),
+                col("medium"),
+                col("campaign"),
+                col("content"),
+                col("click_id"),
+            ],
+            SortMultipleOptions::default()
+                .with_order_descending_multi([true, true, false, false, false, false, false])
+                .with_nulls_last(true),
+        )
+        .collect()?;
+    let text = |name: &str| -> Result<Vec<Option<String>>, Error> {
+        Ok(grouped
+            .column(name)?
+            .str()?
+            .iter()
+            .map(|s| s.map(str::to_owned))
+            .collect())
+    };
+    let (source, medium, campaign, content, click_id) = (
+        text("source")?,
+        text("medium")?,
+        text("campaign")?,
+        text("content")?,
+        text("click_id")?,
+    );
+    let sessions = grouped.column("sessions")?.u64()?;
+    let conversions = grouped.column("conversions")?.u64()?;
+    Ok((0..grouped.height())
+        .map(|i| {
+            let (n, x) = (
+                sessions.get(i).unwrap_or(0),
+                conversions.get(i).unwrap_or(0),
+            );
+            let interval = wilson(x, n);
+            InboundStats {
+                source: source[i].clone().unwrap_or_default(),
+                medium: medium[i].clone(),
+                campaign: campaign[i].clone(),
+                content: content[i].clone(),
+                click_id: click_id[i].clone(),
+                sessions: n,
+                conversions: x,
+                conversion_rate: ratio(x, n),
+                conversion_low: interval.map(|(low, _)| low),
+                conversion_high: interval.map(|(_, high)| high),
+            }
+        })
+        .collect())
+}
+
+impl InboundStats {
+    /// `google / cpc / winter / banner [google ads]`: the non-empty parts, and the
+    /// click id's network when the source is not already it.
+    pub fn label(&self) -> String {
+        let mut label = [
+            Some(&self.source),
+            self.medium.as_ref(),
+            self.campaign.as_ref(),
+            self.content.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" / ");
+        if let Some(network) = self.click_id.as_ref().filter(|n| **n != self.source) {
+            label = format!("{label} [{network}]");
+        }
+        label
+    }
+}
+
+impl AdsReport {
+    /// The report as rows for the table, CSV and HTML renderers: one `ad` row per
+    /// campaign variant (`p_value` and `verdict` against the control; the control's
+    /// verdict says `control`, and notes a sample ratio mismatch or mixed sessions),
+    /// then one `inbound` row per source (`name` = source / medium / campaign /
+    /// content). Numbers that do not apply are empty.
+    pub fn table(&self) -> Table {
+        let none = || Cell::Ratio(None);
+        let mut rows = Vec::new();
+        for c in &self.campaigns {
+            for v in &c.variants {
+                let comparison = c.comparisons.iter().find(|x| x.variant == v.variant);
+                let verdict = if let Some(x) = comparison {
+                    x.verdict.clone()
+                } else {
+                    let mut notes = vec!["control".to_owned()];
+                    if c.mixed_sessions > 0 {
+                        notes.push(format!(
+                            "{} sessions saw several variants",
+                            c.mixed_sessions
+                        ));
+                    }
+                    if let Some(srm) = c.srm.filter(|s| s.flagged) {
+                        notes.push(format!("sample ratio mismatch ({})", format_p(srm.p_value)));
+                    }
+                    notes.join("; ")
+                };
+                rows.push(vec![
+                    Cell::Text("ad".to_owned()),
+                    Cell::Text(c.campaign.clone()),
+                    Cell::Text(v.variant.clone()),
+                    Cell::Count(v.impressions),
+                    Cell::Count(v.sessions),
+                    Cell::Count(v.clicks),
+                    Cell::Ratio(v.ctr),
+                    Cell::Ratio(v.ctr_low),
+                    Cell::Ratio(v.ctr_high),
+                    Cell::Count(v.conversions),
+                    Cell::Ratio(v.conversion_rate),
+                    Cell::Ratio(v.conversion_low),
+                    Cell::Ratio(v.conversion_high),
+                    Cell::Float(comparison.and_then(|x| x.conversion).map(|t| t.p_value)),
+                    Cell::Text(verdict),
+                ]);
+            }
+        }
+        for s in &self.inbound {
+            rows.push(vec![
+                Cell::Text("inbound".to_owned()),
+                Cell::Text(s.label()),
+                Cell::Text(String::new()),
+                none(),
+                Cell::Count(s.sessions),
+                none(),
+                none(),
+                none(),
+                none(),
+                Cell::Count(s.conversions),
+                Cell::Ratio(s.conversion_rate),
+                Cell::Ratio(s.conversion_low),
+                Cell::Ratio(s.conversion_high),
+                none(),
+                Cell::Text(String::new()),
+            ]);
+        }
+        Table {
+            audit: "ads",
+            facts: vec![
+                self.scope.describe(),
+                format!("{} sessions", self.sessions),
+                format!("goal {}", self.goal),
+                match self.campaigns.len() {
+                    1 => "1 campaign".to_owned(),
+                    n => format!("{n} campaigns"),
+                },
+                format!("{}, alpha {}", self.method, self.alpha),
+                format!("verdicts from {} sessions per variant", self.min_sessions),
+            ],
+            columns: vec![
+                ("section", "section"),
+                ("name", "campaign / source"),
+                ("variant", "variant"),
+                ("impressions", "impressions"),
+                ("sessions", "sessions"),
+                ("clicks", "clicks"),
+                ("ctr", "CTR"),
+                ("ctr_low", "CTR low"),
+                ("ctr_high", "CTR high"),
+                ("conversions", "conversions"),
+                ("conversion_rate", "conversion"),
+                ("conversion_low", "conv. low"),
+                ("conversion_high", "conv. high"),
+                ("p_value", "p (conversion)"),
+                ("verdict", "verdict"),
+            ],
+            rows,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Report;
+    use crate::audits::run_audit;
+    use crate::testing::{Db, Ev, ev};
+
+    const S: i64 = 1_000;
+
+    fn ads(db: &Db, params: &Ads) -> AdsReport {
+        run_audit(&db.conn(), ResolvedScope::default(), params).unwrap()
+    }
+
+    fn default_ads() -> Ads {
+        Ads::new(DEFAULT_GOAL, None, DEFAULT_MIN_SESSIONS).unwrap()
+    }
+
+    fn land(id: &str, session: &str, ts: i64, url: &str) -> Ev {
+        ev(id, session, ts, 1, "pageview").path("/").url(url)
+    }
+
+    fn ad_view(id: &str, session: &str, ts: i64, seq: i32, ad: &str) -> Ev {
+        ev(id, session, ts, seq, "ad_view")
+            .path("/")
+            .ad(ad)
+            .selector("div.banner")
+    }
+
+    fn purchase(id: &str, session: &str, ts: i64, seq: i32) -> Ev {
+        ev(id, session, ts, seq, "custom")
+            .path("/thanks")
+            .name("purchase")
+    }
+
+    /// `n` sessions exposed to `ad` once each; the first `converting` buy after seeing
+    /// it, the first `clicking` click it.
+    fn arm(ad: &str, n: usize, converting: usize, clicking: usize) -> Vec<Ev> {
+        let mut events = Vec::new();
+        for i in 0..n {
+            let s = format!("{ad}-{i}");
+            events.push(land(&format!("{s}-1"), &s, 0, "https://shop.example/"));
+            events.push(ad_view(&format!("{s}-2"), &s, S, 2, ad));
+            if i < clicking {
+                events.push(
+                    ev(&format!("{s}-3"), &s, 2 * S, 3, "click")
+                        .path("/")
+                        .selector("div.banner > a")
+                        .ad(ad),
+                );
+            }
+            if i < converting {
+                events.push(purchase(&format!("{s}-4"), &s, 60 * S, 1));
+            }
+        }
+        events
+    }
+
+    fn close(a: Option<f64>, b: f64) -> bool {
+        a.is_some_and(|a| (a - b).abs() < 1e-6)
+    }
+
+    #[test]
+    fn a_variant_that_converts_better_by_hand() {
+        let db = Db::new();
+        let mut events = arm("winter:A", 200, 20, 10);
+        events.extend(arm("winter:B", 200, 40, 30));
+        db.insert(&events);
+        let r = ads(&db, &default_ads());
+        assert_eq!(r.sessions, 400);
+        assert_eq!(r.goal, "event:purchase");
+        assert_eq!(r.method, "two-proportion z-test (pooled), two-sided");
+        assert_eq!(r.campaigns.len(), 1);
+        let c = &r.campaigns[0];
+        assert_eq!((c.campaign.as_str(), c.control.as_str()), ("winter", "A"));
+        assert_eq!(c.mixed_sessions, 0);
+
+        let counts: Vec<(&str, u64, u64, u64, u64)> = c
+            .variants
+            .iter()
+            .map(|v| {
+                (
+                    v.variant.as_str(),
+                    v.impressions,
+                    v.sessions,
+                    v.clicks,
+                    v.conversions,
+                )
+            })
+            .collect();
+        assert_eq!(counts, [("A", 200, 200, 10, 20), ("B", 200, 200, 30, 40)]);
+        let (ctl, var) = (&c.variants[0], &c.variants[1]);
+        assert_eq!((ctl.ctr, ctl.conversion_rate), (Some(0.05), Some(0.1)));
+        assert_eq!((var.ctr, var.conversion_rate), (Some(0.15), Some(0.2)));
+        // Wilson 95 %: 20/200 → (0.065670, 0.149406); 40/200 → (0.150452, 0.260855);
+        // 10/200 → (0.027383, 0.089578).
+        assert!(close(ctl.conversion_low, 0.065_670) && close(ctl.conversion_high, 0.149_406));
+        assert!(close(var.conversion_low, 0.150_452) && close(var.conversion_high, 0.260_855));
+        assert!(close(ctl.ctr_low, 0.027_383) && close(ctl.ctr_high, 0.089_578));
+
+        // Equal exposure: chi-square 0, p = 1.
+        let srm = c.srm.unwrap();
+        assert!(srm.chi_square.abs() < 1e-12 && (srm.p_value - 1.0).abs() < 1e-12);
+        assert!(!srm.flagged);
+
+        // Conversion: pooled p = 60/400 = 0.15, se = √(0.15·0.85·(2/200)) = 0.0357071,
+        // z = (0.20 − 0.10) / 0.0357071 = 2.80056, p = 2·(1 − Φ(2.80056)) = 0.005101.
+        // CTR: pooled 40/400 = 0.1, se = √(0.1·0.9·0.01) = 0.03, z = 0.10/0.03 = 3.33333,
+        // p = 2·(1 − Φ(3.33333)) = 0.000858.
+        let cmp = &c.comparisons[0];
+        assert_eq!((cmp.variant.as_str(), cmp.control.as_str()), ("B", "A"));
+        let conversion = cmp.conversion.unwrap();
+        assert!((conversion.z - 2.800_560).abs() < 1e-5);
+        assert!((conversion.p_value - 0.005_101).abs() < 1e-6);
+        assert!((conversion.difference - 0.1).abs() < 1e-12);
+        let ctr = cmp.ctr.unwrap();
+        assert!((ctr.z - 3.333_333).abs() < 1e-5);
+        assert!((ctr.p_value - 0.000_858).abs() < 1e-6);
+        assert_eq!(cmp.verdict, "B converts better than A (p = 0.005)");
+
+        // B as the control: A converts worse.
+        let r = ads(&db, &Ads::new("event:purchase", Some("B"), 100).unwrap());
+        let cmp = &r.campaigns[0].comparisons[0];
+        assert_eq!((cmp.variant.as_str(), cmp.control.as_str()), ("A", "B"));
+        assert_eq!(cmp.verdict, "A converts worse than B (p = 0.005)");
+        assert!((cmp.conversion.unwrap().z + 2.800_560).abs() < 1e-5);
+
+        // A control the campaign lacks falls back to the first variant.
+        let r = ads(&db, &Ads::new("event:purchase", Some("Z"), 100).unwrap());
+        assert_eq!(r.campaigns[0].control, "A");
+
+        // 200 sessions per arm are not enough when 201 are asked for.
+        let r = ads(&db, &Ads::new("event:purchase", None, 201).unwrap());
+        assert_eq!(r.campaigns[0].comparisons[0].verdict, "not enough data yet");
+
+        // Everyone landed on a plain URL.
+        assert_eq!(r.inbound.len(), 1);
+        assert_eq!(r.inbound[0].source, DIRECT);
+        assert_eq!((r.inbound[0].sessions, r.inbound[0].conversions), (400, 60));
+    }
+
+    #[test]
+    fn a_sample_ratio_mismatch_is_flagged_in_the_verdict() {
+        let db = Db::new();
+        // A 200 sessions, B 120, both converting 10 %.
+        let mut events = arm("spring:A", 200, 20, 0);
+        events.extend(arm("spring:B", 120, 12, 0));
+        db.insert(&events);
+        let r = ads(&db, &default_ads());
+        let c = &r.campaigns[0];
+        // Expected 160 each: (40² + 40²) / 160 = 20, df 1 → p = 7.744e-6 < 0.001.
+        let srm = c.srm.unwrap();
+        assert!((srm.chi_square - 20.0).abs() < 1e-9);
+        assert!((srm.p_value - 7.744e-6).abs() < 1e-8);
+        assert!(srm.flagged);
+        // Equal rates: z = 0, p = 1.
+        let x = &c.comparisons[0];
+        assert_eq!(x.conversion.map(|t| t.p_value), Some(1.0));
+        assert_eq!(
+            x.verdict,
+            "no significant difference (p = 1.00); sample ratio mismatch: check the ad \
+             rotation before trusting this"
+        );
+        // No clicks at all: CTR 0 on both sides, p = 1.
+        assert_eq!(x.ctr.map(|t| t.p_value), Some(1.0));
+    }
+
+    #[test]
+    fn only_a_goal_after_the_first_exposure_converts() {
+        let db = Db::new();
+        let home = "https://shop.example/";
+        db.insert(&[
+            // s1: sees the ad, then buys: converted.
+            land("a1", "s1", 0, home),
+            ad_view("a2", "s1", 10 * S, 2, "spring:A"),
+            purchase("a3", "s1", 20 * S, 1),
+            // s2: buys, then sees the ad (twice): not converted for the ad.
+            land("b1", "s2", 0, home),
+            purchase("b2", "s2", 5 * S, 2),
+            ad_view("b3", "s2", 10 * S, 3, "spring:A"),
+            ad_view("b4", "s2", 11 * S, 4, "spring:A"),
+            // s3: ad view and purchase in the same millisecond, the ad first (seq): yes.
+            land("c1", "s3", 0, home),
+            purchase("c3", "s3", 10 * S, 3),
+            ad_view("c2", "s3", 10 * S, 2, "spring:A"),
+            // s4: the same millisecond, the purchase first: no.
+            land("d1", "s4", 0, home),
+            ad_view("d3", "s4", 10 * S, 3, "spring:A"),
+            purchase("d2", "s4", 10 * S, 2),
+            // s5: sees both variants, does not buy.
+            land("e1", "s5", 0, home),
+            ad_view("e2", "s5", S, 2, "spring:A"),
+            ad_view("e3", "s5", 2 * S, 3, "spring:B"),
+        ]);
+        let r = ads(&db, &default_ads());
+        let c = &r.campaigns[0];
+        let counts: Vec<(&str, u64, u64, u64)> = c
+            .variants
+            .iter()
+            .map(|v| (v.variant.as_str(), v.impressions, v.sessions, v.conversions))
+            .collect();
+        assert_eq!(counts, [("A", 6, 5, 2), ("B", 1, 1, 0)]);
+        assert_eq!(c.mixed_sessions, 1);
+        // Exposed 5 vs 1, expected 3 each: (4 + 4) / 3 = 2.6667, df 1 → p = 0.102470.
+        let srm = c.srm.unwrap();
+        assert!((srm.chi_square - 8.0 / 3.0).abs() < 1e-9);
+        assert!((srm.p_value - 0.102_470).abs() < 1e-6);
+        assert!(!srm.flagged);
+        assert_eq!(c.comparisons[0].verdict, "not enough data yet");
+        // The sessions themselves converted: s1 to s4.
+        assert_eq!((r.inbound[0].sessions, r.inbound[0].conversions), (5, 4));
+    }
+
+    #[test]
+    fn any_step_can_be_the_goal() {
+        let db = Db::new();
+        let home = "https://shop.example/";
+        db.insert(&[
+            land("a1", "s1", 0, home),
+            ad_view("a2", "s1", S, 2, "promo"),
+            ev("a3", "s1", 2 * S, 1, "pageview").path("/thanks"),
+            land("b1", "s2", 0, home),
+            ad_view("b2", "s2", S, 2, "promo"),
+            ev("b3", "s2", 2 * S, 3, "submit")
+                .path("/")
+                .form("newsletter"),
+        ]);
+        let r = ads(&db, &Ads::new("page:/thanks", None, 100).unwrap());
+        let c = &r.campaigns[0];
+        assert_eq!(
+            (c.campaign.as_str(), c.control.as_str()),
+            ("promo", NO_VARIANT)
+        );
+        assert_eq!(c.variants[0].conversions, 1);
+        assert!(c.srm.is_none() && c.comparisons.is_empty());
+        let r = ads(&db, &Ads::new("submit:newsletter", None, 100).unwrap());
+        assert_eq!(r.campaigns[0].variants[0].conversions, 1);
+        assert_eq!(r.goal, "submit:newsletter");
+    }
+
+    #[test]
+    fn inbound_campaigns_come_from_the_landing_url() {
+        let db = Db::new();
+        let news = "https://shop.example/?utm_source=newsletter&utm_medium=email\
+                    &utm_campaign=winter%20sale";
+        db.insert(&[
+            land("a1", "s1", 0, news),
+            purchase("a2", "s1", S, 2),
+            land("b1", "s2", 0, news),
+            land("c1", "s3", 0, "https://shop.example/p/1?gclid=abc"),
+            purchase("c2", "s3", S, 2),
+            land(
+                "d1",
+                "s4",
+                0,
+                "https://shop.example/?utm_source=google&utm_medium=cpc&gclid=xyz",
+            ),
+            land("e1", "s5", 0, "https://shop.example/?fbclid=1"),
+            land("f1", "s6", 0, "https://shop.example/?msclkid=2"),
+            // A later page view's parameters do not change where s7 came from.
+            land("g1", "s7", 0, "https://shop.example/"),
+            land("g2", "s7", S, "https://shop.example/?utm_source=late"),
+            land("h1", "s8", 0, "https://shop.example/?utm_campaign=x"),
+            // s9 and s10 have no page view in scope; s9 buys.
+            purchase("i1", "s9", 0, 1),
+            ev("j1", "s10", 0, 1, "leave"),
+        ]);
+        let r = ads(&db, &default_ads());
+        assert_eq!(r.sessions, 10);
+        assert!(r.campaigns.is_empty());
+        let rows: Vec<(String, u64, u64)> = r
+            .inbound
+            .iter()
+            .map(|s| (s.label(), s.sessions, s.conversions))
+            .collect();
+        let expected = [
+            (NO_LANDING, 2, 1),
+            ("newsletter / email / winter sale", 2, 1),
+            ("google ads", 1, 1),
+            (DIRECT, 1, 0),
+            ("(not set) / x", 1, 0),
+            ("google / cpc [google ads]", 1, 0),
+            ("meta", 1, 0),
+            ("microsoft ads", 1, 0),
+        ];
+        let expected: Vec<(String, u64, u64)> = expected
+            .iter()
+            .map(|(l, n, x)| ((*l).to_owned(), *n, *x))
+            .collect();
+        assert_eq!(rows, expected);
+        let news = &r.inbound[1];
+        assert_eq!(
+            (
+                news.source.as_str(),
+                news.medium.as_deref(),
+                news.campaign.as_deref()
+            ),
+            ("newsletter", Some("email"), Some("winter sale"))
+        );
+        assert_eq!(news.conversion_rate, Some(0.5));
+        // Wilson 95 % for 1 of 2: (0.094531, 0.905469).
+        assert!(close(news.conversion_low, 0.094_531) && close(news.conversion_high, 0.905_469));
+        assert_eq!(r.inbound[2].click_id.as_deref(), Some("google ads"));
+        assert_eq!(r.inbound[5].source, "google");
+    }
+
+    #[test]
+    fn landing_urls_are_parsed_by_hand() {
+        let parse = |url: &str| Inbound::from_url(Some(url));
+        let i = parse("https://s.example/?UTM_Source=a+b%21&utm_source=second&utm_content=%zz#x");
+        assert_eq!(i.source, "a b!");
+        assert_eq!(i.content.as_deref(), Some("%zz"));
+        assert_eq!(parse("https://s.example/?utm_source=&x=1").source, DIRECT);
+        assert_eq!(
+            parse("https://s.example/?utm_medium=%4").medium.as_deref(),
+            Some("%4")
+        );
+        assert_eq!(Inbound::from_url(None).source, DIRECT);
+        let both = parse("https://s.example/?fbclid=1&gclid=2");
+        assert_eq!(
+            (both.source.as_str(), both.click_id),
+            ("meta", Some("meta"))
+        );
+        assert_eq!(split_ad("winter:B"), ("winter", "B"));
+        assert_eq!(split_ad("spring:x:y"), ("spring", "x:y"));
+        assert_eq!(split_ad("summer:"), ("summer", NO_VARIANT));
+        assert_eq!(split_ad("summer"), ("summer", NO_VARIANT));
+    }
+
+    #[test]
+    fn p_values_in_words() {
+        assert_eq!(format_p(0.000_2), "p < 0.001");
+        assert_eq!(format_p(0.003_1), "p = 0.003");
+        assert_eq!(format_p(0.046), "p = 0.046");
+        assert_eq!(format_p(0.41), "p = 0.41");
+    }
+
+    #[test]
+    fn bad_params_are_rejected_and_requests_have_defaults() {
+        assert!(matches!(
+            Ads::new("purchase", None, 100),
+            Err(Error::BadStep { .. })
+        ));
+        assert!(matches!(
+            Ads::new("event:purchase", Some(" "), 100),
+            Err(Error::BadParam {
+                name: "control",
+                ..
+            })
+        ));
+        let req: crate::AuditRequest = serde_json::from_str(r#"{"audit":"ads"}"#).unwrap();
+        assert_eq!(
+            req,
+            crate::AuditRequest::Ads {
+                scope: crate::Scope::default(),
+                goal: "event:purchase".into(),
+                control: None,
+                min_sessions: 100,
+            }
+        );
+        let db = Db::new();
+        let report = crate::run(&db.conn(), &req).unwrap();
+        assert_eq!(report.audit(), "ads");
+        let bad: crate::AuditRequest =
+            serde_json::from_str(r#"{"audit":"ads","goal":"nope"}"#).unwrap();
+        assert_eq!(crate::run(&db.conn(), &bad).unwrap_err().code(), "bad_step");
+    }
+
+    #[test]
+    fn no_data_gives_an_empty_report() {
+        let db = Db::new();
+        let r = ads(&db, &default_ads());
+        assert_eq!(r.sessions, 0);
+        assert!(r.campaigns.is_empty() && r.inbound.is_empty());
+    }
+
+    #[test]
+    fn the_table_lists_variants_then_sources() {
+        let db = Db::new();
+        let mut events = arm("winter:A", 3, 1, 1);
+        events.extend(arm("winter:B", 2, 0, 0));
+        db.insert(&events);
+        let report = Report::Ads(ads(&db, &default_ads()));
+        let table = report.table();
+        let firsts: Vec<String> = table
+            .rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {} {}",
+                    r[0].raw(),
+                    r[1].raw(),
+                    r[2].raw(),
+                    r[14].raw()
+                )
+            })
+            .collect();
+        assert_eq!(
+            firsts,
+            [
+                "ad winter A control",
+                "ad winter B not enough data yet",
+                "inbound (direct / none)  ",
+            ]
+        );
+        // The JSON reads back (floats up to serde_json's last-digit rounding).
+        let json = crate::render(&report, crate::Format::Json).unwrap();
+        let Report::Ads(back) = serde_json::from_str::<Report>(&json).unwrap() else {
+            panic!("not an ads report: {json}");
+        };
+        assert_eq!(
+            back.campaigns[0].comparisons[0].verdict,
+            "not enough data yet"
+        );
+        assert_eq!(back.campaigns[0].variants[1].ctr_low, Some(0.0));
+    }
+}

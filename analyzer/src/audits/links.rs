@@ -1,0 +1,941 @@
+//! The `links` audit: which links are almost never clicked, and which lead nowhere.
+//!
+//! Params: when a link counts as unused (`min_impressions`, `max_ctr`). The events in
+//! scope come from [`crate::load::events`] with [`Links::COLUMNS`].
+//!
+//! - **Impressions** (Polars): the tracker lists each link that was in the viewport
+//!   during a view (a page view, or one `data-ct-screen` screen of it) once per view,
+//!   and the collector stores one `link_view` row per listed link. A link is (page
+//!   path, selector, href); its impressions are its rows, so a link seen on two
+//!   screens of one page view counts twice.
+//! - **Clicks** (Polars joins): a `click` on the same page is credited to the links
+//!   whose selector and href both equal its own; if there is none, to the links with
+//!   its selector; if none, to the links with its href. A click that fits several
+//!   links equally well counts for each of them: they cannot be told apart, and
+//!   crediting both keeps either from being called unused by mistake. A link counts
+//!   each click once.
+//! - **CTR** = clicks / impressions, with a 95 % Wilson score interval
+//!   ([`crate::stats::wilson`]; clicks capped at impressions). A link is **unused**
+//!   when it has at least `min_impressions` impressions and the upper end of that
+//!   interval is below `max_ctr`: even the kindest reading of the data says almost
+//!   nobody clicks it.
+//! - **Broken** (a sequential pass in Rust over clicks and page views in (session,
+//!   ts, seq) order): a page view with status >= 400 was reached through a click on
+//!   the page before it, namely the last click since the previous page view whose
+//!   href's path is the error page's path, else the last click since the previous
+//!   page view if it came at most [`BROKEN_WITHIN_MS`] before. Polars groups those
+//!   clicks by (page, selector, href, error page, status).
+//! - **Error pages**: the `errors` audit's own list ([`super::errors`]), so that the
+//!   two reports agree: page views with status >= 400 by (page, status), with their
+//!   sessions and where they came from.
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::errors::{ErrorPage, Errors};
+use super::{Audit, count_sessions, ratio};
+use crate::Error;
+use crate::load::Col;
+use crate::render::{Cell, Table};
+use crate::scope::ResolvedScope;
+use crate::stats::wilson;
+
+/// Fewest impressions before a link can be called unused, when not told.
+pub const DEFAULT_MIN_IMPRESSIONS: u64 = 30;
+
+/// A link is unused when its CTR's upper 95 % bound is below this, when not told.
+pub const DEFAULT_MAX_CTR: f64 = 0.01;
+
+/// A click at most this long before an error page view led there, whatever its href.
+pub const BROKEN_WITHIN_MS: i64 = 10_000;
+
+/// The stored kind of one link seen in the viewport.
+const LINK_VIEW: &str = "link_view";
+
+/// Validated links params.
+#[derive(Debug, Clone)]
+pub struct Links {
+    min_impressions: u64,
+    max_ctr: f64,
+}
+
+/// The links report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinksReport {
+    pub scope: ResolvedScope,
+    /// Sessions with at least one event in scope.
+    pub sessions: u64,
+    /// A link needs this many impressions to be called unused.
+    pub min_impressions: u64,
+    /// A link is unused when the upper end of its CTR's 95 % interval is below this.
+    pub max_ctr: f64,
+    /// Every link seen in a viewport, by `impressions` (descending), then page,
+    /// selector, href.
+    pub links: Vec<LinkStats>,
+    /// The links that are almost never clicked, in the order of `links`.
+    pub unused: Vec<LinkStats>,
+    /// Clicks that led to an error page, by `sessions`, then `clicks` (descending).
+    pub broken: Vec<BrokenLink>,
+    /// Pages served with status >= 400, as in the `errors` audit: by `sessions`, then
+    /// `views` (descending).
+    pub error_pages: Vec<ErrorPage>,
+}
+
+/// One link: where it was, what it was, how often it was seen and clicked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkStats {
+    /// Path of the page it is on.
+    pub page: String,
+    /// The tracker's CSS selector of the link.
+    pub selector: String,
+    /// Its target (scrubbed like every URL); null if the collector dropped it.
+    pub href: Option<String>,
+    /// Views (page views or screens) during which it was in the viewport.
+    pub impressions: u64,
+    /// Clicks credited to it.
+    pub clicks: u64,
+    /// `clicks / impressions` (may exceed 1 when people click a link twice).
+    pub ctr: Option<f64>,
+    /// The 95 % Wilson score interval of the CTR.
+    pub ctr_low: Option<f64>,
+    pub ctr_high: Option<f64>,
+}
+
+/// Clicks on one element that led to an error page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokenLink {
+    /// Path of the page the click was on.
+    pub page: String,
+    /// The clicked element; null if the tracker sent none.
+    pub selector: Option<String>,
+    /// The clicked link's target; null for a click on something that is not a link.
+    pub href: Option<String>,
+    /// Path of the error page reached.
+    pub target: String,
+    /// Its HTTP status (>= 400).
+    pub status: i32,
+    /// Clicks that led there.
+    pub clicks: u64,
+    /// Sessions with at least one of them.
+    pub sessions: u64,
+}
+
+impl Links {
+    /// `max_ctr` must be a fraction in (0, 1].
+    pub fn new(min_impressions: u64, max_ctr: f64) -> Result<Self, Error> {
+        if !(max_ctr > 0.0 && max_ctr <= 1.0) {
+            return Err(Error::BadParam {
+                name: "max_ctr",
+                reason: format!("{max_ctr} is not a fraction in (0, 1]; 0.01 means 1 %"),
+            });
+        }
+        Ok(Links {
+            min_impressions,
+            max_ctr,
+        })
+    }
+
+    fn is_unused(&self, link: &LinkStats) -> bool {
+        link.impressions >= self.min_impressions
+            && link.ctr_high.is_some_and(|high| high < self.max_ctr)
+    }
+}
+
+impl Default for Links {
+    fn default() -> Self {
+        Links {
+            min_impressions: DEFAULT_MIN_IMPRESSIONS,
+            max_ctr: DEFAULT_MAX_CTR,
+        }
+    }
+}
+
+impl Audit for Links {
+    type Report = LinksReport;
+
+    /// Ours, plus everything [`Errors::COLUMNS`] needs for the error pages.
+    const COLUMNS: &'static [Col] = &[
+        Col::SessionId,
+        Col::Ts,
+        Col::Seq,
+        Col::Kind,
+        Col::Path,
+        Col::Selector,
+        Col::Href,
+        Col::Referrer,
+        Col::Status,
+        Col::Message,
+        Col::Source,
+        Col::Line,
+    ];
+
+    fn compute(&self, events: DataFrame, scope: ResolvedScope) -> Result<LinksReport, Error> {
+        let sessions = count_sessions(&events)?;
+        let links = link_stats(&events)?;
+        let unused = links
+            .iter()
+            .filter(|l| self.is_unused(l))
+            .cloned()
+            .collect();
+        let broken = broken_links(&events)?;
+        let error_pages = Errors::default()
+            .compute(events, scope.clone())?
+            .error_pages;
+        Ok(LinksReport {
+            scope,
+            sessions,
+            min_impressions: self.min_impressions,
+            max_ctr: self.max_ctr,
+            links,
+            unused,
+            broken,
+            error_pages,
+        })
+    }
+}
+
+/// Impressions and credited clicks per link, sorted as [`LinksReport::links`].
+fn link_stats(events: &DataFrame) -> Result<Vec<LinkStats>, Error> {
+    // Collected once, so that the row index names the same link in both uses below.
+    let links = events
+        .clone()
+        .lazy()
+        .filter(
+            col("kind")
+                .eq(lit(LINK_VIEW))
+                .and(col("selector").is_not_null()),
+        )
+        .group_by([col("path"), col("selector"), col("href")])
+        .agg([len().cast(DataType::UInt64).alias("impressions")])
+        .with_row_index("link", None)
+        .collect()?;
+    let keys = links.clone().lazy().select([
+        col("link"),
+        col("path").alias("l_path"),
+        col("selector").alias("l_selector"),
+        col("href").alias("l_href"),
+    ]);
+    let clicks = events
+        .clone()
+        .lazy()
+        .filter(col("kind").eq(lit("click")))
+        .select([col("path"), col("selector"), col("href")])
+        .with_row_index("click", None);
+    // (click, link) pairs at one level of fit: 0 = selector and href, 1 = selector,
+    // 2 = href. Null keys never join.
+    let fit = |level: u32, on: &[&str]| {
+        let left: Vec<Expr> = on.iter().map(|c| col(*c)).collect();
+        let right: Vec<Expr> = on.iter().map(|c| col(format!("l_{c}"))).collect();
+        clicks
+            .clone()
+            .join(keys.clone(), left, right, JoinArgs::new(JoinType::Inner))
+            .select([
+                col("click"),
+                col("link"),
+                lit(level).cast(DataType::UInt32).alias("level"),
+            ])
+    };
+    let credited = concat(
+        [
+            fit(0, &["path", "selector", "href"]),
+            fit(1, &["path", "selector"]),
+            fit(2, &["path", "href"]),
+        ],
+        UnionArgs::default(),
+    )?
+    .filter(col("level").eq(col("level").min().over([col("click")])?))
+    .group_by([col("link")])
+    .agg([col("click")
+        .n_unique()
+        .cast(DataType::UInt64)
+        .alias("clicks")]);
+    let per_link = links
+        .lazy()
+        .join(
+            credited,
+            [col("link")],
+            [col("link")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_column(col("clicks").fill_null(lit(0u64)))
+        .sort_by_exprs(
+            [
+                col("impressions"),
+                col("path"),
+                col("selector"),
+                col("href"),
+            ],
+            SortMultipleOptions::default()
+                .with_order_descending_multi([true, false, false, false])
+                .with_nulls_last(true),
+        )
+        .collect()?;
+
+    let page = per_link.column("path")?.str()?;
+    let selector = per_link.column("selector")?.str()?;
+    let href = per_link.column("href")?.str()?;
+    let impressions = per_link.column("impressions")?.u64()?;
+    let clicks = per_link.column("clicks")?.u64()?;
+    Ok((0..per_link.height())
+        .filter_map(|i| {
+            let (seen, clicked) = (impressions.get(i)?, clicks.get(i).unwrap_or(0));
+            let interval = wilson(clicked, seen);
+            Some(LinkStats {
+                page: page.get(i)?.to_owned(),
+                selector: selector.get(i)?.to_owned(),
+                href: href.get(i).map(str::to_owned),
+                impressions: seen,
+                clicks: clicked,
+                ctr: ratio(clicked, seen),
+                ctr_low: interval.map(|(low, _)| low),
+                ctr_high: interval.map(|(_, high)| high),
+            })
+        })
+        .collect())
+}
+
+/// Clicks that led to a page view with status >= 400, grouped as [`BrokenLink`]s.
+fn broken_links(events: &DataFrame) -> Result<Vec<BrokenLink>, Error> {
+    let sorted = events
+        .clone()
+        .lazy()
+        .filter(
+            col("kind")
+                .eq(lit("click"))
+                .or(col("kind").eq(lit("pageview"))),
+        )
+        .sort_by_exprs(
+            [col("session_id"), col("ts"), col("seq")],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .collect()?;
+    let strings = |name: &str| -> Result<Vec<Option<&str>>, Error> {
+        Ok(sorted.column(name)?.str()?.iter().collect())
+    };
+    let session = strings("session_id")?;
+    let kind = strings("kind")?;
+    let path = strings("path")?;
+    let selector = strings("selector")?;
+    let href = strings("href")?;
+    let ts: Vec<Option<i64>> = sorted.column("ts")?.i64()?.iter().collect();
+    let status: Vec<Option<i32>> = sorted.column("status")?.i32()?.iter().collect();
+
+    // One row per click that led to an error page.
+    let mut hit = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut hit_session = Vec::new();
+    let mut current: Option<&str> = None;
+    let mut pending: Vec<usize> = Vec::new(); // clicks since the session's last page view
+    for i in 0..sorted.height() {
+        let (Some(sid), Some(t), Some(k)) = (session[i], ts[i], kind[i]) else {
+            continue;
+        };
+        if current != Some(sid) {
+            pending.clear();
+            current = Some(sid);
+        }
+        if k == "click" {
+            pending.push(i);
+            continue;
+        }
+        if let (Some(st), Some(target)) = (status[i], path[i])
+            && st >= 400
+        {
+            let by_href = pending
+                .iter()
+                .rev()
+                .find(|&&c| href[c].is_some_and(|h| href_path(h) == target));
+            let just_before = pending
+                .last()
+                .filter(|&&c| ts[c].is_some_and(|tc| t - tc <= BROKEN_WITHIN_MS));
+            if let Some(&c) = by_href.or(just_before) {
+                hit.0.push(path[c]);
+                hit.1.push(selector[c]);
+                hit.2.push(href[c]);
+                hit.3.push(target);
+                hit.4.push(st);
+                hit_session.push(sid);
+            }
+        }
+        pending.clear();
+    }
+
+    let hits = DataFrame::new(
+        hit_session.len(),
+        vec![
+            Column::new("page".into(), hit.0),
+            Column::new("selector".into(), hit.1),
+            Column::new("href".into(), hit.2),
+            Column::new("target".into(), hit.3),
+            Column::new("status".into(), hit.4),
+            Column::new("session_id".into(), hit_session),
+        ],
+    )?;
+    let grouped = hits
+        .lazy()
+        .group_by([
+            col("page"),
+            col("selector"),
+            col("href"),
+            col("target"),
+            col("status"),
+        ])
+        .agg([
+            len().cast(DataType::UInt64).alias("clicks"),
+            col("session_id")
+                .n_unique()
+                .cast(DataType::UInt64)
+                .alias("sessions"),
+        ])
+        .sort_by_exprs(
+            [
+                col("sessions"),
+                col("clicks"),
+                col("page"),
+                col("selector"),
+                col("href"),
+                col("target"),
+            ],
+            SortMultipleOptions::default()
+                .with_order_descending_multi([true, true, false, false, false, false])
+                .with_nulls_last(true),
+        )
+        .collect()?;
+
+    let page = grouped.column("page")?.str()?;
+    let selector = grouped.column("selector")?.str()?;
+    let href = grouped.column("href")?.str()?;
+    let target = grouped.column("target")?.str()?;
+    let status = grouped.column("status")?.i32()?;
+    let clicks = grouped.column("clicks")?.u64()?;
+    let sessions = grouped.column("sessions")?.u64()?;
+    Ok((0..grouped.height())
+        .filter_map(|i| {
+            Some(BrokenLink {
+                page: page.get(i).unwrap_or_default().to_owned(),
+                selector: selector.get(i).map(str::to_owned),
+                href: href.get(i).map(str::to_owned),
+                target: target.get(i)?.to_owned(),
+                status: status.get(i)?,
+                clicks: clicks.get(i).unwrap_or(0),
+                sessions: sessions.get(i).unwrap_or(0),
+            })
+        })
+        .collect())
+}
+
+/// The path a link target points to: `https://shop.example/cart?utm_source=x` and
+/// `/cart#top` → `/cart`; a bare host → `/`.
+fn href_path(href: &str) -> &str {
+    let after_host = |rest: &'_ str| -> usize { rest.find(['/', '?', '#']).unwrap_or(rest.len()) };
+    let rest = if let Some(i) = href.find("://") {
+        let rest = &href[i + 3..];
+        &rest[after_host(rest)..]
+    } else if let Some(rest) = href.strip_prefix("//") {
+        &rest[after_host(rest)..]
+    } else {
+        href
+    };
+    let path = &rest[..rest.find(['?', '#']).unwrap_or(rest.len())];
+    if path.is_empty() { "/" } else { path }
+}
+
+impl LinksReport {
+    /// The report as rows for the table, CSV and HTML renderers, one `section` after
+    /// the other: `unused` links, `broken` clicks (`detail` = the error page reached),
+    /// `error_page`s (`clicks` = views, `detail` = where they came from), then every
+    /// `link`. Numbers that do not apply to a section are empty.
+    pub fn table(&self) -> Table {
+        // A number column without a value (shown as `–`, empty in CSV).
+        let none = || Cell::Ratio(None);
+        let text = |s: Option<&String>| Cell::Text(s.cloned().unwrap_or_default());
+        let link_row = |section: &str, l: &LinkStats| {
+            vec![
+                Cell::Text(section.to_owned()),
+                Cell::Text(l.page.clone()),
+                Cell::Text(l.selector.clone()),
+                text(l.href.as_ref()),
+                Cell::Count(l.impressions),
+                Cell::Count(l.clicks),
+                Cell::Ratio(l.ctr),
+                Cell::Ratio(l.ctr_low),
+                Cell::Ratio(l.ctr_high),
+                none(),
+                none(),
+                Cell::Text(String::new()),
+            ]
+        };
+        let unused = self.unused.iter().map(|l| link_row("unused", l));
+        let broken = self.broken.iter().map(|b| {
+            vec![
+                Cell::Text("broken".to_owned()),
+                Cell::Text(b.page.clone()),
+                text(b.selector.as_ref()),
+                text(b.href.as_ref()),
+                none(),
+                Cell::Count(b.clicks),
+                none(),
+                none(),
+                none(),
+                Cell::Count(u64::try_from(b.status).unwrap_or(0)),
+                Cell::Count(b.sessions),
+                Cell::Text(format!("→ {}", b.target)),
+            ]
+        });
+        let error_pages = self.error_pages.iter().map(|p| {
+            let from = p
+                .came_from
+                .iter()
+                .map(|c| format!("{} ({})", c.from, c.views))
+                .collect::<Vec<_>>()
+                .join(", ");
+            vec![
+                Cell::Text("error_page".to_owned()),
+                Cell::Text(p.page.clone()),
+                Cell::Text(String::new()),
+                Cell::Text(String::new()),
+                none(),
+                Cell::Count(p.views),
+                none(),
+                none(),
+                none(),
+                Cell::Count(u64::try_from(p.status).unwrap_or(0)),
+                Cell::Count(p.sessions),
+                Cell::Text(format!("from {from}")),
+            ]
+        });
+        let all = self.links.iter().map(|l| link_row("link", l));
+        Table {
+            audit: "links",
+            facts: vec![
+                self.scope.describe(),
+                format!("{} sessions", self.sessions),
+                format!("{} links", self.links.len()),
+                format!(
+                    "{} unused (≥ {} impressions, CTR surely < {:.1}%)",
+                    self.unused.len(),
+                    self.min_impressions,
+                    self.max_ctr * 100.0
+                ),
+                format!("{} broken", self.broken.len()),
+                format!("{} error pages", self.error_pages.len()),
+            ],
+            columns: vec![
+                ("section", "section"),
+                ("page", "page"),
+                ("selector", "selector"),
+                ("href", "href"),
+                ("impressions", "impressions"),
+                ("clicks", "clicks / views"),
+                ("ctr", "CTR"),
+                ("ctr_low", "CTR low"),
+                ("ctr_high", "CTR high"),
+                ("status", "status"),
+                ("sessions", "sessions"),
+                ("detail", "leads to / came from"),
+            ],
+            rows: unused.chain(broken).chain(error_pages).chain(all).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audits::run_audit;
+    use crate::testing::{Db, Ev, ev};
+
+    const S: i64 = 1_000;
+    const HOST: &str = "https://shop.example";
+
+    /// `(page, status, views, sessions, [(came from, views)])` of an error page.
+    type PageRow<'a> = (&'a str, i32, u64, u64, Vec<(&'a str, u64)>);
+
+    fn links(db: &Db, params: &Links) -> LinksReport {
+        run_audit(&db.conn(), ResolvedScope::default(), params).unwrap()
+    }
+
+    fn page(id: &str, session: &str, ts: i64, path: &str) -> Ev {
+        ev(id, session, ts, 1, "pageview").path(path).status(200)
+    }
+
+    fn seen(id: &str, session: &str, ts: i64, path: &str, selector: &str, href: &str) -> Ev {
+        ev(id, session, ts, 2, "link_view")
+            .path(path)
+            .selector(selector)
+            .href(href)
+    }
+
+    fn click(id: &str, session: &str, ts: i64, path: &str, selector: &str, href: &str) -> Ev {
+        ev(id, session, ts, 3, "click")
+            .path(path)
+            .selector(selector)
+            .href(href)
+    }
+
+    fn url(path: &str) -> String {
+        format!("{HOST}{path}")
+    }
+
+    /// `(page, selector, impressions, clicks)` per link, in report order.
+    fn counts(r: &LinksReport) -> Vec<(&str, &str, u64, u64)> {
+        r.links
+            .iter()
+            .map(|l| {
+                (
+                    l.page.as_str(),
+                    l.selector.as_str(),
+                    l.impressions,
+                    l.clicks,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_link_seen_on_two_screens_of_one_page_counts_twice() {
+        let db = Db::new();
+        let help = url("/help");
+        db.insert(&[
+            // One page view of /checkout with two screens; the help link is in view on
+            // both, the terms link on the second only; the help link is clicked once.
+            page("a1", "s1", 0, "/checkout").screen("shipping"),
+            seen("a2", "s1", 10 * S, "/checkout", "a#help", &help).screen("shipping"),
+            ev("a3", "s1", 11 * S, 3, "screen")
+                .path("/checkout")
+                .screen("payment"),
+            seen("a4", "s1", 20 * S, "/checkout", "a#help", &help).screen("payment"),
+            seen("a5", "s1", 20 * S, "/checkout", "a#terms", &url("/terms")).screen("payment"),
+            click("a6", "s1", 21 * S, "/checkout", "a#help", &help).screen("payment"),
+        ]);
+        let r = links(&db, &Links::default());
+        assert_eq!(r.sessions, 1);
+        assert_eq!(
+            counts(&r),
+            [
+                ("/checkout", "a#help", 2, 1),
+                ("/checkout", "a#terms", 1, 0)
+            ]
+        );
+        let h = &r.links[0];
+        assert_eq!(h.href.as_deref(), Some(help.as_str()));
+        assert_eq!(h.ctr, Some(0.5));
+        // Wilson 95 % for 1 of 2: (0.094531, 0.905469).
+        assert!((h.ctr_low.unwrap() - 0.094_531).abs() < 1e-6);
+        assert!((h.ctr_high.unwrap() - 0.905_469).abs() < 1e-6);
+        let t = &r.links[1];
+        assert_eq!((t.ctr, t.ctr_low), (Some(0.0), Some(0.0)));
+        // Wilson upper bound of 0 of 1: z² / (1 + z²) = 3.841459 / 4.841459.
+        assert!((t.ctr_high.unwrap() - 0.793_451).abs() < 1e-6);
+    }
+
+    #[test]
+    fn clicks_go_to_the_best_fitting_links_of_their_page() {
+        let db = Db::new();
+        let (p1, p2, p3, home) = (url("/p/1"), url("/p/2"), url("/p/3"), url("/"));
+        db.insert(&[
+            page("a1", "s1", 0, "/"),
+            // Two product tiles share a selector; two links go home.
+            seen("a2", "s1", S, "/", "a.tile", &p1),
+            seen("a3", "s1", S, "/", "a.tile", &p2),
+            seen("a4", "s1", S, "/", "a#logo", &home),
+            seen("a5", "s1", S, "/", "a#home", &home),
+            seen("a6", "s1", S, "/", "a#cart", &url("/cart")),
+            // Selector and href fit /p/2's tile only.
+            click("a7", "s1", 2 * S, "/", "a.tile", &p2),
+            // Selector fits both tiles, no href does: both get it.
+            click("a8", "s1", 3 * S, "/", "a.tile", &p3),
+            // Only the href fits, two links have it: both get it.
+            click("a9", "s1", 4 * S, "/", "span.icon", &home),
+            // The cart link by its href, though the click landed on an inner element.
+            click("a10", "s1", 5 * S, "/", "a#cart > img", &url("/cart")),
+            // The same selector and href on another page: not this page's link.
+            page("b1", "s2", 0, "/about"),
+            click("b2", "s2", S, "/about", "a#cart", &url("/cart")),
+        ]);
+        let r = links(&db, &Links::default());
+        assert_eq!(r.sessions, 2);
+        assert_eq!(
+            counts(&r),
+            [
+                // All seen once: by page, selector, href.
+                ("/", "a#cart", 1, 1),
+                ("/", "a#home", 1, 1),
+                ("/", "a#logo", 1, 1),
+                ("/", "a.tile", 1, 1), // /p/1: the /p/3 click
+                ("/", "a.tile", 1, 2), // /p/2: its own click and the /p/3 click
+            ]
+        );
+        assert_eq!(r.links[3].href.as_deref(), Some(p1.as_str()));
+        assert_eq!(r.links[0].ctr, Some(1.0));
+        assert!(r.broken.is_empty() && r.error_pages.is_empty());
+    }
+
+    #[test]
+    fn unused_links_need_enough_impressions_and_a_low_upper_bound() {
+        let db = Db::new();
+        let mut events = vec![page("p", "s1", 0, "/")];
+        let mut view = |n: usize, selector: &str| {
+            for i in 0..n {
+                events.push(seen(
+                    &format!("{selector}-{i}"),
+                    "s1",
+                    S,
+                    "/",
+                    selector,
+                    "/x",
+                ));
+            }
+        };
+        view(30, "a#never");
+        view(30, "a#once");
+        view(29, "a#few");
+        events.push(click("c", "s1", 2 * S, "/", "a#once", "/y"));
+        db.insert(&events);
+
+        // With max_ctr 15 %: upper bounds (Wilson 95 %) are 0/30 → 0.113513,
+        // 1/30 → 0.166704, 0/29 → 0.116970.
+        let r = links(&db, &Links::new(30, 0.15).unwrap());
+        let unused: Vec<&str> = r.unused.iter().map(|l| l.selector.as_str()).collect();
+        // a#once's bound is above 15 %; a#few is below it, but has only 29 impressions.
+        assert_eq!(unused, ["a#never"]);
+        assert!((r.unused[0].ctr_high.unwrap() - 0.113_513).abs() < 1e-6);
+        assert!((r.links[1].ctr_high.unwrap() - 0.166_704).abs() < 1e-6);
+        assert_eq!(r.links[1].selector, "a#once");
+        assert!(links(&db, &Links::new(29, 0.15).unwrap()).unused.len() == 2);
+        // With the defaults (30, 1 %) none is: 0 clicks in 30 views is not yet proof.
+        assert!(links(&db, &Links::default()).unused.is_empty());
+    }
+
+    #[test]
+    fn with_the_defaults_a_never_clicked_link_needs_about_381_impressions() {
+        // Upper bound of 0/n is z² / (n + z²): 380 → 0.0100079 (not < 1 %),
+        // 400 → 0.0095123 (unused).
+        let db = Db::new();
+        let mut events = vec![page("p", "s1", 0, "/")];
+        for (n, selector) in [(380, "a#almost"), (400, "a#unused")] {
+            for i in 0..n {
+                events.push(seen(
+                    &format!("{selector}-{i}"),
+                    "s1",
+                    S,
+                    "/",
+                    selector,
+                    "/x",
+                ));
+            }
+        }
+        db.insert(&events);
+        let r = links(&db, &Links::default());
+        assert_eq!(
+            counts(&r),
+            [("/", "a#unused", 400, 0), ("/", "a#almost", 380, 0)]
+        );
+        assert_eq!(r.unused.len(), 1);
+        assert_eq!(r.unused[0].selector, "a#unused");
+        assert!((r.unused[0].ctr_high.unwrap() - 0.009_512).abs() < 1e-6);
+        assert!((r.links[1].ctr_high.unwrap() - 0.010_008).abs() < 1e-6);
+    }
+
+    #[test]
+    fn broken_links_and_the_error_pages_they_lead_to() {
+        let db = Db::new();
+        let (sale, google) = (url("/old-sale"), "https://google.example/");
+        db.insert(&[
+            // s1: a#sale → /old-sale, 404 (href matches).
+            page("a1", "s1", 0, "/"),
+            click("a2", "s1", 5 * S, "/", "a#sale", &sale),
+            page("a3", "s1", 6 * S, "/old-sale").status(404),
+            // s2: the same, but the 404 page takes a minute (the href still matches).
+            page("b1", "s2", 0, "/"),
+            click("b2", "s2", 5 * S, "/", "a#sale", &sale),
+            page("b3", "s2", 65 * S, "/old-sale").status(404),
+            // s3: two clicks, then the 404 of the first one's href: the first one.
+            page("c1", "s3", 0, "/"),
+            click(
+                "c2",
+                "s3",
+                S,
+                "/",
+                "a#sale",
+                &format!("{sale}?utm_source=x"),
+            ),
+            click("c3", "s3", 2 * S, "/", "a#other", &url("/other")),
+            page("c4", "s3", 3 * S, "/old-sale").status(404),
+            // s4: a button (no href) and a 500 page 2 s later: the button.
+            page("d1", "s4", 0, "/"),
+            ev("d2", "s4", S, 2, "click")
+                .path("/")
+                .selector("button#buy"),
+            page("d3", "s4", 3 * S, "/cart").status(500),
+            // s5: a fine link; later a click on a#x, and 20 s after it a 404 of another
+            // path: not a#x's doing (nor a#faq's, which led to a fine page).
+            page("e1", "s5", 0, "/"),
+            click("e2", "s5", S, "/", "a#faq", &url("/faq")),
+            page("e3", "s5", 2 * S, "/faq"),
+            click("e4", "s5", 20 * S, "/faq", "a#x", &url("/x")),
+            page("e5", "s5", 40 * S, "/gone").status(404),
+            // s6: lands on the 404 from a search engine.
+            page("f1", "s6", 0, "/gone").status(404).referrer(google),
+        ]);
+        let r = links(&db, &Links::default());
+        assert_eq!(r.sessions, 6);
+        assert_eq!(
+            r.broken,
+            [
+                BrokenLink {
+                    page: "/".into(),
+                    selector: Some("a#sale".into()),
+                    href: Some(sale.clone()),
+                    target: "/old-sale".into(),
+                    status: 404,
+                    clicks: 2,
+                    sessions: 2,
+                },
+                BrokenLink {
+                    page: "/".into(),
+                    selector: Some("a#sale".into()),
+                    href: Some(format!("{sale}?utm_source=x")),
+                    target: "/old-sale".into(),
+                    status: 404,
+                    clicks: 1,
+                    sessions: 1,
+                },
+                BrokenLink {
+                    page: "/".into(),
+                    selector: Some("button#buy".into()),
+                    href: None,
+                    target: "/cart".into(),
+                    status: 500,
+                    clicks: 1,
+                    sessions: 1,
+                },
+            ]
+        );
+        // Error pages by sessions: /old-sale (3), /gone (2), /cart (1); where from.
+        let pages: Vec<PageRow<'_>> = r
+            .error_pages
+            .iter()
+            .map(|p| {
+                let from = p.came_from.iter().map(|c| (c.from.as_str(), c.views));
+                (
+                    p.page.as_str(),
+                    p.status,
+                    p.views,
+                    p.sessions,
+                    from.collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            pages,
+            [
+                ("/old-sale", 404, 3, 3, vec![("/", 3)]),
+                ("/gone", 404, 2, 2, vec![("/faq", 1), (google, 1)]),
+                ("/cart", 500, 1, 1, vec![("/", 1)]),
+            ]
+        );
+        // Clicks that led to errors are still clicks of their links (none seen here).
+        assert!(r.links.is_empty());
+    }
+
+    #[test]
+    fn a_click_on_an_earlier_page_does_not_explain_a_later_error() {
+        let db = Db::new();
+        db.insert(&[
+            // a#sale leads to a fine page; the 404 comes two page views later.
+            page("a1", "s1", 0, "/"),
+            click("a2", "s1", S, "/", "a#sale", &url("/sale")),
+            page("a3", "s1", 2 * S, "/sale"),
+            page("a4", "s1", 3 * S, "/sale").status(404),
+            // Another session's click does not explain s2's 404.
+            page("b1", "s2", 0, "/"),
+            click("b2", "s2", 3 * S, "/", "a#gone", &url("/gone")),
+            page("c1", "s3", 4 * S, "/gone").status(404),
+        ]);
+        let r = links(&db, &Links::default());
+        assert!(r.broken.is_empty(), "{:?}", r.broken);
+        assert_eq!(r.error_pages.len(), 2);
+    }
+
+    #[test]
+    fn href_paths() {
+        assert_eq!(href_path("https://shop.example/cart?utm_source=x"), "/cart");
+        assert_eq!(href_path("https://shop.example"), "/");
+        assert_eq!(href_path("https://shop.example?x=1"), "/");
+        assert_eq!(href_path("http://shop.example/a/b#top"), "/a/b");
+        assert_eq!(href_path("//cdn.example/x.js"), "/x.js");
+        assert_eq!(href_path("/cart#top"), "/cart");
+        assert_eq!(href_path(""), "/");
+    }
+
+    #[test]
+    fn bad_params_are_rejected() {
+        for bad in [0.0, -0.1, 1.5, f64::NAN] {
+            assert!(
+                matches!(
+                    Links::new(30, bad),
+                    Err(Error::BadParam {
+                        name: "max_ctr",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(Links::new(0, 1.0).is_ok());
+    }
+
+    #[test]
+    fn the_error_pages_columns_are_loaded() {
+        for col in Errors::COLUMNS {
+            assert!(Links::COLUMNS.contains(col), "{col:?}");
+        }
+    }
+
+    #[test]
+    fn no_data_gives_an_empty_report() {
+        let db = Db::new();
+        let r = links(&db, &Links::default());
+        assert_eq!(r.sessions, 0);
+        assert!(r.links.is_empty() && r.unused.is_empty());
+        assert!(r.broken.is_empty() && r.error_pages.is_empty());
+    }
+
+    #[test]
+    fn request_defaults_and_the_table() {
+        let req: crate::AuditRequest = serde_json::from_str(r#"{"audit":"links"}"#).unwrap();
+        assert_eq!(
+            req,
+            crate::AuditRequest::Links {
+                scope: crate::Scope::default(),
+                min_impressions: 30,
+                max_ctr: 0.01,
+            }
+        );
+        let db = Db::new();
+        db.insert(&[
+            page("a1", "s1", 0, "/"),
+            seen("a2", "s1", S, "/", "a#sale", &url("/sale")),
+            click("a3", "s1", 2 * S, "/", "a#sale", &url("/sale")),
+            page("a4", "s1", 3 * S, "/sale").status(404),
+        ]);
+        let report = crate::run(&db.conn(), &req).unwrap();
+        let table = report.table();
+        let sections: Vec<String> = table
+            .rows
+            .iter()
+            .map(|r| r[0].raw() + " " + &r[1].raw())
+            .collect();
+        assert_eq!(sections, ["broken /", "error_page /sale", "link /"]);
+        let csv = crate::render(&report, crate::Format::Csv).unwrap();
+        assert!(csv.starts_with(
+            "section,page,selector,href,impressions,clicks,ctr,ctr_low,ctr_high,status,sessions,detail\n"
+        ));
+        assert!(csv.contains("\nbroken,/,a#sale,https://shop.example/sale,,1,,,,404,1,→ /sale\n"));
+        let json = crate::render(&report, crate::Format::Json).unwrap();
+        let crate::Report::Links(back) = serde_json::from_str(&json).unwrap() else {
+            panic!("not a links report: {json}");
+        };
+        assert_eq!(back.broken[0].status, 404);
+    }
+}
