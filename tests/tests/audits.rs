@@ -6,8 +6,35 @@
 
 use std::time::Duration;
 
+use analyzer::{AuditRequest, Scope};
 use anyhow::Result;
 use clicktrail_e2e::{Browser, Collector, Page};
+use serde_json::{Value, json};
+
+/// Runs `audit` (defaults for its params) through the live collector, as JSON.
+fn audit(collector: &Collector, audit: &str) -> Result<Value> {
+    let req: AuditRequest = serde_json::from_value(json!({
+        "audit": audit,
+        "scope": Scope { site: Some("demo".into()), since: None, until: None },
+    }))?;
+    Ok(serde_json::to_value(collector.audit(&req)?)?)
+}
+
+/// The one item of `list` whose fields equal `want`.
+fn find<'a>(list: &'a Value, want: &Value) -> &'a Value {
+    let items = list.as_array().expect("a list");
+    let hits: Vec<&Value> = items
+        .iter()
+        .filter(|item| {
+            want.as_object()
+                .expect("an object")
+                .iter()
+                .all(|(k, v)| &item[k] == v)
+        })
+        .collect();
+    assert_eq!(hits.len(), 1, "exactly one item like {want} in {list:#}");
+    hits[0]
+}
 
 async fn pause(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -83,6 +110,125 @@ async fn audit_visits_are_recorded_exactly() -> Result<()> {
     abandons_at_address(&browser, &base).await?;
     leaves_at_once(&browser, &base).await?;
     collector.wait_quiet(30).await?;
+
+    // The audits, live through the collector: the numbers of what the visitors did.
+    let frustration = audit(&collector, "frustration")?;
+    let issues = &frustration["issues"];
+    let boots = "/demo/product/boots.html";
+    let rage = find(
+        issues,
+        &json!({"kind": "rage_click", "page": boots, "selector": "span#size-guide"}),
+    );
+    assert_eq!(
+        (rage["occurrences"].as_u64(), rage["sessions"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let dead = find(
+        issues,
+        &json!({"kind": "dead_click", "page": boots, "selector": "span#size-guide"}),
+    );
+    assert_eq!(dead["occurrences"], 4);
+    let error_click = find(
+        issues,
+        &json!({"kind": "error_click", "page": boots, "selector": "button#notify-me"}),
+    );
+    assert_eq!(
+        (
+            error_click["occurrences"].as_u64(),
+            error_click["share"].as_f64()
+        ),
+        (Some(1), Some(1.0))
+    );
+
+    let errors = audit(&collector, "errors")?;
+    let js = find(&errors["js_errors"], &json!({"page": boots}));
+    assert!(
+        js["message"].as_str().unwrap_or("").contains("subscribe"),
+        "{js}"
+    );
+    assert_eq!(
+        (js["occurrences"].as_u64(), js["sessions"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let page404 = find(
+        &errors["error_pages"],
+        &json!({"page": "/demo/gift-cards.html"}),
+    );
+    assert_eq!(
+        (page404["status"].as_u64(), page404["sessions"].as_u64()),
+        (Some(404), Some(1))
+    );
+    assert_eq!(page404["came_from"][0]["from"], "/demo/");
+
+    let links = audit(&collector, "links")?;
+    let broken = find(
+        &links["broken"],
+        &json!({"page": "/demo/", "selector": "a#gift-cards"}),
+    );
+    assert_eq!(
+        (
+            broken["status"].as_u64(),
+            broken["clicks"].as_u64(),
+            broken["sessions"].as_u64()
+        ),
+        (Some(404), Some(1), Some(1))
+    );
+    let press = find(
+        &links["links"],
+        &json!({"page": "/demo/", "selector": "a#press-archive"}),
+    );
+    assert_eq!(
+        (press["impressions"].as_u64(), press["clicks"].as_u64()),
+        (Some(4), Some(0)),
+        "seen on every home view, never clicked"
+    );
+    assert_eq!(
+        links["unused"].as_array().map(Vec::len),
+        Some(0),
+        "4 impressions are too few to call a link unused"
+    );
+
+    let ads = audit(&collector, "ads")?;
+    let campaign = find(&ads["campaigns"], &json!({"campaign": "winter-sale"}));
+    let a = find(&campaign["variants"], &json!({"variant": "A"}));
+    let b = find(&campaign["variants"], &json!({"variant": "B"}));
+    assert_eq!(
+        (
+            a["impressions"].as_u64(),
+            a["clicks"].as_u64(),
+            a["sessions"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+    assert_eq!(
+        (
+            b["impressions"].as_u64(),
+            b["clicks"].as_u64(),
+            b["sessions"].as_u64()
+        ),
+        (Some(2), Some(0), Some(2))
+    );
+    assert_eq!(campaign["comparisons"][0]["verdict"], "not enough data yet");
+
+    let forms = audit(&collector, "forms")?;
+    let shipping = find(&forms["forms"], &json!({"form": "shipping"}));
+    assert_eq!(
+        (
+            shipping["started"].as_u64(),
+            shipping["submitted"].as_u64(),
+            shipping["abandoned"].as_u64()
+        ),
+        (Some(1), Some(0), Some(1))
+    );
+    let address = find(&shipping["fields"], &json!({"field": "address"}));
+    assert_eq!(
+        (
+            address["last_before_abandon"].as_u64(),
+            address["last_before_abandon_share"].as_f64()
+        ),
+        (Some(1), Some(1.0))
+    );
+
     let db = collector.stop().await?;
     let conn = analyzer::open_read_only(&db)?;
     let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
