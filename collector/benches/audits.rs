@@ -54,31 +54,27 @@ fn main() {
         "audits: {written} events in {sessions} sessions written through enrich+store in {write_s:.1} s ({:.0} events/s)",
         written as f64 / write_s
     );
-    let scope = Scope {
-        site: Some("bench".into()),
-        since: None,
-        until: None,
-    };
-    let requests = [
-        AuditRequest::Funnel {
-            scope: scope.clone(),
-            steps: [
-                "page:/",
-                "page:/product/*",
-                "page:/cart",
-                "screen:shipping",
-                "screen:payment",
-                "event:purchase",
-            ]
-            .map(String::from)
-            .to_vec(),
-            window: "2h".into(),
-        },
-        AuditRequest::Screens {
-            scope: scope.clone(),
-            top_next: 3,
-        },
-    ];
+    let scope = serde_json::json!({"site": "bench"});
+    let mut requests = vec![AuditRequest::Funnel {
+        scope: serde_json::from_value::<Scope>(scope.clone()).expect("scope"),
+        steps: [
+            "page:/",
+            "page:/product/*",
+            "page:/cart",
+            "screen:shipping",
+            "screen:payment",
+            "event:purchase",
+        ]
+        .map(String::from)
+        .to_vec(),
+        window: "2h".into(),
+    }];
+    for audit in ["screens", "forms", "links", "ads", "frustration", "errors"] {
+        requests.push(
+            serde_json::from_value(serde_json::json!({"audit": audit, "scope": scope}))
+                .expect("request"),
+        );
+    }
     for req in &requests {
         let t = Instant::now();
         let report = store.with_reader(|c| analyzer::run(c, req)).expect("audit");

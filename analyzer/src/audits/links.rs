@@ -439,6 +439,15 @@ fn href_path(href: &str) -> &str {
     if path.is_empty() { "/" } else { path }
 }
 
+/// `1 link`, `2 links`.
+fn plural(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
 impl LinksReport {
     /// The report as rows for the table, CSV and HTML renderers, one `section` after
     /// the other: `unused` links, `broken` clicks (`detail` = the error page reached),
@@ -478,7 +487,7 @@ impl LinksReport {
                 none(),
                 Cell::Count(u64::try_from(b.status).unwrap_or(0)),
                 Cell::Count(b.sessions),
-                Cell::Text(format!("→ {}", b.target)),
+                Cell::Text(b.target.clone()),
             ]
         });
         let error_pages = self.error_pages.iter().map(|p| {
@@ -500,7 +509,7 @@ impl LinksReport {
                 none(),
                 Cell::Count(u64::try_from(p.status).unwrap_or(0)),
                 Cell::Count(p.sessions),
-                Cell::Text(format!("from {from}")),
+                Cell::Text(from),
             ]
         });
         let all = self.links.iter().map(|l| link_row("link", l));
@@ -509,15 +518,15 @@ impl LinksReport {
             facts: vec![
                 self.scope.describe(),
                 format!("{} sessions", self.sessions),
-                format!("{} links", self.links.len()),
+                plural(self.links.len(), "link"),
                 format!(
-                    "{} unused (≥ {} impressions, CTR surely < {:.1}%)",
+                    "{} unused (≥ {} impressions, 95% upper bound of CTR < {:.1}%)",
                     self.unused.len(),
                     self.min_impressions,
                     self.max_ctr * 100.0
                 ),
                 format!("{} broken", self.broken.len()),
-                format!("{} error pages", self.error_pages.len()),
+                plural(self.error_pages.len(), "error page"),
             ],
             columns: vec![
                 ("section", "section"),
@@ -931,7 +940,7 @@ mod tests {
         assert!(csv.starts_with(
             "section,page,selector,href,impressions,clicks,ctr,ctr_low,ctr_high,status,sessions,detail\n"
         ));
-        assert!(csv.contains("\nbroken,/,a#sale,https://shop.example/sale,,1,,,,404,1,→ /sale\n"));
+        assert!(csv.contains("\nbroken,/,a#sale,https://shop.example/sale,,1,,,,404,1,/sale\n"));
         let json = crate::render(&report, crate::Format::Json).unwrap();
         let crate::Report::Links(back) = serde_json::from_str(&json).unwrap() else {
             panic!("not a links report: {json}");
