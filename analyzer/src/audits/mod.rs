@@ -397,20 +397,14 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
                 scope: scope.clone(),
                 top_next: default_top_next(),
             });
+            parts.push(AuditRequest::Forms {
+                scope: scope.clone(),
+                form: None,
+            });
             parts.push(AuditRequest::Links {
                 scope: scope.clone(),
                 min_impressions: default_min_impressions(),
                 max_ctr: default_max_ctr(),
-            });
-            parts.push(AuditRequest::Ads {
-                scope: scope.clone(),
-                goal: goal.clone().unwrap_or_else(default_goal),
-                control: None,
-                min_sessions: default_min_sessions(),
-            });
-            parts.push(AuditRequest::Forms {
-                scope: scope.clone(),
-                form: None,
             });
             parts.push(AuditRequest::Frustration {
                 scope: scope.clone(),
@@ -418,6 +412,12 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
                 rage_ms: default_rage_ms(),
                 rage_px: default_rage_px(),
                 quick_back_ms: default_quick_back_ms(),
+            });
+            parts.push(AuditRequest::Ads {
+                scope: scope.clone(),
+                goal: goal.clone().unwrap_or_else(default_goal),
+                control: None,
+                min_sessions: default_min_sessions(),
             });
             parts.push(AuditRequest::Errors {
                 scope: scope.clone(),
