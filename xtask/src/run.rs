@@ -18,8 +18,8 @@ pub(crate) fn run(root: &Path, extra: &[String]) -> Result<()> {
                 "run",
                 "--release",
                 "--quiet",
-                "-p",
-                "clicktrail-collector",
+                // No `-p`: the default members' one feature set, so nothing that
+                // `cargo xtask test` built is compiled again.
                 "--bin",
                 "clicktrail",
                 "--",

@@ -674,8 +674,10 @@ fn percent_decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                let hex = &bytes[i + 1..i + 3];
+                match std::str::from_utf8(hex)
                     .ok()
+                    .filter(|_| hex.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                 {
                     Some(b) => {
@@ -1208,6 +1210,8 @@ mod tests {
         let i = parse("https://s.example/?UTM_Source=a+b%21&utm_source=second&utm_content=%zz#x");
         assert_eq!(i.source, "a b!");
         assert_eq!(i.content.as_deref(), Some("%zz"));
+        let signed = parse("https://s.example/?utm_source=a%+1");
+        assert_eq!(signed.source, "a%+1".replace('+', " "));
         assert_eq!(parse("https://s.example/?utm_source=&x=1").source, DIRECT);
         assert_eq!(
             parse("https://s.example/?utm_medium=%4").medium.as_deref(),
