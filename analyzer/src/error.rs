@@ -72,6 +72,14 @@ pub enum Error {
     #[error("bad parameter {name}: {reason}")]
     BadParam { name: &'static str, reason: String },
 
+    /// No saved funnel has this name (for this site).
+    #[error("no saved funnel `{name}`{}", if known.is_empty() {
+        " (none is saved; save one with: analyzer funnels save NAME --step SPEC …)".to_owned()
+    } else {
+        format!("; saved: {}", known.join(", "))
+    })]
+    UnknownFunnel { name: String, known: Vec<String> },
+
     /// The collector could not be reached or sent something that is not a report.
     #[error("cannot get a report from the collector at {url}: {detail}")]
     Unreachable { url: String, detail: String },
@@ -107,6 +115,7 @@ impl Error {
             Error::BadTime { .. } | Error::EmptyRange { .. } => "bad_time",
             Error::BadDuration { .. } => "bad_duration",
             Error::BadParam { .. } => "bad_param",
+            Error::UnknownFunnel { .. } => "unknown_funnel",
             Error::Unreachable { .. } => "unreachable",
             Error::Remote { .. } => "remote",
             Error::Json(_) => "json",
@@ -124,6 +133,7 @@ impl Error {
                 | Error::EmptyRange { .. }
                 | Error::BadDuration { .. }
                 | Error::BadParam { .. }
+                | Error::UnknownFunnel { .. }
         )
     }
 }

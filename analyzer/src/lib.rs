@@ -10,7 +10,8 @@
 //! let req = AuditRequest::Funnel {
 //!     scope: Scope { site: Some("shop-1".into()), since: Some("7d".into()), until: None },
 //!     steps: vec!["page:/cart".into(), "screen:payment".into(), "event:order".into()],
-//!     window: "30m".into(),
+//!     name: None,
+//!     window: Some("30m".into()),
 //! };
 //! let report = analyzer::run(&conn, &req)?;
 //! print!("{}", analyzer::render(&report, Format::Table)?);
@@ -31,6 +32,8 @@
 //! - [`audits`]: one file per audit, all the same shape ([`audits::Audit`]: params in,
 //!   typed report out); [`AuditRequest`] and [`Report`], the wire types; [`run`], the
 //!   entry point.
+//! - [`saved`]: saved funnels (the `funnels` table): the default steps of `funnel`
+//!   and `report`, and the default goal of `ads`.
 //! - [`stats`]: Wilson intervals, the two-proportion z-test and the chi-square
 //!   split check that the `links` and `ads` audits put next to their rates.
 //! - [`render`]: a [`Report`] as an aligned table, JSON, CSV or HTML.
@@ -52,6 +55,7 @@ pub mod matcher;
 pub mod remote;
 pub mod render;
 pub mod report;
+pub mod saved;
 pub mod schema;
 pub mod scope;
 pub mod stats;
@@ -73,6 +77,7 @@ pub use audits::{
 };
 pub use error::Error;
 pub use load::open_read_only;
-pub use remote::run_remote;
-pub use render::{Format, render};
+pub use remote::{run_remote, saved_funnels_remote};
+pub use saved::SavedFunnel;
+pub use render::{Format, render, render_funnels};
 pub use scope::{ResolvedScope, Scope};

@@ -171,12 +171,22 @@ impl Col {
 /// `/api/audit` instead); a missing file [`Error::NoSuchFile`]; a DuckDB file without
 /// an events table [`Error::NoEventsTable`].
 pub fn open_read_only(path: &Path) -> Result<Connection, Error> {
+    open(path, AccessMode::ReadOnly)
+}
+
+/// Opens a DuckDB file read-write (to save funnels in it), with the same checks and
+/// errors as [`open_read_only`].
+pub fn open_read_write(path: &Path) -> Result<Connection, Error> {
+    open(path, AccessMode::ReadWrite)
+}
+
+fn open(path: &Path, mode: AccessMode) -> Result<Connection, Error> {
     if !path.is_file() {
         return Err(Error::NoSuchFile {
             path: path.to_owned(),
         });
     }
-    let config = Config::default().access_mode(AccessMode::ReadOnly)?;
+    let config = Config::default().access_mode(mode)?;
     let conn = Connection::open_with_flags(path, config).map_err(|e| {
         let message = e.to_string();
         if message.contains("Could not set lock") || message.contains("Conflicting lock") {

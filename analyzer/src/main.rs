@@ -16,7 +16,8 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use analyzer::{AuditRequest, Format, Scope};
+use analyzer::saved::{self, FunnelsAction};
+use analyzer::{AuditRequest, Format, SavedFunnel, Scope};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -65,13 +66,25 @@ enum AuditCmd {
     /// How many sessions get how far through a sequence of steps
     Funnel {
         /// A step, in order (repeat): page:/cart, page:/product/*, screen:payment,
-        /// click:#pay, submit:checkout, event:order_placed
-        #[arg(long = "step", value_name = "SPEC", required = true)]
+        /// click:#pay, submit:checkout, event:order_placed. Without steps: a saved
+        /// funnel (--name, else the site's first saved one)
+        #[arg(long = "step", value_name = "SPEC")]
         steps: Vec<String>,
 
-        /// All steps within this long of the first: 30m, 2h, 1d
-        #[arg(long, value_name = "DURATION", default_value = "30m")]
-        window: String,
+        /// Run this saved funnel (see `analyzer funnels`)
+        #[arg(long, value_name = "NAME", conflicts_with = "steps")]
+        name: Option<String>,
+
+        /// All steps within this long of the first: 30m, 2h, 1d [default: the saved
+        /// funnel's, else 30m]
+        #[arg(long, value_name = "DURATION")]
+        window: Option<String>,
+    },
+    /// List, save or delete saved funnels: the default of `funnel` and `report`, and
+    /// (the first one's last step) the default goal of `ads`
+    Funnels {
+        #[command(subcommand)]
+        action: Option<FunnelsCmd>,
     },
     /// Drop-off by screen: sessions, views, exits, time on screen, next screens
     Screens {
@@ -124,9 +137,11 @@ enum AuditCmd {
     /// Do some ads perform better? On-site variants (data-ct-ad="CAMPAIGN:VARIANT")
     /// compared with a z-test, and inbound campaigns (utm_*, click ids), against a goal
     Ads {
-        /// The goal: page:/thanks, screen:done, click:#buy, submit:checkout, event:purchase
-        #[arg(long, value_name = "SPEC", default_value = "event:purchase")]
-        goal: String,
+        /// The goal: page:/thanks, screen:done, click:#buy, submit:checkout,
+        /// event:purchase [default: the last step of the site's first saved funnel,
+        /// else event:purchase]
+        #[arg(long, value_name = "SPEC")]
+        goal: Option<String>,
 
         /// The control variant of each campaign [default: its first variant by name]
         #[arg(long, value_name = "VARIANT")]
@@ -139,17 +154,43 @@ enum AuditCmd {
     /// Every audit in one report: `--format html --out report.html` for a
     /// self-contained page with charts
     Report {
-        /// Funnel steps, in order (repeat); without them there is no funnel section
+        /// Funnel steps, in order (repeat) [default: every saved funnel of the site]
         #[arg(long = "step", value_name = "SPEC")]
         steps: Vec<String>,
 
-        /// All funnel steps within this long of the first
-        #[arg(long, value_name = "DURATION", default_value = "30m")]
-        window: String,
+        /// All funnel steps within this long of the first [default: the saved
+        /// funnel's, else 30m]
+        #[arg(long, value_name = "DURATION")]
+        window: Option<String>,
 
-        /// Goal for the ads section (a step spec); default event:purchase
+        /// Goal for the ads section (a step spec) [default: as for `ads`]
         #[arg(long, value_name = "SPEC")]
         goal: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FunnelsCmd {
+    /// The saved funnels that apply to --site (all of them without --site); the default
+    List,
+    /// Save a funnel for --site (for every site without --site); saving a name again
+    /// replaces its steps
+    Save {
+        /// Its name: letters, digits, - _ .
+        name: String,
+
+        /// A step, in order (repeat), as for `funnel`
+        #[arg(long = "step", value_name = "SPEC", required = true)]
+        steps: Vec<String>,
+
+        /// All steps within this long of the first
+        #[arg(long, value_name = "DURATION", default_value = "30m")]
+        window: String,
+    },
+    /// Delete the funnel NAME of --site (of every site without --site)
+    Delete {
+        /// Its name
+        name: String,
     },
 }
 
@@ -180,11 +221,17 @@ impl Cli {
             until: self.until.clone(),
         };
         match &self.audit {
-            AuditCmd::Funnel { steps, window } => AuditRequest::Funnel {
+            AuditCmd::Funnel {
+                steps,
+                name,
+                window,
+            } => AuditRequest::Funnel {
                 scope,
                 steps: steps.clone(),
+                name: name.clone(),
                 window: window.clone(),
             },
+            AuditCmd::Funnels { .. } => unreachable!("funnels is not an audit"),
             AuditCmd::Screens { top_next } => AuditRequest::Screens {
                 scope,
                 top_next: *top_next,
@@ -239,18 +286,62 @@ impl Cli {
             },
         }
     }
+
+    /// What `funnels …` asks for.
+    fn funnels_action(&self, action: Option<&FunnelsCmd>) -> FunnelsAction {
+        let site = || self.site.clone().unwrap_or_else(|| saved::ANY_SITE.to_owned());
+        match action {
+            None | Some(FunnelsCmd::List) => FunnelsAction::List {
+                site: self.site.clone(),
+            },
+            Some(FunnelsCmd::Save {
+                name,
+                steps,
+                window,
+            }) => FunnelsAction::Save(SavedFunnel {
+                site: site(),
+                name: name.clone(),
+                steps: steps.clone(),
+                window: window.clone(),
+            }),
+            Some(FunnelsCmd::Delete { name }) => FunnelsAction::Delete {
+                site: site(),
+                name: name.clone(),
+            },
+        }
+    }
+
+    fn db_path(&self) -> PathBuf {
+        self.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB))
+    }
+}
+
+/// `funnels …`: on the collector, or on the file (read-write to change it).
+fn funnels(cli: &Cli, action: &FunnelsAction) -> anyhow::Result<String> {
+    let list = if let Some(url) = &cli.collector {
+        analyzer::saved_funnels_remote(url, action)?
+    } else if let FunnelsAction::List { .. } = action {
+        saved::apply(&analyzer::open_read_only(&cli.db_path())?, action, 0)?
+    } else {
+        let conn = analyzer::load::open_read_write(&cli.db_path())?;
+        saved::apply(&conn, action, analyzer::scope::now_ms())?
+    };
+    Ok(analyzer::render_funnels(&list, cli.format.into())?)
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    let req = cli.request();
-    let report = if let Some(url) = &cli.collector {
-        analyzer::run_remote(url, &req)?
+    let text = if let AuditCmd::Funnels { action } = &cli.audit {
+        funnels(cli, &cli.funnels_action(action.as_ref()))?
     } else {
-        let path = cli.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
-        let conn = analyzer::open_read_only(&path)?;
-        analyzer::run(&conn, &req)?
+        let req = cli.request();
+        let report = if let Some(url) = &cli.collector {
+            analyzer::run_remote(url, &req)?
+        } else {
+            let conn = analyzer::open_read_only(&cli.db_path())?;
+            analyzer::run(&conn, &req)?
+        };
+        analyzer::render(&report, cli.format.into())?
     };
-    let text = analyzer::render(&report, cli.format.into())?;
     if let Some(path) = &cli.out {
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
     } else {

@@ -6,15 +6,21 @@
 //! same [`crate::run`] on its own connection and answers with the [`Report`] JSON.
 //! A non-2xx answer carries `{"error": CODE, "message": "..."}` and becomes
 //! [`Error::Remote`]; a collector that cannot be reached becomes [`Error::Unreachable`].
+//! Saved funnels travel the same way (`/api/funnels`, [`saved_funnels_remote`]).
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use reqwest::Method;
+use serde::{Deserialize, de::DeserializeOwned};
 
+use crate::saved::{FunnelsAction, SavedFunnel};
 use crate::{AuditRequest, Error, Report};
 
 /// The path of the audit endpoint on a collector.
 pub const AUDIT_PATH: &str = "/api/audit";
+
+/// The path of the saved funnels endpoint on a collector.
+pub const FUNNELS_PATH: &str = "/api/funnels";
 
 /// The body of a collector's error answer.
 #[derive(Deserialize)]
@@ -24,9 +30,61 @@ struct ErrorBody {
     message: String,
 }
 
+/// The answer of every `/api/funnels` call: the site's funnels afterwards.
+#[derive(Deserialize)]
+struct FunnelsBody {
+    funnels: Vec<SavedFunnel>,
+}
+
 /// Asks the collector at `base_url` (e.g. `http://127.0.0.1:8080`) to run `req`.
 pub fn run_remote(base_url: &str, req: &AuditRequest) -> Result<Report, Error> {
-    let url = format!("{}{AUDIT_PATH}", base_url.trim_end_matches('/'));
+    call(base_url, Method::POST, AUDIT_PATH, &[], Some(req), "a report")
+}
+
+/// Lists, saves or deletes saved funnels on the collector at `base_url`:
+/// `GET /api/funnels?site=S`, `POST /api/funnels` (a [`SavedFunnel`]),
+/// `DELETE /api/funnels/NAME?site=S`. Each answers `{"funnels": [...]}`.
+pub fn saved_funnels_remote(
+    base_url: &str,
+    action: &FunnelsAction,
+) -> Result<Vec<SavedFunnel>, Error> {
+    let body: FunnelsBody = match action {
+        FunnelsAction::List { site } => {
+            let query: Vec<(&str, &str)> = site.iter().map(|s| ("site", s.as_str())).collect();
+            call::<(), _>(base_url, Method::GET, FUNNELS_PATH, &query, None, "funnels")?
+        }
+        FunnelsAction::Save(funnel) => call(
+            base_url,
+            Method::POST,
+            FUNNELS_PATH,
+            &[],
+            Some(funnel),
+            "funnels",
+        )?,
+        FunnelsAction::Delete { site, name } => call::<(), _>(
+            base_url,
+            Method::DELETE,
+            &format!("{FUNNELS_PATH}/{name}"),
+            &[("site", site)],
+            None,
+            "funnels",
+        )?,
+    };
+    Ok(body.funnels)
+}
+
+/// One JSON call: `method` on `base_url` + `path` with `query` and an optional JSON
+/// body; a 2xx answer is parsed as `T` (`what` names it in errors), any other becomes
+/// [`Error::Remote`].
+fn call<B: serde::Serialize, T: DeserializeOwned>(
+    base_url: &str,
+    method: Method,
+    path: &str,
+    query: &[(&str, &str)],
+    body: Option<&B>,
+    what: &str,
+) -> Result<T, Error> {
+    let url = format!("{}{path}", base_url.trim_end_matches('/'));
     let unreachable = |detail: String| Error::Unreachable {
         url: url.clone(),
         detail,
@@ -36,18 +94,18 @@ pub fn run_remote(base_url: &str, req: &AuditRequest) -> Result<Report, Error> {
         .timeout(Duration::from_secs(600))
         .build()
         .map_err(|e| unreachable(chain(&e)))?;
-    let response = client
-        .post(&url)
-        .json(req)
-        .send()
-        .map_err(|e| unreachable(chain(&e)))?;
-    let status = response.status();
-    let body = response.text().map_err(|e| unreachable(chain(&e)))?;
-    if status.is_success() {
-        return serde_json::from_str(&body)
-            .map_err(|e| unreachable(format!("the answer is not a report: {e}")));
+    let mut request = client.request(method, &url).query(query);
+    if let Some(body) = body {
+        request = request.json(body);
     }
-    let (code, message) = match serde_json::from_str::<ErrorBody>(&body) {
+    let response = request.send().map_err(|e| unreachable(chain(&e)))?;
+    let status = response.status();
+    let text = response.text().map_err(|e| unreachable(chain(&e)))?;
+    if status.is_success() {
+        return serde_json::from_str(&text)
+            .map_err(|e| unreachable(format!("the answer is not {what}: {e}")));
+    }
+    let (code, message) = match serde_json::from_str::<ErrorBody>(&text) {
         Ok(b) => (b.error, b.message),
         Err(_) => (
             status
@@ -55,7 +113,7 @@ pub fn run_remote(base_url: &str, req: &AuditRequest) -> Result<Report, Error> {
                 .unwrap_or("error")
                 .to_lowercase()
                 .replace(' ', "_"),
-            body.chars().take(200).collect::<String>().trim().to_owned(),
+            text.chars().take(200).collect::<String>().trim().to_owned(),
         ),
     };
     Err(Error::Remote {

@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Report};
+use crate::{Error, Report, SavedFunnel};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -152,6 +152,40 @@ pub fn render(report: &Report, format: Format) -> Result<String, Error> {
         Format::Table => text(&report.table()),
         Format::Csv => csv(&report.table()),
         Format::Html => html(&report.table()),
+    })
+}
+
+/// Renders saved funnels (`analyzer funnels …`): JSON `{"funnels": [...]}` (the
+/// collector's `/api/funnels` answer), or a table of name, site, window and steps.
+pub fn render_funnels(funnels: &[SavedFunnel], format: Format) -> Result<String, Error> {
+    if format == Format::Json {
+        return Ok(serde_json::to_string_pretty(&serde_json::json!({ "funnels": funnels }))? + "\n");
+    }
+    let table = Table {
+        audit: "funnels",
+        facts: vec![format!("{} saved", funnels.len())],
+        columns: vec![
+            ("name", "name"),
+            ("site", "site"),
+            ("window", "window"),
+            ("steps", "steps"),
+        ],
+        rows: funnels
+            .iter()
+            .map(|f| {
+                vec![
+                    Cell::Text(f.name.clone()),
+                    Cell::Text(f.site.clone()),
+                    Cell::Text(f.window.clone()),
+                    Cell::Text(f.steps.join(" → ")),
+                ]
+            })
+            .collect(),
+    };
+    Ok(match format {
+        Format::Csv => csv(&table),
+        Format::Html => html(&table),
+        Format::Table | Format::Json => text(&table),
     })
 }
 
@@ -316,6 +350,7 @@ mod tests {
                 until_ms: None,
             },
             sessions: 10,
+            name: None,
             window_ms: 1_800_000,
             steps: vec![
                 FunnelStep {

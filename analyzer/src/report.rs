@@ -255,6 +255,69 @@ fn chart(report: &Report) -> Result<Option<String>, Error> {
                 .collect();
             bars("Conversion after exposure, with 95 % interval", &rows)
         }
+        Report::Links(l) => {
+            let mut seen: Vec<_> = l.links.iter().filter(|x| x.impressions > 0).collect();
+            seen.sort_by(|a, b| {
+                b.impressions
+                    .cmp(&a.impressions)
+                    .then_with(|| a.page.cmp(&b.page))
+                    .then_with(|| a.selector.cmp(&b.selector))
+            });
+            let rows: Vec<Bar> = seen
+                .iter()
+                .take(12)
+                .map(|x| Bar {
+                    label: format!("{} {}", x.page, x.selector),
+                    value: x.ctr.unwrap_or(0.0),
+                    whole: None,
+                    range: x.ctr_low.zip(x.ctr_high),
+                    note: format!(
+                        "{} clicks of {} seen · {}",
+                        x.clicks,
+                        x.impressions,
+                        pct(x.ctr)
+                    ),
+                })
+                .collect();
+            bars(
+                "Click-through of the most-seen links, with 95 % interval",
+                &rows,
+            )
+        }
+        Report::Frustration(f) => {
+            let mut worst: Vec<_> = f.issues.iter().collect();
+            worst.sort_by(|a, b| {
+                b.sessions
+                    .cmp(&a.sessions)
+                    .then_with(|| b.occurrences.cmp(&a.occurrences))
+                    .then_with(|| a.page.cmp(&b.page))
+            });
+            let rows: Vec<Bar> = worst
+                .iter()
+                .take(10)
+                .map(|x| Bar {
+                    label: format!(
+                        "{} {}{}",
+                        x.kind.label(),
+                        x.page,
+                        x.selector
+                            .as_ref()
+                            .map_or_else(String::new, |s| format!(" {s}"))
+                    ),
+                    value: x.sessions as f64,
+                    whole: Some(x.page_sessions as f64),
+                    range: None,
+                    note: format!(
+                        "{} sessions of {} · {}×",
+                        x.sessions, x.page_sessions, x.occurrences
+                    ),
+                })
+                .collect();
+            bars(
+                "Sessions hit, by page and element (light: the page's sessions)",
+                &rows,
+            )
+        }
         _ => Ok(None),
     }
 }
@@ -285,11 +348,35 @@ fn range(scope: &ResolvedScope) -> String {
 
 /// The whole report as one self-contained HTML page.
 pub fn html(full: &FullReport) -> Result<String, Error> {
+    html_at(full, crate::scope::now_ms())
+}
+
+/// [`html`] stamped as generated at `now_ms` (fixed in snapshot tests).
+pub fn html_at(full: &FullReport, now_ms: i64) -> Result<String, Error> {
     let mut sections = Vec::new();
+    let mut funnels = 0;
     for r in &full.sections {
         let table = r.table();
         let chart = chart(r)?.map(minijinja::Value::from_safe_string);
+        // Several funnels: `funnel`, `funnel-2`, …, titled with their saved names.
+        let (id, title) = if let Report::Funnel(f) = r {
+            funnels += 1;
+            let id = if funnels == 1 {
+                "funnel".to_owned()
+            } else {
+                format!("funnel-{funnels}")
+            };
+            let title = f
+                .name
+                .as_ref()
+                .map_or_else(|| "funnel".to_owned(), |n| format!("funnel · {n}"));
+            (id, title)
+        } else {
+            (r.audit().to_owned(), r.audit().to_owned())
+        };
         sections.push(minijinja::context! {
+            id => id,
+            title => title,
             audit => r.audit(),
             question => question(r.audit()),
             facts => table.facts.join(" · "),
@@ -305,8 +392,158 @@ pub fn html(full: &FullReport) -> Result<String, Error> {
         site => full.scope.site.clone().unwrap_or_else(|| "all sites".to_owned()),
         range => range(&full.scope),
         sessions => full.sessions,
-        generated => crate::scope::format_ms(crate::scope::now_ms()),
+        generated => crate::scope::format_ms(now_ms),
         sections => sections,
     })
     .map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use duckdb::Connection;
+
+    use crate::saved::{self, SavedFunnel};
+    use crate::testing::{Db, Ev, assert_snapshot, ev};
+    use crate::{AuditRequest, Format, Report, Scope, render};
+
+    /// 2026-11-24T09:00:00Z
+    const T0: i64 = 1_795_510_800_000;
+    const S: i64 = 1_000;
+
+    fn page(id: &str, session: &str, ts: i64, path: &str) -> Ev {
+        ev(id, session, ts, 1, "pageview").path(path).status(200)
+    }
+
+    fn seen(id: &str, session: &str, ts: i64, path: &str, sel: &str, href: &str) -> Ev {
+        ev(id, session, ts, 2, "link_view")
+            .path(path)
+            .selector(sel)
+            .href(href)
+    }
+
+    fn click(id: &str, session: &str, ts: i64, path: &str, sel: &str) -> Ev {
+        ev(id, session, ts, 3, "click")
+            .path(path)
+            .selector(sel)
+            .xy(100, 200)
+    }
+
+    fn field(id: &str, session: &str, ts: i64, kind: &str, name: &str) -> Ev {
+        ev(id, session, ts, 4, kind)
+            .path("/checkout")
+            .form("shipping")
+            .field(name)
+    }
+
+    /// A small shop day with something for every audit: a buyer who saw ad A, a
+    /// rage-clicker who saw ad B and hit an error, a visitor who followed a broken
+    /// link, and one who bounced back from help and gave up at the address field.
+    fn shop_day() -> Vec<Ev> {
+        let t = |s: i64| T0 + s * S;
+        vec![
+            // b: the buyer.
+            page("b1", "b", t(0), "/").url("https://shop.example/?utm_source=mail"),
+            seen("b2", "b", t(1), "/", "a#gift", "https://shop.example/gift"),
+            seen("b3", "b", t(1), "/", "a#press", "https://shop.example/press"),
+            ev("b4", "b", t(2), 5, "ad_view").path("/").ad("winter:A"),
+            click("b5", "b", t(3), "/", "a#banner").ad("winter:A"),
+            page("b6", "b", t(4), "/product/boots"),
+            click("b7", "b", t(10), "/product/boots", "button#add"),
+            page("b8", "b", t(11), "/cart"),
+            page("b9", "b", t(20), "/checkout").screen("shipping"),
+            field("b10", "b", t(21), "focus", "name"),
+            field("b11", "b", t(25), "blur", "name").duration_ms(4_000).empty(false),
+            field("b12", "b", t(26), "focus", "address"),
+            field("b13", "b", t(36), "blur", "address").duration_ms(10_000).empty(false),
+            ev("b14", "b", t(37), 6, "submit").path("/checkout").form("shipping"),
+            ev("b15", "b", t(38), 7, "screen").path("/checkout").screen("payment"),
+            ev("b16", "b", t(60), 8, "custom").path("/checkout").name("purchase"),
+            // r: saw ad B, rage-clicked a dead size guide, then an error.
+            page("r1", "r", t(100), "/"),
+            seen("r2", "r", t(101), "/", "a#press", "https://shop.example/press"),
+            ev("r3", "r", t(102), 5, "ad_view").path("/").ad("winter:B"),
+            page("r4", "r", t(110), "/product/boots"),
+            click("r5", "r", t(111), "/product/boots", "span#size"),
+            click("r6", "r", t(111) + 200, "/product/boots", "span#size"),
+            click("r7", "r", t(111) + 400, "/product/boots", "span#size"),
+            ev("r8", "r", t(112) + 400, 9, "dead_click")
+                .path("/product/boots")
+                .selector("span#size"),
+            click("r9", "r", t(120), "/product/boots", "button#notify"),
+            ev("r10", "r", t(120) + 300, 10, "error")
+                .path("/product/boots")
+                .message("TypeError: subscribe is not a function")
+                .source("https://shop.example/app.js")
+                .line(42),
+            // g: followed the gift-card link to a page that is not there.
+            page("g1", "g", t(200), "/"),
+            seen("g2", "g", t(201), "/", "a#gift", "https://shop.example/gift"),
+            click("g3", "g", t(202), "/", "a#gift").href("https://shop.example/gift"),
+            page("g4", "g", t(203), "/gift")
+                .status(404)
+                .referrer("https://shop.example/"),
+            // q: cart → help → straight back; then gives up at the address field.
+            page("q1", "q", t(300), "/cart"),
+            page("q2", "q", t(302), "/help"),
+            page("q3", "q", t(304), "/cart").nav("back_forward"),
+            page("q4", "q", t(310), "/checkout").screen("shipping"),
+            field("q5", "q", t(311), "focus", "name"),
+            field("q6", "q", t(314), "blur", "name").duration_ms(3_000).empty(false),
+            field("q7", "q", t(315), "focus", "address"),
+            field("q8", "q", t(330), "blur", "address").duration_ms(15_000).empty(true),
+        ]
+    }
+
+    #[test]
+    fn the_report_of_a_shop_day_renders_as_in_its_snapshots() {
+        let db = Db::new();
+        db.insert(&shop_day());
+        {
+            let conn = Connection::open(db.path()).unwrap();
+            let funnel = SavedFunnel {
+                site: "shop".into(),
+                name: "checkout".into(),
+                steps: [
+                    "page:/",
+                    "page:/product/*",
+                    "page:/cart",
+                    "screen:shipping",
+                    "screen:payment",
+                    "event:purchase",
+                ]
+                .map(str::to_owned)
+                .to_vec(),
+                window: "30m".into(),
+            };
+            saved::save(&conn, &funnel, T0).unwrap();
+        }
+        let req = AuditRequest::Report {
+            scope: Scope {
+                site: Some("shop".into()),
+                since: Some("2026-11-24".into()),
+                until: None,
+            },
+            steps: Vec::new(),
+            window: None,
+            goal: None,
+        };
+        let report = crate::run_at(&db.conn(), &req, T0 + 3_600_000).unwrap();
+        let Report::Report(full) = &report else {
+            panic!("not a full report")
+        };
+        let audits: Vec<&str> = full.sections.iter().map(Report::audit).collect();
+        assert_eq!(
+            audits,
+            ["funnel", "screens", "forms", "links", "frustration", "ads", "errors"]
+        );
+        assert_eq!(full.sessions, 4);
+
+        assert_snapshot("report.txt", &render(&report, Format::Table).unwrap());
+        assert_snapshot("report.csv", &render(&report, Format::Csv).unwrap());
+        assert_snapshot("report.json", &render(&report, Format::Json).unwrap());
+        assert_snapshot(
+            "report.html",
+            &super::html_at(full, T0 + 3_600_000).unwrap(),
+        );
+    }
 }

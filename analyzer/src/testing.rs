@@ -254,3 +254,44 @@ impl Ev {
         self
     }
 }
+
+/// Compares `actual` with the checked-in snapshot `analyzer/snapshots/{name}`.
+///
+/// A difference (or a missing snapshot) fails the test and writes the new text next
+/// to it as `{name}.new`, to review with `diff`. `CLICKTRAIL_UPDATE_SNAPSHOTS=1`
+/// accepts the new text instead.
+pub(crate) fn assert_snapshot(name: &str, actual: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots");
+    let path = dir.join(name);
+    let fresh = dir.join(format!("{name}.new"));
+    if std::env::var_os("CLICKTRAIL_UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        let _ = std::fs::remove_file(&fresh);
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    if expected == actual {
+        let _ = std::fs::remove_file(&fresh);
+        return;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&fresh, actual).unwrap();
+    let line = expected
+        .lines()
+        .zip(actual.lines())
+        .position(|(a, b)| a != b)
+        .map_or_else(
+            || expected.lines().count().min(actual.lines().count()),
+            |i| i,
+        );
+    panic!(
+        "snapshot {name} differs from line {} on: `{}` became `{}`; review `diff {} {}`, \
+         then accept with CLICKTRAIL_UPDATE_SNAPSHOTS=1",
+        line + 1,
+        expected.lines().nth(line).unwrap_or("<end>"),
+        actual.lines().nth(line).unwrap_or("<end>"),
+        path.display(),
+        fresh.display(),
+    );
+}

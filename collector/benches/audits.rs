@@ -55,19 +55,21 @@ fn main() {
         written as f64 / write_s
     );
     let scope = serde_json::json!({"site": "bench"});
+    let steps = [
+        "page:/",
+        "page:/product/*",
+        "page:/cart",
+        "screen:shipping",
+        "screen:payment",
+        "event:purchase",
+    ]
+    .map(String::from)
+    .to_vec();
     let mut requests = vec![AuditRequest::Funnel {
         scope: serde_json::from_value::<Scope>(scope.clone()).expect("scope"),
-        steps: [
-            "page:/",
-            "page:/product/*",
-            "page:/cart",
-            "screen:shipping",
-            "screen:payment",
-            "event:purchase",
-        ]
-        .map(String::from)
-        .to_vec(),
-        window: "2h".into(),
+        steps: steps.clone(),
+        name: None,
+        window: Some("2h".into()),
     }];
     for audit in ["screens", "forms", "links", "ads", "frustration", "errors"] {
         requests.push(
@@ -75,6 +77,12 @@ fn main() {
                 .expect("request"),
         );
     }
+    requests.push(AuditRequest::Report {
+        scope: serde_json::from_value::<Scope>(scope.clone()).expect("scope"),
+        steps,
+        window: Some("2h".into()),
+        goal: None,
+    });
     for req in &requests {
         let t = Instant::now();
         let report = store.with_reader(|c| analyzer::run(c, req)).expect("audit");

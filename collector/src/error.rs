@@ -48,6 +48,10 @@ pub enum ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
+            ApiError::BadAudit {
+                code: "unknown_funnel",
+                ..
+            } => StatusCode::NOT_FOUND,
             ApiError::Invalid(_) | ApiError::BadAudit { .. } | ApiError::Body(_) => {
                 StatusCode::BAD_REQUEST
             }

@@ -28,6 +28,18 @@ async fn main() -> anyhow::Result<()> {
             config.db.display()
         )
     })?;
+    if config.demo {
+        // The demo shop's checkout flow, so the first report has a funnel.
+        store
+            .with_reader(|conn| {
+                if analyzer::saved::list(conn, Some("demo"))?.is_empty() {
+                    let funnel = analyzer::saved::demo_funnel();
+                    analyzer::saved::save(conn, &funnel, analyzer::scope::now_ms())?;
+                }
+                Ok::<(), analyzer::Error>(())
+            })
+            .context("cannot save the demo shop's funnel")?;
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -1,6 +1,7 @@
 //! The router: `/collect`, the tracker files, the demo shop, `/healthz`, and the
 //! audits over HTTP (`POST /api/audit`, the same [`analyzer::run`] the CLI uses,
-//! on the collector's own reading connection, since the collector owns the file).
+//! on the collector's own reading connection, since the collector owns the file),
+//! with the saved funnels they default to (`/api/funnels`).
 
 use std::{
     path::{Component, Path, PathBuf},
@@ -10,12 +11,14 @@ use std::{
 use axum::{
     Json, Router,
     body::{Body, Bytes},
-    extract::State,
+    extract::{Path as UrlPath, Query, State},
     http::{HeaderValue, StatusCode, Uri, header},
     response::{IntoResponse, Redirect, Response},
-    routing::{get, post},
+    routing::{delete, get, post},
 };
 use serde_json::json;
+
+use analyzer::saved::{self, FunnelsAction, SavedFunnel};
 
 use crate::{Config, enrich::Salts, error::ApiError, ingest, store::Store};
 
@@ -44,6 +47,8 @@ pub fn router(app: App) -> Router {
         .route("/collect", post(ingest::collect).options(preflight))
         .route("/healthz", get(healthz))
         .route("/api/audit", post(audit))
+        .route("/api/funnels", get(list_funnels).post(save_funnel))
+        .route("/api/funnels/{name}", delete(delete_funnel))
         .route("/ct.js", get(tracker_file))
         .route("/ct_wasm.js", get(tracker_file))
         .route("/ct_wasm_bg.wasm", get(tracker_file));
@@ -122,20 +127,80 @@ async fn audit(State(app): State<App>, body: Bytes) -> Result<Response, ApiError
         tokio::task::spawn_blocking(move || store.with_reader(|conn| analyzer::run(conn, &req)))
             .await
             .map_err(|e| ApiError::Storage(e.to_string()))?
-            .map_err(|e| {
-                if e.is_bad_request() {
-                    ApiError::BadAudit {
-                        code: e.code(),
-                        message: e.to_string(),
-                    }
-                } else {
-                    ApiError::AuditFailed {
-                        code: e.code(),
-                        message: e.to_string(),
-                    }
-                }
-            })?;
+            .map_err(|e| audit_error(&e))?;
     Ok(Json(report).into_response())
+}
+
+/// `?site=S` of the funnels endpoints.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SiteQuery {
+    site: Option<String>,
+}
+
+fn audit_error(e: &analyzer::Error) -> ApiError {
+    if e.is_bad_request() {
+        ApiError::BadAudit {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    } else {
+        ApiError::AuditFailed {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Carries out a saved-funnels action on the collector's connection and answers
+/// `{"funnels": [...]}`, the funnels of its site afterwards.
+async fn funnels_action(app: App, action: FunnelsAction) -> Result<Response, ApiError> {
+    let store = app.store.clone();
+    let funnels = tokio::task::spawn_blocking(move || {
+        store.with_reader(|conn| saved::apply(conn, &action, analyzer::scope::now_ms()))
+    })
+    .await
+    .map_err(|e| ApiError::Storage(e.to_string()))?
+    .map_err(|e| audit_error(&e))?;
+    Ok(Json(json!({ "funnels": funnels })).into_response())
+}
+
+/// `GET /api/funnels[?site=S]`: the funnels that apply to S (all without it).
+async fn list_funnels(
+    State(app): State<App>,
+    query: Result<Query<SiteQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| bad_query(&e))?;
+    funnels_action(app, FunnelsAction::List { site: q.site }).await
+}
+
+/// `POST /api/funnels` with a saved funnel's JSON: saves (or replaces) it.
+async fn save_funnel(State(app): State<App>, body: Bytes) -> Result<Response, ApiError> {
+    let funnel: SavedFunnel = serde_json::from_slice(&body).map_err(|e| ApiError::BadAudit {
+        code: "invalid_request",
+        message: format!(
+            "not a saved funnel (expected {{\"site\", \"name\", \"steps\", \"window\"}}): {e}"
+        ),
+    })?;
+    funnels_action(app, FunnelsAction::Save(funnel)).await
+}
+
+/// `DELETE /api/funnels/NAME[?site=S]` (S defaults to `*`, every site).
+async fn delete_funnel(
+    State(app): State<App>,
+    UrlPath(name): UrlPath<String>,
+    query: Result<Query<SiteQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| bad_query(&e))?;
+    let site = q.site.unwrap_or_else(|| saved::ANY_SITE.to_owned());
+    funnels_action(app, FunnelsAction::Delete { site, name }).await
+}
+
+fn bad_query(e: &axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::BadAudit {
+        code: "invalid_request",
+        message: format!("bad query string: {}", e.body_text()),
+    }
 }
 
 fn content_type(path: &Path) -> &'static str {

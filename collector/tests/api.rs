@@ -397,3 +397,152 @@ async fn health_and_cors() {
     // No tracker built in this temp setup: a clear JSON 404.
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
+
+async fn call(app: &App, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let resp = router(app.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn names(body: &Value) -> Vec<String> {
+    body["funnels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn saved_funnels_over_http_become_the_audits_defaults() {
+    let h = harness(WriterOptions::default(), |_| {});
+    let t = now_ms();
+    let events = vec![
+        event(1, "pageview", "", t),
+        event(2, "custom", r#","name":"signup""#, t + 1000),
+    ];
+    let (status, body, _) = post(&h.app, "application/json", batch(&events)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Nothing saved yet: a funnel without steps says how to get one.
+    let (status, body) = call(&h.app, "GET", "/api/funnels", "").await;
+    assert_eq!((status, names(&body).len()), (StatusCode::OK, 0));
+    let (status, body) = call(&h.app, "POST", "/api/audit", r#"{"audit":"funnel"}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "bad_param");
+    assert!(body["message"].as_str().unwrap().contains("funnels save"));
+
+    // Bad funnels are refused with what is wrong, and nothing is saved.
+    for (bad, code) in [
+        (r#"{"site":"shop","name":"a b","steps":["page:/"]}"#, "bad_param"),
+        (r#"{"site":"shop","name":"x","steps":["nope"]}"#, "bad_step"),
+        (r#"{"site":"shop","name":"x","stepz":[]}"#, "invalid_request"),
+        ("not json", "invalid_request"),
+    ] {
+        let (status, body) = call(&h.app, "POST", "/api/funnels", bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"], code, "{bad}: {body}");
+    }
+    let (_, body) = call(&h.app, "GET", "/api/funnels", "").await;
+    assert!(names(&body).is_empty());
+
+    let (status, body) = call(
+        &h.app,
+        "POST",
+        "/api/funnels",
+        r#"{"site":"shop","name":"signup","steps":["page:/cart","event:signup"],"window":"1h"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(names(&body), ["signup"]);
+    assert_eq!(body["funnels"][0]["window"], "1h");
+    let (_, body) = call(
+        &h.app,
+        "POST",
+        "/api/funnels",
+        r#"{"name":"browse","steps":["page:/cart"]}"#,
+    )
+    .await;
+    assert_eq!(body["funnels"][0]["site"], "*");
+    let (_, body) = call(&h.app, "GET", "/api/funnels?site=shop", "").await;
+    assert_eq!(names(&body), ["signup", "browse"]);
+    let (_, body) = call(&h.app, "GET", "/api/funnels?site=blog", "").await;
+    assert_eq!(names(&body), ["browse"]);
+    let (status, body) = call(&h.app, "GET", "/api/funnels?sight=x", "").await;
+    assert_eq!((status, &body["error"]), (StatusCode::BAD_REQUEST, &Value::from("invalid_request")));
+
+    // The site's first saved funnel is the default funnel and its last step the goal.
+    let (status, body) = call(
+        &h.app,
+        "POST",
+        "/api/audit",
+        r#"{"audit":"funnel","scope":{"site":"shop"}}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["name"], "signup");
+    assert_eq!(body["window_ms"], 3_600_000);
+    assert_eq!(body["steps"][1]["entered"], 1);
+    let (_, body) = call(
+        &h.app,
+        "POST",
+        "/api/audit",
+        r#"{"audit":"funnel","scope":{"site":"shop"},"name":"browse"}"#,
+    )
+    .await;
+    assert_eq!(body["name"], "browse");
+    let (_, body) = call(
+        &h.app,
+        "POST",
+        "/api/audit",
+        r#"{"audit":"ads","scope":{"site":"shop"}}"#,
+    )
+    .await;
+    assert_eq!(body["goal"], "event:signup", "{body}");
+    let (status, body) = call(
+        &h.app,
+        "POST",
+        "/api/audit",
+        r#"{"audit":"funnel","name":"nope"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "unknown_funnel");
+
+    // The report has one funnel section per saved funnel.
+    let (status, body) = call(
+        &h.app,
+        "POST",
+        "/api/audit",
+        r#"{"audit":"report","scope":{"site":"shop"}}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let funnels: Vec<&Value> = body["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["audit"] == "funnel")
+        .collect();
+    assert_eq!(funnels.len(), 2);
+    assert_eq!(funnels[0]["name"], "signup");
+
+    // Delete: the site's own, then a missing one is a 404 that names the problem.
+    let (status, body) = call(&h.app, "DELETE", "/api/funnels/signup?site=shop", "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(names(&body), ["browse"]);
+    let (status, body) = call(&h.app, "DELETE", "/api/funnels/signup?site=shop", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"], "unknown_funnel");
+    assert_eq!(
+        count(&h.app, "SELECT count(*) FROM funnels WHERE name = 'browse'"),
+        1
+    );
+}

@@ -307,6 +307,12 @@ impl Page<'_> {
     /// Click a link/button that loads a new document, then wait for the tracker there.
     pub async fn click_nav(&self, id: &str, expect_path: &str) -> Result<()> {
         self.click(id).await?;
+        self.wait_path(expect_path).await
+    }
+
+    /// Wait until the browser shows `expect_path` (after a click, back or forward)
+    /// and the tracker runs there.
+    pub async fn wait_path(&self, expect_path: &str) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let url = self.c.current_url().await?;
@@ -314,7 +320,7 @@ impl Page<'_> {
                 break;
             }
             if Instant::now() > deadline {
-                bail!("clicking #{id} did not reach {expect_path} (at {url})");
+                bail!("the browser did not reach {expect_path} (at {url})");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -2,7 +2,7 @@
 //! real tracker and collector: an abandoned form at a named field, rage and dead
 //! clicks, a JavaScript error on click, a click on a link to a missing page, ad
 //! variants seen (and not seen: left before 1 s) and clicked a known number of
-//! times. The rows the audits read must be exactly what the visitors did.
+//! times, a quick back (and a slow one that is not). The rows the audits read must be exactly what the visitors did.
 
 use std::time::Duration;
 
@@ -100,6 +100,37 @@ async fn leaves_at_once(b: &Browser, base: &str) -> Result<()> {
     Ok(())
 }
 
+/// Opens the cart, follows the Help link and goes straight back after a second: a
+/// quick back on the help page. A slower reader of the help page is not one.
+async fn bounces_back_from_help(b: &Browser, base: &str) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/cart.html").await?;
+    p.click_nav("nav-help", "/demo/help/").await?;
+    pause(1_000).await;
+    c.back().await?;
+    p.wait_path("/demo/cart.html").await?;
+    pause(500).await;
+    p.leave().await?;
+    c.close().await?;
+    Ok(())
+}
+
+/// Opens the cart, reads the help page for 6 s, then goes back: not a quick back.
+async fn reads_help_then_back(b: &Browser, base: &str) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/cart.html").await?;
+    p.click_nav("nav-help", "/demo/help/").await?;
+    pause(6_000).await;
+    c.back().await?;
+    p.wait_path("/demo/cart.html").await?;
+    pause(500).await;
+    p.leave().await?;
+    c.close().await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_visits_are_recorded_exactly() -> Result<()> {
     let collector = Collector::start().await?;
@@ -109,6 +140,8 @@ async fn audit_visits_are_recorded_exactly() -> Result<()> {
     broken_link(&browser, &base).await?;
     abandons_at_address(&browser, &base).await?;
     leaves_at_once(&browser, &base).await?;
+    bounces_back_from_help(&browser, &base).await?;
+    reads_help_then_back(&browser, &base).await?;
     collector.wait_quiet(30).await?;
 
     // The audits, live through the collector: the numbers of what the visitors did.
@@ -138,6 +171,29 @@ async fn audit_visits_are_recorded_exactly() -> Result<()> {
             error_click["share"].as_f64()
         ),
         (Some(1), Some(1.0))
+    );
+
+    // Back from the help page after 1 s is a quick back; after 6 s it is not.
+    let quick = find(
+        issues,
+        &json!({"kind": "quick_back", "page": "/demo/help/"}),
+    );
+    assert_eq!(
+        (
+            quick["occurrences"].as_u64(),
+            quick["sessions"].as_u64(),
+            quick["page_sessions"].as_u64()
+        ),
+        (Some(1), Some(1), Some(2)),
+        "{quick}"
+    );
+    assert_eq!(quick["selector"], Value::Null);
+    assert_eq!(
+        issues
+            .as_array()
+            .map(|l| l.iter().filter(|i| i["kind"] == "quick_back").count()),
+        Some(1),
+        "no other quick back: {issues:#}"
     );
 
     let errors = audit(&collector, "errors")?;

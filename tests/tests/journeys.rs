@@ -143,7 +143,8 @@ fn funnel_request() -> AuditRequest {
     AuditRequest::Funnel {
         scope: scope(),
         steps: funnel_request_steps(),
-        window: "30m".into(),
+        name: None,
+        window: Some("30m".into()),
     }
 }
 
@@ -170,6 +171,19 @@ async fn scripted_visits_give_exact_funnel_and_screens() -> Result<()> {
     assert_eq!(entered, [6, 4, 4, 4, 3, 2], "{funnel:#?}");
     assert_eq!(funnel.steps[4].dropped, 1);
     assert_eq!(funnel.steps[5].conversion_from_first, Some(2.0 / 6.0));
+
+    // The demo's saved checkout funnel is the same flow, and the default funnel.
+    let Report::Funnel(saved) = collector.audit(&AuditRequest::Funnel {
+        scope: scope(),
+        steps: Vec::new(),
+        name: None,
+        window: None,
+    })?
+    else {
+        panic!("not a funnel report")
+    };
+    assert_eq!(saved.name.as_deref(), Some("checkout"));
+    assert_eq!(saved.steps, funnel.steps);
 
     let Report::Screens(screens) = collector.audit(&AuditRequest::Screens {
         scope: scope(),
@@ -209,12 +223,13 @@ async fn scripted_visits_give_exact_funnel_and_screens() -> Result<()> {
     assert_eq!(get("shipping").next[0].screen, "payment");
     assert_eq!(get("shipping").next[0].count, 3);
 
-    // The one-file HTML report, fetched live, shown in the real browser: the key
-    // numbers are visible in its DOM and it makes no external request.
+    // The one-file HTML report, fetched live with no parameters (the funnel is the
+    // saved one), shown in the real browser: the key numbers are visible in its DOM
+    // and it makes no external request.
     let report = collector.audit(&AuditRequest::Report {
-        scope: scope(),
-        steps: funnel_request_steps(),
-        window: "30m".into(),
+        scope: Scope::default(),
+        steps: Vec::new(),
+        window: None,
         goal: None,
     })?;
     let html = analyzer::render(&report, analyzer::Format::Html)?;

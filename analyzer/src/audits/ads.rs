@@ -1,8 +1,9 @@
 //! The `ads` audit: do some ads, variants and inbound campaigns perform better
 //! against a goal?
 //!
-//! Params: the goal (a step spec, [`crate::matcher`], default `event:purchase`), the
-//! control variant, and the fewest exposed sessions per variant before a verdict.
+//! Params: the goal (a step spec, [`crate::matcher`]; by default the last step of the
+//! site's main saved funnel, else `event:purchase`), the control variant, and the
+//! fewest exposed sessions per variant before a verdict.
 //! The events in scope come from [`crate::load::events`] with [`Ads::COLUMNS`].
 //!
 //! **On-site placements** (`data-ct-ad="CAMPAIGN:VARIANT"`, split at the first `:`).
@@ -37,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use super::{Audit, count_sessions, ratio};
 use crate::Error;
 use crate::load::Col;
-use crate::matcher::{EventRef, StepMatcher};
+use crate::matcher::{EventRef, SEQUENCE_COLUMNS, StepMatcher, concat};
 use crate::render::{Cell, Table};
 use crate::scope::ResolvedScope;
 use crate::stats::{ZTest, chi_square_equal_split, two_proportion_z, wilson};
@@ -282,19 +283,8 @@ impl<'a> Session<'a> {
 impl Audit for Ads {
     type Report = AdsReport;
 
-    const COLUMNS: &'static [Col] = &[
-        Col::SessionId,
-        Col::Ts,
-        Col::Seq,
-        Col::Kind,
-        Col::Path,
-        Col::Screen,
-        Col::Selector,
-        Col::Form,
-        Col::Name,
-        Col::Ad,
-        Col::Url,
-    ];
+    /// A matcher pass's columns, plus the ad and the landing URL (campaigns).
+    const COLUMNS: &'static [Col] = &concat::<9, 2, 11>(SEQUENCE_COLUMNS, [Col::Ad, Col::Url]);
 
     fn compute(&self, events: DataFrame, scope: ResolvedScope) -> Result<AdsReport, Error> {
         let sessions = count_sessions(&events)?;
@@ -1255,7 +1245,7 @@ mod tests {
             req,
             crate::AuditRequest::Ads {
                 scope: crate::Scope::default(),
-                goal: "event:purchase".into(),
+                goal: None,
                 control: None,
                 min_sessions: 100,
             }

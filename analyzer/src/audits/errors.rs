@@ -108,6 +108,17 @@ impl Default for Errors {
     }
 }
 
+/// The columns [`Errors::error_pages`] reads.
+pub(crate) const ERROR_PAGE_COLUMNS: &[Col] = &[
+    Col::SessionId,
+    Col::Ts,
+    Col::Seq,
+    Col::Kind,
+    Col::Path,
+    Col::Referrer,
+    Col::Status,
+];
+
 impl Audit for Errors {
     type Report = ErrorsReport;
 
@@ -219,7 +230,9 @@ fn js_errors(events: DataFrame) -> Result<Vec<JsError>, Error> {
 
 impl Errors {
     /// Page views with status >= 400, grouped by (page, status), with where they came from.
-    fn error_pages(&self, events: DataFrame) -> Result<Vec<ErrorPage>, Error> {
+    /// Pages served with status >= 400, ranked by sessions, with where visitors came
+    /// from. Needs [`ERROR_PAGE_COLUMNS`]; the `links` audit shares it.
+    pub(crate) fn error_pages(&self, events: DataFrame) -> Result<Vec<ErrorPage>, Error> {
         let referrer = || col("referrer");
         let from = when(col("previous").is_not_null())
             .then(col("previous"))

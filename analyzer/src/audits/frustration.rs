@@ -109,6 +109,16 @@ impl FrustrationKind {
         }
     }
 
+    /// For people: `rage click`, …
+    pub fn label(self) -> &'static str {
+        match self {
+            FrustrationKind::RageClick => "rage click",
+            FrustrationKind::DeadClick => "dead click",
+            FrustrationKind::ErrorClick => "error click",
+            FrustrationKind::QuickBack => "quick back",
+        }
+    }
+
     fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::{Audit, count_sessions, ratio};
 use crate::Error;
 use crate::load::Col;
-use crate::matcher::{EventRef, StepMatcher};
+use crate::matcher::{EventRef, SEQUENCE_COLUMNS, StepMatcher};
 use crate::render::{Cell, Table};
 use crate::scope::{ResolvedScope, format_duration_ms, parse_duration_ms};
 
@@ -49,6 +49,9 @@ pub struct FunnelReport {
     pub scope: ResolvedScope,
     /// Sessions with at least one event in scope.
     pub sessions: u64,
+    /// The saved funnel's name; null for steps given with the request.
+    #[serde(default)]
+    pub name: Option<String>,
     /// All steps within this many ms of the first step.
     pub window_ms: i64,
     pub steps: Vec<FunnelStep>,
@@ -99,17 +102,7 @@ impl Funnel {
 impl Audit for Funnel {
     type Report = FunnelReport;
 
-    const COLUMNS: &'static [Col] = &[
-        Col::SessionId,
-        Col::Ts,
-        Col::Seq,
-        Col::Kind,
-        Col::Path,
-        Col::Screen,
-        Col::Selector,
-        Col::Form,
-        Col::Name,
-    ];
+    const COLUMNS: &'static [Col] = &SEQUENCE_COLUMNS;
 
     fn compute(&self, events: DataFrame, scope: ResolvedScope) -> Result<FunnelReport, Error> {
         let sessions = count_sessions(&events)?;
@@ -182,6 +175,7 @@ impl Audit for Funnel {
         Ok(FunnelReport {
             scope,
             sessions,
+            name: None,
             window_ms: self.window_ms,
             steps,
         })
@@ -308,11 +302,16 @@ impl FunnelReport {
     pub fn table(&self) -> Table {
         Table {
             audit: "funnel",
-            facts: vec![
-                self.scope.describe(),
-                format!("{} sessions", self.sessions),
-                format!("window {}", format_duration_ms(self.window_ms)),
-            ],
+            facts: self
+                .name
+                .iter()
+                .map(|n| format!("saved funnel {n}"))
+                .chain([
+                    self.scope.describe(),
+                    format!("{} sessions", self.sessions),
+                    format!("window {}", format_duration_ms(self.window_ms)),
+                ])
+                .collect(),
             columns: vec![
                 ("step", "step"),
                 ("entered", "entered"),

@@ -32,7 +32,7 @@
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::errors::{ErrorPage, Errors};
+use super::errors::{ERROR_PAGE_COLUMNS, ErrorPage, Errors};
 use super::{Audit, count_sessions, ratio};
 use crate::Error;
 use crate::load::Col;
@@ -153,7 +153,7 @@ impl Default for Links {
 impl Audit for Links {
     type Report = LinksReport;
 
-    /// Ours, plus everything [`Errors::COLUMNS`] needs for the error pages.
+    /// Ours, plus what the error pages need ([`ERROR_PAGE_COLUMNS`]).
     const COLUMNS: &'static [Col] = &[
         Col::SessionId,
         Col::Ts,
@@ -164,9 +164,6 @@ impl Audit for Links {
         Col::Href,
         Col::Referrer,
         Col::Status,
-        Col::Message,
-        Col::Source,
-        Col::Line,
     ];
 
     fn compute(&self, events: DataFrame, scope: ResolvedScope) -> Result<LinksReport, Error> {
@@ -178,9 +175,8 @@ impl Audit for Links {
             .cloned()
             .collect();
         let broken = broken_links(&events)?;
-        let error_pages = Errors::default()
-            .compute(events, scope.clone())?
-            .error_pages;
+        debug_assert!(ERROR_PAGE_COLUMNS.iter().all(|c| Self::COLUMNS.contains(c)));
+        let error_pages = Errors::default().error_pages(events)?;
         Ok(LinksReport {
             scope,
             sessions,

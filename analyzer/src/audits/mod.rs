@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::load::{self, Col};
 use crate::render::Table;
+use crate::saved;
 use crate::scope::{self, ResolvedScope, Scope};
 
 pub use ads::{AdCampaign, AdVariant, Ads, AdsReport, Comparison, InboundStats, Srm};
@@ -82,11 +83,17 @@ pub enum AuditRequest {
     Funnel {
         #[serde(default)]
         scope: Scope,
-        /// Step specs (see [`crate::matcher`]), in order.
+        /// Step specs (see [`crate::matcher`]), in order. Empty: a saved funnel.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         steps: Vec<String>,
-        /// All steps within this long of the first: `30m`, `2h`, `1d`.
-        #[serde(default = "default_window")]
-        window: String,
+        /// The saved funnel to run when `steps` is empty; absent = the site's main
+        /// funnel (the first saved, [`crate::saved`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// All steps within this long of the first: `30m`, `2h`, `1d`. Absent: the
+        /// saved funnel's window, else 30m.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<String>,
     },
     /// Drop-off by screen (page or `data-ct-screen`).
     Screens {
@@ -144,9 +151,10 @@ pub enum AuditRequest {
     Ads {
         #[serde(default)]
         scope: Scope,
-        /// The goal (a step spec).
-        #[serde(default = "default_goal")]
-        goal: String,
+        /// The goal (a step spec). Absent: the last step of the site's main saved
+        /// funnel, else `event:purchase`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        goal: Option<String>,
         /// The control variant of every campaign that has it; else its first by name.
         #[serde(default)]
         control: Option<String>,
@@ -158,19 +166,16 @@ pub enum AuditRequest {
     Report {
         #[serde(default)]
         scope: Scope,
-        /// Funnel steps; without them the report has no funnel section.
-        #[serde(default)]
+        /// Funnel steps. Empty: one funnel section per saved funnel of the site.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         steps: Vec<String>,
-        #[serde(default = "default_window")]
-        window: String,
-        /// Goal for the ads audit (a step spec); its default when absent.
-        #[serde(default)]
+        /// The funnels' window; absent: each saved funnel's own, else 30m.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<String>,
+        /// Goal for the ads audit (a step spec); the `ads` default when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         goal: Option<String>,
     },
-}
-
-fn default_window() -> String {
-    funnel::DEFAULT_WINDOW.to_owned()
 }
 
 fn default_top_next() -> usize {
@@ -203,10 +208,6 @@ fn default_min_impressions() -> u64 {
 
 fn default_max_ctr() -> f64 {
     links::DEFAULT_MAX_CTR
-}
-
-fn default_goal() -> String {
-    ads::DEFAULT_GOAL.to_owned()
 }
 
 fn default_min_sessions() -> u64 {
@@ -327,11 +328,20 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
         AuditRequest::Funnel {
             scope,
             steps,
+            name,
             window,
         } => {
-            let audit = Funnel::new(steps, window)?;
+            let (audit, name) = funnel_for(
+                conn,
+                scope.site.as_deref(),
+                steps,
+                name.as_deref(),
+                window.as_deref(),
+            )?;
             let scope = scope.resolve(now_ms)?;
-            Ok(Report::Funnel(run_audit(conn, scope, &audit)?))
+            let mut report = run_audit(conn, scope, &audit)?;
+            report.name = name;
+            Ok(Report::Funnel(report))
         }
         AuditRequest::Screens { scope, top_next } => {
             let audit = Screens::new(*top_next);
@@ -374,7 +384,8 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
             control,
             min_sessions,
         } => {
-            let audit = Ads::new(goal, control.as_deref(), *min_sessions)?;
+            let goal = goal_for(conn, scope.site.as_deref(), goal.as_deref())?;
+            let audit = Ads::new(&goal, control.as_deref(), *min_sessions)?;
             let scope = scope.resolve(now_ms)?;
             Ok(Report::Ads(run_audit(conn, scope, &audit)?))
         }
@@ -383,58 +394,138 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
             steps,
             window,
             goal,
-        } => {
-            let resolved = scope.resolve(now_ms)?;
-            let mut parts = Vec::new();
-            if !steps.is_empty() {
-                parts.push(AuditRequest::Funnel {
-                    scope: scope.clone(),
-                    steps: steps.clone(),
-                    window: window.clone(),
-                });
-            }
-            parts.push(AuditRequest::Screens {
-                scope: scope.clone(),
-                top_next: default_top_next(),
+        } => full_report(conn, scope, steps, window.as_deref(), goal.as_deref(), now_ms),
+    }
+}
+
+/// The funnel a request means: its own `steps`, or a saved funnel (`name`, else the
+/// site's main one), with its name.
+fn funnel_for(
+    conn: &Connection,
+    site: Option<&str>,
+    steps: &[String],
+    name: Option<&str>,
+    window: Option<&str>,
+) -> Result<(Funnel, Option<String>), Error> {
+    if !steps.is_empty() {
+        if name.is_some() {
+            return Err(Error::BadParam {
+                name: "name",
+                reason: "give steps or the name of a saved funnel, not both".to_owned(),
             });
-            parts.push(AuditRequest::Forms {
-                scope: scope.clone(),
-                form: None,
-            });
-            parts.push(AuditRequest::Links {
-                scope: scope.clone(),
-                min_impressions: default_min_impressions(),
-                max_ctr: default_max_ctr(),
-            });
-            parts.push(AuditRequest::Frustration {
-                scope: scope.clone(),
-                rage_clicks: default_rage_clicks(),
-                rage_ms: default_rage_ms(),
-                rage_px: default_rage_px(),
-                quick_back_ms: default_quick_back_ms(),
-            });
-            parts.push(AuditRequest::Ads {
-                scope: scope.clone(),
-                goal: goal.clone().unwrap_or_else(default_goal),
-                control: None,
-                min_sessions: default_min_sessions(),
-            });
-            parts.push(AuditRequest::Errors {
-                scope: scope.clone(),
-                top_from: default_top_from(),
-            });
-            let sections = parts
-                .iter()
-                .map(|r| run_at(conn, r, now_ms))
-                .collect::<Result<Vec<_>, _>>()?;
-            let sessions = sections.iter().map(Report::sessions).max().unwrap_or(0);
-            Ok(Report::Report(crate::report::FullReport {
-                scope: resolved,
-                sessions,
-                sections,
-            }))
+        }
+        let audit = Funnel::new(steps, window.unwrap_or(funnel::DEFAULT_WINDOW))?;
+        return Ok((audit, None));
+    }
+    match saved::find(conn, site, name)? {
+        Some(f) => Ok((
+            Funnel::new(&f.steps, window.unwrap_or(&f.window))?,
+            Some(f.name),
+        )),
+        None => Err(Error::BadParam {
+            name: "steps",
+            reason: "no steps given and no funnel saved for this site: give --step SPEC \
+                     (repeat it), or save one with: analyzer funnels save NAME --step SPEC …"
+                .to_owned(),
+        }),
+    }
+}
+
+/// The goal a request means: its own, else the last step of the site's main saved
+/// funnel, else [`ads::DEFAULT_GOAL`].
+fn goal_for(conn: &Connection, site: Option<&str>, goal: Option<&str>) -> Result<String, Error> {
+    if let Some(goal) = goal {
+        return Ok(goal.to_owned());
+    }
+    Ok(saved::main_goal(conn, site)?.unwrap_or_else(|| ads::DEFAULT_GOAL.to_owned()))
+}
+
+/// Runs `audit` on its own columns of a frame loaded for several audits.
+fn compute_on<A: Audit>(
+    events: &DataFrame,
+    scope: &ResolvedScope,
+    audit: &A,
+) -> Result<A::Report, Error> {
+    let own = events.select(A::COLUMNS.iter().map(|c| c.name()))?;
+    audit.compute(own, scope.clone())
+}
+
+/// The `report` audit: every audit with its defaults, on one load of the events
+/// (the union of their columns), in reading order. The funnels are the request's
+/// steps, or every saved funnel of the site.
+fn full_report(
+    conn: &Connection,
+    scope: &Scope,
+    steps: &[String],
+    window: Option<&str>,
+    goal: Option<&str>,
+    now_ms: i64,
+) -> Result<Report, Error> {
+    let site = scope.site.as_deref();
+    let resolved = scope.resolve(now_ms)?;
+    let funnels = if steps.is_empty() {
+        saved::list(conn, site)?
+            .into_iter()
+            .map(|f| Ok((Funnel::new(&f.steps, window.unwrap_or(&f.window))?, Some(f.name))))
+            .collect::<Result<Vec<_>, Error>>()?
+    } else {
+        vec![funnel_for(conn, site, steps, None, window)?]
+    };
+    let screens = Screens::new(screens::DEFAULT_TOP_NEXT);
+    let forms = Forms::new(None)?;
+    let links = Links::new(links::DEFAULT_MIN_IMPRESSIONS, links::DEFAULT_MAX_CTR)?;
+    let frustration = Frustration::new(
+        frustration::DEFAULT_RAGE_CLICKS,
+        frustration::DEFAULT_RAGE_MS,
+        frustration::DEFAULT_RAGE_PX,
+        frustration::DEFAULT_QUICK_BACK_MS,
+    )?;
+    let ads = Ads::new(
+        &goal_for(conn, site, goal)?,
+        None,
+        ads::DEFAULT_MIN_SESSIONS,
+    )?;
+    let errors = Errors::default();
+
+    let mut columns: Vec<Col> = Vec::new();
+    for c in [
+        Funnel::COLUMNS,
+        Screens::COLUMNS,
+        Forms::COLUMNS,
+        Links::COLUMNS,
+        Frustration::COLUMNS,
+        Ads::COLUMNS,
+        Errors::COLUMNS,
+    ]
+    .concat()
+    {
+        if !columns.contains(&c) {
+            columns.push(c);
         }
     }
+    let events = load::events(conn, &resolved, &columns)?;
+
+    let mut sections = Vec::new();
+    for (funnel, name) in &funnels {
+        let mut report = compute_on(&events, &resolved, funnel)?;
+        report.name.clone_from(name);
+        sections.push(Report::Funnel(report));
+    }
+    sections.push(Report::Screens(compute_on(&events, &resolved, &screens)?));
+    sections.push(Report::Forms(compute_on(&events, &resolved, &forms)?));
+    sections.push(Report::Links(compute_on(&events, &resolved, &links)?));
+    sections.push(Report::Frustration(compute_on(
+        &events,
+        &resolved,
+        &frustration,
+    )?));
+    sections.push(Report::Ads(compute_on(&events, &resolved, &ads)?));
+    sections.push(Report::Errors(compute_on(&events, &resolved, &errors)?));
+    Ok(Report::Report(crate::report::FullReport {
+        sessions: count_sessions(&events)?,
+        scope: resolved,
+        sections,
+    }))
 }
 
 /// Sessions with at least one event in the frame (the unit count every report carries).
@@ -461,7 +552,8 @@ mod tests {
             AuditRequest::Funnel {
                 scope: Scope::default(),
                 steps: vec!["page:/cart".into()],
-                window: "30m".into(),
+                name: None,
+                window: None,
             }
         );
         let req: AuditRequest =
@@ -507,7 +599,8 @@ mod tests {
         let bad = AuditRequest::Funnel {
             scope: Scope::default(),
             steps: vec!["page:/".into(), "nope".into()],
-            window: "30m".into(),
+            name: None,
+            window: None,
         };
         let err = run_at(&conn, &bad, 0).unwrap_err();
         assert!(err.is_bad_request());
