@@ -49,9 +49,10 @@ struct Cli {
     #[arg(long, value_name = "T", global = true)]
     until: Option<String>,
 
-    /// Output format
-    #[arg(long, value_enum, default_value_t = FormatArg::Table, global = true)]
-    format: FormatArg,
+    /// Output format [default: from the --out file's extension (.html, .json, .csv),
+    /// else table]
+    #[arg(long, value_enum, global = true)]
+    format: Option<FormatArg>,
 
     /// Write the output to FILE instead of stdout
     #[arg(long, short, value_name = "FILE", global = true)]
@@ -311,6 +312,20 @@ impl Cli {
         }
     }
 
+    /// `--format`, else what the `--out` file's extension says, else a table.
+    fn format(&self) -> Format {
+        if let Some(f) = self.format {
+            return f.into();
+        }
+        let ext = self.out.as_ref().and_then(|p| p.extension()?.to_str());
+        match ext.map(str::to_ascii_lowercase).as_deref() {
+            Some("html" | "htm") => Format::Html,
+            Some("json") => Format::Json,
+            Some("csv") => Format::Csv,
+            _ => Format::Table,
+        }
+    }
+
     fn db_path(&self) -> PathBuf {
         self.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB))
     }
@@ -326,7 +341,7 @@ fn funnels(cli: &Cli, action: &FunnelsAction) -> anyhow::Result<String> {
         let conn = analyzer::load::open_read_write(&cli.db_path())?;
         saved::apply(&conn, action, analyzer::scope::now_ms())?
     };
-    Ok(analyzer::render_funnels(&list, cli.format.into())?)
+    Ok(analyzer::render_funnels(&list, cli.format())?)
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
@@ -340,7 +355,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             let conn = analyzer::open_read_only(&cli.db_path())?;
             analyzer::run(&conn, &req)?
         };
-        analyzer::render(&report, cli.format.into())?
+        analyzer::render(&report, cli.format())?
     };
     if let Some(path) = &cli.out {
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))

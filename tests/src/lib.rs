@@ -136,6 +136,21 @@ impl Collector {
         Ok(analyzer::run_remote(&self.url, req)?)
     }
 
+    /// Runs the `analyzer` CLI against this collector (`--collector URL` first, then
+    /// `args`); its exit success, stdout and stderr.
+    pub fn analyzer(&self, args: &[&str]) -> Result<(bool, String, String)> {
+        let out = std::process::Command::new(binary("analyzer")?)
+            .args(["--collector", &self.url])
+            .args(args)
+            .output()
+            .context("cannot run the analyzer CLI")?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
     /// Stop with SIGTERM and wait: the collector drains, commits and checkpoints.
     pub async fn stop(mut self) -> Result<PathBuf> {
         if let Some(pid) = self.child.id() {

@@ -223,25 +223,22 @@ async fn scripted_visits_give_exact_funnel_and_screens() -> Result<()> {
     assert_eq!(get("shipping").next[0].screen, "payment");
     assert_eq!(get("shipping").next[0].count, 3);
 
-    // The one-file HTML report, fetched live with no parameters (the funnel is the
-    // saved one), shown in the real browser: the key numbers are visible in its DOM
-    // and it makes no external request.
-    let report = collector.audit(&AuditRequest::Report {
-        scope: Scope::default(),
-        steps: Vec::new(),
-        window: None,
-        goal: None,
-    })?;
-    let html = analyzer::render(&report, analyzer::Format::Html)?;
+    // The one-file HTML report, made by the CLI from the live collector with no
+    // parameters (the funnel is the saved one; the format follows --out), shown in
+    // the real browser: the key numbers are visible in its DOM and it makes no
+    // external request.
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("report.html");
+    let (ok, _, stderr) = collector.analyzer(&["report", "--out", &file.to_string_lossy()])?;
+    assert!(ok, "analyzer report failed: {stderr}");
+    let html = std::fs::read_to_string(&file)?;
+    assert!(html.starts_with("<!doctype html>"), "{}", &html[..100.min(html.len())]);
     for external in ["src=\"http", "href=\"http", "url(http", "@import"] {
         assert!(
             !html.contains(external),
             "the report must be self-contained: found {external}"
         );
     }
-    let dir = tempfile::tempdir()?;
-    let file = dir.path().join("report.html");
-    std::fs::write(&file, &html)?;
     let c = browser.session().await?;
     c.goto(&format!("file://{}", file.display())).await?;
     let cells: Vec<String> = serde_json::from_value(
@@ -258,15 +255,39 @@ async fn scripted_visits_give_exact_funnel_and_screens() -> Result<()> {
         c.execute("return Array.from(document.querySelectorAll('section:has(figure svg)')).map(s => s.id);", vec![])
             .await?,
     )?;
-    for section in ["funnel", "screens", "forms"] {
+    for section in ["funnel", "screens", "forms", "links"] {
         assert!(
             charts.iter().any(|c| c == section),
             "a {section} chart: {charts:?}"
         );
     }
+    let title: String = serde_json::from_value(
+        c.execute("return document.querySelector('#funnel h2').textContent;", vec![])
+            .await?,
+    )?;
+    assert_eq!(title, "funnel · checkout");
     let png = c.screenshot().await?;
     assert!(png.len() > 10_000, "a rendered page, not a blank one");
     c.close().await?;
+
+    // Saved funnels through the CLI: a wrong name says which ones exist; a new one
+    // is listed after the demo's.
+    let (ok, _, stderr) = collector.analyzer(&["--site", "demo", "funnel", "--name", "nope"])?;
+    assert!(!ok);
+    assert!(
+        stderr.contains("no saved funnel `nope`; saved: checkout"),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = collector.analyzer(&[
+        "--site", "demo", "funnels", "save", "help", "--step", "page:/demo/help/", "--step",
+        "page:/demo/help/*",
+    ])?;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("funnels · 2 saved"), "{stdout}");
+    let (ok, stdout, stderr) =
+        collector.analyzer(&["--site", "demo", "--format", "csv", "funnel", "--name", "help"])?;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("page:/demo/help/*,1,"), "1 reader went on to an article: {stdout}");
 
     // Stop the collector (drain + checkpoint) and read the file directly.
     let db = collector.stop().await?;
