@@ -1,7 +1,7 @@
 //! Writes a small, hand-made shop dataset into a DuckDB file, to try the CLI on:
 //!
 //! ```text
-//! cargo run --release -p clicktrail-analyzer --example demo_db -- /tmp/demo.duckdb
+//! cargo run --release --example demo_db -- /tmp/demo.duckdb
 //! analyzer --db /tmp/demo.duckdb funnel --step page:/cart --step screen:payment --step event:order
 //! ```
 //!

@@ -1,7 +1,7 @@
 //! Audit benchmark: writes N synthetic events (realistic shop sessions) through the
 //! real storage path (enrich → store → DuckDB), then times each audit on them.
 //!
-//! `cargo bench -p clicktrail-collector --bench audits` (or `cargo xtask bench`).
+//! `cargo bench --bench audits` (or `cargo xtask bench`).
 //! `BENCH_EVENTS` sets N (default 1,000,000; the README also quotes 10,000,000).
 
 use std::time::Instant;

@@ -2,7 +2,7 @@
 //! concurrent clients posting tracker-sized batches. Prints events/s, request
 //! latency percentiles and 503s, then checks that every acknowledged event is stored.
 //!
-//! `cargo bench -p clicktrail-collector --bench ingest` (or `cargo xtask bench`).
+//! `cargo bench --bench ingest` (or `cargo xtask bench`).
 //! Knobs: `BENCH_CLIENTS` (default 16), `BENCH_BATCHES` per client (default 1000).
 
 use std::{
