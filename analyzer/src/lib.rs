@@ -78,6 +78,6 @@ pub use audits::{
 pub use error::Error;
 pub use load::open_read_only;
 pub use remote::{run_remote, saved_funnels_remote};
-pub use saved::SavedFunnel;
 pub use render::{Format, render, render_funnels};
+pub use saved::SavedFunnel;
 pub use scope::{ResolvedScope, Scope};

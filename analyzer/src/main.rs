@@ -290,7 +290,11 @@ impl Cli {
 
     /// What `funnels …` asks for.
     fn funnels_action(&self, action: Option<&FunnelsCmd>) -> FunnelsAction {
-        let site = || self.site.clone().unwrap_or_else(|| saved::ANY_SITE.to_owned());
+        let site = || {
+            self.site
+                .clone()
+                .unwrap_or_else(|| saved::ANY_SITE.to_owned())
+        };
         match action {
             None | Some(FunnelsCmd::List) => FunnelsAction::List {
                 site: self.site.clone(),

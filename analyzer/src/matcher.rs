@@ -52,10 +52,8 @@ impl EventRef<'_> {
 
 /// What a sequential matcher pass loads: the session and the (ts, seq) order, then
 /// [`EventRef::COLUMNS`]. Audits that match steps start their column list with it.
-pub const SEQUENCE_COLUMNS: [Col; 9] = concat::<3, 6, 9>(
-    [Col::SessionId, Col::Ts, Col::Seq],
-    EventRef::COLUMNS,
-);
+pub const SEQUENCE_COLUMNS: [Col; 9] =
+    concat::<3, 6, 9>([Col::SessionId, Col::Ts, Col::Seq], EventRef::COLUMNS);
 
 /// `a` then `b`: column lists built from shared parts at compile time (`N = A + B`).
 pub const fn concat<const A: usize, const B: usize, const N: usize>(

@@ -38,7 +38,14 @@ struct FunnelsBody {
 
 /// Asks the collector at `base_url` (e.g. `http://127.0.0.1:8080`) to run `req`.
 pub fn run_remote(base_url: &str, req: &AuditRequest) -> Result<Report, Error> {
-    call(base_url, Method::POST, AUDIT_PATH, &[], Some(req), "a report")
+    call(
+        base_url,
+        Method::POST,
+        AUDIT_PATH,
+        &[],
+        Some(req),
+        "a report",
+    )
 }
 
 /// Lists, saves or deletes saved funnels on the collector at `base_url`:

@@ -159,7 +159,9 @@ pub fn render(report: &Report, format: Format) -> Result<String, Error> {
 /// collector's `/api/funnels` answer), or a table of name, site, window and steps.
 pub fn render_funnels(funnels: &[SavedFunnel], format: Format) -> Result<String, Error> {
     if format == Format::Json {
-        return Ok(serde_json::to_string_pretty(&serde_json::json!({ "funnels": funnels }))? + "\n");
+        return Ok(
+            serde_json::to_string_pretty(&serde_json::json!({ "funnels": funnels }))? + "\n",
+        );
     }
     let table = Table {
         audit: "funnels",

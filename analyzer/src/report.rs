@@ -89,7 +89,12 @@ fn bars(title: &str, bars: &[Bar]) -> Result<Option<String>, Error> {
     let h = top + row * bars.len() as i32 + 10;
     let max = bars
         .iter()
-        .map(|b| b.whole.unwrap_or(b.value).max(b.value))
+        .map(|b| {
+            b.whole
+                .unwrap_or(b.value)
+                .max(b.value)
+                .max(b.range.map_or(0.0, |(_, high)| high))
+        })
         .fold(0.0, f64::max)
         .max(1e-9);
     let mut svg = String::new();
@@ -444,7 +449,14 @@ mod tests {
             // b: the buyer.
             page("b1", "b", t(0), "/").url("https://shop.example/?utm_source=mail"),
             seen("b2", "b", t(1), "/", "a#gift", "https://shop.example/gift"),
-            seen("b3", "b", t(1), "/", "a#press", "https://shop.example/press"),
+            seen(
+                "b3",
+                "b",
+                t(1),
+                "/",
+                "a#press",
+                "https://shop.example/press",
+            ),
             ev("b4", "b", t(2), 5, "ad_view").path("/").ad("winter:A"),
             click("b5", "b", t(3), "/", "a#banner").ad("winter:A"),
             page("b6", "b", t(4), "/product/boots"),
@@ -452,15 +464,32 @@ mod tests {
             page("b8", "b", t(11), "/cart"),
             page("b9", "b", t(20), "/checkout").screen("shipping"),
             field("b10", "b", t(21), "focus", "name"),
-            field("b11", "b", t(25), "blur", "name").duration_ms(4_000).empty(false),
+            field("b11", "b", t(25), "blur", "name")
+                .duration_ms(4_000)
+                .empty(false),
             field("b12", "b", t(26), "focus", "address"),
-            field("b13", "b", t(36), "blur", "address").duration_ms(10_000).empty(false),
-            ev("b14", "b", t(37), 6, "submit").path("/checkout").form("shipping"),
-            ev("b15", "b", t(38), 7, "screen").path("/checkout").screen("payment"),
-            ev("b16", "b", t(60), 8, "custom").path("/checkout").name("purchase"),
+            field("b13", "b", t(36), "blur", "address")
+                .duration_ms(10_000)
+                .empty(false),
+            ev("b14", "b", t(37), 6, "submit")
+                .path("/checkout")
+                .form("shipping"),
+            ev("b15", "b", t(38), 7, "screen")
+                .path("/checkout")
+                .screen("payment"),
+            ev("b16", "b", t(60), 8, "custom")
+                .path("/checkout")
+                .name("purchase"),
             // r: saw ad B, rage-clicked a dead size guide, then an error.
             page("r1", "r", t(100), "/"),
-            seen("r2", "r", t(101), "/", "a#press", "https://shop.example/press"),
+            seen(
+                "r2",
+                "r",
+                t(101),
+                "/",
+                "a#press",
+                "https://shop.example/press",
+            ),
             ev("r3", "r", t(102), 5, "ad_view").path("/").ad("winter:B"),
             page("r4", "r", t(110), "/product/boots"),
             click("r5", "r", t(111), "/product/boots", "span#size"),
@@ -477,7 +506,14 @@ mod tests {
                 .line(42),
             // g: followed the gift-card link to a page that is not there.
             page("g1", "g", t(200), "/"),
-            seen("g2", "g", t(201), "/", "a#gift", "https://shop.example/gift"),
+            seen(
+                "g2",
+                "g",
+                t(201),
+                "/",
+                "a#gift",
+                "https://shop.example/gift",
+            ),
             click("g3", "g", t(202), "/", "a#gift").href("https://shop.example/gift"),
             page("g4", "g", t(203), "/gift")
                 .status(404)
@@ -488,9 +524,13 @@ mod tests {
             page("q3", "q", t(304), "/cart").nav("back_forward"),
             page("q4", "q", t(310), "/checkout").screen("shipping"),
             field("q5", "q", t(311), "focus", "name"),
-            field("q6", "q", t(314), "blur", "name").duration_ms(3_000).empty(false),
+            field("q6", "q", t(314), "blur", "name")
+                .duration_ms(3_000)
+                .empty(false),
             field("q7", "q", t(315), "focus", "address"),
-            field("q8", "q", t(330), "blur", "address").duration_ms(15_000).empty(true),
+            field("q8", "q", t(330), "blur", "address")
+                .duration_ms(15_000)
+                .empty(true),
         ]
     }
 
@@ -534,7 +574,15 @@ mod tests {
         let audits: Vec<&str> = full.sections.iter().map(Report::audit).collect();
         assert_eq!(
             audits,
-            ["funnel", "screens", "forms", "links", "frustration", "ads", "errors"]
+            [
+                "funnel",
+                "screens",
+                "forms",
+                "links",
+                "frustration",
+                "ads",
+                "errors"
+            ]
         );
         assert_eq!(full.sessions, 4);
 

@@ -341,11 +341,17 @@ mod tests {
         // The site's own funnel wins over one of the same name for every site.
         save(&conn, &funnel("*", "checkout", &["page:/x"]), 100).unwrap();
         assert_eq!(
-            find(&conn, Some("shop"), Some("checkout")).unwrap().unwrap().site,
+            find(&conn, Some("shop"), Some("checkout"))
+                .unwrap()
+                .unwrap()
+                .site,
             "shop"
         );
         assert_eq!(
-            find(&conn, Some("blog"), Some("checkout")).unwrap().unwrap().site,
+            find(&conn, Some("blog"), Some("checkout"))
+                .unwrap()
+                .unwrap()
+                .site,
             "*"
         );
 

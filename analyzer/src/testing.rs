@@ -281,10 +281,7 @@ pub(crate) fn assert_snapshot(name: &str, actual: &str) {
         .lines()
         .zip(actual.lines())
         .position(|(a, b)| a != b)
-        .map_or_else(
-            || expected.lines().count().min(actual.lines().count()),
-            |i| i,
-        );
+        .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
     panic!(
         "snapshot {name} differs from line {} on: `{}` became `{}`; review `diff {} {}`, \
          then accept with CLICKTRAIL_UPDATE_SNAPSHOTS=1",

@@ -408,7 +408,10 @@ async fn call(app: &App, method: &str, uri: &str, body: &str) -> (StatusCode, Va
     let resp = router(app.clone()).oneshot(req).await.unwrap();
     let status = resp.status();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 fn names(body: &Value) -> Vec<String> {
@@ -441,9 +444,15 @@ async fn saved_funnels_over_http_become_the_audits_defaults() {
 
     // Bad funnels are refused with what is wrong, and nothing is saved.
     for (bad, code) in [
-        (r#"{"site":"shop","name":"a b","steps":["page:/"]}"#, "bad_param"),
+        (
+            r#"{"site":"shop","name":"a b","steps":["page:/"]}"#,
+            "bad_param",
+        ),
         (r#"{"site":"shop","name":"x","steps":["nope"]}"#, "bad_step"),
-        (r#"{"site":"shop","name":"x","stepz":[]}"#, "invalid_request"),
+        (
+            r#"{"site":"shop","name":"x","stepz":[]}"#,
+            "invalid_request",
+        ),
         ("not json", "invalid_request"),
     ] {
         let (status, body) = call(&h.app, "POST", "/api/funnels", bad).await;
@@ -476,7 +485,10 @@ async fn saved_funnels_over_http_become_the_audits_defaults() {
     let (_, body) = call(&h.app, "GET", "/api/funnels?site=blog", "").await;
     assert_eq!(names(&body), ["browse"]);
     let (status, body) = call(&h.app, "GET", "/api/funnels?sight=x", "").await;
-    assert_eq!((status, &body["error"]), (StatusCode::BAD_REQUEST, &Value::from("invalid_request")));
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::BAD_REQUEST, &Value::from("invalid_request"))
+    );
 
     // The site's first saved funnel is the default funnel and its last step the goal.
     let (status, body) = call(
@@ -513,7 +525,7 @@ async fn saved_funnels_over_http_become_the_audits_defaults() {
         r#"{"audit":"funnel","name":"nope"}"#,
     )
     .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["error"], "unknown_funnel");
 
     // The report has one funnel section per saved funnel.

@@ -232,7 +232,11 @@ async fn scripted_visits_give_exact_funnel_and_screens() -> Result<()> {
     let (ok, _, stderr) = collector.analyzer(&["report", "--out", &file.to_string_lossy()])?;
     assert!(ok, "analyzer report failed: {stderr}");
     let html = std::fs::read_to_string(&file)?;
-    assert!(html.starts_with("<!doctype html>"), "{}", &html[..100.min(html.len())]);
+    assert!(
+        html.starts_with("<!doctype html>"),
+        "{}",
+        &html[..100.min(html.len())]
+    );
     for external in ["src=\"http", "href=\"http", "url(http", "@import"] {
         assert!(
             !html.contains(external),
@@ -262,8 +266,11 @@ async fn scripted_visits_give_exact_funnel_and_screens() -> Result<()> {
         );
     }
     let title: String = serde_json::from_value(
-        c.execute("return document.querySelector('#funnel h2').textContent;", vec![])
-            .await?,
+        c.execute(
+            "return document.querySelector('#funnel h2').textContent;",
+            vec![],
+        )
+        .await?,
     )?;
     assert_eq!(title, "funnel · checkout");
     let png = c.screenshot().await?;
@@ -279,15 +286,26 @@ async fn scripted_visits_give_exact_funnel_and_screens() -> Result<()> {
         "{stderr}"
     );
     let (ok, stdout, stderr) = collector.analyzer(&[
-        "--site", "demo", "funnels", "save", "help", "--step", "page:/demo/help/", "--step",
+        "--site",
+        "demo",
+        "funnels",
+        "save",
+        "help",
+        "--step",
+        "page:/demo/help/",
+        "--step",
         "page:/demo/help/*",
     ])?;
     assert!(ok, "{stderr}");
     assert!(stdout.contains("funnels · 2 saved"), "{stdout}");
-    let (ok, stdout, stderr) =
-        collector.analyzer(&["--site", "demo", "--format", "csv", "funnel", "--name", "help"])?;
+    let (ok, stdout, stderr) = collector.analyzer(&[
+        "--site", "demo", "--format", "csv", "funnel", "--name", "help",
+    ])?;
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("page:/demo/help/*,1,"), "1 reader went on to an article: {stdout}");
+    assert!(
+        stdout.contains("page:/demo/help/*,1,"),
+        "1 reader went on to an article: {stdout}"
+    );
 
     // Stop the collector (drain + checkpoint) and read the file directly.
     let db = collector.stop().await?;

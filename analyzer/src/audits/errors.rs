@@ -138,7 +138,7 @@ impl Audit for Errors {
     fn compute(&self, events: DataFrame, scope: ResolvedScope) -> Result<ErrorsReport, Error> {
         let sessions = count_sessions(&events)?;
         let js_errors = js_errors(events.clone())?;
-        let error_pages = self.error_pages(events)?;
+        let error_pages = self.error_pages(&events)?;
         Ok(ErrorsReport {
             scope,
             sessions,
@@ -232,7 +232,8 @@ impl Errors {
     /// Page views with status >= 400, grouped by (page, status), with where they came from.
     /// Pages served with status >= 400, ranked by sessions, with where visitors came
     /// from. Needs [`ERROR_PAGE_COLUMNS`]; the `links` audit shares it.
-    pub(crate) fn error_pages(&self, events: DataFrame) -> Result<Vec<ErrorPage>, Error> {
+    pub(crate) fn error_pages(&self, events: &DataFrame) -> Result<Vec<ErrorPage>, Error> {
+        let events = events.select(ERROR_PAGE_COLUMNS.iter().map(|c| c.name()))?;
         let referrer = || col("referrer");
         let from = when(col("previous").is_not_null())
             .then(col("previous"))

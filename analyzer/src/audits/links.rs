@@ -32,7 +32,7 @@
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::errors::{ERROR_PAGE_COLUMNS, ErrorPage, Errors};
+use super::errors::{ErrorPage, Errors};
 use super::{Audit, count_sessions, ratio};
 use crate::Error;
 use crate::load::Col;
@@ -153,7 +153,7 @@ impl Default for Links {
 impl Audit for Links {
     type Report = LinksReport;
 
-    /// Ours, plus what the error pages need ([`ERROR_PAGE_COLUMNS`]).
+    /// Ours, plus what the error pages need (`errors::ERROR_PAGE_COLUMNS`).
     const COLUMNS: &'static [Col] = &[
         Col::SessionId,
         Col::Ts,
@@ -175,8 +175,7 @@ impl Audit for Links {
             .cloned()
             .collect();
         let broken = broken_links(&events)?;
-        debug_assert!(ERROR_PAGE_COLUMNS.iter().all(|c| Self::COLUMNS.contains(c)));
-        let error_pages = Errors::default().error_pages(events)?;
+        let error_pages = Errors::default().error_pages(&events)?;
         Ok(LinksReport {
             scope,
             sessions,
@@ -892,8 +891,10 @@ mod tests {
 
     #[test]
     fn the_error_pages_columns_are_loaded() {
-        for col in Errors::COLUMNS {
+        use crate::audits::errors::ERROR_PAGE_COLUMNS;
+        for col in ERROR_PAGE_COLUMNS {
             assert!(Links::COLUMNS.contains(col), "{col:?}");
+            assert!(Errors::COLUMNS.contains(col), "{col:?}");
         }
     }
 

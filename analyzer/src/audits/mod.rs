@@ -394,7 +394,14 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
             steps,
             window,
             goal,
-        } => full_report(conn, scope, steps, window.as_deref(), goal.as_deref(), now_ms),
+        } => full_report(
+            conn,
+            scope,
+            steps,
+            window.as_deref(),
+            goal.as_deref(),
+            now_ms,
+        ),
     }
 }
 
@@ -466,7 +473,12 @@ fn full_report(
     let funnels = if steps.is_empty() {
         saved::list(conn, site)?
             .into_iter()
-            .map(|f| Ok((Funnel::new(&f.steps, window.unwrap_or(&f.window))?, Some(f.name))))
+            .map(|f| {
+                Ok((
+                    Funnel::new(&f.steps, window.unwrap_or(&f.window))?,
+                    Some(f.name),
+                ))
+            })
             .collect::<Result<Vec<_>, Error>>()?
     } else {
         vec![funnel_for(conn, site, steps, None, window)?]
