@@ -174,13 +174,14 @@ pub fn list(conn: &Connection, site: Option<&str>) -> Result<Vec<SavedFunnel>, E
         });
     }
     // One name saved both for the site and for every site: the site's own wins.
-    let mut seen = std::collections::HashSet::new();
-    let own: std::collections::HashSet<String> = out
-        .iter()
-        .filter(|f| f.site != ANY_SITE)
-        .map(|f| f.name.clone())
-        .collect();
-    out.retain(|f| (f.site != ANY_SITE || !own.contains(&f.name)) && seen.insert(f.name.clone()));
+    if site.is_some_and(|s| s != ANY_SITE) {
+        let own: std::collections::HashSet<String> = out
+            .iter()
+            .filter(|f| f.site != ANY_SITE)
+            .map(|f| f.name.clone())
+            .collect();
+        out.retain(|f| f.site != ANY_SITE || !own.contains(&f.name));
+    }
     Ok(out)
 }
 
@@ -326,6 +327,7 @@ mod tests {
         assert_eq!(names(Some("shop")), ["checkout", "signup"]);
         assert_eq!(names(Some("blog")), ["signup", "read"]);
         assert_eq!(names(None), ["checkout", "signup", "read"]);
+        assert_eq!(names(Some("*")), ["signup"]);
         assert_eq!(find(&conn, Some("shop"), None).unwrap(), Some(checkout));
         assert_eq!(
             main_goal(&conn, Some("blog")).unwrap().as_deref(),
@@ -338,8 +340,10 @@ mod tests {
         save(&conn, &changed, 99).unwrap();
         assert_eq!(find(&conn, Some("shop"), None).unwrap(), Some(changed));
 
-        // The site's own funnel wins over one of the same name for every site.
+        // The site's own funnel wins over one of the same name for every site;
+        // the list of all sites has both.
         save(&conn, &funnel("*", "checkout", &["page:/x"]), 100).unwrap();
+        assert_eq!(names(None), ["checkout", "signup", "read", "checkout"]);
         assert_eq!(
             find(&conn, Some("shop"), Some("checkout"))
                 .unwrap()

@@ -47,6 +47,9 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(%addr, db = %config.db.display(), demo = config.demo, "clicktrail collector listening");
     if config.demo {
         tracing::info!("demo shop: http://{addr}/demo/");
+        tracing::info!(
+            "after a few visits: cargo run --release --bin analyzer -- --collector http://{addr} report --out report.html"
+        );
     }
     if !config.tracker_dir.join("ct.js").exists() {
         tracing::warn!(dir = %config.tracker_dir.display(), "tracker not built: run `cargo xtask build-tracker`");

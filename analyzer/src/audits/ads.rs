@@ -623,10 +623,11 @@ impl Inbound {
         let query = url
             .and_then(|u| u.split_once('?'))
             .map_or("", |(_, q)| q.split('#').next().unwrap_or(""));
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let key = percent_decode(key).to_ascii_lowercase();
-            let value = percent_decode(value).trim().to_owned();
+        // The same decoding as the collector's URL scrubbing (`+` is a space, bad
+        // `%` escapes stay as they are).
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            let key = key.to_ascii_lowercase();
+            let value = value.trim().to_owned();
             if value.is_empty() {
                 continue;
             }
@@ -653,35 +654,6 @@ impl Inbound {
         };
         found
     }
-}
-
-/// Decodes `%XX` escapes and `+` (a space in a query); bad escapes stay as they are.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = &bytes[i + 1..i + 3];
-                match std::str::from_utf8(hex)
-                    .ok()
-                    .filter(|_| hex.iter().all(u8::is_ascii_hexdigit))
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Sessions and conversions per inbound source, by sessions (descending).
@@ -1195,7 +1167,7 @@ mod tests {
     }
 
     #[test]
-    fn landing_urls_are_parsed_by_hand() {
+    fn landing_urls_are_decoded_like_form_data() {
         let parse = |url: &str| Inbound::from_url(Some(url));
         let i = parse("https://s.example/?UTM_Source=a+b%21&utm_source=second&utm_content=%zz#x");
         assert_eq!(i.source, "a b!");
