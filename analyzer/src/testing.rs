@@ -261,7 +261,11 @@ impl Ev {
 /// to it as `{name}.new`, to review with `diff`. `CLICKTRAIL_UPDATE_SNAPSHOTS=1`
 /// accepts the new text instead.
 pub(crate) fn assert_snapshot(name: &str, actual: &str) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots");
+    // The package folder at run time (`cargo test` sets it), not the one this test
+    // binary was built from: checkouts that share a target dir reuse builds.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| std::env::current_dir().unwrap(), PathBuf::from)
+        .join("snapshots");
     let path = dir.join(name);
     let fresh = dir.join(format!("{name}.new"));
     if std::env::var_os("CLICKTRAIL_UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {

@@ -21,7 +21,14 @@ use tokio::process::{Child, Command};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Read at run time (`cargo run` and `cargo test` set it for the process): a
+    // compile-time `env!` bakes in the path of whichever checkout built the binary,
+    // and checkouts that share a target dir reuse each other's up-to-date builds.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(
+            || std::env::current_dir().expect("a current dir"),
+            PathBuf::from,
+        )
         .parent()
         .expect("tests/ lives in the workspace")
         .to_path_buf()

@@ -90,11 +90,14 @@ async fn abandons_at_address(b: &Browser, base: &str) -> Result<()> {
     Ok(())
 }
 
-/// Lands with ad A and leaves at once: no viewable impression (under 1 s).
+/// Lands with ad A and leaves after 0.3 s: no viewable impression (under 1 s), but
+/// the links in view are seen (the observer reports after the first frames; a
+/// visitor gone before any frame saw nothing).
 async fn leaves_at_once(b: &Browser, base: &str) -> Result<()> {
     let c = b.session().await?;
     let p = Page { c: &c, base };
     p.open("/demo/?ad=A").await?;
+    pause(300).await;
     p.leave().await?;
     c.close().await?;
     Ok(())

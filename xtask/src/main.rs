@@ -56,8 +56,14 @@ fn main() -> Result<()> {
 
 /// The workspace root (the folder holding the root `Cargo.toml`).
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Read at run time (`cargo run` and `cargo test` set it for the process): a
+    // compile-time `env!` bakes in the path of whichever checkout built the binary,
+    // and checkouts that share a target dir reuse each other's up-to-date builds.
+    let xtask = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from("xtask"), PathBuf::from);
+    xtask
         .parent()
+        .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
