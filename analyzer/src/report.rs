@@ -397,6 +397,7 @@ pub fn html_at(full: &FullReport, now_ms: i64) -> Result<String, Error> {
         site => full.scope.site.clone().unwrap_or_else(|| "all sites".to_owned()),
         range => range(&full.scope),
         sessions => full.sessions,
+        has_funnel => full.sections.iter().any(|r| matches!(r, Report::Funnel(_))),
         generated => crate::scope::format_ms(now_ms),
         sections => sections,
     })
@@ -589,6 +590,18 @@ mod tests {
         assert_snapshot("report.txt", &render(&report, Format::Table).unwrap());
         assert_snapshot("report.csv", &render(&report, Format::Csv).unwrap());
         assert_snapshot("report.json", &render(&report, Format::Json).unwrap());
+        // Without a saved funnel the page says how to get one.
+        let mut no_funnel = full.clone();
+        no_funnel
+            .sections
+            .retain(|r| !matches!(r, Report::Funnel(_)));
+        let html = super::html_at(&no_funnel, T0).unwrap();
+        assert!(html.contains("No funnel is saved for this site yet"));
+        assert!(
+            !super::html_at(full, T0)
+                .unwrap()
+                .contains("No funnel is saved")
+        );
         assert_snapshot(
             "report.html",
             &super::html_at(full, T0 + 3_600_000).unwrap(),
