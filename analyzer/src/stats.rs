@@ -100,6 +100,23 @@ pub fn chi_square_equal_split(counts: &[u64]) -> Option<(f64, f64)> {
     Some((statistic, dist.sf(statistic)))
 }
 
+/// Holm's step-down adjustment of `p_values` (in their order): the family-wise error
+/// of several comparisons stays at alpha when each adjusted p is compared with it.
+/// Sorted ascending, the i-th of m (from 1) becomes `(m - i + 1) * p`, kept monotone
+/// and capped at 1.
+pub fn holm(p_values: &[f64]) -> Vec<f64> {
+    let m = p_values.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p_values[a].total_cmp(&p_values[b]));
+    let mut adjusted = vec![0.0; m];
+    let mut running = 0.0_f64;
+    for (rank, &i) in order.iter().enumerate() {
+        running = running.max(((m - rank) as f64 * p_values[i]).min(1.0));
+        adjusted[i] = running;
+    }
+    adjusted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +174,19 @@ mod tests {
             })
         );
         assert_eq!(two_proportion_z(1, 0, 1, 10), None);
+    }
+
+    #[test]
+    fn holm_by_hand() {
+        // Sorted: 0.01 x 3 = 0.03; 0.03 x 2 = 0.06; 0.04 x 1 = 0.04, kept at 0.06.
+        let adjusted = holm(&[0.01, 0.04, 0.03]);
+        let want = [0.03, 0.06, 0.06];
+        for (got, want) in adjusted.iter().zip(want) {
+            assert!((got - want).abs() < 1e-12, "{adjusted:?}");
+        }
+        assert_eq!(holm(&[0.2]), [0.2]);
+        assert_eq!(holm(&[0.6, 0.7]), [1.0, 1.0]);
+        assert!(holm(&[]).is_empty());
     }
 
     #[test]

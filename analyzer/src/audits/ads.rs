@@ -27,7 +27,10 @@
 //! sessions) and on CTR (clicks / impressions). The exposed sessions per variant are
 //! checked against an equal split (chi-square goodness of fit): p < 0.001 flags a
 //! sample ratio mismatch, which usually means the rotation or the tracking is broken
-//! and no comparison can be trusted. Each variant gets a plain-words `verdict`.
+//! and no comparison can be trusted. With several variants against one control, the
+//! conversion p-values are adjusted by Holm's method ([`crate::stats::holm`]) so the
+//! chance of any false "better" stays at alpha. Each variant gets a plain-words
+//! `verdict` from the adjusted p.
 //! Rates carry 95 % Wilson score intervals.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -41,7 +44,7 @@ use crate::load::Col;
 use crate::matcher::{EventRef, SEQUENCE_COLUMNS, StepMatcher, concat};
 use crate::render::{Cell, Table};
 use crate::scope::ResolvedScope;
-use crate::stats::{ZTest, chi_square_equal_split, two_proportion_z, wilson};
+use crate::stats::{ZTest, chi_square_equal_split, holm, two_proportion_z, wilson};
 
 /// The goal when none is given.
 pub const DEFAULT_GOAL: &str = "event:purchase";
@@ -173,6 +176,11 @@ pub struct Comparison {
     pub control: String,
     /// On conversion rate; null when an arm has no exposed sessions.
     pub conversion: Option<ZTest>,
+    /// The conversion p-value adjusted by Holm's method over the campaign's
+    /// comparisons (several variants against one control); the verdict uses it. Equal
+    /// to `conversion.p_value` when there is one comparison; null with `conversion`.
+    #[serde(default)]
+    pub conversion_p_holm: Option<f64>,
     /// On CTR; null when an arm has no impressions.
     pub ctr: Option<ZTest>,
     /// In plain words, e.g. `B converts better than A (p = 0.005)`.
@@ -489,21 +497,35 @@ impl Ads {
                     flagged: p_value < SRM_ALPHA,
                 });
                 let a = variants.get(control.as_str()).copied().unwrap_or_default();
-                let comparisons = variants
+                let tests: Vec<(&str, &Counts, Option<ZTest>)> = variants
                     .iter()
                     .filter(|(v, _)| **v != control)
                     .map(|(variant, b)| {
-                        let conversion =
+                        let test =
                             two_proportion_z(a.conversions, a.sessions, b.conversions, b.sessions);
+                        (*variant, b, test)
+                    })
+                    .collect();
+                // Holm over the comparisons that have a test.
+                let tested: Vec<f64> = tests
+                    .iter()
+                    .filter_map(|t| t.2.map(|z| z.p_value))
+                    .collect();
+                let mut holm = holm(&tested).into_iter();
+                let comparisons = tests
+                    .iter()
+                    .map(|&(variant, b, conversion)| {
+                        let adjusted = conversion.and_then(|_| holm.next());
                         Comparison {
-                            variant: (*variant).to_owned(),
+                            variant: variant.to_owned(),
                             control: control.clone(),
                             conversion,
+                            conversion_p_holm: adjusted,
                             ctr: two_proportion_z(a.clicks, a.impressions, b.clicks, b.impressions),
                             verdict: self.verdict(
                                 (&control, &a),
                                 (variant, b),
-                                conversion,
+                                conversion.zip(adjusted).map(|(t, p)| (t, p, tested.len())),
                                 srm.is_some_and(|s| s.flagged),
                             ),
                         }
@@ -524,31 +546,42 @@ impl Ads {
             .collect()
     }
 
-    /// The verdict on variant `b` against control `a`.
+    /// The verdict on variant `b` against control `a`, from the test, its
+    /// Holm-adjusted p-value and the number of comparisons in the campaign.
     fn verdict(
         &self,
         (a_name, a): (&str, &Counts),
         (b_name, b): (&str, &Counts),
-        test: Option<ZTest>,
+        test: Option<(ZTest, f64, usize)>,
         srm: bool,
     ) -> String {
         let enough = a.sessions >= self.min_sessions
             && b.sessions >= self.min_sessions
             && a.conversions >= MIN_CONVERSIONS
             && b.conversions >= MIN_CONVERSIONS;
+        let p_text = |p: f64, comparisons: usize| {
+            if comparisons > 1 {
+                format!("{}, Holm-adjusted for {comparisons} variants", format_p(p))
+            } else {
+                format_p(p)
+            }
+        };
         let plain = match test {
-            Some(t) if enough && t.p_value < ALPHA => {
-                let how = if t.difference > 0.0 {
+            Some((z_test, p_holm, comparisons)) if enough && p_holm < ALPHA => {
+                let how = if z_test.difference > 0.0 {
                     "better"
                 } else {
                     "worse"
                 };
                 format!(
                     "{b_name} converts {how} than {a_name} ({})",
-                    format_p(t.p_value)
+                    p_text(p_holm, comparisons)
                 )
             }
-            Some(t) if enough => format!("no significant difference ({})", format_p(t.p_value)),
+            Some((_, p_holm, comparisons)) if enough => format!(
+                "no significant difference ({})",
+                p_text(p_holm, comparisons)
+            ),
             _ => "not enough data yet".to_owned(),
         };
         if srm {
@@ -920,6 +953,36 @@ mod tests {
 
     fn close(a: Option<f64>, b: f64) -> bool {
         a.is_some_and(|a| (a - b).abs() < 1e-6)
+    }
+
+    #[test]
+    fn several_variants_are_held_to_holms_correction() {
+        // A 20/200, B 34/200: pooled 54/400 = 0.135, se = √(0.135·0.865·0.01)
+        // = 0.0341724, z = 0.07 / 0.0341724 = 2.04844, p = 0.040517: better alone.
+        let db = Db::new();
+        let mut events = arm("spring:A", 200, 20, 0);
+        events.extend(arm("spring:B", 200, 34, 0));
+        db.insert(&events);
+        let alone = ads(&db, &default_ads());
+        let cmp = &alone.campaigns[0].comparisons[0];
+        assert!((cmp.conversion.unwrap().p_value - 0.040_517).abs() < 1e-6);
+        assert_eq!(cmp.conversion_p_holm, cmp.conversion.map(|t| t.p_value));
+        assert_eq!(cmp.verdict, "B converts better than A (p = 0.041)");
+
+        // With C, as A (p = 1), Holm: 0.040517 × 2 = 0.081034; 1 × 1 = 1.
+        events = arm("spring:C", 200, 20, 0);
+        db.insert(&events);
+        let three = ads(&db, &default_ads());
+        let c = &three.campaigns[0];
+        let (b, cc) = (&c.comparisons[0], &c.comparisons[1]);
+        assert_eq!((b.variant.as_str(), cc.variant.as_str()), ("B", "C"));
+        assert!(close(b.conversion_p_holm, 0.081_034));
+        assert!(close(cc.conversion_p_holm, 1.0));
+        assert!((b.conversion.unwrap().p_value - 0.040_517).abs() < 1e-6);
+        assert_eq!(
+            b.verdict,
+            "no significant difference (p = 0.081, Holm-adjusted for 2 variants)"
+        );
     }
 
     #[test]
