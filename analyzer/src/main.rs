@@ -151,6 +151,11 @@ enum AuditCmd {
         /// Fewest exposed sessions in each variant before a verdict
         #[arg(long, value_name = "N", default_value_t = 100)]
         min_sessions: u64,
+
+        /// The intended split of exposures for the sample-ratio check, e.g. A:90,B:10
+        /// [default: even]
+        #[arg(long, value_name = "VARIANT:WEIGHT,...")]
+        split: Option<String>,
     },
     /// Every audit in one report: `--format html --out report.html` for a
     /// self-contained page with charts
@@ -269,11 +274,13 @@ impl Cli {
                 goal,
                 control,
                 min_sessions,
+                split,
             } => AuditRequest::Ads {
                 scope,
                 goal: goal.clone(),
                 control: control.clone(),
                 min_sessions: *min_sessions,
+                split: split.clone(),
             },
             AuditCmd::Report {
                 steps,

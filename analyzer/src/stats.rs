@@ -87,14 +87,30 @@ pub fn two_proportion_z(x_a: u64, n_a: u64, x_b: u64, n_b: u64) -> Option<ZTest>
 /// `(statistic, p_value)` with `counts.len() - 1` degrees of freedom; `None` for
 /// fewer than two groups or no counts at all.
 pub fn chi_square_equal_split(counts: &[u64]) -> Option<(f64, f64)> {
+    chi_square_split(counts, &vec![1.0; counts.len()])
+}
+
+/// The chi-square goodness-of-fit test of `counts` against the split `weights`
+/// (positive, any scale: `[90, 10]` = 90 % / 10 %), as `(statistic, p_value)` with
+/// `counts.len() - 1` degrees of freedom; `None` for fewer than two groups, no counts,
+/// a length mismatch or a weight that is not positive.
+pub fn chi_square_split(counts: &[u64], weights: &[f64]) -> Option<(f64, f64)> {
     let total: u64 = counts.iter().sum();
-    if counts.len() < 2 || total == 0 {
+    let weight: f64 = weights.iter().sum();
+    if counts.len() < 2
+        || total == 0
+        || counts.len() != weights.len()
+        || weights.iter().any(|w| !(w.is_finite() && *w > 0.0))
+    {
         return None;
     }
-    let expected = total as f64 / counts.len() as f64;
     let statistic: f64 = counts
         .iter()
-        .map(|&c| (c as f64 - expected).powi(2) / expected)
+        .zip(weights)
+        .map(|(&c, w)| {
+            let expected = total as f64 * w / weight;
+            (c as f64 - expected).powi(2) / expected
+        })
         .sum();
     let dist = ChiSquared::new((counts.len() - 1) as f64).ok()?;
     Some((statistic, dist.sf(statistic)))
@@ -174,6 +190,19 @@ mod tests {
             })
         );
         assert_eq!(two_proportion_z(1, 0, 1, 10), None);
+    }
+
+    #[test]
+    fn chi_square_against_an_uneven_split_by_hand() {
+        // 880 / 120 against 90 % / 10 %: expected 900 / 100;
+        // (20² / 900) + (20² / 100) = 0.444444 + 4 = 4.444444, 1 df: p = 0.035015.
+        let (chi, p) = chi_square_split(&[880, 120], &[90.0, 10.0]).unwrap();
+        assert!((chi - 4.444_444).abs() < 1e-5, "{chi}");
+        assert!((p - 0.035_015).abs() < 1e-5, "{p}");
+        // The same counts against an even split are far off.
+        assert!(chi_square_equal_split(&[880, 120]).unwrap().1 < 1e-100);
+        assert_eq!(chi_square_split(&[1, 2], &[1.0]), None);
+        assert_eq!(chi_square_split(&[1, 2], &[1.0, 0.0]), None);
     }
 
     #[test]

@@ -25,9 +25,9 @@
 //! with the control by a pooled two-proportion z-test, two-sided
 //! ([`crate::stats::two_proportion_z`]), on conversion (converted / exposed
 //! sessions) and on CTR (clicks / impressions). The exposed sessions per variant are
-//! checked against an equal split (chi-square goodness of fit): p < 0.001 flags a
-//! sample ratio mismatch, which usually means the rotation or the tracking is broken
-//! and no comparison can be trusted. With several variants against one control, the
+//! checked against the intended split (`--split A:90,B:10`, else even; chi-square
+//! goodness of fit): p < 0.001 flags a sample ratio mismatch, which usually means the
+//! rotation or the tracking is broken and no comparison can be trusted. With several variants against one control, the
 //! conversion p-values are adjusted by Holm's method ([`crate::stats::holm`]) so the
 //! chance of any false "better" stays at alpha. Each variant gets a plain-words
 //! `verdict` from the adjusted p.
@@ -44,7 +44,7 @@ use crate::load::Col;
 use crate::matcher::{EventRef, SEQUENCE_COLUMNS, StepMatcher, concat};
 use crate::render::{Cell, Table};
 use crate::scope::ResolvedScope;
-use crate::stats::{ZTest, chi_square_equal_split, holm, two_proportion_z, wilson};
+use crate::stats::{ZTest, chi_square_split, holm, two_proportion_z, wilson};
 
 /// The goal when none is given.
 pub const DEFAULT_GOAL: &str = "event:purchase";
@@ -96,6 +96,8 @@ pub struct Ads {
     goal: StepMatcher,
     control: Option<String>,
     min_sessions: u64,
+    /// Intended weight per variant name (`--split A:90,B:10`); empty = even.
+    split: BTreeMap<String, f64>,
 }
 
 /// The ads report.
@@ -131,8 +133,12 @@ pub struct AdCampaign {
     /// Sessions exposed to more than one variant of this campaign (they count in
     /// each, which blurs the comparison).
     pub mixed_sessions: u64,
-    /// Exposed sessions against an equal split; null with a single variant.
+    /// Exposed sessions against the expected split; null with a single variant.
     pub srm: Option<Srm>,
+    /// The expected share of each variant, in the order of `variants`: from
+    /// `--split` when it names every variant of the campaign, else equal.
+    #[serde(default)]
+    pub expected_split: Vec<f64>,
     /// Every variant but the control against the control.
     pub comparisons: Vec<Comparison>,
 }
@@ -162,7 +168,7 @@ pub struct AdVariant {
 /// The sample-ratio-mismatch check of a campaign.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Srm {
-    /// Chi-square statistic of the exposed sessions against an equal split.
+    /// Chi-square statistic of the exposed sessions against the expected split.
     pub chi_square: f64,
     pub p_value: f64,
     /// `p_value < 0.001`.
@@ -227,7 +233,33 @@ impl Ads {
             goal,
             control,
             min_sessions,
+            split: BTreeMap::new(),
         })
+    }
+
+    /// The intended split of exposures, `VARIANT:WEIGHT,...` (`A:90,B:10`, any scale),
+    /// for the sample-ratio-mismatch check: a campaign whose variants all have a
+    /// weight is checked against it, any other against an even split.
+    pub fn with_split(mut self, spec: Option<&str>) -> Result<Self, Error> {
+        let Some(spec) = spec.map(str::trim).filter(|s| !s.is_empty()) else {
+            return Ok(self);
+        };
+        for part in spec.split(',') {
+            let bad = || Error::BadParam {
+                name: "split",
+                reason: format!(
+                    "`{}`: give VARIANT:WEIGHT pairs with positive weights, e.g. A:90,B:10",
+                    part.trim()
+                ),
+            };
+            let (variant, weight) = part.trim().rsplit_once(':').ok_or_else(bad)?;
+            let weight: f64 = weight.trim().parse().map_err(|_| bad())?;
+            if variant.trim().is_empty() || !(weight.is_finite() && weight > 0.0) {
+                return Err(bad());
+            }
+            self.split.insert(variant.trim().to_owned(), weight);
+        }
+        Ok(self)
     }
 }
 
@@ -491,7 +523,14 @@ impl Ads {
                     .unwrap_or(NO_VARIANT)
                     .to_owned();
                 let exposed: Vec<u64> = variants.values().map(|c| c.sessions).collect();
-                let srm = chi_square_equal_split(&exposed).map(|(chi_square, p_value)| Srm {
+                let weights: Vec<f64> = variants
+                    .keys()
+                    .map(|v| self.split.get(*v).copied())
+                    .collect::<Option<_>>()
+                    .unwrap_or_else(|| vec![1.0; variants.len()]);
+                let total: f64 = weights.iter().sum();
+                let expected_split = weights.iter().map(|w| w / total).collect();
+                let srm = chi_square_split(&exposed, &weights).map(|(chi_square, p_value)| Srm {
                     chi_square,
                     p_value,
                     flagged: p_value < SRM_ALPHA,
@@ -540,6 +579,7 @@ impl Ads {
                         .collect(),
                     mixed_sessions: mixed.get(campaign).copied().unwrap_or(0),
                     srm,
+                    expected_split,
                     comparisons,
                 }
             })
@@ -956,6 +996,41 @@ mod tests {
     }
 
     #[test]
+    fn an_intended_uneven_split_is_not_a_mismatch() {
+        // 180 / 20 exposed: far from even, exactly the intended 90 / 10.
+        let db = Db::new();
+        let mut events = arm("summer:A", 180, 18, 0);
+        events.extend(arm("summer:B", 20, 2, 0));
+        db.insert(&events);
+        let even = ads(&db, &default_ads());
+        let c = &even.campaigns[0];
+        assert_eq!(c.expected_split, [0.5, 0.5]);
+        assert!(c.srm.unwrap().flagged);
+        assert!(
+            c.comparisons[0].verdict.contains("sample ratio mismatch"),
+            "{}",
+            c.comparisons[0].verdict
+        );
+
+        let split = default_ads().with_split(Some("A:90, B:10")).unwrap();
+        let intended = ads(&db, &split);
+        let c = &intended.campaigns[0];
+        assert!(close(c.expected_split.first().copied(), 0.9));
+        let srm = c.srm.unwrap();
+        assert!(srm.chi_square.abs() < 1e-12 && !srm.flagged);
+        assert!(!c.comparisons[0].verdict.contains("mismatch"));
+
+        // A split that misses a variant leaves the campaign on an even split.
+        let partial = ads(&db, &default_ads().with_split(Some("A:90")).unwrap());
+        assert_eq!(partial.campaigns[0].expected_split, [0.5, 0.5]);
+
+        for bad in ["A", "A:0", "A:-1", ":5", "A:x", "A:90,"] {
+            let err = default_ads().with_split(Some(bad)).unwrap_err();
+            assert_eq!(err.code(), "bad_param", "{bad}");
+        }
+    }
+
+    #[test]
     fn several_variants_are_held_to_holms_correction() {
         // A 20/200, B 34/200: pooled 54/400 = 0.135, se = √(0.135·0.865·0.01)
         // = 0.0341724, z = 0.07 / 0.0341724 = 2.04844, p = 0.040517: better alone.
@@ -1283,6 +1358,7 @@ mod tests {
                 goal: None,
                 control: None,
                 min_sessions: 100,
+                split: None,
             }
         );
         let db = Db::new();

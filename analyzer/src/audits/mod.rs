@@ -74,7 +74,8 @@ pub fn run_audit<A: Audit>(
 ///  "quick_back_ms": 5000}
 /// {"audit": "errors", "top_from": 3}
 /// {"audit": "links", "min_impressions": 30, "max_ctr": 0.01}
-/// {"audit": "ads", "goal": "event:purchase", "control": "A", "min_sessions": 100}
+/// {"audit": "ads", "goal": "event:purchase", "control": "A", "min_sessions": 100,
+///  "split": "A:90,B:10"}
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "audit", rename_all = "snake_case", deny_unknown_fields)]
@@ -161,6 +162,9 @@ pub enum AuditRequest {
         /// Fewest exposed sessions in each arm before a verdict.
         #[serde(default = "default_min_sessions")]
         min_sessions: u64,
+        /// The intended split of exposures, `A:90,B:10`; absent = even.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        split: Option<String>,
     },
     /// Every audit in one report (HTML with charts, or the sections as JSON/table/CSV).
     Report {
@@ -383,9 +387,11 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
             goal,
             control,
             min_sessions,
+            split,
         } => {
             let goal = goal_for(conn, scope.site.as_deref(), goal.as_deref())?;
-            let audit = Ads::new(&goal, control.as_deref(), *min_sessions)?;
+            let audit =
+                Ads::new(&goal, control.as_deref(), *min_sessions)?.with_split(split.as_deref())?;
             let scope = scope.resolve(now_ms)?;
             Ok(Report::Ads(run_audit(conn, scope, &audit)?))
         }
