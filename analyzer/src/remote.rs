@@ -68,14 +68,18 @@ pub fn saved_funnels_remote(
             Some(funnel),
             "funnels",
         )?,
-        FunnelsAction::Delete { site, name } => call::<(), _>(
-            base_url,
-            Method::DELETE,
-            &format!("{FUNNELS_PATH}/{name}"),
-            &[("site", site)],
-            None,
-            "funnels",
-        )?,
+        FunnelsAction::Delete { site, name } => {
+            // The name goes into the path: only a valid one is sent.
+            crate::saved::check_name(name)?;
+            call::<(), _>(
+                base_url,
+                Method::DELETE,
+                &format!("{FUNNELS_PATH}/{name}"),
+                &[("site", site)],
+                None,
+                "funnels",
+            )?
+        }
     };
     Ok(body.funnels)
 }

@@ -23,6 +23,9 @@ pub const ANY_SITE: &str = "*";
 /// The longest site id (as the collector accepts it).
 const MAX_SITE_LEN: usize = 64;
 
+/// The most funnels one site (or `*`) may have: every report runs all of them.
+pub const MAX_FUNNELS_PER_SITE: i64 = 50;
+
 /// The longest funnel name.
 pub const MAX_NAME_LEN: usize = 64;
 
@@ -69,11 +72,20 @@ impl SavedFunnel {
     /// Checks the name, the site, the steps and the window.
     pub fn validate(&self) -> Result<Funnel, Error> {
         check_name(&self.name)?;
-        if self.site.is_empty() || self.site.len() > MAX_SITE_LEN {
+        let site_ok = self.site == ANY_SITE
+            || (!self.site.is_empty()
+                && self.site.len() <= MAX_SITE_LEN
+                && self
+                    .site
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')));
+        if !site_ok {
             return Err(Error::BadParam {
                 name: "site",
                 reason: format!(
-                    "a site id of 1 to {MAX_SITE_LEN} characters, or `*` for every site"
+                    "`{}`: a site id is 1 to {MAX_SITE_LEN} letters, digits, `-`, `_` or `.` \
+                     (as in the snippet's data-site), or `*` for every site",
+                    self.site
                 ),
             });
         }
@@ -81,7 +93,8 @@ impl SavedFunnel {
     }
 }
 
-fn check_name(name: &str) -> Result<(), Error> {
+/// Checks a funnel name: 1 to 64 letters, digits, `-`, `_` or `.`.
+pub fn check_name(name: &str) -> Result<(), Error> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && name
@@ -114,9 +127,28 @@ fn has_table(conn: &Connection) -> Result<bool, Error> {
 pub fn save(conn: &Connection, funnel: &SavedFunnel, now_ms: i64) -> Result<(), Error> {
     funnel.validate()?;
     conn.execute_batch(CREATE_FUNNELS)?;
+    let (count, exists): (i64, bool) = conn.query_row(
+        "SELECT count(*), count(*) FILTER (WHERE name = ?2) > 0 FROM funnels WHERE site = ?1",
+        params![funnel.site, funnel.name],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if !exists && count >= MAX_FUNNELS_PER_SITE {
+        return Err(Error::BadParam {
+            name: "name",
+            reason: format!(
+                "site `{}` already has {MAX_FUNNELS_PER_SITE} saved funnels; delete one first",
+                funnel.site
+            ),
+        });
+    }
+    // A site's own funnel that shadows one for every site takes its place in the
+    // order (so the site's main funnel stays the same); a new one goes last.
     conn.execute(
         "INSERT INTO funnels (site, name, steps, window_spec, saved_ms)
-         SELECT ?, ?, ?, ?, greatest(?, coalesce(max(saved_ms) + 1, 0)) FROM funnels
+         SELECT ?1, ?2, ?3, ?4, coalesce(
+             (SELECT saved_ms FROM funnels WHERE site = '*' AND name = ?2 AND ?1 <> '*'),
+             greatest(?5, coalesce(max(saved_ms) + 1, 0)))
+         FROM funnels
          ON CONFLICT (site, name) DO UPDATE
          SET steps = excluded.steps, window_spec = excluded.window_spec",
         params![
@@ -196,14 +228,32 @@ pub fn find(
     let Some(name) = name else {
         return Ok(all.into_iter().next());
     };
-    let known: Vec<String> = all.iter().map(|f| f.name.clone()).collect();
-    all.into_iter()
-        .find(|f| f.name == name)
-        .map(Some)
-        .ok_or_else(|| Error::UnknownFunnel {
-            name: name.to_owned(),
-            known,
-        })
+    let mut known: Vec<String> = Vec::new();
+    for f in &all {
+        if !known.contains(&f.name) {
+            known.push(f.name.clone());
+        }
+    }
+    let mut hits: Vec<SavedFunnel> = all.into_iter().filter(|f| f.name == name).collect();
+    if hits.len() > 1 {
+        // Only without a site can one name have several funnels: the one for every
+        // site, else ask which site.
+        if let Some(i) = hits.iter().position(|f| f.site == ANY_SITE) {
+            return Ok(Some(hits.swap_remove(i)));
+        }
+        let sites: Vec<&str> = hits.iter().map(|f| f.site.as_str()).collect();
+        return Err(Error::BadParam {
+            name: "site",
+            reason: format!(
+                "funnel `{name}` is saved for several sites ({}); give --site",
+                sites.join(", ")
+            ),
+        });
+    }
+    hits.pop().map(Some).ok_or_else(|| Error::UnknownFunnel {
+        name: name.to_owned(),
+        known,
+    })
 }
 
 /// What `analyzer funnels …` asks for; [`apply`] carries it out here, and
@@ -255,6 +305,25 @@ pub fn apply(
             if delete(conn, site, name)? {
                 list(conn, Some(site))
             } else {
+                let elsewhere: Vec<String> = list(conn, None)?
+                    .into_iter()
+                    .filter(|f| f.name == *name)
+                    .map(|f| f.site)
+                    .collect();
+                if !elsewhere.is_empty() {
+                    return Err(Error::BadParam {
+                        name: "site",
+                        reason: format!(
+                            "funnel `{name}` is not saved for {}, but for {}: give --site",
+                            if site == ANY_SITE {
+                                "every site (*)".to_owned()
+                            } else {
+                                format!("site {site}")
+                            },
+                            elsewhere.join(", ")
+                        ),
+                    });
+                }
                 Err(Error::UnknownFunnel {
                     name: name.clone(),
                     known: list(conn, Some(site))?
@@ -359,6 +428,12 @@ mod tests {
             "*"
         );
 
+        // Without a site, one name saved for several: the one for every site.
+        assert_eq!(
+            find(&conn, None, Some("checkout")).unwrap().unwrap().site,
+            "*"
+        );
+
         let err = find(&conn, Some("shop"), Some("nope")).unwrap_err();
         assert_eq!(err.code(), "unknown_funnel");
         assert!(err.is_bad_request());
@@ -371,6 +446,47 @@ mod tests {
     }
 
     #[test]
+    fn a_sites_own_funnel_takes_the_place_of_the_one_it_shadows() {
+        let db = Db::new();
+        let conn = Connection::open(db.path()).unwrap();
+        save(&conn, &funnel("*", "checkout", &["page:/cart"]), 10).unwrap();
+        save(&conn, &funnel("shop", "browse", &["page:/"]), 20).unwrap();
+        save(&conn, &funnel("shop", "checkout", &["page:/basket"]), 30).unwrap();
+        let main = find(&conn, Some("shop"), None).unwrap().unwrap();
+        assert_eq!(
+            (main.site.as_str(), main.name.as_str()),
+            ("shop", "checkout")
+        );
+
+        // One name for two sites and none for every site: ask which.
+        save(&conn, &funnel("blog", "browse", &["page:/"]), 40).unwrap();
+        let err = find(&conn, None, Some("browse")).unwrap_err();
+        assert!(err.to_string().contains("shop, blog"), "{err}");
+
+        // Deleting from the wrong site says where the funnel is.
+        let action = FunnelsAction::Delete {
+            site: ANY_SITE.into(),
+            name: "browse".into(),
+        };
+        let err = apply(&conn, &action, 50).unwrap_err();
+        assert!(err.to_string().contains("but for shop, blog"), "{err}");
+    }
+
+    #[test]
+    fn a_site_holds_at_most_fifty_funnels() {
+        let db = Db::new();
+        let conn = Connection::open(db.path()).unwrap();
+        for i in 0..MAX_FUNNELS_PER_SITE {
+            save(&conn, &funnel("shop", &format!("f{i}"), &["page:/"]), i).unwrap();
+        }
+        let err = save(&conn, &funnel("shop", "one-more", &["page:/"]), 99).unwrap_err();
+        assert!(err.to_string().contains("delete one first"), "{err}");
+        // Replacing one is still allowed; another site is not affected.
+        save(&conn, &funnel("shop", "f0", &["page:/x"]), 100).unwrap();
+        save(&conn, &funnel("blog", "f0", &["page:/"]), 101).unwrap();
+    }
+
+    #[test]
     fn bad_funnels_are_refused_and_nothing_is_saved() {
         let db = Db::new();
         let conn = Connection::open(db.path()).unwrap();
@@ -378,6 +494,7 @@ mod tests {
             (funnel("shop", "", &["page:/"]), "bad_param"),
             (funnel("shop", "check out", &["page:/"]), "bad_param"),
             (funnel("", "x", &["page:/"]), "bad_param"),
+            (funnel("shop 1", "x", &["page:/"]), "bad_param"),
             (funnel("shop", "x", &[]), "bad_param"),
             (funnel("shop", "x", &["nope"]), "bad_step"),
         ] {

@@ -22,6 +22,9 @@ pub enum ApiError {
     /// Not `text/plain` or `application/json`.
     #[error("content type `{0}` is not accepted; send text/plain or application/json")]
     MediaType(String),
+    /// An `/api/*` body that is not `application/json`.
+    #[error("content type `{0}` is not accepted here; send application/json")]
+    NotJson(String),
     /// The site id is not in the collector's allow-list.
     #[error("site `{0}` is not served by this collector")]
     UnknownSite(String),
@@ -56,7 +59,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::MediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MediaType(_) | ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::UnknownSite(_) => StatusCode::FORBIDDEN,
             ApiError::Overloaded { .. } | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(_) | ApiError::AuditFailed { .. } => {
@@ -70,7 +73,7 @@ impl ApiError {
         match self {
             ApiError::Invalid(e) => e.code(),
             ApiError::TooLarge { .. } => "payload_too_large",
-            ApiError::MediaType(_) => "unsupported_media_type",
+            ApiError::MediaType(_) | ApiError::NotJson(_) => "unsupported_media_type",
             ApiError::UnknownSite(_) => "unknown_site",
             ApiError::Overloaded { .. } => "overloaded",
             ApiError::ShuttingDown => "shutting_down",

@@ -32,7 +32,10 @@ async fn main() -> anyhow::Result<()> {
         // The demo shop's checkout flow, so the first report has a funnel.
         store
             .with_reader(|conn| {
-                if analyzer::saved::list(conn, Some("demo"))?.is_empty() {
+                let own = analyzer::saved::list(conn, Some("demo"))?
+                    .iter()
+                    .any(|f| f.site == "demo");
+                if !own {
                     let funnel = analyzer::saved::demo_funnel();
                     analyzer::saved::save(conn, &funnel, analyzer::scope::now_ms())?;
                 }

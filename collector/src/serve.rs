@@ -12,7 +12,7 @@ use axum::{
     Json, Router,
     body::{Body, Bytes},
     extract::{Path as UrlPath, Query, State},
-    http::{HeaderValue, StatusCode, Uri, header},
+    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
     response::{IntoResponse, Redirect, Response},
     routing::{delete, get, post},
 };
@@ -70,12 +70,20 @@ pub fn router(app: App) -> Router {
             Json(json!({"error": "not_found", "message": "no such endpoint"})),
         )
     })
-    .layer(axum::middleware::map_response(cors))
+    .layer(axum::middleware::from_fn(cors))
     .with_state(app)
 }
 
-/// Every response may be read cross-origin: the tracker runs on the shop's origin.
-async fn cors(mut resp: Response) -> Response {
+/// The tracker's endpoints may be read cross-origin (it runs on the shop's origin);
+/// `/api/*` may not: without the header, and with JSON bodies required (which need a
+/// preflight), no other website can read reports or change saved funnels through a
+/// visitor's browser.
+async fn cors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let mut resp = next.run(req).await;
+    if api {
+        return resp;
+    }
     let h = resp.headers_mut();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -116,7 +124,32 @@ async fn healthz(State(app): State<App>) -> Json<serde_json::Value> {
     }))
 }
 
-async fn audit(State(app): State<App>, body: Bytes) -> Result<Response, ApiError> {
+/// `/api/*` bodies must be `application/json`: a form or `text/plain` post from
+/// another website (no preflight) is refused.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let essence = ct.split(';').next().unwrap_or("").trim().to_owned();
+    if essence == "application/json" {
+        Ok(())
+    } else {
+        Err(ApiError::NotJson(if essence.is_empty() {
+            "(none)".to_owned()
+        } else {
+            essence
+        }))
+    }
+}
+
+async fn audit(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_json(&headers)?;
     let req: analyzer::AuditRequest =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadAudit {
             code: "invalid_request",
@@ -175,7 +208,12 @@ async fn list_funnels(
 }
 
 /// `POST /api/funnels` with a saved funnel's JSON: saves (or replaces) it.
-async fn save_funnel(State(app): State<App>, body: Bytes) -> Result<Response, ApiError> {
+async fn save_funnel(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_json(&headers)?;
     let funnel: SavedFunnel = serde_json::from_slice(&body).map_err(|e| ApiError::BadAudit {
         code: "invalid_request",
         message: format!(

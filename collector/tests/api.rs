@@ -450,6 +450,10 @@ async fn saved_funnels_over_http_become_the_audits_defaults() {
         ),
         (r#"{"site":"shop","name":"x","steps":["nope"]}"#, "bad_step"),
         (
+            r#"{"site":"shop 1","name":"x","steps":["page:/"]}"#,
+            "bad_param",
+        ),
+        (
             r#"{"site":"shop","name":"x","stepz":[]}"#,
             "invalid_request",
         ),
@@ -459,6 +463,35 @@ async fn saved_funnels_over_http_become_the_audits_defaults() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert_eq!(body["error"], code, "{bad}: {body}");
     }
+    let (_, body) = call(&h.app, "GET", "/api/funnels", "").await;
+    assert!(names(&body).is_empty());
+
+    // Another website cannot change funnels through a visitor's browser: a
+    // text/plain post (no preflight) is refused, and /api answers carry no CORS
+    // header, so a JSON post's preflight fails.
+    let good = r#"{"site":"shop","name":"x","steps":["page:/"]}"#;
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let req = Request::post("/api/funnels")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(good))
+            .unwrap();
+        let resp = router(h.app.clone()).oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert!(
+            resp.headers()
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .is_none()
+        );
+    }
+    let resp = router(h.app.clone())
+        .oneshot(Request::get("/api/funnels").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        resp.headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_none()
+    );
     let (_, body) = call(&h.app, "GET", "/api/funnels", "").await;
     assert!(names(&body).is_empty());
 

@@ -139,6 +139,10 @@ pub struct AdCampaign {
     /// `--split` when it names every variant of the campaign, else equal.
     #[serde(default)]
     pub expected_split: Vec<f64>,
+    /// Variants of `--split` never shown in this campaign (counted with 0 exposures
+    /// in the check).
+    #[serde(default)]
+    pub missing_variants: Vec<String>,
     /// Every variant but the control against the control.
     pub comparisons: Vec<Comparison>,
 }
@@ -257,7 +261,16 @@ impl Ads {
             if variant.trim().is_empty() || !(weight.is_finite() && weight > 0.0) {
                 return Err(bad());
             }
-            self.split.insert(variant.trim().to_owned(), weight);
+            if self
+                .split
+                .insert(variant.trim().to_owned(), weight)
+                .is_some()
+            {
+                return Err(Error::BadParam {
+                    name: "split",
+                    reason: format!("variant `{}` is given twice", variant.trim()),
+                });
+            }
         }
         Ok(self)
     }
@@ -522,14 +535,34 @@ impl Ads {
                     .or_else(|| variants.keys().next().copied())
                     .unwrap_or(NO_VARIANT)
                     .to_owned();
-                let exposed: Vec<u64> = variants.values().map(|c| c.sessions).collect();
-                let weights: Vec<f64> = variants
-                    .keys()
-                    .map(|v| self.split.get(*v).copied())
-                    .collect::<Option<_>>()
-                    .unwrap_or_else(|| vec![1.0; variants.len()]);
+                let mut exposed: Vec<u64> = variants.values().map(|c| c.sessions).collect();
+                let weighted = variants.keys().all(|v| self.split.contains_key(*v));
+                let mut weights: Vec<f64> = if weighted {
+                    variants.keys().map(|v| self.split[*v]).collect()
+                } else {
+                    vec![1.0; variants.len()]
+                };
+                // A variant of the split never shown here was meant to get its share:
+                // it counts with 0 exposures, so a broken rotation is flagged.
+                let missing: Vec<String> = if weighted {
+                    self.split
+                        .iter()
+                        .filter(|(v, _)| !variants.contains_key(v.as_str()))
+                        .map(|(v, w)| {
+                            exposed.push(0);
+                            weights.push(*w);
+                            v.clone()
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 let total: f64 = weights.iter().sum();
-                let expected_split = weights.iter().map(|w| w / total).collect();
+                let expected_split = weights
+                    .iter()
+                    .take(variants.len())
+                    .map(|w| w / total)
+                    .collect();
                 let srm = chi_square_split(&exposed, &weights).map(|(chi_square, p_value)| Srm {
                     chi_square,
                     p_value,
@@ -580,6 +613,7 @@ impl Ads {
                     mixed_sessions: mixed.get(campaign).copied().unwrap_or(0),
                     srm,
                     expected_split,
+                    missing_variants: missing,
                     comparisons,
                 }
             })
@@ -1024,7 +1058,20 @@ mod tests {
         let partial = ads(&db, &default_ads().with_split(Some("A:90")).unwrap());
         assert_eq!(partial.campaigns[0].expected_split, [0.5, 0.5]);
 
-        for bad in ["A", "A:0", "A:-1", ":5", "A:x", "A:90,"] {
+        // A variant of the split that never showed is a broken rotation: of 200
+        // exposures 90 / 10 / 100 were expected, 180 / 20 / 0 came; chi-square
+        // 90 + 10 + 100 = 200 → flagged.
+        let third = ads(
+            &db,
+            &default_ads().with_split(Some("A:45,B:5,C:50")).unwrap(),
+        );
+        let c = &third.campaigns[0];
+        assert_eq!(c.missing_variants, ["C"]);
+        assert!(close(c.expected_split.first().copied(), 0.45));
+        let srm = c.srm.unwrap();
+        assert!((srm.chi_square - 200.0).abs() < 1e-9 && srm.flagged);
+
+        for bad in ["A", "A:0", "A:-1", ":5", "A:x", "A:90,", "A:1,A:2"] {
             let err = default_ads().with_split(Some(bad)).unwrap_err();
             assert_eq!(err.code(), "bad_param", "{bad}");
         }
