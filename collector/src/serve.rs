@@ -70,6 +70,15 @@ pub fn router(app: App) -> Router {
             Json(json!({"error": "not_found", "message": "no such endpoint"})),
         )
     })
+    .method_not_allowed_fallback(|| async {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            Json(json!({
+                "error": "method_not_allowed",
+                "message": "this endpoint does not take that method",
+            })),
+        )
+    })
     .layer(axum::middleware::from_fn(cors))
     .with_state(app)
 }

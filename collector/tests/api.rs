@@ -465,6 +465,9 @@ async fn saved_funnels_over_http_become_the_audits_defaults() {
     }
     let (_, body) = call(&h.app, "GET", "/api/funnels", "").await;
     assert!(names(&body).is_empty());
+    let (status, body) = call(&h.app, "GET", "/api/funnels/checkout", "").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["error"], "method_not_allowed");
 
     // Another website cannot change funnels through a visitor's browser: a
     // text/plain post (no preflight) is refused, and /api answers carry no CORS
