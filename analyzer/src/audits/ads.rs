@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, count_sessions, ratio};
+use super::{Audit, SessionOrder as _, count_sessions, kind_in, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::matcher::{EventRef, SEQUENCE_COLUMNS, StepMatcher, concat};
@@ -365,18 +365,10 @@ impl Audit for Ads {
             .into_iter()
             .chain(self.goal.kinds().iter().copied())
             .collect();
-        let is_candidate = kinds
-            .iter()
-            .map(|k| col("kind").eq(lit(*k)))
-            .reduce(Expr::or)
-            .unwrap_or_else(|| lit(false));
         let sorted = events
             .lazy()
-            .filter(is_candidate)
-            .sort_by_exprs(
-                [col("session_id"), col("ts"), col("seq")],
-                SortMultipleOptions::default().with_maintain_order(true),
-            )
+            .filter(kind_in(kinds))
+            .in_session_order()
             .collect()?;
 
         // Rust: one sequential pass per session.

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, count_sessions};
+use super::{Audit, SessionOrder as _, count_sessions};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -243,10 +243,7 @@ impl Errors {
         let views = events
             .lazy()
             .filter(col("kind").eq(lit("pageview")))
-            .sort_by_exprs(
-                [col("session_id"), col("ts"), col("seq")],
-                SortMultipleOptions::default().with_maintain_order(true),
-            )
+            .in_session_order()
             .with_column(
                 col("path")
                     .shift(lit(1))

@@ -37,7 +37,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, count_sessions, ratio};
+use super::{Audit, SessionOrder as _, count_sessions, kind_in, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -153,11 +153,7 @@ impl Audit for Forms {
         let sessions = count_sessions(&events)?;
 
         // Polars: the form events, in (session, ts, seq) order.
-        let is_field_event = ["focus", "blur", "change", "submit", "invalid"]
-            .into_iter()
-            .map(|k| col("kind").eq(lit(k)))
-            .reduce(Expr::or)
-            .unwrap_or_else(|| lit(false))
+        let is_field_event = kind_in(["focus", "blur", "change", "submit", "invalid"])
             .and(col("form").is_not_null());
         let is_custom_invalid = col("kind")
             .eq(lit("custom"))
@@ -165,10 +161,7 @@ impl Audit for Forms {
         let sorted = events
             .lazy()
             .filter(is_field_event.or(is_custom_invalid))
-            .sort_by_exprs(
-                [col("session_id"), col("ts"), col("seq")],
-                SortMultipleOptions::default().with_maintain_order(true),
-            )
+            .in_session_order()
             .collect()?;
 
         // Rust: one sequential pass per session.

@@ -36,7 +36,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, count_sessions, ratio};
+use super::{Audit, SessionOrder as _, count_sessions, kind_in, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -221,17 +221,8 @@ impl Audit for Frustration {
             .collect();
         let sorted = events
             .lazy()
-            .filter(
-                ["click", "dead_click", "error", "pageview"]
-                    .into_iter()
-                    .map(|k| col("kind").eq(lit(k)))
-                    .reduce(Expr::or)
-                    .unwrap_or_else(|| lit(false)),
-            )
-            .sort_by_exprs(
-                [col("session_id"), col("ts"), col("seq")],
-                SortMultipleOptions::default().with_maintain_order(true),
-            )
+            .filter(kind_in(["click", "dead_click", "error", "pageview"]))
+            .in_session_order()
             .collect()?;
 
         // Rust: one sequential pass per session.

@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, count_sessions, ratio};
+use super::{Audit, SessionOrder as _, count_sessions, kind_in, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::matcher::{EventRef, SEQUENCE_COLUMNS, StepMatcher};
@@ -114,18 +114,10 @@ impl Audit for Funnel {
             .flat_map(StepMatcher::kinds)
             .copied()
             .collect();
-        let is_candidate = kinds
-            .iter()
-            .map(|k| col("kind").eq(lit(*k)))
-            .reduce(Expr::or)
-            .unwrap_or_else(|| lit(false));
         let candidates = events
             .lazy()
-            .filter(is_candidate)
-            .sort_by_exprs(
-                [col("session_id"), col("ts"), col("seq")],
-                SortMultipleOptions::default().with_maintain_order(true),
-            )
+            .filter(kind_in(kinds))
+            .in_session_order()
             .collect()?;
 
         // Rust: one sequential pass per session.

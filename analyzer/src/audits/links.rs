@@ -33,7 +33,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::errors::{ErrorPage, Errors};
-use super::{Audit, count_sessions, ratio};
+use super::{Audit, SessionOrder as _, count_sessions, kind_in, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -294,15 +294,8 @@ fn broken_links(events: &DataFrame) -> Result<Vec<BrokenLink>, Error> {
     let sorted = events
         .clone()
         .lazy()
-        .filter(
-            col("kind")
-                .eq(lit("click"))
-                .or(col("kind").eq(lit("pageview"))),
-        )
-        .sort_by_exprs(
-            [col("session_id"), col("ts"), col("seq")],
-            SortMultipleOptions::default().with_maintain_order(true),
-        )
+        .filter(kind_in(["click", "pageview"]))
+        .in_session_order()
         .collect()?;
     let strings = |name: &str| -> Result<Vec<Option<&str>>, Error> {
         Ok(sorted.column(name)?.str()?.iter().collect())

@@ -23,7 +23,7 @@ pub mod links;
 pub mod screens;
 
 use duckdb::Connection;
-use polars::prelude::DataFrame;
+use polars::prelude::{DataFrame, Expr, LazyFrame, SortMultipleOptions, col, lit};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -544,6 +544,30 @@ fn full_report(
         scope: resolved,
         sections,
     }))
+}
+
+/// `kind` is one of `kinds` (false for none): the event kinds a pass reads.
+pub(crate) fn kind_in<'a>(kinds: impl IntoIterator<Item = &'a str>) -> Expr {
+    kinds
+        .into_iter()
+        .map(|k| col("kind").eq(lit(k)))
+        .reduce(Expr::or)
+        .unwrap_or_else(|| lit(false))
+}
+
+/// The order every sequential pass reads events in.
+pub(crate) trait SessionOrder {
+    /// By session, then (ts, seq); equal keys keep their order.
+    fn in_session_order(self) -> Self;
+}
+
+impl SessionOrder for LazyFrame {
+    fn in_session_order(self) -> Self {
+        self.sort_by_exprs(
+            [col("session_id"), col("ts"), col("seq")],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+    }
 }
 
 /// Sessions with at least one event in the frame (the unit count every report carries).

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, count_sessions, ratio};
+use super::{Audit, SessionOrder as _, count_sessions, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -197,10 +197,7 @@ fn visits(events: DataFrame) -> Result<DataFrame, Error> {
         .otherwise(lit(NULL).cast(DataType::Int64));
     Ok(events
         .lazy()
-        .sort_by_exprs(
-            [col("session_id"), col("ts"), col("seq")],
-            SortMultipleOptions::default().with_maintain_order(true),
-        )
+        .in_session_order()
         .with_row_index("row", None)
         .with_columns([
             col("ts").last().over(session())?.alias("session_end_ts"),
