@@ -11,7 +11,7 @@
 //! gives). The site's **main funnel** is the first one saved for it (its own or `*`);
 //! that is the default for `funnel`, and its last step is the default goal.
 
-use duckdb::{Connection, OptionalExt as _, params};
+use duckdb::{Connection, params};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -89,7 +89,12 @@ impl SavedFunnel {
                 ),
             });
         }
-        Funnel::new(&self.steps, &self.window)
+        self.audit(None)
+    }
+
+    /// The funnel audit it stands for; `window` overrides the saved one.
+    pub fn audit(&self, window: Option<&str>) -> Result<Funnel, Error> {
+        Funnel::new(&self.steps, window.unwrap_or(&self.window))
     }
 }
 
@@ -342,21 +347,6 @@ pub fn main_goal(conn: &Connection, site: Option<&str>) -> Result<Option<String>
     Ok(find(conn, site, None)?.and_then(|f| f.steps.last().cloned()))
 }
 
-/// Whether a file holds a funnel of this exact site and name (for tests and tools).
-pub fn exists(conn: &Connection, site: &str, name: &str) -> Result<bool, Error> {
-    if !has_table(conn)? {
-        return Ok(false);
-    }
-    Ok(conn
-        .query_row(
-            "SELECT 1 FROM funnels WHERE site = ? AND name = ?",
-            params![site, name],
-            |r| r.get::<_, i32>(0),
-        )
-        .optional()?
-        .is_some())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,7 +431,13 @@ mod tests {
 
         assert!(delete(&conn, "shop", "checkout").unwrap());
         assert!(!delete(&conn, "shop", "checkout").unwrap());
-        assert!(exists(&conn, "*", "checkout").unwrap());
+        assert_eq!(
+            find(&conn, Some("shop"), Some("checkout"))
+                .unwrap()
+                .unwrap()
+                .site,
+            ANY_SITE
+        );
         assert_eq!(names(Some("shop")), ["signup", "checkout"]);
     }
 

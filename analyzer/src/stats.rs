@@ -83,13 +83,6 @@ pub fn two_proportion_z(x_a: u64, n_a: u64, x_b: u64, n_b: u64) -> Option<ZTest>
     })
 }
 
-/// The chi-square goodness-of-fit test of `counts` against an equal split, as
-/// `(statistic, p_value)` with `counts.len() - 1` degrees of freedom; `None` for
-/// fewer than two groups or no counts at all.
-pub fn chi_square_equal_split(counts: &[u64]) -> Option<(f64, f64)> {
-    chi_square_split(counts, &vec![1.0; counts.len()])
-}
-
 /// The chi-square goodness-of-fit test of `counts` against the split `weights`
 /// (positive, any scale: `[90, 10]` = 90 % / 10 %), as `(statistic, p_value)` with
 /// `counts.len() - 1` degrees of freedom; `None` for fewer than two groups, no counts,
@@ -200,7 +193,7 @@ mod tests {
         assert!((chi - 4.444_444).abs() < 1e-5, "{chi}");
         assert!((p - 0.035_015).abs() < 1e-5, "{p}");
         // The same counts against an even split are far off.
-        assert!(chi_square_equal_split(&[880, 120]).unwrap().1 < 1e-100);
+        assert!(chi_square_split(&[880, 120], &[1.0, 1.0]).unwrap().1 < 1e-100);
         assert_eq!(chi_square_split(&[1, 2], &[1.0]), None);
         assert_eq!(chi_square_split(&[1, 2], &[1.0, 0.0]), None);
     }
@@ -219,15 +212,15 @@ mod tests {
     }
 
     #[test]
-    fn chi_square_by_hand() {
+    fn chi_square_against_an_even_split_by_hand() {
         // 200 vs 120, expected 160 each: (40² + 40²) / 160 = 20; df 1 → p = 7.74e-6.
-        let (chi, p) = chi_square_equal_split(&[200, 120]).unwrap();
+        let (chi, p) = chi_square_split(&[200, 120], &[1.0, 1.0]).unwrap();
         assert!(close(chi, 20.0, 1e-12));
         assert!(close(p, 7.744e-6, 1e-8), "{p}");
         // 100, 100, 100: a perfect split.
-        let (chi, p) = chi_square_equal_split(&[100, 100, 100]).unwrap();
+        let (chi, p) = chi_square_split(&[100, 100, 100], &[1.0; 3]).unwrap();
         assert!(close(chi, 0.0, 1e-12) && close(p, 1.0, 1e-12));
-        assert_eq!(chi_square_equal_split(&[10]), None);
-        assert_eq!(chi_square_equal_split(&[0, 0]), None);
+        assert_eq!(chi_square_split(&[10], &[1.0]), None);
+        assert_eq!(chi_square_split(&[0, 0], &[1.0, 1.0]), None);
     }
 }

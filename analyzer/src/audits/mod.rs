@@ -431,10 +431,7 @@ fn funnel_for(
         return Ok((audit, None));
     }
     match saved::find(conn, site, name)? {
-        Some(f) => Ok((
-            Funnel::new(&f.steps, window.unwrap_or(&f.window))?,
-            Some(f.name),
-        )),
+        Some(f) => Ok((f.audit(window)?, Some(f.name))),
         None => Err(Error::BadParam {
             name: "steps",
             reason: "no steps given and no funnel saved for this site: give --step SPEC \
@@ -479,12 +476,7 @@ fn full_report(
     let funnels = if steps.is_empty() {
         saved::list(conn, site)?
             .into_iter()
-            .map(|f| {
-                Ok((
-                    Funnel::new(&f.steps, window.unwrap_or(&f.window))?,
-                    Some(f.name),
-                ))
-            })
+            .map(|f| Ok((f.audit(window)?, Some(f.name))))
             .collect::<Result<Vec<_>, Error>>()?
     } else {
         vec![funnel_for(conn, site, steps, None, window)?]
