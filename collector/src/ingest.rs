@@ -45,18 +45,29 @@ pub async fn collect(
     result.map(|n| Json(json!({ "stored": n })))
 }
 
+/// The media type of a request without its parameters, lower-cased (`text/plain`
+/// of `text/plain;charset=UTF-8`); empty when there is none.
+pub(crate) fn content_type_essence(headers: &HeaderMap) -> String {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    ct.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 async fn accept(
     app: &App,
     peer: SocketAddr,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<usize, ApiError> {
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
-        let essence = ct.split(';').next().unwrap_or("").trim();
-        if !matches!(essence, "text/plain" | "application/json" | "") {
-            return Err(ApiError::MediaType(essence.to_string()));
-        }
+    let essence = content_type_essence(headers);
+    if !matches!(essence.as_str(), "text/plain" | "application/json" | "") {
+        return Err(ApiError::MediaType(essence));
     }
     let limit = protocol::MAX_BODY_BYTES;
     let declared = headers

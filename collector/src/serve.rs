@@ -136,12 +136,7 @@ async fn healthz(State(app): State<App>) -> Json<serde_json::Value> {
 /// `/api/*` bodies must be `application/json`: a form or `text/plain` post from
 /// another website (no preflight) is refused.
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let essence = ct.split(';').next().unwrap_or("").trim().to_owned();
+    let essence = ingest::content_type_essence(headers);
     if essence == "application/json" {
         Ok(())
     } else {
