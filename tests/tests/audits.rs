@@ -103,29 +103,14 @@ async fn leaves_at_once(b: &Browser, base: &str) -> Result<()> {
     Ok(())
 }
 
-/// Opens the cart, follows the Help link and goes straight back after a second: a
-/// quick back on the help page. A slower reader of the help page is not one.
-async fn bounces_back_from_help(b: &Browser, base: &str) -> Result<()> {
+/// Opens the cart, follows the Help link, reads for `read_ms`, then goes back. After
+/// 1 s that is a quick back on the help page; after 6 s it is not.
+async fn back_from_help_after(b: &Browser, base: &str, read_ms: u64) -> Result<()> {
     let c = b.session().await?;
     let p = Page { c: &c, base };
     p.open("/demo/cart.html").await?;
     p.click_nav("nav-help", "/demo/help/").await?;
-    pause(1_000).await;
-    c.back().await?;
-    p.wait_path("/demo/cart.html").await?;
-    pause(500).await;
-    p.leave().await?;
-    c.close().await?;
-    Ok(())
-}
-
-/// Opens the cart, reads the help page for 6 s, then goes back: not a quick back.
-async fn reads_help_then_back(b: &Browser, base: &str) -> Result<()> {
-    let c = b.session().await?;
-    let p = Page { c: &c, base };
-    p.open("/demo/cart.html").await?;
-    p.click_nav("nav-help", "/demo/help/").await?;
-    pause(6_000).await;
+    pause(read_ms).await;
     c.back().await?;
     p.wait_path("/demo/cart.html").await?;
     pause(500).await;
@@ -143,8 +128,8 @@ async fn audit_visits_are_recorded_exactly() -> Result<()> {
     broken_link(&browser, &base).await?;
     abandons_at_address(&browser, &base).await?;
     leaves_at_once(&browser, &base).await?;
-    bounces_back_from_help(&browser, &base).await?;
-    reads_help_then_back(&browser, &base).await?;
+    back_from_help_after(&browser, &base, 1_000).await?;
+    back_from_help_after(&browser, &base, 6_000).await?;
     collector.wait_quiet(30).await?;
 
     // The audits, live through the collector: the numbers of what the visitors did.
