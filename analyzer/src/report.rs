@@ -409,23 +409,12 @@ mod tests {
     use duckdb::Connection;
 
     use crate::saved::{self, SavedFunnel};
-    use crate::testing::{Db, Ev, assert_snapshot, ev};
+    use crate::testing::{Db, Ev, assert_snapshot, ev, link_seen as seen, page_200 as page};
     use crate::{AuditRequest, Format, Report, Scope, render};
 
     /// 2026-11-24T09:00:00Z
     const T0: i64 = 1_795_510_800_000;
     const S: i64 = 1_000;
-
-    fn page(id: &str, session: &str, ts: i64, path: &str) -> Ev {
-        ev(id, session, ts, 1, "pageview").path(path).status(200)
-    }
-
-    fn seen(id: &str, session: &str, ts: i64, path: &str, sel: &str, href: &str) -> Ev {
-        ev(id, session, ts, 2, "link_view")
-            .path(path)
-            .selector(sel)
-            .href(href)
-    }
 
     fn click(id: &str, session: &str, ts: i64, path: &str, sel: &str) -> Ev {
         ev(id, session, ts, 3, "click")

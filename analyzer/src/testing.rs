@@ -255,6 +255,26 @@ impl Ev {
     }
 }
 
+/// A page view of `path` served with status 200.
+pub(crate) fn page_200(id: &str, session: &str, ts: i64, path: &str) -> Ev {
+    ev(id, session, ts, 1, "pageview").path(path).status(200)
+}
+
+/// A link (`selector`, `href`) seen in the viewport on `path`.
+pub(crate) fn link_seen(
+    id: &str,
+    session: &str,
+    ts: i64,
+    path: &str,
+    selector: &str,
+    href: &str,
+) -> Ev {
+    ev(id, session, ts, 2, "link_view")
+        .path(path)
+        .selector(selector)
+        .href(href)
+}
+
 /// Compares `actual` with the checked-in snapshot `analyzer/snapshots/{name}`.
 ///
 /// A difference (or a missing snapshot) fails the test and writes the new text next

@@ -539,7 +539,7 @@ impl LinksReport {
 mod tests {
     use super::*;
     use crate::audits::run_audit;
-    use crate::testing::{Db, Ev, ev};
+    use crate::testing::{Db, Ev, ev, link_seen as seen, page_200 as page};
 
     const S: i64 = 1_000;
     const HOST: &str = "https://shop.example";
@@ -549,17 +549,6 @@ mod tests {
 
     fn links(db: &Db, params: &Links) -> LinksReport {
         run_audit(&db.conn(), ResolvedScope::default(), params).unwrap()
-    }
-
-    fn page(id: &str, session: &str, ts: i64, path: &str) -> Ev {
-        ev(id, session, ts, 1, "pageview").path(path).status(200)
-    }
-
-    fn seen(id: &str, session: &str, ts: i64, path: &str, selector: &str, href: &str) -> Ev {
-        ev(id, session, ts, 2, "link_view")
-            .path(path)
-            .selector(selector)
-            .href(href)
     }
 
     fn click(id: &str, session: &str, ts: i64, path: &str, selector: &str, href: &str) -> Ev {
