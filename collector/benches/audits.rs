@@ -35,6 +35,8 @@ fn main() {
                 ip: synth::client_ip(sessions),
                 user_agent: "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0".into(),
                 received_ms: b.sent,
+                uid_key: [0; 32],
+                clear_ids: false,
             };
             let rows = enrich::enrich(b, &ctx, &salt);
             written += rows.len();

@@ -39,15 +39,21 @@ fn main() {
     let db = dir.path().join("bench.duckdb");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (store, writer) = Store::open(&db, WriterOptions::default()).expect("open store");
-    let app = App::new(Config::default(), store.clone());
+    let mut config = Config::default();
+    config.sites = vec!["bench".to_owned()];
+    config.rate_limit_ip = 0.0; // every client is on loopback
+    config.rate_limit_site = 0.0;
+    let app = App::new(config, store.clone()).expect("app");
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     rt.spawn(async move {
-        axum::serve(
+        clicktrail_collector::server::serve(
             listener,
-            router(app).into_make_service_with_connect_info::<SocketAddr>(),
+            router(app),
+            clicktrail_collector::server::ServerOptions::default(),
+            std::future::pending::<()>(),
         )
         .await
     });

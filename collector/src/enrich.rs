@@ -2,21 +2,17 @@
 //! (client address, user agent, arrival time) into rows for the events table.
 //!
 //! Privacy by construction: the client address is used only inside the visitor
-//! hash and dropped; URLs keep only allow-listed query parameters; emails and
-//! token-like values are redacted from paths, URLs, referrers, link targets, texts,
-//! titles and custom properties before anything is stored.
+//! hash and dropped; every stored text goes through [`crate::scrub`] (URLs keep only
+//! allow-listed query parameters; emails, tokens, card and phone numbers are
+//! redacted in every encoding a browser sends); `identify` ids are stored as a keyed
+//! hash unless the site opted in to clear ids; bot user agents are marked
+//! `device = 'bot'`, which the audits leave out.
 
 use std::{fmt::Write as _, net::IpAddr, sync::Mutex};
 
 use sha2::{Digest, Sha256};
-use url::Url;
 
-use crate::store::Row;
-
-/// Query parameters kept in stored URLs; everything else is dropped.
-pub const KEPT_QUERY_PARAMS: [&str; 9] = [
-    "gclid", "fbclid", "msclkid", "ref", "dclid", "gbraid", "wbraid", "ttclid", "twclid",
-];
+use crate::{scrub, store::Row};
 
 /// The visitor hash salt in memory: random, one per UTC day (persisted by the
 /// store so a restart keeps today's visitor ids), never derived from anything else,
@@ -80,6 +76,23 @@ pub struct Agent {
     pub device: String,
 }
 
+/// Whether `ua` is a bot's: empty, or on the maintained list of bot user agents
+/// (crawlers, monitors, HTTP libraries, link previews, AI agents …) of the `isbot`
+/// crate. Headless Chrome is not on it here: it runs the page's scripts like a
+/// visitor, and shops test and monitor their flows with it.
+pub fn is_bot(ua: &str) -> bool {
+    static BOTS: std::sync::OnceLock<isbot::Bots> = std::sync::OnceLock::new();
+    let ua = ua.trim();
+    ua.is_empty()
+        || BOTS
+            .get_or_init(|| {
+                let mut bots = isbot::Bots::default();
+                bots.remove(&["headlesschrome", "headless"]);
+                bots
+            })
+            .is_bot(ua)
+}
+
 /// Parse a user agent with woothee's maintained dataset.
 pub fn parse_agent(ua: &str) -> Agent {
     let parser = woothee::parser::Parser::new();
@@ -87,11 +100,11 @@ pub fn parse_agent(ua: &str) -> Agent {
         return Agent {
             browser: "unknown".into(),
             os: "unknown".into(),
-            device: "other".into(),
+            device: if is_bot(ua) { "bot" } else { "other" }.into(),
         };
     };
     let lower = ua.to_ascii_lowercase();
-    let device = if r.category == "crawler" || lower.contains("bot") && !lower.contains("cubot") {
+    let device = if r.category == "crawler" || is_bot(ua) {
         "bot"
     } else if r.os == "iPad"
         || (lower.contains("android") && !lower.contains("mobile"))
@@ -124,146 +137,6 @@ pub fn parse_agent(ua: &str) -> Agent {
     }
 }
 
-/// Whether a string holds an email address.
-fn has_email(s: &str) -> bool {
-    s.char_indices().any(|(i, c)| {
-        c == '@'
-            && i > 0
-            && s[..i]
-                .chars()
-                .next_back()
-                .is_some_and(|p| p.is_alphanumeric() || "._%+-".contains(p))
-            && s[i + 1..]
-                .split(|c: char| !(c.is_alphanumeric() || c == '.' || c == '-'))
-                .next()
-                .is_some_and(|d| d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
-    })
-}
-
-/// Whether a path segment or value looks like a secret: a long run of letters and
-/// digits (API keys, reset tokens, session ids), a long hex string, or a JWT.
-fn looks_like_token(s: &str) -> bool {
-    let s = s.trim();
-    if s.len() >= 16
-        && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
-        && s.bytes().filter(u8::is_ascii_digit).count() >= 4
-    {
-        return true;
-    }
-    if s.starts_with("eyJ") && s.len() >= 20 {
-        return true;
-    }
-    let alnum = s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    let digits = s.bytes().filter(u8::is_ascii_digit).count();
-    let letters = s.bytes().filter(u8::is_ascii_alphabetic).count();
-    alnum && s.len() >= 20 && digits >= 3 && letters >= 3
-}
-
-/// Redact emails (whole whitespace-separated words holding one) in free text.
-pub fn scrub_text(s: &str) -> String {
-    if !s.contains('@') {
-        return s.to_string();
-    }
-    s.split(' ')
-        .map(|w| if has_email(w) { "[email]" } else { w })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Redact path segments that hold an email or a token.
-pub fn scrub_path(path: &str) -> String {
-    path.split('/')
-        .map(|seg| {
-            let decoded = percent_decode(seg);
-            if has_email(&decoded) {
-                "[email]"
-            } else if looks_like_token(&decoded) {
-                "[token]"
-            } else {
-                seg
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-fn percent_decode(s: &str) -> String {
-    if !s.contains('%') {
-        return s.to_string();
-    }
-    url::form_urlencoded::parse(s.as_bytes())
-        .map(|(k, v)| {
-            if v.is_empty() {
-                k.into_owned()
-            } else {
-                format!("{k}={v}")
-            }
-        })
-        .collect()
-}
-
-fn keep_param(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n.starts_with("utm_") || KEPT_QUERY_PARAMS.contains(&n.as_str())
-}
-
-/// Scrub a URL: drop the fragment and credentials, keep only allow-listed query
-/// parameters, redact emails and tokens in the path and the kept values. A value
-/// that is not an absolute http(s) URL is returned scrubbed as a path, or `None`.
-pub fn scrub_url(raw: &str) -> Option<String> {
-    let Ok(mut u) = Url::parse(raw) else {
-        return raw
-            .starts_with('/')
-            .then(|| scrub_path(raw.split(['?', '#']).next().unwrap_or("/")));
-    };
-    if !matches!(u.scheme(), "http" | "https") {
-        // mailto:, tel:, javascript: … keep the scheme only.
-        return Some(format!("{}:", u.scheme()));
-    }
-    u.set_fragment(None);
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    let kept: Vec<(String, String)> = u
-        .query_pairs()
-        .filter(|(k, _)| keep_param(k))
-        .map(|(k, v)| {
-            let v = if has_email(&v) {
-                "[email]".to_string()
-            } else if looks_like_token(&v) && !k.ends_with("clid") && !k.ends_with("braid") {
-                "[token]".to_string()
-            } else {
-                v.into_owned()
-            };
-            (k.into_owned(), v)
-        })
-        .collect();
-    if kept.is_empty() {
-        u.set_query(None);
-    } else {
-        u.query_pairs_mut().clear().extend_pairs(kept);
-    }
-    let path = scrub_path(u.path());
-    u.set_path(&path);
-    Some(u.to_string())
-}
-
-fn scrub_json(v: &mut serde_json::Value) {
-    match v {
-        serde_json::Value::String(s) => {
-            if has_email(s) {
-                *s = scrub_text(s);
-            } else if looks_like_token(s) {
-                *s = "[token]".into();
-            }
-        }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(scrub_json),
-        serde_json::Value::Object(o) => o.values_mut().for_each(scrub_json),
-        _ => {}
-    }
-}
-
 /// What the request tells about the sender.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -273,6 +146,32 @@ pub struct Context {
     pub user_agent: String,
     /// Arrival time, ms since the epoch.
     pub received_ms: i64,
+    /// Key of the keyed hash of `identify` ids.
+    pub uid_key: [u8; 32],
+    /// The site stores `identify` ids as sent (still scrubbed).
+    pub clear_ids: bool,
+}
+
+fn text(v: Option<&str>) -> Option<String> {
+    v.map(|s| scrub::text(s).into_owned())
+}
+
+/// The stored form of an `identify` id: `u_` + 32 hex characters of
+/// HMAC-SHA-256(key, site, id). The same person gets the same value on every visit,
+/// and nobody without the key can tell who it is.
+pub fn user_hash(key: &[u8; 32], site: &str, uid: &str) -> String {
+    use hmac::Mac as _;
+    let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(key) else {
+        return "u_".to_owned();
+    };
+    mac.update(site.as_bytes());
+    mac.update(&[0]);
+    mac.update(uid.as_bytes());
+    let d = mac.finalize().into_bytes();
+    d[..16].iter().fold(String::from("u_"), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 /// Clock skew beyond which event times are shifted to the collector's clock.
@@ -301,39 +200,45 @@ pub fn enrich(batch: protocol::Batch, ctx: &Context, salt: &[u8; 32]) -> Vec<Row
             seq: e.seq as i32,
             session_id: batch.sid.clone(),
             visitor_id: visitor.clone(),
-            path: scrub_path(&e.path),
-            url: e.url.as_deref().and_then(scrub_url),
+            path: scrub::path(&e.path),
+            url: e.url.as_deref().and_then(scrub::url),
             referrer: e
                 .referrer
                 .as_deref()
                 .filter(|r| !r.is_empty())
-                .and_then(scrub_url),
-            title: e.title.as_deref().map(scrub_text),
-            nav: e.nav,
-            screen: e.screen,
-            selector: e.sel,
-            text: e.text.as_deref().map(scrub_text),
-            href: e.href.as_deref().and_then(scrub_url),
+                .and_then(scrub::url),
+            title: text(e.title.as_deref()),
+            nav: text(e.nav.as_deref()),
+            screen: text(e.screen.as_deref()),
+            selector: text(e.sel.as_deref()),
+            text: text(e.text.as_deref()),
+            href: e.href.as_deref().and_then(scrub::url),
             x: e.x,
             y: e.y,
-            form: e.form,
-            field: e.field,
-            field_type: e.ft,
+            form: text(e.form.as_deref()),
+            field: text(e.field.as_deref()),
+            field_type: text(e.ft.as_deref()),
             duration_ms: e.dur,
             empty: e.empty,
-            name: e.name,
+            name: text(e.name.as_deref()),
             props: e.props.map(|mut p| {
-                scrub_json(&mut p);
+                scrub::json(&mut p);
                 p.to_string()
             }),
-            user_id: e.uid,
+            user_id: e.uid.as_deref().map(|u| {
+                if ctx.clear_ids {
+                    scrub::text(u).into_owned()
+                } else {
+                    user_hash(&ctx.uid_key, &batch.site, u)
+                }
+            }),
             browser: agent.browser.clone(),
             os: agent.os.clone(),
             device: agent.device.clone(),
             status: e.status.map(i32::from),
-            ad: e.ad,
-            message: e.msg.as_deref().map(scrub_text),
-            source: e.src.as_deref().and_then(scrub_url),
+            ad: text(e.ad.as_deref()),
+            message: text(e.msg.as_deref()),
+            source: e.src.as_deref().and_then(scrub::url),
             line: e.line.map(|l| l.min(i32::MAX as u32) as i32),
         };
         match links {
@@ -342,8 +247,8 @@ pub fn enrich(batch: protocol::Batch, ctx: &Context, salt: &[u8; 32]) -> Vec<Row
                     let mut r = row.clone();
                     r.event_id = format!("{}-{i}", r.event_id);
                     protocol::kind::LINK_VIEW.clone_into(&mut r.kind);
-                    r.selector = Some(sel);
-                    r.href = scrub_url(&href);
+                    r.selector = Some(scrub::text(&sel).into_owned());
+                    r.href = scrub::url(&href);
                     rows.push(r);
                 }
             }
@@ -358,43 +263,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_keep_only_the_allow_list_and_lose_secrets() {
-        assert_eq!(
-            scrub_url("https://shop.example/cart?utm_source=news&email=a%40b.com&session=xyz&gclid=Cj0KCQ123abcdefghijklmnop#top").as_deref(),
-            Some("https://shop.example/cart?utm_source=news&gclid=Cj0KCQ123abcdefghijklmnop")
-        );
-        assert_eq!(
-            scrub_url("https://u:p@shop.example/reset/9f86d081884c7d659a2feaa0c55ad015/done?utm_content=jane.doe@mail.example").as_deref(),
-            Some("https://shop.example/reset/[token]/done?utm_content=%5Bemail%5D")
-        );
-        assert_eq!(
-            scrub_url("https://shop.example/u/jane@mail.example/orders").as_deref(),
-            Some("https://shop.example/u/[email]/orders")
-        );
-        assert_eq!(
-            scrub_url("mailto:jane@mail.example").as_deref(),
-            Some("mailto:")
-        );
-        assert_eq!(
-            scrub_url("/product/boots?x=1").as_deref(),
-            Some("/product/boots")
-        );
-        assert_eq!(scrub_url("not a url"), None);
+    fn user_ids_are_a_keyed_hash() {
+        let a = user_hash(&[1; 32], "shop", "jane@mail.example");
+        assert!(a.starts_with("u_") && a.len() == 34, "{a}");
+        assert_eq!(a, user_hash(&[1; 32], "shop", "jane@mail.example"));
+        assert_ne!(a, user_hash(&[2; 32], "shop", "jane@mail.example"));
+        assert_ne!(a, user_hash(&[1; 32], "other", "jane@mail.example"));
     }
 
     #[test]
-    fn ordinary_paths_and_texts_survive() {
-        assert_eq!(
-            scrub_path("/product/winter-boots-2024"),
-            "/product/winter-boots-2024"
-        );
-        assert_eq!(scrub_path("/orders/12345"), "/orders/12345");
-        assert_eq!(scrub_text("Add to cart"), "Add to cart");
-        assert_eq!(
-            scrub_text("Signed in as jane@mail.example"),
-            "Signed in as [email]"
-        );
-        assert_eq!(scrub_text("Follow @clicktrail"), "Follow @clicktrail");
+    fn bots_are_known_by_their_user_agent() {
+        for ua in [
+            "",
+            "curl/8.5.0",
+            "python-requests/2.31.0",
+            "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+            "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; +https://openai.com/gptbot)",
+            "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+            "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
+        ] {
+            assert!(is_bot(ua), "{ua}");
+            assert_eq!(parse_agent(ua).device, "bot", "{ua}");
+        }
+        for ua in [
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+        ] {
+            assert!(!is_bot(ua), "{ua}");
+        }
     }
 
     #[test]

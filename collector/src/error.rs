@@ -43,9 +43,42 @@ pub enum ApiError {
     /// An audit failed on the server side (not the request's fault).
     #[error("{message}")]
     AuditFailed { code: &'static str, message: String },
-    /// Reading the body failed.
-    #[error("could not read the request body: {0}")]
+    /// Reading the body failed (the detail is logged, not answered).
+    #[error("could not read the request body")]
     Body(String),
+    /// The body did not arrive within the time limit.
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
+    /// The batch would become more rows than one request may (links count one each).
+    #[error("this batch would store {rows} rows; the limit per request is {limit}")]
+    TooManyRows { rows: usize, limit: usize },
+    /// The page or `Origin` is not on the site's domains.
+    #[error("{0}")]
+    OriginNotAllowed(String),
+    /// Too many requests from this client or for this site.
+    #[error("too many requests {0}; retry after {1} s")]
+    RateLimited(&'static str, u32),
+    /// No valid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Credentials valid, but not for this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Not there, or not the caller's (another user's site looks the same as none).
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    /// A `Host` this collector does not serve (DNS rebinding).
+    #[error("this collector does not answer to host `{0}`; add it with --allowed-hosts")]
+    BadHost(String),
+    /// Every audit slot is taken.
+    #[error("{0} audits are running; retry shortly")]
+    Busy(usize),
+    /// The audit ran past its time limit and was stopped.
+    #[error("the audit ran longer than {0} s and was stopped; narrow the range or the site")]
+    AuditTimeout(u64),
+    /// Something failed on our side; the detail is in the log under `reference`.
+    #[error("internal error (reference {reference}); the collector's log has the detail")]
+    Internal { reference: String, detail: String },
 }
 
 impl ApiError {
@@ -58,13 +91,35 @@ impl ApiError {
             ApiError::Invalid(_) | ApiError::BadAudit { .. } | ApiError::Body(_) => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge { .. } | ApiError::TooManyRows { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::MediaType(_) | ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::UnknownSite(_) => StatusCode::FORBIDDEN,
-            ApiError::Overloaded { .. } | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Storage(_) | ApiError::AuditFailed { .. } => {
+            ApiError::UnknownSite(_) | ApiError::OriginNotAllowed(_) | ApiError::Forbidden(_) => {
+                StatusCode::FORBIDDEN
+            }
+            ApiError::Overloaded { .. }
+            | ApiError::ShuttingDown
+            | ApiError::Busy(_)
+            | ApiError::AuditTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Storage(_) | ApiError::AuditFailed { .. } | ApiError::Internal { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::RateLimited(..) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::BadHost(_) => StatusCode::MISDIRECTED_REQUEST,
+        }
+    }
+
+    /// A failure on our side: logged in full under a reference, answered without it.
+    pub fn internal(detail: impl std::fmt::Display) -> ApiError {
+        let mut r = [0u8; 4];
+        let _ = getrandom::fill(&mut r);
+        ApiError::Internal {
+            reference: u32::from_be_bytes(r).to_string(),
+            detail: detail.to_string(),
         }
     }
 
@@ -80,6 +135,17 @@ impl ApiError {
             ApiError::Storage(_) => "storage_failed",
             ApiError::BadAudit { code, .. } | ApiError::AuditFailed { code, .. } => code,
             ApiError::Body(_) => "bad_body",
+            ApiError::BodyTimeout(_) => "request_timeout",
+            ApiError::TooManyRows { .. } => "too_many_rows",
+            ApiError::OriginNotAllowed(_) => "origin_not_allowed",
+            ApiError::RateLimited(..) => "rate_limited",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound { code, .. } => code,
+            ApiError::BadHost(_) => "unknown_host",
+            ApiError::Busy(_) => "busy",
+            ApiError::AuditTimeout(_) => "audit_timeout",
+            ApiError::Internal { .. } => "internal",
         }
     }
 }
@@ -90,6 +156,10 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Storage(detail) => tracing::error!(%detail, "commit failed"),
             ApiError::AuditFailed { message, .. } => tracing::error!(%message, "audit failed"),
+            ApiError::Internal { reference, detail } => {
+                tracing::error!(%reference, %detail, "internal error");
+            }
+            ApiError::Body(detail) => tracing::debug!(%detail, "body read failed"),
             _ => {}
         }
         let mut body = json!({ "error": self.code(), "message": self.to_string() });
@@ -99,8 +169,11 @@ impl IntoResponse for ApiError {
             body["event_index"] = json!(i);
         }
         let retry = match &self {
-            ApiError::Overloaded { retry_after_s } => Some(*retry_after_s),
-            ApiError::ShuttingDown => Some(5),
+            ApiError::Overloaded { retry_after_s } | ApiError::RateLimited(_, retry_after_s) => {
+                Some(*retry_after_s)
+            }
+            ApiError::ShuttingDown | ApiError::Busy(_) => Some(5),
+            ApiError::AuditTimeout(_) => Some(60),
             _ => None,
         };
         if let Some(s) = retry {
@@ -110,6 +183,12 @@ impl IntoResponse for ApiError {
         if let Some(s) = retry {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if matches!(self, ApiError::Unauthorized(_)) {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"clicktrail\""),
+            );
         }
         resp
     }

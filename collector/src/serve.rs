@@ -1,26 +1,53 @@
-//! The router: `/collect`, the tracker files, the demo shop, `/healthz`, and the
-//! audits over HTTP (`POST /api/audit`, the same [`analyzer::run`] the CLI uses,
-//! on the collector's own reading connection, since the collector owns the file),
-//! with the saved funnels they default to (`/api/funnels`).
+//! The router and the state every handler shares: `/collect`, the tracker files,
+//! the demo shop, `/healthz`, `/metrics`, and `/api/*` ([`crate::api`], behind the
+//! `Host` check and credentials of [`crate::auth`]).
 
 use std::{
+    net::IpAddr,
     path::{Component, Path, PathBuf},
     sync::{Arc, atomic::Ordering},
 };
 
 use axum::{
     Json, Router,
-    body::{Body, Bytes},
-    extract::{Path as UrlPath, Query, State},
-    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
+    body::Body,
+    extract::State,
+    http::{HeaderValue, StatusCode, Uri, header},
+    middleware::{from_fn, from_fn_with_state},
     response::{IntoResponse, Redirect, Response},
     routing::{delete, get, post},
 };
 use serde_json::json;
 
-use analyzer::saved::{self, FunnelsAction, SavedFunnel};
+use crate::{
+    Config, accounts::Accounts, api, auth, enrich::Salts, ingest, ratelimit::RateLimiter,
+    store::{COMMIT_BUCKETS_MS, Store, StoreError},
+};
 
-use crate::{Config, enrich::Salts, error::ApiError, ingest, store::Store};
+/// The rate limits of the collector.
+#[derive(Debug)]
+pub struct Limits {
+    /// `/collect` requests per client address.
+    pub ip: RateLimiter<IpAddr>,
+    /// `/collect` events per site.
+    pub site: RateLimiter<String>,
+    /// Sign-in attempts per client address.
+    pub login_ip: RateLimiter<IpAddr>,
+    /// Sign-in attempts per user name.
+    pub login_user: RateLimiter<String>,
+}
+
+impl Limits {
+    fn new(config: &Config) -> Limits {
+        Limits {
+            ip: RateLimiter::new(config.rate_limit_ip, config.rate_limit_ip * 10.0),
+            site: RateLimiter::new(config.rate_limit_site, config.rate_limit_site * 10.0),
+            // 10 tries, then one every 6 s.
+            login_ip: RateLimiter::new(1.0 / 6.0, 10.0),
+            login_user: RateLimiter::new(1.0 / 6.0, 10.0),
+        }
+    }
+}
 
 /// Shared state of every handler.
 #[derive(Clone, Debug)]
@@ -28,30 +55,56 @@ pub struct App {
     pub config: Arc<Config>,
     pub store: Store,
     pub salts: Arc<Salts>,
+    pub accounts: Arc<Accounts>,
+    pub limits: Arc<Limits>,
+    /// One permit per audit that may run at once.
+    pub audits: Arc<tokio::sync::Semaphore>,
 }
 
 impl App {
-    /// State over an opened store.
-    pub fn new(config: Config, store: Store) -> Self {
-        App {
+    /// State over an opened store: reads the accounts and sites from it.
+    pub fn new(config: Config, store: Store) -> Result<Self, StoreError> {
+        let state = store
+            .with_reader(crate::accounts::State::load)
+            .map_err(|e| StoreError::Open(format!("cannot read the accounts: {e}")))?;
+        Ok(App {
+            limits: Arc::new(Limits::new(&config)),
+            audits: Arc::new(tokio::sync::Semaphore::new(config.max_audits.max(1))),
             config: Arc::new(config),
             store,
             salts: Arc::new(Salts::default()),
-        }
+            accounts: Arc::new(Accounts::new(state)),
+        })
     }
 }
 
 /// The whole HTTP surface.
 pub fn router(app: App) -> Router {
+    let api = Router::new()
+        .route("/api/audit", post(api::audit))
+        .route("/api/funnels", get(api::list_funnels).post(api::save_funnel))
+        .route("/api/funnels/{name}", delete(api::delete_funnel))
+        .route("/api/me", get(api::me))
+        .route("/api/sites", get(api::list_sites).post(api::put_site))
+        .route("/api/sites/{id}", delete(api::delete_site))
+        .route("/api/users", get(api::list_users).post(api::add_user))
+        .route("/api/users/{name}", delete(api::delete_user))
+        .route("/api/users/{name}/password", post(api::set_password))
+        .route("/api/users/{name}/sites", post(api::grant_site))
+        .route("/api/users/{name}/sites/{site}", delete(api::revoke_site))
+        .route("/api/tokens", get(api::list_tokens).post(api::create_token))
+        .route("/api/tokens/{id}", delete(api::revoke_token))
+        .route("/api/erase", post(api::erase))
+        .layer(from_fn_with_state(app.clone(), auth::authenticate))
+        .layer(from_fn_with_state(app.clone(), auth::require_host));
     let mut r = Router::new()
         .route("/collect", post(ingest::collect).options(preflight))
         .route("/healthz", get(healthz))
-        .route("/api/audit", post(audit))
-        .route("/api/funnels", get(list_funnels).post(save_funnel))
-        .route("/api/funnels/{name}", delete(delete_funnel))
+        .route("/metrics", get(metrics))
         .route("/ct.js", get(tracker_file))
         .route("/ct_wasm.js", get(tracker_file))
-        .route("/ct_wasm_bg.wasm", get(tracker_file));
+        .route("/ct_wasm_bg.wasm", get(tracker_file))
+        .merge(api);
     if app.config.demo {
         r = r
             .route("/", get(|| async { Redirect::temporary("/demo/") }))
@@ -79,7 +132,7 @@ pub fn router(app: App) -> Router {
             })),
         )
     })
-    .layer(axum::middleware::from_fn(cors))
+    .layer(from_fn(cors))
     .with_state(app)
 }
 
@@ -118,131 +171,100 @@ async fn preflight() -> Response {
         .into_response()
 }
 
-async fn healthz(State(app): State<App>) -> Json<serde_json::Value> {
+/// Why the collector is not healthy, if it is not: the last commit failed, or the
+/// database's disk is nearly full.
+fn problems(app: &App) -> Vec<String> {
+    let c = app.store.counters();
+    let mut out = Vec::new();
+    if c.failing.load(Ordering::Relaxed) {
+        out.push("the last commit failed; events are being refused with 500 until one succeeds".to_owned());
+    }
+    let dir = app
+        .store
+        .path()
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Some(free) = free_bytes(dir)
+        && free < app.config.min_free_mb << 20
+    {
+        out.push(format!(
+            "the database's disk has {} MiB free, under the {} MiB minimum",
+            free >> 20,
+            app.config.min_free_mb
+        ));
+    }
+    out
+}
+
+/// Free bytes on the file system holding `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// `GET /healthz`: 200 `{"status": "ok", …}`, or 503 `{"status": "failing",
+/// "problems": [...]}` when commits fail or the disk is nearly full.
+async fn healthz(State(app): State<App>) -> Response {
     let c = app.store.counters();
     let rejected = c.rejected.lock().map(|m| m.clone()).unwrap_or_default();
-    Json(json!({
-        "status": "ok",
+    let problems = problems(&app);
+    let body = Json(json!({
+        "status": if problems.is_empty() { "ok" } else { "failing" },
+        "problems": problems,
         "queue_depth": app.store.queue_depth(),
+        "queue_bytes": app.store.queue_bytes(),
         "batches_committed": c.batches_committed.load(Ordering::Relaxed),
         "events_committed": c.events_committed.load(Ordering::Relaxed),
         "commits": c.commits.load(Ordering::Relaxed),
         "commit_failures": c.commit_failures.load(Ordering::Relaxed),
         "overloaded": c.overloaded.load(Ordering::Relaxed),
         "rejected": rejected,
-    }))
-}
-
-/// `/api/*` bodies must be `application/json`: a form or `text/plain` post from
-/// another website (no preflight) is refused.
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let essence = ingest::content_type_essence(headers);
-    if essence == "application/json" {
-        Ok(())
+    }));
+    let status = if problems.is_empty() {
+        StatusCode::OK
     } else {
-        Err(ApiError::NotJson(if essence.is_empty() {
-            "(none)".to_owned()
-        } else {
-            essence
-        }))
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, body).into_response()
+}
+
+/// `GET /metrics`: the same counters in Prometheus' text format, and the commit
+/// latency as a histogram. Counts only, nothing per site.
+async fn metrics(State(app): State<App>) -> Response {
+    use std::fmt::Write as _;
+    let c = app.store.counters();
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    };
+    metric("clicktrail_events_committed_total", "counter", "Events committed to disk.", c.events_committed.load(Ordering::Relaxed));
+    metric("clicktrail_batches_committed_total", "counter", "Batches committed to disk.", c.batches_committed.load(Ordering::Relaxed));
+    metric("clicktrail_commits_total", "counter", "Group commits.", c.commits.load(Ordering::Relaxed));
+    metric("clicktrail_commit_failures_total", "counter", "Group commits that failed.", c.commit_failures.load(Ordering::Relaxed));
+    metric("clicktrail_overloaded_total", "counter", "Batches refused with 503 because the queue was full.", c.overloaded.load(Ordering::Relaxed));
+    metric("clicktrail_queue_depth", "gauge", "Batches waiting for the writer.", app.store.queue_depth() as u64);
+    metric("clicktrail_queue_bytes", "gauge", "Bytes of events waiting for the writer.", app.store.queue_bytes() as u64);
+    metric("clicktrail_healthy", "gauge", "1 when /healthz is ok.", u64::from(problems(&app).is_empty()));
+    let _ = writeln!(out, "# HELP clicktrail_rejected_total Batches rejected, by error code.\n# TYPE clicktrail_rejected_total counter");
+    for (code, n) in c.rejected.lock().map(|m| m.clone()).unwrap_or_default() {
+        let _ = writeln!(out, "clicktrail_rejected_total{{code=\"{code}\"}} {n}");
     }
-}
-
-async fn audit(
-    State(app): State<App>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    require_json(&headers)?;
-    let req: analyzer::AuditRequest =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadAudit {
-            code: "invalid_request",
-            message: format!("not a valid audit request: {e}"),
-        })?;
-    let store = app.store.clone();
-    let report =
-        tokio::task::spawn_blocking(move || store.with_reader(|conn| analyzer::run(conn, &req)))
-            .await
-            .map_err(|e| ApiError::Storage(e.to_string()))?
-            .map_err(|e| audit_error(&e))?;
-    Ok(Json(report).into_response())
-}
-
-/// `?site=S` of the funnels endpoints.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SiteQuery {
-    site: Option<String>,
-}
-
-fn audit_error(e: &analyzer::Error) -> ApiError {
-    if e.is_bad_request() {
-        ApiError::BadAudit {
-            code: e.code(),
-            message: e.to_string(),
-        }
-    } else {
-        ApiError::AuditFailed {
-            code: e.code(),
-            message: e.to_string(),
-        }
+    let _ = writeln!(out, "# HELP clicktrail_commit_seconds Time of a group commit.\n# TYPE clicktrail_commit_seconds histogram");
+    let mut cumulative = 0;
+    for (i, le) in COMMIT_BUCKETS_MS.iter().enumerate() {
+        cumulative += c.commit_latency[i].load(Ordering::Relaxed);
+        let _ = writeln!(out, "clicktrail_commit_seconds_bucket{{le=\"{}\"}} {cumulative}", *le as f64 / 1000.0);
     }
-}
-
-/// Carries out a saved-funnels action on the collector's connection and answers
-/// `{"funnels": [...]}`, the funnels of its site afterwards.
-async fn funnels_action(app: App, action: FunnelsAction) -> Result<Response, ApiError> {
-    let store = app.store.clone();
-    let funnels = tokio::task::spawn_blocking(move || {
-        store.with_reader(|conn| saved::apply(conn, &action, analyzer::scope::now_ms()))
-    })
-    .await
-    .map_err(|e| ApiError::Storage(e.to_string()))?
-    .map_err(|e| audit_error(&e))?;
-    Ok(Json(json!({ "funnels": funnels })).into_response())
-}
-
-/// `GET /api/funnels[?site=S]`: the funnels that apply to S (all without it).
-async fn list_funnels(
-    State(app): State<App>,
-    query: Result<Query<SiteQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| bad_query(&e))?;
-    funnels_action(app, FunnelsAction::List { site: q.site }).await
-}
-
-/// `POST /api/funnels` with a saved funnel's JSON: saves (or replaces) it.
-async fn save_funnel(
-    State(app): State<App>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    require_json(&headers)?;
-    let funnel: SavedFunnel = serde_json::from_slice(&body).map_err(|e| ApiError::BadAudit {
-        code: "invalid_request",
-        message: format!(
-            "not a saved funnel (expected {{\"site\", \"name\", \"steps\", \"window\"}}): {e}"
-        ),
-    })?;
-    funnels_action(app, FunnelsAction::Save(funnel)).await
-}
-
-/// `DELETE /api/funnels/NAME[?site=S]` (S defaults to `*`, every site).
-async fn delete_funnel(
-    State(app): State<App>,
-    UrlPath(name): UrlPath<String>,
-    query: Result<Query<SiteQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| bad_query(&e))?;
-    let site = q.site.unwrap_or_else(|| saved::ANY_SITE.to_owned());
-    funnels_action(app, FunnelsAction::Delete { site, name }).await
-}
-
-fn bad_query(e: &axum::extract::rejection::QueryRejection) -> ApiError {
-    ApiError::BadAudit {
-        code: "invalid_request",
-        message: format!("bad query string: {}", e.body_text()),
-    }
+    cumulative += c.commit_latency[COMMIT_BUCKETS_MS.len()].load(Ordering::Relaxed);
+    let _ = writeln!(out, "clicktrail_commit_seconds_bucket{{le=\"+Inf\"}} {cumulative}");
+    let _ = writeln!(out, "clicktrail_commit_seconds_sum {}", c.commit_latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6);
+    let _ = writeln!(out, "clicktrail_commit_seconds_count {cumulative}");
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        out,
+    )
+        .into_response()
 }
 
 fn content_type(path: &Path) -> &'static str {
@@ -290,7 +312,7 @@ async fn tracker_file(State(app): State<App>, uri: Uri) -> Response {
             StatusCode::NOT_FOUND,
             Json(json!({
                 "error": "tracker_not_built",
-                "message": format!("{name} is not in {}; build it with `cargo xtask build-tracker`", app.config.tracker_dir.display()),
+                "message": format!("{name} is not built on this collector; build it with `cargo xtask build-tracker`"),
             })),
         )
             .into_response(),

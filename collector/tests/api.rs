@@ -43,21 +43,58 @@ struct Harness {
     app: App,
     writer: clicktrail_collector::store::Writer,
     db: std::path::PathBuf,
+    /// An admin's API token.
+    token: String,
 }
 
-fn harness(opts: WriterOptions, tweak: impl FnOnce(&mut Config)) -> Harness {
+/// A collector over a fresh file with the site `shop` registered and an admin whose
+/// token the `/api/*` calls use.
+async fn harness(opts: WriterOptions, tweak: impl FnOnce(&mut Config)) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("events.duckdb");
     let (store, writer) = Store::open(&db, opts).unwrap();
     let mut config = Config::default();
     config.db.clone_from(&db);
+    config.rate_limit_ip = 0.0;
+    config.rate_limit_site = 0.0;
     tweak(&mut config);
+    let app = App::new(config, store).unwrap();
+    let token = setup(&app).await;
     Harness {
-        app: App::new(config, store),
+        app,
         writer,
         _dir: dir,
         db,
+        token,
     }
+}
+
+/// Registers `shop` and creates an admin; returns the admin's token.
+async fn setup(app: &App) -> String {
+    use clicktrail_collector::accounts::{self, Change, Site};
+    if !app.accounts.read(|s| s.sites.contains_key("shop")) {
+        app.accounts
+            .apply(&app.store, Change::PutSite(Site::new("shop")))
+            .await
+            .unwrap();
+    }
+    if !app.accounts.read(|s| s.users.contains_key("root")) {
+        app.accounts
+            .apply(
+                &app.store,
+                Change::AddUser {
+                    name: "root".into(),
+                    password_hash: accounts::hash_password("root's long password").unwrap(),
+                    admin: true,
+                    sites: vec![],
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let (change, token) = accounts::token_for("root", "tests");
+    app.accounts.apply(&app.store, change).await.unwrap();
+    token
 }
 
 async fn post(app: &App, content_type: &str, body: String) -> (StatusCode, Value, Option<String>) {
@@ -89,7 +126,7 @@ fn count(app: &App, sql: &str) -> i64 {
 
 #[tokio::test]
 async fn a_good_batch_is_on_disk_when_acknowledged() {
-    let h = harness(WriterOptions::default(), |_| {});
+    let h = harness(WriterOptions::default(), |_| {}).await;
     let t = now_ms();
     let events = vec![
         event(
@@ -159,7 +196,7 @@ async fn a_good_batch_is_on_disk_when_acknowledged() {
 
 #[tokio::test]
 async fn bad_input_gets_a_json_error_and_nothing_is_stored() {
-    let h = harness(WriterOptions::default(), |c| c.sites = vec!["shop".into()]);
+    let h = harness(WriterOptions::default(), |c| c.sites = vec!["shop".into()]).await;
     let t = now_ms();
     let cases = [
         (
@@ -232,16 +269,19 @@ async fn overload_answers_503_and_every_acknowledged_event_is_stored() {
     let h = harness(
         WriterOptions {
             queue_capacity: 1,
+            queue_bytes: 1 << 30,
             commit_max_events: 1_000_000,
             linger: Duration::ZERO,
         },
         |_| {},
-    );
+    ).await;
     let mut rng = clicktrail_collector::synth::Rng::new(1);
     let ctx = clicktrail_collector::enrich::Context {
         ip: "198.51.100.1".parse().unwrap(),
         user_agent: "bench".into(),
         received_ms: now_ms(),
+        uid_key: [0; 32],
+        clear_ids: false,
     };
     let mut big = Vec::new();
     while big.len() < 300_000 {
@@ -309,7 +349,7 @@ async fn overload_answers_503_and_every_acknowledged_event_is_stored() {
 
 #[tokio::test]
 async fn shutdown_drains_and_the_file_reopens_with_every_event() {
-    let h = harness(WriterOptions::default(), |_| {});
+    let h = harness(WriterOptions::default(), |_| {}).await;
     let t = now_ms();
     for b in 0..5 {
         let events: Vec<String> = (0..20)
@@ -334,6 +374,7 @@ async fn shutdown_drains_and_the_file_reopens_with_every_event() {
         writer,
         db,
         _dir,
+        ..
     } = h;
     drop(app);
     writer.join();
@@ -346,7 +387,7 @@ async fn shutdown_drains_and_the_file_reopens_with_every_event() {
 
 #[tokio::test]
 async fn visitor_ids_are_stable_within_a_day_and_across_restarts() {
-    let h = harness(WriterOptions::default(), |_| {});
+    let h = harness(WriterOptions::default(), |_| {}).await;
     let t = now_ms();
     post(&h.app, "text/plain", batch(&[event(1, "click", "", t)])).await;
     let first: String = h
@@ -359,12 +400,13 @@ async fn visitor_ids_are_stable_within_a_day_and_across_restarts() {
         writer,
         db,
         _dir,
+        ..
     } = h;
     app.store.close();
     drop(app);
     writer.join();
     let (store, writer) = Store::open(&db, WriterOptions::default()).unwrap();
-    let app = App::new(Config::default(), store);
+    let app = App::new(Config::default(), store).unwrap();
     post(&app, "text/plain", batch(&[event(2, "click", "", t)])).await;
     let ids: i64 = count(&app, "SELECT count(DISTINCT visitor_id) FROM events");
     assert_eq!(ids, 1, "same salt after restart on the same day");
@@ -378,7 +420,7 @@ async fn visitor_ids_are_stable_within_a_day_and_across_restarts() {
 
 #[tokio::test]
 async fn health_and_cors() {
-    let h = harness(WriterOptions::default(), |_| {});
+    let h = harness(WriterOptions::default(), |_| {}).await;
     let resp = router(h.app.clone())
         .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
         .await
@@ -398,14 +440,16 @@ async fn health_and_cors() {
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
 
-async fn call(app: &App, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
+async fn call(h: &Harness, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
     let req = Request::builder()
         .method(method)
         .uri(uri)
+        .header(header::HOST, "localhost:8080")
+        .header(header::AUTHORIZATION, format!("Bearer {}", h.token))
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body.to_owned()))
         .unwrap();
-    let resp = router(app.clone()).oneshot(req).await.unwrap();
+    let resp = router(h.app.clone()).oneshot(req).await.unwrap();
     let status = resp.status();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     (
@@ -425,7 +469,7 @@ fn names(body: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn saved_funnels_over_http_become_the_audits_defaults() {
-    let h = harness(WriterOptions::default(), |_| {});
+    let h = harness(WriterOptions::default(), |_| {}).await;
     let t = now_ms();
     let events = vec![
         event(1, "pageview", "", t),
@@ -435,9 +479,9 @@ async fn saved_funnels_over_http_become_the_audits_defaults() {
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // Nothing saved yet: a funnel without steps says how to get one.
-    let (status, body) = call(&h.app, "GET", "/api/funnels", "").await;
+    let (status, body) = call(&h, "GET", "/api/funnels", "").await;
     assert_eq!((status, names(&body).len()), (StatusCode::OK, 0));
-    let (status, body) = call(&h.app, "POST", "/api/audit", r#"{"audit":"funnel"}"#).await;
+    let (status, body) = call(&h, "POST", "/api/audit", r#"{"audit":"funnel"}"#).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"], "bad_param");
     assert!(body["message"].as_str().unwrap().contains("funnels save"));
@@ -459,13 +503,13 @@ async fn saved_funnels_over_http_become_the_audits_defaults() {
         ),
         ("not json", "invalid_request"),
     ] {
-        let (status, body) = call(&h.app, "POST", "/api/funnels", bad).await;
+        let (status, body) = call(&h, "POST", "/api/funnels", bad).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert_eq!(body["error"], code, "{bad}: {body}");
     }
-    let (_, body) = call(&h.app, "GET", "/api/funnels", "").await;
+    let (_, body) = call(&h, "GET", "/api/funnels", "").await;
     assert!(names(&body).is_empty());
-    let (status, body) = call(&h.app, "GET", "/api/funnels/checkout", "").await;
+    let (status, body) = call(&h, "GET", "/api/funnels/checkout", "").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(body["error"], "method_not_allowed");
 
@@ -475,6 +519,8 @@ async fn saved_funnels_over_http_become_the_audits_defaults() {
     let good = r#"{"site":"shop","name":"x","steps":["page:/"]}"#;
     for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
         let req = Request::post("/api/funnels")
+            .header(header::HOST, "localhost")
+            .header(header::AUTHORIZATION, format!("Bearer {}", h.token))
             .header(header::CONTENT_TYPE, content_type)
             .body(Body::from(good))
             .unwrap();
@@ -487,7 +533,13 @@ async fn saved_funnels_over_http_become_the_audits_defaults() {
         );
     }
     let resp = router(h.app.clone())
-        .oneshot(Request::get("/api/funnels").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get("/api/funnels")
+                .header(header::HOST, "localhost")
+                .header(header::AUTHORIZATION, format!("Bearer {}", h.token))
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert!(
@@ -495,11 +547,11 @@ async fn saved_funnels_over_http_become_the_audits_defaults() {
             .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
             .is_none()
     );
-    let (_, body) = call(&h.app, "GET", "/api/funnels", "").await;
+    let (_, body) = call(&h, "GET", "/api/funnels", "").await;
     assert!(names(&body).is_empty());
 
     let (status, body) = call(
-        &h.app,
+        &h,
         "POST",
         "/api/funnels",
         r#"{"site":"shop","name":"signup","steps":["page:/cart","event:signup"],"window":"1h"}"#,
@@ -509,18 +561,18 @@ async fn saved_funnels_over_http_become_the_audits_defaults() {
     assert_eq!(names(&body), ["signup"]);
     assert_eq!(body["funnels"][0]["window"], "1h");
     let (_, body) = call(
-        &h.app,
+        &h,
         "POST",
         "/api/funnels",
         r#"{"name":"browse","steps":["page:/cart"]}"#,
     )
     .await;
     assert_eq!(body["funnels"][0]["site"], "*");
-    let (_, body) = call(&h.app, "GET", "/api/funnels?site=shop", "").await;
+    let (_, body) = call(&h, "GET", "/api/funnels?site=shop", "").await;
     assert_eq!(names(&body), ["signup", "browse"]);
-    let (_, body) = call(&h.app, "GET", "/api/funnels?site=blog", "").await;
+    let (_, body) = call(&h, "GET", "/api/funnels?site=blog", "").await;
     assert_eq!(names(&body), ["browse"]);
-    let (status, body) = call(&h.app, "GET", "/api/funnels?sight=x", "").await;
+    let (status, body) = call(&h, "GET", "/api/funnels?sight=x", "").await;
     assert_eq!(
         (status, &body["error"]),
         (StatusCode::BAD_REQUEST, &Value::from("invalid_request"))
@@ -528,7 +580,7 @@ async fn saved_funnels_over_http_become_the_audits_defaults() {
 
     // The site's first saved funnel is the default funnel and its last step the goal.
     let (status, body) = call(
-        &h.app,
+        &h,
         "POST",
         "/api/audit",
         r#"{"audit":"funnel","scope":{"site":"shop"}}"#,
@@ -539,7 +591,7 @@ async fn saved_funnels_over_http_become_the_audits_defaults() {
     assert_eq!(body["window_ms"], 3_600_000);
     assert_eq!(body["steps"][1]["entered"], 1);
     let (_, body) = call(
-        &h.app,
+        &h,
         "POST",
         "/api/audit",
         r#"{"audit":"funnel","scope":{"site":"shop"},"name":"browse"}"#,
@@ -547,7 +599,7 @@ async fn saved_funnels_over_http_become_the_audits_defaults() {
     .await;
     assert_eq!(body["name"], "browse");
     let (_, body) = call(
-        &h.app,
+        &h,
         "POST",
         "/api/audit",
         r#"{"audit":"ads","scope":{"site":"shop"}}"#,
@@ -555,7 +607,7 @@ async fn saved_funnels_over_http_become_the_audits_defaults() {
     .await;
     assert_eq!(body["goal"], "event:signup", "{body}");
     let (status, body) = call(
-        &h.app,
+        &h,
         "POST",
         "/api/audit",
         r#"{"audit":"funnel","name":"nope"}"#,
@@ -566,7 +618,7 @@ async fn saved_funnels_over_http_become_the_audits_defaults() {
 
     // The report has one funnel section per saved funnel.
     let (status, body) = call(
-        &h.app,
+        &h,
         "POST",
         "/api/audit",
         r#"{"audit":"report","scope":{"site":"shop"}}"#,
@@ -583,10 +635,10 @@ async fn saved_funnels_over_http_become_the_audits_defaults() {
     assert_eq!(funnels[0]["name"], "signup");
 
     // Delete: the site's own, then a missing one is a 404 that names the problem.
-    let (status, body) = call(&h.app, "DELETE", "/api/funnels/signup?site=shop", "").await;
+    let (status, body) = call(&h, "DELETE", "/api/funnels/signup?site=shop", "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(names(&body), ["browse"]);
-    let (status, body) = call(&h.app, "DELETE", "/api/funnels/signup?site=shop", "").await;
+    let (status, body) = call(&h, "DELETE", "/api/funnels/signup?site=shop", "").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["error"], "unknown_funnel");
     assert_eq!(

@@ -156,6 +156,19 @@ fn is_hex_id(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// How many rows `batch` becomes once stored: one per event, except a `links` event,
+/// which is one per link.
+pub fn stored_rows(batch: &Batch) -> usize {
+    batch
+        .events
+        .iter()
+        .map(|e| match &e.links {
+            Some(links) if e.k == kind::LINKS => links.len(),
+            _ => 1,
+        })
+        .sum()
+}
+
 /// Parse and validate a batch body. The batch is accepted or rejected whole.
 pub fn parse_batch(body: &[u8]) -> Result<Batch, Error> {
     let batch: Batch =

@@ -24,6 +24,9 @@ pub const VERSION: u32 = 1;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The most events in one batch.
 pub const MAX_EVENTS_PER_BATCH: usize = 200;
+/// The most rows one batch may become once stored (a `links` event is one row per
+/// link): what a request may cost the store, whatever its byte size.
+pub const MAX_ROWS_PER_BATCH: usize = 1000;
 /// The tracker sends a batch once it holds this many events (or after [`FLUSH_INTERVAL_MS`]).
 pub const FLUSH_AT_EVENTS: usize = 30;
 /// The tracker sends what it holds at least this often while the page is open.
@@ -110,4 +113,4 @@ pub mod kind {
 #[cfg(feature = "serde")]
 mod batch;
 #[cfg(feature = "serde")]
-pub use batch::{Batch, Error, Event, parse_batch};
+pub use batch::{Batch, Error, Event, parse_batch, stored_rows};

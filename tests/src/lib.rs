@@ -56,6 +56,11 @@ fn binary(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The password of `admin` in the collectors the tests start.
+pub const ADMIN_PASSWORD: &str = "e2e admin password";
+/// An API token of `admin` in the collectors the tests start.
+pub const ADMIN_TOKEN: &str = "ct_e2e0000000000000000000000000000000000000000000000000000000000000";
+
 /// A running collector process.
 pub struct Collector {
     child: Child,
@@ -69,6 +74,16 @@ pub struct Collector {
 impl Collector {
     /// Start `clicktrail --demo` on a free port with a fresh DuckDB file.
     pub async fn start() -> Result<Collector> {
+        Collector::launch(tempfile::tempdir()?).await
+    }
+
+    /// Start `clicktrail --demo` again on the DuckDB file in `dir` (after [`Self::kill`]).
+    pub async fn launch(dir: tempfile::TempDir) -> Result<Collector> {
+        Collector::launch_with(dir, &[]).await
+    }
+
+    /// [`Self::launch`] with more `CLICKTRAIL_*` settings in the environment.
+    pub async fn launch_with(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Result<Collector> {
         let root = workspace();
         let tracker = root.join("dist/tracker");
         if !tracker.join("ct.js").exists() {
@@ -77,7 +92,6 @@ impl Collector {
                 tracker.display()
             );
         }
-        let dir = tempfile::tempdir()?;
         let db = dir.path().join("clicktrail.duckdb");
         let port = free_port()?;
         let child = Command::new(binary("clicktrail")?)
@@ -89,6 +103,11 @@ impl Collector {
             .arg("--demo-dir")
             .arg(root.join("examples/shop"))
             .env("CLICKTRAIL_LOG", "warn")
+            .env("CLICKTRAIL_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("CLICKTRAIL_ADMIN_TOKEN", ADMIN_TOKEN)
+            // Every scripted visitor comes from 127.0.0.1.
+            .env("CLICKTRAIL_RATE_LIMIT_IP", "0")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()
@@ -140,7 +159,9 @@ impl Collector {
 
     /// Run an audit through the collector's HTTP API.
     pub fn audit(&self, req: &analyzer::AuditRequest) -> Result<analyzer::Report> {
-        Ok(analyzer::run_remote(&self.url, req)?)
+        Ok(analyzer::remote::Remote::new(&self.url)
+            .with_token(Some(ADMIN_TOKEN))
+            .run(req)?)
     }
 
     /// Runs the `analyzer` CLI against this collector (`--collector URL` first, then
@@ -148,6 +169,7 @@ impl Collector {
     pub fn analyzer(&self, args: &[&str]) -> Result<(bool, String, String)> {
         let out = std::process::Command::new(binary("analyzer")?)
             .args(["--collector", &self.url])
+            .env("CLICKTRAIL_TOKEN", ADMIN_TOKEN)
             .args(args)
             .output()
             .context("cannot run the analyzer CLI")?;
@@ -156,6 +178,12 @@ impl Collector {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         ))
+    }
+
+    /// `kill -9`: no drain, no checkpoint; the folder with the DuckDB file and its WAL.
+    pub async fn kill(mut self) -> Result<tempfile::TempDir> {
+        self.child.kill().await?;
+        Ok(self.dir)
     }
 
     /// Stop with SIGTERM and wait: the collector drains, commits and checkpoints.

@@ -13,7 +13,7 @@ use alloc::{string::String, vec::Vec};
 use js_sys::{Date, Function, Reflect};
 use protocol::{
     FLUSH_AT_EVENTS, FLUSH_INTERVAL_MS, MAX_BODY_BYTES, MAX_EVENT_AGE_MS, MAX_EVENT_FUTURE_MS,
-    MAX_EVENTS_PER_BATCH, VERSION,
+    MAX_EVENTS_PER_BATCH, MAX_ROWS_PER_BATCH, VERSION,
 };
 use wasm_bindgen::{JsCast, JsValue, prelude::wasm_bindgen};
 use web_sys::Response;
@@ -48,6 +48,8 @@ pub(crate) struct Queued {
     /// Its time, to drop events the collector would refuse as too old.
     t: f64,
     pub(crate) kind: &'static str,
+    /// Rows it becomes in the store: a batch stays within [`MAX_ROWS_PER_BATCH`].
+    rows: usize,
     json: String,
 }
 
@@ -70,6 +72,7 @@ impl Tracker {
         self.queue.push(Queued {
             t: self.event_t,
             kind: self.event_kind,
+            rows: self.event_rows,
             json: j.finish(),
         });
         if self.queue.len() >= FLUSH_AT_EVENTS {
@@ -146,14 +149,17 @@ impl Tracker {
         body.push_str(",\"sent\":");
         int(&mut body, sent as i64);
         body.push_str(",\"events\":[");
-        let (mut taken, mut sendable) = (0, 0);
+        let (mut taken, mut sendable, mut rows) = (0, 0, 0);
         for q in &self.queue {
             if taken == MAX_EVENTS_PER_BATCH
-                || (taken > 0 && body.len() + q.json.len() + 3 > MAX_BATCH_BYTES)
+                || (taken > 0
+                    && (body.len() + q.json.len() + 3 > MAX_BATCH_BYTES
+                        || rows + q.rows > MAX_ROWS_PER_BATCH))
             {
                 break;
             }
             taken += 1;
+            rows += q.rows;
             // The collector refuses a whole batch for one event outside its time window.
             let age = sent - q.t;
             if age > (MAX_EVENT_AGE_MS - 60_000) as f64

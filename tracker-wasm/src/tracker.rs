@@ -98,6 +98,8 @@ pub(crate) struct Tracker {
     /// Time and kind of the event being written, for its [`Queued`].
     pub(crate) event_t: f64,
     pub(crate) event_kind: &'static str,
+    /// Rows the event being built becomes in the store (a `links` event: one per link).
+    pub(crate) event_rows: usize,
     /// Timer → [`Tracker::on_timer`]; fetch settled → `on_response` / `on_fetch_error`; no-op.
     pub(crate) flush_fn: Function,
     pub(crate) ok_fn: Function,
@@ -155,6 +157,7 @@ impl Tracker {
             timer: None,
             event_t: 0.0,
             event_kind: kind::CUSTOM,
+            event_rows: 1,
             flush_fn: placeholder(),
             ok_fn: placeholder(),
             err_fn: placeholder(),
@@ -259,6 +262,7 @@ impl Tracker {
         }
         self.event_t = now;
         self.event_kind = kind;
+        self.event_rows = 1;
         j
     }
 

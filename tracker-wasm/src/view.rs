@@ -172,6 +172,7 @@ impl Tracker {
             list.push(']');
             let mut j = self.head_at(kind::LINKS, now, self.page_path.clone());
             j.raw("links", &list);
+            self.event_rows = i - start;
             self.push(j);
         }
         self.seen.unsent_bytes = 0;

@@ -23,7 +23,8 @@ commands:
   build-tracker   build the browser tracker into dist/tracker/ (wasm-bindgen, wasm-opt, size report)
   run [-- ARGS]   build the tracker and run the collector with the demo shop (ARGS go to the collector)
   test            every check and test, including the browser tests
-  bench           tracker size, ingest throughput and latency, audit times";
+  bench           tracker size, ingest throughput and latency, audit times
+  fuzz [N]        the batch parser and enrich over N generated inputs (default 10,000,000)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -39,6 +40,14 @@ fn main() -> Result<()> {
         }
         Some("test") => test::test(&root),
         Some("bench") => bench::bench(&root),
+        Some("fuzz") => {
+            let n = args.get(1).map_or("10000000", String::as_str);
+            step("fuzz", || {
+                run(cargo(&root)
+                    .args(["test", "--release", "--test", "fuzz", "--", "--nocapture"])
+                    .env("CLICKTRAIL_FUZZ_ITERS", n))
+            })
+        }
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

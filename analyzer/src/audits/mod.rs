@@ -246,6 +246,20 @@ impl AuditRequest {
             | AuditRequest::Report { scope, .. } => scope,
         }
     }
+
+    /// The requested scope, to narrow (the collector limits it to the caller's sites).
+    pub fn scope_mut(&mut self) -> &mut Scope {
+        match self {
+            AuditRequest::Funnel { scope, .. }
+            | AuditRequest::Screens { scope, .. }
+            | AuditRequest::Forms { scope, .. }
+            | AuditRequest::Frustration { scope, .. }
+            | AuditRequest::Errors { scope, .. }
+            | AuditRequest::Links { scope, .. }
+            | AuditRequest::Ads { scope, .. }
+            | AuditRequest::Report { scope, .. } => scope,
+        }
+    }
 }
 
 /// The result of one audit, tagged like the request: `{"audit": "funnel", ...}`.
