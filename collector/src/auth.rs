@@ -163,7 +163,15 @@ fn peer_ip(req: &Request) -> Option<IpAddr> {
 
 /// `/api/*`: a [`Caller`] from the request's credentials, or 401.
 pub async fn authenticate(State(app): State<App>, mut req: Request, next: Next) -> Response {
-    match caller(&app, &req).await {
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    let token_post = req.method() == Method::POST && req.uri().path() == "/api/tokens";
+    match caller(&app, &auth, token_post, peer_ip(&req)).await {
         Ok(c) => {
             req.extensions_mut().insert(c);
             next.run(req).await
@@ -172,13 +180,14 @@ pub async fn authenticate(State(app): State<App>, mut req: Request, next: Next) 
     }
 }
 
-async fn caller(app: &App, req: &Request) -> Result<Caller, ApiError> {
-    let auth = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .trim();
+/// The caller named by an `Authorization` value; a password (Basic) only when
+/// `token_post` (the request creates a token).
+async fn caller(
+    app: &App,
+    auth: &str,
+    token_post: bool,
+    ip: Option<IpAddr>,
+) -> Result<Caller, ApiError> {
     let (scheme, value) = auth.split_once(' ').unwrap_or((auth, ""));
     if scheme.eq_ignore_ascii_case("bearer") {
         return app
@@ -190,17 +199,14 @@ async fn caller(app: &App, req: &Request) -> Result<Caller, ApiError> {
                 )
             });
     }
-    if scheme.eq_ignore_ascii_case("basic")
-        && req.method() == Method::POST
-        && req.uri().path() == "/api/tokens"
-    {
+    if scheme.eq_ignore_ascii_case("basic") && token_post {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(value.trim())
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .unwrap_or_default();
         let (user, password) = decoded.split_once(':').unwrap_or(("", ""));
-        return login(app, peer_ip(req), user, password).await;
+        return login(app, ip, user, password).await;
     }
     Err(ApiError::Unauthorized(
         "this endpoint needs an API token: `Authorization: Bearer TOKEN` \

@@ -763,12 +763,42 @@ mod tests {
         http::StatusCode,
         routing::{get, post},
     };
-    use tokio::{
-        io::{AsyncReadExt, AsyncWriteExt},
-        net::TcpStream,
-        sync::oneshot,
-        task::JoinHandle,
-    };
+    use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
+
+    /// Extension methods over tokio's readiness API (the workspace builds tokio
+    /// without `io-util`, which would rebuild everything that depends on it).
+    trait Io {
+        async fn write_all(&self, buf: &[u8]) -> std::io::Result<()>;
+        async fn read_to_end(&self, out: &mut Vec<u8>) -> std::io::Result<usize>;
+    }
+
+    impl Io for TcpStream {
+        async fn write_all(&self, mut buf: &[u8]) -> std::io::Result<()> {
+            while !buf.is_empty() {
+                self.writable().await?;
+                match self.try_write(buf) {
+                    Ok(n) => buf = &buf[n..],
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        }
+
+        async fn read_to_end(&self, out: &mut Vec<u8>) -> std::io::Result<usize> {
+            let start = out.len();
+            let mut buf = [0u8; 16 * 1024];
+            loop {
+                self.readable().await?;
+                match self.try_read(&mut buf) {
+                    Ok(0) => return Ok(out.len() - start),
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
 
     const BIG: usize = 8 << 20;
     const SLOW_HEAD: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n";
