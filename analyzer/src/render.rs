@@ -6,6 +6,14 @@
 //! builds from its report (`FooReport::table()`): the same rows and columns, shown for
 //! people (percentages, `1m 05s`) in the table and HTML, and as raw numbers (fractions,
 //! milliseconds) in CSV, whose header uses the JSON field names.
+//!
+//! Texts in a report come from visitors' browsers (selectors, link texts, paths, error
+//! messages), so the text outputs are made safe for where they end up:
+//! - CSV, for a spreadsheet: a text cell that a spreadsheet would evaluate (starting
+//!   with `=`, `+`, `-`, `@`, tab or carriage return) gets a leading `'`, see
+//!   [`csv_text`]; number cells stay numbers;
+//! - HTML is escaped (here, and by minijinja in [`crate::report`]); JSON is the exact
+//!   data.
 
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
@@ -258,6 +266,26 @@ fn text(table: &Table) -> String {
     out
 }
 
+/// A text cell for CSV: one that a spreadsheet would take for a formula (it starts
+/// with `=`, `+`, `-`, `@`, tab or carriage return) gets a leading `'`, which
+/// spreadsheets show as text (OWASP's advice against CSV injection). Only for text:
+/// number cells ([`Cell::raw`] of the other variants) are written as they are.
+pub fn csv_text(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// A cell as CSV text: [`csv_text`] for text, the raw number otherwise.
+fn csv_cell(cell: &Cell) -> String {
+    match cell {
+        Cell::Text(t) => csv_text(t),
+        other => other.raw(),
+    }
+}
+
 fn csv_field(value: &str) -> String {
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
@@ -266,7 +294,7 @@ fn csv_field(value: &str) -> String {
     }
 }
 
-/// RFC 4180 CSV, `\n` line ends.
+/// RFC 4180 CSV, `\n` line ends; text cells made safe for spreadsheets ([`csv_text`]).
 fn csv(table: &Table) -> String {
     let mut out = String::new();
     let header: Vec<String> = table
@@ -276,7 +304,7 @@ fn csv(table: &Table) -> String {
         .collect();
     out += &(header.join(",") + "\n");
     for row in &table.rows {
-        let fields: Vec<String> = row.iter().map(|c| csv_field(&c.raw())).collect();
+        let fields: Vec<String> = row.iter().map(|c| csv_field(&csv_cell(c))).collect();
         out += &(fields.join(",") + "\n");
     }
     out
@@ -442,6 +470,72 @@ page:/cart,8,,1,0,
         let out = render(&report, Format::Html).unwrap();
         assert!(out.contains("<td>&lt;script&gt;</td>"));
         assert!(!out.contains("<script>"));
+    }
+
+    /// A screens report whose texts (screen names, next screens) are `texts`.
+    fn screens_named(texts: &[&str]) -> Report {
+        Report::Screens(ScreensReport {
+            scope: ResolvedScope::default(),
+            sessions: 3,
+            screens: texts
+                .iter()
+                .map(|t| ScreenStats {
+                    screen: (*t).to_owned(),
+                    sessions: 1,
+                    views: 2,
+                    exits: 1,
+                    exit_rate: Some(0.5),
+                    median_ms_on_screen: Some(-500),
+                    next: vec![NextScreen {
+                        screen: (*t).to_owned(),
+                        count: 1,
+                    }],
+                })
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn csv_neutralises_formulas_in_text_cells_only() {
+        let hostile = [
+            "=HYPERLINK(\"http://evil\",\"x\")",
+            "+cmd|' /C calc'!A0",
+            "@SUM(1)",
+            "-2+3",
+            "\t=1",
+            "\r=1",
+            "/cart",
+        ];
+        let out = render(&screens_named(&hostile), Format::Csv).unwrap();
+        let expected = "\
+screen,sessions,views,exits,exit_rate,median_ms_on_screen,next
+\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\",1,2,1,0.5,-500,\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\") (1)\"
+'+cmd|' /C calc'!A0,1,2,1,0.5,-500,'+cmd|' /C calc'!A0 (1)
+'@SUM(1),1,2,1,0.5,-500,'@SUM(1) (1)
+'-2+3,1,2,1,0.5,-500,'-2+3 (1)
+'\t=1,1,2,1,0.5,-500,'\t=1 (1)
+\"'\r=1\",1,2,1,0.5,-500,\"'\r=1 (1)\"
+/cart,1,2,1,0.5,-500,/cart (1)
+";
+        assert_eq!(out, expected);
+
+        // Numbers stay numbers, negative ones included; only text gets the quote.
+        assert_eq!(csv_cell(&Cell::Float(Some(-0.5))), "-0.5");
+        assert_eq!(csv_cell(&Cell::Ms(Some(-1_500))), "-1500");
+        assert_eq!(csv_cell(&Cell::Text("-0.5".into())), "'-0.5");
+        assert_eq!(csv_cell(&Cell::Text(String::new())), "");
+        assert_eq!(csv_text("a=b"), "a=b");
+        assert_eq!(csv_text("–"), "–");
+
+        // Saved funnels go through the same path.
+        let funnel = SavedFunnel {
+            site: "shop".into(),
+            name: "x".into(),
+            steps: vec!["=1+1".into(), "page:/".into()],
+            window: "30m".into(),
+        };
+        let out = render_funnels(&[funnel], Format::Csv).unwrap();
+        assert_eq!(out.lines().nth(1), Some("x,shop,30m,'=1+1 → page:/"));
     }
 
     #[test]
