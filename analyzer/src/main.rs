@@ -7,7 +7,8 @@
 //! `./data/clicktrail.duckdb`) it runs here on a read-only connection, with
 //! `--collector` it is posted to a running collector, which owns the file. Either way
 //! the [`analyzer::Report`] is rendered locally and written to stdout or `--out`.
-//! Failures print one line on stderr and exit with status 1.
+//! Failures print one line on stderr (control characters shown as escapes) and exit
+//! with status 1.
 
 // Doc comments here are clap's --help text, not Markdown.
 #![allow(clippy::doc_markdown)]
@@ -384,10 +385,14 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            // One line, and nothing a terminal would act on: messages can quote
+            // the collector's answer or names from the data.
             let message = format!("{err:#}");
             eprintln!(
                 "error: {}",
-                message.split_whitespace().collect::<Vec<_>>().join(" ")
+                analyzer::render::terminal_safe(
+                    &message.split_whitespace().collect::<Vec<_>>().join(" ")
+                )
             );
             ExitCode::FAILURE
         }
