@@ -8,7 +8,7 @@
 //!
 //! let conn = analyzer::open_read_only("data/clicktrail.duckdb".as_ref())?;
 //! let req = AuditRequest::Funnel {
-//!     scope: Scope { site: Some("shop-1".into()), since: Some("7d".into()), until: None },
+//!     scope: Scope { site: Some("shop-1".into()), since: Some("7d".into()), ..Scope::default() },
 //!     steps: vec!["page:/cart".into(), "screen:payment".into(), "event:order".into()],
 //!     name: None,
 //!     window: Some("30m".into()),

@@ -1,7 +1,7 @@
 //! The `analyzer` CLI: flags in, a rendered report out.
 //!
 //! `analyzer [--db PATH | --collector URL] [--site ID] [--since T] [--until T]
-//! [--format table|json|csv|html] [--out FILE] AUDIT [ARGS]`
+//! [--include-bots] [--format table|json|csv|html] [--out FILE] AUDIT [ARGS]`
 //!
 //! The flags become an [`AuditRequest`]; with `--db` (default
 //! `./data/clicktrail.duckdb`) it runs here on a read-only connection, with
@@ -49,6 +49,11 @@ struct Cli {
     /// Up to this time (exclusive), same forms as --since
     #[arg(long, value_name = "T", global = true)]
     until: Option<String>,
+
+    /// Count the events of bots (device `bot`, from crawler user agents) too; they are
+    /// left out by default
+    #[arg(long, global = true)]
+    include_bots: bool,
 
     /// Output format [default: from the --out file's extension (.html, .json, .csv),
     /// else table]
@@ -226,6 +231,7 @@ impl Cli {
             site: self.site.clone(),
             since: self.since.clone(),
             until: self.until.clone(),
+            include_bots: self.include_bots,
         };
         match &self.audit {
             AuditCmd::Funnel {

@@ -202,8 +202,7 @@ mod tests {
         AuditRequest::Screens {
             scope: Scope {
                 site: Some("shop".into()),
-                since: None,
-                until: None,
+                ..Scope::default()
             },
             top_next: 2,
         }

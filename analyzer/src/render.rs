@@ -423,6 +423,7 @@ mod tests {
                 site: Some("shop".into()),
                 since_ms: Some(1_795_478_400_000),
                 until_ms: None,
+                include_bots: false,
             },
             sessions: 10,
             name: None,
