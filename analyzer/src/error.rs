@@ -84,6 +84,18 @@ pub enum Error {
     #[error("cannot get a report from the collector at {url}: {detail}")]
     Unreachable { url: String, detail: String },
 
+    /// The collector answered 401: its `/api/*` wants an API token, and none was sent
+    /// (or it did not accept the one sent). The token itself is never shown.
+    #[error("{}", if *token_sent {
+        "the collector did not accept the API token (wrong, expired or revoked?): pass a \
+         valid one with --token or CLICKTRAIL_TOKEN (create one with `clicktrail tokens \
+         create --user NAME`)"
+    } else {
+        "the collector needs an API token: pass --token or set CLICKTRAIL_TOKEN (create \
+         one with `clicktrail tokens create --user NAME`)"
+    })]
+    Unauthorized { token_sent: bool },
+
     /// The collector answered with an error (`{"error": CODE, "message": …}`).
     #[error("the collector answered {status} {code}: {message}")]
     Remote {
@@ -117,6 +129,7 @@ impl Error {
             Error::BadParam { .. } => "bad_param",
             Error::UnknownFunnel { .. } => "unknown_funnel",
             Error::Unreachable { .. } => "unreachable",
+            Error::Unauthorized { .. } => "unauthorized",
             Error::Remote { .. } => "remote",
             Error::Json(_) => "json",
             Error::Render(_) => "render",

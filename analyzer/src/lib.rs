@@ -8,7 +8,7 @@
 //!
 //! let conn = analyzer::open_read_only("data/clicktrail.duckdb".as_ref())?;
 //! let req = AuditRequest::Funnel {
-//!     scope: Scope { site: Some("shop-1".into()), since: Some("7d".into()), until: None },
+//!     scope: Scope { site: Some("shop-1".into()), since: Some("7d".into()), ..Scope::default() },
 //!     steps: vec!["page:/cart".into(), "screen:payment".into(), "event:order".into()],
 //!     name: None,
 //!     window: Some("30m".into()),
@@ -38,13 +38,13 @@
 //!   split check that the `links` and `ads` audits put next to their rates.
 //! - [`render`]: a [`Report`] as an aligned table, JSON, CSV or HTML.
 //! - [`report`]: every audit in one self-contained HTML page with SVG charts.
-//! - [`remote`]: the same request through a running collector (`--collector URL`),
-//!   for when the collector holds the DuckDB file.
+//! - [`remote`]: the same request through a running collector ([`Remote`]:
+//!   `--collector URL`, with `--token`), for when the collector holds the DuckDB file.
 //! - [`error`]: [`Error`], one enum for all of the above.
 //! - `testing` (tests only): a temp DuckDB file and hand-made events for the audits'
 //!   unit tests.
 //! - `main.rs`: the `analyzer` CLI (flags → [`AuditRequest`] → [`run`] or
-//!   [`run_remote`] → [`render`]).
+//!   [`Remote::run`] → [`render`]).
 //! - `examples/demo_db.rs`: writes a small hand-made shop dataset (and optionally
 //!   many synthetic sessions) into a DuckDB file to try the CLI on.
 
@@ -77,7 +77,7 @@ pub use audits::{
 };
 pub use error::Error;
 pub use load::open_read_only;
-pub use remote::{run_remote, saved_funnels_remote};
+pub use remote::{Remote, run_remote, saved_funnels_remote};
 pub use render::{Format, render, render_funnels};
 pub use saved::SavedFunnel;
 pub use scope::{ResolvedScope, Scope};

@@ -2,8 +2,9 @@
 //!
 //! [`open_read_only`] opens a DuckDB file no other process holds (the CLI's `--db`);
 //! the collector passes its own connection instead. [`events`] pushes the
-//! [`ResolvedScope`] (site, since, until) and the column list an audit asks for into
-//! one SQL query, drops resent duplicates (same `event_id`, first received wins) in
+//! [`ResolvedScope`] (site, since, until, bots) and the column list an audit asks for
+//! into one SQL query, leaves out bot events (`device = 'bot'`) unless the scope
+//! includes them, drops resent duplicates (same `event_id`, first received wins) in
 //! that query, and converts the Arrow record batches DuckDB streams back into a Polars
 //! [`DataFrame`] with one column per [`Col`]. Times arrive as epoch milliseconds
 //! (`Int64`), so the audits never deal with time zones.
@@ -215,7 +216,8 @@ fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Loads the events in `scope` with the columns `cols`, each event once.
+/// Loads the events in `scope` with the columns `cols`, each event once; bot events
+/// only with [`ResolvedScope::include_bots`].
 ///
 /// Rows come in no particular order; audits sort what they need.
 pub fn events(conn: &Connection, scope: &ResolvedScope, cols: &[Col]) -> Result<DataFrame, Error> {
@@ -237,10 +239,14 @@ pub fn events(conn: &Connection, scope: &ResolvedScope, cols: &[Col]) -> Result<
 }
 
 /// The query for [`events`] and its parameters. Deduplication keeps the first received
-/// copy of each `event_id` (the tracker resends a batch after a network error).
+/// copy of each `event_id` (the tracker resends a batch after a network error). Bots
+/// are left out by a condition that keeps rows without a device (NULL).
 fn select_sql(scope: &ResolvedScope, cols: &[Col]) -> (String, Vec<Value>) {
     let mut conditions = Vec::new();
     let mut params = Vec::new();
+    if !scope.include_bots {
+        conditions.push("device IS DISTINCT FROM 'bot'");
+    }
     if let Some(site) = &scope.site {
         conditions.push("site = ?");
         params.push(Value::Text(site.clone()));
@@ -350,6 +356,7 @@ mod tests {
             site: Some("shop".into()),
             since_ms: Some(1_000),
             until_ms: Some(9_000),
+            include_bots: false,
         };
         let df = events(
             &db.conn(),
@@ -378,6 +385,35 @@ mod tests {
         assert_eq!(sel, [None, Some("#buy")]);
         assert_eq!(df.column("seq").unwrap().dtype(), &DataType::Int32);
         assert_eq!(df.column("empty").unwrap().dtype(), &DataType::Boolean);
+    }
+
+    #[test]
+    fn bot_events_load_only_when_the_scope_includes_them() {
+        let db = Db::new();
+        db.insert(&[
+            ev("a", "s1", 1_000, 1, "pageview").device("desktop"),
+            ev("b", "bot", 2_000, 1, "pageview").device("bot"),
+            ev("c", "s2", 3_000, 1, "pageview"), // no device: kept
+        ]);
+        let sessions = |include_bots| {
+            let scope = ResolvedScope {
+                include_bots,
+                ..ResolvedScope::default()
+            };
+            let df = events(&db.conn(), &scope, &[Col::SessionId, Col::Device])
+                .unwrap()
+                .sort(["session_id"], SortMultipleOptions::default())
+                .unwrap();
+            df.column("session_id")
+                .unwrap()
+                .str()
+                .unwrap()
+                .iter()
+                .map(|s| s.unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sessions(false), ["s1", "s2"]);
+        assert_eq!(sessions(true), ["bot", "s1", "s2"]);
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! The `analyzer` CLI: flags in, a rendered report out.
 //!
-//! `analyzer [--db PATH | --collector URL] [--site ID] [--since T] [--until T]
-//! [--format table|json|csv|html] [--out FILE] AUDIT [ARGS]`
+//! `analyzer [--db PATH | --collector URL [--token TOKEN]] [--site ID] [--since T]
+//! [--until T] [--include-bots] [--format table|json|csv|html] [--out FILE] AUDIT [ARGS]`
 //!
 //! The flags become an [`AuditRequest`]; with `--db` (default
 //! `./data/clicktrail.duckdb`) it runs here on a read-only connection, with
-//! `--collector` it is posted to a running collector, which owns the file. Either way
-//! the [`analyzer::Report`] is rendered locally and written to stdout or `--out`.
-//! Failures print one line on stderr and exit with status 1.
+//! `--collector` it is posted to a running collector, which owns the file (with the
+//! API token of `--token` or `CLICKTRAIL_TOKEN`). Either way the [`analyzer::Report`]
+//! is rendered locally and written to stdout or `--out`. Failures print one line on
+//! stderr (control characters shown as escapes) and exit with status 1.
 
 // Doc comments here are clap's --help text, not Markdown.
 #![allow(clippy::doc_markdown)]
@@ -16,6 +17,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use analyzer::remote::Remote;
 use analyzer::saved::{self, FunnelsAction};
 use analyzer::{AuditRequest, Format, SavedFunnel, Scope};
 use anyhow::Context as _;
@@ -37,6 +39,17 @@ struct Cli {
     #[arg(long, value_name = "URL", global = true)]
     collector: Option<String>,
 
+    /// API token for --collector, sent as `Authorization: Bearer TOKEN` (create one
+    /// on the collector's host with `clicktrail tokens create --user NAME`)
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        global = true,
+        env = "CLICKTRAIL_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+
     /// Only this site (the snippet's data-site)
     #[arg(long, value_name = "ID", global = true)]
     site: Option<String>,
@@ -48,6 +61,11 @@ struct Cli {
     /// Up to this time (exclusive), same forms as --since
     #[arg(long, value_name = "T", global = true)]
     until: Option<String>,
+
+    /// Count the events of bots (device `bot`, from crawler user agents) too; they are
+    /// left out by default
+    #[arg(long, global = true)]
+    include_bots: bool,
 
     /// Output format [default: from the --out file's extension (.html, .json, .csv),
     /// else table]
@@ -225,6 +243,7 @@ impl Cli {
             site: self.site.clone(),
             since: self.since.clone(),
             until: self.until.clone(),
+            include_bots: self.include_bots,
         };
         match &self.audit {
             AuditCmd::Funnel {
@@ -340,12 +359,18 @@ impl Cli {
     fn db_path(&self) -> PathBuf {
         self.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB))
     }
+
+    /// The collector to ask, with the token if one is given (an empty one is none).
+    fn remote(&self) -> Option<Remote> {
+        let url = self.collector.as_deref()?;
+        Some(Remote::new(url).with_token(self.token.as_deref()))
+    }
 }
 
 /// `funnels …`: on the collector, or on the file (read-write to change it).
 fn funnels(cli: &Cli, action: &FunnelsAction) -> anyhow::Result<String> {
-    let list = if let Some(url) = &cli.collector {
-        analyzer::saved_funnels_remote(url, action)?
+    let list = if let Some(remote) = cli.remote() {
+        remote.saved_funnels(action)?
     } else if let FunnelsAction::List { .. } = action {
         saved::apply(&analyzer::open_read_only(&cli.db_path())?, action, 0)?
     } else {
@@ -360,8 +385,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         funnels(cli, &cli.funnels_action(action.as_ref()))?
     } else {
         let req = cli.request();
-        let report = if let Some(url) = &cli.collector {
-            analyzer::run_remote(url, &req)?
+        let report = if let Some(remote) = cli.remote() {
+            remote.run(&req)?
         } else {
             let conn = analyzer::open_read_only(&cli.db_path())?;
             analyzer::run(&conn, &req)?
@@ -384,10 +409,14 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            // One line, and nothing a terminal would act on: messages can quote
+            // the collector's answer or names from the data.
             let message = format!("{err:#}");
             eprintln!(
                 "error: {}",
-                message.split_whitespace().collect::<Vec<_>>().join(" ")
+                analyzer::render::terminal_safe(
+                    &message.split_whitespace().collect::<Vec<_>>().join(" ")
+                )
             );
             ExitCode::FAILURE
         }

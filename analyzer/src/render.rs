@@ -6,6 +6,17 @@
 //! builds from its report (`FooReport::table()`): the same rows and columns, shown for
 //! people (percentages, `1m 05s`) in the table and HTML, and as raw numbers (fractions,
 //! milliseconds) in CSV, whose header uses the JSON field names.
+//!
+//! Texts in a report come from visitors' browsers (selectors, link texts, paths, error
+//! messages), so the text outputs are made safe for where they end up:
+//! - the table, for a terminal: control characters, line and paragraph separators and
+//!   bidi controls are shown as visible escapes (`\u{1b}`, `\n`, `\u{202e}`), see
+//!   [`terminal_safe`];
+//! - CSV, for a spreadsheet: a text cell that a spreadsheet would evaluate (starting
+//!   with `=`, `+`, `-`, `@`, tab or carriage return) gets a leading `'`, see
+//!   [`csv_text`]; number cells stay numbers;
+//! - HTML is escaped (here, and by minijinja in [`crate::report`]); JSON is the exact
+//!   data (serde escapes control characters).
 
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
@@ -203,13 +214,17 @@ fn text(table: &Table) -> String {
     let cells: Vec<Vec<String>> = table
         .rows
         .iter()
-        .map(|row| row.iter().map(Cell::human).collect())
+        .map(|row| row.iter().map(|c| terminal_safe(&c.human())).collect())
         .collect();
-    let widths: Vec<usize> = table
+    let labels: Vec<String> = table
         .columns
         .iter()
+        .map(|(_, label)| terminal_safe(label))
+        .collect();
+    let widths: Vec<usize> = labels
+        .iter()
         .enumerate()
-        .map(|(i, (_, label))| {
+        .map(|(i, label)| {
             cells
                 .iter()
                 .filter_map(|row| row.get(i))
@@ -247,8 +262,8 @@ fn text(table: &Table) -> String {
         }
         out.trim_end().to_owned() + "\n"
     };
-    let mut out = header_line(table) + "\n\n";
-    out += &line(&mut table.columns.iter().map(|(_, label)| *label));
+    let mut out = terminal_safe(&header_line(table)) + "\n\n";
+    out += &line(&mut labels.iter().map(String::as_str));
     for row in &cells {
         out += &line(&mut row.iter().map(String::as_str));
     }
@@ -256,6 +271,64 @@ fn text(table: &Table) -> String {
         out += "(no data in scope)\n";
     }
     out
+}
+
+/// `text` with everything a terminal would act on instead of show made visible: C0
+/// and C1 control characters and DEL (`\n`, `\r`, `\t`, else `\u{1b}`, `\u{9b}`, …:
+/// no escape sequence, bell or line break gets through), the line and paragraph
+/// separators U+2028/U+2029, and the bidi controls (U+061C, U+200E/U+200F,
+/// U+202A–U+202E, U+2066–U+2069) that could reorder what is shown. Other text,
+/// including non-Latin scripts and emoji, is unchanged.
+pub fn terminal_safe(text: &str) -> String {
+    if !text.chars().any(is_terminal_unsafe) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_terminal_unsafe(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether [`terminal_safe`] escapes `c`.
+fn is_terminal_unsafe(c: char) -> bool {
+    c.is_control() // C0, DEL, C1
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' // line and paragraph separator
+                | '\u{061c}' // arabic letter mark
+                | '\u{200e}' | '\u{200f}' // left-to-right and right-to-left mark
+                | '\u{202a}'..='\u{202e}' // bidi embeddings and overrides
+                | '\u{2066}'..='\u{2069}' // bidi isolates
+        )
+}
+
+/// A text cell for CSV: one that a spreadsheet would take for a formula (it starts
+/// with `=`, `+`, `-`, `@`, tab or carriage return) gets a leading `'`, which
+/// spreadsheets show as text (OWASP's advice against CSV injection). Only for text:
+/// number cells ([`Cell::raw`] of the other variants) are written as they are.
+pub fn csv_text(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// A cell as CSV text: [`csv_text`] for text, the raw number otherwise.
+fn csv_cell(cell: &Cell) -> String {
+    match cell {
+        Cell::Text(t) => csv_text(t),
+        other => other.raw(),
+    }
 }
 
 fn csv_field(value: &str) -> String {
@@ -266,7 +339,7 @@ fn csv_field(value: &str) -> String {
     }
 }
 
-/// RFC 4180 CSV, `\n` line ends.
+/// RFC 4180 CSV, `\n` line ends; text cells made safe for spreadsheets ([`csv_text`]).
 fn csv(table: &Table) -> String {
     let mut out = String::new();
     let header: Vec<String> = table
@@ -276,7 +349,7 @@ fn csv(table: &Table) -> String {
         .collect();
     out += &(header.join(",") + "\n");
     for row in &table.rows {
-        let fields: Vec<String> = row.iter().map(|c| csv_field(&c.raw())).collect();
+        let fields: Vec<String> = row.iter().map(|c| csv_field(&csv_cell(c))).collect();
         out += &(fields.join(",") + "\n");
     }
     out
@@ -350,6 +423,7 @@ mod tests {
                 site: Some("shop".into()),
                 since_ms: Some(1_795_478_400_000),
                 until_ms: None,
+                include_bots: false,
             },
             sessions: 10,
             name: None,
@@ -442,6 +516,120 @@ page:/cart,8,,1,0,
         let out = render(&report, Format::Html).unwrap();
         assert!(out.contains("<td>&lt;script&gt;</td>"));
         assert!(!out.contains("<script>"));
+    }
+
+    /// A screens report whose texts (screen names, next screens) are `texts`.
+    fn screens_named(texts: &[&str]) -> Report {
+        Report::Screens(ScreensReport {
+            scope: ResolvedScope::default(),
+            sessions: 3,
+            screens: texts
+                .iter()
+                .map(|t| ScreenStats {
+                    screen: (*t).to_owned(),
+                    sessions: 1,
+                    views: 2,
+                    exits: 1,
+                    exit_rate: Some(0.5),
+                    median_ms_on_screen: Some(-500),
+                    next: vec![NextScreen {
+                        screen: (*t).to_owned(),
+                        count: 1,
+                    }],
+                })
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn csv_neutralises_formulas_in_text_cells_only() {
+        let hostile = [
+            "=HYPERLINK(\"http://evil\",\"x\")",
+            "+cmd|' /C calc'!A0",
+            "@SUM(1)",
+            "-2+3",
+            "\t=1",
+            "\r=1",
+            "/cart",
+        ];
+        let out = render(&screens_named(&hostile), Format::Csv).unwrap();
+        let expected = "\
+screen,sessions,views,exits,exit_rate,median_ms_on_screen,next
+\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\",1,2,1,0.5,-500,\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\") (1)\"
+'+cmd|' /C calc'!A0,1,2,1,0.5,-500,'+cmd|' /C calc'!A0 (1)
+'@SUM(1),1,2,1,0.5,-500,'@SUM(1) (1)
+'-2+3,1,2,1,0.5,-500,'-2+3 (1)
+'\t=1,1,2,1,0.5,-500,'\t=1 (1)
+\"'\r=1\",1,2,1,0.5,-500,\"'\r=1 (1)\"
+/cart,1,2,1,0.5,-500,/cart (1)
+";
+        assert_eq!(out, expected);
+
+        // Numbers stay numbers, negative ones included; only text gets the quote.
+        assert_eq!(csv_cell(&Cell::Float(Some(-0.5))), "-0.5");
+        assert_eq!(csv_cell(&Cell::Ms(Some(-1_500))), "-1500");
+        assert_eq!(csv_cell(&Cell::Text("-0.5".into())), "'-0.5");
+        assert_eq!(csv_cell(&Cell::Text(String::new())), "");
+        assert_eq!(csv_text("a=b"), "a=b");
+        assert_eq!(csv_text("–"), "–");
+
+        // Saved funnels go through the same path.
+        let funnel = SavedFunnel {
+            site: "shop".into(),
+            name: "x".into(),
+            steps: vec!["=1+1".into(), "page:/".into()],
+            window: "30m".into(),
+        };
+        let out = render_funnels(&[funnel], Format::Csv).unwrap();
+        assert_eq!(out.lines().nth(1), Some("x,shop,30m,'=1+1 → page:/"));
+    }
+
+    #[test]
+    fn the_table_shows_terminal_controls_as_escapes() {
+        let hostile = [
+            "\u{1b}[2J\u{1b}]0;pwned\u{7}red",
+            "\u{9b}31mc1",
+            "line\nbreak\r\ttab",
+            "abc\u{202e}fed\u{2066}x\u{2069}",
+            "para\u{2028}graph\u{2029}",
+            "caf\u{e9} \u{1f6d2} \u{5e9}\u{5dc}\u{5d5}\u{5dd}",
+        ];
+        let out = render(&screens_named(&hostile), Format::Table).unwrap();
+        assert!(
+            !out.chars().any(|c| is_terminal_unsafe(c) && c != '\n'),
+            "{out:?}"
+        );
+        let expected = [
+            r"screens · all sites · all time · 3 sessions",
+            r"",
+            r"screen                           sessions  views  exits  exit rate  median time on screen  next screens",
+            r"\u{1b}[2J\u{1b}]0;pwned\u{7}red         1      2      1      50.0%                 -500ms  \u{1b}[2J\u{1b}]0;pwned\u{7}red (1)",
+            r"\u{9b}31mc1                             1      2      1      50.0%                 -500ms  \u{9b}31mc1 (1)",
+            r"line\nbreak\r\ttab                      1      2      1      50.0%                 -500ms  line\nbreak\r\ttab (1)",
+            r"abc\u{202e}fed\u{2066}x\u{2069}         1      2      1      50.0%                 -500ms  abc\u{202e}fed\u{2066}x\u{2069} (1)",
+            r"para\u{2028}graph\u{2029}               1      2      1      50.0%                 -500ms  para\u{2028}graph\u{2029} (1)",
+            r"café 🛒 שלום                             1      2      1      50.0%                 -500ms  café 🛒 שלום (1)",
+        ]
+        .map(|l| l.to_owned() + "\n")
+        .concat();
+        assert_eq!(out, expected);
+
+        // The header line too: facts may carry saved funnel names and goals.
+        let table = Table {
+            audit: "funnels",
+            facts: vec!["site \u{1b}[8m".into()],
+            columns: vec![("name", "name")],
+            rows: vec![],
+        };
+        assert!(text(&table).starts_with("funnels · site \\u{1b}[8m\n"));
+
+        // JSON keeps the exact text, with control characters escaped by serde; HTML
+        // escapes markup and keeps the text.
+        let json = render(&screens_named(&hostile[..1]), Format::Json).unwrap();
+        assert!(json.contains(r"\u001b[2J\u001b]0;pwned\u0007red"), "{json}");
+        assert!(!json.contains('\u{1b}'));
+        let html = render(&screens_named(&["<b>\u{202e}x"]), Format::Html).unwrap();
+        assert!(html.contains("<td>&lt;b&gt;\u{202e}x</td>"), "{html}");
     }
 
     #[test]

@@ -341,13 +341,19 @@ fn cells(table: &Table) -> Vec<Vec<minijinja::Value>> {
         .collect()
 }
 
+/// The time range for the page's header, and whether bots were counted.
 fn range(scope: &ResolvedScope) -> String {
     let t = |ms: Option<i64>| ms.map(crate::scope::format_ms);
-    match (t(scope.since_ms), t(scope.until_ms)) {
+    let range = match (t(scope.since_ms), t(scope.until_ms)) {
         (None, None) => "all time".to_owned(),
         (Some(a), None) => format!("since {a}"),
         (None, Some(b)) => format!("until {b}"),
         (Some(a), Some(b)) => format!("{a} – {b}"),
+    };
+    if scope.include_bots {
+        range + " · bots included"
+    } else {
+        range
     }
 }
 
@@ -551,7 +557,7 @@ mod tests {
             scope: Scope {
                 site: Some("shop".into()),
                 since: Some("2026-11-24".into()),
-                until: None,
+                ..Scope::default()
             },
             steps: Vec::new(),
             window: None,

@@ -1,4 +1,4 @@
-//! Which events an audit looks at: the site and the time range.
+//! Which events an audit looks at: the site, the time range, and whether bots count.
 //!
 //! A [`Scope`] arrives as text, from the CLI flags `--site/--since/--until` or from the
 //! JSON of an [`crate::AuditRequest`] posted to the collector. [`Scope::resolve`] turns
@@ -12,6 +12,9 @@
 //! - a duration back from now: `90m`, `24h`, `7d` (see [`parse_duration_ms`]).
 //!
 //! `since` is inclusive, `until` exclusive; either may be absent (unbounded).
+//!
+//! Events of bots (the collector stores `device = 'bot'` for crawler user agents) are
+//! left out unless `include_bots` is set (`--include-bots`).
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -28,6 +31,10 @@ pub struct Scope {
     pub since: Option<String>,
     /// End of the range (exclusive).
     pub until: Option<String>,
+    /// Count the events of bots (`device = 'bot'`) too; they are left out by default.
+    /// Absent from the JSON when false, so a request without it is the same as before.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub include_bots: bool,
 }
 
 /// The scope an audit actually ran on: UTC epoch milliseconds, `null` = unbounded.
@@ -36,6 +43,10 @@ pub struct ResolvedScope {
     pub site: Option<String>,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
+    /// Whether bot events were counted (always in the JSON; `false` when absent, as
+    /// in reports of collectors that predate it).
+    #[serde(default)]
+    pub include_bots: bool,
 }
 
 impl Scope {
@@ -69,12 +80,14 @@ impl Scope {
             site,
             since_ms,
             until_ms,
+            include_bots: self.include_bots,
         })
     }
 }
 
 impl ResolvedScope {
-    /// One line for humans: `site shop-1 · 2026-11-24T00:00:00Z .. 2026-11-25T00:00:00Z`.
+    /// One line for humans: `site shop-1 · 2026-11-24T00:00:00Z .. 2026-11-25T00:00:00Z`,
+    /// followed by ` · bots included` when they were counted.
     pub fn describe(&self) -> String {
         let site = match &self.site {
             Some(site) => format!("site {site}"),
@@ -86,7 +99,12 @@ impl ResolvedScope {
             (None, Some(u)) => format!("until {}", format_ms(u)),
             (Some(s), Some(u)) => format!("{} .. {}", format_ms(s), format_ms(u)),
         };
-        format!("{site} · {range}")
+        let bots = if self.include_bots {
+            " · bots included"
+        } else {
+            ""
+        };
+        format!("{site} · {range}{bots}")
     }
 }
 
@@ -253,6 +271,7 @@ mod tests {
             site: Some(" shop-1 ".into()),
             since: Some("2026-11-24".into()),
             until: Some("1h".into()),
+            include_bots: false,
         };
         let r = scope.resolve(NOW).unwrap();
         assert_eq!(r.site.as_deref(), Some("shop-1"));
@@ -260,9 +279,9 @@ mod tests {
         assert_eq!(r.until_ms, Some(NOW - 3_600_000));
 
         let empty = Scope {
-            site: None,
             since: Some("1h".into()),
             until: Some("2h".into()),
+            ..Scope::default()
         };
         let err = empty.resolve(NOW).unwrap_err();
         assert_eq!(
@@ -273,5 +292,37 @@ mod tests {
             Scope::default().resolve(NOW).unwrap(),
             ResolvedScope::default()
         );
+    }
+
+    #[test]
+    fn bots_are_left_out_unless_asked_and_the_report_says_so() {
+        // Old requests (without the field) still parse, and leave bots out.
+        let old: Scope = serde_json::from_str(r#"{"site":"shop"}"#).unwrap();
+        assert!(!old.include_bots);
+        // A default request serializes as before, so older collectors accept it.
+        assert_eq!(
+            serde_json::to_string(&old).unwrap(),
+            r#"{"site":"shop","since":null,"until":null}"#
+        );
+        let with: Scope = serde_json::from_str(r#"{"include_bots":true}"#).unwrap();
+        assert!(with.include_bots);
+        assert!(
+            serde_json::to_string(&with)
+                .unwrap()
+                .contains(r#""include_bots":true"#)
+        );
+
+        let resolved = with.resolve(NOW).unwrap();
+        assert!(resolved.include_bots);
+        assert_eq!(resolved.describe(), "all sites · all time · bots included");
+        assert_eq!(old.resolve(NOW).unwrap().describe(), "site shop · all time");
+        // Reports always carry it; reports of older collectors parse as "left out".
+        assert_eq!(
+            serde_json::to_string(&ResolvedScope::default()).unwrap(),
+            r#"{"site":null,"since_ms":null,"until_ms":null,"include_bots":false}"#
+        );
+        let old_report: ResolvedScope =
+            serde_json::from_str(r#"{"site":null,"since_ms":null,"until_ms":null}"#).unwrap();
+        assert!(!old_report.include_bots);
     }
 }

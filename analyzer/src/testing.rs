@@ -40,9 +40,9 @@ impl Db {
                 "INSERT INTO events (site, event_id, kind, ts, received_at, seq, session_id, \
                  visitor_id, path, nav, screen, selector, form, name, \
                  url, referrer, title, text, href, x, y, field, field_type, duration_ms, empty, \
-                 props, status, ad, message, source, line) \
+                 props, status, ad, message, source, line, device) \
                  VALUES (?, ?, ?, epoch_ms(?::BIGINT), epoch_ms(?::BIGINT), ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-                         ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .unwrap();
         for e in events {
@@ -78,6 +78,7 @@ impl Db {
                 e.more.message,
                 e.more.source,
                 e.more.line,
+                e.more.device,
             ])
             .unwrap();
         }
@@ -130,6 +131,7 @@ pub(crate) struct More {
     message: Option<String>,
     source: Option<String>,
     line: Option<i32>,
+    device: Option<String>,
 }
 
 /// An event `id` of `kind` in `session` at `ts` (UTC epoch ms) with sequence number `seq`.
@@ -251,6 +253,12 @@ impl Ev {
     }
     pub(crate) fn line(mut self, line: i32) -> Self {
         self.more.line = Some(line);
+        self
+    }
+    /// The device class the collector derives from the user agent: `desktop`,
+    /// `mobile`, `tablet`, `bot` or `other`.
+    pub(crate) fn device(mut self, device: &str) -> Self {
+        self.more.device = Some(device.into());
         self
     }
 }

@@ -548,6 +548,7 @@ mod tests {
             site: Some("shop".into()),
             since_ms: None,
             until_ms: None,
+            include_bots: false,
         };
         let r = funnel_in(&db, shop.clone(), &CHECKOUT, "30m");
         assert_eq!(r.sessions, 3);
@@ -561,6 +562,7 @@ mod tests {
             site: Some("shop".into()),
             since_ms: Some(10 * MIN),
             until_ms: Some(20 * MIN),
+            include_bots: false,
         };
         let r = funnel_in(&db, range, &CHECKOUT, "30m");
         assert_eq!(r.sessions, 2, "s3 (its payment) and s4");

@@ -633,9 +633,8 @@ mod tests {
         let conn = db.conn();
         let req = AuditRequest::Screens {
             scope: Scope {
-                site: None,
                 since: Some("1h".into()),
-                until: None,
+                ..Scope::default()
             },
             top_next: 3,
         };
@@ -653,5 +652,91 @@ mod tests {
         let err = run_at(&conn, &bad, 0).unwrap_err();
         assert!(err.is_bad_request());
         assert_eq!(err.code(), "bad_step");
+    }
+
+    #[test]
+    fn bot_sessions_count_only_when_the_scope_includes_bots() {
+        let db = Db::new();
+        let visit = |session: &str, device: &str| {
+            [
+                ev(&format!("{session}1"), session, 1_000, 1, "pageview")
+                    .path("/cart")
+                    .device(device),
+                ev(&format!("{session}2"), session, 2_000, 2, "pageview")
+                    .path("/checkout")
+                    .device(device),
+            ]
+        };
+        let mut events = visit("human", "desktop").to_vec();
+        events.extend(visit("crawler", "bot"));
+        // A human on a phone who only saw the cart.
+        events.push(
+            ev("m1", "phone", 1_500, 1, "pageview")
+                .path("/cart")
+                .device("mobile"),
+        );
+        db.insert(&events);
+        let conn = db.conn();
+        let scope = |include_bots| Scope {
+            include_bots,
+            ..Scope::default()
+        };
+        let funnel = |include_bots| {
+            let req = AuditRequest::Funnel {
+                scope: scope(include_bots),
+                steps: vec!["page:/cart".into(), "page:/checkout".into()],
+                name: None,
+                window: None,
+            };
+            let Report::Funnel(r) = run_at(&conn, &req, 0).unwrap() else {
+                panic!("not a funnel")
+            };
+            assert_eq!(r.scope.include_bots, include_bots);
+            (
+                r.sessions,
+                r.steps.iter().map(|s| s.entered).collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(funnel(false), (2, vec![2, 1]));
+        assert_eq!(funnel(true), (3, vec![3, 2]));
+
+        let screens = |include_bots| {
+            let req = AuditRequest::Screens {
+                scope: scope(include_bots),
+                top_next: 3,
+            };
+            let Report::Screens(r) = run_at(&conn, &req, 0).unwrap() else {
+                panic!("not screens")
+            };
+            let checkout = r.screens.iter().find(|s| s.screen == "/checkout").unwrap();
+            (r.sessions, checkout.sessions)
+        };
+        assert_eq!(screens(false), (2, 1));
+        assert_eq!(screens(true), (3, 2));
+
+        // The full report loads once for all sections, with the same rule, and says so.
+        let report = |include_bots| {
+            let req = AuditRequest::Report {
+                scope: scope(include_bots),
+                steps: vec!["page:/cart".into()],
+                window: None,
+                goal: None,
+            };
+            run_at(&conn, &req, 0).unwrap()
+        };
+        let (without, with) = (report(false), report(true));
+        assert_eq!((without.sessions(), with.sessions()), (2, 3));
+        assert!(!without.scope().include_bots && with.scope().include_bots);
+        let Report::Report(full) = &with else {
+            panic!("not a report")
+        };
+        assert!(
+            full.sections
+                .iter()
+                .all(|s| s.scope().include_bots && s.sessions() == 3)
+        );
+        let json = serde_json::to_value(&without).unwrap();
+        assert_eq!(json["scope"]["include_bots"], false);
+        assert_eq!(json["sections"][0]["scope"]["include_bots"], false);
     }
 }
