@@ -6,7 +6,6 @@
 //! Knobs: `BENCH_CLIENTS` (default 16), `BENCH_BATCHES` per client (default 1000).
 
 use std::{
-    net::SocketAddr,
     sync::Arc,
     time::{Duration, Instant},
 };

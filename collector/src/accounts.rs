@@ -294,6 +294,7 @@ pub enum Change {
         password_hash: String,
         admin: bool,
         sites: Vec<String>,
+        created_ms: i64,
     },
     SetPassword {
         name: String,
@@ -356,10 +357,11 @@ impl Change {
                 password_hash,
                 admin,
                 sites,
+                created_ms,
             } => {
                 conn.execute(
                     "INSERT INTO users VALUES (?, ?, ?, ?)",
-                    params![name, password_hash, admin, crate::ingest::now_ms()],
+                    params![name, password_hash, admin, created_ms],
                 )?;
                 for site in sites {
                     conn.execute("INSERT INTO user_sites VALUES (?, ?)", [name, site])?;
@@ -506,6 +508,7 @@ impl State {
                 password_hash,
                 admin,
                 sites,
+                created_ms,
             } => {
                 self.users.insert(
                     name.clone(),
@@ -514,7 +517,7 @@ impl State {
                         admin: *admin,
                         sites: sites.iter().cloned().collect(),
                         password_hash: password_hash.clone(),
-                        created_ms: crate::ingest::now_ms(),
+                        created_ms: *created_ms,
                     },
                 );
             }
@@ -751,6 +754,7 @@ mod tests {
                 password_hash: hash_password("ann's long password").unwrap(),
                 admin: false,
                 sites: vec!["shop".into()],
+                created_ms: 0,
             },
             tok,
         ] {
@@ -791,6 +795,7 @@ mod tests {
             password_hash: String::new(),
             admin,
             sites: vec![],
+            created_ms: 0,
         };
         s.apply(&add("root", true));
         assert!(matches!(s.check(&add("root", false)), Err(AccountError::Exists(_))));

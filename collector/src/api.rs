@@ -342,6 +342,7 @@ pub async fn add_user(
                 password_hash: hash,
                 admin: u.admin,
                 sites: u.sites,
+                created_ms: ingest::now_ms(),
             },
         )
         .await

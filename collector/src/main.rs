@@ -181,6 +181,7 @@ fn manage(db: &Path, cmd: Command) -> anyhow::Result<()> {
                     password_hash: hash,
                     admin,
                     sites,
+                    created_ms: clicktrail_collector::ingest::now_ms(),
                 },
             )?;
             println!("user {name} added");
@@ -316,6 +317,7 @@ async fn first_start(app: &App) -> anyhow::Result<()> {
                         password_hash: hash.0,
                         admin: true,
                         sites: Vec::new(),
+                        created_ms: clicktrail_collector::ingest::now_ms(),
                     },
                 )
                 .await?;

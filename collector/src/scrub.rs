@@ -172,11 +172,63 @@ pub fn text(s: &str) -> Cow<'_, str> {
 /// holds a secret becomes a placeholder; other segments are kept byte for byte (no re-encoding).
 #[must_use]
 pub fn path(p: &str) -> String {
+    last_resort(path_once(p))
+}
+
+/// What the rules above left holding a secret (a find that only shows across the
+/// pieces of a path or URL) is redacted piece by piece, and if that is not enough
+/// the whole value goes: nothing that [`has_secret`] finds is ever returned.
+/// Click-id values (random by design, kept) are not judged here.
+fn last_resort(out: String) -> String {
+    if !has_secret(&judged(&out)) {
+        return out;
+    }
+    let mut clean = String::with_capacity(out.len());
+    let mut click_id = false;
+    for piece in out.split_inclusive(['/', '?', '&', '=', '#']) {
+        let (body, delim) = match piece.char_indices().last() {
+            Some((i, c)) if "/?&=#".contains(c) => (&piece[..i], &piece[i..]),
+            _ => (piece, ""),
+        };
+        if has_secret(body) && !click_id {
+            clean.push_str(Kind::Token.placeholder());
+        } else {
+            clean.push_str(body);
+        }
+        click_id = delim == "=" && CLICK_ID_PARAMS.contains(&body.to_ascii_lowercase().as_str());
+        clean.push_str(delim);
+    }
+    if has_secret(&judged(&clean)) {
+        Kind::Token.placeholder().to_owned()
+    } else {
+        clean
+    }
+}
+
+/// `s` with the values of click-id parameters left out.
+fn judged(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut skip = false;
+    for piece in s.split_inclusive(['?', '&', '=', '#']) {
+        let (body, delim) = match piece.char_indices().last() {
+            Some((i, c)) if "?&=#".contains(c) => (&piece[..i], &piece[i..]),
+            _ => (piece, ""),
+        };
+        if !skip {
+            out.push_str(body);
+        }
+        skip = delim == "=" && CLICK_ID_PARAMS.contains(&body.to_ascii_lowercase().as_str());
+        out.push_str(delim);
+    }
+    out
+}
+
+fn path_once(p: &str) -> String {
     let (main, fragment) = split_path(p);
     let mut out = String::with_capacity(main.len() + 8);
     push_path(main, &mut out);
     if let Some(f) = fragment {
-        push_route(&mut out, f);
+        push_route(&mut out, f, true);
     }
     out
 }
@@ -185,11 +237,11 @@ pub fn path(p: &str) -> String {
 /// parameters (`utm_*`, gclid, fbclid, msclkid, dclid, gbraid, wbraid, ttclid, twclid, ref) and their values are
 /// scrubbed (a `ref=` value that is itself a URL is scrubbed recursively as a URL, else as text; click-id values
 /// are kept as they are unless they hold an email/card/phone); the path scrubbed as `path()`; the fragment kept only
-/// when it is a route (as above), else dropped. Other schemes (mailto:, tel:, javascript:, data:) become just
+/// when it is a `#/…` or `#!…` route, else dropped. Other schemes (mailto:, tel:, javascript:, data:) become just
 /// `scheme:`. Anything else: None.
 #[must_use]
 pub fn url(raw: &str) -> Option<String> {
-    url_at(raw, 0)
+    url_at(raw, 0).map(last_resort)
 }
 
 /// Custom-event properties: every key and every string value (recursively) scrubbed with `text`; a key that
@@ -373,9 +425,10 @@ fn segment_secret(segment: &str) -> Option<Kind> {
     longest_kind(&detect(&decoded.bytes, false))
 }
 
-/// Push `#fragment` when it is a route (`/…`, `!…` or a bare route name), scrubbed
-/// like a path, without its own query.
-fn push_route(out: &mut String, fragment: &str) {
+/// Push `#fragment` when it is a route (`/…`, `!…`, or with `names` a bare route
+/// name: the tracker sends `#cart` in a path only when it routes), scrubbed like a
+/// path, without its own query. In URLs a bare name is an anchor and is dropped.
+fn push_route(out: &mut String, fragment: &str, names: bool) {
     let route = fragment.split('?').next().unwrap_or_default();
     let bytes = route.as_bytes();
     match bytes.first() {
@@ -388,7 +441,8 @@ fn push_route(out: &mut String, fragment: &str) {
             push_path(route.get(1..).unwrap_or_default(), out);
         }
         Some(b)
-            if b.is_ascii_alphabetic()
+            if names
+                && b.is_ascii_alphabetic()
                 && bytes
                     .iter()
                     .all(|&c| c.is_ascii_alphanumeric() || b"-_./~%".contains(&c)) =>
@@ -440,7 +494,7 @@ fn absolute(u: &Url, depth: u8) -> Option<String> {
         push_query(&mut out, q, depth);
     }
     if let Some(f) = u.fragment() {
-        push_route(&mut out, f);
+        push_route(&mut out, f, false);
     }
     Some(out)
 }
@@ -474,7 +528,7 @@ fn relative(raw: &str, depth: u8) -> String {
         push_query(&mut out, raw.get(path_end + 1..q_end).unwrap_or_default(), depth);
     }
     if let Some(h) = hash {
-        push_route(&mut out, raw.get(h + 1..).unwrap_or_default());
+        push_route(&mut out, raw.get(h + 1..).unwrap_or_default(), false);
     }
     out
 }
@@ -2370,7 +2424,7 @@ mod tests {
     fn urls() {
         assert_eq!(
             url("https://jane:hunter2@shop.example:8443/x?utm_source=a&session=b#section-2").as_deref(),
-            Some("https://shop.example:8443/x?utm_source=a#section-2")
+            Some("https://shop.example:8443/x?utm_source=a")
         );
         assert_eq!(
             url("https://shop.example/?UTM_Source=x&Ref=y&gclid=abc&wbraid=q&x=1").as_deref(),
@@ -2449,7 +2503,7 @@ mod tests {
         // scrub_url dropped every fragment).
         assert_eq!(
             url("https://shop.example/cart?utm_source=news&email=a%40b.com&session=xyz&gclid=Cj0KCQ123abcdefghijklmnop#top").as_deref(),
-            Some("https://shop.example/cart?utm_source=news&gclid=Cj0KCQ123abcdefghijklmnop#top")
+            Some("https://shop.example/cart?utm_source=news&gclid=Cj0KCQ123abcdefghijklmnop")
         );
         assert_eq!(
             url("https://u:p@shop.example/reset/9f86d081884c7d659a2feaa0c55ad015/done?utm_content=jane.doe@mail.example").as_deref(),

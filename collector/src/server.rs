@@ -889,7 +889,7 @@ mod tests {
     async fn slowloris(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
         let mut conns = Vec::with_capacity(n);
         for _ in 0..n {
-            let mut s = TcpStream::connect(addr).await.unwrap();
+            let s = TcpStream::connect(addr).await.unwrap();
             s.write_all(SLOW_HEAD).await.unwrap();
             conns.push(s);
         }
@@ -1026,7 +1026,7 @@ mod tests {
         })
         .await;
         let mut conns = slowloris(server.addr, 200).await;
-        let mut up = TcpStream::connect(server.addr).await.unwrap();
+        let up = TcpStream::connect(server.addr).await.unwrap();
         up.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
             .await
             .unwrap();

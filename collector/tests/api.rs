@@ -87,6 +87,7 @@ async fn setup(app: &App) -> String {
                     password_hash: accounts::hash_password("root's long password").unwrap(),
                     admin: true,
                     sites: vec![],
+                    created_ms: 0,
                 },
             )
             .await

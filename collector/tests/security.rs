@@ -59,6 +59,7 @@ async fn start(tweak: impl FnOnce(&mut Config)) -> H {
                 password_hash: accounts::hash_password("root's long password").unwrap(),
                 admin: true,
                 sites: vec![],
+                created_ms: 0,
             },
         )
         .await
@@ -85,6 +86,7 @@ impl H {
                     password_hash: accounts::hash_password("a user's long password").unwrap(),
                     admin: false,
                     sites: sites.iter().map(|s| (*s).to_owned()).collect(),
+                    created_ms: 0,
                 },
             )
             .await

@@ -159,7 +159,7 @@ impl Collector {
 
     /// Run an audit through the collector's HTTP API.
     pub fn audit(&self, req: &analyzer::AuditRequest) -> Result<analyzer::Report> {
-        Ok(analyzer::remote::Remote::new(&self.url)
+        Ok(analyzer::Remote::new(&self.url)
             .with_token(Some(ADMIN_TOKEN))
             .run(req)?)
     }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 fn audit(collector: &Collector, audit: &str) -> Result<Value> {
     let req: AuditRequest = serde_json::from_value(json!({
         "audit": audit,
-        "scope": Scope { site: Some("demo".into()), since: None, until: None },
+        "scope": Scope { site: Some("demo".into()), ..Scope::default() },
     }))?;
     Ok(serde_json::to_value(collector.audit(&req)?)?)
 }

@@ -121,8 +121,7 @@ async fn bounces(b: &Browser, base: &str) -> Result<()> {
 fn scope() -> Scope {
     Scope {
         site: Some("demo".into()),
-        since: None,
-        until: None,
+        ..Scope::default()
     }
 }
 
