@@ -38,10 +38,12 @@ fn main() {
     let db = dir.path().join("bench.duckdb");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (store, writer) = Store::open(&db, WriterOptions::default()).expect("open store");
-    let mut config = Config::default();
-    config.sites = vec!["bench".to_owned()];
-    config.rate_limit_ip = 0.0; // every client is on loopback
-    config.rate_limit_site = 0.0;
+    let config = Config {
+        sites: vec!["bench".to_owned()],
+        rate_limit_ip: 0.0, // every client is on loopback
+        rate_limit_site: 0.0,
+        ..Config::default()
+    };
     let app = App::new(config, store.clone()).expect("app");
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))

@@ -587,9 +587,7 @@ impl State {
             Change::SetAdmin { name, admin } => {
                 let u = user(name)?;
                 if u.admin && !admin && admins() == 1 {
-                    return Err(AccountError::Invalid(format!(
-                        "`{name}` is the last admin"
-                    )));
+                    return Err(AccountError::Invalid(format!("`{name}` is the last admin")));
                 }
                 Ok(())
             }
@@ -688,7 +686,11 @@ impl Accounts {
     }
 
     /// Checks `change`, writes it through the store's writer, then applies it in memory.
-    pub async fn apply(&self, store: &crate::store::Store, change: Change) -> Result<(), AccountError> {
+    pub async fn apply(
+        &self,
+        store: &crate::store::Store,
+        change: Change,
+    ) -> Result<(), AccountError> {
         self.read(|s| s.check(&change))?;
         let c = change.clone();
         store
@@ -798,9 +800,18 @@ mod tests {
             created_ms: 0,
         };
         s.apply(&add("root", true));
-        assert!(matches!(s.check(&add("root", false)), Err(AccountError::Exists(_))));
-        assert!(matches!(s.check(&add("Root!", false)), Err(AccountError::Invalid(_))));
-        assert!(s.check(&Change::DeleteUser("root".into())).is_err(), "last admin");
+        assert!(matches!(
+            s.check(&add("root", false)),
+            Err(AccountError::Exists(_))
+        ));
+        assert!(matches!(
+            s.check(&add("Root!", false)),
+            Err(AccountError::Invalid(_))
+        ));
+        assert!(
+            s.check(&Change::DeleteUser("root".into())).is_err(),
+            "last admin"
+        );
         assert!(
             s.check(&Change::Grant {
                 user: "root".into(),

@@ -130,7 +130,10 @@ pub async fn read<T: Send + 'static>(
         Err(_) => Err(ApiError::AuditTimeout(limit)), // `stop` interrupts it on drop
         Ok(joined) => {
             stop.disarm();
-            match joined.map_err(ApiError::internal)?.map_err(|e| audit_error(&e)) {
+            match joined
+                .map_err(ApiError::internal)?
+                .map_err(|e| audit_error(&e))
+            {
                 Err(ApiError::AuditTimeout(_)) => Err(ApiError::AuditTimeout(limit)),
                 other => other,
             }
@@ -238,7 +241,10 @@ pub async fn delete_funnel(
 }
 
 /// `GET /api/me`: who the token belongs to, and their sites.
-pub async fn me(State(app): State<App>, Extension(caller): Extension<Caller>) -> Json<serde_json::Value> {
+pub async fn me(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+) -> Json<serde_json::Value> {
     let sites: Vec<String> = app.accounts.read(|s| {
         s.sites
             .keys()
@@ -332,7 +338,11 @@ pub async fn add_user(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     caller.check_admin()?;
-    let u: NewUser = json_body(&headers, &body, "a user (expected {\"name\", \"password\", \"admin\", \"sites\"})")?;
+    let u: NewUser = json_body(
+        &headers,
+        &body,
+        "a user (expected {\"name\", \"password\", \"admin\", \"sites\"})",
+    )?;
     let hash = hash_blocking(u.password).await?;
     app.accounts
         .apply(
@@ -421,7 +431,13 @@ pub async fn grant_site(
     caller.check_admin()?;
     let g: Grant = json_body(&headers, &body, "{\"site\": …}")?;
     app.accounts
-        .apply(&app.store, Change::Grant { user: name, site: g.site })
+        .apply(
+            &app.store,
+            Change::Grant {
+                user: name,
+                site: g.site,
+            },
+        )
         .await
         .map_err(account_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -499,15 +515,21 @@ pub async fn revoke_token(
     Extension(caller): Extension<Caller>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    let owner = app
-        .accounts
-        .read(|s| s.tokens.values().find(|t| t.id == id).map(|t| t.user.clone()));
+    let owner = app.accounts.read(|s| {
+        s.tokens
+            .values()
+            .find(|t| t.id == id)
+            .map(|t| t.user.clone())
+    });
     match owner {
         Some(u) if u == caller.user || caller.admin => {}
         _ => {
             return Err(ApiError::NotFound {
                 code: "not_found",
-                message: format!("no token `{}` of yours", id.chars().take(40).collect::<String>()),
+                message: format!(
+                    "no token `{}` of yours",
+                    id.chars().take(40).collect::<String>()
+                ),
             });
         }
     }

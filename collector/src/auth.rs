@@ -1,7 +1,7 @@
 //! Who is asking: the `Host` check and the credentials of `/api/*`.
 //!
 //! [`require_host`] refuses a request whose `Host` the collector does not serve
-//! (localhost, 127.0.0.1, [::1], the listen address and `--allowed-hosts`): a page on
+//! (localhost, 127.0.0.1, `[::1]`, the listen address and `--allowed-hosts`): a page on
 //! another domain that rebinds its DNS name to this machine cannot reach the API with
 //! a visitor's browser. [`authenticate`] turns `Authorization: Bearer TOKEN` into a
 //! [`Caller`] (or `Basic user:password`, only to create a token with
@@ -73,9 +73,7 @@ impl Caller {
         if self.admin {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(
-                "only an admin may do this".to_owned(),
-            ))
+            Err(ApiError::Forbidden("only an admin may do this".to_owned()))
         }
     }
 
@@ -226,18 +224,24 @@ pub async fn login(
         app.limits
             .login_ip
             .check(&ratelimit::client_key(ip), 1.0)
-            .map_err(|w| ApiError::RateLimited("to sign in from this address", ratelimit::retry_after_s(w)))?;
+            .map_err(|w| {
+                ApiError::RateLimited("to sign in from this address", ratelimit::retry_after_s(w))
+            })?;
     }
     app.limits
         .login_user
         .check(&user.to_owned(), 1.0)
-        .map_err(|w| ApiError::RateLimited("to sign in as this user", ratelimit::retry_after_s(w)))?;
+        .map_err(|w| {
+            ApiError::RateLimited("to sign in as this user", ratelimit::retry_after_s(w))
+        })?;
     let accounts = app.accounts.clone();
     let (user, password) = (user.to_owned(), password.to_owned());
-    tokio::task::spawn_blocking(move || accounts.read(|s| s.login(&user, &password).map(Caller::from)))
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::Unauthorized("wrong user name or password".to_owned()))
+    tokio::task::spawn_blocking(move || {
+        accounts.read(|s| s.login(&user, &password).map(Caller::from))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .ok_or_else(|| ApiError::Unauthorized("wrong user name or password".to_owned()))
 }
 
 #[cfg(test)]
@@ -269,10 +273,7 @@ mod tests {
             ..ann.clone()
         };
         assert!(two.narrow(&mut None).is_err());
-        let admin = Caller {
-            admin: true,
-            ..ann
-        };
+        let admin = Caller { admin: true, ..ann };
         let mut all = None;
         admin.narrow(&mut all).unwrap();
         assert_eq!(all, None);

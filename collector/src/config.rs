@@ -41,7 +41,7 @@ pub struct Config {
     #[arg(long, env = "CLICKTRAIL_SITES", value_delimiter = ',')]
     pub sites: Vec<String>,
 
-    /// Host names the API and the pages answer to, besides localhost, 127.0.0.1, [::1]
+    /// Host names the API and the pages answer to, besides localhost, 127.0.0.1, `[::1]`
     /// and the listen address (comma separated; a request with another `Host` gets
     /// 421, which defeats DNS rebinding). `/collect` and the tracker answer any host.
     #[arg(long, env = "CLICKTRAIL_ALLOWED_HOSTS", value_delimiter = ',')]

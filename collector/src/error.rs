@@ -87,7 +87,8 @@ impl ApiError {
             ApiError::BadAudit {
                 code: "unknown_funnel",
                 ..
-            } => StatusCode::NOT_FOUND,
+            }
+            | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Invalid(_) | ApiError::BadAudit { .. } | ApiError::Body(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -108,7 +109,6 @@ impl ApiError {
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::RateLimited(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::BadHost(_) => StatusCode::MISDIRECTED_REQUEST,
         }
     }
@@ -133,7 +133,9 @@ impl ApiError {
             ApiError::Overloaded { .. } => "overloaded",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::Storage(_) => "storage_failed",
-            ApiError::BadAudit { code, .. } | ApiError::AuditFailed { code, .. } => code,
+            ApiError::BadAudit { code, .. }
+            | ApiError::AuditFailed { code, .. }
+            | ApiError::NotFound { code, .. } => code,
             ApiError::Body(_) => "bad_body",
             ApiError::BodyTimeout(_) => "request_timeout",
             ApiError::TooManyRows { .. } => "too_many_rows",
@@ -141,7 +143,6 @@ impl ApiError {
             ApiError::RateLimited(..) => "rate_limited",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
-            ApiError::NotFound { code, .. } => code,
             ApiError::BadHost(_) => "unknown_host",
             ApiError::Busy(_) => "busy",
             ApiError::AuditTimeout(_) => "audit_timeout",

@@ -144,7 +144,11 @@ fn check_origin(site: &Site, headers: &HeaderMap, batch: &protocol::Batch) -> Re
     if site.domains.is_empty() {
         return Ok(());
     }
-    let host_of = |u: &str| url::Url::parse(u).ok().and_then(|u| u.host_str().map(str::to_owned));
+    let host_of = |u: &str| {
+        url::Url::parse(u)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+    };
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         let ok = host_of(origin).is_some_and(|h| site.allows_host(&h));
         if !ok {

@@ -147,10 +147,10 @@ fn password() -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-fn apply(conn: &duckdb::Connection, state: &mut State, change: Change) -> anyhow::Result<()> {
-    state.check(&change)?;
+fn apply(conn: &duckdb::Connection, state: &mut State, change: &Change) -> anyhow::Result<()> {
+    state.check(change)?;
     change.apply_db(conn)?;
-    state.apply(&change);
+    state.apply(change);
     Ok(())
 }
 
@@ -168,7 +168,11 @@ fn manage(db: &Path, cmd: Command) -> anyhow::Result<()> {
                 } else {
                     u.sites.iter().cloned().collect::<Vec<_>>().join(", ")
                 };
-                println!("{}\t{}\t{sites}", u.name, if u.admin { "admin" } else { "user" });
+                println!(
+                    "{}\t{}\t{sites}",
+                    u.name,
+                    if u.admin { "admin" } else { "user" }
+                );
             }
         }
         Command::Users(UsersCmd::Add { name, admin, sites }) => {
@@ -176,7 +180,7 @@ fn manage(db: &Path, cmd: Command) -> anyhow::Result<()> {
             apply(
                 &conn,
                 &mut state,
-                Change::AddUser {
+                &Change::AddUser {
                     name: name.clone(),
                     password_hash: hash,
                     admin,
@@ -191,7 +195,7 @@ fn manage(db: &Path, cmd: Command) -> anyhow::Result<()> {
             apply(
                 &conn,
                 &mut state,
-                Change::SetPassword {
+                &Change::SetPassword {
                     name: name.clone(),
                     password_hash: hash,
                 },
@@ -199,18 +203,18 @@ fn manage(db: &Path, cmd: Command) -> anyhow::Result<()> {
             println!("password of {name} changed");
         }
         Command::Users(UsersCmd::Delete { name }) => {
-            apply(&conn, &mut state, Change::DeleteUser(name.clone()))?;
+            apply(&conn, &mut state, &Change::DeleteUser(name.clone()))?;
             println!("user {name} deleted, with their tokens");
         }
         Command::Users(UsersCmd::Grant { name, site }) => {
-            apply(&conn, &mut state, Change::Grant { user: name, site })?;
+            apply(&conn, &mut state, &Change::Grant { user: name, site })?;
         }
         Command::Users(UsersCmd::Revoke { name, site }) => {
-            apply(&conn, &mut state, Change::Revoke { user: name, site })?;
+            apply(&conn, &mut state, &Change::Revoke { user: name, site })?;
         }
         Command::Tokens(TokensCmd::Create { user, label }) => {
             let (change, token) = accounts::token_for(&user, &label);
-            apply(&conn, &mut state, change)?;
+            apply(&conn, &mut state, &change)?;
             println!("{token}");
         }
         Command::Tokens(TokensCmd::List) => {
@@ -221,7 +225,7 @@ fn manage(db: &Path, cmd: Command) -> anyhow::Result<()> {
             }
         }
         Command::Tokens(TokensCmd::Revoke { id }) => {
-            apply(&conn, &mut state, Change::DeleteToken(id.clone()))?;
+            apply(&conn, &mut state, &Change::DeleteToken(id.clone()))?;
             println!("token {id} revoked");
         }
         Command::Sites(SitesCmd::List) => {
@@ -246,16 +250,20 @@ fn manage(db: &Path, cmd: Command) -> anyhow::Result<()> {
             retention_days,
             clear_ids,
         }) => {
-            let mut site = state.sites.get(&id).cloned().unwrap_or_else(|| Site::new(&id));
+            let mut site = state
+                .sites
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| Site::new(&id));
             site.domains = domains;
             site.retention_days = retention_days;
             site.clear_ids = clear_ids;
             site.validate()?;
-            apply(&conn, &mut state, Change::PutSite(site))?;
+            apply(&conn, &mut state, &Change::PutSite(site))?;
             println!("site {id} registered");
         }
         Command::Sites(SitesCmd::Delete { id }) => {
-            apply(&conn, &mut state, Change::DeleteSite(id.clone()))?;
+            apply(&conn, &mut state, &Change::DeleteSite(id.clone()))?;
             println!("site {id} no longer takes events (its events stay stored)");
         }
         Command::Erase {
@@ -291,7 +299,9 @@ async fn first_start(app: &App) -> anyhow::Result<()> {
         }
         let mut site = Site::new(&id);
         site.validate()?;
-        app.accounts.apply(&app.store, Change::PutSite(site)).await?;
+        app.accounts
+            .apply(&app.store, Change::PutSite(site))
+            .await?;
         tracing::info!(site = %id, "site registered");
     }
     if app.accounts.read(|s| s.users.is_empty()) {
@@ -307,8 +317,10 @@ async fn first_start(app: &App) -> anyhow::Result<()> {
             }
         };
         if !password.is_empty() {
-            let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&password).map(|h| (h, password)))
-                .await??;
+            let hash = tokio::task::spawn_blocking(move || {
+                accounts::hash_password(&password).map(|h| (h, password))
+            })
+            .await??;
             app.accounts
                 .apply(
                     &app.store,
@@ -371,9 +383,9 @@ async fn first_start(app: &App) -> anyhow::Result<()> {
 }
 
 fn random_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut b = [0u8; 12];
     getrandom::fill(&mut b).expect("the operating system provides randomness");
-    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     b.iter()
         .map(|x| ALPHABET[usize::from(*x) % ALPHABET.len()] as char)
         .collect()

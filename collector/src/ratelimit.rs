@@ -58,9 +58,7 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= MAX_KEYS && !map.contains_key(key) {
             let (rate, burst) = (self.rate, self.burst);
-            map.retain(|_, b| {
-                b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst
-            });
+            map.retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst);
         }
         let b = map.entry(key.clone()).or_insert(Bucket {
             tokens: self.burst,
@@ -83,13 +81,14 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
 pub fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                IpAddr::V4(v4)
+            } else {
                 let s = v6.segments();
                 IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
             }
-        },
+        }
     }
 }
 
@@ -114,7 +113,10 @@ mod tests {
         assert!(l.check_at(&"b", 1.0, t0).is_ok(), "keys are separate");
         l.check_at(&"a", 1.0, t0 + Duration::from_millis(500))
             .unwrap();
-        assert!(l.check_at(&"a", 1.0, t0 + Duration::from_millis(500)).is_err());
+        assert!(
+            l.check_at(&"a", 1.0, t0 + Duration::from_millis(500))
+                .is_err()
+        );
         assert_eq!(retry_after_s(Duration::from_millis(10)), 1);
     }
 

@@ -19,7 +19,10 @@ pub enum Target {
     Visitor(String),
     Session(String),
     /// The user id as it may be stored: its keyed hash, and as sent.
-    User { hashed: String, clear: String },
+    User {
+        hashed: String,
+        clear: String,
+    },
 }
 
 /// The JSON of `POST /api/erase`.
@@ -45,9 +48,7 @@ impl EraseRequest {
                 hashed: crate::enrich::user_hash(uid_key, &self.site, u),
                 clear: u.clone(),
             }),
-            _ => Err(
-                "name exactly one of visitor_id, session_id, user_id (not empty)".to_owned(),
-            ),
+            _ => Err("name exactly one of visitor_id, session_id, user_id (not empty)".to_owned()),
         }
     }
 }

@@ -93,10 +93,36 @@ pub const CLICK_ID_PARAMS: [&str; 8] = [
 
 /// Non-http schemes kept as just `scheme:`; any other scheme gives `None`.
 const OTHER_SCHEMES: [&str; 30] = [
-    "mailto", "tel", "sms", "callto", "javascript", "data", "blob", "about", "file", "ftp",
-    "ftps", "ws", "wss", "chrome", "chrome-extension", "moz-extension", "safari-extension",
-    "intent", "android-app", "ios-app", "whatsapp", "viber", "tg", "skype", "facetime",
-    "maps", "geo", "market", "itms-apps", "webcal",
+    "mailto",
+    "tel",
+    "sms",
+    "callto",
+    "javascript",
+    "data",
+    "blob",
+    "about",
+    "file",
+    "ftp",
+    "ftps",
+    "ws",
+    "wss",
+    "chrome",
+    "chrome-extension",
+    "moz-extension",
+    "safari-extension",
+    "intent",
+    "android-app",
+    "ios-app",
+    "whatsapp",
+    "viber",
+    "tg",
+    "skype",
+    "facetime",
+    "maps",
+    "geo",
+    "market",
+    "itms-apps",
+    "webcal",
 ];
 
 /// Decoding rounds at most (`%252540` needs 3).
@@ -360,7 +386,10 @@ fn longest_kind(spans: &[Span]) -> Option<Kind> {
 /// `(path, fragment)`: the query dropped, the fragment without its `#`.
 fn split_path(p: &str) -> (&str, Option<&str>) {
     let b = p.as_bytes();
-    let end = b.iter().position(|&c| c == b'?' || c == b'#').unwrap_or(b.len());
+    let end = b
+        .iter()
+        .position(|&c| c == b'?' || c == b'#')
+        .unwrap_or(b.len());
     let fragment = b[end..]
         .iter()
         .position(|&c| c == b'#')
@@ -408,7 +437,8 @@ fn scrub_segments(p: &str, out: &mut String) -> bool {
             out.push_str(segment);
             let b = segment.as_bytes();
             let mixed = b.iter().any(u8::is_ascii_alphabetic)
-                && b.iter().any(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
+                && b.iter()
+                    .any(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
             neighbours |= prev_mixed && mixed;
             prev_mixed = mixed;
         }
@@ -525,7 +555,11 @@ fn relative(raw: &str, depth: u8) -> String {
     let hash = raw.find('#');
     if raw.as_bytes().get(path_end) == Some(&b'?') {
         let q_end = hash.unwrap_or(raw.len());
-        push_query(&mut out, raw.get(path_end + 1..q_end).unwrap_or_default(), depth);
+        push_query(
+            &mut out,
+            raw.get(path_end + 1..q_end).unwrap_or_default(),
+            depth,
+        );
     }
     if let Some(h) = hash {
         push_route(&mut out, raw.get(h + 1..).unwrap_or_default(), false);
@@ -545,9 +579,13 @@ fn push_query(out: &mut String, query: &str, depth: u8) {
             None => (pair, None),
         };
         let name = percent_decode(name_raw);
-        let click = CLICK_ID_PARAMS.iter().any(|c| c.eq_ignore_ascii_case(&name));
+        let click = CLICK_ID_PARAMS
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(&name));
         let is_ref = name.eq_ignore_ascii_case("ref");
-        let utm = name.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("utm_"));
+        let utm = name
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("utm_"));
         if !(click || is_ref || utm) || has_secret(name_raw) {
             continue;
         }
@@ -675,7 +713,11 @@ fn needs_scan_joined(s: &[u8]) -> bool {
             i += 3;
             continue;
         }
-        run = if BYTE_CLASS[usize::from(s[i])] & RUN == 0 { 0 } else { run + 1 };
+        run = if BYTE_CLASS[usize::from(s[i])] & RUN == 0 {
+            0
+        } else {
+            run + 1
+        };
         if run >= LONG_RUN {
             return true;
         }
@@ -1000,12 +1042,10 @@ fn unicode_unit(s: &[u8], i: usize) -> Option<(usize, Unit)> {
     }
     let b2 = *s.get(i + 2)?;
     let unit = match (s[i], b1, b2) {
-        (0xE2, 0x80, 0x80..=0x8A | 0xA8 | 0xA9 | 0xAF) | (0xE2, 0x81, 0x9F) | (0xE3, 0x80, 0x80) => {
-            Unit::Char(' ')
-        }
-        (0xE2, 0x80, 0x8B..=0x8F) | (0xE2, 0x81, 0xA0..=0xA4) | (0xEF, 0xBB, 0xBF) => {
-            Unit::Nothing
-        }
+        (0xE2, 0x80, 0x80..=0x8A | 0xA8 | 0xA9 | 0xAF)
+        | (0xE2, 0x81, 0x9F)
+        | (0xE3, 0x80, 0x80) => Unit::Char(' '),
+        (0xE2, 0x80, 0x8B..=0x8F) | (0xE2, 0x81, 0xA0..=0xA4) | (0xEF, 0xBB, 0xBF) => Unit::Nothing,
         (0xE2, 0x80, 0x90..=0x95) | (0xE2, 0x88, 0x92) | (0xEF, 0xB9, 0xA3) => Unit::Char('-'),
         (0xE2, 0x80, 0xA4) | (0xE3, 0x80, 0x82) | (0xEF, 0xB9, 0x92) | (0xEF, 0xBD, 0xA1) => {
             Unit::Char('.')
@@ -1073,7 +1113,10 @@ fn merge(spans: &mut Vec<Span>) {
 
 fn emails(d: &[u8], spans: &mut Vec<Span>) {
     let mut from = 0;
-    while let Some(off) = d.get(from..).and_then(|r| r.iter().position(|&b| b == b'@')) {
+    while let Some(off) = d
+        .get(from..)
+        .and_then(|r| r.iter().position(|&b| b == b'@'))
+    {
         let at = from + off;
         from = at + 1;
         let mut start = at;
@@ -1167,10 +1210,8 @@ fn domain_end(d: &[u8], start: usize) -> Option<usize> {
         }
     }
     let tld = &d[last.0..last.1];
-    (labels >= 2
-        && tld.len() >= 2
-        && tld.iter().any(|&b| b.is_ascii_alphabetic() || b >= 0x80))
-    .then_some(last.1)
+    (labels >= 2 && tld.len() >= 2 && tld.iter().any(|&b| b.is_ascii_alphabetic() || b >= 0x80))
+        .then_some(last.1)
 }
 
 // --- tokens ---------------------------------------------------------------
@@ -1203,7 +1244,9 @@ const KEY_PREFIXES: [(&[u8], usize); 23] = [
 ];
 
 /// Static-asset extensions whose file names carry content hashes.
-const ASSET_EXTENSIONS: [&[u8]; 8] = [b"js", b"mjs", b"cjs", b"css", b"map", b"woff", b"woff2", b"ttf"];
+const ASSET_EXTENSIONS: [&[u8]; 8] = [
+    b"js", b"mjs", b"cjs", b"css", b"map", b"woff", b"woff2", b"ttf",
+];
 
 fn is_b64url(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
@@ -1221,7 +1264,11 @@ fn tokens(d: &[u8], spans: &mut Vec<Span>) {
     let mut run = 0u32;
     let mut longest = 0u32;
     for &b in d {
-        run = if BYTE_CLASS[usize::from(b)] & RUN == 0 { 0 } else { run + 1 };
+        run = if BYTE_CLASS[usize::from(b)] & RUN == 0 {
+            0
+        } else {
+            run + 1
+        };
         longest = longest.max(run);
     }
     if longest < 10 {
@@ -1274,7 +1321,13 @@ fn may_start_known_token(a: u8, b: u8) -> bool {
 /// A token of a known shape starting at word start `i`.
 fn known_token(d: &[u8], i: usize) -> Option<Span> {
     let rest = &d[i..];
-    let token = |end: usize| Some(Span { start: i, end, kind: Kind::Token });
+    let token = |end: usize| {
+        Some(Span {
+            start: i,
+            end,
+            kind: Kind::Token,
+        })
+    };
     for (prefix, min) in KEY_PREFIXES {
         if prefix[..2] == rest[..2] && rest.starts_with(prefix) {
             let from = i + prefix.len();
@@ -1284,17 +1337,29 @@ fn known_token(d: &[u8], i: usize) -> Option<Span> {
     }
     if rest.starts_with(b"AKIA") || rest.starts_with(b"ASIA") {
         let end = run_end(d, i + 4, |b| b.is_ascii_uppercase() || b.is_ascii_digit());
-        return if end - (i + 4) >= 16 { token(end) } else { None };
+        return if end - (i + 4) >= 16 {
+            token(end)
+        } else {
+            None
+        };
     }
     if rest.starts_with(b"AIza") {
         let end = run_end(d, i + 4, is_b64url);
-        return if end - (i + 4) >= 30 { token(end) } else { None };
+        return if end - (i + 4) >= 30 {
+            token(end)
+        } else {
+            None
+        };
     }
     if rest.starts_with(b"SG.") {
         let mid = run_end(d, i + 3, is_b64url);
         if mid - (i + 3) >= 16 && d.get(mid) == Some(&b'.') {
             let end = run_end(d, mid + 1, is_b64url);
-            return if end - (mid + 1) >= 16 { token(end) } else { None };
+            return if end - (mid + 1) >= 16 {
+                token(end)
+            } else {
+                None
+            };
         }
         return None;
     }
@@ -1323,7 +1388,11 @@ fn jwt(d: &[u8], i: usize) -> Option<Span> {
         end = next;
         parts += 1;
     }
-    (parts >= 2 || end1 - i >= 20).then_some(Span { start: i, end, kind: Kind::Token })
+    (parts >= 2 || end1 - i >= 20).then_some(Span {
+        start: i,
+        end,
+        kind: Kind::Token,
+    })
 }
 
 /// `Bearer <token>`: the token (16+ characters).
@@ -1333,7 +1402,11 @@ fn bearer(d: &[u8], after: usize) -> Option<Span> {
         return None;
     }
     let end = run_end(d, start, |b| is_b64url(b) || b"._~+/=".contains(&b));
-    (end - start >= 16).then_some(Span { start, end, kind: Kind::Token })
+    (end - start >= 16).then_some(Span {
+        start,
+        end,
+        kind: Kind::Token,
+    })
 }
 
 fn is_run_byte(b: u8) -> bool {
@@ -1357,7 +1430,11 @@ fn generic_run(d: &[u8], start: usize, end: usize, spans: &mut Vec<Span>) {
             part_signals(&d[start..end], end - start >= 20)
         };
         if sig.strong || (end - start >= 20 && sig.random_looking()) {
-            spans.push(Span { start, end, kind: Kind::Token });
+            spans.push(Span {
+                start,
+                end,
+                kind: Kind::Token,
+            });
         }
         return;
     }
@@ -1366,14 +1443,25 @@ fn generic_run(d: &[u8], start: usize, end: usize, spans: &mut Vec<Span>) {
         if let Some((s, e, sig)) = region.take()
             && (sig.strong || (e - s >= 20 && sig.random_looking()))
         {
-            spans.push(Span { start: s, end: e, kind: Kind::Token });
+            spans.push(Span {
+                start: s,
+                end: e,
+                kind: Kind::Token,
+            });
         }
     };
     let mut p = start;
     loop {
-        let q = d[p..end].iter().position(|&b| b == b'/').map_or(end, |n| p + n);
+        let q = d[p..end]
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(end, |n| p + n);
         let asset = q == end && is_asset_extension(d, end);
-        let sig = if asset { Signals::default() } else { part_signals(&d[p..q], true) };
+        let sig = if asset {
+            Signals::default()
+        } else {
+            part_signals(&d[p..q], true)
+        };
         if sig.suspicious() {
             let r = region.get_or_insert((p, q, Signals::default()));
             r.1 = q;
@@ -1404,12 +1492,9 @@ fn is_asset_extension(d: &[u8], end: usize) -> bool {
 /// word lists. Uniformly random letters make a rare pair 27% of the time, words
 /// 0.3% of the time.
 const COMMON_BIGRAMS: [u32; 26] = [
-    0x3FF_FFFF, 0x37E_FFFB, 0x11F_4D95, 0x37E_FFFB,
-    0x3FF_FFFF, 0x25E_FDF3, 0x35E_7DF3, 0x37E_FDFB,
-    0x2FF_FFFF, 0x010_4111, 0x37E_FDF3, 0x37F_FDFF,
-    0x35E_FDFB, 0x37F_FFFF, 0x3FF_FFFF, 0x11E_C9B1,
-    0x010_0000, 0x37F_FFFF, 0x37F_FFFF, 0x37E_FDFF,
-    0x3EF_FFFF, 0x016_4111, 0x016_6991, 0x118_C195,
+    0x3FF_FFFF, 0x37E_FFFB, 0x11F_4D95, 0x37E_FFFB, 0x3FF_FFFF, 0x25E_FDF3, 0x35E_7DF3, 0x37E_FDFB,
+    0x2FF_FFFF, 0x010_4111, 0x37E_FDF3, 0x37F_FDFF, 0x35E_FDFB, 0x37F_FFFF, 0x3FF_FFFF, 0x11E_C9B1,
+    0x010_0000, 0x37F_FFFF, 0x37F_FFFF, 0x37E_FDFF, 0x3EF_FFFF, 0x016_4111, 0x016_6991, 0x118_C195,
     0x01E_F95F, 0x35C_DD73,
 ];
 
@@ -1454,12 +1539,16 @@ fn part_signals(part: &[u8], full: bool) -> Signals {
     let mut chain = (0usize, 0usize);
     let mut i = 0;
     while i <= part.len() {
-        let e = part[i..].iter().position(|&b| is_piece_sep(b)).map_or(part.len(), |n| i + n);
+        let e = part[i..]
+            .iter()
+            .position(|&b| is_piece_sep(b))
+            .map_or(part.len(), |n| i + n);
         let piece = &part[i..e];
         sig.add(piece_signals(piece, full));
         let all_hex = piece.len() >= 4 && piece.iter().all(u8::is_ascii_hexdigit);
         if all_hex {
-            let mixed = piece.iter().any(u8::is_ascii_digit) && piece.iter().any(u8::is_ascii_alphabetic);
+            let mixed =
+                piece.iter().any(u8::is_ascii_digit) && piece.iter().any(u8::is_ascii_alphabetic);
             chain = (chain.0 + piece.len(), chain.1 + usize::from(mixed));
             sig.strong |= chain.0 >= 16 && chain.1 >= 2;
         }
@@ -1496,7 +1585,9 @@ fn camel_words(p: &[u8], mut f: impl FnMut(&[u8])) {
     let mut start = 0;
     for i in 1..p.len() {
         let (a, b) = (p[i - 1], p[i]);
-        if a.is_ascii_digit() != b.is_ascii_digit() || (a.is_ascii_lowercase() && b.is_ascii_uppercase()) {
+        if a.is_ascii_digit() != b.is_ascii_digit()
+            || (a.is_ascii_lowercase() && b.is_ascii_uppercase())
+        {
             f(&p[start..i]);
             start = i;
         } else if a.is_ascii_uppercase()
@@ -1669,7 +1760,8 @@ fn number_run(d: &[u8], groups: &[(usize, usize)], spans: &mut Vec<Span>) {
         lead -= 1;
         paren = true;
     }
-    let plus_separates = (0..groups.len() - 1).any(|k| d[groups[k].1..groups[k + 1].0].contains(&b'+'));
+    let plus_separates =
+        (0..groups.len() - 1).any(|k| d[groups[k].1..groups[k + 1].0].contains(&b'+'));
     if lead > 0 && d[lead - 1] == b'+' {
         // `+44+20+7946+0958`, `Size+42+43`: `+` may be form-encoded spaces; the
         // first is still read as a country code when it looks like one, the number
@@ -1681,7 +1773,13 @@ fn number_run(d: &[u8], groups: &[(usize, usize)], spans: &mut Vec<Span>) {
             lead -= 1;
         }
     }
-    let run = Run { d, groups, lead, plus, paren };
+    let run = Run {
+        d,
+        groups,
+        lead,
+        plus,
+        paren,
+    };
     let n = groups.len();
     // Cards first: every group range of 13–19 digits passing Luhn.
     let mut taken = [false; MAX_GROUPS];
@@ -1698,14 +1796,22 @@ fn number_run(d: &[u8], groups: &[(usize, usize)], spans: &mut Vec<Span>) {
             }
         }
         if let Some(b) = best {
-            spans.push(Span { start: groups[a].0, end: groups[b].1, kind: Kind::Card });
+            spans.push(Span {
+                start: groups[a].0,
+                end: groups[b].1,
+                kind: Kind::Card,
+            });
             taken[a..=b].iter_mut().for_each(|t| *t = true);
         }
     }
     // Long bare digit runs that are no card.
     for k in 0..n {
         if !taken[k] && run.len(k) >= 16 {
-            spans.push(Span { start: groups[k].0, end: groups[k].1, kind: Kind::Token });
+            spans.push(Span {
+                start: groups[k].0,
+                end: groups[k].1,
+                kind: Kind::Token,
+            });
             taken[k] = true;
         }
     }
@@ -1727,7 +1833,11 @@ fn number_run(d: &[u8], groups: &[(usize, usize)], spans: &mut Vec<Span>) {
 
 fn phones(run: &Run, a: usize, b: usize, spans: &mut Vec<Span>) {
     let mut push = |x: usize, y: usize| {
-        spans.push(Span { start: run.start(x), end: run.groups[y].1, kind: Kind::Phone });
+        spans.push(Span {
+            start: run.start(x),
+            end: run.groups[y].1,
+            kind: Kind::Phone,
+        });
     };
     if phone_ok(run, a, b) {
         push(a, b);
@@ -1774,7 +1884,8 @@ fn phone_ok(run: &Run, x: usize, y: usize) -> bool {
         return false;
     }
     let last = run.len(y);
-    let paren = (x == 0 && run.paren) || (x..y).any(|k| run.sep(k).iter().any(|&c| c == b'(' || c == b')'));
+    let paren =
+        (x == 0 && run.paren) || (x..y).any(|k| run.sep(k).iter().any(|&c| c == b'(' || c == b')'));
     if paren {
         return last >= 3;
     }
@@ -1790,7 +1901,11 @@ fn phone_ok(run: &Run, x: usize, y: usize) -> bool {
 /// `0000 0000 0000`: a mask, not a number.
 fn one_digit_repeated(run: &Run, x: usize, y: usize) -> bool {
     let first = run.d[run.groups[x].0];
-    (x..=y).all(|k| run.d[run.groups[k].0..run.groups[k].1].iter().all(|&b| b == first))
+    (x..=y).all(|k| {
+        run.d[run.groups[k].0..run.groups[k].1]
+            .iter()
+            .all(|&b| b == first)
+    })
 }
 
 /// `2024-11-30`, `30.11.2024`, `11.30.2024` at group `x`.
@@ -1884,7 +1999,13 @@ mod tests {
 
     fn entities(s: &str, f: impl Fn(char) -> String) -> String {
         s.chars()
-            .map(|c| if "@.+ -()".contains(c) { f(c) } else { c.to_string() })
+            .map(|c| {
+                if "@.+ -()".contains(c) {
+                    f(c)
+                } else {
+                    c.to_string()
+                }
+            })
             .collect()
     }
 
@@ -1899,14 +2020,28 @@ mod tests {
             ("plus", plain.replace(' ', "+")),
             ("form", form.clone()),
             ("form-pct", pct(&form)),
-            ("html-dec", entities(plain, |c| format!("&#{};", u32::from(c)))),
-            ("html-hex", entities(plain, |c| format!("&#x{:x};", u32::from(c)))),
+            (
+                "html-dec",
+                entities(plain, |c| format!("&#{};", u32::from(c))),
+            ),
+            (
+                "html-hex",
+                entities(plain, |c| format!("&#x{:x};", u32::from(c))),
+            ),
             (
                 "html-named",
-                plain.replace('@', "&commat;").replace('.', "&period;").replace('+', "&plus;"),
+                plain
+                    .replace('@', "&commat;")
+                    .replace('.', "&period;")
+                    .replace('+', "&plus;"),
             ),
             ("fullwidth", fullwidth(plain)),
-            ("zero-width", plain.replace('@', "\u{200b}@\u{200b}").replace('.', ".\u{ad}")),
+            (
+                "zero-width",
+                plain
+                    .replace('@', "\u{200b}@\u{200b}")
+                    .replace('.', ".\u{ad}"),
+            ),
         ];
         let mut seen = Vec::new();
         all.into_iter()
@@ -1932,14 +2067,33 @@ mod tests {
     fn planted(enc: &str, click_ids: bool) -> Vec<(String, String)> {
         let q = in_url(enc);
         // A raw `#` or `?` in a path starts the fragment or query, as in a browser.
-        let raw_path = if enc.contains(['#', '?']) { q.clone() } else { enc.to_owned() };
+        let raw_path = if enc.contains(['#', '?']) {
+            q.clone()
+        } else {
+            enc.to_owned()
+        };
         let mut out = vec![
-            (format!("text: {enc}"), text(&format!("Hello {enc} thanks")).into_owned()),
+            (
+                format!("text: {enc}"),
+                text(&format!("Hello {enc} thanks")).into_owned(),
+            ),
             (format!("text alone: {enc}"), text(enc).into_owned()),
-            (format!("path: {raw_path}"), path(&format!("/account/{raw_path}/orders"))),
-            (format!("path pct: {q}"), path(&format!("/account/{q}/orders?x=1"))),
-            (format!("path route: {q}"), path(&format!("/app#/user/{q}/settings"))),
-            (format!("path bang route: {q}"), path(&format!("/app#!/user/{q}"))),
+            (
+                format!("path: {raw_path}"),
+                path(&format!("/account/{raw_path}/orders")),
+            ),
+            (
+                format!("path pct: {q}"),
+                path(&format!("/account/{q}/orders?x=1")),
+            ),
+            (
+                format!("path route: {q}"),
+                path(&format!("/app#/user/{q}/settings")),
+            ),
+            (
+                format!("path bang route: {q}"),
+                path(&format!("/app#!/user/{q}")),
+            ),
         ];
         let urls = [
             format!("https://shop.example/account/{q}/orders"),
@@ -1949,9 +2103,14 @@ mod tests {
             format!("/p?utm_source={q}"),
             format!(
                 "https://shop.example/?ref={}",
-                pct(&format!("https://other.example/landing?utm_content={q}&a=b"))
+                pct(&format!(
+                    "https://other.example/landing?utm_content={q}&a=b"
+                ))
             ),
-            format!("https://shop.example/?ref={}", pct(&format!("/landing/{q}"))),
+            format!(
+                "https://shop.example/?ref={}",
+                pct(&format!("/landing/{q}"))
+            ),
             format!("https://shop.example/?ref={q}"),
             format!("https://shop.example/app#/user/{q}/settings"),
             format!("https://shop.example/app#cart/{q}"),
@@ -1976,11 +2135,19 @@ mod tests {
     }
 
     const fn s(plain: &'static str, core: &'static str) -> Secret {
-        Secret { plain, core, digits: false }
+        Secret {
+            plain,
+            core,
+            digits: false,
+        }
     }
 
     const fn n(plain: &'static str, core: &'static str) -> Secret {
-        Secret { plain, core, digits: true }
+        Secret {
+            plain,
+            core,
+            digits: true,
+        }
     }
 
     const EMAILS: [Secret; 5] = [
@@ -2001,9 +2168,15 @@ mod tests {
         s("ghp_16C7e42F292c6912E7710c838347Ae178B4a", "F292c6912E77"),
         s("AKIAIOSFODNN7EXAMPLE", "IOSFODNN7"),
         s("AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe", "DaGmWKa4JsXZ"),
-        s("xoxb-2047238123-4011338422-Z8hTxQ2vLkP9rW3mN7bY", "Z8hTxQ2vLkP9"),
+        s(
+            "xoxb-2047238123-4011338422-Z8hTxQ2vLkP9rW3mN7bY",
+            "Z8hTxQ2vLkP9",
+        ),
         s("glpat-x9Yk2Lm4Np7Qr1St3Uv5", "x9Yk2Lm4Np7"),
-        s("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", "TwL2iGABf9DH"),
+        s(
+            "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",
+            "TwL2iGABf9DH",
+        ),
         s("Kx9mQ2pL7vR4tZ8wN3bY6cJ1", "pL7vR4tZ8wN3"),
     ];
     const CARDS: [Secret; 6] = [
@@ -2031,11 +2204,17 @@ mod tests {
         for (encoding, enc) in encodings(secret.plain) {
             for (place, out) in planted(&enc, kind != "token") {
                 let decoded = decode_fully(&out);
-                let why = format!("{kind} {:?} as {encoding} in {place} -> {out:?}", secret.plain);
+                let why = format!(
+                    "{kind} {:?} as {encoding} in {place} -> {out:?}",
+                    secret.plain
+                );
                 assert!(!has_secret(&out), "still a secret: {why}");
                 assert!(!has_secret(&decoded), "decodes to a secret: {why}");
                 if secret.digits {
-                    assert!(!digits_of(&decoded).contains(secret.core), "digits kept: {why}");
+                    assert!(
+                        !digits_of(&decoded).contains(secret.core),
+                        "digits kept: {why}"
+                    );
                 } else {
                     assert!(
                         !decoded.to_lowercase().contains(&secret.core.to_lowercase()),
@@ -2088,7 +2267,10 @@ mod tests {
             for secret in list {
                 let t = format!("Hello {} thanks", secret.plain);
                 assert_eq!(text(&t), format!("Hello {placeholder} thanks"), "{t}");
-                assert_eq!(path(&format!("/a/{}/b", in_url(secret.plain))), format!("/a/{placeholder}/b"));
+                assert_eq!(
+                    path(&format!("/a/{}/b", in_url(secret.plain))),
+                    format!("/a/{placeholder}/b")
+                );
             }
         }
     }
@@ -2180,7 +2362,11 @@ mod tests {
     #[test]
     fn benign_texts_and_selectors_come_out_unchanged() {
         for t in BENIGN_TEXTS.iter().chain(&BENIGN_SELECTORS) {
-            assert!(matches!(text(t), Cow::Borrowed(_)), "changed: {t:?} -> {:?}", text(t));
+            assert!(
+                matches!(text(t), Cow::Borrowed(_)),
+                "changed: {t:?} -> {:?}",
+                text(t)
+            );
             assert!(!has_secret(t), "{t:?}");
         }
     }
@@ -2223,13 +2409,29 @@ mod tests {
             assert_eq!(text(t), "[email]", "{t}");
             assert!(has_secret(t), "{t}");
         }
-        assert_eq!(text("Signed in as jane@mail.example"), "Signed in as [email]");
-        assert_eq!(text("Signed in as jane@mail.example."), "Signed in as [email].");
+        assert_eq!(
+            text("Signed in as jane@mail.example"),
+            "Signed in as [email]"
+        );
+        assert_eq!(
+            text("Signed in as jane@mail.example."),
+            "Signed in as [email]."
+        );
         assert_eq!(text("<jane@mail.example>, bob@x.org"), "<[email]>, [email]");
         assert_eq!(text("To: \"jane doe\"@mail.example"), "To: [email]");
         assert_eq!(text("Signed+in+as+jane%40mail.example"), "[email]");
-        assert_eq!(text("mailto:jane@mail.example?subject=Hi"), "mailto:[email]?subject=Hi");
-        for t in ["Follow @clicktrail", "@media print", "user@localhost", "icon@2x.png", "icon@1.5x.png", "npm i pkg@1.2.3"] {
+        assert_eq!(
+            text("mailto:jane@mail.example?subject=Hi"),
+            "mailto:[email]?subject=Hi"
+        );
+        for t in [
+            "Follow @clicktrail",
+            "@media print",
+            "user@localhost",
+            "icon@2x.png",
+            "icon@1.5x.png",
+            "npm i pkg@1.2.3",
+        ] {
             assert!(!has_secret(t), "{t}");
         }
     }
@@ -2239,7 +2441,10 @@ mod tests {
         for t in TOKENS.iter().map(|s| s.plain) {
             assert_eq!(text(t), "[token]", "{t}");
         }
-        assert_eq!(text("Authorization: Bearer abc123def456ghi7"), "Authorization: Bearer [token]");
+        assert_eq!(
+            text("Authorization: Bearer abc123def456ghi7"),
+            "Authorization: Bearer [token]"
+        );
         assert_eq!(text("Bearer of good news"), "Bearer of good news");
         assert_eq!(text("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0"), "[token]"); // two parts
         assert_eq!(text("id_9f86d081884c7d65"), "[token]"); // 16 hex inside a word
@@ -2247,7 +2452,10 @@ mod tests {
         assert_eq!(text("sk_test_short"), "sk_test_short");
         assert_eq!(text("task_live_update"), "task_live_update");
         // standard base64 with + / =
-        assert_eq!(text("key uiA0dDf6UrmUvKQt4z/QX7d3g+qrgcqK= end"), "key [token] end");
+        assert_eq!(
+            text("key uiA0dDf6UrmUvKQt4z/QX7d3g+qrgcqK= end"),
+            "key [token] end"
+        );
         assert_eq!(text("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"), "[token]");
         // a path in free text keeps its readable parts
         assert_eq!(
@@ -2292,7 +2500,12 @@ mod tests {
         };
         let b64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let b64url = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        for (alphabet, len, most_missed) in [(b64url, 20, 60), (b64, 24, 30), (b64url, 32, 5), (b64, 40, 2)] {
+        for (alphabet, len, most_missed) in [
+            (b64url, 20, 60),
+            (b64, 24, 30),
+            (b64url, 32, 5),
+            (b64, 40, 2),
+        ] {
             let missed = (0..1000)
                 .filter(|_| {
                     let t: String = (0..len).map(|_| char::from(alphabet[next()])).collect();
@@ -2322,7 +2535,10 @@ mod tests {
         for lead in [23, 28, 47, 48, 60] {
             let t = format!("{} 4111 1111 1111 1111", vec!["7"; lead].join(" "));
             assert!(!digits_of(&text(&t)).contains("4111111111111111"), "{lead}");
-            let t = format!("{} 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1", vec!["7"; lead].join(" "));
+            let t = format!(
+                "{} 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
+                vec!["7"; lead].join(" ")
+            );
             assert!(text(&t).ends_with("[card]"), "{lead}: {}", text(&t));
         }
         // 16 digits failing Luhn: not a card, still not stored.
@@ -2354,7 +2570,10 @@ mod tests {
             assert_eq!(text(t), "[phone]", "{t}");
         }
         assert_eq!(text("Call 555-123-4567 now"), "Call [phone] now");
-        assert_eq!(text("Sale ends 2024-11-30 call 555-123-4567"), "Sale ends 2024-11-30 call [phone]");
+        assert_eq!(
+            text("Sale ends 2024-11-30 call 555-123-4567"),
+            "Sale ends 2024-11-30 call [phone]"
+        );
         for t in [
             "2024-11-30",
             "30.11.2024",
@@ -2380,15 +2599,26 @@ mod tests {
     fn decoding_maps_back_to_the_original_bytes() {
         assert_eq!(text("Mail: jane%40x.com, ok"), "Mail: [email], ok");
         assert_eq!(text("x=jane%252540x.com&y=1"), "x=[email]&y=1");
-        assert_eq!(text("Grüße jane&#64;x.de – bis bald"), "Grüße [email] – bis bald");
-        assert_eq!(text("Tel%3A%20%2B1%20555%20123%204567%20ok"), "Tel%3A%20[phone]%20ok");
+        assert_eq!(
+            text("Grüße jane&#64;x.de – bis bald"),
+            "Grüße [email] – bis bald"
+        );
+        assert_eq!(
+            text("Tel%3A%20%2B1%20555%20123%204567%20ok"),
+            "Tel%3A%20[phone]%20ok"
+        );
         // Latin-1 percent bytes are left alone.
         assert_eq!(text("caf%E9 5"), "caf%E9 5");
     }
 
     #[test]
     fn fast_path_borrows() {
-        for t in ["Add to cart", "Proceed to checkout", "div.product-card > a.title", ""] {
+        for t in [
+            "Add to cart",
+            "Proceed to checkout",
+            "div.product-card > a.title",
+            "",
+        ] {
             assert!(matches!(text(t), Cow::Borrowed(_)));
             assert!(!needs_scan(t.as_bytes()));
         }
@@ -2404,7 +2634,10 @@ mod tests {
     #[test]
     fn paths() {
         assert_eq!(path("/u/jane%40mail.example/orders"), "/u/[email]/orders");
-        assert_eq!(path("/reset/9f86d081884c7d659a2feaa0c55ad015/done"), "/reset/[token]/done");
+        assert_eq!(
+            path("/reset/9f86d081884c7d659a2feaa0c55ad015/done"),
+            "/reset/[token]/done"
+        );
         assert_eq!(path("/search?q=jane@mail.example"), "/search");
         assert_eq!(path("/a?x=1#/cart?email=jane@x.com"), "/a#/cart");
         assert_eq!(path("/a#!/user/jane%40x.com"), "/a#!/user/[email]");
@@ -2423,32 +2656,66 @@ mod tests {
     #[test]
     fn urls() {
         assert_eq!(
-            url("https://jane:hunter2@shop.example:8443/x?utm_source=a&session=b#section-2").as_deref(),
+            url("https://jane:hunter2@shop.example:8443/x?utm_source=a&session=b#section-2")
+                .as_deref(),
             Some("https://shop.example:8443/x?utm_source=a")
         );
         assert_eq!(
             url("https://shop.example/?UTM_Source=x&Ref=y&gclid=abc&wbraid=q&x=1").as_deref(),
             Some("https://shop.example/?UTM_Source=x&Ref=y&gclid=abc&wbraid=q")
         );
-        assert_eq!(url("https://shop.example/?utm_jane%40x.com=1").as_deref(), Some("https://shop.example/"));
+        assert_eq!(
+            url("https://shop.example/?utm_jane%40x.com=1").as_deref(),
+            Some("https://shop.example/")
+        );
         assert_eq!(
             url("https://shop.example/?gclid=jane%40x.com&fbclid=%2B15551234567").as_deref(),
             Some("https://shop.example/?gclid=%5Bemail%5D&fbclid=%5Bphone%5D")
         );
         assert_eq!(
-            url("https://shop.example/?ref=https%3A%2F%2Fa.example%2F%3Futm_source%3Djane%2540x.com").as_deref(),
-            Some("https://shop.example/?ref=https%3A%2F%2Fa.example%2F%3Futm_source%3D%255Bemail%255D")
+            url(
+                "https://shop.example/?ref=https%3A%2F%2Fa.example%2F%3Futm_source%3Djane%2540x.com"
+            )
+            .as_deref(),
+            Some(
+                "https://shop.example/?ref=https%3A%2F%2Fa.example%2F%3Futm_source%3D%255Bemail%255D"
+            )
         );
         // the local part takes the whole word before `@`
-        assert_eq!(url("https://shop.example/?ref=friend-jane%40x.com").as_deref(), Some("https://shop.example/?ref=%5Bemail%5D"));
-        assert_eq!(url("https://shop.example/?ref=newsletter%20for%20jane%40x.com").as_deref(), Some("https://shop.example/?ref=newsletter%20for%20%5Bemail%5D"));
-        assert_eq!(url("https://shop.example/?utm_term=%2B1+555+123+4567").as_deref(), Some("https://shop.example/?utm_term=%5Bphone%5D"));
-        assert_eq!(url("//cdn.example/app.js?v=1").as_deref(), Some("//cdn.example/app.js"));
-        assert_eq!(url("https://9f86d081884c7d659a2feaa0c55ad015.tunnel.example/").as_deref(), Some("https://redacted.tunnel.example/"));
-        for (raw, want) in [("tel:+15551234567", "tel:"), ("javascript:void(0)", "javascript:"), ("data:text/plain,jane@x.com", "data:")] {
+        assert_eq!(
+            url("https://shop.example/?ref=friend-jane%40x.com").as_deref(),
+            Some("https://shop.example/?ref=%5Bemail%5D")
+        );
+        assert_eq!(
+            url("https://shop.example/?ref=newsletter%20for%20jane%40x.com").as_deref(),
+            Some("https://shop.example/?ref=newsletter%20for%20%5Bemail%5D")
+        );
+        assert_eq!(
+            url("https://shop.example/?utm_term=%2B1+555+123+4567").as_deref(),
+            Some("https://shop.example/?utm_term=%5Bphone%5D")
+        );
+        assert_eq!(
+            url("//cdn.example/app.js?v=1").as_deref(),
+            Some("//cdn.example/app.js")
+        );
+        assert_eq!(
+            url("https://9f86d081884c7d659a2feaa0c55ad015.tunnel.example/").as_deref(),
+            Some("https://redacted.tunnel.example/")
+        );
+        for (raw, want) in [
+            ("tel:+15551234567", "tel:"),
+            ("javascript:void(0)", "javascript:"),
+            ("data:text/plain,jane@x.com", "data:"),
+        ] {
             assert_eq!(url(raw).as_deref(), Some(want));
         }
-        for raw in ["not a url", "", "jane.doe:pw@mail.example", "www.shop.example/x", "foo:bar"] {
+        for raw in [
+            "not a url",
+            "",
+            "jane.doe:pw@mail.example",
+            "www.shop.example/x",
+            "foo:bar",
+        ] {
             assert_eq!(url(raw), None, "{raw}");
         }
         // ref nesting deeper than MAX_URL_DEPTH is dropped
@@ -2489,7 +2756,11 @@ mod tests {
 
     #[test]
     fn scrubbing_is_idempotent() {
-        for t in ["Hello jane@x.com and 555-123-4567", "x 9f86d081884c7d659a2feaa0c55ad015", "Add to cart"] {
+        for t in [
+            "Hello jane@x.com and 555-123-4567",
+            "x 9f86d081884c7d659a2feaa0c55ad015",
+            "Add to cart",
+        ] {
             let once = text(t).into_owned();
             assert_eq!(text(&once), once);
         }
@@ -2509,14 +2780,23 @@ mod tests {
             url("https://u:p@shop.example/reset/9f86d081884c7d659a2feaa0c55ad015/done?utm_content=jane.doe@mail.example").as_deref(),
             Some("https://shop.example/reset/[token]/done?utm_content=%5Bemail%5D")
         );
-        assert_eq!(url("https://shop.example/u/jane@mail.example/orders").as_deref(), Some("https://shop.example/u/[email]/orders"));
+        assert_eq!(
+            url("https://shop.example/u/jane@mail.example/orders").as_deref(),
+            Some("https://shop.example/u/[email]/orders")
+        );
         assert_eq!(url("mailto:jane@mail.example").as_deref(), Some("mailto:"));
         assert_eq!(url("/product/boots?x=1").as_deref(), Some("/product/boots"));
         assert_eq!(url("not a url"), None);
-        assert_eq!(path("/product/winter-boots-2024"), "/product/winter-boots-2024");
+        assert_eq!(
+            path("/product/winter-boots-2024"),
+            "/product/winter-boots-2024"
+        );
         assert_eq!(path("/orders/12345"), "/orders/12345");
         assert_eq!(text("Add to cart"), "Add to cart");
-        assert_eq!(text("Signed in as jane@mail.example"), "Signed in as [email]");
+        assert_eq!(
+            text("Signed in as jane@mail.example"),
+            "Signed in as [email]"
+        );
         assert_eq!(text("Follow @clicktrail"), "Follow @clicktrail");
     }
 
@@ -2525,9 +2805,46 @@ mod tests {
     #[test]
     fn never_panics_and_text_output_is_always_clean() {
         const PIECES: [&str; 40] = [
-            "%", "%2", "%25", "%40", "%E2%80%8B", "%C3", "%u0040", "&#", "&#x4", "&#64", "&commat;", "&amp;",
-            "＠", "４", "é", "€", "\u{200b}", "\u{ad}", "\\u00", "\\x4", "@", ".", "+", "-", " ", "(", ")", "/",
-            "?", "#", "=", "&", "5", "12", "4111", "eyJ", "sk_live_", "x.com", "Ab9", "\u{10FFFF}",
+            "%",
+            "%2",
+            "%25",
+            "%40",
+            "%E2%80%8B",
+            "%C3",
+            "%u0040",
+            "&#",
+            "&#x4",
+            "&#64",
+            "&commat;",
+            "&amp;",
+            "＠",
+            "４",
+            "é",
+            "€",
+            "\u{200b}",
+            "\u{ad}",
+            "\\u00",
+            "\\x4",
+            "@",
+            ".",
+            "+",
+            "-",
+            " ",
+            "(",
+            ")",
+            "/",
+            "?",
+            "#",
+            "=",
+            "&",
+            "5",
+            "12",
+            "4111",
+            "eyJ",
+            "sk_live_",
+            "x.com",
+            "Ab9",
+            "\u{10FFFF}",
         ];
         let mut seed = 0x2545_F491_4F6C_DD1D_u64;
         let mut next = move || {
@@ -2551,7 +2868,9 @@ mod tests {
             let p = path(&s);
             assert!(!has_secret(&p), "{s:?} -> {p:?}");
             let _ = url(&s);
-            let _ = url(&format!("https://shop.example/{s}?utm_term={s}&ref={s}#{s}"));
+            let _ = url(&format!(
+                "https://shop.example/{s}?utm_term={s}&ref={s}#{s}"
+            ));
             let _ = url(&format!("/{s}"));
             let mut v = json!({ s.clone(): [s.clone(), { s.clone(): s.clone() }] });
             json(&mut v);

@@ -20,7 +20,12 @@ use axum::{
 use serde_json::json;
 
 use crate::{
-    Config, accounts::Accounts, api, auth, enrich::Salts, ingest, ratelimit::RateLimiter,
+    Config,
+    accounts::Accounts,
+    api, auth,
+    enrich::Salts,
+    ingest,
+    ratelimit::RateLimiter,
     store::{COMMIT_BUCKETS_MS, Store, StoreError},
 };
 
@@ -82,7 +87,10 @@ impl App {
 pub fn router(app: App) -> Router {
     let api = Router::new()
         .route("/api/audit", post(api::audit))
-        .route("/api/funnels", get(api::list_funnels).post(api::save_funnel))
+        .route(
+            "/api/funnels",
+            get(api::list_funnels).post(api::save_funnel),
+        )
         .route("/api/funnels/{name}", delete(api::delete_funnel))
         .route("/api/me", get(api::me))
         .route("/api/sites", get(api::list_sites).post(api::put_site))
@@ -177,7 +185,10 @@ fn problems(app: &App) -> Vec<String> {
     let c = app.store.counters();
     let mut out = Vec::new();
     if c.failing.load(Ordering::Relaxed) {
-        out.push("the last commit failed; events are being refused with 500 until one succeeds".to_owned());
+        out.push(
+            "the last commit failed; events are being refused with 500 until one succeeds"
+                .to_owned(),
+        );
     }
     let dir = app
         .store
@@ -236,32 +247,95 @@ async fn metrics(State(app): State<App>) -> Response {
     let c = app.store.counters();
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
     };
-    metric("clicktrail_events_committed_total", "counter", "Events committed to disk.", c.events_committed.load(Ordering::Relaxed));
-    metric("clicktrail_batches_committed_total", "counter", "Batches committed to disk.", c.batches_committed.load(Ordering::Relaxed));
-    metric("clicktrail_commits_total", "counter", "Group commits.", c.commits.load(Ordering::Relaxed));
-    metric("clicktrail_commit_failures_total", "counter", "Group commits that failed.", c.commit_failures.load(Ordering::Relaxed));
-    metric("clicktrail_overloaded_total", "counter", "Batches refused with 503 because the queue was full.", c.overloaded.load(Ordering::Relaxed));
-    metric("clicktrail_queue_depth", "gauge", "Batches waiting for the writer.", app.store.queue_depth() as u64);
-    metric("clicktrail_queue_bytes", "gauge", "Bytes of events waiting for the writer.", app.store.queue_bytes() as u64);
-    metric("clicktrail_healthy", "gauge", "1 when /healthz is ok.", u64::from(problems(&app).is_empty()));
-    let _ = writeln!(out, "# HELP clicktrail_rejected_total Batches rejected, by error code.\n# TYPE clicktrail_rejected_total counter");
+    metric(
+        "clicktrail_events_committed_total",
+        "counter",
+        "Events committed to disk.",
+        c.events_committed.load(Ordering::Relaxed),
+    );
+    metric(
+        "clicktrail_batches_committed_total",
+        "counter",
+        "Batches committed to disk.",
+        c.batches_committed.load(Ordering::Relaxed),
+    );
+    metric(
+        "clicktrail_commits_total",
+        "counter",
+        "Group commits.",
+        c.commits.load(Ordering::Relaxed),
+    );
+    metric(
+        "clicktrail_commit_failures_total",
+        "counter",
+        "Group commits that failed.",
+        c.commit_failures.load(Ordering::Relaxed),
+    );
+    metric(
+        "clicktrail_overloaded_total",
+        "counter",
+        "Batches refused with 503 because the queue was full.",
+        c.overloaded.load(Ordering::Relaxed),
+    );
+    metric(
+        "clicktrail_queue_depth",
+        "gauge",
+        "Batches waiting for the writer.",
+        app.store.queue_depth() as u64,
+    );
+    metric(
+        "clicktrail_queue_bytes",
+        "gauge",
+        "Bytes of events waiting for the writer.",
+        app.store.queue_bytes() as u64,
+    );
+    metric(
+        "clicktrail_healthy",
+        "gauge",
+        "1 when /healthz is ok.",
+        u64::from(problems(&app).is_empty()),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP clicktrail_rejected_total Batches rejected, by error code.\n# TYPE clicktrail_rejected_total counter"
+    );
     for (code, n) in c.rejected.lock().map(|m| m.clone()).unwrap_or_default() {
         let _ = writeln!(out, "clicktrail_rejected_total{{code=\"{code}\"}} {n}");
     }
-    let _ = writeln!(out, "# HELP clicktrail_commit_seconds Time of a group commit.\n# TYPE clicktrail_commit_seconds histogram");
+    let _ = writeln!(
+        out,
+        "# HELP clicktrail_commit_seconds Time of a group commit.\n# TYPE clicktrail_commit_seconds histogram"
+    );
     let mut cumulative = 0;
     for (i, le) in COMMIT_BUCKETS_MS.iter().enumerate() {
         cumulative += c.commit_latency[i].load(Ordering::Relaxed);
-        let _ = writeln!(out, "clicktrail_commit_seconds_bucket{{le=\"{}\"}} {cumulative}", *le as f64 / 1000.0);
+        let _ = writeln!(
+            out,
+            "clicktrail_commit_seconds_bucket{{le=\"{}\"}} {cumulative}",
+            *le as f64 / 1000.0
+        );
     }
     cumulative += c.commit_latency[COMMIT_BUCKETS_MS.len()].load(Ordering::Relaxed);
-    let _ = writeln!(out, "clicktrail_commit_seconds_bucket{{le=\"+Inf\"}} {cumulative}");
-    let _ = writeln!(out, "clicktrail_commit_seconds_sum {}", c.commit_latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6);
+    let _ = writeln!(
+        out,
+        "clicktrail_commit_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+    );
+    let _ = writeln!(
+        out,
+        "clicktrail_commit_seconds_sum {}",
+        c.commit_latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+    );
     let _ = writeln!(out, "clicktrail_commit_seconds_count {cumulative}");
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         out,
     )
         .into_response()

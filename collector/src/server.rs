@@ -787,7 +787,7 @@ mod tests {
 
         async fn read_to_end(&self, out: &mut Vec<u8>) -> std::io::Result<usize> {
             let start = out.len();
-            let mut buf = [0u8; 16 * 1024];
+            let mut buf = vec![0u8; 16 * 1024];
             loop {
                 self.readable().await?;
                 match self.try_read(&mut buf) {

@@ -559,15 +559,14 @@ impl Store {
     /// Run a read-only job on a fresh reading connection (blocking: call from
     /// `spawn_blocking`).
     pub fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
-        match self.reader() {
-            Ok(conn) => f(&conn),
-            Err(_) => {
-                let conn = self
-                    .base
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                f(&conn)
-            }
+        if let Ok(conn) = self.reader() {
+            f(&conn)
+        } else {
+            let conn = self
+                .base
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(&conn)
         }
     }
 

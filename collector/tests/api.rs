@@ -275,7 +275,8 @@ async fn overload_answers_503_and_every_acknowledged_event_is_stored() {
             linger: Duration::ZERO,
         },
         |_| {},
-    ).await;
+    )
+    .await;
     let mut rng = clicktrail_collector::synth::Rng::new(1);
     let ctx = clicktrail_collector::enrich::Context {
         ip: "198.51.100.1".parse().unwrap(),

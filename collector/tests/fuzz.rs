@@ -37,15 +37,60 @@ impl Rng {
 }
 
 const PIECES: &[&str] = &[
-    "jane.doe@mail.example", "jane%40mail.example", "jane%2540mail.example", "a&#64;b.example",
-    "x＠y.example", "4111 1111 1111 1111", "4111-1111-1111-1111", "4111111111111111",
-    "+1 (555) 123-4567", "%2B15551234567", "555.123.4567", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln",
-    "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "9f86d081884c7d659a2feaa0c55ad015",
-    "123e4567-e89b-12d3-a456-426614174000", "Add to cart", "/product/boots", "?q=1&email=a@b.c",
-    "#/route", "%", "%%", "%zz", "%e2%82", "\\u0000", "\\ud800", "\\n", "\\\"", "é", "日本",
-    "🛒", "\u{202e}", "\u{1b}[31m", "=HYPERLINK(\"x\")", "@", "..", "//", "https://", "http://a",
-    "mailto:", "javascript:alert(1)", "0", "-1", "99999999999999999999", " ", "\t", "&amp;",
-    "&#x40;", "&commat;", "+", "++", "a", "Z9", "_", "-",
+    "jane.doe@mail.example",
+    "jane%40mail.example",
+    "jane%2540mail.example",
+    "a&#64;b.example",
+    "x＠y.example",
+    "4111 1111 1111 1111",
+    "4111-1111-1111-1111",
+    "4111111111111111",
+    "+1 (555) 123-4567",
+    "%2B15551234567",
+    "555.123.4567",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln",
+    "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    "9f86d081884c7d659a2feaa0c55ad015",
+    "123e4567-e89b-12d3-a456-426614174000",
+    "Add to cart",
+    "/product/boots",
+    "?q=1&email=a@b.c",
+    "#/route",
+    "%",
+    "%%",
+    "%zz",
+    "%e2%82",
+    "\\u0000",
+    "\\ud800",
+    "\\n",
+    "\\\"",
+    "é",
+    "日本",
+    "🛒",
+    "\u{202e}",
+    "\u{1b}[31m",
+    "=HYPERLINK(\"x\")",
+    "@",
+    "..",
+    "//",
+    "https://",
+    "http://a",
+    "mailto:",
+    "javascript:alert(1)",
+    "0",
+    "-1",
+    "99999999999999999999",
+    " ",
+    "\t",
+    "&amp;",
+    "&#x40;",
+    "&commat;",
+    "+",
+    "++",
+    "a",
+    "Z9",
+    "_",
+    "-",
 ];
 
 fn junk(r: &mut Rng, max: usize) -> String {
@@ -72,25 +117,67 @@ fn json_str(s: &str) -> String {
 
 fn value(r: &mut Rng, max: usize) -> String {
     match r.below(40) {
-        0 => r.pick(&["null", "true", "1", "-1", "1e308", "18446744073709551616", "[]", "{}"]).to_owned(),
+        0 => r
+            .pick(&[
+                "null",
+                "true",
+                "1",
+                "-1",
+                "1e308",
+                "18446744073709551616",
+                "[]",
+                "{}",
+            ])
+            .to_owned(),
         1 => format!("\"{}\"", r.pick(PIECES)),
         _ => json_str(&junk(r, max)),
     }
 }
 
 const KINDS: &[&str] = &[
-    "pageview", "screen", "click", "focus", "blur", "change", "submit", "leave", "custom",
-    "identify", "links", "ad_view", "error", "dead_click", "invalid", "warp", "",
+    "pageview",
+    "screen",
+    "click",
+    "focus",
+    "blur",
+    "change",
+    "submit",
+    "leave",
+    "custom",
+    "identify",
+    "links",
+    "ad_view",
+    "error",
+    "dead_click",
+    "invalid",
+    "warp",
+    "",
 ];
 const FIELDS: &[(&str, usize)] = &[
-    ("url", 2048), ("ref", 2048), ("title", 256), ("nav", 16), ("screen", 128), ("sel", 512),
-    ("text", 64), ("href", 2048), ("form", 128), ("field", 128), ("ft", 32), ("name", 128),
-    ("uid", 128), ("ad", 128), ("msg", 256), ("src", 2048),
+    ("url", 2048),
+    ("ref", 2048),
+    ("title", 256),
+    ("nav", 16),
+    ("screen", 128),
+    ("sel", 512),
+    ("text", 64),
+    ("href", 2048),
+    ("form", 128),
+    ("field", 128),
+    ("ft", 32),
+    ("name", 128),
+    ("uid", 128),
+    ("ad", 128),
+    ("msg", 256),
+    ("src", 2048),
 ];
 
 fn event(r: &mut Rng, i: usize, sent: i64) -> String {
     let mut f = vec![
-        format!("\"id\":\"{:032x}\"", r.next() as u128 * u128::from(r.next())),
+        format!(
+            "\"id\":\"{:032x}\"",
+            u128::from(r.next()) * u128::from(r.next())
+        ),
         format!("\"k\":\"{}\"", r.pick(KINDS)),
         format!("\"t\":{}", sent - (r.below(100_000) as i64)),
         format!("\"seq\":{i}"),
@@ -108,7 +195,14 @@ fn event(r: &mut Rng, i: usize, sent: i64) -> String {
             f.push(format!("\"{name}\":{}", value(r, *max)));
         }
     }
-    for (name, v) in [("x", "12"), ("y", "-5"), ("dur", "1500"), ("status", "404"), ("line", "7"), ("empty", "true")] {
+    for (name, v) in [
+        ("x", "12"),
+        ("y", "-5"),
+        ("dur", "1500"),
+        ("status", "404"),
+        ("line", "7"),
+        ("empty", "true"),
+    ] {
         if r.chance(15) {
             f.push(format!("\"{name}\":{v}"));
         }
@@ -134,9 +228,17 @@ fn event(r: &mut Rng, i: usize, sent: i64) -> String {
 
 fn body(r: &mut Rng) -> Vec<u8> {
     let sent = 1_767_225_600_000i64 + r.below(1_000_000) as i64;
-    let n = if r.chance(5) { r.below(260) } else { 1 + r.below(8) };
+    let n = if r.chance(5) {
+        r.below(260)
+    } else {
+        1 + r.below(8)
+    };
     let events: Vec<String> = (0..n).map(|i| event(r, i, sent)).collect();
-    let site = if r.chance(90) { "shop".to_owned() } else { junk(r, 80) };
+    let site = if r.chance(90) {
+        "shop".to_owned()
+    } else {
+        junk(r, 80)
+    };
     let mut b = format!(
         "{{\"v\":1,\"site\":{},\"sid\":\"00112233445566778899aabbccddeeff\",\"sent\":{sent},\"events\":[{}]}}",
         json_str(&site),
@@ -152,7 +254,13 @@ fn body(r: &mut Rng) -> Vec<u8> {
         match r.below(5) {
             0 => b[at] = r.next() as u8,
             1 => b.truncate(at),
-            2 => b.insert(at, *r.pick(&["{", "}", "[", "\"", ",", "\\", "\u{0}"]).as_bytes().first().unwrap_or(&0)),
+            2 => b.insert(
+                at,
+                *r.pick(&["{", "}", "[", "\"", ",", "\\", "\u{0}"])
+                    .as_bytes()
+                    .first()
+                    .unwrap_or(&0),
+            ),
             3 => {
                 let end = (at + r.below(64)).min(b.len());
                 let piece = b[at..end].to_vec();
@@ -217,18 +325,33 @@ fn parser_and_enrich_survive_every_generated_input() {
                     for row in &out {
                         // Props are JSON: each key and string value is a stored text.
                         if let Some(p) = &row.props {
-                            let v: serde_json::Value = serde_json::from_str(p).expect("props stay JSON");
+                            let v: serde_json::Value =
+                                serde_json::from_str(p).expect("props stay JSON");
                             let mut texts = Vec::new();
                             strings(&v, &mut texts);
                             for t in texts {
-                                assert!(!scrub::has_secret(&t), "input {i} of thread {t:?} stored a secret in props");
+                                assert!(
+                                    !scrub::has_secret(&t),
+                                    "input {i} of thread {t:?} stored a secret in props"
+                                );
                             }
                         }
                         for text in [
-                            Some(&row.path), row.url.as_ref(), row.referrer.as_ref(), row.title.as_ref(),
-                            row.screen.as_ref(), row.selector.as_ref(), row.text.as_ref(), row.href.as_ref(),
-                            row.form.as_ref(), row.field.as_ref(), row.name.as_ref(),
-                            row.user_id.as_ref().filter(|_| ctx.clear_ids), row.ad.as_ref(), row.message.as_ref(), row.source.as_ref(),
+                            Some(&row.path),
+                            row.url.as_ref(),
+                            row.referrer.as_ref(),
+                            row.title.as_ref(),
+                            row.screen.as_ref(),
+                            row.selector.as_ref(),
+                            row.text.as_ref(),
+                            row.href.as_ref(),
+                            row.form.as_ref(),
+                            row.field.as_ref(),
+                            row.name.as_ref(),
+                            row.user_id.as_ref().filter(|_| ctx.clear_ids),
+                            row.ad.as_ref(),
+                            row.message.as_ref(),
+                            row.source.as_ref(),
                         ]
                         .into_iter()
                         .flatten()
@@ -249,5 +372,8 @@ fn parser_and_enrich_survive_every_generated_input() {
         "fuzz: {iters} inputs, {accepted} accepted batches, {} rows, no panic, no secret stored",
         rows.load(Ordering::Relaxed)
     );
-    assert!(accepted > iters / 50, "the generator must reach enrich often ({accepted})");
+    assert!(
+        accepted > iters / 50,
+        "the generator must reach enrich often ({accepted})"
+    );
 }

@@ -3,6 +3,9 @@
 //! what a flood does, what is stored of the secrets a page leaks, what an error
 //! reveals, and whether health tells the truth.
 
+// Tests read as a script: h (harness), s (status), b (body), e (event).
+#![allow(clippy::many_single_char_names, clippy::needless_pass_by_value)]
+
 use std::{net::SocketAddr, time::Duration};
 
 use axum::{
@@ -92,7 +95,11 @@ impl H {
             .await
             .unwrap();
         let (change, token) = accounts::token_for(name, "t");
-        self.app.accounts.apply(&self.app.store, change).await.unwrap();
+        self.app
+            .accounts
+            .apply(&self.app.store, change)
+            .await
+            .unwrap();
         token
     }
 
@@ -106,7 +113,13 @@ impl H {
         (status, body, headers)
     }
 
-    async fn api(&self, method: &str, uri: &str, token: Option<&str>, body: &str) -> (StatusCode, Value) {
+    async fn api(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, Value) {
         let mut req = Request::builder()
             .method(method)
             .uri(uri)
@@ -115,11 +128,17 @@ impl H {
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
-        let (s, b, _) = self.send(req.body(Body::from(body.to_owned())).unwrap()).await;
+        let (s, b, _) = self
+            .send(req.body(Body::from(body.to_owned())).unwrap())
+            .await;
         (s, b)
     }
 
-    async fn collect(&self, body: String, extra: &[(&str, &str)]) -> (StatusCode, Value, axum::http::HeaderMap) {
+    async fn collect(
+        &self,
+        body: String,
+        extra: &[(&str, &str)],
+    ) -> (StatusCode, Value, axum::http::HeaderMap) {
         self.collect_from([203, 0, 113, 7], body, extra).await
     }
 
@@ -152,7 +171,8 @@ fn batch(site: &str, events: &[Value]) -> String {
 }
 
 fn ev(i: usize, kind: &str, extra: Value) -> Value {
-    let mut e = json!({"id": format!("{i:032x}"), "k": kind, "t": now_ms(), "seq": i, "path": "/cart"});
+    let mut e =
+        json!({"id": format!("{i:032x}"), "k": kind, "t": now_ms(), "seq": i, "path": "/cart"});
     if let (Some(o), Some(x)) = (e.as_object_mut(), extra.as_object()) {
         o.extend(x.clone());
     }
@@ -162,8 +182,10 @@ fn ev(i: usize, kind: &str, extra: Value) -> Value {
 #[tokio::test]
 async fn the_api_needs_a_token_and_shows_each_user_only_their_sites() {
     let h = start(|_| {}).await;
-    h.collect(batch("a", &[ev(1, "pageview", json!({}))]), &[]).await;
-    h.collect(batch("b", &[ev(2, "pageview", json!({}))]), &[]).await;
+    h.collect(batch("a", &[ev(1, "pageview", json!({}))]), &[])
+        .await;
+    h.collect(batch("b", &[ev(2, "pageview", json!({}))]), &[])
+        .await;
     let ann = h.user("ann", &["a"]).await;
 
     // No token, a wrong token: 401 everywhere, with what to do.
@@ -185,18 +207,41 @@ async fn the_api_needs_a_token_and_shows_each_user_only_their_sites() {
     // Ann reads site a; site b looks like no site at all.
     let audit = |site: &str| json!({"audit": "screens", "scope": {"site": site}}).to_string();
     let (s, b) = h.api("POST", "/api/audit", Some(&ann), &audit("a")).await;
-    assert_eq!((s, b["sessions"].as_u64()), (StatusCode::OK, Some(1)), "{b}");
+    assert_eq!(
+        (s, b["sessions"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{b}"
+    );
     let (s, b) = h.api("POST", "/api/audit", Some(&ann), &audit("b")).await;
-    assert_eq!((s, &b["error"]), (StatusCode::NOT_FOUND, &json!("unknown_site")), "{b}");
-    let (s, b) = h.api("POST", "/api/audit", Some(&ann), &audit("nope")).await;
-    assert_eq!((s, &b["error"]), (StatusCode::NOT_FOUND, &json!("unknown_site")), "{b}");
+    assert_eq!(
+        (s, &b["error"]),
+        (StatusCode::NOT_FOUND, &json!("unknown_site")),
+        "{b}"
+    );
+    let (s, b) = h
+        .api("POST", "/api/audit", Some(&ann), &audit("nope"))
+        .await;
+    assert_eq!(
+        (s, &b["error"]),
+        (StatusCode::NOT_FOUND, &json!("unknown_site")),
+        "{b}"
+    );
     // Without a site: hers only.
-    let (s, b) = h.api("POST", "/api/audit", Some(&ann), r#"{"audit":"screens"}"#).await;
+    let (s, b) = h
+        .api("POST", "/api/audit", Some(&ann), r#"{"audit":"screens"}"#)
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(b["scope"]["site"], "a");
     assert_eq!(b["sessions"], 1);
     // The admin sees both.
-    let (_, b) = h.api("POST", "/api/audit", Some(&h.admin), r#"{"audit":"screens"}"#).await;
+    let (_, b) = h
+        .api(
+            "POST",
+            "/api/audit",
+            Some(&h.admin),
+            r#"{"audit":"screens"}"#,
+        )
+        .await;
     assert_eq!(b["sessions"], 1, "one session id in both sites: {b}");
     // Funnels of b: not hers to read, save or delete; `*` funnels are an admin's.
     let (s, _) = h.api("GET", "/api/funnels?site=b", Some(&ann), "").await;
@@ -208,7 +253,9 @@ async fn the_api_needs_a_token_and_shows_each_user_only_their_sites() {
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, _) = h.api("POST", "/api/funnels", Some(&h.admin), &f("b")).await;
     assert_eq!(s, StatusCode::OK);
-    let (s, _) = h.api("DELETE", "/api/funnels/f?site=b", Some(&ann), "").await;
+    let (s, _) = h
+        .api("DELETE", "/api/funnels/f?site=b", Some(&ann), "")
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (_, b) = h.api("GET", "/api/funnels", Some(&ann), "").await;
     assert_eq!(b["funnels"], json!([]), "b's funnel is not listed for ann");
@@ -216,14 +263,18 @@ async fn the_api_needs_a_token_and_shows_each_user_only_their_sites() {
     // Users, sites: an admin's business.
     let (s, _) = h.api("GET", "/api/users", Some(&ann), "").await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _) = h.api("POST", "/api/sites", Some(&ann), r#"{"id":"c"}"#).await;
+    let (s, _) = h
+        .api("POST", "/api/sites", Some(&ann), r#"{"id":"c"}"#)
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (_, b) = h.api("GET", "/api/sites", Some(&ann), "").await;
     assert_eq!(b["sites"].as_array().map(Vec::len), Some(1));
     // Ann's token revoked: 401 from then on.
     let (_, b) = h.api("GET", "/api/tokens", Some(&ann), "").await;
     let id = b["tokens"][0]["id"].as_str().unwrap().to_owned();
-    let (s, _) = h.api("DELETE", &format!("/api/tokens/{id}"), Some(&ann), "").await;
+    let (s, _) = h
+        .api("DELETE", &format!("/api/tokens/{id}"), Some(&ann), "")
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = h.api("GET", "/api/me", Some(&ann), "").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
@@ -266,7 +317,11 @@ async fn a_password_buys_a_token_a_few_times_a_minute() {
         codes.push(h.send(req(basic("root", "guess"))).await.0);
     }
     assert!(codes.contains(&StatusCode::UNAUTHORIZED));
-    assert_eq!(codes.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "{codes:?}");
+    assert_eq!(
+        codes.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{codes:?}"
+    );
 }
 
 #[tokio::test]
@@ -278,7 +333,10 @@ async fn the_api_answers_only_to_the_hosts_it_serves() {
         ("[::1]:8080", StatusCode::OK),
         ("stats.shop.example", StatusCode::OK),
         ("attacker.example", StatusCode::MISDIRECTED_REQUEST),
-        ("stats.shop.example.attacker.example", StatusCode::MISDIRECTED_REQUEST),
+        (
+            "stats.shop.example.attacker.example",
+            StatusCode::MISDIRECTED_REQUEST,
+        ),
     ] {
         let r = Request::get("/api/me")
             .header(header::HOST, host)
@@ -313,13 +371,55 @@ async fn only_registered_sites_from_their_own_domains_are_taken() {
         .unwrap();
     let pv = |url: &str| ev(1, "pageview", json!({"url": url}));
     let cases = [
-        ("nope", pv("https://x.example/"), None, StatusCode::FORBIDDEN, Some("unknown_site")),
-        ("shop", pv("https://www.shop.example/cart"), Some("https://www.shop.example"), StatusCode::OK, None),
-        ("shop", pv("https://shop.example/cart"), None, StatusCode::OK, None),
-        ("shop", pv("https://shop.example/cart"), Some("https://evil.example"), StatusCode::FORBIDDEN, Some("origin_not_allowed")),
-        ("shop", pv("https://evil.example/cart"), Some("https://shop.example"), StatusCode::FORBIDDEN, Some("origin_not_allowed")),
-        ("shop", pv("https://shop.example/"), Some("null"), StatusCode::FORBIDDEN, Some("origin_not_allowed")),
-        ("a", pv("https://anything.example/"), Some("https://anything.example"), StatusCode::OK, None),
+        (
+            "nope",
+            pv("https://x.example/"),
+            None,
+            StatusCode::FORBIDDEN,
+            Some("unknown_site"),
+        ),
+        (
+            "shop",
+            pv("https://www.shop.example/cart"),
+            Some("https://www.shop.example"),
+            StatusCode::OK,
+            None,
+        ),
+        (
+            "shop",
+            pv("https://shop.example/cart"),
+            None,
+            StatusCode::OK,
+            None,
+        ),
+        (
+            "shop",
+            pv("https://shop.example/cart"),
+            Some("https://evil.example"),
+            StatusCode::FORBIDDEN,
+            Some("origin_not_allowed"),
+        ),
+        (
+            "shop",
+            pv("https://evil.example/cart"),
+            Some("https://shop.example"),
+            StatusCode::FORBIDDEN,
+            Some("origin_not_allowed"),
+        ),
+        (
+            "shop",
+            pv("https://shop.example/"),
+            Some("null"),
+            StatusCode::FORBIDDEN,
+            Some("origin_not_allowed"),
+        ),
+        (
+            "a",
+            pv("https://anything.example/"),
+            Some("https://anything.example"),
+            StatusCode::OK,
+            None,
+        ),
     ];
     for (site, e, origin, want, code) in cases {
         let extra: Vec<(&str, &str)> = origin.iter().map(|o| ("origin", *o)).collect();
@@ -330,8 +430,14 @@ async fn only_registered_sites_from_their_own_domains_are_taken() {
             assert!(b["message"].as_str().is_some_and(|m| !m.is_empty()));
         }
     }
-    assert_eq!(h.count("SELECT count(*) FROM events WHERE site = 'nope'"), 0);
-    assert_eq!(h.count("SELECT count(*) FROM events WHERE url LIKE '%evil%'"), 0);
+    assert_eq!(
+        h.count("SELECT count(*) FROM events WHERE site = 'nope'"),
+        0
+    );
+    assert_eq!(
+        h.count("SELECT count(*) FROM events WHERE url LIKE '%evil%'"),
+        0
+    );
 }
 
 #[tokio::test]
@@ -342,7 +448,11 @@ async fn a_small_body_cannot_become_thousands_of_rows() {
         .map(|i| ev(i, "links", json!({"links": links})))
         .collect();
     let (s, b, _) = h.collect(batch("a", &events), &[]).await;
-    assert_eq!((s, &b["error"]), (StatusCode::PAYLOAD_TOO_LARGE, &json!("too_many_rows")), "{b}");
+    assert_eq!(
+        (s, &b["error"]),
+        (StatusCode::PAYLOAD_TOO_LARGE, &json!("too_many_rows")),
+        "{b}"
+    );
     assert_eq!(h.count("SELECT count(*) FROM events"), 0);
     let (s, _, _) = h.collect(batch("a", &events[..10]), &[]).await;
     assert_eq!(s, StatusCode::OK);
@@ -360,7 +470,11 @@ async fn a_flooding_client_is_slowed_and_others_still_get_in() {
     let mut retry = None;
     for i in 0..15 {
         let (s, b, hd) = h
-            .collect_from([198, 51, 100, 9], batch("a", &[ev(i, "click", json!({}))]), &[])
+            .collect_from(
+                [198, 51, 100, 9],
+                batch("a", &[ev(i, "click", json!({}))]),
+                &[],
+            )
             .await;
         if s == StatusCode::TOO_MANY_REQUESTS {
             assert_eq!(b["error"], "rate_limited");
@@ -368,13 +482,25 @@ async fn a_flooding_client_is_slowed_and_others_still_get_in() {
         }
         statuses.push(s);
     }
-    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 10, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        10,
+        "{statuses:?}"
+    );
     assert!(retry.is_some(), "429 carries Retry-After");
     let (s, _, _) = h
-        .collect_from([198, 51, 100, 10], batch("b", &[ev(99, "click", json!({}))]), &[])
+        .collect_from(
+            [198, 51, 100, 10],
+            batch("b", &[ev(99, "click", json!({}))]),
+            &[],
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "another address is not affected");
-    assert_eq!(h.count("SELECT count(*) FROM events"), 11, "nothing refused was stored");
+    assert_eq!(
+        h.count("SELECT count(*) FROM events"),
+        11,
+        "nothing refused was stored"
+    );
 
     // Per site: events per second.
     let h = start(|c| {
@@ -385,8 +511,15 @@ async fn a_flooding_client_is_slowed_and_others_still_get_in() {
     let many: Vec<Value> = (0..60).map(|i| ev(i, "click", json!({}))).collect();
     assert_eq!(h.collect(batch("a", &many), &[]).await.0, StatusCode::OK);
     let (s, b, _) = h.collect(batch("a", &many), &[]).await;
-    assert_eq!((s, &b["error"]), (StatusCode::TOO_MANY_REQUESTS, &json!("rate_limited")));
-    assert_eq!(h.collect(batch("b", &many), &[]).await.0, StatusCode::OK, "site b has its own budget");
+    assert_eq!(
+        (s, &b["error"]),
+        (StatusCode::TOO_MANY_REQUESTS, &json!("rate_limited"))
+    );
+    assert_eq!(
+        h.collect(batch("b", &many), &[]).await.0,
+        StatusCode::OK,
+        "site b has its own budget"
+    );
 }
 
 #[tokio::test]
@@ -403,7 +536,12 @@ async fn health_tells_the_truth_and_errors_reveal_nothing() {
         }
     };
     assert_eq!(health(&h).await.0, StatusCode::OK);
-    assert_eq!(h.collect(batch("a", &[ev(1, "click", json!({}))]), &[]).await.0, StatusCode::OK);
+    assert_eq!(
+        h.collect(batch("a", &[ev(1, "click", json!({}))]), &[])
+            .await
+            .0,
+        StatusCode::OK
+    );
     // Commits start failing (here: the table is gone; a full disk looks the same).
     h.app
         .store
@@ -411,13 +549,18 @@ async fn health_tells_the_truth_and_errors_reveal_nothing() {
         .await
         .unwrap()
         .unwrap();
-    let (s, b, _) = h.collect(batch("a", &[ev(2, "click", json!({}))]), &[]).await;
+    let (s, b, _) = h
+        .collect(batch("a", &[ev(2, "click", json!({}))]), &[])
+        .await;
     assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(b["error"], "storage_failed");
     let text = b.to_string();
     let dir = h.db.parent().unwrap().to_string_lossy().into_owned();
     assert!(!text.contains(&dir), "no path in answers: {text}");
-    assert!(!text.to_lowercase().contains("catalog"), "no engine message: {text}");
+    assert!(
+        !text.to_lowercase().contains("catalog"),
+        "no engine message: {text}"
+    );
     let (s, b) = health(&h).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{b}");
     assert_eq!(b["status"], "failing");
@@ -426,7 +569,12 @@ async fn health_tells_the_truth_and_errors_reveal_nothing() {
     let r = Request::get("/metrics").body(Body::empty()).unwrap();
     let (s, b, hd) = h.send(r).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(hd[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        hd[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let m = b.as_str().unwrap();
     for line in [
         "clicktrail_healthy 0",
@@ -449,7 +597,9 @@ fn a_damaged_file_or_log_is_named_with_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.duckdb");
     std::fs::write(&junk, vec![0x42u8; 20_000]).unwrap();
-    let err = Store::open(&junk, WriterOptions::default()).unwrap_err().to_string();
+    let err = Store::open(&junk, WriterOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("damaged") && err.contains("backup"), "{err}");
 
     let db = dir.path().join("ok.duckdb");
@@ -479,7 +629,10 @@ fn a_damaged_file_or_log_is_named_with_what_to_do() {
 async fn bots_are_stored_as_bots() {
     let h = start(|_| {}).await;
     for (i, ua) in [
-        (1, "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"),
+        (
+            1,
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        ),
         (2, "python-requests/2.31"),
         (3, ""),
         (4, CHROME),
@@ -495,8 +648,14 @@ async fn bots_are_stored_as_bots() {
             .unwrap();
         assert_eq!(h.send(r).await.0, StatusCode::OK);
     }
-    assert_eq!(h.count("SELECT count(*) FROM events WHERE device = 'bot'"), 3);
-    assert_eq!(h.count("SELECT count(*) FROM events WHERE device <> 'bot'"), 1);
+    assert_eq!(
+        h.count("SELECT count(*) FROM events WHERE device = 'bot'"),
+        3
+    );
+    assert_eq!(
+        h.count("SELECT count(*) FROM events WHERE device <> 'bot'"),
+        1
+    );
 }
 
 #[tokio::test]
@@ -504,16 +663,28 @@ async fn identify_ids_are_a_keyed_hash_unless_the_site_opts_in() {
     let h = start(|_| {}).await;
     let mut clear = Site::new("b");
     clear.clear_ids = true;
-    h.app.accounts.apply(&h.app.store, Change::PutSite(clear)).await.unwrap();
+    h.app
+        .accounts
+        .apply(&h.app.store, Change::PutSite(clear))
+        .await
+        .unwrap();
     for site in ["a", "b"] {
         let e = ev(1, "identify", json!({"uid": "customer-4711"}));
         assert_eq!(h.collect(batch(site, &[e]), &[]).await.0, StatusCode::OK);
     }
     let ids: Vec<String> = h.app.store.with_reader(|c| {
-        let mut st = c.prepare("SELECT user_id FROM events ORDER BY site").unwrap();
-        st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        let mut st = c
+            .prepare("SELECT user_id FROM events ORDER BY site")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     });
-    assert!(ids[0].starts_with("u_") && !ids[0].contains("4711"), "{ids:?}");
+    assert!(
+        ids[0].starts_with("u_") && !ids[0].contains("4711"),
+        "{ids:?}"
+    );
     assert_eq!(ids[1], "customer-4711");
 }
 
@@ -526,7 +697,8 @@ async fn erasure_and_retention_delete_exactly_what_they_name() {
             events.push(ev(3, "identify", json!({"uid": u})));
         }
         (
-            json!({"v": 1, "site": "a", "sid": sid, "sent": now_ms(), "events": events}).to_string(),
+            json!({"v": 1, "site": "a", "sid": sid, "sent": now_ms(), "events": events})
+                .to_string(),
             ip,
         )
     };
@@ -535,32 +707,69 @@ async fn erasure_and_retention_delete_exactly_what_they_name() {
         sess(&"2".repeat(32), 2, None),
         sess(&"3".repeat(32), 3, None),
     ] {
-        assert_eq!(h.collect_from([10, 0, 0, ip], body, &[]).await.0, StatusCode::OK);
+        assert_eq!(
+            h.collect_from([10, 0, 0, ip], body, &[]).await.0,
+            StatusCode::OK
+        );
     }
     assert_eq!(h.count("SELECT count(*) FROM events"), 7);
     let (s, b) = h
-        .api("POST", "/api/erase", Some(&h.admin), r#"{"site":"a","user_id":"jane"}"#)
+        .api(
+            "POST",
+            "/api/erase",
+            Some(&h.admin),
+            r#"{"site":"a","user_id":"jane"}"#,
+        )
         .await;
     assert_eq!((s, &b["deleted"]), (StatusCode::OK, &json!(3)), "{b}");
     let visitor: String = h
         .app
         .store
-        .with_reader(|c| c.query_row(&format!("SELECT visitor_id FROM events WHERE session_id = '{}' LIMIT 1", "2".repeat(32)), [], |r| r.get(0)))
+        .with_reader(|c| {
+            c.query_row(
+                &format!(
+                    "SELECT visitor_id FROM events WHERE session_id = '{}' LIMIT 1",
+                    "2".repeat(32)
+                ),
+                [],
+                |r| r.get(0),
+            )
+        })
         .unwrap();
     let (_, b) = h
-        .api("POST", "/api/erase", Some(&h.admin), &json!({"site": "a", "visitor_id": visitor}).to_string())
+        .api(
+            "POST",
+            "/api/erase",
+            Some(&h.admin),
+            &json!({"site": "a", "visitor_id": visitor}).to_string(),
+        )
         .await;
     assert_eq!(b["deleted"], 2);
     let (s, _) = h
-        .api("POST", "/api/erase", Some(&h.admin), r#"{"site":"a","visitor_id":"x","user_id":"y"}"#)
+        .api(
+            "POST",
+            "/api/erase",
+            Some(&h.admin),
+            r#"{"site":"a","visitor_id":"x","user_id":"y"}"#,
+        )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "exactly one target");
-    assert_eq!(h.count(&format!("SELECT count(*) FROM events WHERE session_id = '{}'", "3".repeat(32))), 2);
+    assert_eq!(
+        h.count(&format!(
+            "SELECT count(*) FROM events WHERE session_id = '{}'",
+            "3".repeat(32)
+        )),
+        2
+    );
 
     // Retention: a site keeping 30 days loses older events, another site keeps its own.
     let mut a = Site::new("a");
     a.retention_days = Some(30);
-    h.app.accounts.apply(&h.app.store, Change::PutSite(a)).await.unwrap();
+    h.app
+        .accounts
+        .apply(&h.app.store, Change::PutSite(a))
+        .await
+        .unwrap();
     let old = now_ms() - 40 * 86_400_000;
     h.app
         .store
@@ -582,7 +791,10 @@ async fn erasure_and_retention_delete_exactly_what_they_name() {
         .unwrap()
         .unwrap();
     assert_eq!(n, 1);
-    assert_eq!(h.count("SELECT count(*) FROM events WHERE event_id LIKE 'old%'"), 1);
+    assert_eq!(
+        h.count("SELECT count(*) FROM events WHERE event_id LIKE 'old%'"),
+        1
+    );
     assert_eq!(h.count("SELECT count(*) FROM events"), 3);
 }
 
@@ -607,17 +819,46 @@ async fn a_long_audit_is_stopped_and_never_delays_ingest() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Meanwhile a batch of a new day (its salt is written) is committed at once.
     let t0 = std::time::Instant::now();
-    let (s, _, _) = h.collect(batch("a", &[ev(1, "click", json!({}))]), &[]).await;
+    let (s, _, _) = h
+        .collect(batch("a", &[ev(1, "click", json!({}))]), &[])
+        .await;
     assert_eq!(s, StatusCode::OK);
-    assert!(t0.elapsed() < Duration::from_secs(1), "ingest waited {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "ingest waited {:?}",
+        t0.elapsed()
+    );
     // A second audit finds the one slot taken.
-    let (s, b) = h.api("POST", "/api/audit", Some(&h.admin), r#"{"audit":"screens"}"#).await;
-    assert_eq!((s, &b["error"]), (StatusCode::SERVICE_UNAVAILABLE, &json!("busy")));
+    let (s, b) = h
+        .api(
+            "POST",
+            "/api/audit",
+            Some(&h.admin),
+            r#"{"audit":"screens"}"#,
+        )
+        .await;
+    assert_eq!(
+        (s, &b["error"]),
+        (StatusCode::SERVICE_UNAVAILABLE, &json!("busy"))
+    );
     // The slow one is stopped at its limit, and its slot is free again soon after.
     let r = audit.await.unwrap();
-    assert!(matches!(r, Err(clicktrail_collector::error::ApiError::AuditTimeout(1))), "{r:?}");
+    assert!(
+        matches!(
+            r,
+            Err(clicktrail_collector::error::ApiError::AuditTimeout(1))
+        ),
+        "{r:?}"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (s, _) = h.api("POST", "/api/audit", Some(&h.admin), r#"{"audit":"screens"}"#).await;
+    let (s, _) = h
+        .api(
+            "POST",
+            "/api/audit",
+            Some(&h.admin),
+            r#"{"audit":"screens"}"#,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
 
     // A client that goes away stops its audit.
@@ -627,7 +868,14 @@ async fn a_long_audit_is_stopped_and_never_delays_ingest() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     gone.abort();
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let (s, b) = h.api("POST", "/api/audit", Some(&h.admin), r#"{"audit":"screens"}"#).await;
+    let (s, b) = h
+        .api(
+            "POST",
+            "/api/audit",
+            Some(&h.admin),
+            r#"{"audit":"screens"}"#,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "the slot was freed: {b}");
 }
 
@@ -638,9 +886,18 @@ const SECRETS: &[(&str, &str)] = &[
     ("jane.doe%2540mail.example", "janedoe"),
     ("jane.doe&#64;mail.example", "janedoe"),
     ("jane.doe＠mail.example", "janedoe"),
-    ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c", "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV"),
-    ("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b", "9f86d081884c7d659a2feaa0c55ad015"),
-    ("sk_live_4eC39HqLyjWDarjtT1zdp7dc", "4eC39HqLyjWDarjtT1zdp7dc"),
+    (
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+        "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV",
+    ),
+    (
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b",
+        "9f86d081884c7d659a2feaa0c55ad015",
+    ),
+    (
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "4eC39HqLyjWDarjtT1zdp7dc",
+    ),
     ("4111 1111 1111 1111", "4111111111111111"),
     ("4111111111111111", "4111111111111111"),
     ("4111-1111-1111-1111", "4111111111111111"),
@@ -653,25 +910,53 @@ const SECRETS: &[(&str, &str)] = &[
 
 /// Where a page may put one: each stored text field of each kind of event.
 fn planted(i: usize, s: &str) -> Vec<Value> {
-    let enc = s.replace(' ', "%20");
+    // In a URL a browser percent-encodes what is not URL syntax (`&#64;` too).
+    let enc = s
+        .replace(' ', "%20")
+        .replace('&', "%26")
+        .replace('#', "%23");
     vec![
-        ev(i * 20, "pageview", json!({
-            "title": format!("Order for {s} confirmed"),
-            "url": format!("https://shop.example/account/{enc}/orders?utm_source={enc}&ref=https%3A%2F%2Fx.example%2F%3Fe%3D{enc}#/u/{enc}"),
-            "ref": format!("https://mail.example/read?to={enc}"),
-            "path": format!("/account/{enc}/orders?email={enc}"),
-        })),
-        ev(i * 20 + 1, "click", json!({
-            "sel": format!("a[href=\"/u/{s}\"]"), "text": s.chars().take(64).collect::<String>(),
-            "href": format!("https://shop.example/u/{enc}?utm_term={enc}"), "ad": format!("promo:{s}"),
-            "screen": s,
-        })),
-        ev(i * 20 + 2, "blur", json!({"form": format!("f-{s}"), "field": s, "ft": "text"})),
-        ev(i * 20 + 3, "custom", json!({"name": s, "props": {s: s, "nested": {"v": [s]}}})),
-        ev(i * 20 + 4, "error", json!({"msg": format!("TypeError: {s} is undefined"),
-                                        "src": format!("https://shop.example/app.js?u={enc}"), "line": 3})),
+        ev(
+            i * 20,
+            "pageview",
+            json!({
+                "title": format!("Order for {s} confirmed"),
+                "url": format!("https://shop.example/account/{enc}/orders?utm_source={enc}&ref=https%3A%2F%2Fx.example%2F%3Fe%3D{enc}#/u/{enc}"),
+                "ref": format!("https://mail.example/read?to={enc}"),
+                "path": format!("/account/{enc}/orders?email={enc}"),
+            }),
+        ),
+        ev(
+            i * 20 + 1,
+            "click",
+            json!({
+                "sel": format!("a[href=\"/u/{s}\"]"), "text": s.chars().take(64).collect::<String>(),
+                "href": format!("https://shop.example/u/{enc}?utm_term={enc}"), "ad": format!("promo:{s}"),
+                "screen": s,
+            }),
+        ),
+        ev(
+            i * 20 + 2,
+            "blur",
+            json!({"form": format!("f-{s}"), "field": s, "ft": "text"}),
+        ),
+        ev(
+            i * 20 + 3,
+            "custom",
+            json!({"name": s, "props": {s: s, "nested": {"v": [s]}}}),
+        ),
+        ev(
+            i * 20 + 4,
+            "error",
+            json!({"msg": format!("TypeError: {s} is undefined"),
+                                        "src": format!("https://shop.example/app.js?u={enc}"), "line": 3}),
+        ),
         ev(i * 20 + 5, "identify", json!({"uid": s})),
-        ev(i * 20 + 6, "links", json!({"links": [[format!("a#{s}"), format!("/u/{enc}")]]})),
+        ev(
+            i * 20 + 6,
+            "links",
+            json!({"links": [[format!("a#{s}"), format!("/u/{enc}")]]}),
+        ),
     ]
 }
 
@@ -680,7 +965,11 @@ async fn no_planted_secret_is_stored_in_any_field() {
     let h = start(|_| {}).await;
     let mut clear = Site::new("b");
     clear.clear_ids = true; // ids in clear still lose their secrets
-    h.app.accounts.apply(&h.app.store, Change::PutSite(clear)).await.unwrap();
+    h.app
+        .accounts
+        .apply(&h.app.store, Change::PutSite(clear))
+        .await
+        .unwrap();
     for (i, (secret, _)) in SECRETS.iter().enumerate() {
         for site in ["a", "b"] {
             let (s, b, _) = h.collect(batch(site, &planted(i, secret)), &[]).await;
@@ -711,5 +1000,10 @@ async fn no_planted_secret_is_stored_in_any_field() {
             found.push(t.clone());
         }
     }
-    assert!(found.is_empty(), "{} stored secrets, e.g. {:?}", found.len(), &found[..found.len().min(8)]);
+    assert!(
+        found.is_empty(),
+        "{} stored secrets, e.g. {:?}",
+        found.len(),
+        &found[..found.len().min(8)]
+    );
 }

@@ -83,7 +83,11 @@ async fn acknowledged_events_survive_kill_9() -> Result<()> {
         stored.len(),
         acked.difference(&stored).count()
     );
-    assert!(acked.len() > 1000, "the load reached the collector ({})", acked.len());
+    assert!(
+        acked.len() > 1000,
+        "the load reached the collector ({})",
+        acked.len()
+    );
     assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
     Ok(())
 }

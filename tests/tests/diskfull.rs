@@ -44,7 +44,10 @@ async fn a_full_disk_refuses_honestly_and_loses_nothing() -> Result<()> {
     // Room to give back once the disk is full.
     let filler = point.join("filler");
     std::fs::write(&filler, vec![0u8; 6 << 20])?;
-    let small_disk = [("CLICKTRAIL_MIN_FREE_MB", "1")];
+    let small_disk = [
+        ("CLICKTRAIL_MIN_FREE_MB", "1"),
+        ("CLICKTRAIL_RATE_LIMIT_SITE", "0"),
+    ];
     let c = Collector::launch_with(tempfile::tempdir_in(&point)?, &small_disk).await?;
     let http = reqwest::Client::new();
     let health = http.get(format!("{}/healthz", c.url)).send().await?;
@@ -59,8 +62,10 @@ async fn a_full_disk_refuses_honestly_and_loses_nothing() -> Result<()> {
         let events: Vec<_> = ids
             .iter()
             .enumerate()
-            .map(|(i, id)| json!({"id": id, "k": "custom", "t": t, "seq": i, "path": "/full",
-                                  "name": "fill", "props": {"pad": padding, "n": n}}))
+            .map(|(i, id)| {
+                json!({"id": id, "k": "custom", "t": t, "seq": i, "path": "/full",
+                                  "name": "fill", "props": {"pad": padding, "n": n}})
+            })
             .collect();
         let body = json!({"v": 1, "site": "demo", "sid": format!("{n:032x}"), "sent": t, "events": events});
         let resp = http.post(&url).body(body.to_string()).send().await?;
@@ -80,10 +85,21 @@ async fn a_full_disk_refuses_honestly_and_loses_nothing() -> Result<()> {
             }
         }
     }
-    assert!(refused >= 20, "the disk never filled ({} events stored)", acked.len());
-    assert!(wrong.is_empty(), "refusals must be 500 storage_failed or 503: {wrong:?}");
+    assert!(
+        refused >= 20,
+        "the disk never filled ({} events stored)",
+        acked.len()
+    );
+    assert!(
+        wrong.is_empty(),
+        "refusals must be 500 storage_failed or 503: {wrong:?}"
+    );
     let health = http.get(format!("{}/healthz", c.url)).send().await?;
-    assert_eq!(health.status().as_u16(), 503, "healthz must not say ok on a full disk");
+    assert_eq!(
+        health.status().as_u16(),
+        503,
+        "healthz must not say ok on a full disk"
+    );
     let health: serde_json::Value = health.json().await?;
     assert_eq!(health["status"], "failing", "{health}");
 
