@@ -67,8 +67,15 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Start `clicktrail --demo` on a free port with a fresh DuckDB file.
+    /// Start `clicktrail --demo` on a free port with a fresh DuckDB file, serving
+    /// the demo shop (`examples/shop`) at `/demo/`.
     pub async fn start() -> Result<Collector> {
+        Self::serving(&workspace().join("examples/shop")).await
+    }
+
+    /// [`Collector::start`] with another folder served at `/demo/` (e.g.
+    /// `examples/patterns`).
+    pub async fn serving(demo_dir: &Path) -> Result<Collector> {
         let root = workspace();
         let tracker = root.join("dist/tracker");
         if !tracker.join("ct.js").exists() {
@@ -87,7 +94,7 @@ impl Collector {
             .arg("--tracker-dir")
             .arg(&tracker)
             .arg("--demo-dir")
-            .arg(root.join("examples/shop"))
+            .arg(demo_dir)
             .env("CLICKTRAIL_LOG", "warn")
             .stdin(Stdio::null())
             .kill_on_drop(true)
