@@ -27,7 +27,7 @@ use duckdb::Connection;
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
-/// WebDriver key codes.
+/// Key codes of the `WebDriver` protocol.
 const ENTER: &str = "\u{E007}";
 const ARROW_DOWN: &str = "\u{E015}";
 
@@ -279,7 +279,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     // A click inside a link is the link's: its selector, text and href, as in its
     // link_view rows; icons inside a button are the button's; a decorative icon is
     // its svg, not a path of it.
-    let cart_link = r#"nav#top-nav > a[aria-label="Cart"]"#;
+    let icon_link = r#"nav#top-nav > a[aria-label="Cart"]"#;
     let card_link = "section#cards > a.card";
     let decor = "main > div.decor > svg";
     assert_eq!(
@@ -290,7 +290,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         ),
         [
             format!("{card_link} | Storm boots View product | {base}/demo/product-12.html"),
-            format!("{cart_link} | Cart | {base}/demo/cart.html"),
+            format!("{icon_link} | Cart | {base}/demo/cart.html"),
             "button#like | Like | -".to_string(),
             "button#like | Like | -".to_string(),
             format!("{decor} | - | -"),
@@ -299,7 +299,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     assert_eq!(
         on("links.html", "link_view", "selector || ' | ' || href"),
         [
-            format!("{cart_link} | {base}/demo/cart.html"),
+            format!("{icon_link} | {base}/demo/cart.html"),
             format!("{card_link} | {base}/demo/product-12.html"),
         ]
     );
@@ -314,7 +314,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         .collect();
     assert_eq!(
         on_page,
-        [format!("{cart_link:?} 1 1"), format!("{card_link:?} 1 1")],
+        [format!("{icon_link:?} 1 1"), format!("{card_link:?} 1 1")],
         "each link seen once and clicked once"
     );
 
