@@ -129,8 +129,8 @@ async fn generated_ids(b: &Browser, base: &str) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-/// Two label clicks, Enter in a field, a keyboard choice in a select, Enter on a
-/// focused button.
+/// Two label clicks, a cancelled label click then its field, Enter in a field, a
+/// keyboard choice in a select, Enter on a focused button.
 async fn keys(b: &Browser, base: &str) -> Result<()> {
     let c = b.session().await?;
     let p = Page { c: &c, base };
@@ -138,6 +138,10 @@ async fn keys(b: &Browser, base: &str) -> Result<()> {
     p.click("news-label").await?;
     pause(100).await;
     p.click("fast-label").await?;
+    pause(100).await;
+    p.click("gift-label").await?; // cancelled: the field's own click counts next
+    pause(100).await;
+    p.click("gift").await?;
     pause(100).await;
     p.type_into("email", "kim@example.com").await?;
     c.active_element().await?.send_keys(ENTER).await?;
@@ -362,6 +366,8 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         [
             "label#news-label",
             "label#fast-label",
+            "label#gift-label",
+            "input#gift",
             "input#email",
             "button#kbd (keyboard)"
         ]
@@ -369,7 +375,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     assert_eq!(on("keys.html", "submit", "form"), ["signup"]);
     assert_eq!(
         on("keys.html", "change", "field"),
-        ["news", "ship", "email", "size", "size"]
+        ["news", "ship", "gift", "email", "size", "size"]
     );
 
     // Promise rejections: the script and line of the frame that made the Error.

@@ -59,6 +59,8 @@ struct Click {
 impl Tracker {
     /// `pointerdown`: the previous click's time is up; watching for the next one starts.
     pub(crate) fn on_press(&mut self, _: &JsValue) {
+        // A press starts a new action: a label's pass-on click is past by now.
+        self.label_field = None;
         self.dead_settle();
         self.dead_watch();
         self.dead.primed = true;

@@ -90,8 +90,8 @@ pub(crate) struct Tracker {
     /// The click being dispatched follows a link away from the page.
     nav_click: bool,
     /// The field of the `<label>` just clicked: the click the label passes on to it
-    /// is not recorded.
-    label_field: Option<Element>,
+    /// (with no press of its own) is not recorded.
+    pub(crate) label_field: Option<Element>,
     /// Links and ads in view.
     pub(crate) seen: Seen,
     /// The click being judged dead or not.
