@@ -3,8 +3,8 @@
 //! the stored events must be exactly what the visitor did.
 //!
 //! - `hash.html`: a single-page shop routed with the URL fragment gives a page
-//!   view per route (`#/…`, `#!…`, `#name`, a deep link, back), with the route in
-//!   the path; an in-page anchor is no page view.
+//!   view per route (`#/…`, `#!…`, `#name`, a deep link, back, the root `#!`),
+//!   with the route in the path; an in-page anchor or a number is no page view.
 //! - `links.html`: a click inside a link (a button, an SVG icon) is the link's,
 //!   with the selector of its `link_view` rows; an icon inside a button is the
 //!   button's; an icon inside nothing clickable is its `svg`.
@@ -58,7 +58,8 @@ async fn wait_hash(c: &Client, hash: &str) -> Result<()> {
 }
 
 /// Deep link to a route, four route changes through links (a `#/…`, a `#name`, a
-/// `#!…` and a `#/…?query` route) with an in-page anchor among them, then back.
+/// `#!…` and a `#/…?query` route) with an in-page anchor among them, back, a
+/// photo number (no route) and the root `#!`.
 async fn hash_shop(b: &Browser, base: &str) -> Result<()> {
     let c = b.session().await?;
     let p = Page { c: &c, base };
@@ -76,7 +77,13 @@ async fn hash_shop(b: &Browser, base: &str) -> Result<()> {
     }
     c.back().await?;
     wait_hash(&c, "#!/cart").await?;
-    pause(300).await;
+    pause(150).await;
+    for (id, hash) in [("to-slide", "#2"), ("to-home", "#!")] {
+        p.click(id).await?;
+        wait_hash(&c, hash).await?;
+        pause(150).await;
+    }
+    pause(150).await;
     p.leave().await?;
     c.close().await?;
     Ok(())
@@ -236,6 +243,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             format!("hash {hash}#!/cart {base}{hash}"),
             format!("hash {hash}#/search {base}{hash}"),
             format!("pop {hash}#!/cart {base}{hash}"),
+            format!("hash {hash} {base}{hash}"),
         ]
     );
     assert_eq!(
@@ -246,25 +254,28 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             format!("{hash}#/product/12 a#to-catalog"),
             format!("{hash}#catalog a#to-cart"),
             format!("{hash}#!/cart a#to-search"),
+            format!("{hash}#!/cart a#to-slide"),
+            format!("{hash}#!/cart a#to-home"),
         ]
     );
-    assert_eq!(on("hash.html", "leave", "path"), [format!("{hash}#!/cart")]);
+    assert_eq!(on("hash.html", "leave", "path"), [hash]);
     assert_eq!(
         on("hash.html", "dead_click", "selector"),
         Vec::<String>::new()
     );
-    // Each route's view lists the five links once; the anchor is no new view.
+    // Each route's view lists the seven links once; the anchor is no new view.
     assert_eq!(
         rows(&format!(
             "SELECT path || ' ' || count(*) FROM events WHERE path LIKE '{hash}%' \
              AND kind = 'link_view' GROUP BY path ORDER BY min(ts)"
         )),
         [
-            format!("{hash}#/cart 5"),
-            format!("{hash}#/product/12 5"),
-            format!("{hash}#catalog 5"),
-            format!("{hash}#!/cart 10"),
-            format!("{hash}#/search 5"),
+            format!("{hash}#/cart 7"),
+            format!("{hash}#/product/12 7"),
+            format!("{hash}#catalog 7"),
+            format!("{hash}#!/cart 14"),
+            format!("{hash}#/search 7"),
+            format!("{hash} 7"),
         ]
     );
     // Routes are screens like pushState ones.
@@ -277,7 +288,9 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             .unwrap_or_else(|| panic!("no screen {name}: {screens:#}"))
     };
     let cart = screen(&format!("{hash}#!/cart"));
-    assert_eq!((&cart["views"], &cart["exits"]), (&json!(2), &json!(1)));
+    assert_eq!((&cart["views"], &cart["exits"]), (&json!(2), &json!(0)));
+    let root = screen(hash);
+    assert_eq!((&root["views"], &root["exits"]), (&json!(1), &json!(1)));
     assert_eq!(screen(&format!("{hash}#catalog"))["views"], json!(1));
 
     // A click inside a link is the link's: its selector, text and href, as in its

@@ -240,9 +240,10 @@ impl Tracker {
     /// The hash route a URL fragment (without `#`) names: `#` + the fragment when
     /// it starts with `/` or `!` (`#/product/12`, `#!/cart`), or is a name no
     /// rendered element of the page has (`#cart` of a `#name` router); empty for
-    /// no fragment. None for an in-page anchor (a rendered element has that id,
-    /// or an `<a>` that name; or `#top`), which stays on the current route, and
-    /// for a fragment holding `=` or `&` (state or tokens, as after an OAuth login).
+    /// no fragment and for the root `#!`, `#/`. None for an in-page anchor (a
+    /// rendered element has that id, or an `<a>` that name; or `#top`), which
+    /// stays on the current route, for a number (`#2`), and for a fragment
+    /// holding `=` or `&` (state or tokens, as after an OAuth login).
     ///
     /// It runs at `popstate`, before a router listening to `hashchange` has shown
     /// the section of the new route. A page opened on `#cart` whose router
@@ -251,13 +252,19 @@ impl Tracker {
     fn route_of(&self, frag: &str) -> Option<String> {
         let mut r = String::from("#");
         r.push_str(frag);
-        if frag.is_empty() {
+        // `#!` and `#/` are the root route: no route, like no fragment (and `#!`
+        // placeholder links on pages that do not route change nothing).
+        if matches!(frag, "" | "!" | "/" | "!/") {
             return Some(String::new());
         }
         if matches!(frag.as_bytes().first(), Some(b'/' | b'!')) {
             return Some(r);
         }
-        if frag.bytes().any(|c| c == b'=' || c == b'&') || frag.eq_ignore_ascii_case("top") {
+        // Numbers (`#2`: a slide, a placeholder) and state are not routes.
+        if frag.bytes().all(|c| c.is_ascii_digit())
+            || frag.bytes().any(|c| c == b'=' || c == b'&')
+            || frag.eq_ignore_ascii_case("top")
+        {
             return None;
         }
         let name: String =
