@@ -60,7 +60,7 @@ async fn wait_hash(c: &Client, hash: &str) -> Result<()> {
 /// Deep link to a route, four route changes through links (a `#/…`, a `#name`, a
 /// `#!…` and a `#/…?query` route) with an in-page anchor among them, back, a
 /// photo number (no route) and the root `#!`.
-async fn hash_shop(b: &Browser, base: &str) -> Result<()> {
+async fn hash_shop(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     let c = b.session().await?;
     let p = Page { c: &c, base };
     p.open("/demo/hash.html#/cart").await?;
@@ -84,14 +84,12 @@ async fn hash_shop(b: &Browser, base: &str) -> Result<()> {
         pause(150).await;
     }
     pause(150).await;
-    p.leave().await?;
-    c.close().await?;
-    Ok(())
+    done(&p, col).await
 }
 
 /// A button inside a link, an icon inside a link, the icon and the label inside a
 /// button, a decorative icon (a dead click).
-async fn links_inside(b: &Browser, base: &str) -> Result<()> {
+async fn links_inside(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     let c = b.session().await?;
     let p = Page { c: &c, base };
     p.open("/demo/links.html").await?;
@@ -107,14 +105,12 @@ async fn links_inside(b: &Browser, base: &str) -> Result<()> {
         pause(200).await;
     }
     pause(1_300).await; // the decorative icon's click is judged dead
-    p.leave().await?;
-    c.close().await?;
-    Ok(())
+    done(&p, col).await
 }
 
 /// The page with generated ids: the button, the field and the second slide's link.
 /// Returns the generated ids and classes of this load.
-async fn generated_ids(b: &Browser, base: &str) -> Result<Vec<String>> {
+async fn generated_ids(b: &Browser, base: &str, col: &Collector) -> Result<Vec<String>> {
     let c = b.session().await?;
     let p = Page { c: &c, base };
     p.open("/demo/ids.html").await?;
@@ -131,14 +127,13 @@ async fn generated_ids(b: &Browser, base: &str) -> Result<Vec<String>> {
         click_css(&c, css).await?;
         pause(200).await;
     }
-    p.leave().await?;
-    c.close().await?;
+    done(&p, col).await?;
     Ok(ids)
 }
 
 /// Two label clicks, a cancelled label click then its field, Enter in a field, a
 /// keyboard choice in a select, Enter on a focused button.
-async fn keys(b: &Browser, base: &str) -> Result<()> {
+async fn keys(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     let c = b.session().await?;
     let p = Page { c: &c, base };
     p.open("/demo/keys.html").await?;
@@ -169,13 +164,11 @@ async fn keys(b: &Browser, base: &str) -> Result<()> {
         .await?;
     c.active_element().await?.send_keys(ENTER).await?;
     pause(300).await;
-    p.leave().await?;
-    c.close().await?;
-    Ok(())
+    done(&p, col).await
 }
 
 /// Three unhandled rejections: an Error, a throw in an async function, a string.
-async fn rejections(b: &Browser, base: &str) -> Result<()> {
+async fn rejections(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     let c = b.session().await?;
     let p = Page { c: &c, base };
     p.open("/demo/reject.html").await?;
@@ -183,8 +176,15 @@ async fn rejections(b: &Browser, base: &str) -> Result<()> {
         p.click(id).await?;
         pause(200).await;
     }
+    done(&p, col).await
+}
+
+/// Leave the page, wait until its last beacon is stored, close the browser.
+/// (Closing at once can kill the browser before the beacon is on the wire.)
+async fn done(p: &Page<'_>, col: &Collector) -> Result<()> {
     p.leave().await?;
-    c.close().await?;
+    col.wait_quiet(1).await?;
+    p.c.clone().close().await?;
     Ok(())
 }
 
@@ -212,14 +212,14 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     let browser = Browser::start().await?;
     let base = collector.url.clone();
 
-    hash_shop(&browser, &base).await?;
-    links_inside(&browser, &base).await?;
+    hash_shop(&browser, &base, &collector).await?;
+    links_inside(&browser, &base, &collector).await?;
     let ids = [
-        generated_ids(&browser, &base).await?,
-        generated_ids(&browser, &base).await?,
+        generated_ids(&browser, &base, &collector).await?,
+        generated_ids(&browser, &base, &collector).await?,
     ];
-    keys(&browser, &base).await?;
-    rejections(&browser, &base).await?;
+    keys(&browser, &base, &collector).await?;
+    rejections(&browser, &base, &collector).await?;
     collector.wait_quiet(60).await?;
     let db = collector.stop().await?;
     let conn = analyzer::open_read_only(&db)?;
