@@ -131,8 +131,9 @@ async fn generated_ids(b: &Browser, base: &str, col: &Collector) -> Result<Vec<S
     Ok(ids)
 }
 
-/// Two label clicks, a cancelled label click then its field, Enter in a field, a
-/// keyboard choice in a select, Enter on a focused button.
+/// Two label clicks, a cancelled label click then its field, a swatch whose script
+/// clicks a hidden radio, Enter in a field, a keyboard choice in a select, Enter
+/// on a focused button.
 async fn keys(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     let c = b.session().await?;
     let p = Page { c: &c, base };
@@ -144,6 +145,8 @@ async fn keys(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     p.click("gift-label").await?; // cancelled: the field's own click counts next
     pause(100).await;
     p.click("gift").await?;
+    pause(100).await;
+    p.click("swatch-red").await?; // its script clicks the hidden radio
     pause(100).await;
     p.type_into("email", "kim@example.com").await?;
     c.active_element().await?.send_keys(ENTER).await?;
@@ -357,9 +360,10 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     }
     assert_ne!(ids[0], ids[1], "the page makes new ids on every load");
 
-    // One user action, one click: the label's, not also its field's; none for
-    // Enter in the field (the form is submitted) or the keyboard choice; Enter on
-    // the focused button is its click, with no place.
+    // One user action, one click: the label's, not also its field's; the
+    // swatch's, not also the radio's its script clicks; none for Enter in the
+    // field (the form is submitted) or the keyboard choice; Enter on the focused
+    // button is its click, with no place.
     assert_eq!(
         on(
             "keys.html",
@@ -381,6 +385,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             "label#fast-label",
             "label#gift-label",
             "input#gift",
+            "span#swatch-red",
             "input#email",
             "button#kbd (keyboard)"
         ]
@@ -388,7 +393,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     assert_eq!(on("keys.html", "submit", "form"), ["signup"]);
     assert_eq!(
         on("keys.html", "change", "field"),
-        ["news", "ship", "gift", "email", "size", "size"]
+        ["news", "ship", "gift", "colour", "email", "size", "size"]
     );
 
     // Promise rejections: the script and line of the frame that made the Error.
