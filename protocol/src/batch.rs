@@ -96,7 +96,8 @@ pub struct Event {
     pub t: i64,
     /// Per-page sequence number: orders events with equal times.
     pub seq: u32,
-    /// Page path (no query, no fragment).
+    /// Page path (no query), plus the hash route of a page that routes with the
+    /// URL fragment (`/shop.html#/product/12`); no other fragment.
     pub path: String,
     /// Full page URL (the collector keeps only allow-listed query parameters).
     pub url: Option<String>,
@@ -105,7 +106,8 @@ pub struct Event {
     pub referrer: Option<String>,
     /// Page title on a page view.
     pub title: Option<String>,
-    /// How the page view happened: `navigate`, `reload`, `back_forward`, `push`, `replace`, `pop`.
+    /// How the page view happened: `navigate`, `reload`, `back_forward`, `push`, `replace`,
+    /// `pop`, `hash` (a new hash route: the URL fragment changed to one).
     pub nav: Option<String>,
     /// The `data-ct-screen` shown when the event happened.
     pub screen: Option<String>,

@@ -72,9 +72,16 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Start `clicktrail --demo` on a free port with a fresh DuckDB file.
+    /// Start `clicktrail --demo` on a free port with a fresh DuckDB file, serving
+    /// the demo shop (`examples/shop`) at `/demo/`.
     pub async fn start() -> Result<Collector> {
         Collector::launch(tempfile::tempdir()?).await
+    }
+
+    /// [`Collector::start`] with another folder served at `/demo/` (e.g.
+    /// `examples/patterns`).
+    pub async fn serving(demo_dir: &Path) -> Result<Collector> {
+        Collector::spawn(tempfile::tempdir()?, demo_dir, &[]).await
     }
 
     /// Start `clicktrail --demo` again on the DuckDB file in `dir` (after [`Self::kill`]).
@@ -84,6 +91,14 @@ impl Collector {
 
     /// [`Self::launch`] with more `CLICKTRAIL_*` settings in the environment.
     pub async fn launch_with(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Result<Collector> {
+        Collector::spawn(dir, &workspace().join("examples/shop"), env).await
+    }
+
+    async fn spawn(
+        dir: tempfile::TempDir,
+        demo_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Collector> {
         let root = workspace();
         let tracker = root.join("dist/tracker");
         if !tracker.join("ct.js").exists() {
@@ -101,7 +116,7 @@ impl Collector {
             .arg("--tracker-dir")
             .arg(&tracker)
             .arg("--demo-dir")
-            .arg(root.join("examples/shop"))
+            .arg(demo_dir)
             .env("CLICKTRAIL_LOG", "warn")
             .env("CLICKTRAIL_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("CLICKTRAIL_ADMIN_TOKEN", ADMIN_TOKEN)

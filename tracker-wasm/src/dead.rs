@@ -49,8 +49,8 @@ pub(crate) struct Dead {
 
 struct Click {
     sel: String,
-    x: i32,
-    y: i32,
+    /// Where, for a pointer click (a keyboard click has no place).
+    xy: Option<(i32, i32)>,
     t: f64,
     /// The click event when it was on a link: following the link is an answer.
     link: Option<Event>,
@@ -59,6 +59,8 @@ struct Click {
 impl Tracker {
     /// `pointerdown`: the previous click's time is up; watching for the next one starts.
     pub(crate) fn on_press(&mut self, _: &JsValue) {
+        // A press starts a new action: a label's pass-on click is past by now.
+        self.label_field = None;
         self.dead_settle();
         self.dead_watch();
         self.dead.primed = true;
@@ -75,12 +77,18 @@ impl Tracker {
 
     /// Judge this click (already recorded as `click`) after [`DEAD_MS`], unless it
     /// was on a field.
-    pub(crate) fn dead_arm(&mut self, e: &MouseEvent, target: &Element, sel: String, link: bool) {
+    pub(crate) fn dead_arm(
+        &mut self,
+        e: &MouseEvent,
+        pointer: bool,
+        target: &Element,
+        sel: String,
+        link: bool,
+    ) {
         if dom::closest(target, FIELDS).is_none() {
             self.dead.click = Some(Click {
                 sel,
-                x: e.client_x(),
-                y: e.client_y(),
+                xy: pointer.then(|| (e.client_x(), e.client_y())),
                 t: Date::now(),
                 link: link.then(|| e.clone().into()),
             });
@@ -131,8 +139,10 @@ impl Tracker {
         }
         if let Some(mut j) = self.begin(kind::DEAD_CLICK) {
             j.str("sel", &c.sel, MAX_SELECTOR);
-            j.int("x", c.x.into());
-            j.int("y", c.y.into());
+            if let Some((x, y)) = c.xy {
+                j.int("x", x.into());
+                j.int("y", y.into());
+            }
             self.push(j);
         }
     }

@@ -13,11 +13,16 @@ use protocol::{MAX_NAME, MAX_SELECTOR, MAX_TEXT_CHARS};
 use wasm_bindgen::{JsCast, JsValue, prelude::wasm_bindgen};
 use web_sys::{Document, Element, EventTarget};
 
-use crate::json::{cut, int, squash};
+use crate::json::{cut, has, int, squash};
 
-/// Elements a click is attributed to when the click lands inside one.
-pub(crate) const INTERESTING: &str =
-    "a,button,input,select,textarea,label,summary,[role=button],[onclick],[data-ct-ad]";
+/// Elements a click is attributed to when the click lands inside one (a click
+/// inside a link is the link's, whatever else it is in: see `on_click`).
+pub(crate) const INTERESTING: &str = "a,button,input,select,textarea,label,summary,\
+    [role=button],[role=link],[role=tab],[role=menuitem],[role=option],[role=checkbox],\
+    [role=radio],[role=switch],[onclick],[data-ct-ad]";
+
+/// Selectors longer than this lose their outer ancestors.
+const SHORT_SELECTOR: usize = 80;
 
 #[wasm_bindgen]
 extern "C" {
@@ -78,8 +83,15 @@ pub(crate) fn element(target: Option<EventTarget>) -> Option<Element> {
     matches!(el.closest("[data-ct-ignore]"), Ok(None)).then_some(el)
 }
 
-/// A short CSS selector for `el`: its own part prefixed by up to three ancestors,
-/// stopping at the first one with an id, at most [`MAX_SELECTOR`] bytes.
+/// A short, stable CSS selector for `el`: its own part prefixed by up to three
+/// ancestors, stopping at the first one that is unique by itself (a stable id or a
+/// test id). Outer ancestors are dropped while it is over [`SHORT_SELECTOR`] bytes.
+///
+/// The same element gets the same selector on every load and whatever the page
+/// does to its state: generated ids and classes ([`generated`]) and state classes
+/// are skipped, at most one class is used (the shortest, so that the order of the
+/// `class` attribute does not matter), and `:nth-of-type` only tells apart siblings
+/// that would otherwise get the same part. No text is put in a selector.
 pub(crate) fn selector(el: &Element) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut cur = Some(el.clone());
@@ -95,9 +107,10 @@ pub(crate) fn selector(el: &Element) -> String {
         }
         cur = e.parent_element();
     }
-    // Drop outer ancestors until it fits; `parts` runs from `el` outwards.
+    // Drop outer ancestors until it is short; `parts` runs from `el` outwards.
     let mut keep = parts.len();
-    while keep > 1 && parts.iter().take(keep).map(|p| p.len() + 3).sum::<usize>() - 3 > MAX_SELECTOR
+    while keep > 1
+        && parts.iter().take(keep).map(|p| p.len() + 3).sum::<usize>() - 3 > SHORT_SELECTOR
     {
         keep -= 1;
     }
@@ -113,45 +126,151 @@ pub(crate) fn selector(el: &Element) -> String {
     out
 }
 
-/// One compound selector: `tag#id` (returns true: unique, stop), else `tag.c1.c2`
-/// with `:nth-of-type(n)` when a sibling would match it too.
+/// One compound selector, the first of these that applies: `tag#id` (unique:
+/// returns true), `tag[data-testid="…"]` (and `data-test`, `data-cy`, `data-qa`:
+/// also true), else `tag` with `[name]`, else `[aria-label]`, else one class;
+/// plus `[role]` and an input's or button's `[type]`; `:nth-of-type(n)` when a
+/// sibling gets the same part.
 fn part(el: &Element, out: &mut String) -> bool {
     let tag = el.local_name();
     out.push_str(&tag);
     let id = el.id();
-    if !id.is_empty() {
+    if !generated(&id) {
         out.push('#');
         css_ident(out, &id);
         return true;
     }
-    let list = el.class_list();
-    let classes = [list.item(0), list.item(1)];
-    for c in classes.iter().flatten() {
-        out.push('.');
-        css_ident(out, c);
-    }
-    let same = |s: &Element| {
-        let l = s.class_list();
-        classes.iter().flatten().all(|c| l.contains(c))
+    let attr = |name: &str, max: usize| {
+        el.get_attribute(name)
+            .filter(|v| v.len() <= max && !generated(v))
     };
-    let (mut nth, mut clash) = (1, false);
-    let mut sib = el.previous_element_sibling();
-    while let Some(s) = sib {
-        if s.local_name() == tag {
-            nth += 1;
-            clash = clash || same(&s);
+    let mut anchored = false;
+    if let Some((name, v)) = ["data-testid", "data-test", "data-cy", "data-qa"]
+        .into_iter()
+        .find_map(|a| Some((a, attr(a, 48)?)))
+    {
+        attr_part(out, name, &v);
+        anchored = true;
+    } else if let Some(v) = attr("name", 48) {
+        attr_part(out, "name", &v);
+    } else if let Some(v) = attr("aria-label", 32) {
+        attr_part(out, "aria-label", &v);
+    } else if let Some(c) = class(el) {
+        out.push('.');
+        css_ident(out, &c);
+    }
+    if let Some(v) = attr("role", 24) {
+        attr_part(out, "role", &v);
+    }
+    if matches!(tag.as_str(), "input" | "button")
+        && let Some(v) = attr("type", 16)
+    {
+        attr_part(out, "type", &v);
+    }
+    // Siblings this part would match too: then its position among its type.
+    let twins = el.parent_element().and_then(|p| {
+        let mut s = String::from(":scope>");
+        s.push_str(out);
+        p.query_selector_all(&s).ok()
+    });
+    if twins.is_some_and(|l| l.length() > 1) {
+        let mut nth = 1;
+        let mut sib = el.previous_element_sibling();
+        while let Some(s) = sib {
+            if s.local_name() == tag {
+                nth += 1;
+            }
+            sib = s.previous_element_sibling();
         }
-        sib = s.previous_element_sibling();
-    }
-    let mut sib = el.next_element_sibling();
-    while let (false, Some(s)) = (clash, sib) {
-        clash = s.local_name() == tag && same(&s);
-        sib = s.next_element_sibling();
-    }
-    if clash {
         out.push_str(":nth-of-type(");
         int(out, nth);
         out.push(')');
+    }
+    anchored
+}
+
+/// `[name="value"]`, the value as a CSS string.
+pub(crate) fn attr_part(out: &mut String, name: &str, v: &str) {
+    out.push('[');
+    out.push_str(name);
+    out.push_str("=\"");
+    for c in v.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        if c < ' ' {
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    out.push_str("\"]");
+}
+
+/// The class that stands for `el` in its selector: the shortest (then first in
+/// alphabetical order) of its classes that names a component rather than a state
+/// (`active`, `is-open`, …), a generated name or a utility (anything with a digit
+/// or punctuation: `mt-3`, `md:flex`, `css-1x2y3z`).
+fn class(el: &Element) -> Option<String> {
+    let list = el.class_list();
+    let mut best: Option<String> = None;
+    for i in 0..list.length().min(16) {
+        let Some(c) = list.item(i) else { continue };
+        let plain = (2..=40).contains(&c.len())
+            && c.bytes()
+                .all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_')
+            && !c.starts_with("sc-")
+            && !STATES.iter().any(|s| has(&c, s));
+        if plain
+            && best
+                .as_ref()
+                .is_none_or(|b| (c.len(), c.as_str()) < (b.len(), b.as_str()))
+        {
+            best = Some(c);
+        }
+    }
+    best
+}
+
+/// Parts of class names that say what state an element is in, not what it is.
+const STATES: [&str; 19] = [
+    "active", "show", "open", "select", "current", "hover", "focus", "visible", "hidden",
+    "collaps", "expand", "loaded", "loading", "animat", "disabled", "checked", "valid", "error",
+    "is-",
+];
+
+/// Whether an id, class or attribute value is empty or looks generated by a
+/// framework or library, so that it may differ on the next load: React's `:r1:`,
+/// a run of three digits (`main_123`, `ember123`), six hex chars with a digit
+/// among them (`swiper-wrapper-3f9a1b2c…`, UUIDs), or a number between words
+/// (`react-select-2-input`).
+pub(crate) fn generated(s: &str) -> bool {
+    if s.is_empty() || s.chars().any(|c| matches!(c, ':' | '«' | '»')) {
+        return true;
+    }
+    let (mut digits, mut hexes, mut hex_digit) = (0, 0, false);
+    // The current `-`/`_`-separated word is a number.
+    let mut number = false;
+    for (i, b) in s.bytes().enumerate() {
+        let digit = b.is_ascii_digit();
+        if matches!(b, b'-' | b'_') {
+            if number && digits > 0 && i + 1 < s.len() {
+                return true;
+            }
+            number = true;
+        } else {
+            number &= digit;
+        }
+        digits = if digit { digits + 1 } else { 0 };
+        if b.is_ascii_hexdigit() {
+            hexes += 1;
+            hex_digit |= digit;
+        } else {
+            (hexes, hex_digit) = (0, false);
+        }
+        if digits >= 3 || (hexes >= 6 && hex_digit) {
+            return true;
+        }
     }
     false
 }
@@ -235,14 +354,14 @@ pub(crate) fn field_type(el: &Element) -> String {
     prop(el, "type").as_string().unwrap_or_default()
 }
 
-/// How a field or form is named: its `name` attribute, else its id, else a selector.
+/// How a field or form is named: its `name` attribute, else its id unless
+/// generated, else a selector.
 pub(crate) fn name_of(el: &Element) -> String {
-    for attr in ["name", "id"] {
-        if let Some(v) = el.get_attribute(attr).filter(|v| !v.is_empty()) {
-            return v;
-        }
+    if let Some(v) = el.get_attribute("name").filter(|v| !v.is_empty()) {
+        return v;
     }
-    selector(el)
+    let id = el.id();
+    if generated(&id) { selector(el) } else { id }
 }
 
 /// The form a field belongs to (also through the `form` attribute).
@@ -284,7 +403,33 @@ pub(crate) fn visible_screen(doc: &Document) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::css_ident;
+    use super::{css_ident, generated};
+
+    #[test]
+    fn knows_generated_names() {
+        for g in [
+            "",
+            "swiper-wrapper-3f9a1b2c4d5e6f70",
+            "main_123",
+            "ember123",
+            "react-select-2-input",
+            ":r1:",
+            "«r2»",
+            "f47ac10b-58cc-4372-a567-0e02b2c3d479",
+        ] {
+            assert!(generated(g), "{g}");
+        }
+        for g in [
+            "checkout",
+            "p-boots",
+            "step2",
+            "product-12",
+            "add-to-cart",
+            "nav_home",
+        ] {
+            assert!(!generated(g), "{g}");
+        }
+    }
     use alloc::string::String;
 
     fn esc(s: &str) -> String {

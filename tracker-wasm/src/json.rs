@@ -23,7 +23,21 @@ pub(crate) fn cut(s: &str, max: usize) -> &str {
 
 /// `s` without its `#fragment`.
 pub(crate) fn no_fragment(s: &str) -> &str {
-    s.split('#').next().unwrap_or_default()
+    before(s, b'#')
+}
+
+/// `s` up to the first `c` (an ASCII char), or all of it. Byte loops like this
+/// one keep core's string searchers (and their panic paths) out of the wasm.
+pub(crate) fn before(s: &str, c: u8) -> &str {
+    s.get(..s.bytes().position(|b| b == c).unwrap_or(s.len()))
+        .unwrap_or(s)
+}
+
+/// Whether `needle` occurs in `hay`.
+pub(crate) fn has(hay: &str, needle: &str) -> bool {
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 /// `s` with runs of whitespace collapsed to one space, trimmed, and cut to `max` chars.

@@ -132,9 +132,11 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue) -> Option<()> {
     listen(w, "pagehide", &t, Tracker::on_hide, false);
     listen(w, "pageshow", &t, Tracker::on_pageshow, false);
     listen(w, "popstate", &t, Tracker::on_popstate, false);
+    // Capture: before the page's own listeners show the new route's section.
+    listen(w, "hashchange", &t, Tracker::on_hashchange, true);
     // Any navigation, also to another document (where the Navigation API exists).
     if let Some(n) = dom::prop(&win, "navigation").dyn_ref::<EventTarget>() {
-        listen(n, "navigate", &t, Tracker::on_answer, false);
+        listen(n, "navigate", &t, Tracker::on_navigate, false);
     }
 
     // Screen changes (elements added or removed, or shown and hidden), and links

@@ -22,7 +22,7 @@ use web_sys::{Crypto, Document, Element, Event, HtmlAnchorElement, MouseEvent, S
 
 use crate::dead::Dead;
 use crate::dom;
-use crate::json::{Json, acceptable_props, hex, int, is_hex_id, no_fragment, squash};
+use crate::json::{Json, acceptable_props, before, hex, int, is_hex_id, no_fragment, squash};
 use crate::send::Queued;
 use crate::view::Seen;
 
@@ -53,10 +53,19 @@ pub(crate) struct Tracker {
     /// Consent: false after `clicktrail('consent', false)`.
     pub(crate) recording: bool,
 
-    /// The current page's URL without its fragment: SPA route changes compare against it.
+    /// The current page's URL without its fragment, and its hash route (`#/cart`,
+    /// or empty): SPA route changes compare against them.
     pub(crate) page_url: String,
-    /// Its path: where the links seen during it were seen.
+    page_route: String,
+    /// Its path, the route included (without a query in it): the `path` of every
+    /// event of this page view, links seen during it included.
     pub(crate) page_path: String,
+    /// The URL fragment as last read, and the route it gave (an in-page anchor
+    /// keeps the route before it).
+    frag: String,
+    route: String,
+    /// The latest navigation (Navigation API) goes back or forward in history.
+    traverse: bool,
     /// When the current page view started.
     page_t: f64,
     /// How the current page view happened, where from, its HTTP status.
@@ -80,6 +89,9 @@ pub(crate) struct Tracker {
     focus: Option<(Element, f64)>,
     /// The click being dispatched follows a link away from the page.
     nav_click: bool,
+    /// The field of the `<label>` just clicked: the click the label passes on to it
+    /// (with no press of its own) is not recorded.
+    pub(crate) label_field: Option<Element>,
     /// Links and ads in view.
     pub(crate) seen: Seen,
     /// The click being judged dead or not.
@@ -126,7 +138,11 @@ impl Tracker {
             random_used: 512,
             storage,
             page_url: String::new(),
+            page_route: String::new(),
             page_path: String::new(),
+            frag: String::new(),
+            route: String::new(),
+            traverse: false,
             page_t: 0.0,
             page_nav: "navigate",
             page_ref: String::new(),
@@ -146,6 +162,7 @@ impl Tracker {
             errors: 0,
             focus: None,
             nav_click: false,
+            label_field: None,
             seen: Seen::default(),
             dead: Dead::default(),
             tick_fn: placeholder(),
@@ -205,6 +222,70 @@ impl Tracker {
         String::from(no_fragment(&href))
     }
 
+    /// The current URL without its fragment, and the current hash route. The
+    /// fragment is classified only when it changed.
+    fn here(&mut self) -> (String, String) {
+        let href = self.win.location().href().unwrap_or_default();
+        let url = before(&href, b'#');
+        let frag = href.get(url.len() + 1..).unwrap_or_default();
+        if frag != self.frag || url != self.page_url {
+            self.frag = String::from(frag);
+            match self.route_of(frag) {
+                Some(r) => self.route = r,
+                // An anchor on another page (pushState) is no route of it.
+                None if url != self.page_url => self.route.clear(),
+                None => {}
+            }
+        }
+        (String::from(url), self.route.clone())
+    }
+
+    /// The hash route a URL fragment (without `#`) names: `#` + the fragment when
+    /// it starts with `/` or `!` (`#/product/12`, `#!/cart`), or is a name no
+    /// rendered element of the page has (`#cart` of a `#name` router); empty for
+    /// no fragment and for the root `#!`, `#/`. None for an in-page anchor (a
+    /// rendered element has that id, or an `<a>` that name; or `#top`), which
+    /// stays on the current route, for a number (`#2`), and for a fragment
+    /// holding `=` or `&` (state or tokens, as after an OAuth login).
+    ///
+    /// It runs at `popstate`, before a router listening to `hashchange` has shown
+    /// the section of the new route. A page opened on `#cart` whose router
+    /// already shows `<section id="cart">` when the tracker starts counts it as an
+    /// anchor; use `#/cart` routes to be sure.
+    fn route_of(&self, frag: &str) -> Option<String> {
+        let mut r = String::from("#");
+        r.push_str(frag);
+        // `#!` and `#/` are the root route: no route, like no fragment (and `#!`
+        // placeholder links on pages that do not route change nothing).
+        if matches!(frag, "" | "!" | "/" | "!/") {
+            return Some(String::new());
+        }
+        if matches!(frag.as_bytes().first(), Some(b'/' | b'!')) {
+            return Some(r);
+        }
+        // Numbers (`#2`: a slide, a placeholder) and state are not routes.
+        if frag.bytes().all(|c| c.is_ascii_digit())
+            || frag.bytes().any(|c| c == b'=' || c == b'&')
+            || frag.eq_ignore_ascii_case("top")
+        {
+            return None;
+        }
+        let name: String =
+            js_sys::decode_uri_component(frag).map_or_else(|_| String::from(frag), String::from);
+        let mut sel = String::from("a");
+        dom::attr_part(&mut sel, "name", &name);
+        // Only a rendered element can be scrolled to: a router that shows one
+        // hidden section per route (`<section id="cart" hidden>`) is routing.
+        let anchor = [
+            self.doc.get_element_by_id(&name),
+            self.doc.query_selector(&sel).ok().flatten(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|e| e.get_client_rects().length() > 0);
+        (!anchor).then_some(r)
+    }
+
     /// What every event starts with, or None while consent is withheld: keeps the
     /// session alive (a new one after [`SESSION_IDLE_MS`] idle) and catches route
     /// changes made through a `pushState` captured before the tracker wrapped it.
@@ -223,8 +304,11 @@ impl Tracker {
         let mut t = String::new();
         int(&mut t, now as i64);
         self.store("ct_last", &t);
-        if self.current_url() != self.page_url {
+        let (url, route) = self.here();
+        if url != self.page_url {
             self.route("push");
+        } else if route != self.page_route {
+            self.route("hash");
         }
         Some(now)
     }
@@ -241,8 +325,7 @@ impl Tracker {
     }
 
     fn head(&mut self, kind: &'static str, now: f64) -> Json {
-        let path = self.win.location().pathname().unwrap_or_default();
-        self.head_at(kind, now, path)
+        self.head_at(kind, now, self.page_path.clone())
     }
 
     /// [`Tracker::head`] on another path than the current one.
@@ -313,8 +396,10 @@ impl Tracker {
         // The links of the page view before, on its own path and screen.
         self.send_links(true);
         self.reset_ads();
-        self.page_url = self.current_url();
+        (self.page_url, self.page_route) = self.here();
         self.page_path = self.win.location().pathname().unwrap_or_default();
+        // The route without a query in it (`#/search?q=…`).
+        self.page_path.push_str(before(&self.page_route, b'?'));
         self.page_t = Date::now();
         self.left = false;
         self.page_nav = nav;
@@ -349,15 +434,33 @@ impl Tracker {
         }
     }
 
-    /// An SPA route change (`push`, `replace`, `pop`): a page view when the path or
-    /// query changed, with the previous URL as referrer.
+    /// An SPA route change (`push`, `replace`, `pop`, `hash`): a page view when the
+    /// path, query or hash route changed, with the previous URL as referrer. A
+    /// `popstate` that only changed the hash route is `hash`, unless it went back
+    /// or forward in history (known where the Navigation API is).
     pub(crate) fn route(&mut self, nav: &'static str) {
         self.on_answer(&JsValue::UNDEFINED);
-        let url = self.current_url();
-        if url != self.page_url {
-            let prev = core::mem::take(&mut self.page_url);
+        let (url, route) = self.here();
+        if url != self.page_url || route != self.page_route {
+            let nav = if nav == "pop" && url == self.page_url && !self.traverse {
+                "hash"
+            } else {
+                nav
+            };
+            let prev = self.page_url.clone();
             self.pageview(nav, &prev, 0);
         }
+    }
+
+    pub(crate) fn on_hashchange(&mut self, _: &JsValue) {
+        self.route("hash");
+    }
+
+    /// The Navigation API's `navigate`: a navigation answers the click; remember
+    /// whether it goes back or forward.
+    pub(crate) fn on_navigate(&mut self, e: &JsValue) {
+        self.traverse = dom::prop(e, "navigationType").as_string().as_deref() == Some("traverse");
+        self.on_answer(e);
     }
 
     pub(crate) fn on_push(&mut self, _: &JsValue) {
@@ -428,16 +531,32 @@ impl Tracker {
 
     // ---- clicks ----------------------------------------------------------------------
 
+    /// A click, credited to what the visitor meant: the link it is in (a button
+    /// or icon inside `a[href]` is a click on the link), else the nearest
+    /// [`dom::INTERESTING`] element, else the `svg` an icon part is in, else the
+    /// target. A click made by the browser or a script for another element than
+    /// the one the visitor acted on is not recorded (see [`Tracker::echo`]); a
+    /// keyboard click (Enter or Space on the focused element) is, without `x`, `y`.
     pub(crate) fn on_click(&mut self, e: &JsValue) {
-        self.dead_begin();
         let e: &MouseEvent = e.unchecked_ref();
-        self.nav_click = false;
         let Some(target) = dom::element(e.target()) else {
+            self.dead_begin();
+            self.nav_click = false;
             return;
         };
-        let el = dom::closest(&target, dom::INTERESTING).unwrap_or_else(|| target.clone());
-        let link =
-            dom::closest(&el, "a[href]").and_then(|a| a.dyn_into::<HtmlAnchorElement>().ok());
+        let link = dom::closest(&target, "a[href]");
+        let el = link
+            .clone()
+            .or_else(|| dom::closest(&target, dom::INTERESTING))
+            .or_else(|| dom::closest(&target, "svg"))
+            .unwrap_or_else(|| target.clone());
+        let pointer = dom::prop(e, "detail").as_f64().unwrap_or(0.0) > 0.0;
+        if self.echo(&el, pointer) {
+            return;
+        }
+        self.dead_begin();
+        self.nav_click = false;
+        let link = link.and_then(|a| a.dyn_into::<HtmlAnchorElement>().ok());
         let href = link.as_ref().map(HtmlAnchorElement::href);
         let Some(mut j) = self.begin(kind::CLICK) else {
             return;
@@ -450,16 +569,22 @@ impl Tracker {
         if let Some(h) = &href {
             j.str("href", no_fragment(h), MAX_URL);
         }
-        j.int("x", e.client_x().into());
-        j.int("y", e.client_y().into());
+        if pointer {
+            j.int("x", e.client_x().into());
+            j.int("y", e.client_y().into());
+        }
         // The ad clicked in, if any.
         if let Some(ad) =
-            dom::closest(&el, "[data-ct-ad]").and_then(|a| a.get_attribute("data-ct-ad"))
+            dom::closest(&target, "[data-ct-ad]").and_then(|a| a.get_attribute("data-ct-ad"))
         {
             j.str("ad", &ad, MAX_NAME);
         }
+        // A label passes the click on to its field: that second click is no new action.
+        self.label_field = (el.local_name() == "label")
+            .then(|| dom::prop(&el, "control").dyn_into().ok())
+            .flatten();
         self.push(j);
-        self.dead_arm(e, &target, sel, link.is_some());
+        self.dead_arm(e, pointer, &target, sel, link.is_some());
         self.nav_click = link.is_some_and(|a| {
             let h = href.as_deref().unwrap_or_default();
             e.button() == 0
@@ -471,6 +596,25 @@ impl Tracker {
                 && (h.starts_with("http:") || h.starts_with("https:"))
                 && no_fragment(h) != self.page_url
         });
+    }
+
+    /// Whether a click is the echo of one already recorded, or of a key press
+    /// on another element, rather than an action of its own: the click a
+    /// `<label>` passes on to its field; and a click with no pointer (`detail`
+    /// 0) on another element than the focused one (Enter in a text field clicks
+    /// the form's submit button; a page script clicks a hidden file input) or on
+    /// a `<select>` (a choice made with the keyboard). Enter or Space on a focused
+    /// button, link or checkbox is the visitor's click on it and counts.
+    fn echo(&mut self, el: &Element, pointer: bool) -> bool {
+        if self.label_field.take().is_some_and(|f| f == *el) {
+            return true;
+        }
+        !pointer
+            && (el.local_name() == "select"
+                || !self
+                    .doc
+                    .active_element()
+                    .is_some_and(|a| el.contains(Some(&a))))
     }
 
     /// The same click once every page handler ran (bubble phase on window): a link
@@ -558,7 +702,8 @@ impl Tracker {
     // ---- errors --------------------------------------------------------------------
 
     /// An uncaught error (`ErrorEvent`: message, script, line) or an unhandled
-    /// promise rejection (its reason's message). At most [`MAX_ERRORS`] per page load,
+    /// promise rejection (its reason's message, and the script and line of the
+    /// first frame of its stack that has a URL). At most [`MAX_ERRORS`] per page load,
     /// so an error in a loop does not flood the collector.
     pub(crate) fn on_error(&mut self, e: &JsValue) {
         if self.errors >= MAX_ERRORS {
@@ -568,15 +713,23 @@ impl Tracker {
         let msg = [
             dom::prop(e, "message"),
             dom::prop(&reason, "message"),
-            reason,
+            reason.clone(),
         ]
         .iter()
         .find_map(JsValue::as_string)
         .map(|m| squash(&m, MAX_ERROR_CHARS))
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| String::from("unhandled rejection"));
-        let src = dom::prop(e, "filename").as_string().unwrap_or_default();
-        let line = dom::prop(e, "lineno").as_f64().unwrap_or(0.0) as u32;
+        let mut src = dom::prop(e, "filename").as_string().unwrap_or_default();
+        let mut line = dom::prop(e, "lineno").as_f64().unwrap_or(0.0) as u32;
+        if src.is_empty()
+            && let Some((s, l)) = dom::prop(&reason, "stack")
+                .as_string()
+                .as_deref()
+                .and_then(stack_frame)
+        {
+            (src, line) = (String::from(s), l);
+        }
         let Some(mut j) = self.begin(kind::ERROR) else {
             return;
         };
@@ -664,10 +817,84 @@ impl Tracker {
     }
 }
 
+/// The script URL and line of the first frame of a JS stack trace that has a URL:
+/// Chrome's `    at f (https://x/app.js:12:5)` or `    at https://x/app.js:12:5`,
+/// Firefox's and Safari's `f@https://x/app.js:12:5`. Chrome's first line, the
+/// message, is no frame even when it holds a URL.
+pub(crate) fn stack_frame(stack: &str) -> Option<(&str, u32)> {
+    let mut rest = stack;
+    while !rest.is_empty() {
+        let line = before(rest, b'\n');
+        rest = rest.get(line.len() + 1..).unwrap_or_default();
+        if let Some(f) = frame(line) {
+            return Some(f);
+        }
+    }
+    None
+}
+
+/// The script URL and line of one stack frame (see [`stack_frame`]).
+fn frame(l: &str) -> Option<(&str, u32)> {
+    let b = l.as_bytes();
+    let scheme = b.windows(3).position(|w| w == b"://")?;
+    let mut start = scheme;
+    while let Some(c) = start.checked_sub(1).and_then(|i| b.get(i))
+        && (c.is_ascii_alphanumeric() || b"+-.".contains(c))
+    {
+        start -= 1;
+    }
+    let at = l.trim_start().starts_with("at ")
+        || start.checked_sub(1).and_then(|i| b.get(i)) == Some(&b'@');
+    let mut end = scheme;
+    while b
+        .get(end)
+        .is_some_and(|c| !matches!(c, b')' | b' ' | b'\r'))
+    {
+        end += 1;
+    }
+    let url = l.get(start..end).filter(|_| at)?;
+    // `URL:line:column`, or `URL:line`.
+    let (rest, last) = tail_number(url)?;
+    Some(tail_number(rest).unwrap_or((rest, last)))
+}
+
+/// `s` without its last `:N`, and N (a positive number).
+fn tail_number(s: &str) -> Option<(&str, u32)> {
+    let i = s.bytes().rposition(|c| c == b':')?;
+    let n = s.get(i + 1..)?.parse::<u32>().ok().filter(|n| *n > 0)?;
+    Some((s.get(..i)?, n))
+}
+
 /// Whether a site id is one the collector accepts.
 pub(crate) fn valid_site(site: &str) -> bool {
     (1..=protocol::MAX_SITE).contains(&site.len())
         && site
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stack_frame;
+
+    #[test]
+    fn finds_the_first_frame_with_a_url() {
+        let chrome = "Error: boom at https://a.b/x.js:1:2\n    at <anonymous>\n    at fail (https://shop.example:8443/js/app.js:12:5)\n    at https://shop.example/other.js:1:1";
+        assert_eq!(
+            stack_frame(chrome),
+            Some(("https://shop.example:8443/js/app.js", 12))
+        );
+        assert_eq!(
+            stack_frame("    at async http://127.0.0.1:8080/demo/a.js:7:30"),
+            Some(("http://127.0.0.1:8080/demo/a.js", 7))
+        );
+        let firefox = "fail@https://x.example/app.js:3:9\n@https://x.example/app.js:10:1\n";
+        assert_eq!(stack_frame(firefox), Some(("https://x.example/app.js", 3)));
+        assert_eq!(
+            stack_frame("f@https://x.example/app.js:42"),
+            Some(("https://x.example/app.js", 42))
+        );
+        assert_eq!(stack_frame("Error: no frames\n    at <anonymous>"), None);
+        assert_eq!(stack_frame(""), None);
+    }
 }

@@ -1,0 +1,414 @@
+//! The storefront patterns of `examples/patterns/` in a real headless Chromium,
+//! through the real tracker and collector into a real DuckDB file: for each one
+//! the stored events must be exactly what the visitor did.
+//!
+//! - `hash.html`: a single-page shop routed with the URL fragment gives a page
+//!   view per route (`#/…`, `#!…`, `#name`, a deep link, back, the root `#!`),
+//!   with the route in the path; an in-page anchor or a number is no page view.
+//! - `links.html`: a click inside a link (a button, an SVG icon) is the link's,
+//!   with the selector of its `link_view` rows; an icon inside a button is the
+//!   button's; an icon inside nothing clickable is its `svg`.
+//! - `ids.html`, loaded twice: ids and classes generated anew on every load give
+//!   the same, short selectors.
+//! - `keys.html`: a label click is one click, Enter in a field and a keyboard
+//!   choice in a select are none; Enter on a focused button is a click without
+//!   a place.
+//! - `reject.html`: unhandled promise rejections carry the script and line of
+//!   their stack.
+//!
+//! Results are read from the DuckDB file once the collector has stopped.
+
+use std::time::Duration;
+
+use analyzer::{AuditRequest, Scope};
+use anyhow::{Result, bail};
+use clicktrail_e2e::{Browser, Collector, Page, workspace};
+use duckdb::Connection;
+use fantoccini::{Client, Locator};
+use serde_json::{Value, json};
+
+/// Key codes of the `WebDriver` protocol.
+const ENTER: &str = "\u{E007}";
+const ARROW_DOWN: &str = "\u{E015}";
+
+async fn pause(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// Click the first element matching a CSS selector.
+async fn click_css(c: &Client, css: &str) -> Result<()> {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await?
+        .click()
+        .await?;
+    Ok(())
+}
+
+/// Wait until `location.hash` is `hash`.
+async fn wait_hash(c: &Client, hash: &str) -> Result<()> {
+    for _ in 0..100 {
+        if c.execute("return location.hash;", vec![]).await? == json!(hash) {
+            return Ok(());
+        }
+        pause(30).await;
+    }
+    bail!("location.hash never became {hash}")
+}
+
+/// Deep link to a route, four route changes through links (a `#/…`, a `#name`, a
+/// `#!…` and a `#/…?query` route) with an in-page anchor among them, back, a
+/// photo number (no route) and the root `#!`.
+async fn hash_shop(b: &Browser, base: &str, col: &Collector) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/hash.html#/cart").await?;
+    for (id, hash) in [
+        ("to-product", "#/product/12"),
+        ("to-reviews", "#reviews"),
+        ("to-catalog", "#catalog"),
+        ("to-cart", "#!/cart"),
+        ("to-search", "#/search?q=boots"),
+    ] {
+        p.click(id).await?;
+        wait_hash(&c, hash).await?;
+        pause(150).await;
+    }
+    c.back().await?;
+    wait_hash(&c, "#!/cart").await?;
+    pause(150).await;
+    for (id, hash) in [("to-slide", "#2"), ("to-home", "#!")] {
+        p.click(id).await?;
+        wait_hash(&c, hash).await?;
+        pause(150).await;
+    }
+    pause(150).await;
+    done(&p, col).await
+}
+
+/// A button inside a link, an icon inside a link, the icon and the label inside a
+/// button, a decorative icon (a dead click).
+async fn links_inside(b: &Browser, base: &str, col: &Collector) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/links.html").await?;
+    pause(300).await;
+    for css in [
+        "#card-button",
+        "#cart-icon",
+        "#like-icon",
+        "#like-label",
+        "#decor-icon",
+    ] {
+        click_css(&c, css).await?;
+        pause(200).await;
+    }
+    pause(1_300).await; // the decorative icon's click is judged dead
+    done(&p, col).await
+}
+
+/// The page with generated ids: the button, the field and the second slide's link.
+/// Returns the generated ids and classes of this load.
+async fn generated_ids(b: &Browser, base: &str, col: &Collector) -> Result<Vec<String>> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/ids.html").await?;
+    pause(300).await;
+    let ids: Vec<String> = serde_json::from_value(
+        c.execute(
+            "return Array.from(document.querySelectorAll('[id]:not(#status)'), e => e.id)\
+             .concat(Array.from(document.querySelector('form button').classList));",
+            vec![],
+        )
+        .await?,
+    )?;
+    for css in ["form button", "form input", ".swiper-slide:nth-child(2) a"] {
+        click_css(&c, css).await?;
+        pause(200).await;
+    }
+    done(&p, col).await?;
+    Ok(ids)
+}
+
+/// Two label clicks, a cancelled label click then its field, a swatch whose script
+/// clicks a hidden radio, Enter in a field, a keyboard choice in a select, Enter
+/// on a focused button.
+async fn keys(b: &Browser, base: &str, col: &Collector) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/keys.html").await?;
+    p.click("news-label").await?;
+    pause(100).await;
+    p.click("fast-label").await?;
+    pause(100).await;
+    p.click("gift-label").await?; // cancelled: the field's own click counts next
+    pause(100).await;
+    p.click("gift").await?;
+    pause(100).await;
+    p.click("swatch-red").await?; // its script clicks the hidden radio
+    pause(100).await;
+    p.type_into("email", "kim@example.com").await?;
+    c.active_element().await?.send_keys(ENTER).await?;
+    for _ in 0..100 {
+        if c.find(Locator::Id("done")).await?.is_displayed().await? {
+            break;
+        }
+        pause(30).await;
+    }
+    c.execute("document.getElementById('size').focus();", vec![])
+        .await?;
+    c.active_element()
+        .await?
+        .send_keys(&format!("{ARROW_DOWN}{ARROW_DOWN}"))
+        .await?;
+    pause(100).await;
+    c.execute("document.getElementById('kbd').focus();", vec![])
+        .await?;
+    c.active_element().await?.send_keys(ENTER).await?;
+    pause(300).await;
+    done(&p, col).await
+}
+
+/// Three unhandled rejections: an Error, a throw in an async function, a string.
+async fn rejections(b: &Browser, base: &str, col: &Collector) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/reject.html").await?;
+    for id in ["stock", "pay", "plain"] {
+        p.click(id).await?;
+        pause(200).await;
+    }
+    done(&p, col).await
+}
+
+/// Leave the page, wait until its last beacon is stored, close the browser.
+/// (Closing at once can kill the browser before the beacon is on the wire.)
+async fn done(p: &Page<'_>, col: &Collector) -> Result<()> {
+    p.leave().await?;
+    col.wait_quiet(1).await?;
+    p.c.clone().close().await?;
+    Ok(())
+}
+
+/// The rows of a query whose one column is a string (NULL as `-`).
+fn strings(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut st = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    st.query_map([], |r| r.get::<_, Option<String>>(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .map(|r| r.expect("a row").unwrap_or_else(|| "-".into()))
+        .collect()
+}
+
+/// `audit` with its default params, run on the file, as JSON.
+fn audit(conn: &Connection, audit: &str) -> Result<Value> {
+    let req: AuditRequest = serde_json::from_value(json!({
+        "audit": audit,
+        "scope": Scope { site: Some("demo".into()), since: None, until: None },
+    }))?;
+    Ok(serde_json::to_value(analyzer::run(conn, &req)?)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
+    let collector = Collector::serving(&workspace().join("examples/patterns")).await?;
+    let browser = Browser::start().await?;
+    let base = collector.url.clone();
+
+    hash_shop(&browser, &base, &collector).await?;
+    links_inside(&browser, &base, &collector).await?;
+    let ids = [
+        generated_ids(&browser, &base, &collector).await?,
+        generated_ids(&browser, &base, &collector).await?,
+    ];
+    keys(&browser, &base, &collector).await?;
+    rejections(&browser, &base, &collector).await?;
+    collector.wait_quiet(60).await?;
+    let db = collector.stop().await?;
+    let conn = analyzer::open_read_only(&db)?;
+    let rows = |sql: &str| strings(&conn, sql);
+    let on = |page: &str, kind: &str, what: &str| {
+        rows(&format!(
+            "SELECT {what} FROM events WHERE path LIKE '/demo/{page}%' AND kind = '{kind}' \
+             ORDER BY session_id, ts, seq, event_id"
+        ))
+    };
+
+    // Hash routes: a page view per route, the route in the path of everything
+    // recorded on it (its `?query` dropped); the anchor is no page view; back is `pop`.
+    let hash = "/demo/hash.html";
+    assert_eq!(
+        on("hash.html", "pageview", "nav || ' ' || path || ' ' || url"),
+        [
+            format!("navigate {hash}#/cart {base}{hash}"),
+            format!("hash {hash}#/product/12 {base}{hash}"),
+            format!("hash {hash}#catalog {base}{hash}"),
+            format!("hash {hash}#!/cart {base}{hash}"),
+            format!("hash {hash}#/search {base}{hash}"),
+            format!("pop {hash}#!/cart {base}{hash}"),
+            format!("hash {hash} {base}{hash}"),
+        ]
+    );
+    assert_eq!(
+        on("hash.html", "click", "path || ' ' || selector"),
+        [
+            format!("{hash}#/cart a#to-product"),
+            format!("{hash}#/product/12 a#to-reviews"),
+            format!("{hash}#/product/12 a#to-catalog"),
+            format!("{hash}#catalog a#to-cart"),
+            format!("{hash}#!/cart a#to-search"),
+            format!("{hash}#!/cart a#to-slide"),
+            format!("{hash}#!/cart a#to-home"),
+        ]
+    );
+    assert_eq!(on("hash.html", "leave", "path"), [hash]);
+    assert_eq!(
+        on("hash.html", "dead_click", "selector"),
+        Vec::<String>::new()
+    );
+    // Each route's view lists the seven links once; the anchor is no new view.
+    assert_eq!(
+        rows(&format!(
+            "SELECT path || ' ' || count(*) FROM events WHERE path LIKE '{hash}%' \
+             AND kind = 'link_view' GROUP BY path ORDER BY min(ts)"
+        )),
+        [
+            format!("{hash}#/cart 7"),
+            format!("{hash}#/product/12 7"),
+            format!("{hash}#catalog 7"),
+            format!("{hash}#!/cart 14"),
+            format!("{hash}#/search 7"),
+            format!("{hash} 7"),
+        ]
+    );
+    // Routes are screens like pushState ones.
+    let screens = audit(&conn, "screens")?;
+    let screen = |name: &str| -> Value {
+        screens["screens"]
+            .as_array()
+            .and_then(|l| l.iter().find(|s| s["screen"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no screen {name}: {screens:#}"))
+    };
+    let cart = screen(&format!("{hash}#!/cart"));
+    assert_eq!((&cart["views"], &cart["exits"]), (&json!(2), &json!(0)));
+    let root = screen(hash);
+    assert_eq!((&root["views"], &root["exits"]), (&json!(1), &json!(1)));
+    assert_eq!(screen(&format!("{hash}#catalog"))["views"], json!(1));
+
+    // A click inside a link is the link's: its selector, text and href, as in its
+    // link_view rows; icons inside a button are the button's; a decorative icon is
+    // its svg, not a path of it.
+    let icon_link = r#"nav#top-nav > a[aria-label="Cart"]"#;
+    let card_link = "section#cards > a.card";
+    let decor = "main > div.decor > svg";
+    assert_eq!(
+        on(
+            "links.html",
+            "click",
+            "selector || ' | ' || coalesce(text, '-') || ' | ' || coalesce(href, '-')"
+        ),
+        [
+            format!("{card_link} | Storm boots View product | {base}/demo/product-12.html"),
+            format!("{icon_link} | Cart | {base}/demo/cart.html"),
+            "button#like | Like | -".to_string(),
+            "button#like | Like | -".to_string(),
+            format!("{decor} | - | -"),
+        ]
+    );
+    assert_eq!(
+        on("links.html", "link_view", "selector || ' | ' || href"),
+        [
+            format!("{icon_link} | {base}/demo/cart.html"),
+            format!("{card_link} | {base}/demo/product-12.html"),
+        ]
+    );
+    assert_eq!(on("links.html", "dead_click", "selector"), [decor]);
+    let links = audit(&conn, "links")?;
+    let on_page: Vec<String> = links["links"]
+        .as_array()
+        .expect("a list of links")
+        .iter()
+        .filter(|l| l["page"] == "/demo/links.html")
+        .map(|l| format!("{} {} {}", l["selector"], l["impressions"], l["clicks"]))
+        .collect();
+    assert_eq!(
+        on_page,
+        [format!("{icon_link:?} 1 1"), format!("{card_link:?} 1 1")],
+        "each link seen once and clicked once"
+    );
+
+    // Generated ids: the same selectors on both loads, no generated name in them,
+    // all short.
+    let button = r#"main > form > button.btn[type="button"]"#;
+    let field = r#"main > form > input[aria-label="Size"][type="text"]"#;
+    let slide = "div.swiper > div.swiper-wrapper > div.swiper-slide:nth-of-type(2) > a.slide-link";
+    let clicks = on("ids.html", "click", "selector");
+    assert_eq!(clicks, [button, field, slide, button, field, slide]);
+    let seen = on("ids.html", "link_view", "selector");
+    assert_eq!(seen.len(), 6, "{seen:#?}");
+    assert_eq!(seen[..3], seen[3..]);
+    for sel in clicks.iter().chain(&seen) {
+        assert!(sel.len() <= 80, "{sel}");
+        for generated in ids
+            .iter()
+            .flatten()
+            .filter(|i| i.contains(char::is_numeric))
+        {
+            assert!(!sel.contains(generated.as_str()), "{generated} in {sel}");
+        }
+    }
+    assert_ne!(ids[0], ids[1], "the page makes new ids on every load");
+
+    // One user action, one click: the label's, not also its field's; the
+    // swatch's, not also the radio's its script clicks; none for Enter in the
+    // field (the form is submitted) or the keyboard choice; Enter on the focused
+    // button is its click, with no place.
+    assert_eq!(
+        on(
+            "keys.html",
+            "click",
+            "selector || ' ' || coalesce(x::VARCHAR, '-') || ' ' || coalesce(y::VARCHAR, '-')"
+        )
+        .iter()
+        .map(|c| {
+            let sel = c.split(' ').next().unwrap_or_default().to_string();
+            if c.ends_with(" - -") {
+                sel + " (keyboard)"
+            } else {
+                sel
+            }
+        })
+        .collect::<Vec<_>>(),
+        [
+            "label#news-label",
+            "label#fast-label",
+            "label#gift-label",
+            "input#gift",
+            "span#swatch-red",
+            "input#email",
+            "button#kbd (keyboard)"
+        ]
+    );
+    assert_eq!(on("keys.html", "submit", "form"), ["signup"]);
+    assert_eq!(
+        on("keys.html", "change", "field"),
+        ["news", "ship", "gift", "colour", "email", "size", "size"]
+    );
+
+    // Promise rejections: the script and line of the frame that made the Error.
+    let script = format!("{base}/demo/reject.js");
+    assert_eq!(
+        on(
+            "reject.html",
+            "error",
+            "message || ' ' || coalesce(source, '-') || ' ' || coalesce(line::VARCHAR, '-')"
+        ),
+        [
+            format!("stock service unavailable {script} 5"),
+            format!("card declined {script} 9"),
+            "no reason given - -".to_string(),
+        ]
+    );
+    Ok(())
+}
