@@ -204,7 +204,7 @@ fn strings(conn: &Connection, sql: &str) -> Vec<String> {
 fn audit(conn: &Connection, audit: &str) -> Result<Value> {
     let req: AuditRequest = serde_json::from_value(json!({
         "audit": audit,
-        "scope": Scope { site: Some("demo".into()), since: None, until: None },
+        "scope": Scope { site: Some("demo".into()), ..Scope::default() },
     }))?;
     Ok(serde_json::to_value(analyzer::run(conn, &req)?)?)
 }
