@@ -91,6 +91,15 @@ fn account_error(e: AccountError) -> ApiError {
     }
 }
 
+/// Applies an accounts change through the writer; 204 when done.
+async fn change(app: &App, change: Change) -> Result<Response, ApiError> {
+    app.accounts
+        .apply(&app.store, change)
+        .await
+        .map_err(account_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 /// Interrupts a DuckDB query when dropped before [`Self::disarm`]: the audit's client
 /// went away (axum drops the handler), or the time limit passed.
 struct StopOnDrop(Option<Arc<duckdb::InterruptHandle>>);
@@ -302,11 +311,7 @@ pub async fn delete_site(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     caller.check_admin()?;
-    app.accounts
-        .apply(&app.store, Change::DeleteSite(id))
-        .await
-        .map_err(account_error)?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    change(&app, Change::DeleteSite(id)).await
 }
 
 /// `GET /api/users` (admin).
@@ -344,17 +349,15 @@ pub async fn add_user(
         "a user (expected {\"name\", \"password\", \"admin\", \"sites\"})",
     )?;
     let hash = hash_blocking(u.password).await?;
+    let add = Change::AddUser {
+        name: u.name.clone(),
+        password_hash: hash,
+        admin: u.admin,
+        sites: u.sites,
+        created_ms: ingest::now_ms(),
+    };
     app.accounts
-        .apply(
-            &app.store,
-            Change::AddUser {
-                name: u.name.clone(),
-                password_hash: hash,
-                admin: u.admin,
-                sites: u.sites,
-                created_ms: ingest::now_ms(),
-            },
-        )
+        .apply(&app.store, add)
         .await
         .map_err(account_error)?;
     let user = app.accounts.read(|s| s.users.get(&u.name).cloned());
@@ -375,11 +378,7 @@ pub async fn delete_user(
     UrlPath(name): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     caller.check_admin()?;
-    app.accounts
-        .apply(&app.store, Change::DeleteUser(name))
-        .await
-        .map_err(account_error)?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    change(&app, Change::DeleteUser(name)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -401,17 +400,14 @@ pub async fn set_password(
     }
     let p: Password = json_body(&headers, &body, "{\"password\": …}")?;
     let hash = hash_blocking(p.password).await?;
-    app.accounts
-        .apply(
-            &app.store,
-            Change::SetPassword {
-                name,
-                password_hash: hash,
-            },
-        )
-        .await
-        .map_err(account_error)?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    change(
+        &app,
+        Change::SetPassword {
+            name,
+            password_hash: hash,
+        },
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -430,17 +426,14 @@ pub async fn grant_site(
 ) -> Result<Response, ApiError> {
     caller.check_admin()?;
     let g: Grant = json_body(&headers, &body, "{\"site\": …}")?;
-    app.accounts
-        .apply(
-            &app.store,
-            Change::Grant {
-                user: name,
-                site: g.site,
-            },
-        )
-        .await
-        .map_err(account_error)?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    change(
+        &app,
+        Change::Grant {
+            user: name,
+            site: g.site,
+        },
+    )
+    .await
 }
 
 /// `DELETE /api/users/NAME/sites/SITE` (admin): takes a site away.
@@ -450,11 +443,7 @@ pub async fn revoke_site(
     UrlPath((name, site)): UrlPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     caller.check_admin()?;
-    app.accounts
-        .apply(&app.store, Change::Revoke { user: name, site })
-        .await
-        .map_err(account_error)?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    change(&app, Change::Revoke { user: name, site }).await
 }
 
 /// `GET /api/tokens`: the caller's tokens (an admin's: everyone's), never their secrets.
@@ -533,11 +522,7 @@ pub async fn revoke_token(
             });
         }
     }
-    app.accounts
-        .apply(&app.store, Change::DeleteToken(id))
-        .await
-        .map_err(account_error)?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    change(&app, Change::DeleteToken(id)).await
 }
 
 /// `POST /api/erase` `{"site", "visitor_id" | "user_id" | "session_id"}`: deletes one
