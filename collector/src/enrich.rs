@@ -93,6 +93,32 @@ pub fn is_bot(ua: &str) -> bool {
             .is_bot(ua)
 }
 
+/// [`parse_agent`] remembered for the user agents seen lately: one visitor sends the
+/// same one with every batch, and the woothee parse and the bot list cost far more
+/// than the lookup.
+pub fn agent(ua: &str) -> Agent {
+    const KEEP: usize = 4096;
+    static SEEN: std::sync::OnceLock<Mutex<std::collections::HashMap<String, Agent>>> =
+        std::sync::OnceLock::new();
+    let seen = SEEN.get_or_init(Mutex::default);
+    if let Some(a) = seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(ua)
+    {
+        return a.clone();
+    }
+    let a = parse_agent(ua);
+    let mut map = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if map.len() >= KEEP {
+        map.clear();
+    }
+    if ua.len() <= 512 {
+        map.insert(ua.to_owned(), a.clone());
+    }
+    a
+}
+
 /// Parse a user agent with woothee's maintained dataset.
 pub fn parse_agent(ua: &str) -> Agent {
     let parser = woothee::parser::Parser::new();
@@ -180,7 +206,7 @@ pub const MAX_TRUSTED_SKEW_MS: i64 = 60_000;
 /// Turn a validated batch into rows. A `links` event becomes one `link_view` row
 /// per link (event id `ID-N`), so every link impression is a row like any other.
 pub fn enrich(batch: protocol::Batch, ctx: &Context, salt: &[u8; 32]) -> Vec<Row> {
-    let agent = parse_agent(&ctx.user_agent);
+    let agent = agent(&ctx.user_agent);
     let visitor = visitor_id(salt, &batch.site, ctx.ip, &ctx.user_agent);
     let skew = ctx.received_ms - batch.sent;
     let shift = if skew.abs() > MAX_TRUSTED_SKEW_MS {
