@@ -109,7 +109,9 @@ pub fn agent(ua: &str) -> Agent {
         return a.clone();
     }
     let a = parse_agent(ua);
-    let mut map = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut map = seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if map.len() >= KEEP {
         map.clear();
     }
