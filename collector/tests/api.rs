@@ -17,6 +17,8 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
+mod common;
+
 const SID: &str = "00112233445566778899aabbccddeeff";
 
 fn now_ms() -> i64 {
@@ -71,31 +73,14 @@ async fn harness(opts: WriterOptions, tweak: impl FnOnce(&mut Config)) -> Harnes
 
 /// Registers `shop` and creates an admin; returns the admin's token.
 async fn setup(app: &App) -> String {
-    use clicktrail_collector::accounts::{self, Change, Site};
+    use clicktrail_collector::accounts::{Change, Site};
     if !app.accounts.read(|s| s.sites.contains_key("shop")) {
         app.accounts
             .apply(&app.store, Change::PutSite(Site::new("shop")))
             .await
             .unwrap();
     }
-    if !app.accounts.read(|s| s.users.contains_key("root")) {
-        app.accounts
-            .apply(
-                &app.store,
-                Change::AddUser {
-                    name: "root".into(),
-                    password_hash: accounts::hash_password("root's long password").unwrap(),
-                    admin: true,
-                    sites: vec![],
-                    created_ms: 0,
-                },
-            )
-            .await
-            .unwrap();
-    }
-    let (change, token) = accounts::token_for("root", "tests");
-    app.accounts.apply(&app.store, change).await.unwrap();
-    token
+    common::token(app, "root", true, &[]).await
 }
 
 async fn post(app: &App, content_type: &str, body: String) -> (StatusCode, Value, Option<String>) {

@@ -15,13 +15,15 @@ use axum::{
 };
 use clicktrail_collector::{
     App, Config,
-    accounts::{self, Change, Site},
+    accounts::{Change, Site},
     router,
     store::{Store, WriterOptions},
 };
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+
+mod common;
 
 const SID: &str = "00112233445566778899aabbccddeeff";
 const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
@@ -54,21 +56,7 @@ async fn start(tweak: impl FnOnce(&mut Config)) -> H {
             .await
             .unwrap();
     }
-    app.accounts
-        .apply(
-            &app.store,
-            Change::AddUser {
-                name: "root".into(),
-                password_hash: accounts::hash_password("root's long password").unwrap(),
-                admin: true,
-                sites: vec![],
-                created_ms: 0,
-            },
-        )
-        .await
-        .unwrap();
-    let (change, admin) = accounts::token_for("root", "t");
-    app.accounts.apply(&app.store, change).await.unwrap();
+    let admin = common::token(&app, "root", true, &[]).await;
     H {
         _dir: dir,
         app,
@@ -80,27 +68,7 @@ async fn start(tweak: impl FnOnce(&mut Config)) -> H {
 impl H {
     /// A user who sees only `sites`, and their token.
     async fn user(&self, name: &str, sites: &[&str]) -> String {
-        self.app
-            .accounts
-            .apply(
-                &self.app.store,
-                Change::AddUser {
-                    name: name.into(),
-                    password_hash: accounts::hash_password("a user's long password").unwrap(),
-                    admin: false,
-                    sites: sites.iter().map(|s| (*s).to_owned()).collect(),
-                    created_ms: 0,
-                },
-            )
-            .await
-            .unwrap();
-        let (change, token) = accounts::token_for(name, "t");
-        self.app
-            .accounts
-            .apply(&self.app.store, change)
-            .await
-            .unwrap();
-        token
+        common::token(&self.app, name, false, sites).await
     }
 
     async fn send(&self, req: Request<Body>) -> (StatusCode, Value, axum::http::HeaderMap) {
