@@ -49,9 +49,9 @@ fn main() -> anyhow::Result<()> {
         None => 0,
     };
     let conn = Connection::open(&path).with_context(|| format!("cannot open {path}"))?;
-    conn.execute_batch(analyzer::schema::CREATE_EVENTS)?;
+    store::create_or_migrate(&conn)?;
     let mut insert = conn.prepare(
-        "INSERT INTO events (site, event_id, kind, ts, received_at, seq, session_id, visitor_id, \
+        "INSERT INTO events_recent (site, event_id, kind, ts, received_at, seq, session_id, visitor_id, \
          path, screen, selector, form, name, device) \
          VALUES ('demo', ?, ?, TIMESTAMP '2026-11-24 10:00:00' + to_milliseconds(?::BIGINT), \
                  TIMESTAMP '2026-11-24 10:00:00' + to_milliseconds(?::BIGINT + 300), \
@@ -140,6 +140,11 @@ fn main() -> anyhow::Result<()> {
         let rows = conn.execute(BULK, params![bulk * 12])?;
         println!("wrote {rows} synthetic events of {bulk} sessions (site bulk)");
     }
+    conn.execute_batch(&format!(
+        "UPDATE events_recent SET session_key = {} WHERE session_key IS NULL",
+        store::schema::SESSION_KEY_SQL
+    ))?;
+    store::compact(&conn, store::Select::All)?;
     Ok(())
 }
 
@@ -181,7 +186,7 @@ const SHOP_JS: &str = "https://shop.example/js/shop.js";
 ///   from a newsletter.
 fn insert_ux_events(conn: &Connection) -> anyhow::Result<usize> {
     let mut insert = conn.prepare(
-        "INSERT INTO events (site, event_id, kind, ts, received_at, seq, session_id, visitor_id, \
+        "INSERT INTO events_recent (site, event_id, kind, ts, received_at, seq, session_id, visitor_id, \
          path, nav, selector, form, field, duration_ms, empty, x, y, status, referrer, message, \
          source, line, device) \
          VALUES ('demo', ?, ?, TIMESTAMP '2026-11-24 10:00:00' + to_milliseconds(?::BIGINT), \
@@ -593,7 +598,7 @@ fn insert_ux_events(conn: &Connection) -> anyhow::Result<usize> {
 
 /// Session `i / 12` takes step `i % 12` of a shop visit, up to a random last step.
 const BULK: &str = "
-INSERT INTO events (site, event_id, kind, ts, received_at, seq, session_id, visitor_id,
+INSERT INTO events_recent (site, event_id, kind, ts, received_at, seq, session_id, visitor_id,
                     path, screen, selector, form, name)
 SELECT 'bulk', 'bulk-' || i, kind, ts, ts + INTERVAL 1 SECOND, step + 1,
        's' || session, 'v' || (session // 3), path, screen, selector, form, name
@@ -652,7 +657,7 @@ fn insert_marketing_events(conn: &Connection) -> anyhow::Result<usize> {
         Option<&'a str>,
     );
     let mut insert = conn.prepare(
-        "INSERT INTO events (site, event_id, kind, ts, received_at, seq, session_id, visitor_id, \
+        "INSERT INTO events_recent (site, event_id, kind, ts, received_at, seq, session_id, visitor_id, \
          path, url, referrer, selector, href, name, status, ad, device) \
          VALUES ('demo-marketing', ?, ?, TIMESTAMP '2026-11-24 12:00:00' + to_milliseconds(?::BIGINT), \
                  TIMESTAMP '2026-11-24 12:00:00' + to_milliseconds(?::BIGINT + 300), \

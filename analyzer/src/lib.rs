@@ -56,7 +56,6 @@ pub mod remote;
 pub mod render;
 pub mod report;
 pub mod saved;
-pub mod schema;
 pub mod scope;
 pub mod stats;
 
@@ -81,3 +80,5 @@ pub use remote::{Remote, run_remote, saved_funnels_remote};
 pub use render::{Format, render, render_funnels};
 pub use saved::SavedFunnel;
 pub use scope::{ResolvedScope, Scope};
+/// The events schema, owned by the store crate.
+pub use store::schema;

@@ -3,9 +3,9 @@
 //! [`open_read_only`] opens a DuckDB file no other process holds (the CLI's `--db`);
 //! the collector passes its own connection instead. [`events`] pushes the
 //! [`ResolvedScope`] (site, since, until, bots) and the column list an audit asks for
-//! into one SQL query, leaves out bot events (`device = 'bot'`) unless the scope
-//! includes them, drops resent duplicates (same `event_id`, first received wins) in
-//! that query, and converts the Arrow record batches DuckDB streams back into a Polars
+//! into one SQL query over the `events` view ([`store::schema`]: each event once,
+//! duplicates were dropped when written), leaves out bot events (`device = 'bot'`)
+//! unless the scope includes them, and converts the Arrow record batches DuckDB streams back into a Polars
 //! [`DataFrame`] with one column per [`Col`]. Times arrive as epoch milliseconds
 //! (`Int64`), so the audits never deal with time zones.
 
@@ -70,7 +70,8 @@ enum Ty {
 }
 
 impl Col {
-    /// Every column of the events table except `event_id` (used only to deduplicate).
+    /// Every column of the events table except `event_id` and `session_key` (used
+    /// only to store each event once and each session together).
     pub const ALL: [Col; 34] = [
         Col::Site,
         Col::Kind,
@@ -161,6 +162,7 @@ impl Col {
     fn sql(self) -> String {
         match self {
             Col::Ts | Col::ReceivedAt => format!("epoch_ms({0}) AS {0}", self.name()),
+            Col::Kind => "CAST(kind AS VARCHAR) AS kind".to_owned(),
             _ => self.name().to_owned(),
         }
     }
@@ -172,21 +174,47 @@ impl Col {
 /// `/api/audit` instead); a missing file [`Error::NoSuchFile`]; a DuckDB file without
 /// an events table [`Error::NoEventsTable`].
 pub fn open_read_only(path: &Path) -> Result<Connection, Error> {
-    open(path, AccessMode::ReadOnly)
+    open(path, true)
 }
 
 /// Opens a DuckDB file read-write (to save funnels in it), with the same checks and
 /// errors as [`open_read_only`].
 pub fn open_read_write(path: &Path) -> Result<Connection, Error> {
-    open(path, AccessMode::ReadWrite)
+    open(path, false)
 }
 
-fn open(path: &Path, mode: AccessMode) -> Result<Connection, Error> {
+fn open(path: &Path, read_only: bool) -> Result<Connection, Error> {
     if !path.is_file() {
         return Err(Error::NoSuchFile {
             path: path.to_owned(),
         });
     }
+    let conn = connect(path, read_only)?;
+    if store::schema::is_current(&conn)? {
+        return Ok(conn);
+    }
+    if !store::schema::is_old(&conn)? {
+        return Err(Error::NoEventsTable {
+            path: path.to_owned(),
+        });
+    }
+    // A file of an older collector: brought up to date once (it needs to be written).
+    drop(conn);
+    {
+        let rw = connect(path, false)?;
+        store::create_or_migrate(&rw)?;
+        store::compact(&rw, store::Select::All)?;
+    }
+    connect(path, read_only)
+}
+
+/// Opens `path` in `mode`, naming a lock held by another process.
+fn connect(path: &Path, read_only: bool) -> Result<Connection, Error> {
+    let mode = if read_only {
+        AccessMode::ReadOnly
+    } else {
+        AccessMode::ReadWrite
+    };
     let config = Config::default().access_mode(mode)?;
     let conn = Connection::open_with_flags(path, config).map_err(|e| {
         let message = e.to_string();
@@ -199,16 +227,6 @@ fn open(path: &Path, mode: AccessMode) -> Result<Connection, Error> {
             Error::Db(e)
         }
     })?;
-    let tables: i64 = conn.query_row(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'events'",
-        [],
-        |row| row.get(0),
-    )?;
-    if tables == 0 {
-        return Err(Error::NoEventsTable {
-            path: path.to_owned(),
-        });
-    }
     Ok(conn)
 }
 
@@ -238,10 +256,20 @@ pub fn events(conn: &Connection, scope: &ResolvedScope, cols: &[Col]) -> Result<
     Ok(DataFrame::new(height, columns)?)
 }
 
-/// The query for [`events`] and its parameters. Deduplication keeps the first received
-/// copy of each `event_id` (the tracker resends a batch after a network error). Bots
-/// are left out by a condition that keeps rows without a device (NULL).
+/// The query for [`events`] and its parameters.
 fn select_sql(scope: &ResolvedScope, cols: &[Col]) -> (String, Vec<Value>) {
+    let (filter, params) = scope_filter(scope);
+    let select = cols.iter().map(|c| c.sql()).collect::<Vec<_>>().join(", ");
+    (
+        format!("SELECT {select} FROM events WHERE {filter}"),
+        params,
+    )
+}
+
+/// The scope as a SQL condition over the events tables and views, with its
+/// parameters. Bots are left out by a condition that keeps rows without a device
+/// (NULL).
+pub(crate) fn scope_filter(scope: &ResolvedScope) -> (String, Vec<Value>) {
     let mut conditions = Vec::new();
     let mut params = Vec::new();
     if !scope.include_bots {
@@ -259,17 +287,12 @@ fn select_sql(scope: &ResolvedScope, cols: &[Col]) -> (String, Vec<Value>) {
         conditions.push("ts < epoch_ms(?::BIGINT)");
         params.push(Value::BigInt(until));
     }
-    let select = cols.iter().map(|c| c.sql()).collect::<Vec<_>>().join(", ");
     let filter = if conditions.is_empty() {
         "true".to_owned()
     } else {
         conditions.join(" AND ")
     };
-    let sql = format!(
-        "SELECT {select} FROM events WHERE {filter} \
-         QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY received_at, seq) = 1"
-    );
-    (sql, params)
+    (filter, params)
 }
 
 fn type_error(col: Col, found: &ArrowType, expected: &'static str) -> Error {
@@ -419,10 +442,17 @@ mod tests {
     #[test]
     fn every_column_of_the_schema_loads_with_its_type() {
         assert_eq!(
-            Col::ALL.len() + 1,
-            crate::schema::EVENT_COLUMNS,
-            "Col::ALL + event_id"
+            Col::ALL.len() + 2,
+            store::EVENT_COLUMNS,
+            "Col::ALL + event_id + session_key"
         );
+        for c in Col::ALL {
+            assert!(
+                store::COLUMNS.iter().any(|s| s.name == c.name()),
+                "{} is not a column of the store",
+                c.name()
+            );
+        }
         let db = Db::new();
         db.insert(&[ev("a", "s1", 1_000, 1, "pageview")]);
         let df = events(&db.conn(), &ResolvedScope::default(), &Col::ALL).unwrap();

@@ -149,6 +149,52 @@ impl StepMatcher {
         }
     }
 
+    /// A SQL condition over the events table (the `kind` enum, `path`, `screen`,
+    /// `selector`, `form`, `name`) that holds for every event [`Self::matches`], with
+    /// its parameters in order. It is exact ([`Self::exact_in_sql`]) for every step but
+    /// `click:`, whose condition only keeps selectors holding each `#id`, `.class` and
+    /// `[attr]` of the pattern; those rows are then checked with [`Self::matches`].
+    pub fn sql(&self) -> (String, Vec<String>) {
+        match &self.rule {
+            Rule::Page(glob) => {
+                let (cond, params) = glob.sql("path");
+                (format!("(kind = 'pageview' AND {cond})"), params)
+            }
+            Rule::Screen(name) => (
+                "(kind IN ('screen', 'pageview') AND screen = ?)".to_owned(),
+                vec![name.clone()],
+            ),
+            Rule::Click(css) => {
+                let parts: Vec<String> = css
+                    .parts
+                    .iter()
+                    .flatten()
+                    .filter(|p| !is_tag(p))
+                    .cloned()
+                    .collect();
+                let mut cond = "(kind = 'click' AND selector IS NOT NULL".to_owned();
+                for _ in &parts {
+                    cond.push_str(" AND contains(selector, ?)");
+                }
+                cond.push(')');
+                (cond, parts)
+            }
+            Rule::Submit(form) => (
+                "(kind = 'submit' AND form = ?)".to_owned(),
+                vec![form.clone()],
+            ),
+            Rule::Event(name) => (
+                "(kind = 'custom' AND name = ?)".to_owned(),
+                vec![name.clone()],
+            ),
+        }
+    }
+
+    /// Whether [`Self::sql`] decides this step alone (every step but `click:`).
+    pub fn exact_in_sql(&self) -> bool {
+        !matches!(self.rule, Rule::Click(_))
+    }
+
     /// Whether `ev` is this step.
     pub fn matches(&self, ev: &EventRef<'_>) -> bool {
         match &self.rule {
@@ -192,6 +238,35 @@ impl Glob {
             }
         }
         Glob(parts)
+    }
+
+    /// The same test in SQL over `column`: equality for a plain path, a prefix test
+    /// for `/a/*` and `/a/**`, a full regular-expression match otherwise.
+    fn sql(&self, column: &str) -> (String, Vec<String>) {
+        match self.0.as_slice() {
+            [GlobPart::Literal(lit)] => (format!("{column} = ?"), vec![lit.clone()]),
+            [GlobPart::Literal(prefix), GlobPart::DoubleStar] => {
+                (format!("starts_with({column}, ?)"), vec![prefix.clone()])
+            }
+            [GlobPart::Literal(prefix), GlobPart::Star] => (
+                format!(
+                    "(starts_with({column}, ?) AND strpos(substr({column}, {}), '/') = 0)",
+                    prefix.chars().count() + 1
+                ),
+                vec![prefix.clone()],
+            ),
+            parts => {
+                let mut re = String::from("(?s)");
+                for part in parts {
+                    match part {
+                        GlobPart::Literal(lit) => re.push_str(&regex_escape(lit)),
+                        GlobPart::Star => re.push_str("[^/]*"),
+                        GlobPart::DoubleStar => re.push_str(".*"),
+                    }
+                }
+                (format!("regexp_full_match({column}, ?)"), vec![re])
+            }
+        }
     }
 
     /// Set-of-positions matching: O(parts × path length), no backtracking blow-up.
@@ -292,6 +367,18 @@ impl Css {
             _ => false,
         }
     }
+}
+
+/// `text` with every regular-expression metacharacter escaped (RE2 syntax).
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A type selector (`button`, `*`), as opposed to `#id`, `.class`, `[attr]`, `:pseudo`.
@@ -571,5 +658,128 @@ mod tests {
             simple_parts("li:nth-child(2n+1).a"),
             ["li", ":nth-child(2n+1)", ".a"]
         );
+    }
+
+    /// The SQL condition of every step is exactly `matches` (a superset for
+    /// `click:`), on a corpus of paths, screens, selectors, forms and names.
+    #[test]
+    fn sql_conditions_agree_with_the_matcher() {
+        let conn = duckdb::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (kind VARCHAR, path VARCHAR, screen VARCHAR, selector VARCHAR,
+                             form VARCHAR, name VARCHAR)",
+        )
+        .unwrap();
+        let paths = [
+            "/",
+            "/cart",
+            "/cart/",
+            "/product/1",
+            "/product/1/reviews",
+            "/product/",
+            "/products",
+            "/a.b/c",
+            "/a+b",
+            "/ünï/x",
+            "/cart?x",
+            "/p/(1)",
+            "/x/y/z",
+            "/CART",
+        ];
+        let selectors = [
+            "button#pay",
+            "div.x > button#pay.primary",
+            "#pay > span",
+            "form > button#pay",
+            "main form > button#pay",
+            "a.buy",
+            "A.buy",
+            "li:nth-child(2) > a",
+            "#paypal",
+        ];
+        let mut rows = Vec::new();
+        for kind in ["pageview", "screen", "click", "submit", "custom", "blur"] {
+            for (i, path) in paths.iter().enumerate() {
+                let sel = selectors[i % selectors.len()];
+                let word = ["payment", "checkout", "order", "pay"][i % 4];
+                rows.push((kind, *path, word, sel, word, word));
+            }
+            for sel in selectors {
+                rows.push((kind, "/", "payment", sel, "checkout", "order"));
+            }
+        }
+        let mut insert = conn
+            .prepare("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?)")
+            .unwrap();
+        for r in &rows {
+            insert
+                .execute(duckdb::params![r.0, r.1, r.2, r.3, r.4, r.5])
+                .unwrap();
+        }
+        let specs = [
+            "page:/",
+            "page:/cart",
+            "page:/product/*",
+            "page:/product/**",
+            "page:/*/1",
+            "page:/a.b/*",
+            "page:/a+b",
+            "page:/ünï/*",
+            "page:/p/(1)",
+            "page:/**/z",
+            "page:/*",
+            "screen:payment",
+            "submit:checkout",
+            "event:order",
+            "click:#pay",
+            "click:button.primary",
+            "click:form > button#pay",
+            "click:a.buy",
+            "click:li:nth-child(2) > a",
+        ];
+        for spec in specs {
+            let m = step(spec);
+            let (cond, params) = m.sql();
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT kind, path, screen, selector, form, name, {cond} FROM t"
+                ))
+                .unwrap();
+            let got: Vec<(String, String, String, String, String, String, bool)> = stmt
+                .query_map(duckdb::params_from_iter(params), |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(got.len(), rows.len());
+            let mut hits = 0;
+            for (kind, path, screen, selector, form, name, sql) in &got {
+                let ev = EventRef {
+                    kind,
+                    path: Some(path),
+                    screen: Some(screen),
+                    selector: Some(selector),
+                    form: Some(form),
+                    name: Some(name),
+                };
+                let rust = m.matches(&ev);
+                hits += usize::from(rust);
+                if m.exact_in_sql() {
+                    assert_eq!(*sql, rust, "{spec} on {ev:?}");
+                } else {
+                    assert!(*sql || !rust, "{spec}: SQL dropped a match {ev:?}");
+                }
+            }
+            assert!(hits > 0, "{spec} matched nothing in the corpus");
+        }
     }
 }

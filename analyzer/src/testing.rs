@@ -1,15 +1,13 @@
 //! Test fixtures: a real DuckDB file in a temp dir, and hand-made events.
 //!
 //! Tests build events with [`ev`] and its setters, write them with [`Db::insert`]
-//! (plain SQL INSERTs into the table [`crate::schema::CREATE_EVENTS`] creates, like
-//! the collector's), and read through [`Db::conn`], a read-only connection opened by
+//! (plain SQL INSERTs into `events_recent`, the table the collector appends to, then
+//! a compaction into the sorted layout, like the collector's),//! the collector's), and read through [`Db::conn`], a read-only connection opened by
 //! [`crate::open_read_only`], the CLI's path.
 
 use std::path::{Path, PathBuf};
 
 use duckdb::{Connection, params};
-
-use crate::schema::CREATE_EVENTS;
 
 /// A temp DuckDB file with an empty events table.
 pub(crate) struct Db {
@@ -21,10 +19,7 @@ impl Db {
     pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.duckdb");
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch(CREATE_EVENTS)
-            .unwrap();
+        store::create_or_migrate(&Connection::open(&path).unwrap()).unwrap();
         Db { path, _dir: dir }
     }
 
@@ -32,17 +27,25 @@ impl Db {
         &self.path
     }
 
-    /// Appends `events` through a read-write connection that is closed afterwards.
+    /// Appends `events` and compacts them into the sorted layout, as the collector
+    /// does, through a read-write connection that is closed afterwards.
     pub(crate) fn insert(&self, events: &[Ev]) {
+        self.append(events);
+        let conn = Connection::open(self.path()).unwrap();
+        store::compact(&conn, store::Select::All).unwrap();
+    }
+
+    /// Appends `events` to `events_recent` only: the state between two compactions.
+    pub(crate) fn append(&self, events: &[Ev]) {
         let conn = Connection::open(self.path()).unwrap();
         let mut stmt = conn
             .prepare(
-                "INSERT INTO events (site, event_id, kind, ts, received_at, seq, session_id, \
+                "INSERT INTO events_recent (site, event_id, kind, ts, received_at, seq, session_id, \
                  visitor_id, path, nav, screen, selector, form, name, \
                  url, referrer, title, text, href, x, y, field, field_type, duration_ms, empty, \
-                 props, status, ad, message, source, line, device) \
+                 props, status, ad, message, source, line, device, session_key) \
                  VALUES (?, ?, ?, epoch_ms(?::BIGINT), epoch_ms(?::BIGINT), ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-                         ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .unwrap();
         for e in events {
@@ -79,6 +82,7 @@ impl Db {
                 e.more.source,
                 e.more.line,
                 e.more.device,
+                store::session_key(&e.site, &e.session_id),
             ])
             .unwrap();
         }

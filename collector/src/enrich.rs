@@ -216,6 +216,7 @@ pub fn enrich(batch: protocol::Batch, ctx: &Context, salt: &[u8; 32]) -> Vec<Row
     } else {
         0
     };
+    let session_key = store::session_key(&batch.site, &batch.sid);
     let mut rows = Vec::with_capacity(batch.events.len());
     for mut e in batch.events {
         let links = e.links.take();
@@ -268,6 +269,7 @@ pub fn enrich(batch: protocol::Batch, ctx: &Context, salt: &[u8; 32]) -> Vec<Row
             message: text(e.msg.as_deref()),
             source: e.src.as_deref().and_then(scrub::url),
             line: e.line.map(|l| l.min(i32::MAX as u32) as i32),
+            session_key,
         };
         match links {
             Some(links) if row.kind == protocol::kind::LINKS => {

@@ -413,6 +413,33 @@ fn spawn_retention(app: App) {
     });
 }
 
+/// Moves the sessions idle for longer than the tracker's session timeout (plus its
+/// retries) into the sorted layout, every minute, on the writer.
+fn spawn_compaction(app: App) {
+    const IDLE_MS: i64 = protocol::SESSION_IDLE_MS as i64 + 5 * 60_000;
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            let before = clicktrail_collector::ingest::now_ms() - IDLE_MS;
+            let started = std::time::Instant::now();
+            match app
+                .store
+                .write(move |conn| ::store::compact(conn, ::store::Select::IdleBefore(before)))
+                .await
+            {
+                Ok(Ok(done)) if done.rows > 0 => tracing::info!(
+                    sessions = done.sessions,
+                    rows = done.rows,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "compacted"
+                ),
+                Ok(Err(e)) => tracing::error!(error = %e, "compaction failed"),
+                _ => {}
+            }
+        }
+    });
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     let fds = server::raise_fd_limit();
     let (store, writer) = Store::open(&config.db, config.writer_options())
@@ -424,6 +451,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let app = App::new(config, store.clone()).map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
     first_start(&app).await?;
     spawn_retention(app.clone());
+    spawn_compaction(app.clone());
     let config = app.config.clone();
     tracing::info!(%addr, db = %config.db.display(), demo = config.demo, fds, "clicktrail collector listening");
     if config.demo {

@@ -53,25 +53,44 @@ impl EraseRequest {
     }
 }
 
+/// The two tables that hold events (see [`store::schema`]).
+const EVENT_TABLES: [&str; 2] = ["events_recent", "events_sorted"];
+
+/// Deletes the rows matching `condition` from both event tables; returns how many.
+fn delete_events(
+    conn: &Connection,
+    condition: &str,
+    params: &[&dyn duckdb::ToSql],
+) -> Result<u64, duckdb::Error> {
+    let mut n = 0;
+    for table in EVENT_TABLES {
+        n += conn.execute(&format!("DELETE FROM {table} WHERE {condition}"), params)? as u64;
+    }
+    Ok(n)
+}
+
 /// Deletes the target's events of `site`; returns how many.
 pub fn erase(conn: &Connection, site: &str, target: &Target) -> Result<u64, duckdb::Error> {
-    let n = match target {
-        Target::Visitor(v) => conn.execute(
-            "DELETE FROM events WHERE site = ? AND visitor_id = ?",
-            params![site, v],
-        )?,
-        Target::Session(s) => conn.execute(
-            "DELETE FROM events WHERE site = ? AND session_id = ?",
-            params![site, s],
-        )?,
-        Target::User { hashed, clear } => conn.execute(
-            "DELETE FROM events WHERE site = ?1 AND session_id IN (
+    match target {
+        Target::Visitor(v) => delete_events(conn, "site = ? AND visitor_id = ?", params![site, v]),
+        Target::Session(s) => delete_events(conn, "site = ? AND session_id = ?", params![site, s]),
+        Target::User { hashed, clear } => {
+            // Every session the id was named in, found before any row goes.
+            conn.execute(
+                "CREATE OR REPLACE TEMP TABLE erase_sessions AS
                  SELECT DISTINCT session_id FROM events
-                 WHERE site = ?1 AND user_id IS NOT NULL AND user_id IN (?2, ?3))",
-            params![site, hashed, clear],
-        )?,
-    };
-    Ok(n as u64)
+                 WHERE site = ?1 AND user_id IS NOT NULL AND user_id IN (?2, ?3)",
+                params![site, hashed, clear],
+            )?;
+            let n = delete_events(
+                conn,
+                "site = ? AND session_id IN (SELECT session_id FROM erase_sessions)",
+                params![site],
+            );
+            conn.execute_batch("DROP TABLE IF EXISTS erase_sessions")?;
+            n
+        }
+    }
 }
 
 /// Deletes every site's events older than its retention; returns how many.
@@ -80,10 +99,11 @@ pub fn sweep(conn: &Connection, state: &State, now_ms: i64) -> Result<u64, duckd
     for site in state.sites.values() {
         if let Some(days) = site.retention_days {
             let cutoff = now_ms - i64::from(days) * 86_400_000;
-            total += conn.execute(
-                "DELETE FROM events WHERE site = ? AND ts < epoch_ms(?::BIGINT)",
+            total += delete_events(
+                conn,
+                "site = ? AND ts < epoch_ms(?::BIGINT)",
                 params![site.id, cutoff],
-            )? as u64;
+            )?;
         }
     }
     Ok(total)

@@ -37,7 +37,7 @@ use duckdb::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-/// One row of the events table, in column order of [`analyzer::schema::CREATE_EVENTS`].
+/// One row of the events table, in the column order of [`store::COLUMNS`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub site: String,
@@ -75,6 +75,8 @@ pub struct Row {
     pub message: Option<String>,
     pub source: Option<String>,
     pub line: Option<i32>,
+    /// [`store::session_key`] of (site, session_id).
+    pub session_key: u64,
 }
 
 fn text(v: Option<String>) -> Value {
@@ -86,7 +88,7 @@ fn opt_len(v: Option<&String>) -> usize {
 }
 
 impl Row {
-    fn into_values(self) -> [Value; analyzer::schema::EVENT_COLUMNS] {
+    fn into_values(self) -> [Value; store::EVENT_COLUMNS] {
         [
             Value::Text(self.site),
             Value::Text(self.event_id),
@@ -123,6 +125,7 @@ impl Row {
             text(self.message),
             text(self.source),
             self.line.map_or(Value::Null, Value::Int),
+            Value::UBigInt(self.session_key),
         ]
     }
 
@@ -378,12 +381,22 @@ pub fn open_file(path: &Path) -> Result<Connection, StoreError> {
         })?;
     }
     let conn = Connection::open(path).map_err(|e| open_error(path, &e.to_string()))?;
-    for ddl in [
-        analyzer::schema::CREATE_EVENTS,
-        &analyzer::schema::migrate_events(),
-        CREATE_SALTS,
-        crate::accounts::CREATE_TABLES,
-    ] {
+    let old = store::schema::is_old(&conn).map_err(|e| open_error(path, &e.to_string()))?;
+    store::create_or_migrate(&conn).map_err(|e| open_error(path, &e.to_string()))?;
+    if old {
+        // A file of an older collector: its events move into the sorted layout once,
+        // before anything is served.
+        let started = Instant::now();
+        let done = store::compact(&conn, store::Select::All)
+            .map_err(|e| StoreError::Open(format!("cannot migrate the events: {e}")))?;
+        tracing::info!(
+            rows = done.rows,
+            sessions = done.sessions,
+            took_ms = started.elapsed().as_millis() as u64,
+            "events of an older collector moved into the sorted layout"
+        );
+    }
+    for ddl in [CREATE_SALTS, crate::accounts::CREATE_TABLES] {
         conn.execute_batch(ddl)
             .map_err(|e| open_error(path, &e.to_string()))?;
     }
@@ -699,7 +712,7 @@ fn commit_group(conn: &Connection, rows: Vec<Row>) -> Result<(), StoreError> {
     let err = |e: duckdb::Error| StoreError::Commit(e.to_string());
     conn.execute_batch("BEGIN TRANSACTION").map_err(err)?;
     let appended = (|| {
-        let mut app = conn.appender("events")?;
+        let mut app = conn.appender("events_recent")?;
         for row in rows {
             app.append_row(duckdb::appender_params_from_iter(row.into_values()))?;
         }

@@ -513,7 +513,7 @@ async fn health_tells_the_truth_and_errors_reveal_nothing() {
     // Commits start failing (here: the table is gone; a full disk looks the same).
     h.app
         .store
-        .write(|c| c.execute_batch("DROP TABLE events"))
+        .write(|c| c.execute_batch("DROP TABLE events_recent CASCADE"))
         .await
         .unwrap()
         .unwrap();
@@ -743,9 +743,13 @@ async fn erasure_and_retention_delete_exactly_what_they_name() {
         .store
         .write(move |c| {
             c.execute_batch(&format!(
-                "INSERT INTO events (site, event_id, kind, ts, received_at, seq, session_id, visitor_id, path, browser, os, device)
-                 SELECT s, 'old' || s, 'pageview', epoch_ms({old}), epoch_ms({old}), 1, 'x', 'v', '/', 'b', 'o', 'd' FROM (VALUES ('a'), ('b')) t(s)"
-            ))
+                "INSERT INTO events_recent (site, event_id, kind, ts, received_at, seq, session_id, visitor_id, path, browser, os, device, session_key)
+                 SELECT s, 'old' || s, 'pageview', epoch_ms({old}), epoch_ms({old}), 1, 'x', 'v', '/', 'b', 'o', 'd', {key}
+                 FROM (SELECT s AS site, s, 'x' AS session_id FROM (VALUES ('a'), ('b')) t(s))",
+                key = store::schema::SESSION_KEY_SQL
+            ))?;
+            // The old rows in the sorted table, the new ones still appended: both swept.
+            store::compact(c, store::Select::IdleBefore(old + 1)).map(|_| ())
         })
         .await
         .unwrap()

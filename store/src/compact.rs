@@ -50,11 +50,10 @@ pub fn compact(conn: &Connection, select: Select) -> Result<Compacted, duckdb::E
          SELECT session_key, count(*) AS n FROM events_recent
          GROUP BY session_key {having}"
     ))?;
-    let (sessions, rows): (u64, Option<u64>) = conn.query_row(
-        "SELECT count(*), sum(n)::UBIGINT FROM ct_keys",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (sessions, rows): (u64, Option<u64>) =
+        conn.query_row("SELECT count(*), sum(n)::UBIGINT FROM ct_keys", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     let rows = rows.unwrap_or(0);
     if sessions > 0 {
         // Keys are uniform (MD5), so equal key ranges hold about equal rows.
@@ -165,8 +164,17 @@ mod tests {
         assert_eq!(count(&conn, "SELECT count(*) FROM events"), 3);
 
         let done = compact(&conn, Select::IdleBefore(20_000)).unwrap();
-        assert_eq!(done, Compacted { sessions: 1, rows: 3 });
-        assert_eq!(sorted(&conn), [("s1".into(), "a1".into()), ("s1".into(), "a2".into())]);
+        assert_eq!(
+            done,
+            Compacted {
+                sessions: 1,
+                rows: 3
+            }
+        );
+        assert_eq!(
+            sorted(&conn),
+            [("s1".into(), "a1".into()), ("s1".into(), "a2".into())]
+        );
         assert_eq!(count(&conn, "SELECT count(*) FROM events_recent"), 1);
         assert_eq!(count(&conn, "SELECT count(*) FROM events"), 3);
 
@@ -206,7 +214,10 @@ mod tests {
                 "ALTER TABLE events ADD COLUMN status INTEGER; ALTER TABLE events ADD COLUMN ad VARCHAR;",
             )
             .unwrap();
-            for (i, kind) in ["pageview", "click", "custom", "link_view"].iter().enumerate() {
+            for (i, kind) in ["pageview", "click", "custom", "link_view"]
+                .iter()
+                .enumerate()
+            {
                 for copy in 0..2 {
                     conn.execute(
                         "INSERT INTO events (site, event_id, kind, ts, received_at, seq, session_id,
@@ -234,7 +245,13 @@ mod tests {
         assert_eq!(count(&conn, "SELECT count(*) FROM events"), 4);
         compact(&conn, Select::All).unwrap();
         assert_eq!(count(&conn, "SELECT count(*) FROM events_sorted"), 4);
-        assert_eq!(count(&conn, "SELECT count(*) FROM events WHERE status = 200 AND line IS NULL"), 4);
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT count(*) FROM events WHERE status = 200 AND line IS NULL"
+            ),
+            4
+        );
         let keys: i64 = count(
             &conn,
             &format!(

@@ -167,7 +167,11 @@ pub const COLUMNS: [Column; EVENT_COLUMNS] = [
     ),
     col("name", "VARCHAR", "custom event name"),
     col("props", "VARCHAR", "custom event properties, JSON"),
-    col("user_id", "VARCHAR", "identify(), keyed hash unless the site keeps ids"),
+    col(
+        "user_id",
+        "VARCHAR",
+        "identify(), keyed hash unless the site keeps ids",
+    ),
     col("browser", "VARCHAR", "from the user agent"),
     col("os", "VARCHAR", "from the user agent"),
     col(
@@ -219,7 +223,11 @@ pub fn session_key(site: &str, session_id: &str) -> u64 {
 
 /// The column list of the tables and views, joined by `, `.
 pub fn column_list() -> String {
-    COLUMNS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+    COLUMNS
+        .iter()
+        .map(|c| c.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn table_ddl(name: &str, columns: &[Column], typed: bool) -> String {
@@ -409,12 +417,24 @@ mod tests {
         for (c, (name, ty)) in COLUMNS.iter().zip(&recent) {
             assert_eq!((c.name, c.ty), (name.as_str(), ty.as_str()));
         }
-        for table in ["events_sorted", "events_pending", "events_overlap", "events"] {
+        for table in [
+            "events_sorted",
+            "events_pending",
+            "events_overlap",
+            "events",
+        ] {
             let cols = columns_of(&conn, table);
             assert_eq!(cols.len(), EVENT_COLUMNS, "{table}");
-            assert_eq!(cols[35], ("session_key".into(), "UBIGINT".into()), "{table}");
+            assert_eq!(
+                cols[35],
+                ("session_key".into(), "UBIGINT".into()),
+                "{table}"
+            );
             assert_eq!(cols[2].0, "kind");
-            assert!(cols[2].1.starts_with("ENUM") || cols[2].1 == KIND_TYPE, "{cols:?}");
+            assert!(
+                cols[2].1.starts_with("ENUM") || cols[2].1 == KIND_TYPE,
+                "{cols:?}"
+            );
         }
         assert!(is_current(&conn).unwrap());
         assert!(!is_old(&conn).unwrap());

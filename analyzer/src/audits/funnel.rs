@@ -1,11 +1,19 @@
 //! The `funnel` audit: how many sessions get how far through a sequence of steps.
 //!
-//! Params: step specs ([`crate::matcher`]) and a window (`30m`). The events in scope
-//! come from [`crate::load::events`] with [`Funnel::COLUMNS`]. Polars counts the
-//! sessions in scope, keeps only events of the kinds a step can match and sorts them
-//! by (session, ts, seq); a sequential pass in plain Rust ([`best_attempt`]) finds, per
-//! session, the furthest step reached; Polars then aggregates the per-step arrivals
-//! (entered, median time from the previous step).
+//! Params: step specs ([`crate::matcher`]) and a window (`30m`).
+//!
+//! [`Funnel::stream`] is how it runs: the step matchers become one SQL expression (a
+//! bit per step, [`StepMatcher::sql`]) evaluated by DuckDB with the scope, so only
+//! the rows that can be a step leave the store, as Arrow batches of four integer
+//! columns (session key, time, step bits, and the selector when a `click:` step needs
+//! a second look). The sorted table keeps each session's rows together and in (ts,
+//! seq) order ([`store::schema`]), so one pass with one session in memory finds each
+//! session's furthest step ([`best_attempt`]); the few sessions that also have rows
+//! still waiting for compaction come from the `events_overlap` view, sorted. Memory
+//! is one session plus the per-step times, whatever the table's size.
+//!
+//! The [`Audit`] implementation computes the same report from a loaded frame (Polars
+//! sorts by session, ts, seq): the tests check both on every fixture.
 //!
 //! Semantics (DESIGN.md): the unit is the session. Events are ordered by
 //! (timestamp, seq), so equal times keep the order the tracker recorded. Steps must
@@ -18,8 +26,12 @@
 //! Times between steps (`median_ms_from_previous`) come from the session's best
 //! attempt; when several attempts reach the same furthest step, the earliest of them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
+use duckdb::Connection;
+use duckdb::arrow::array::{Array, ArrayRef, AsArray};
+use duckdb::arrow::datatypes::{DataType as ArrowType, Int64Type, UInt64Type};
+use duckdb::types::Value;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -289,6 +301,271 @@ pub fn best_attempt(events: &[(i64, u64)], n_steps: usize, window_ms: i64) -> Op
     best
 }
 
+/// Per step: sessions that reached it, and the ms from the previous step of each.
+struct Tally {
+    entered: Vec<u64>,
+    gaps: Vec<Vec<i64>>,
+}
+
+impl Tally {
+    fn new(steps: usize) -> Self {
+        Tally {
+            entered: vec![0; steps],
+            gaps: vec![Vec::new(); steps],
+        }
+    }
+
+    /// Counts one session from its matched events, in order.
+    fn session(&mut self, matched: &[(i64, u64)], window_ms: i64) {
+        if let Some(times) = best_attempt(matched, self.entered.len(), window_ms) {
+            for (k, &t) in times.iter().enumerate() {
+                self.entered[k] += 1;
+                if k > 0 {
+                    self.gaps[k].push(t - times[k - 1]);
+                }
+            }
+        }
+    }
+
+    /// The median of each step's gaps (the mean of the two middle ones for an even
+    /// count, rounded), as Polars' `median` gives it.
+    fn medians(&mut self) -> Vec<Option<i64>> {
+        self.gaps
+            .iter_mut()
+            .map(|g| {
+                let n = g.len();
+                if n == 0 {
+                    return None;
+                }
+                let (_, &mut upper, _) = g.select_nth_unstable(n / 2);
+                if n % 2 == 1 {
+                    return Some(upper);
+                }
+                let lower = *g[..n / 2].iter().max().expect("n >= 2");
+                Some(((lower as f64 + upper as f64) / 2.0).round() as i64)
+            })
+            .collect()
+    }
+}
+
+impl Funnel {
+    /// The funnel straight from the store (see the module docs): what `analyzer
+    /// funnel`, `/api/audit` and the report run.
+    pub fn stream(&self, conn: &Connection, scope: ResolvedScope) -> Result<FunnelReport, Error> {
+        conn.execute_batch("BEGIN TRANSACTION")?;
+        let result = self.stream_in_transaction(conn, &scope);
+        let _ = conn.execute_batch("COMMIT");
+        let (sessions, mut tally) = result?;
+        let medians = tally.medians();
+        Ok(self.report(scope, sessions, &tally.entered, &medians))
+    }
+
+    fn stream_in_transaction(
+        &self,
+        conn: &Connection,
+        scope: &ResolvedScope,
+    ) -> Result<(u64, Tally), Error> {
+        let (filter, scope_params) = crate::load::scope_filter(scope);
+        let sessions: u64 = conn.query_row(
+            &format!("SELECT count(DISTINCT session_key) FROM events WHERE {filter}"),
+            duckdb::params_from_iter(scope_params.clone()),
+            |r| r.get(0),
+        )?;
+
+        let mut mask = Vec::new();
+        let mut params = Vec::new();
+        for (k, m) in self.steps.iter().enumerate() {
+            let (cond, p) = m.sql();
+            mask.push(format!(
+                "CASE WHEN {cond} THEN {}::UBIGINT ELSE 0::UBIGINT END",
+                1u64 << k
+            ));
+            params.extend(p.into_iter().map(Value::Text));
+        }
+        params.extend(scope_params);
+        let recheck: u64 = self
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.exact_in_sql())
+            .fold(0, |bits, (k, _)| bits | (1 << k));
+        let selector = if recheck == 0 {
+            "NULL::VARCHAR"
+        } else {
+            "selector"
+        };
+        let query = |from: &str, order: &str| {
+            format!(
+                "SELECT session_key, ts_ms, mask, selector FROM (
+                     SELECT session_key, epoch_ms(ts) AS ts_ms, seq, event_id,
+                            {selector} AS selector, {mask} AS mask
+                     FROM {from} WHERE {filter}
+                 ) WHERE mask <> 0 {order}",
+                mask = mask.join(" | ")
+            )
+        };
+
+        // Sessions with rows waiting for compaction are read from the overlap view.
+        let mut waiting = HashSet::new();
+        let mut stmt = conn.prepare("SELECT DISTINCT session_key FROM events_pending")?;
+        for key in stmt.query_map([], |r| r.get::<_, u64>(0))? {
+            waiting.insert(key?);
+        }
+
+        let mut pass = Pass {
+            funnel: self,
+            recheck,
+            tally: Tally::new(self.steps.len()),
+            current: None,
+            matched: Vec::new(),
+        };
+        let mut stmt = conn.prepare(&query("events_sorted", ""))?;
+        for batch in stmt.stream_arrow(duckdb::params_from_iter(params.clone()))? {
+            pass.batch(&batch?, &waiting)?;
+        }
+        pass.flush();
+        if !waiting.is_empty() {
+            let none = HashSet::new();
+            let mut stmt = conn.prepare(&query(
+                "events_overlap",
+                "ORDER BY session_key, ts_ms, seq, event_id",
+            ))?;
+            for batch in stmt.stream_arrow(duckdb::params_from_iter(params))? {
+                pass.batch(&batch?, &none)?;
+            }
+            pass.flush();
+        }
+        Ok((sessions, pass.tally))
+    }
+
+    fn report(
+        &self,
+        scope: ResolvedScope,
+        sessions: u64,
+        entered: &[u64],
+        median: &[Option<i64>],
+    ) -> FunnelReport {
+        let steps = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(k, matcher)| {
+                let previous = k.checked_sub(1).map(|p| entered[p]);
+                FunnelStep {
+                    step: matcher.spec().to_owned(),
+                    entered: entered[k],
+                    conversion_from_previous: previous.and_then(|p| ratio(entered[k], p)),
+                    conversion_from_first: ratio(entered[k], entered[0]),
+                    dropped: previous.map_or(0, |p| p.saturating_sub(entered[k])),
+                    median_ms_from_previous: if k == 0 { None } else { median[k] },
+                }
+            })
+            .collect();
+        FunnelReport {
+            scope,
+            sessions,
+            name: None,
+            window_ms: self.window_ms,
+            steps,
+        }
+    }
+}
+
+/// The sequential pass of [`Funnel::stream`]: rows arrive session after session.
+struct Pass<'a> {
+    funnel: &'a Funnel,
+    /// Step bits the SQL only narrowed (`click:`): checked again here.
+    recheck: u64,
+    tally: Tally,
+    current: Option<u64>,
+    /// The current session's step events: (ts, step bits).
+    matched: Vec<(i64, u64)>,
+}
+
+impl Pass<'_> {
+    fn flush(&mut self) {
+        if self.current.take().is_some() {
+            self.tally.session(&self.matched, self.funnel.window_ms);
+        }
+        self.matched.clear();
+    }
+
+    fn batch(
+        &mut self,
+        batch: &duckdb::arrow::record_batch::RecordBatch,
+        skip: &HashSet<u64>,
+    ) -> Result<(), Error> {
+        let keys = primitive::<UInt64Type>(batch.column(0), "session_key")?;
+        let ts = primitive::<Int64Type>(batch.column(1), "ts")?;
+        let masks = primitive::<UInt64Type>(batch.column(2), "mask")?;
+        let selectors = batch.column(3);
+        let mut skipping = false;
+        for i in 0..batch.num_rows() {
+            let key = keys.value(i);
+            if self.current != Some(key) {
+                self.flush();
+                skipping = skip.contains(&key);
+                if !skipping {
+                    self.current = Some(key);
+                }
+            }
+            if skipping {
+                continue;
+            }
+            let mut mask = masks.value(i);
+            if mask & self.recheck != 0 {
+                mask = self.recheck_clicks(mask, selector_at(selectors, i));
+            }
+            if mask != 0 {
+                self.matched.push((ts.value(i), mask));
+            }
+        }
+        Ok(())
+    }
+
+    /// Clears the bits of `click:` steps the selector does not really match.
+    fn recheck_clicks(&self, mask: u64, selector: Option<&str>) -> u64 {
+        let ev = EventRef {
+            kind: "click",
+            selector,
+            ..EventRef::default()
+        };
+        self.funnel
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| self.recheck & (1 << k) != 0 && mask & (1 << k) != 0)
+            .filter(|(_, m)| !m.matches(&ev))
+            .fold(mask, |mask, (k, _)| mask & !(1 << k))
+    }
+}
+
+fn primitive<'a, T: duckdb::arrow::datatypes::ArrowPrimitiveType>(
+    array: &'a ArrayRef,
+    column: &'static str,
+) -> Result<&'a duckdb::arrow::array::PrimitiveArray<T>, Error> {
+    array
+        .as_primitive_opt::<T>()
+        .ok_or_else(|| Error::ColumnType {
+            column,
+            found: array.data_type().to_string(),
+            expected: "an integer",
+        })
+}
+
+/// Row `i` of a VARCHAR column in whichever Arrow layout DuckDB chose.
+fn selector_at(array: &ArrayRef, i: usize) -> Option<&str> {
+    if array.is_null(i) {
+        return None;
+    }
+    match array.data_type() {
+        ArrowType::Utf8 => Some(array.as_string::<i32>().value(i)),
+        ArrowType::LargeUtf8 => Some(array.as_string::<i64>().value(i)),
+        ArrowType::Utf8View => Some(array.as_string_view().value(i)),
+        _ => None,
+    }
+}
+
 impl FunnelReport {
     /// The report as rows for the table, CSV and HTML renderers.
     pub fn table(&self) -> Table {
@@ -342,9 +619,14 @@ mod tests {
         funnel_in(db, ResolvedScope::default(), steps, window)
     }
 
+    /// The funnel as [`Funnel::stream`] computes it, checked against the Polars path.
     fn funnel_in(db: &Db, scope: ResolvedScope, steps: &[&str], window: &str) -> FunnelReport {
         let steps: Vec<String> = steps.iter().map(|s| (*s).to_owned()).collect();
-        run_audit(&db.conn(), scope, &Funnel::new(&steps, window).unwrap()).unwrap()
+        let funnel = Funnel::new(&steps, window).unwrap();
+        let framed = run_audit(&db.conn(), scope.clone(), &funnel).unwrap();
+        let streamed = funnel.stream(&db.conn(), scope).unwrap();
+        assert_eq!(streamed, framed, "streamed and Polars funnels differ");
+        streamed
     }
 
     /// `(entered, dropped, median_ms_from_previous)` per step.
@@ -679,5 +961,53 @@ mod tests {
             Funnel::new(&many, "30m"),
             Err(Error::BadParam { .. })
         ));
+    }
+
+    /// Sessions spread over the whole insertion order, then compacted into several
+    /// row groups, then a few sessions with rows (and resends) still waiting: the
+    /// streamed funnel reads the sorted table in session order and the rest from the
+    /// overlap, and agrees with the Polars path.
+    #[test]
+    fn a_large_store_streams_session_by_session() {
+        let db = Db::new();
+        let fill = |from: i64, to: i64, sessions: i64| {
+            let conn = duckdb::Connection::open(db.path()).unwrap();
+            conn.execute_batch(&format!(
+                "INSERT INTO events_recent (site, event_id, kind, ts, received_at, seq,
+                     session_id, visitor_id, path, browser, os, device, session_key)
+                 SELECT 'shop', 'e' || (i % {to}), 'pageview',
+                        epoch_ms((i // {sessions}) * 20000 + (hash(i) % 30000)::BIGINT),
+                        epoch_ms(0), (i // {sessions})::INT, 's' || (i % {sessions}), 'v',
+                        ['/', '/product/1', '/cart', '/checkout', '/thanks'][(hash(i * 7) % 5)::BIGINT + 1],
+                        'b', 'o', 'desktop', 0
+                 FROM range({from}, {to}) t(i);
+                 UPDATE events_recent SET session_key = {key} WHERE session_key = 0;",
+                key = store::schema::SESSION_KEY_SQL
+            ))
+            .unwrap();
+        };
+        fill(0, 300_000, 30_000);
+        store::compact(
+            &duckdb::Connection::open(db.path()).unwrap(),
+            store::Select::All,
+        )
+        .unwrap();
+        // Late rows of 100 sessions, and resends of rows already stored.
+        fill(300_000, 301_000, 100);
+        fill(299_000, 299_500, 30_000);
+        let r = funnel(
+            &db,
+            &[
+                "page:/",
+                "page:/product/*",
+                "page:/cart",
+                "page:/checkout",
+                "page:/thanks",
+            ],
+            "5m",
+        );
+        assert_eq!(r.sessions, 30_000);
+        assert!(r.steps[0].entered > 20_000, "{r:?}");
+        assert!(r.steps[4].entered > 100, "{r:?}");
     }
 }

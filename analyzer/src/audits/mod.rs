@@ -357,7 +357,7 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
                 window.as_deref(),
             )?;
             let scope = scope.resolve(now_ms)?;
-            let mut report = run_audit(conn, scope, &audit)?;
+            let mut report = audit.stream(conn, scope)?;
             report.name = name;
             Ok(Report::Funnel(report))
         }
@@ -513,7 +513,6 @@ fn full_report(
 
     let mut columns: Vec<Col> = Vec::new();
     for c in [
-        Funnel::COLUMNS,
         Screens::COLUMNS,
         Forms::COLUMNS,
         Links::COLUMNS,
@@ -527,14 +526,14 @@ fn full_report(
             columns.push(c);
         }
     }
-    let events = load::events(conn, &resolved, &columns)?;
-
     let mut sections = Vec::new();
     for (funnel, name) in &funnels {
-        let mut report = compute_on(&events, &resolved, funnel)?;
+        let mut report = funnel.stream(conn, resolved.clone())?;
         report.name.clone_from(name);
         sections.push(Report::Funnel(report));
     }
+    let events = load::events(conn, &resolved, &columns)?;
+
     sections.push(Report::Screens(compute_on(&events, &resolved, &screens)?));
     sections.push(Report::Forms(compute_on(&events, &resolved, &forms)?));
     sections.push(Report::Links(compute_on(&events, &resolved, &links)?));
