@@ -273,7 +273,7 @@ pub(crate) fn scope_filter(scope: &ResolvedScope) -> (String, Vec<Value>) {
     let mut conditions = Vec::new();
     let mut params = Vec::new();
     if !scope.include_bots {
-        conditions.push("device IS DISTINCT FROM 'bot'");
+        conditions.push("coalesce(device, '') <> 'bot'");
     }
     if let Some(site) = &scope.site {
         conditions.push("site = ?");

@@ -70,6 +70,15 @@ pub const fn concat<const A: usize, const B: usize, const N: usize>(
     out
 }
 
+/// How a query tests a step ([`StepMatcher::sql_test`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlTest {
+    /// `column = value`.
+    Equals { column: &'static str, value: String },
+    /// A condition and its parameters.
+    Condition(String, Vec<String>),
+}
+
 /// One parsed step spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepMatcher {
@@ -149,21 +158,16 @@ impl StepMatcher {
         }
     }
 
-    /// A SQL condition over the events table (the `kind` enum, `path`, `screen`,
-    /// `selector`, `form`, `name`) that holds for every event [`Self::matches`], with
-    /// its parameters in order. It is exact ([`Self::exact_in_sql`]) for every step but
-    /// `click:`, whose condition only keeps selectors holding each `#id`, `.class` and
-    /// `[attr]` of the pattern; those rows are then checked with [`Self::matches`].
+    /// A SQL condition over the events table (`path`, `screen`, `selector`, `form`,
+    /// `name`) that, for an event of one of [`Self::kinds`], holds whenever
+    /// [`Self::matches`] does, with its parameters in order. It is exact
+    /// ([`Self::exact_in_sql`]) for every step but `click:`, whose condition only keeps
+    /// selectors holding each `#id`, `.class` and `[attr]` of the pattern; those rows
+    /// are then checked with [`Self::matches`]. [`Self::sql_with_kind`] adds the kind.
     pub fn sql(&self) -> (String, Vec<String>) {
         match &self.rule {
-            Rule::Page(glob) => {
-                let (cond, params) = glob.sql("path");
-                (format!("(kind = 'pageview' AND {cond})"), params)
-            }
-            Rule::Screen(name) => (
-                "(kind IN ('screen', 'pageview') AND screen = ?)".to_owned(),
-                vec![name.clone()],
-            ),
+            Rule::Page(glob) => glob.sql("path"),
+            Rule::Screen(name) => ("screen = ?".to_owned(), vec![name.clone()]),
             Rule::Click(css) => {
                 let parts: Vec<String> = css
                     .parts
@@ -172,22 +176,56 @@ impl StepMatcher {
                     .filter(|p| !is_tag(p))
                     .cloned()
                     .collect();
-                let mut cond = "(kind = 'click' AND selector IS NOT NULL".to_owned();
+                let mut cond = "(selector IS NOT NULL".to_owned();
                 for _ in &parts {
                     cond.push_str(" AND contains(selector, ?)");
                 }
                 cond.push(')');
                 (cond, parts)
             }
-            Rule::Submit(form) => (
-                "(kind = 'submit' AND form = ?)".to_owned(),
-                vec![form.clone()],
-            ),
-            Rule::Event(name) => (
-                "(kind = 'custom' AND name = ?)".to_owned(),
-                vec![name.clone()],
-            ),
+            Rule::Submit(form) => ("form = ?".to_owned(), vec![form.clone()]),
+            Rule::Event(name) => ("name = ?".to_owned(), vec![name.clone()]),
         }
+    }
+
+    /// How a query tests this step: an equality on one column (which a query can
+    /// answer for many steps at once, with one `list_position`), or the condition of
+    /// [`Self::sql`]. The kind is tested apart (see [`Self::kinds`]).
+    pub fn sql_test(&self) -> SqlTest {
+        match &self.rule {
+            Rule::Page(glob) => match glob.0.as_slice() {
+                [GlobPart::Literal(lit)] => SqlTest::Equals {
+                    column: "path",
+                    value: lit.clone(),
+                },
+                _ => {
+                    let (cond, params) = self.sql();
+                    SqlTest::Condition(cond, params)
+                }
+            },
+            Rule::Screen(v) => SqlTest::Equals {
+                column: "screen",
+                value: v.clone(),
+            },
+            Rule::Submit(v) => SqlTest::Equals {
+                column: "form",
+                value: v.clone(),
+            },
+            Rule::Event(v) => SqlTest::Equals {
+                column: "name",
+                value: v.clone(),
+            },
+            Rule::Click(_) => {
+                let (cond, params) = self.sql();
+                SqlTest::Condition(cond, params)
+            }
+        }
+    }
+
+    /// [`Self::sql`] with the test of the event's kind.
+    pub fn sql_with_kind(&self) -> (String, Vec<String>) {
+        let (cond, params) = self.sql();
+        (format!("({} AND {cond})", kind_sql(self.kinds())), params)
     }
 
     /// Whether [`Self::sql`] decides this step alone (every step but `click:`).
@@ -240,20 +278,21 @@ impl Glob {
         Glob(parts)
     }
 
-    /// The same test in SQL over `column`: equality for a plain path, a prefix test
+    /// The same test in SQL over `column`: equality for a plain path, LIKE patterns
     /// for `/a/*` and `/a/**`, a full regular-expression match otherwise.
     fn sql(&self, column: &str) -> (String, Vec<String>) {
         match self.0.as_slice() {
             [GlobPart::Literal(lit)] => (format!("{column} = ?"), vec![lit.clone()]),
-            [GlobPart::Literal(prefix), GlobPart::DoubleStar] => {
-                (format!("starts_with({column}, ?)"), vec![prefix.clone()])
-            }
+            [GlobPart::Literal(prefix), GlobPart::DoubleStar] => (
+                format!("{column} LIKE ? ESCAPE '\\'"),
+                vec![format!("{}%", like_escape(prefix))],
+            ),
             [GlobPart::Literal(prefix), GlobPart::Star] => (
-                format!(
-                    "(starts_with({column}, ?) AND strpos(substr({column}, {}), '/') = 0)",
-                    prefix.chars().count() + 1
-                ),
-                vec![prefix.clone()],
+                format!("({column} LIKE ? ESCAPE '\\' AND {column} NOT LIKE ? ESCAPE '\\')"),
+                vec![
+                    format!("{}%", like_escape(prefix)),
+                    format!("{}%/%", like_escape(prefix)),
+                ],
             ),
             parts => {
                 let mut re = String::from("(?s)");
@@ -367,6 +406,28 @@ impl Css {
             _ => false,
         }
     }
+}
+
+/// `text` as a LIKE pattern that matches only itself (escape character `\`).
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `kind IN ('a', 'b')` for kinds (plain words, safe to write into SQL).
+pub fn kind_sql(kinds: &[&str]) -> String {
+    let list = kinds
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("kind IN ({list})")
 }
 
 /// `text` with every regular-expression metacharacter escaped (RE2 syntax).
@@ -685,6 +746,11 @@ mod tests {
             "/p/(1)",
             "/x/y/z",
             "/CART",
+            "/50%/x",
+            "/50%off",
+            "/a_b/c",
+            "/axb/c",
+            "/back\\slash/x",
         ];
         let selectors = [
             "button#pay",
@@ -717,6 +783,10 @@ mod tests {
                 .unwrap();
         }
         let specs = [
+            "page:/50%/*",
+            "page:/a_b/*",
+            "page:/a_b/**",
+            "page:/back\\slash/*",
             "page:/",
             "page:/cart",
             "page:/product/*",
@@ -739,7 +809,7 @@ mod tests {
         ];
         for spec in specs {
             let m = step(spec);
-            let (cond, params) = m.sql();
+            let (cond, params) = m.sql_with_kind();
             let mut stmt = conn
                 .prepare(&format!(
                     "SELECT kind, path, screen, selector, form, name, {cond} FROM t"

@@ -1,8 +1,9 @@
-//! `cargo xtask bench`: the numbers the README quotes. Builds the tracker (its
-//! shipped size, raw and gzipped), then runs the collector's benches: ingest over
-//! HTTP (events/s, latency percentiles, acknowledged = stored) and the audits on
-//! synthetic events written through the real storage path (`BENCH_EVENTS`, default
-//! 1,000,000).
+//! `cargo xtask bench [--100m]`: the numbers the README quotes. Builds the tracker
+//! (its shipped size, raw and gzipped), then runs the benches: ingest over HTTP
+//! (events/s, latency percentiles, acknowledged = stored), the write path (enrich →
+//! store → compaction, 1,000,000 events), and the audits on 10,000,000 synthetic
+//! events (100,000,000 with `--100m`) with DuckDB's own SQL funnel timed in the same
+//! run on the same file.
 
 use std::path::Path;
 
@@ -11,12 +12,30 @@ use anyhow::Result;
 use crate::{cargo, tracker};
 
 /// Run every benchmark.
-pub(crate) fn bench(root: &Path) -> Result<()> {
+pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
+    let big = args.iter().any(|a| a == "--100m");
     crate::step("tracker size", || tracker::build(root))?;
     crate::step("ingest", || {
         crate::run(cargo(root).args(["bench", "--bench", "ingest"]))
     })?;
-    crate::step("audits", || {
-        crate::run(cargo(root).args(["bench", "--bench", "audits"]))
-    })
+    crate::step("write", || {
+        crate::run(cargo(root).args(["bench", "--bench", "write"]))
+    })?;
+    crate::step("audits on 10M events", || {
+        crate::run(
+            cargo(root)
+                .args(["bench", "--bench", "audits"])
+                .env("BENCH_EVENTS", "10000000"),
+        )
+    })?;
+    if big {
+        crate::step("audits on 100M events", || {
+            crate::run(
+                cargo(root)
+                    .args(["bench", "--bench", "audits"])
+                    .env("BENCH_EVENTS", "100000000"),
+            )
+        })?;
+    }
+    Ok(())
 }

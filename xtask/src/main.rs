@@ -23,7 +23,8 @@ commands:
   build-tracker   build the browser tracker into dist/tracker/ (wasm-bindgen, wasm-opt, size report)
   run [-- ARGS]   build the tracker and run the collector with the demo shop (ARGS go to the collector)
   test            every check and test, including the browser tests
-  bench           tracker size, ingest throughput and latency, audit times
+  bench [--100m]  tracker size, ingest throughput and latency, audit times on 10M
+                  events (and 100M) against DuckDB's SQL
   fuzz [N]        the batch parser and enrich over N generated inputs (default 10,000,000)";
 
 fn main() -> Result<()> {
@@ -39,7 +40,7 @@ fn main() -> Result<()> {
             )
         }
         Some("test") => test::test(&root),
-        Some("bench") => bench::bench(&root),
+        Some("bench") => bench::bench(&root, args.get(1..).unwrap_or_default()),
         Some("fuzz") => {
             let n = args.get(1).map_or("10000000", String::as_str);
             step("fuzz", || {

@@ -29,8 +29,8 @@
 use std::collections::{BTreeSet, HashSet};
 
 use duckdb::Connection;
-use duckdb::arrow::array::{Array, ArrayRef, AsArray};
-use duckdb::arrow::datatypes::{DataType as ArrowType, Int64Type, UInt64Type};
+use duckdb::arrow::array::{Array, ArrayRef, AsArray, Int64Array};
+use duckdb::arrow::datatypes::{DataType as ArrowType, UInt64Type};
 use duckdb::types::Value;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use super::{Audit, SessionOrder as _, count_sessions, kind_in, ratio};
 use crate::Error;
 use crate::load::Col;
-use crate::matcher::{EventRef, SEQUENCE_COLUMNS, StepMatcher};
+use crate::matcher::{EventRef, SEQUENCE_COLUMNS, SqlTest, StepMatcher};
 use crate::render::{Cell, Table};
 use crate::scope::{ResolvedScope, format_duration_ms, parse_duration_ms};
 
@@ -272,13 +272,28 @@ impl Funnel {
 /// is within `window_ms` of the attempt's start. Ties between attempts reaching the
 /// same step go to the earliest attempt.
 pub fn best_attempt(events: &[(i64, u64)], n_steps: usize, window_ms: i64) -> Option<Vec<i64>> {
-    let mut best: Option<Vec<i64>> = None;
+    let (mut times, mut best) = (Vec::new(), Vec::new());
+    best_attempt_into(events, n_steps, window_ms, &mut times, &mut best);
+    (!best.is_empty()).then_some(best)
+}
+
+/// [`best_attempt`] into `best` (empty when step 1 never happens), with `times` as
+/// scratch: no allocation once both have grown to the number of steps.
+fn best_attempt_into(
+    events: &[(i64, u64)],
+    n_steps: usize,
+    window_ms: i64,
+    times: &mut Vec<i64>,
+    best: &mut Vec<i64>,
+) {
+    best.clear();
     for (start, &(t0, mask)) in events.iter().enumerate() {
         if mask & 1 == 0 {
             continue;
         }
         let deadline = t0.saturating_add(window_ms);
-        let mut times = vec![t0];
+        times.clear();
+        times.push(t0);
         let mut next = start + 1;
         while times.len() < n_steps {
             let bit = 1u64 << times.len();
@@ -291,20 +306,22 @@ pub fn best_attempt(events: &[(i64, u64)], n_steps: usize, window_ms: i64) -> Op
             times.push(events[next].0);
             next += 1;
         }
-        if best.as_ref().is_none_or(|b| times.len() > b.len()) {
-            best = Some(times);
+        if times.len() > best.len() {
+            best.clone_from(times);
         }
-        if best.as_ref().is_some_and(|b| b.len() == n_steps) {
+        if best.len() == n_steps {
             break;
         }
     }
-    best
 }
 
 /// Per step: sessions that reached it, and the ms from the previous step of each.
 struct Tally {
     entered: Vec<u64>,
     gaps: Vec<Vec<i64>>,
+    /// Scratch for [`best_attempt_into`].
+    times: Vec<i64>,
+    best: Vec<i64>,
 }
 
 impl Tally {
@@ -312,17 +329,24 @@ impl Tally {
         Tally {
             entered: vec![0; steps],
             gaps: vec![Vec::new(); steps],
+            times: Vec::with_capacity(steps),
+            best: Vec::with_capacity(steps),
         }
     }
 
     /// Counts one session from its matched events, in order.
     fn session(&mut self, matched: &[(i64, u64)], window_ms: i64) {
-        if let Some(times) = best_attempt(matched, self.entered.len(), window_ms) {
-            for (k, &t) in times.iter().enumerate() {
-                self.entered[k] += 1;
-                if k > 0 {
-                    self.gaps[k].push(t - times[k - 1]);
-                }
+        best_attempt_into(
+            matched,
+            self.entered.len(),
+            window_ms,
+            &mut self.times,
+            &mut self.best,
+        );
+        for (k, &t) in self.best.iter().enumerate() {
+            self.entered[k] += 1;
+            if k > 0 {
+                self.gaps[k].push(t - self.best[k - 1]);
             }
         }
     }
@@ -366,44 +390,6 @@ impl Funnel {
         scope: &ResolvedScope,
     ) -> Result<(u64, Tally), Error> {
         let (filter, scope_params) = crate::load::scope_filter(scope);
-        let sessions: u64 = conn.query_row(
-            &format!("SELECT count(DISTINCT session_key) FROM events WHERE {filter}"),
-            duckdb::params_from_iter(scope_params.clone()),
-            |r| r.get(0),
-        )?;
-
-        let mut mask = Vec::new();
-        let mut params = Vec::new();
-        for (k, m) in self.steps.iter().enumerate() {
-            let (cond, p) = m.sql();
-            mask.push(format!(
-                "CASE WHEN {cond} THEN {}::UBIGINT ELSE 0::UBIGINT END",
-                1u64 << k
-            ));
-            params.extend(p.into_iter().map(Value::Text));
-        }
-        params.extend(scope_params);
-        let recheck: u64 = self
-            .steps
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| !m.exact_in_sql())
-            .fold(0, |bits, (k, _)| bits | (1 << k));
-        let selector = if recheck == 0 {
-            "NULL::VARCHAR"
-        } else {
-            "selector"
-        };
-        let query = |from: &str, order: &str| {
-            format!(
-                "SELECT session_key, ts_ms, mask, selector FROM (
-                     SELECT session_key, epoch_ms(ts) AS ts_ms, seq, event_id,
-                            {selector} AS selector, {mask} AS mask
-                     FROM {from} WHERE {filter}
-                 ) WHERE mask <> 0 {order}",
-                mask = mask.join(" | ")
-            )
-        };
 
         // Sessions with rows waiting for compaction are read from the overlap view.
         let mut waiting = HashSet::new();
@@ -412,12 +398,53 @@ impl Funnel {
             waiting.insert(key?);
         }
 
+        let count_sql = if waiting.is_empty() {
+            format!("SELECT count(DISTINCT session_key) FROM events_sorted WHERE {filter}")
+        } else {
+            format!(
+                "SELECT (SELECT count(DISTINCT session_key) FROM events_sorted
+                         WHERE {filter} AND session_key NOT IN (SELECT session_key FROM events_pending))
+                      + (SELECT count(DISTINCT session_key) FROM events_overlap WHERE {filter})"
+            )
+        };
+        let mut count_params = scope_params.clone();
+        if !waiting.is_empty() {
+            count_params.extend(scope_params.clone());
+        }
+        let sessions: u64 =
+            conn.query_row(&count_sql, duckdb::params_from_iter(count_params), |r| {
+                r.get(0)
+            })?;
+
+        let plan = Plan::new(&self.steps);
+        let mut params = plan.params.clone();
+        params.extend(scope_params);
+        let query = |from: &str, order: &str| {
+            format!(
+                "SELECT session_key, ts{code}{selector}{tests} FROM {from}
+                 WHERE {filter} AND {kinds} {order}",
+                code = if plan.mixed_kinds {
+                    ", enum_code(kind)"
+                } else {
+                    ""
+                },
+                selector = if plan.recheck == 0 { "" } else { ", selector" },
+                tests = plan.columns.iter().fold(String::new(), |mut out, c| {
+                    out.push_str(", ");
+                    out.push_str(c);
+                    out
+                }),
+                kinds = crate::matcher::kind_sql(&plan.kinds),
+            )
+        };
+
         let mut pass = Pass {
             funnel: self,
-            recheck,
+            plan: &plan,
             tally: Tally::new(self.steps.len()),
             current: None,
             matched: Vec::new(),
+            masks: Vec::new(),
         };
         let mut stmt = conn.prepare(&query("events_sorted", ""))?;
         for batch in stmt.stream_arrow(duckdb::params_from_iter(params.clone()))? {
@@ -428,7 +455,7 @@ impl Funnel {
             let none = HashSet::new();
             let mut stmt = conn.prepare(&query(
                 "events_overlap",
-                "ORDER BY session_key, ts_ms, seq, event_id",
+                "ORDER BY session_key, ts, seq, event_id",
             ))?;
             for batch in stmt.stream_arrow(duckdb::params_from_iter(params))? {
                 pass.batch(&batch?, &none)?;
@@ -471,15 +498,190 @@ impl Funnel {
     }
 }
 
+/// How [`Funnel::stream`] asks DuckDB about the steps: after the session key, the
+/// time, the kind's enum code and the selector, one `list_position` column per
+/// column that steps compare to a value (`path`, `screen`, `form`, `name`), then one
+/// boolean column per other step (globs, clicks). The kind is tested in Rust.
+struct Plan {
+    /// The step columns of the query, in order.
+    columns: Vec<String>,
+    params: Vec<Value>,
+    /// Per column of `columns`: the steps it answers.
+    probes: Vec<Probe>,
+    /// Per enum code of `kind`: the steps an event of that kind can be.
+    kind_bits: Vec<u64>,
+    /// The kinds any step can match: the only rows read.
+    kinds: Vec<&'static str>,
+    /// Whether steps differ in the kinds they match (then the kind is read).
+    mixed_kinds: bool,
+    /// Step bits the SQL only narrowed (`click:`): checked again on the selector.
+    recheck: u64,
+}
+
+enum Probe {
+    /// `list_position`: position `p` (1-based) is the steps `bits[p]`.
+    Position(Vec<u64>),
+    /// A boolean column: these steps.
+    Flag(u64),
+}
+
+impl Plan {
+    fn new(steps: &[StepMatcher]) -> Self {
+        let mut kinds = BTreeSet::new();
+        let mut kind_bits = vec![0u64; store::schema::KINDS.len()];
+        let mut lists: Vec<(&'static str, Vec<String>, Vec<u64>)> = Vec::new();
+        let mut flags: Vec<(String, Vec<String>, u64)> = Vec::new();
+        let mut recheck = 0;
+        for (k, m) in steps.iter().enumerate() {
+            let bit = 1u64 << k;
+            for kind in m.kinds() {
+                kinds.insert(*kind);
+                if let Some(code) = store::schema::KINDS.iter().position(|x| x == kind) {
+                    kind_bits[code] |= bit;
+                }
+            }
+            if !m.exact_in_sql() {
+                recheck |= bit;
+            }
+            match m.sql_test() {
+                SqlTest::Equals { column, value } => {
+                    let list = match lists.iter_mut().position(|l| l.0 == column) {
+                        Some(i) => &mut lists[i],
+                        None => {
+                            lists.push((column, Vec::new(), vec![0]));
+                            lists.last_mut().expect("just pushed")
+                        }
+                    };
+                    match list.1.iter().position(|v| *v == value) {
+                        Some(p) => list.2[p + 1] |= bit,
+                        None => {
+                            list.1.push(value);
+                            list.2.push(bit);
+                        }
+                    }
+                }
+                SqlTest::Condition(cond, params) => flags.push((cond, params, bit)),
+            }
+        }
+        let mut columns = Vec::new();
+        let mut params = Vec::new();
+        let mut probes = Vec::new();
+        for (column, values, bits) in lists {
+            let marks = vec!["?"; values.len()].join(", ");
+            columns.push(format!("list_position([{marks}], {column})"));
+            params.extend(values.into_iter().map(Value::Text));
+            probes.push(Probe::Position(bits));
+        }
+        for (cond, p, bit) in flags {
+            columns.push(cond);
+            params.extend(p.into_iter().map(Value::Text));
+            probes.push(Probe::Flag(bit));
+        }
+        let kinds: Vec<&'static str> = kinds.into_iter().collect();
+        let mixed_kinds = steps.iter().any(|m| m.kinds() != kinds.as_slice());
+        Plan {
+            columns,
+            params,
+            probes,
+            kind_bits,
+            kinds,
+            mixed_kinds,
+            recheck,
+        }
+    }
+
+    /// The step bits of every row of `batch` (columns as in [`Funnel::stream`]'s
+    /// query), into `masks`.
+    fn masks(
+        &self,
+        batch: &duckdb::arrow::record_batch::RecordBatch,
+        masks: &mut Vec<u64>,
+    ) -> Result<(), Error> {
+        let n = batch.num_rows();
+        masks.clear();
+        masks.resize(n, 0);
+        for (c, probe) in self.probes.iter().enumerate() {
+            let column = batch.column(self.first_probe() + c);
+            match probe {
+                Probe::Position(bits) => {
+                    let positions = integers(column, "step")?;
+                    let valid = positions.nulls();
+                    for (i, (mask, &p)) in masks.iter_mut().zip(positions.values()).enumerate() {
+                        // 0 and NULL are no step.
+                        if valid.is_none_or(|v| v.is_valid(i))
+                            && let Some(b) = usize::try_from(p).ok().and_then(|p| bits.get(p))
+                        {
+                            *mask |= b;
+                        }
+                    }
+                }
+                Probe::Flag(bit) => {
+                    let flags = column.as_boolean_opt().ok_or_else(|| Error::ColumnType {
+                        column: "step",
+                        found: column.data_type().to_string(),
+                        expected: "BOOLEAN",
+                    })?;
+                    let set = match flags.nulls() {
+                        Some(valid) => flags.values() & valid.inner(),
+                        None => flags.values().clone(),
+                    };
+                    for i in set.set_indices() {
+                        masks[i] |= bit;
+                    }
+                }
+            }
+        }
+        if self.mixed_kinds {
+            // `kind` is NOT NULL.
+            let codes = integers(batch.column(2), "kind")?;
+            for (mask, &code) in masks.iter_mut().zip(codes.values()) {
+                let allowed = usize::try_from(code)
+                    .ok()
+                    .and_then(|c| self.kind_bits.get(c))
+                    .copied()
+                    .unwrap_or(0);
+                *mask &= allowed;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    /// The query's column of the selector, when a step needs it.
+    fn selector_column(&self) -> Option<usize> {
+        (self.recheck != 0).then_some(2 + usize::from(self.mixed_kinds))
+    }
+
+    /// The query's column of the first step test.
+    fn first_probe(&self) -> usize {
+        2 + usize::from(self.mixed_kinds) + usize::from(self.recheck != 0)
+    }
+}
+
+/// An integer column of any width as `Int64`.
+fn integers(array: &ArrayRef, column: &'static str) -> Result<Int64Array, Error> {
+    let cast =
+        duckdb::arrow::compute::cast(array, &ArrowType::Int64).map_err(|_| Error::ColumnType {
+            column,
+            found: array.data_type().to_string(),
+            expected: "an integer",
+        })?;
+    Ok(cast
+        .as_primitive::<duckdb::arrow::datatypes::Int64Type>()
+        .clone())
+}
+
 /// The sequential pass of [`Funnel::stream`]: rows arrive session after session.
 struct Pass<'a> {
     funnel: &'a Funnel,
-    /// Step bits the SQL only narrowed (`click:`): checked again here.
-    recheck: u64,
+    plan: &'a Plan,
     tally: Tally,
     current: Option<u64>,
     /// The current session's step events: (ts, step bits).
     matched: Vec<(i64, u64)>,
+    /// The step bits of the rows of the batch at hand.
+    masks: Vec<u64>,
 }
 
 impl Pass<'_> {
@@ -496,12 +698,12 @@ impl Pass<'_> {
         skip: &HashSet<u64>,
     ) -> Result<(), Error> {
         let keys = primitive::<UInt64Type>(batch.column(0), "session_key")?;
-        let ts = primitive::<Int64Type>(batch.column(1), "ts")?;
-        let masks = primitive::<UInt64Type>(batch.column(2), "mask")?;
-        let selectors = batch.column(3);
+        let ts = millis(batch.column(1))?;
+        let selectors = self.plan.selector_column().map(|c| batch.column(c));
+        let mut masks = std::mem::take(&mut self.masks);
+        self.plan.masks(batch, &mut masks)?;
         let mut skipping = false;
-        for i in 0..batch.num_rows() {
-            let key = keys.value(i);
+        for (i, (&key, &mask)) in keys.values().iter().zip(&masks).enumerate() {
             if self.current != Some(key) {
                 self.flush();
                 skipping = skip.contains(&key);
@@ -509,17 +711,19 @@ impl Pass<'_> {
                     self.current = Some(key);
                 }
             }
-            if skipping {
+            if skipping || mask == 0 {
                 continue;
             }
-            let mut mask = masks.value(i);
-            if mask & self.recheck != 0 {
-                mask = self.recheck_clicks(mask, selector_at(selectors, i));
-            }
+            let mask = if mask & self.plan.recheck == 0 {
+                mask
+            } else {
+                self.recheck_clicks(mask, selectors.and_then(|s| selector_at(s, i)))
+            };
             if mask != 0 {
                 self.matched.push((ts.value(i), mask));
             }
         }
+        self.masks = masks;
         Ok(())
     }
 
@@ -534,7 +738,7 @@ impl Pass<'_> {
             .steps
             .iter()
             .enumerate()
-            .filter(|(k, _)| self.recheck & (1 << k) != 0 && mask & (1 << k) != 0)
+            .filter(|(k, _)| self.plan.recheck & (1 << k) != 0 && mask & (1 << k) != 0)
             .filter(|(_, m)| !m.matches(&ev))
             .fold(mask, |mask, (k, _)| mask & !(1 << k))
     }
@@ -551,6 +755,41 @@ fn primitive<'a, T: duckdb::arrow::datatypes::ArrowPrimitiveType>(
             found: array.data_type().to_string(),
             expected: "an integer",
         })
+}
+
+/// A TIMESTAMP column as epoch milliseconds, whatever unit DuckDB sent it in.
+fn millis(array: &ArrayRef) -> Result<Int64Array, Error> {
+    use duckdb::arrow::datatypes::{
+        TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+        TimestampSecondType,
+    };
+    let bad = || Error::ColumnType {
+        column: "ts",
+        found: array.data_type().to_string(),
+        expected: "TIMESTAMP",
+    };
+    let ArrowType::Timestamp(unit, _) = array.data_type() else {
+        return Err(bad());
+    };
+    let out = match unit {
+        TimeUnit::Second => array
+            .as_primitive_opt::<TimestampSecondType>()
+            .ok_or_else(bad)?
+            .unary(|v| v * 1000),
+        TimeUnit::Millisecond => array
+            .as_primitive_opt::<TimestampMillisecondType>()
+            .ok_or_else(bad)?
+            .unary(|v| v),
+        TimeUnit::Microsecond => array
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .ok_or_else(bad)?
+            .unary(|v| v.div_euclid(1000)),
+        TimeUnit::Nanosecond => array
+            .as_primitive_opt::<TimestampNanosecondType>()
+            .ok_or_else(bad)?
+            .unary(|v| v.div_euclid(1_000_000)),
+    };
+    Ok(out)
 }
 
 /// Row `i` of a VARCHAR column in whichever Arrow layout DuckDB chose.

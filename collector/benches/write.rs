@@ -1,12 +1,13 @@
-//! Audit benchmark: writes N synthetic events (realistic shop sessions) through the
-//! real storage path (enrich → store → DuckDB), then times each audit on them.
+//! Write benchmark: N synthetic events (realistic shop sessions, as the tracker sends
+//! them) through the real storage path (enrich → store → DuckDB append table), then
+//! their compaction into the sorted layout. The audits at scale are the analyzer's
+//! `audits` bench.
 //!
-//! `cargo bench --bench audits` (or `cargo xtask bench`).
-//! `BENCH_EVENTS` sets N (default 1,000,000; the README also quotes 10,000,000).
+//! `cargo bench --bench write` (or `cargo xtask bench`).
+//! `BENCH_EVENTS` sets N (default 1,000,000).
 
 use std::time::Instant;
 
-use analyzer::{AuditRequest, Scope};
 use clicktrail_collector::{
     enrich::{self, Context},
     store::{Store, WriterOptions},
@@ -56,47 +57,17 @@ fn main() {
         "audits: {written} events in {sessions} sessions written through enrich+store in {write_s:.1} s ({:.0} events/s)",
         written as f64 / write_s
     );
-    let scope = serde_json::json!({"site": "bench"});
-    let steps = [
-        "page:/",
-        "page:/product/*",
-        "page:/cart",
-        "screen:shipping",
-        "screen:payment",
-        "event:purchase",
-    ]
-    .map(String::from)
-    .to_vec();
-    let mut requests = vec![AuditRequest::Funnel {
-        scope: serde_json::from_value::<Scope>(scope.clone()).expect("scope"),
-        steps: steps.clone(),
-        name: None,
-        window: Some("2h".into()),
-    }];
-    for audit in ["screens", "forms", "links", "ads", "frustration", "errors"] {
-        requests.push(
-            serde_json::from_value(serde_json::json!({"audit": audit, "scope": scope}))
-                .expect("request"),
-        );
-    }
-    requests.push(AuditRequest::Report {
-        scope: serde_json::from_value::<Scope>(scope.clone()).expect("scope"),
-        steps,
-        window: Some("2h".into()),
-        goal: None,
-    });
-    for req in &requests {
-        let t = Instant::now();
-        let report = store.with_reader(|c| analyzer::run(c, req)).expect("audit");
-        let s = t.elapsed().as_secs_f64();
-        println!(
-            "  {:<12} {:>7.2} s  {:>12.0} events/s  ({} sessions)",
-            req.audit(),
-            s,
-            written as f64 / s,
-            report.sessions()
-        );
-    }
+    let t = Instant::now();
+    let done = rt
+        .block_on(store.write(|conn| ::store::compact(conn, ::store::Select::All)))
+        .expect("writer")
+        .expect("compact");
+    let compact_s = t.elapsed().as_secs_f64();
+    println!(
+        "  compaction of {} sessions into the sorted layout: {compact_s:.1} s ({:.0} events/s)",
+        done.sessions,
+        done.rows as f64 / compact_s
+    );
     store.close();
     drop(store);
     writer.join();
