@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use duckdb::arrow::array::{Array, ArrayRef, AsArray};
-use duckdb::arrow::datatypes::{DataType as ArrowType, Int32Type, Int64Type};
+use duckdb::arrow::datatypes::{DataType as ArrowType, Int32Type, Int64Type, UInt64Type};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::types::Value;
 use duckdb::{AccessMode, Config, Connection};
@@ -64,6 +64,7 @@ pub enum Col {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ty {
     Str,
+    U64,
     I32,
     I64,
     Bool,
@@ -154,6 +155,7 @@ impl Col {
             Col::Ts | Col::ReceivedAt | Col::DurationMs => Ty::I64,
             Col::Seq | Col::X | Col::Y | Col::Status | Col::Line => Ty::I32,
             Col::Empty => Ty::Bool,
+            Col::SessionId => Ty::U64,
             _ => Ty::Str,
         }
     }
@@ -163,6 +165,9 @@ impl Col {
         match self {
             Col::Ts | Col::ReceivedAt => format!("epoch_ms({0}) AS {0}", self.name()),
             Col::Kind => "CAST(kind AS VARCHAR) AS kind".to_owned(),
+            // A session is its 64-bit key: integers sort and group much faster than
+            // the 32-character ids, and no report shows a session id.
+            Col::SessionId => "session_key AS session_id".to_owned(),
             _ => self.name().to_owned(),
         }
     }
@@ -336,6 +341,16 @@ fn to_polars(col: Col, arrays: &[&ArrayRef]) -> Result<Column, Error> {
                 .collect::<Result<Vec<_>, _>>()?;
             Int32Chunked::from_iter_options(name, parts.into_iter().flatten()).into_series()
         }
+        Ty::U64 => {
+            let parts = arrays
+                .iter()
+                .map(|a| {
+                    a.as_primitive_opt::<UInt64Type>()
+                        .ok_or_else(|| type_error(col, a.data_type(), "UBIGINT"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            UInt64Chunked::from_iter_options(name, parts.into_iter().flatten()).into_series()
+        }
         Ty::I64 => {
             let parts = arrays
                 .iter()
@@ -427,16 +442,24 @@ mod tests {
                 .unwrap()
                 .sort(["session_id"], SortMultipleOptions::default())
                 .unwrap();
-            df.column("session_id")
+            let mut keys = df
+                .column("session_id")
                 .unwrap()
-                .str()
+                .u64()
                 .unwrap()
                 .iter()
-                .map(|s| s.unwrap().to_owned())
-                .collect::<Vec<_>>()
+                .map(Option::unwrap)
+                .collect::<Vec<_>>();
+            keys.sort_unstable();
+            keys
         };
-        assert_eq!(sessions(false), ["s1", "s2"]);
-        assert_eq!(sessions(true), ["bot", "s1", "s2"]);
+        let keys = |ids: &[&str]| {
+            let mut keys: Vec<u64> = ids.iter().map(|id| store::session_key("shop", id)).collect();
+            keys.sort_unstable();
+            keys
+        };
+        assert_eq!(sessions(false), keys(&["s1", "s2"]));
+        assert_eq!(sessions(true), keys(&["bot", "s1", "s2"]));
     }
 
     #[test]
@@ -476,7 +499,7 @@ mod tests {
         .unwrap();
         assert_eq!(df.height(), 0);
         assert_eq!(df.column("ts").unwrap().dtype(), &DataType::Int64);
-        assert_eq!(df.column("session_id").unwrap().dtype(), &DataType::String);
+        assert_eq!(df.column("session_id").unwrap().dtype(), &DataType::UInt64);
     }
 
     #[test]

@@ -434,7 +434,7 @@ fn ad_counts(frame: &DataFrame, count: &str) -> Result<Vec<(String, u64)>, Error
 impl Ads {
     /// Walks the sorted events session by session.
     fn pass<'a>(&self, sorted: &'a DataFrame) -> Result<Pass<'a>, Error> {
-        let session = sorted.column("session_id")?.str()?;
+        let session = sorted.column("session_id")?.u64()?;
         let kind = sorted.column("kind")?.str()?;
         let path = sorted.column("path")?.str()?;
         let screen = sorted.column("screen")?.str()?;
@@ -445,7 +445,7 @@ impl Ads {
         let url = sorted.column("url")?.str()?;
 
         let mut out = Pass::default();
-        let mut current: Option<&str> = None;
+        let mut current: Option<u64> = None;
         let mut state = Session::default();
         let rows = session
             .iter()

@@ -495,7 +495,7 @@ impl Forms {
     /// `position`, `focused_ms`, `corrections`, `left_blank`, `invalid`,
     /// `last_touched`).
     fn walk(&self, sorted: &DataFrame) -> Result<(DataFrame, DataFrame), Error> {
-        let session = sorted.column("session_id")?.str()?;
+        let session = sorted.column("session_id")?.u64()?;
         let kind = sorted.column("kind")?.str()?;
         let form = sorted.column("form")?.str()?;
         let field = sorted.column("field")?.str()?;
@@ -518,7 +518,7 @@ impl Forms {
             .collect();
 
         let mut rows = Rows::default();
-        let mut current: Option<&str> = None;
+        let mut current: Option<u64> = None;
         let mut state: HashMap<&str, SessionForm<'_>> = HashMap::new();
         for (i, custom) in custom.iter().enumerate() {
             let (Some(sid), Some(kind)) = (session.get(i), kind.get(i)) else {

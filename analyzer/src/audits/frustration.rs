@@ -329,7 +329,7 @@ pub fn rage_bouts(clicks: &[ClickAt], n: usize, max_ms: i64, max_px: u32) -> u64
 /// page, selector) with its occurrences.
 #[derive(Debug, Default)]
 struct Signals {
-    session_id: Vec<String>,
+    session_id: Vec<u64>,
     kind: Vec<&'static str>,
     path: Vec<String>,
     selector: Vec<Option<String>>,
@@ -339,13 +339,13 @@ struct Signals {
 impl Signals {
     fn push(
         &mut self,
-        session: &str,
+        session: u64,
         kind: FrustrationKind,
         path: &str,
         selector: Option<&str>,
         n: u64,
     ) {
-        self.session_id.push(session.to_owned());
+        self.session_id.push(session);
         self.kind.push(kind.as_str());
         self.path.push(path.to_owned());
         self.selector.push(selector.map(str::to_owned));
@@ -368,7 +368,7 @@ struct SessionState<'a> {
 
 impl Frustration {
     /// Ends a session: its rage clicks, then a fresh state for the next session.
-    fn finish(&self, out: &mut Signals, sid: Option<&str>, state: &mut SessionState<'_>) {
+    fn finish(&self, out: &mut Signals, sid: Option<u64>, state: &mut SessionState<'_>) {
         if let Some(sid) = sid {
             for ((page, sel), clicks) in state.clicks.drain() {
                 let n = rage_bouts(
@@ -387,7 +387,7 @@ impl Frustration {
 
     /// Walks the sorted signal events session by session.
     fn walk(&self, sorted: &DataFrame) -> Result<DataFrame, Error> {
-        let session = sorted.column("session_id")?.str()?;
+        let session = sorted.column("session_id")?.u64()?;
         let ts = sorted.column("ts")?.i64()?;
         let kind = sorted.column("kind")?.str()?;
         let path = sorted.column("path")?.str()?;
@@ -397,7 +397,7 @@ impl Frustration {
         let y = sorted.column("y")?.i32()?;
 
         let mut out = Signals::default();
-        let mut current: Option<&str> = None;
+        let mut current: Option<u64> = None;
         let mut state = SessionState::default();
         for i in 0..sorted.height() {
             let (Some(sid), Some(t), Some(kind), Some(page)) =

@@ -191,7 +191,7 @@ impl Funnel {
     /// (session, step reached): `step` (0-based, `u32`) and `from_previous_ms`
     /// (null for step 0).
     fn arrivals(&self, sorted: &DataFrame) -> Result<DataFrame, Error> {
-        let session = sorted.column("session_id")?.str()?;
+        let session = sorted.column("session_id")?.u64()?;
         let ts = sorted.column("ts")?.i64()?;
         let kind = sorted.column("kind")?.str()?;
         let path = sorted.column("path")?.str()?;
@@ -209,7 +209,7 @@ impl Funnel {
             }
         };
 
-        let mut current: Option<&str> = None;
+        let mut current: Option<u64> = None;
         let mut matched: Vec<(i64, u64)> = Vec::new(); // (ts, bit k set = matches step k)
         let rows = session
             .iter()

@@ -204,46 +204,66 @@ fn link_stats(events: &DataFrame) -> Result<Vec<LinkStats>, Error> {
         .agg([len().cast(DataType::UInt64).alias("impressions")])
         .with_row_index("link", None)
         .collect()?;
-    let keys = links.clone().lazy().select([
-        col("link"),
-        col("path").alias("l_path"),
-        col("selector").alias("l_selector"),
-        col("href").alias("l_href"),
-    ]);
+    // Clicks, counted per (page, selector, href). Each click is credited at the best
+    // level of fit it has: 0 = selector and href, 1 = selector, 2 = href; at that
+    // level to every link that fits. Counting per key (never click × link pairs)
+    // keeps memory to the number of distinct keys. Null keys never join.
     let clicks = events
         .clone()
         .lazy()
         .filter(col("kind").eq(lit("click")))
-        .select([col("path"), col("selector"), col("href")])
-        .with_row_index("click", None);
-    // (click, link) pairs at one level of fit: 0 = selector and href, 1 = selector,
-    // 2 = href. Null keys never join.
-    let fit = |level: u32, on: &[&str]| {
-        let left: Vec<Expr> = on.iter().map(|c| col(*c)).collect();
-        let right: Vec<Expr> = on.iter().map(|c| col(format!("l_{c}"))).collect();
-        clicks
+        .group_by([col("path"), col("selector"), col("href")])
+        .agg([len().cast(DataType::UInt64).alias("n")]);
+    let link_keys = |on: &[&str]| {
+        links
             .clone()
-            .join(keys.clone(), left, right, JoinArgs::new(JoinType::Inner))
-            .select([
-                col("click"),
-                col("link"),
-                lit(level).cast(DataType::UInt32).alias("level"),
-            ])
+            .lazy()
+            .select(on.iter().map(|c| col(*c)).collect::<Vec<_>>())
+            .unique(None, UniqueKeepStrategy::Any)
+    };
+    let on = |cols: &[&str]| cols.iter().map(|c| col(*c)).collect::<Vec<_>>();
+    let exact = ["path", "selector", "href"];
+    let by_selector = ["path", "selector"];
+    let by_href = ["path", "href"];
+    // Clicks with no link of the same (page, selector, href), then of the same
+    // (page, selector) either.
+    let unmatched_0 = clicks.clone().join(
+        link_keys(&exact),
+        on(&exact),
+        on(&exact),
+        JoinArgs::new(JoinType::Anti),
+    );
+    let unmatched_1 = unmatched_0.clone().join(
+        link_keys(&by_selector),
+        on(&by_selector),
+        on(&by_selector),
+        JoinArgs::new(JoinType::Anti),
+    );
+    let credit = |clicks: LazyFrame, keys: &[&str]| {
+        links
+            .clone()
+            .lazy()
+            .select([col("link")].into_iter().chain(on(keys)).collect::<Vec<_>>())
+            .join(
+                clicks
+                    .group_by(on(keys))
+                    .agg([col("n").sum().alias("n")]),
+                on(keys),
+                on(keys),
+                JoinArgs::new(JoinType::Inner),
+            )
+            .select([col("link"), col("n")])
     };
     let credited = concat(
         [
-            fit(0, &["path", "selector", "href"]),
-            fit(1, &["path", "selector"]),
-            fit(2, &["path", "href"]),
+            credit(clicks, &exact),
+            credit(unmatched_0, &by_selector),
+            credit(unmatched_1, &by_href),
         ],
         UnionArgs::default(),
     )?
-    .filter(col("level").eq(col("level").min().over([col("click")])?))
     .group_by([col("link")])
-    .agg([col("click")
-        .n_unique()
-        .cast(DataType::UInt64)
-        .alias("clicks")]);
+    .agg([col("n").sum().cast(DataType::UInt64).alias("clicks")]);
     let per_link = links
         .lazy()
         .join(
@@ -300,7 +320,7 @@ fn broken_links(events: &DataFrame) -> Result<Vec<BrokenLink>, Error> {
     let strings = |name: &str| -> Result<Vec<Option<&str>>, Error> {
         Ok(sorted.column(name)?.str()?.iter().collect())
     };
-    let session = strings("session_id")?;
+    let session: Vec<Option<u64>> = sorted.column("session_id")?.u64()?.iter().collect();
     let kind = strings("kind")?;
     let path = strings("path")?;
     let selector = strings("selector")?;
@@ -311,7 +331,7 @@ fn broken_links(events: &DataFrame) -> Result<Vec<BrokenLink>, Error> {
     // One row per click that led to an error page.
     let mut hit = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut hit_session = Vec::new();
-    let mut current: Option<&str> = None;
+    let mut current: Option<u64> = None;
     let mut pending: Vec<usize> = Vec::new(); // clicks since the session's last page view
     for i in 0..sorted.height() {
         let (Some(sid), Some(t), Some(k)) = (session[i], ts[i], kind[i]) else {
