@@ -244,7 +244,22 @@ fn one_line(message: &str) -> String {
 ///
 /// Rows come in no particular order; audits sort what they need.
 pub fn events(conn: &Connection, scope: &ResolvedScope, cols: &[Col]) -> Result<DataFrame, Error> {
-    let (sql, params) = select_sql(scope, cols);
+    events_of(conn, scope, cols, None)
+}
+
+/// [`events`] of the given kinds only (all for `None`).
+pub fn events_of(
+    conn: &Connection,
+    scope: &ResolvedScope,
+    cols: &[Col],
+    kinds: Option<&[&str]>,
+) -> Result<DataFrame, Error> {
+    let (mut sql, params) = select_sql(scope, cols);
+    if let Some(kinds) = kinds {
+        // Kinds are the audits' own constants, plain words.
+        sql.push_str(" AND ");
+        sql.push_str(&crate::matcher::kind_sql(kinds));
+    }
     let mut stmt = conn.prepare(&sql)?;
     let batches = stmt
         .stream_arrow(duckdb::params_from_iter(params))?
@@ -259,6 +274,31 @@ pub fn events(conn: &Connection, scope: &ResolvedScope, cols: &[Col]) -> Result<
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(DataFrame::new(height, columns)?)
+}
+
+/// The number of sessions with at least one event in `scope`: the unit count every
+/// report carries. Counted on the sorted table, and apart for the sessions with rows
+/// still waiting for compaction.
+pub fn sessions(conn: &Connection, scope: &ResolvedScope) -> Result<u64, Error> {
+    let (filter, params) = scope_filter(scope);
+    let waiting: i64 = conn.query_row("SELECT count(*) FROM events_recent", [], |r| r.get(0))?;
+    if waiting == 0 {
+        return Ok(conn.query_row(
+            &format!("SELECT count(DISTINCT session_key) FROM events_sorted WHERE {filter}"),
+            duckdb::params_from_iter(params),
+            |r| r.get(0),
+        )?);
+    }
+    let twice: Vec<Value> = params.iter().chain(&params).cloned().collect();
+    Ok(conn.query_row(
+        &format!(
+            "SELECT (SELECT count(DISTINCT session_key) FROM events_sorted
+                     WHERE {filter} AND session_key NOT IN (SELECT session_key FROM events_pending))
+                  + (SELECT count(DISTINCT session_key) FROM events_overlap WHERE {filter})"
+        ),
+        duckdb::params_from_iter(twice),
+        |r| r.get(0),
+    )?)
 }
 
 /// The query for [`events`] and its parameters.

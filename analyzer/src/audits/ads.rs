@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, SessionOrder as _, count_sessions, kind_in, ratio};
+use super::{Audit, SessionOrder as _, kind_in, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::matcher::{EventRef, SEQUENCE_COLUMNS, StepMatcher, concat};
@@ -339,8 +339,22 @@ impl Audit for Ads {
     /// A matcher pass's columns, plus the ad and the landing URL (campaigns).
     const COLUMNS: &'static [Col] = &concat::<9, 2, 11>(SEQUENCE_COLUMNS, [Col::Ad, Col::Url]);
 
-    fn compute(&self, events: DataFrame, scope: ResolvedScope) -> Result<AdsReport, Error> {
-        let sessions = count_sessions(&events)?;
+    fn kinds(&self) -> Option<Vec<&'static str>> {
+        let mut kinds = vec!["pageview", "ad_view", "click"];
+        for k in self.goal.kinds() {
+            if !kinds.contains(k) {
+                kinds.push(k);
+            }
+        }
+        Some(kinds)
+    }
+
+    fn compute(
+        &self,
+        events: DataFrame,
+        sessions: u64,
+        scope: ResolvedScope,
+    ) -> Result<AdsReport, Error> {
 
         // Polars: impressions and clicks per ad.
         let per_ad = |kind: &str, name: &str| -> Result<DataFrame, Error> {

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, SessionOrder as _, count_sessions};
+use super::{Audit, SessionOrder as _};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -135,8 +135,16 @@ impl Audit for Errors {
         Col::Line,
     ];
 
-    fn compute(&self, events: DataFrame, scope: ResolvedScope) -> Result<ErrorsReport, Error> {
-        let sessions = count_sessions(&events)?;
+    fn kinds(&self) -> Option<Vec<&'static str>> {
+        Some(vec!["error", "pageview"])
+    }
+
+    fn compute(
+        &self,
+        events: DataFrame,
+        sessions: u64,
+        scope: ResolvedScope,
+    ) -> Result<ErrorsReport, Error> {
         let js_errors = js_errors(events.clone())?;
         let error_pages = self.error_pages(&events)?;
         Ok(ErrorsReport {

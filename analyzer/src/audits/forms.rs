@@ -37,7 +37,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, SessionOrder as _, count_sessions, kind_in, ratio};
+use super::{Audit, SessionOrder as _, kind_in, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -149,8 +149,16 @@ impl Audit for Forms {
         Col::Props,
     ];
 
-    fn compute(&self, events: DataFrame, scope: ResolvedScope) -> Result<FormsReport, Error> {
-        let sessions = count_sessions(&events)?;
+    fn kinds(&self) -> Option<Vec<&'static str>> {
+        Some(vec!["focus", "blur", "change", "submit", "invalid", "custom"])
+    }
+
+    fn compute(
+        &self,
+        events: DataFrame,
+        sessions: u64,
+        scope: ResolvedScope,
+    ) -> Result<FormsReport, Error> {
 
         // Polars: the form events, in (session, ts, seq) order.
         let is_field_event = kind_in(["focus", "blur", "change", "submit", "invalid"])

@@ -36,7 +36,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, SessionOrder as _, count_sessions, kind_in, ratio};
+use super::{Audit, SessionOrder as _, kind_in, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -199,8 +199,12 @@ impl Audit for Frustration {
         Col::Y,
     ];
 
-    fn compute(&self, events: DataFrame, scope: ResolvedScope) -> Result<FrustrationReport, Error> {
-        let sessions = count_sessions(&events)?;
+    fn compute(
+        &self,
+        events: DataFrame,
+        sessions: u64,
+        scope: ResolvedScope,
+    ) -> Result<FrustrationReport, Error> {
 
         // Polars: sessions per page, and the signal events in (session, ts, seq) order.
         let per_page = events

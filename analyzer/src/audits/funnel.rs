@@ -35,7 +35,7 @@ use duckdb::types::Value;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, SessionOrder as _, count_sessions, kind_in, ratio};
+use super::{Audit, SessionOrder as _, kind_in, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::matcher::{EventRef, SEQUENCE_COLUMNS, SqlTest, StepMatcher};
@@ -116,8 +116,12 @@ impl Audit for Funnel {
 
     const COLUMNS: &'static [Col] = &SEQUENCE_COLUMNS;
 
-    fn compute(&self, events: DataFrame, scope: ResolvedScope) -> Result<FunnelReport, Error> {
-        let sessions = count_sessions(&events)?;
+    fn compute(
+        &self,
+        events: DataFrame,
+        sessions: u64,
+        scope: ResolvedScope,
+    ) -> Result<FunnelReport, Error> {
 
         // Polars: only the kinds a step can match, in (session, ts, seq) order.
         let kinds: BTreeSet<&str> = self
@@ -398,23 +402,7 @@ impl Funnel {
             waiting.insert(key?);
         }
 
-        let count_sql = if waiting.is_empty() {
-            format!("SELECT count(DISTINCT session_key) FROM events_sorted WHERE {filter}")
-        } else {
-            format!(
-                "SELECT (SELECT count(DISTINCT session_key) FROM events_sorted
-                         WHERE {filter} AND session_key NOT IN (SELECT session_key FROM events_pending))
-                      + (SELECT count(DISTINCT session_key) FROM events_overlap WHERE {filter})"
-            )
-        };
-        let mut count_params = scope_params.clone();
-        if !waiting.is_empty() {
-            count_params.extend(scope_params.clone());
-        }
-        let sessions: u64 =
-            conn.query_row(&count_sql, duckdb::params_from_iter(count_params), |r| {
-                r.get(0)
-            })?;
+        let sessions = crate::load::sessions(conn, scope)?;
 
         let plan = Plan::new(&self.steps);
         let mut params = plan.params.clone();

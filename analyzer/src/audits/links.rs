@@ -33,7 +33,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::errors::{ErrorPage, Errors};
-use super::{Audit, SessionOrder as _, count_sessions, kind_in, ratio};
+use super::{Audit, SessionOrder as _, kind_in, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -166,8 +166,16 @@ impl Audit for Links {
         Col::Status,
     ];
 
-    fn compute(&self, events: DataFrame, scope: ResolvedScope) -> Result<LinksReport, Error> {
-        let sessions = count_sessions(&events)?;
+    fn kinds(&self) -> Option<Vec<&'static str>> {
+        Some(vec!["link_view", "click", "pageview", "error"])
+    }
+
+    fn compute(
+        &self,
+        events: DataFrame,
+        sessions: u64,
+        scope: ResolvedScope,
+    ) -> Result<LinksReport, Error> {
         let links = link_stats(&events)?;
         let unused = links
             .iter()

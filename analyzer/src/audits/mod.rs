@@ -48,9 +48,20 @@ pub trait Audit {
     /// The columns of the events table this audit reads (pushed into the SQL).
     const COLUMNS: &'static [Col];
 
-    /// Computes the report from the events in `scope`, loaded with [`Self::COLUMNS`],
-    /// one row per event, in no particular order.
-    fn compute(&self, events: DataFrame, scope: ResolvedScope) -> Result<Self::Report, Error>;
+    /// The event kinds this audit reads (pushed into the SQL); `None` for all.
+    fn kinds(&self) -> Option<Vec<&'static str>> {
+        None
+    }
+
+    /// Computes the report from the events in `scope` of [`Self::kinds`], loaded with
+    /// [`Self::COLUMNS`], one row per event, in no particular order; `sessions` is
+    /// the number of sessions in `scope` (of every kind).
+    fn compute(
+        &self,
+        events: DataFrame,
+        sessions: u64,
+        scope: ResolvedScope,
+    ) -> Result<Self::Report, Error>;
 }
 
 /// Loads what `audit` needs from `conn` and computes its report.
@@ -59,8 +70,9 @@ pub fn run_audit<A: Audit>(
     scope: ResolvedScope,
     audit: &A,
 ) -> Result<A::Report, Error> {
-    let events = load::events(conn, &scope, A::COLUMNS)?;
-    audit.compute(events, scope)
+    let sessions = load::sessions(conn, &scope)?;
+    let events = load::events_of(conn, &scope, A::COLUMNS, audit.kinds().as_deref())?;
+    audit.compute(events, sessions, scope)
 }
 
 /// A request for one audit: the wire format of `POST /api/audit`.
@@ -467,11 +479,12 @@ fn goal_for(conn: &Connection, site: Option<&str>, goal: Option<&str>) -> Result
 /// Runs `audit` on its own columns of a frame loaded for several audits.
 fn compute_on<A: Audit>(
     events: &DataFrame,
+    sessions: u64,
     scope: &ResolvedScope,
     audit: &A,
 ) -> Result<A::Report, Error> {
     let own = events.select(A::COLUMNS.iter().map(|c| c.name()))?;
-    audit.compute(own, scope.clone())
+    audit.compute(own, sessions, scope.clone())
 }
 
 /// The `report` audit: every audit with its defaults, on one load of the events
@@ -532,20 +545,30 @@ fn full_report(
         report.name.clone_from(name);
         sections.push(Report::Funnel(report));
     }
+    let sessions = load::sessions(conn, &resolved)?;
     let events = load::events(conn, &resolved, &columns)?;
 
-    sections.push(Report::Screens(compute_on(&events, &resolved, &screens)?));
-    sections.push(Report::Forms(compute_on(&events, &resolved, &forms)?));
-    sections.push(Report::Links(compute_on(&events, &resolved, &links)?));
+    sections.push(Report::Screens(compute_on(
+        &events, sessions, &resolved, &screens,
+    )?));
+    sections.push(Report::Forms(compute_on(
+        &events, sessions, &resolved, &forms,
+    )?));
+    sections.push(Report::Links(compute_on(
+        &events, sessions, &resolved, &links,
+    )?));
     sections.push(Report::Frustration(compute_on(
         &events,
+        sessions,
         &resolved,
         &frustration,
     )?));
-    sections.push(Report::Ads(compute_on(&events, &resolved, &ads)?));
-    sections.push(Report::Errors(compute_on(&events, &resolved, &errors)?));
+    sections.push(Report::Ads(compute_on(&events, sessions, &resolved, &ads)?));
+    sections.push(Report::Errors(compute_on(
+        &events, sessions, &resolved, &errors,
+    )?));
     Ok(Report::Report(crate::report::FullReport {
-        sessions: count_sessions(&events)?,
+        sessions,
         scope: resolved,
         sections,
     }))
@@ -575,10 +598,6 @@ impl SessionOrder for LazyFrame {
     }
 }
 
-/// Sessions with at least one event in the frame (the unit count every report carries).
-pub(crate) fn count_sessions(events: &DataFrame) -> Result<u64, Error> {
-    Ok(events.column(Col::SessionId.name())?.n_unique()? as u64)
-}
 
 /// `numerator / denominator`, or `None` when the denominator is 0.
 pub(crate) fn ratio(numerator: u64, denominator: u64) -> Option<f64> {

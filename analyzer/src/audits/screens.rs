@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, SessionOrder as _, count_sessions, ratio};
+use super::{Audit, SessionOrder as _, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -96,8 +96,12 @@ impl Audit for Screens {
         Col::Screen,
     ];
 
-    fn compute(&self, events: DataFrame, scope: ResolvedScope) -> Result<ScreensReport, Error> {
-        let sessions = count_sessions(&events)?;
+    fn compute(
+        &self,
+        events: DataFrame,
+        sessions: u64,
+        scope: ResolvedScope,
+    ) -> Result<ScreensReport, Error> {
         let visits = visits(events)?;
 
         let per_screen = visits
