@@ -494,7 +494,10 @@ mod tests {
             keys
         };
         let keys = |ids: &[&str]| {
-            let mut keys: Vec<u64> = ids.iter().map(|id| store::session_key("shop", id)).collect();
+            let mut keys: Vec<u64> = ids
+                .iter()
+                .map(|id| store::session_key("shop", id))
+                .collect();
             keys.sort_unstable();
             keys
         };

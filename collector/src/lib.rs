@@ -34,6 +34,7 @@ pub mod auth;
 pub mod config;
 pub mod enrich;
 pub mod error;
+pub mod import;
 pub mod ingest;
 pub mod ratelimit;
 pub mod retention;

@@ -56,6 +56,13 @@ enum Command {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Load events from a Parquet file (columns site, session_id, kind, ts as Int64
+    /// ms, seq, path, and any other events column by name), checked and scrubbed as
+    /// /collect does, each event once
+    Import {
+        /// The Parquet file
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,7 +161,7 @@ fn apply(conn: &duckdb::Connection, state: &mut State, change: &Change) -> anyho
     Ok(())
 }
 
-/// `users`, `tokens`, `sites`, `erase`, on a file no collector holds.
+/// `users`, `tokens`, `sites`, `erase`, `import`, on a file no collector holds.
 fn manage(db: &Path, cmd: Command) -> anyhow::Result<()> {
     let conn = store::open_file(db).map_err(|e| {
         anyhow::anyhow!("{e}\n(while a collector runs, manage accounts through its /api/*)")
@@ -281,6 +288,10 @@ fn manage(db: &Path, cmd: Command) -> anyhow::Result<()> {
             let target = req.target(&state.uid_key).map_err(anyhow::Error::msg)?;
             let n = retention::erase(&conn, &site, &target)?;
             println!("{n} events of site {site} deleted");
+        }
+        Command::Import { file } => {
+            let summary = clicktrail_collector::import::import(&conn, &file, state.uid_key)?;
+            println!("{}", summary.describe(&file));
         }
     }
     Ok(())

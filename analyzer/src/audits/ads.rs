@@ -355,7 +355,6 @@ impl Audit for Ads {
         sessions: u64,
         scope: ResolvedScope,
     ) -> Result<AdsReport, Error> {
-
         // Polars: impressions and clicks per ad.
         let per_ad = |kind: &str, name: &str| -> Result<DataFrame, Error> {
             Ok(events

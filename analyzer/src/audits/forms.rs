@@ -150,7 +150,9 @@ impl Audit for Forms {
     ];
 
     fn kinds(&self) -> Option<Vec<&'static str>> {
-        Some(vec!["focus", "blur", "change", "submit", "invalid", "custom"])
+        Some(vec![
+            "focus", "blur", "change", "submit", "invalid", "custom",
+        ])
     }
 
     fn compute(
@@ -159,7 +161,6 @@ impl Audit for Forms {
         sessions: u64,
         scope: ResolvedScope,
     ) -> Result<FormsReport, Error> {
-
         // Polars: the form events, in (session, ts, seq) order.
         let is_field_event = kind_in(["focus", "blur", "change", "submit", "invalid"])
             .and(col("form").is_not_null());

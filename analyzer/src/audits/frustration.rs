@@ -205,7 +205,6 @@ impl Audit for Frustration {
         sessions: u64,
         scope: ResolvedScope,
     ) -> Result<FrustrationReport, Error> {
-
         // Polars: sessions per page, and the signal events in (session, ts, seq) order.
         let per_page = events
             .clone()

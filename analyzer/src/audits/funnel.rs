@@ -122,7 +122,6 @@ impl Audit for Funnel {
         sessions: u64,
         scope: ResolvedScope,
     ) -> Result<FunnelReport, Error> {
-
         // Polars: only the kinds a step can match, in (session, ts, seq) order.
         let kinds: BTreeSet<&str> = self
             .steps

@@ -251,11 +251,14 @@ fn link_stats(events: &DataFrame) -> Result<Vec<LinkStats>, Error> {
         links
             .clone()
             .lazy()
-            .select([col("link")].into_iter().chain(on(keys)).collect::<Vec<_>>())
+            .select(
+                [col("link")]
+                    .into_iter()
+                    .chain(on(keys))
+                    .collect::<Vec<_>>(),
+            )
             .join(
-                clicks
-                    .group_by(on(keys))
-                    .agg([col("n").sum().alias("n")]),
+                clicks.group_by(on(keys)).agg([col("n").sum().alias("n")]),
                 on(keys),
                 on(keys),
                 JoinArgs::new(JoinType::Inner),

@@ -598,7 +598,6 @@ impl SessionOrder for LazyFrame {
     }
 }
 
-
 /// `numerator / denominator`, or `None` when the denominator is 0.
 pub(crate) fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
     (denominator > 0).then(|| numerator as f64 / denominator as f64)

@@ -1,0 +1,247 @@
+//! `clicktrail import`: the real binary loads a real Parquet file into a real DuckDB
+//! file; the rows are checked, scrubbed and stored once, and the audits read them.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use duckdb::arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use duckdb::arrow::datatypes::{DataType, Field, Schema};
+use parquet::arrow::ArrowWriter;
+
+/// One row of the test file.
+struct R {
+    session: &'static str,
+    kind: &'static str,
+    ts: Option<i64>,
+    seq: i32,
+    path: &'static str,
+    url: Option<&'static str>,
+    user: Option<&'static str>,
+    name: Option<&'static str>,
+    event_id: Option<&'static str>,
+}
+
+fn r(session: &'static str, kind: &'static str, ts: i64, seq: i32, path: &'static str) -> R {
+    R {
+        session,
+        kind,
+        ts: Some(ts),
+        seq,
+        path,
+        url: None,
+        user: None,
+        name: None,
+        event_id: None,
+    }
+}
+
+fn write_parquet(path: &Path, rows: &[R]) {
+    let text = |f: &dyn Fn(&R) -> Option<&'static str>| -> ArrayRef {
+        Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+    };
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("site", text(&|_| Some("shop"))),
+        ("session_id", text(&|r| Some(r.session))),
+        ("kind", text(&|r| Some(r.kind))),
+        (
+            "ts",
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.ts).collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "seq",
+            Arc::new(Int32Array::from(
+                rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            )),
+        ),
+        ("path", text(&|r| Some(r.path))),
+        ("url", text(&|r| r.url)),
+        ("user_id", text(&|r| r.user)),
+        ("name", text(&|r| r.name)),
+        ("event_id", text(&|r| r.event_id)),
+        ("campaign_owner", text(&|_| Some("someone"))),
+    ];
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .unwrap();
+    let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+fn import(db: &Path, file: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_clicktrail"))
+        .args(["import", "--db"])
+        .arg(db)
+        .arg(file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn count(db: &Path, sql: &str) -> i64 {
+    let conn = duckdb::Connection::open(db).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+const MIN: i64 = 60_000;
+const T0: i64 = 1_767_225_600_000;
+
+#[test]
+fn a_parquet_file_is_checked_scrubbed_stored_once_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, file) = (dir.path().join("x.duckdb"), dir.path().join("in.parquet"));
+    let mut rows = vec![
+        // s1 completes cart -> payment page -> purchase; ties in time keep seq order.
+        r("s1", "pageview", T0, 1, "/cart"),
+        r("s1", "pageview", T0 + MIN, 2, "/pay"),
+        R {
+            name: Some("purchase"),
+            ..r("s1", "custom", T0 + MIN, 3, "/pay")
+        },
+        // s2 stops at the payment page; it carries an email in its URL and a user id.
+        R {
+            url: Some("https://shop.example/cart?email=jane.doe@mail.example"),
+            user: Some("jane.doe@mail.example"),
+            ..r("s2", "pageview", T0, 1, "/cart")
+        },
+        r("s2", "pageview", T0 + 2 * MIN, 2, "/pay"),
+        // The same event twice (an id from the other tool).
+        R {
+            event_id: Some("ext-1"),
+            ..r("s3", "pageview", T0, 1, "/cart")
+        },
+        R {
+            event_id: Some("ext-1"),
+            ..r("s3", "pageview", T0, 1, "/cart")
+        },
+        // Rows that break a rule.
+        r("s4", "teleport", T0, 1, "/cart"),
+        r("s4", "pageview", T0, 1, "cart"),
+        R {
+            ts: None,
+            ..r("s4", "pageview", T0, 1, "/cart")
+        },
+    ];
+    rows.push(r(
+        "s5",
+        "pageview",
+        T0,
+        1,
+        "/user/jane.doe@mail.example/orders",
+    ));
+    write_parquet(&file, &rows);
+
+    let out = import(&db, &file);
+    assert!(out.contains("11 rows read"), "{out}");
+    assert!(out.contains("7 events stored"), "{out}");
+    assert!(out.contains("1 duplicates dropped"), "{out}");
+    assert!(out.contains("3 rejected"), "{out}");
+    assert!(
+        out.contains("kind is not an event kind (rows [7])"),
+        "{out}"
+    );
+    assert!(out.contains("path must start with /"), "{out}");
+    assert!(out.contains("ts must be ms"), "{out}");
+    assert!(
+        out.contains("ignored columns (not events columns): campaign_owner"),
+        "{out}"
+    );
+
+    assert_eq!(count(&db, "SELECT count(*) FROM events"), 7);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM events_recent"),
+        0,
+        "compacted"
+    );
+    // No email survives anywhere; the identify id is a keyed hash.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM events WHERE concat_ws('|', COLUMNS(*)) LIKE '%jane%'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM events WHERE user_id LIKE 'u\\_%' ESCAPE '\\'"
+        ),
+        1
+    );
+    // Importing the same file again stores nothing new.
+    let again = import(&db, &file);
+    assert!(again.contains("0 events stored"), "{again}");
+    assert_eq!(count(&db, "SELECT count(*) FROM events"), 7);
+
+    // The audits read the imported events.
+    let conn = analyzer::open_read_only(&db).unwrap();
+    let req: analyzer::AuditRequest = serde_json::from_value(serde_json::json!({
+        "audit": "funnel", "scope": {"site": "shop"},
+        "steps": ["page:/cart", "page:/pay", "event:purchase"], "window": "30m"
+    }))
+    .unwrap();
+    let analyzer::Report::Funnel(f) = analyzer::run(&conn, &req).unwrap() else {
+        panic!("a funnel report");
+    };
+    let entered: Vec<u64> = f.steps.iter().map(|s| s.entered).collect();
+    assert_eq!(f.sessions, 4);
+    assert_eq!(entered, [3, 2, 1]);
+}
+
+#[test]
+fn a_file_without_the_required_columns_is_refused_with_their_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, file) = (dir.path().join("x.duckdb"), dir.path().join("in.parquet"));
+    let schema = Arc::new(Schema::new(vec![Field::new("site", DataType::Utf8, true)]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from(vec![Some("shop")])) as ArrayRef],
+    )
+    .unwrap();
+    let mut w = ArrowWriter::try_new(std::fs::File::create(&file).unwrap(), schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_clicktrail"))
+        .args(["import", "--db"])
+        .arg(&db)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("lacks the column(s) session_id, kind, ts, seq, path"),
+        "{err}"
+    );
+    // Not a Parquet file at all.
+    std::fs::write(&file, b"site,session_id\nshop,s1\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_clicktrail"))
+        .args(["import", "--db"])
+        .arg(&db)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot read"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
