@@ -193,16 +193,17 @@ impl StepMatcher {
     /// [`Self::sql`]. The kind is tested apart (see [`Self::kinds`]).
     pub fn sql_test(&self) -> SqlTest {
         match &self.rule {
-            Rule::Page(glob) => match glob.0.as_slice() {
-                [GlobPart::Literal(lit)] => SqlTest::Equals {
-                    column: "path",
-                    value: lit.clone(),
-                },
-                _ => {
+            Rule::Page(glob) => {
+                if let [GlobPart::Literal(lit)] = glob.0.as_slice() {
+                    SqlTest::Equals {
+                        column: "path",
+                        value: lit.clone(),
+                    }
+                } else {
                     let (cond, params) = self.sql();
                     SqlTest::Condition(cond, params)
                 }
-            },
+            }
             Rule::Screen(v) => SqlTest::Equals {
                 column: "screen",
                 value: v.clone(),
@@ -808,8 +809,8 @@ mod tests {
             "click:li:nth-child(2) > a",
         ];
         for spec in specs {
-            let m = step(spec);
-            let (cond, params) = m.sql_with_kind();
+            let matcher = step(spec);
+            let (cond, params) = matcher.sql_with_kind();
             let mut stmt = conn
                 .prepare(&format!(
                     "SELECT kind, path, screen, selector, form, name, {cond} FROM t"
@@ -841,9 +842,9 @@ mod tests {
                     form: Some(form),
                     name: Some(name),
                 };
-                let rust = m.matches(&ev);
+                let rust = matcher.matches(&ev);
                 hits += usize::from(rust);
-                if m.exact_in_sql() {
+                if matcher.exact_in_sql() {
                     assert_eq!(*sql, rust, "{spec} on {ev:?}");
                 } else {
                     assert!(*sql || !rust, "{spec}: SQL dropped a match {ev:?}");

@@ -56,8 +56,7 @@ fn main() {
 
     let db = dir.path().join("import.duckdb");
     let conn = clicktrail_collector::store::open_file(&db).expect("database");
-    let summary =
-        clicktrail_collector::import::import(&conn, &file, [7; 32]).expect("import");
+    let summary = clicktrail_collector::import::import(&conn, &file, [7; 32]).expect("import");
     let total = summary.load_s + summary.compact_s;
     println!(
         "  check + scrub + append {:>6.1} s  {:>10.0} events/s",

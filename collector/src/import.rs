@@ -637,14 +637,15 @@ impl Ctx<'_> {
                     "site" | "kind" => b.append_value(value.unwrap_or_default()),
                     "session_id" => b.append_value(&sid),
                     "path" => b.append_option(memo.get("path", c.path, |p| Some(scrub::path(p)))),
-                    "event_id" => match value {
-                        Some(id) => b.append_value(id),
-                        None => {
+                    "event_id" => {
+                        if let Some(id) = value {
+                            b.append_value(id)
+                        } else {
                             let content = mix(c.ts as u64 ^ (u64::from(c.seq as u32) << 32));
                             let h = mix(row ^ mix(key ^ content));
                             b.append_value(format!("{key:016x}{h:016x}"));
                         }
-                    },
+                    }
                     "visitor_id" => match value {
                         Some(v) => b.append_option(
                             memo.get("visitor_id", v, |v| Some(scrub::text(v).into_owned())),

@@ -75,7 +75,7 @@ pub struct Row {
     pub message: Option<String>,
     pub source: Option<String>,
     pub line: Option<i32>,
-    /// [`store::session_key`] of (site, session_id).
+    /// [`store::session_key`] of (site, `session_id`).
     pub session_key: u64,
 }
 

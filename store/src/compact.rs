@@ -1,6 +1,6 @@
 //! Compaction: moves whole sessions from `events_recent` (the append table) into
 //! `events_sorted` (the typed layout the audits read), each event once, in blocks
-//! sorted by (site, session_key, ts, seq, event_id).
+//! sorted by (site, `session_key`, ts, seq, `event_id`).
 //!
 //! The collector's writer runs it between commits for the sessions idle for longer
 //! than the tracker's session timeout, so active sessions are rarely moved twice;
@@ -142,7 +142,7 @@ mod tests {
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
-    /// (session_id, event_id) of `events_sorted` in storage order.
+    /// (`session_id`, `event_id`) of `events_sorted` in storage order.
     fn sorted(conn: &Connection) -> Vec<(String, String)> {
         let mut stmt = conn
             .prepare("SELECT session_id, event_id FROM events_sorted")

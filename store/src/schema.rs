@@ -8,9 +8,9 @@
 //!   out of it once they are idle.
 //! - `events_sorted`: the typed layout the audits read. `kind` is the
 //!   [`KIND_TYPE`] enum, `session_key` a fixed-size 64-bit id of (site, session), and
-//!   rows are stored in blocks sorted by (site, session_key, ts, seq, event_id), each
+//!   rows are stored in blocks sorted by (site, `session_key`, ts, seq, `event_id`), each
 //!   session whole in one block, each event once. DuckDB keeps low-cardinality text
-//!   (site, browser, os, device, nav, field_type, ...) dictionary-encoded on disk.
+//!   (site, browser, os, device, nav, `field_type`, ...) dictionary-encoded on disk.
 //! - `events_pending` (view): `events_recent` in the typed layout.
 //! - `events_overlap` (view): the sessions that have rows in `events_recent`, with
 //!   their rows from both tables, each event once (first received wins).
@@ -209,7 +209,7 @@ pub const COLUMNS: [Column; EVENT_COLUMNS] = [
 pub const SESSION_KEY_SQL: &str = "md5_number_lower(site || chr(0) || session_id)";
 
 /// The `session_key` of a session: the last 8 bytes (little-endian) of
-/// MD5(site, 0, session_id), as DuckDB's [`SESSION_KEY_SQL`] computes it. Two
+/// MD5(site, 0, `session_id`), as DuckDB's [`SESSION_KEY_SQL`] computes it. Two
 /// sessions share a key with a chance of about n²/2⁶⁵ (3·10⁻⁶ for 10 million
 /// sessions).
 pub fn session_key(site: &str, session_id: &str) -> u64 {

@@ -369,7 +369,7 @@ impl Tally {
                     return Some(upper);
                 }
                 let lower = *g[..n / 2].iter().max().expect("n >= 2");
-                Some(((lower as f64 + upper as f64) / 2.0).round() as i64)
+                Some(f64::midpoint(lower as f64, upper as f64).round() as i64)
             })
             .collect()
     }
@@ -532,19 +532,17 @@ impl Plan {
             }
             match m.sql_test() {
                 SqlTest::Equals { column, value } => {
-                    let list = match lists.iter_mut().position(|l| l.0 == column) {
-                        Some(i) => &mut lists[i],
-                        None => {
-                            lists.push((column, Vec::new(), vec![0]));
-                            lists.last_mut().expect("just pushed")
-                        }
+                    let list = if let Some(i) = lists.iter_mut().position(|l| l.0 == column) {
+                        &mut lists[i]
+                    } else {
+                        lists.push((column, Vec::new(), vec![0]));
+                        lists.last_mut().expect("just pushed")
                     };
-                    match list.1.iter().position(|v| *v == value) {
-                        Some(p) => list.2[p + 1] |= bit,
-                        None => {
-                            list.1.push(value);
-                            list.2.push(bit);
-                        }
+                    if let Some(p) = list.1.iter().position(|v| *v == value) {
+                        list.2[p + 1] |= bit
+                    } else {
+                        list.1.push(value);
+                        list.2.push(bit);
                     }
                 }
                 SqlTest::Condition(cond, params) => flags.push((cond, params, bit)),
