@@ -810,10 +810,10 @@ mod tests {
         ];
         for spec in specs {
             let matcher = step(spec);
-            let (cond, params) = matcher.sql_with_kind();
+            let (condition, params) = matcher.sql_with_kind();
             let mut stmt = conn
                 .prepare(&format!(
-                    "SELECT kind, path, screen, selector, form, name, {cond} FROM t"
+                    "SELECT kind, path, screen, selector, form, name, {condition} FROM t"
                 ))
                 .unwrap();
             let got: Vec<(String, String, String, String, String, String, bool)> = stmt

@@ -539,7 +539,7 @@ impl Plan {
                         lists.last_mut().expect("just pushed")
                     };
                     if let Some(p) = list.1.iter().position(|v| *v == value) {
-                        list.2[p + 1] |= bit
+                        list.2[p + 1] |= bit;
                     } else {
                         list.1.push(value);
                         list.2.push(bit);
