@@ -639,7 +639,7 @@ impl Ctx<'_> {
                     "path" => b.append_option(memo.get("path", c.path, |p| Some(scrub::path(p)))),
                     "event_id" => {
                         if let Some(id) = value {
-                            b.append_value(id)
+                            b.append_value(id);
                         } else {
                             let content = mix(c.ts as u64 ^ (u64::from(c.seq as u32) << 32));
                             let h = mix(row ^ mix(key ^ content));
