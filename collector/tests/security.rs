@@ -210,7 +210,8 @@ async fn the_api_needs_a_token_and_shows_each_user_only_their_sites() {
             r#"{"audit":"screens"}"#,
         )
         .await;
-    assert_eq!(b["sessions"], 1, "one session id in both sites: {b}");
+    // A session belongs to its site: one session id sent to two sites is two sessions.
+    assert_eq!(b["sessions"], 2, "one session id in each site: {b}");
     // Funnels of b: not hers to read, save or delete; `*` funnels are an admin's.
     let (s, _) = h.api("GET", "/api/funnels?site=b", Some(&ann), "").await;
     assert_eq!(s, StatusCode::NOT_FOUND);

@@ -94,6 +94,17 @@ fn move_range(conn: &Connection, lo: u64, hi: u64) -> Result<(), duckdb::Error> 
                 "DELETE FROM events_sorted WHERE session_key IN (SELECT session_key FROM ct_chunk)",
             )?;
         }
+        // The dedupe is a second sort; most moves have nothing to drop.
+        let twice: i64 = conn.query_row(
+            "SELECT count(*) - count(DISTINCT (session_key, event_id)) FROM (
+                 SELECT session_key, event_id FROM ct_moved
+                 UNION ALL
+                 SELECT session_key, event_id FROM events_recent
+                 WHERE session_key IN (SELECT session_key FROM ct_chunk))",
+            [],
+            |r| r.get(0),
+        )?;
+        let dedupe = if twice > 0 { DEDUPE } else { "" };
         conn.execute_batch(&format!(
             "INSERT INTO events_sorted ({cols})
              SELECT {cols} FROM (
@@ -101,7 +112,7 @@ fn move_range(conn: &Connection, lo: u64, hi: u64) -> Result<(), duckdb::Error> 
                  UNION ALL
                  SELECT {typed} FROM events_recent
                  WHERE session_key IN (SELECT session_key FROM ct_chunk)
-             ) {DEDUPE}
+             ) {dedupe}
              ORDER BY site, session_key, ts, seq, event_id;
              DELETE FROM events_recent WHERE session_key IN (SELECT session_key FROM ct_chunk);"
         ))
