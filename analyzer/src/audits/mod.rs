@@ -71,8 +71,7 @@ pub fn run_audit<A: Audit>(
     audit: &A,
 ) -> Result<A::Report, Error> {
     let sessions = load::sessions(conn, &scope)?;
-    let events = load::events_of(conn, &scope, A::COLUMNS, audit.kinds().as_deref())?;
-    audit.compute(events, sessions, scope)
+    run_audit_counted(conn, scope, audit, sessions)
 }
 
 /// A request for one audit: the wire format of `POST /api/audit`.
@@ -477,18 +476,19 @@ fn goal_for(conn: &Connection, site: Option<&str>, goal: Option<&str>) -> Result
 }
 
 /// Runs `audit` on its own columns of a frame loaded for several audits.
-fn compute_on<A: Audit>(
-    events: &DataFrame,
-    sessions: u64,
-    scope: &ResolvedScope,
+/// [`run_audit`] with the sessions in scope already counted.
+fn run_audit_counted<A: Audit>(
+    conn: &Connection,
+    scope: ResolvedScope,
     audit: &A,
+    sessions: u64,
 ) -> Result<A::Report, Error> {
-    let own = events.select(A::COLUMNS.iter().map(|c| c.name()))?;
-    audit.compute(own, sessions, scope.clone())
+    let events = load::events_of(conn, &scope, A::COLUMNS, audit.kinds().as_deref())?;
+    audit.compute(events, sessions, scope)
 }
 
-/// The `report` audit: every audit with its defaults, on one load of the events
-/// (the union of their columns), in reading order. The funnels are the request's
+/// The `report` audit: every audit with its defaults, each on its own load of the
+/// events (its columns and kinds), in reading order. The funnels are the request's
 /// steps, or every saved funnel of the site.
 fn full_report(
     conn: &Connection,
@@ -524,48 +524,38 @@ fn full_report(
     )?;
     let errors = Errors::default();
 
-    let mut columns: Vec<Col> = Vec::new();
-    for c in [
-        Screens::COLUMNS,
-        Forms::COLUMNS,
-        Links::COLUMNS,
-        Frustration::COLUMNS,
-        Ads::COLUMNS,
-        Errors::COLUMNS,
-    ]
-    .concat()
-    {
-        if !columns.contains(&c) {
-            columns.push(c);
-        }
-    }
+    let sessions = load::sessions(conn, &resolved)?;
+
     let mut sections = Vec::new();
     for (funnel, name) in &funnels {
         let mut report = funnel.stream(conn, resolved.clone())?;
         report.name.clone_from(name);
         sections.push(Report::Funnel(report));
     }
-    let sessions = load::sessions(conn, &resolved)?;
-    let events = load::events(conn, &resolved, &columns)?;
-
-    sections.push(Report::Screens(compute_on(
-        &events, sessions, &resolved, &screens,
+    // Each audit loads its own columns and kinds, one after the other: the peak
+    // memory is the largest audit's, not all of them at once.
+    let scope = || resolved.clone();
+    let n = sessions;
+    sections.push(Report::Screens(run_audit_counted(
+        conn,
+        scope(),
+        &screens,
+        n,
     )?));
-    sections.push(Report::Forms(compute_on(
-        &events, sessions, &resolved, &forms,
-    )?));
-    sections.push(Report::Links(compute_on(
-        &events, sessions, &resolved, &links,
-    )?));
-    sections.push(Report::Frustration(compute_on(
-        &events,
-        sessions,
-        &resolved,
+    sections.push(Report::Forms(run_audit_counted(conn, scope(), &forms, n)?));
+    sections.push(Report::Links(run_audit_counted(conn, scope(), &links, n)?));
+    sections.push(Report::Frustration(run_audit_counted(
+        conn,
+        scope(),
         &frustration,
+        n,
     )?));
-    sections.push(Report::Ads(compute_on(&events, sessions, &resolved, &ads)?));
-    sections.push(Report::Errors(compute_on(
-        &events, sessions, &resolved, &errors,
+    sections.push(Report::Ads(run_audit_counted(conn, scope(), &ads, n)?));
+    sections.push(Report::Errors(run_audit_counted(
+        conn,
+        scope(),
+        &errors,
+        n,
     )?));
     Ok(Report::Report(crate::report::FullReport {
         sessions,
