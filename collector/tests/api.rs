@@ -633,3 +633,50 @@ async fn saved_funnels_over_http_become_the_audits_defaults() {
         1
     );
 }
+
+/// The tracker resends a batch when it got no answer: the events are stored once,
+/// whether the resend comes before the session is compacted, after, or after a restart.
+#[tokio::test]
+async fn a_resent_batch_counts_once_also_across_a_restart_and_compaction() {
+    let h = harness(WriterOptions::default(), |_| {}).await;
+    let t = now_ms();
+    let body = batch(&[event(1, "pageview", "", t), event(2, "click", "", t + 1)]);
+    post(&h.app, "text/plain", body.clone()).await;
+    post(&h.app, "text/plain", body.clone()).await;
+    assert_eq!(count(&h.app, "SELECT count(*) FROM events"), 2);
+    assert_eq!(count(&h.app, "SELECT count(*) FROM events_recent"), 4);
+    let Harness {
+        app,
+        writer,
+        db,
+        _dir,
+        ..
+    } = h;
+    app.store.close();
+    drop(app);
+    writer.join();
+
+    let (store, writer) = Store::open(&db, WriterOptions::default()).unwrap();
+    let app = App::new(Config::default(), store).unwrap();
+    post(&app, "text/plain", body.clone()).await;
+    assert_eq!(count(&app, "SELECT count(*) FROM events"), 2);
+    app.store
+        .write(|c| ::store::compact(c, ::store::Select::All))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(count(&app, "SELECT count(*) FROM events_sorted"), 2);
+    assert_eq!(count(&app, "SELECT count(*) FROM events_recent"), 0);
+    // After compaction, once more.
+    post(&app, "text/plain", body).await;
+    assert_eq!(count(&app, "SELECT count(*) FROM events"), 2);
+    app.store
+        .write(|c| ::store::compact(c, ::store::Select::All))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(count(&app, "SELECT count(*) FROM events_sorted"), 2);
+    app.store.close();
+    drop(app);
+    writer.join();
+}
