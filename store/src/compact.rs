@@ -66,7 +66,7 @@ pub fn compact(conn: &Connection, select: Select) -> Result<Compacted, duckdb::E
             } else {
                 (i + 1) * width - 1
             };
-            move_range(conn, lo, hi)?;
+            move_range(conn, lo, hi, select == Select::All)?;
         }
     }
     conn.execute_batch("DROP TABLE IF EXISTS ct_keys; DROP TABLE IF EXISTS ct_moved; DROP TABLE IF EXISTS ct_chunk")?;
@@ -74,9 +74,18 @@ pub fn compact(conn: &Connection, select: Select) -> Result<Compacted, duckdb::E
 }
 
 /// Moves the sessions of `ct_keys` with a key in `lo..=hi`, in one transaction.
-fn move_range(conn: &Connection, lo: u64, hi: u64) -> Result<(), duckdb::Error> {
+fn move_range(conn: &Connection, lo: u64, hi: u64, all: bool) -> Result<(), duckdb::Error> {
     let cols = column_list();
     let typed = typed_select();
+    // A range test first: DuckDB prunes row groups by it (sorted blocks hold narrow
+    // key ranges) and checks it cheaply; the list of moving keys only when not every
+    // session of the range moves.
+    let range = format!("session_key BETWEEN {lo} AND {hi}");
+    let moving = if all {
+        range.clone()
+    } else {
+        format!("{range} AND session_key IN (SELECT session_key FROM ct_chunk)")
+    };
     conn.execute_batch("BEGIN TRANSACTION")?;
     let result = (|| {
         conn.execute(
@@ -84,23 +93,27 @@ fn move_range(conn: &Connection, lo: u64, hi: u64) -> Result<(), duckdb::Error> 
              SELECT session_key FROM ct_keys WHERE session_key BETWEEN ? AND ?",
             params![lo, hi],
         )?;
+        // The stored rows of the moving sessions, merged with their new ones.
         conn.execute_batch(&format!(
             "CREATE OR REPLACE TEMP TABLE ct_moved AS
-             SELECT {cols} FROM events_sorted WHERE session_key IN (SELECT session_key FROM ct_chunk)"
+             SELECT {cols} FROM events_sorted
+             WHERE {range} AND session_key IN (SELECT session_key FROM ct_chunk)"
         ))?;
         let moved: i64 = conn.query_row("SELECT count(*) FROM ct_moved", [], |r| r.get(0))?;
         if moved > 0 {
-            conn.execute_batch(
-                "DELETE FROM events_sorted WHERE session_key IN (SELECT session_key FROM ct_chunk)",
-            )?;
+            conn.execute_batch(&format!(
+                "DELETE FROM events_sorted
+                 WHERE {range} AND session_key IN (SELECT session_key FROM ct_chunk)"
+            ))?;
         }
         // The dedupe is a second sort; most moves have nothing to drop.
         let twice: i64 = conn.query_row(
-            "SELECT count(*) - count(DISTINCT (session_key, event_id)) FROM (
-                 SELECT session_key, event_id FROM ct_moved
-                 UNION ALL
-                 SELECT session_key, event_id FROM events_recent
-                 WHERE session_key IN (SELECT session_key FROM ct_chunk))",
+            &format!(
+                "SELECT count(*) - count(DISTINCT (session_key, event_id)) FROM (
+                     SELECT session_key, event_id FROM ct_moved
+                     UNION ALL
+                     SELECT session_key, event_id FROM events_recent WHERE {moving})"
+            ),
             [],
             |r| r.get(0),
         )?;
@@ -110,11 +123,10 @@ fn move_range(conn: &Connection, lo: u64, hi: u64) -> Result<(), duckdb::Error> 
              SELECT {cols} FROM (
                  SELECT {cols} FROM ct_moved
                  UNION ALL
-                 SELECT {typed} FROM events_recent
-                 WHERE session_key IN (SELECT session_key FROM ct_chunk)
+                 SELECT {typed} FROM events_recent WHERE {moving}
              ) {dedupe}
              ORDER BY site, session_key, ts, seq, event_id;
-             DELETE FROM events_recent WHERE session_key IN (SELECT session_key FROM ct_chunk);"
+             DELETE FROM events_recent WHERE {moving};"
         ))
     })();
     match result {
