@@ -18,8 +18,10 @@ use duckdb::{Connection, params};
 
 use crate::schema::{DEDUPE, column_list, typed_select};
 
-/// Rows moved per transaction, roughly.
-const CHUNK_ROWS: u64 = 2_000_000;
+/// Rows moved per transaction, roughly. Each range scans the append table once, so
+/// a backlog is cut into few ranges; DuckDB sorts a range larger than its memory
+/// limit on disk.
+const CHUNK_ROWS: u64 = 16_000_000;
 
 /// What one compaction did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,6 +43,15 @@ pub enum Select {
 
 /// Moves the selected sessions from `events_recent` into `events_sorted`.
 pub fn compact(conn: &Connection, select: Select) -> Result<Compacted, duckdb::Error> {
+    compact_in_ranges(conn, select, CHUNK_ROWS)
+}
+
+/// [`compact`], about `chunk_rows` rows per key range and transaction.
+fn compact_in_ranges(
+    conn: &Connection,
+    select: Select,
+    chunk_rows: u64,
+) -> Result<Compacted, duckdb::Error> {
     let having = match select {
         Select::All => String::new(),
         Select::IdleBefore(ms) => format!("HAVING max(received_at) < epoch_ms({ms}::BIGINT)"),
@@ -57,7 +68,7 @@ pub fn compact(conn: &Connection, select: Select) -> Result<Compacted, duckdb::E
     let rows = rows.unwrap_or(0);
     if sessions > 0 {
         // Keys are uniform (MD5), so equal key ranges hold about equal rows.
-        let chunks = rows.div_ceil(CHUNK_ROWS).max(1);
+        let chunks = rows.div_ceil(chunk_rows.max(1)).max(1);
         let width = u64::MAX / chunks;
         for i in 0..chunks {
             let lo = i * width;
@@ -297,8 +308,17 @@ mod tests {
              UPDATE events_recent SET session_key = md5_number_lower(site || chr(0) || session_id);",
         )
         .unwrap();
-        compact(&conn, Select::All).unwrap();
+        // About 3,000 rows a range: seven ranges, each its own transaction.
+        let done = compact_in_ranges(&conn, Select::All, 3_000).unwrap();
+        assert_eq!(
+            done,
+            Compacted {
+                sessions: 1_000,
+                rows: 20_000
+            }
+        );
         assert_eq!(count(&conn, "SELECT count(*) FROM events_sorted"), 20_000);
+        assert_eq!(count(&conn, "SELECT count(*) FROM events_recent"), 0);
         // Storage order is (session_key, ts, seq) within the one block.
         let mut stmt = conn
             .prepare("SELECT session_key, epoch_ms(ts), seq FROM events_sorted")
