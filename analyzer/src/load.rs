@@ -371,36 +371,9 @@ fn to_polars(col: Col, arrays: &[&ArrayRef]) -> Result<Column, Error> {
                 .collect::<Result<Vec<_>, _>>()?;
             StringChunked::from_iter_options(name, parts.into_iter().flatten()).into_series()
         }
-        Ty::I32 => {
-            let parts = arrays
-                .iter()
-                .map(|a| {
-                    a.as_primitive_opt::<Int32Type>()
-                        .ok_or_else(|| type_error(col, a.data_type(), "INTEGER"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Int32Chunked::from_iter_options(name, parts.into_iter().flatten()).into_series()
-        }
-        Ty::U64 => {
-            let parts = arrays
-                .iter()
-                .map(|a| {
-                    a.as_primitive_opt::<UInt64Type>()
-                        .ok_or_else(|| type_error(col, a.data_type(), "UBIGINT"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            UInt64Chunked::from_iter_options(name, parts.into_iter().flatten()).into_series()
-        }
-        Ty::I64 => {
-            let parts = arrays
-                .iter()
-                .map(|a| {
-                    a.as_primitive_opt::<Int64Type>()
-                        .ok_or_else(|| type_error(col, a.data_type(), "BIGINT"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Int64Chunked::from_iter_options(name, parts.into_iter().flatten()).into_series()
-        }
+        Ty::I32 => numbers::<Int32Type, polars::datatypes::Int32Type>(col, arrays, "INTEGER")?,
+        Ty::U64 => numbers::<UInt64Type, polars::datatypes::UInt64Type>(col, arrays, "UBIGINT")?,
+        Ty::I64 => numbers::<Int64Type, polars::datatypes::Int64Type>(col, arrays, "BIGINT")?,
         Ty::Bool => {
             let parts = arrays
                 .iter()
@@ -413,6 +386,24 @@ fn to_polars(col: Col, arrays: &[&ArrayRef]) -> Result<Column, Error> {
         }
     };
     Ok(series.into())
+}
+
+/// A numeric column: DuckDB's Arrow arrays of `A` (a `sql_type` column) into a
+/// Polars column of `P`.
+fn numbers<A, P>(col: Col, arrays: &[&ArrayRef], sql_type: &'static str) -> Result<Series, Error>
+where
+    A: duckdb::arrow::datatypes::ArrowPrimitiveType,
+    P: PolarsNumericType<Native = A::Native>,
+{
+    let parts = arrays
+        .iter()
+        .map(|a| {
+            a.as_primitive_opt::<A>()
+                .ok_or_else(|| type_error(col, a.data_type(), sql_type))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let name = PlSmallStr::from_static(col.name());
+    Ok(ChunkedArray::<P>::from_iter_options(name, parts.into_iter().flatten()).into_series())
 }
 
 #[cfg(test)]

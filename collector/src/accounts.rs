@@ -323,14 +323,7 @@ pub enum Change {
 impl Change {
     /// Writes the change to the database, in one transaction.
     pub fn apply_db(&self, conn: &Connection) -> Result<(), AccountError> {
-        conn.execute_batch("BEGIN TRANSACTION")?;
-        let r = self.write(conn);
-        if r.is_ok() {
-            conn.execute_batch("COMMIT")?;
-        } else {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        r
+        store::transaction(conn, || self.write(conn))
     }
 
     fn write(&self, conn: &Connection) -> Result<(), AccountError> {

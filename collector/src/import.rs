@@ -177,8 +177,7 @@ pub fn import(conn: &Connection, file: &Path, uid_key: [u8; 32]) -> Result<Summa
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
     let mut memos: Vec<Memo> = (0..workers).map(|_| Memo::default()).collect();
     let mut first_row = 0u64;
-    conn.execute_batch("BEGIN TRANSACTION")?;
-    let result = (|| -> Result<(), ImportError> {
+    store::transaction(conn, || -> Result<(), ImportError> {
         let mut app = conn.appender("events_recent")?;
         for batch in reader {
             let batch = batch.map_err(|e| read_err(e.to_string()))?;
@@ -220,14 +219,7 @@ pub fn import(conn: &Connection, file: &Path, uid_key: [u8; 32]) -> Result<Summa
         }
         app.flush()?;
         Ok(())
-    })();
-    match result {
-        Ok(()) => conn.execute_batch("COMMIT")?,
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            return Err(e);
-        }
-    }
+    })?;
     summary.load_s = started.elapsed().as_secs_f64();
     let t = Instant::now();
     store::compact(conn, store::Select::All)?;
@@ -264,43 +256,14 @@ fn cast_to(
     })
 }
 
-/// The text columns read from a file (all but `kind`'s checks are the same).
-const TEXT: [&str; 23] = [
-    "site",
-    "session_id",
-    "kind",
-    "path",
-    "url",
-    "referrer",
-    "title",
-    "nav",
-    "screen",
-    "selector",
-    "text",
-    "href",
-    "form",
-    "field",
-    "field_type",
-    "name",
-    "props",
-    "user_id",
-    "browser",
-    "os",
-    "device",
-    "ad",
-    "message",
-];
-const MORE_TEXT: [&str; 3] = ["source", "visitor_id", "event_id"];
-const INTS: [&str; 4] = ["x", "y", "status", "line"];
-
 impl Input {
     fn new(batch: &RecordBatch) -> Result<Self, ImportError> {
         let col = |name: &str| batch.column_by_name(name);
         let mut text = HashMap::new();
-        for name in TEXT.iter().chain(&MORE_TEXT) {
+        for name in text_columns() {
             if let Some(a) = col(name) {
                 let a = cast_to(a, name, &DataType::Utf8, "text")?;
-                text.insert(*name, a.as_string::<i32>().clone());
+                text.insert(name, a.as_string::<i32>().clone());
             }
         }
         let ts = col("ts").expect("checked");
@@ -329,7 +292,7 @@ impl Input {
         .as_primitive::<duckdb::arrow::datatypes::Int32Type>()
         .clone();
         let mut ints = HashMap::new();
-        for name in INTS {
+        for name in int_columns() {
             if let Some(a) = col(name) {
                 ints.insert(
                     name,
@@ -421,12 +384,21 @@ struct Output {
     key: UInt64Builder,
 }
 
-/// The text columns of `events_recent` in order, and where each stands in it.
-fn text_columns() -> impl Iterator<Item = (usize, &'static str)> {
+/// The text columns of `events_recent`, in order.
+fn text_columns() -> impl Iterator<Item = &'static str> {
     store::COLUMNS
         .iter()
-        .enumerate()
-        .filter_map(|(i, c)| (c.ty == "VARCHAR").then_some((i, c.name)))
+        .filter(|c| c.ty == "VARCHAR")
+        .map(|c| c.name)
+}
+
+/// The INTEGER columns of `events_recent` but `seq` (`x`, `y`, `status`, `line`), in
+/// order.
+fn int_columns() -> impl Iterator<Item = &'static str> {
+    store::COLUMNS
+        .iter()
+        .filter(|c| c.ty == "INTEGER" && c.name != "seq")
+        .map(|c| c.name)
 }
 
 impl Output {
@@ -440,8 +412,7 @@ impl Output {
             ts: TimestampMicrosecondBuilder::with_capacity(capacity),
             received: TimestampMicrosecondBuilder::with_capacity(capacity),
             seq: Int32Builder::with_capacity(capacity),
-            ints: INTS
-                .iter()
+            ints: int_columns()
                 .map(|_| Int32Builder::with_capacity(capacity))
                 .collect(),
             duration: Int64Builder::with_capacity(capacity),
@@ -569,7 +540,7 @@ impl Ctx<'_> {
         let seq = Some(input.seq.value(i))
             .filter(|s| input.seq.is_valid(i) && *s >= 0)
             .ok_or("seq must be a number >= 0")?;
-        for (_, name) in text_columns() {
+        for name in text_columns() {
             if let (Some(max), Some(v)) = (limit(name), input.text(name, i))
                 && v.len() > max
             {
@@ -630,7 +601,7 @@ impl Ctx<'_> {
                 }
             };
             let mut text = out.text.iter_mut();
-            for (_, name) in text_columns() {
+            for name in text_columns() {
                 let b = text.next().expect("one builder per text column");
                 let value = input.text(name, i);
                 match name {
@@ -669,7 +640,7 @@ impl Ctx<'_> {
             out.ts.append_value(c.ts * 1000);
             out.received.append_value(self.received_ms * 1000);
             out.seq.append_value(c.seq);
-            for (b, name) in out.ints.iter_mut().zip(INTS) {
+            for (b, name) in out.ints.iter_mut().zip(int_columns()) {
                 b.append_option(input.int(name, i));
             }
             out.duration.append_option(

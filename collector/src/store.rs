@@ -709,22 +709,14 @@ fn commit_jobs(conn: &Connection, jobs: Vec<Job>, events: usize, counters: &Coun
 }
 
 fn commit_group(conn: &Connection, rows: Vec<Row>) -> Result<(), StoreError> {
-    let err = |e: duckdb::Error| StoreError::Commit(e.to_string());
-    conn.execute_batch("BEGIN TRANSACTION").map_err(err)?;
-    let appended = (|| {
+    store::transaction(conn, || {
         let mut app = conn.appender("events_recent")?;
         for row in rows {
             app.append_row(duckdb::appender_params_from_iter(row.into_values()))?;
         }
         app.flush()
-    })();
-    match appended {
-        Ok(()) => conn.execute_batch("COMMIT").map_err(err),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(err(e))
-        }
-    }
+    })
+    .map_err(|e| StoreError::Commit(e.to_string()))
 }
 
 #[cfg(test)]

@@ -41,12 +41,39 @@ fn batch(events: &[String]) -> String {
 }
 
 struct Harness {
-    _dir: tempfile::TempDir,
+    /// Holds the temp folder of the file until the harness goes.
+    dir: tempfile::TempDir,
     app: App,
     writer: clicktrail_collector::store::Writer,
     db: std::path::PathBuf,
     /// An admin's API token.
     token: String,
+}
+
+impl Harness {
+    /// Stops the collector (the writer drains and checkpoints).
+    fn stop(self) -> (std::path::PathBuf, tempfile::TempDir) {
+        self.app.store.close();
+        drop(self.app);
+        self.writer.join();
+        (self.db, self.dir)
+    }
+
+    /// Stops the collector and starts a new one, with the default configuration, on
+    /// the same file.
+    fn restart(self) -> Harness {
+        let token = self.token.clone();
+        let (db, dir) = self.stop();
+        let (store, writer) = Store::open(&db, WriterOptions::default()).unwrap();
+        let app = App::new(Config::default(), store).unwrap();
+        Harness {
+            dir,
+            app,
+            writer,
+            db,
+            token,
+        }
+    }
 }
 
 /// A collector over a fresh file with the site `shop` registered and an admin whose
@@ -63,9 +90,9 @@ async fn harness(opts: WriterOptions, tweak: impl FnOnce(&mut Config)) -> Harnes
     let app = App::new(config, store).unwrap();
     let token = setup(&app).await;
     Harness {
+        dir,
         app,
         writer,
-        _dir: dir,
         db,
         token,
     }
@@ -360,7 +387,7 @@ async fn shutdown_drains_and_the_file_reopens_with_every_event() {
         app,
         writer,
         db,
-        _dir,
+        dir: _dir,
         ..
     } = h;
     drop(app);
@@ -382,27 +409,14 @@ async fn visitor_ids_are_stable_within_a_day_and_across_restarts() {
         .store
         .with_reader(|c| c.query_row("SELECT visitor_id FROM events", [], |r| r.get(0)))
         .unwrap();
-    let Harness {
-        app,
-        writer,
-        db,
-        _dir,
-        ..
-    } = h;
-    app.store.close();
-    drop(app);
-    writer.join();
-    let (store, writer) = Store::open(&db, WriterOptions::default()).unwrap();
-    let app = App::new(Config::default(), store).unwrap();
-    post(&app, "text/plain", batch(&[event(2, "click", "", t)])).await;
-    let ids: i64 = count(&app, "SELECT count(DISTINCT visitor_id) FROM events");
+    let h = h.restart();
+    post(&h.app, "text/plain", batch(&[event(2, "click", "", t)])).await;
+    let ids: i64 = count(&h.app, "SELECT count(DISTINCT visitor_id) FROM events");
     assert_eq!(ids, 1, "same salt after restart on the same day");
-    let salts: i64 = count(&app, "SELECT count(*) FROM salts");
+    let salts: i64 = count(&h.app, "SELECT count(*) FROM salts");
     assert_eq!(salts, 1);
     assert!(!first.is_empty());
-    app.store.close();
-    drop(app);
-    writer.join();
+    h.stop();
 }
 
 #[tokio::test]
@@ -645,38 +659,25 @@ async fn a_resent_batch_counts_once_also_across_a_restart_and_compaction() {
     post(&h.app, "text/plain", body.clone()).await;
     assert_eq!(count(&h.app, "SELECT count(*) FROM events"), 2);
     assert_eq!(count(&h.app, "SELECT count(*) FROM events_recent"), 4);
-    let Harness {
-        app,
-        writer,
-        db,
-        _dir,
-        ..
-    } = h;
-    app.store.close();
-    drop(app);
-    writer.join();
-
-    let (store, writer) = Store::open(&db, WriterOptions::default()).unwrap();
-    let app = App::new(Config::default(), store).unwrap();
-    post(&app, "text/plain", body.clone()).await;
-    assert_eq!(count(&app, "SELECT count(*) FROM events"), 2);
+    let h = h.restart();
+    let app = &h.app;
+    post(app, "text/plain", body.clone()).await;
+    assert_eq!(count(app, "SELECT count(*) FROM events"), 2);
     app.store
         .write(|c| ::store::compact(c, ::store::Select::All))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(count(&app, "SELECT count(*) FROM events_sorted"), 2);
-    assert_eq!(count(&app, "SELECT count(*) FROM events_recent"), 0);
+    assert_eq!(count(app, "SELECT count(*) FROM events_sorted"), 2);
+    assert_eq!(count(app, "SELECT count(*) FROM events_recent"), 0);
     // After compaction, once more.
-    post(&app, "text/plain", body).await;
-    assert_eq!(count(&app, "SELECT count(*) FROM events"), 2);
+    post(app, "text/plain", body).await;
+    assert_eq!(count(app, "SELECT count(*) FROM events"), 2);
     app.store
         .write(|c| ::store::compact(c, ::store::Select::All))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(count(&app, "SELECT count(*) FROM events_sorted"), 2);
-    app.store.close();
-    drop(app);
-    writer.join();
+    assert_eq!(count(app, "SELECT count(*) FROM events_sorted"), 2);
+    h.stop();
 }

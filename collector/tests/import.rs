@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use duckdb::arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
-use duckdb::arrow::datatypes::{DataType, Field, Schema};
+use duckdb::arrow::datatypes::{Field, Schema};
 use parquet::arrow::ArrowWriter;
 
 /// One row of the test file.
@@ -63,6 +63,11 @@ fn write_parquet(path: &Path, rows: &[R]) {
         ("event_id", text(&|r| r.event_id)),
         ("campaign_owner", text(&|_| Some("someone"))),
     ];
+    write_columns(path, columns);
+}
+
+/// A Parquet file of these named columns.
+fn write_columns(path: &Path, columns: Vec<(&str, ArrayRef)>) {
     let schema = Arc::new(Schema::new(
         columns
             .iter()
@@ -79,13 +84,19 @@ fn write_parquet(path: &Path, rows: &[R]) {
     w.close().unwrap();
 }
 
-fn import(db: &Path, file: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_clicktrail"))
+/// `clicktrail import --db DB FILE`, the real binary.
+fn run_import(db: &Path, file: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_clicktrail"))
         .args(["import", "--db"])
         .arg(db)
         .arg(file)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// An import that must succeed; its summary.
+fn import(db: &Path, file: &Path) -> String {
+    let out = run_import(db, file);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -209,21 +220,14 @@ fn a_parquet_file_is_checked_scrubbed_stored_once_and_audited() {
 fn a_file_without_the_required_columns_is_refused_with_their_names() {
     let dir = tempfile::tempdir().unwrap();
     let (db, file) = (dir.path().join("x.duckdb"), dir.path().join("in.parquet"));
-    let schema = Arc::new(Schema::new(vec![Field::new("site", DataType::Utf8, true)]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![Arc::new(StringArray::from(vec![Some("shop")])) as ArrayRef],
-    )
-    .unwrap();
-    let mut w = ArrowWriter::try_new(std::fs::File::create(&file).unwrap(), schema, None).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_clicktrail"))
-        .args(["import", "--db"])
-        .arg(&db)
-        .arg(&file)
-        .output()
-        .unwrap();
+    write_columns(
+        &file,
+        vec![(
+            "site",
+            Arc::new(StringArray::from(vec![Some("shop")])) as ArrayRef,
+        )],
+    );
+    let out = run_import(&db, &file);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -232,12 +236,7 @@ fn a_file_without_the_required_columns_is_refused_with_their_names() {
     );
     // Not a Parquet file at all.
     std::fs::write(&file, b"site,session_id\nshop,s1\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_clicktrail"))
-        .args(["import", "--db"])
-        .arg(&db)
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = run_import(&db, &file);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cannot read"),

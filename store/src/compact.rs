@@ -97,8 +97,7 @@ fn move_range(conn: &Connection, lo: u64, hi: u64, all: bool) -> Result<(), duck
     } else {
         format!("{range} AND session_key IN (SELECT session_key FROM ct_chunk)")
     };
-    conn.execute_batch("BEGIN TRANSACTION")?;
-    let result = (|| {
+    crate::transaction(conn, || {
         conn.execute(
             "CREATE OR REPLACE TEMP TABLE ct_chunk AS
              SELECT session_key FROM ct_keys WHERE session_key BETWEEN ? AND ?",
@@ -139,14 +138,7 @@ fn move_range(conn: &Connection, lo: u64, hi: u64, all: bool) -> Result<(), duck
              ORDER BY site, session_key, ts, seq, event_id;
              DELETE FROM events_recent WHERE {moving};"
         ))
-    })();
-    match result {
-        Ok(()) => conn.execute_batch("COMMIT"),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
-    }
+    })
 }
 
 #[cfg(test)]

@@ -16,4 +16,25 @@ pub mod schema;
 pub mod synth;
 
 pub use compact::{Compacted, Select, compact};
+
+use duckdb::Connection;
+
+/// Runs `f` in one transaction of `conn`: committed when it succeeds, rolled back
+/// when it fails.
+pub fn transaction<T, E: From<duckdb::Error>>(
+    conn: &Connection,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    conn.execute_batch("BEGIN TRANSACTION")?;
+    match f() {
+        Ok(value) => {
+            conn.execute_batch("COMMIT")?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
 pub use schema::{COLUMNS, Column, EVENT_COLUMNS, create_or_migrate, session_key};

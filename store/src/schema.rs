@@ -305,8 +305,9 @@ CREATE OR REPLACE VIEW events AS
 }
 
 /// Whether the file's events are still in the layout of the first releases: one
-/// `events` base table that every batch was appended to.
-fn has_old_events_table(conn: &Connection) -> Result<bool, duckdb::Error> {
+/// `events` base table that every batch was appended to, which
+/// [`create_or_migrate`] brings up to date.
+pub fn is_old(conn: &Connection) -> Result<bool, duckdb::Error> {
     let n: i64 = conn.query_row(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'events' AND NOT temporary",
         [],
@@ -322,13 +323,7 @@ pub fn is_current(conn: &Connection) -> Result<bool, duckdb::Error> {
         [],
         |r| r.get(0),
     )?;
-    Ok(n == 2 && !has_old_events_table(conn)?)
-}
-
-/// Whether the file holds events in the layout of the first releases (an `events`
-/// table), which [`create_or_migrate`] brings up to date.
-pub fn is_old(conn: &Connection) -> Result<bool, duckdb::Error> {
-    has_old_events_table(conn)
+    Ok(n == 2 && !is_old(conn)?)
 }
 
 /// Creates the events tables, type and views, or brings a file written by an older
@@ -342,9 +337,8 @@ pub fn is_old(conn: &Connection) -> Result<bool, duckdb::Error> {
 ///
 /// Safe to run on every open.
 pub fn create_or_migrate(conn: &Connection) -> Result<(), duckdb::Error> {
-    conn.execute_batch("BEGIN TRANSACTION")?;
-    let result = (|| {
-        if has_old_events_table(conn)? {
+    crate::transaction(conn, || {
+        if is_old(conn)? {
             conn.execute_batch("ALTER TABLE events RENAME TO events_recent")?;
         }
         let kind_type: i64 = conn.query_row(
@@ -367,14 +361,7 @@ pub fn create_or_migrate(conn: &Connection) -> Result<(), duckdb::Error> {
         ))?;
         conn.execute_batch(&create_sorted())?;
         conn.execute_batch(&create_views())
-    })();
-    match result {
-        Ok(()) => conn.execute_batch("COMMIT"),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
-    }
+    })
 }
 
 /// The first release's events table, as it was created: what a file written by an

@@ -162,30 +162,7 @@ impl Audit for Funnel {
                 median[step as usize] = m.map(|m| m.round() as i64);
             }
         }
-
-        let steps = self
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(k, matcher)| {
-                let previous = k.checked_sub(1).map(|p| entered[p]);
-                FunnelStep {
-                    step: matcher.spec().to_owned(),
-                    entered: entered[k],
-                    conversion_from_previous: previous.and_then(|p| ratio(entered[k], p)),
-                    conversion_from_first: ratio(entered[k], entered[0]),
-                    dropped: previous.map_or(0, |p| p.saturating_sub(entered[k])),
-                    median_ms_from_previous: if k == 0 { None } else { median[k] },
-                }
-            })
-            .collect();
-        Ok(FunnelReport {
-            scope,
-            sessions,
-            name: None,
-            window_ms: self.window_ms,
-            steps,
-        })
+        Ok(self.report(scope, sessions, &entered, &median))
     }
 }
 
@@ -379,10 +356,9 @@ impl Funnel {
     /// The funnel straight from the store (see the module docs): what `analyzer
     /// funnel`, `/api/audit` and the report run.
     pub fn stream(&self, conn: &Connection, scope: ResolvedScope) -> Result<FunnelReport, Error> {
-        conn.execute_batch("BEGIN TRANSACTION")?;
-        let result = self.stream_in_transaction(conn, &scope);
-        let _ = conn.execute_batch("COMMIT");
-        let (sessions, mut tally) = result?;
+        // One snapshot for the count and the rows.
+        let (sessions, mut tally) =
+            store::transaction(conn, || self.stream_in_transaction(conn, &scope))?;
         let medians = tally.medians();
         Ok(self.report(scope, sessions, &tally.entered, &medians))
     }
@@ -452,6 +428,8 @@ impl Funnel {
         Ok((sessions, pass.tally))
     }
 
+    /// The report from the sessions that entered each step and the median time from
+    /// the previous one (both paths end here).
     fn report(
         &self,
         scope: ResolvedScope,
