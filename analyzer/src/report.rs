@@ -444,7 +444,7 @@ mod tests {
         vec![
             // b: the buyer.
             page("b1", "b", t(0), "/").url("https://shop.example/?utm_source=mail"),
-            seen("b2", "b", t(1), "/", "a#gift", "https://shop.example/gift"),
+            seen("b2", "b", t(1), "/", "a#gift", "https://shop.example/gift").text("Gift cards"),
             seen(
                 "b3",
                 "b",
@@ -488,13 +488,21 @@ mod tests {
             ),
             ev("r3", "r", t(102), 5, "ad_view").path("/").ad("winter:B"),
             page("r4", "r", t(110), "/product/boots"),
-            click("r5", "r", t(111), "/product/boots", "span#size"),
-            click("r6", "r", t(111) + 200, "/product/boots", "span#size"),
-            click("r7", "r", t(111) + 400, "/product/boots", "span#size"),
+            // Each click judged dead by the tracker: the next press ends the wait
+            // of the one before; the last one's second runs out.
+            click("r5", "r", t(111), "/product/boots", "span#size").text("Size guide"),
+            ev("r5d", "r", t(111) + 200, 2, "dead_click")
+                .path("/product/boots")
+                .selector("span#size"),
+            click("r6", "r", t(111) + 200, "/product/boots", "span#size").text("Size guide"),
+            ev("r6d", "r", t(111) + 400, 2, "dead_click")
+                .path("/product/boots")
+                .selector("span#size"),
+            click("r7", "r", t(111) + 400, "/product/boots", "span#size").text("Size guide"),
             ev("r8", "r", t(112) + 400, 9, "dead_click")
                 .path("/product/boots")
                 .selector("span#size"),
-            click("r9", "r", t(120), "/product/boots", "button#notify"),
+            click("r9", "r", t(120), "/product/boots", "button#notify").text("Notify me"),
             ev("r10", "r", t(120) + 300, 10, "error")
                 .path("/product/boots")
                 .message("TypeError: subscribe is not a function")
@@ -510,7 +518,9 @@ mod tests {
                 "a#gift",
                 "https://shop.example/gift",
             ),
-            click("g3", "g", t(202), "/", "a#gift").href("https://shop.example/gift"),
+            click("g3", "g", t(202), "/", "a#gift")
+                .href("https://shop.example/gift")
+                .text("Gift cards"),
             page("g4", "g", t(203), "/gift")
                 .status(404)
                 .referrer("https://shop.example/"),

@@ -241,7 +241,7 @@ pub fn enrich(batch: protocol::Batch, ctx: &Context, salt: &[u8; 32]) -> Vec<Row
             screen: text(e.screen.as_deref()),
             selector: text(e.sel.as_deref()),
             text: text(e.text.as_deref()),
-            href: e.href.as_deref().and_then(scrub::url),
+            href: e.href.as_deref().and_then(scrub::href),
             x: e.x,
             y: e.y,
             form: text(e.form.as_deref()),
@@ -273,12 +273,13 @@ pub fn enrich(batch: protocol::Batch, ctx: &Context, salt: &[u8; 32]) -> Vec<Row
         };
         match links {
             Some(links) if row.kind == protocol::kind::LINKS => {
-                for (i, (sel, href)) in links.into_iter().enumerate() {
+                for (i, l) in links.into_iter().enumerate() {
                     let mut r = row.clone();
                     r.event_id = format!("{}-{i}", r.event_id);
                     protocol::kind::LINK_VIEW.clone_into(&mut r.kind);
-                    r.selector = Some(scrub::text(&sel).into_owned());
-                    r.href = scrub::url(&href);
+                    r.selector = Some(scrub::text(&l.sel).into_owned());
+                    r.href = scrub::href(&l.href);
+                    r.text = text(l.label.as_deref());
                     rows.push(r);
                 }
             }

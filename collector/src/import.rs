@@ -628,7 +628,8 @@ impl Ctx<'_> {
                     }
                     "props" => b.append_option(c.props.as_deref()),
                     "browser" | "os" | "device" if value.is_none() => b.append_value("unknown"),
-                    "url" | "referrer" | "href" | "source" => {
+                    "href" => b.append_option(value.and_then(|v| memo.get(name, v, scrub::href))),
+                    "url" | "referrer" | "source" => {
                         b.append_option(value.and_then(|v| memo.get(name, v, scrub::url)));
                     }
                     _ => b

@@ -267,7 +267,15 @@ fn path_once(p: &str) -> String {
 /// `scheme:`. Anything else: None.
 #[must_use]
 pub fn url(raw: &str) -> Option<String> {
-    url_at(raw, 0).map(last_resort)
+    url_at(raw, 0, false).map(last_resort)
+}
+
+/// A link's href as the tracker sends it: scrubbed as [`url`], except that a bare
+/// fragment name (`#cart`) is kept, since the tracker keeps a fragment in an href
+/// only when it is a route of a hash-routed page.
+#[must_use]
+pub fn href(raw: &str) -> Option<String> {
+    url_at(raw, 0, true).map(last_resort)
 }
 
 /// Custom-event properties: every key and every string value (recursively) scrubbed with `text`; a key that
@@ -484,26 +492,26 @@ fn push_route(out: &mut String, fragment: &str, names: bool) {
     }
 }
 
-fn url_at(raw: &str, depth: u8) -> Option<String> {
+fn url_at(raw: &str, depth: u8, names: bool) -> Option<String> {
     let raw = raw.trim_matches(|c: char| c.is_ascii_whitespace() || c.is_ascii_control());
     if let Some(rest) = raw.strip_prefix("//") {
         // Protocol-relative: scrub as https, give it back without the scheme.
         let u = Url::parse(&format!("https://{rest}")).ok()?;
-        let out = absolute(&u, depth)?;
+        let out = absolute(&u, depth, names)?;
         return Some(out.get("https:".len()..).unwrap_or_default().to_owned());
     }
     if raw.starts_with('/') {
-        return Some(relative(raw, depth));
+        return Some(relative(raw, depth, names));
     }
     let u = Url::parse(raw).ok()?;
     match u.scheme() {
-        "http" | "https" => absolute(&u, depth),
+        "http" | "https" => absolute(&u, depth, names),
         s if OTHER_SCHEMES.contains(&s) => Some(format!("{s}:")),
         _ => None,
     }
 }
 
-fn absolute(u: &Url, depth: u8) -> Option<String> {
+fn absolute(u: &Url, depth: u8, names: bool) -> Option<String> {
     let mut out = String::with_capacity(u.as_str().len());
     out.push_str(u.scheme());
     out.push_str("://");
@@ -524,7 +532,7 @@ fn absolute(u: &Url, depth: u8) -> Option<String> {
         push_query(&mut out, q, depth);
     }
     if let Some(f) = u.fragment() {
-        push_route(&mut out, f, false);
+        push_route(&mut out, f, names);
     }
     Some(out)
 }
@@ -548,7 +556,7 @@ fn push_host(out: &mut String, host: &str) -> Option<()> {
     Some(())
 }
 
-fn relative(raw: &str, depth: u8) -> String {
+fn relative(raw: &str, depth: u8, names: bool) -> String {
     let mut out = String::with_capacity(raw.len());
     let path_end = raw.find(['?', '#']).unwrap_or(raw.len());
     push_path(raw.get(..path_end).unwrap_or_default(), &mut out);
@@ -562,7 +570,7 @@ fn relative(raw: &str, depth: u8) -> String {
         );
     }
     if let Some(h) = hash {
-        push_route(&mut out, raw.get(h + 1..).unwrap_or_default(), false);
+        push_route(&mut out, raw.get(h + 1..).unwrap_or_default(), names);
     }
     out
 }
@@ -642,7 +650,7 @@ fn ref_value(v: &str, depth: u8) -> Option<Cow<'_, str>> {
         if depth >= MAX_URL_DEPTH {
             return None;
         }
-        let clean = url_at(&decoded, depth + 1)?;
+        let clean = url_at(&decoded, depth + 1, false)?;
         if clean == decoded {
             return Some(Cow::Borrowed(v));
         }
@@ -2767,6 +2775,29 @@ mod tests {
     }
 
     // --- the old enrich.rs expectations --------------------------------------
+
+    #[test]
+    fn an_href_keeps_its_hash_route_and_drops_secrets() {
+        assert_eq!(
+            href("https://shop.example/#cart").as_deref(),
+            Some("https://shop.example/#cart")
+        );
+        assert_eq!(
+            href("https://shop.example/app#/product/12?ref=x").as_deref(),
+            Some("https://shop.example/app#/product/12")
+        );
+        assert_eq!(href("/app#catalog").as_deref(), Some("/app#catalog"));
+        // A page URL drops a bare name (an anchor there).
+        assert_eq!(url("/app#catalog").as_deref(), Some("/app"));
+        assert_eq!(
+            href("https://shop.example/#jane@mail.example").as_deref(),
+            Some("https://shop.example/")
+        );
+        assert_eq!(
+            href("https://shop.example/#/u/jane@mail.example").as_deref(),
+            Some("https://shop.example/#/u/[email]")
+        );
+    }
 
     #[test]
     fn enrich_rs_expectations() {

@@ -142,14 +142,25 @@ pub struct Event {
     pub status: Option<u16>,
     /// `CAMPAIGN:VARIANT` of the `data-ct-ad` element (ad views, clicks inside an ad).
     pub ad: Option<String>,
-    /// Links seen in the viewport (`links` events): `[selector, href]` pairs.
-    pub links: Option<Vec<(String, String)>>,
+    /// Links seen in the viewport (`links` events): `[selector, href]` or
+    /// `[selector, href, label]` arrays.
+    pub links: Option<Vec<LinkSeen>>,
     /// Error message (`error` events), cut to 256 chars.
     pub msg: Option<String>,
     /// Script URL of an error.
     pub src: Option<String>,
     /// Line of an error.
     pub line: Option<u32>,
+}
+
+/// One link of a `links` event, sent as the array `[selector, href]` or
+/// `[selector, href, label]`; the label is the link's text or accessible name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct LinkSeen {
+    pub sel: String,
+    pub href: String,
+    #[serde(default)]
+    pub label: Option<String>,
 }
 
 fn is_hex_id(s: &str) -> bool {
@@ -288,9 +299,19 @@ fn validate_event(index: usize, e: &Event, sent: i64) -> Result<(), Error> {
                 ),
             });
         }
-        for (sel, href) in links {
-            check_len(index, "links", Some(sel), MAX_SELECTOR)?;
-            check_len(index, "links", Some(href), MAX_URL)?;
+        for l in links {
+            check_len(index, "links", Some(&l.sel), MAX_SELECTOR)?;
+            check_len(index, "links", Some(&l.href), MAX_URL)?;
+            if l.label
+                .as_ref()
+                .is_some_and(|t| t.chars().count() > MAX_TEXT_CHARS)
+            {
+                return Err(Error::EventField {
+                    index,
+                    field: "links",
+                    problem: format!("has a label over {MAX_TEXT_CHARS} characters"),
+                });
+            }
         }
     }
     if e.status.is_some_and(|s| !(100..=599).contains(&s)) {
@@ -400,7 +421,7 @@ mod tests {
             ev("pageview", r#","status":404"#),
             ev(
                 "links",
-                r#","links":[["a#x","https://s.example/a"],["a.y","/b"]]"#,
+                r#","links":[["a#x","https://s.example/a"],["a.y","/b","Boots"]]"#,
             ),
             ev("ad_view", r#","ad":"winter:A","sel":"a#banner""#),
             ev(
@@ -412,7 +433,15 @@ mod tests {
         ];
         let b = parse_batch(body(&events.join(",")).as_bytes()).unwrap();
         assert_eq!(b.events[0].status, Some(404));
-        assert_eq!(b.events[1].links.as_ref().map(Vec::len), Some(2));
+        let links = b.events[1].links.as_ref().unwrap();
+        assert_eq!(links.len(), 2);
+        assert_eq!(links[0].label, None);
+        assert_eq!(links[1].label.as_deref(), Some("Boots"));
+        // Not a link: too few or too many parts.
+        for bad in [r#"[["a#x"]]"#, r#"[["a#x","/b","c","d"]]"#] {
+            let e = ev("links", &format!(r#","links":{bad}"#));
+            assert!(parse_batch(body(&e).as_bytes()).is_err(), "{bad}");
+        }
         let bad = parse_batch(body(&ev("pageview", r#","status":42"#)).as_bytes()).unwrap_err();
         assert_eq!(
             bad.to_string(),

@@ -113,4 +113,4 @@ pub mod kind {
 #[cfg(feature = "serde")]
 mod batch;
 #[cfg(feature = "serde")]
-pub use batch::{Batch, Error, Event, parse_batch, stored_rows};
+pub use batch::{Batch, Error, Event, LinkSeen, parse_batch, stored_rows};

@@ -1,11 +1,19 @@
 //! Dead clicks: a click that nothing answered within [`DEAD_MS`].
 //!
-//! An answer is a DOM change anywhere in the document (a `MutationObserver`
-//! watching everything), a request started by the page (`fetch` and
-//! `XMLHttpRequest.send` are wrapped in `lib.rs`; the tracker's own requests don't
-//! count), or a navigation: a history change, the Navigation API's `navigate`
-//! event where the browser has it, a link followed (its click not prevented), a
-//! form submitted or found invalid, the page hidden or left.
+//! An answer is a real DOM change anywhere in the document (a `MutationObserver`
+//! watching everything, see [`Tracker::on_dom_answer`]), a value set by the page
+//! on a field (a quantity stepper writes `input.value`, which no observer sees:
+//! the `value`, `checked` and `selectedIndex` setters are wrapped in `lib.rs`,
+//! and the value itself is never read), a request started by the page (`fetch`
+//! and `XMLHttpRequest.send` are wrapped in `lib.rs`; the tracker's own requests
+//! don't count), or a navigation: a history change, the Navigation API's
+//! `navigate` event where the browser has it, a link followed (its click not
+//! prevented), a form submitted or found invalid, the page hidden or left.
+//!
+//! A real change is one that leaves something different: an attribute or a text
+//! whose value is not the one it had, or nodes added or removed. Scripts that
+//! rewrite the same classes and styles on every click anywhere (dropdown and
+//! tooltip libraries do) change nothing, and so answer nothing.
 //!
 //! Requests are caught when they start rather than through resource timing: a
 //! resource entry only appears once a request is complete (a slow answer, the
@@ -20,13 +28,19 @@
 //! the one before, which is dead if nothing answered in between. The observer
 //! runs only from a `pointerdown` or click until the first answer or the verdict.
 //! Clicks on form fields and labels (focus is the answer, and no observer sees
-//! it) and in `data-ct-ignore` never count.
+//! it), in `data-ct-ignore` and in `data-ct-no-dead` never count.
+//!
+//! Rage clicks are told by the audit from these verdicts: a burst of clicks is
+//! rage only when the clicks after its first got no answer. Inside
+//! `data-ct-no-rage` only the first unanswered click of a burst (clicks on one
+//! element less than [`BURST_MS`] apart) is judged dead, so a burst there is never
+//! rage and still shows one dead click.
 
 use alloc::string::String;
 
 use js_sys::Date;
 use protocol::{MAX_SELECTOR, kind};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Element, Event, MouseEvent};
 
 use crate::dom::{self, Observer};
@@ -34,8 +48,10 @@ use crate::tracker::Tracker;
 
 /// How long a click may wait for an answer.
 const DEAD_MS: i32 = 1000;
-/// Clicks here are answered by focus.
-const FIELDS: &str = "input,select,textarea,label,[contenteditable]";
+/// Clicks here are answered by focus, or are not to be judged.
+const FIELDS: &str = "input,select,textarea,label,[contenteditable],[data-ct-no-dead]";
+/// Clicks on one `data-ct-no-rage` element closer than this are one burst.
+const BURST_MS: f64 = 2000.0;
 
 /// The click being judged, and whether something answered since watching started.
 #[derive(Default)]
@@ -45,6 +61,8 @@ pub(crate) struct Dead {
     answered: bool,
     /// A `pointerdown` started watching for the coming click.
     primed: bool,
+    /// The latest click on a `data-ct-no-rage` element: its selector and time.
+    burst: Option<(String, f64)>,
 }
 
 struct Click {
@@ -54,6 +72,8 @@ struct Click {
     t: f64,
     /// The click event when it was on a link: following the link is an answer.
     link: Option<Event>,
+    /// Not judged: a later click of a burst on a `data-ct-no-rage` element.
+    repeat: bool,
 }
 
 impl Tracker {
@@ -86,11 +106,22 @@ impl Tracker {
         link: bool,
     ) {
         if dom::closest(target, FIELDS).is_none() {
+            let t = Date::now();
+            let mut repeat = false;
+            if dom::closest(target, "[data-ct-no-rage]").is_some() {
+                repeat = self
+                    .dead
+                    .burst
+                    .as_ref()
+                    .is_some_and(|(s, bt)| *s == sel && t - bt < BURST_MS);
+                self.dead.burst = Some((sel.clone(), t));
+            }
             self.dead.click = Some(Click {
                 sel,
                 xy: pointer.then(|| (e.client_x(), e.client_y())),
-                t: Date::now(),
+                t,
                 link: link.then(|| e.clone().into()),
+                repeat,
             });
             self.tick(DEAD_MS);
         }
@@ -99,7 +130,8 @@ impl Tracker {
     fn dead_watch(&mut self) {
         self.dead.answered = false;
         if let Some(o) = &self.dead.mo {
-            let all = r#"{"subtree":1,"childList":1,"attributes":1,"characterData":1}"#;
+            let all = r#"{"subtree":1,"childList":1,"attributes":1,"characterData":1,
+                "attributeOldValue":1,"characterDataOldValue":1}"#;
             let _ = o.observe(&self.doc, &dom::json(all));
         }
     }
@@ -109,6 +141,17 @@ impl Tracker {
         self.dead.answered = true;
         if let Some(o) = &self.dead.mo {
             o.disconnect();
+        }
+    }
+
+    /// The observer's records: an answer when one of them really changed something.
+    pub(crate) fn on_dom_answer(&mut self, records: &JsValue) {
+        let mut real = false;
+        dom::each(records, |r| {
+            real = real || changed(&r);
+        });
+        if real {
+            self.on_answer(records);
         }
     }
 
@@ -132,6 +175,7 @@ impl Tracker {
         let answered = core::mem::replace(&mut self.dead.answered, true);
         self.on_answer(&JsValue::UNDEFINED);
         if answered
+            || c.repeat
             || c.link.is_some_and(|e| !e.default_prevented())
             || self.current_url() != self.page_url
         {
@@ -145,5 +189,25 @@ impl Tracker {
             }
             self.push(j);
         }
+    }
+}
+
+/// Whether a `MutationRecord` leaves the page different: nodes added or removed,
+/// or an attribute or text now unlike its old value (a rewrite of the same value
+/// is no change).
+fn changed(r: &JsValue) -> bool {
+    let target = dom::prop(r, "target");
+    let old = dom::prop(r, "oldValue").as_string();
+    match dom::prop(r, "type").as_string().as_deref() {
+        Some("attributes") => {
+            let name = dom::prop(r, "attributeName")
+                .as_string()
+                .unwrap_or_default();
+            target
+                .dyn_ref::<Element>()
+                .is_none_or(|el| el.get_attribute(&name) != old)
+        }
+        Some("characterData") => dom::prop(&target, "data").as_string() != old,
+        _ => true,
     }
 }

@@ -111,7 +111,7 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue) -> Option<()> {
         let half = dom::json(r#"{"threshold":0.5}"#);
         s.seen.io =
             dom::Observer::intersection_observer(&callback(&t, Tracker::on_view), &half).ok();
-        s.dead.mo = dom::Observer::mutation_observer(&callback(&t, Tracker::on_answer)).ok();
+        s.dead.mo = dom::Observer::mutation_observer(&callback(&t, Tracker::on_dom_answer)).ok();
     }
 
     let d: &EventTarget = &doc;
@@ -154,6 +154,18 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue) -> Option<()> {
     wrap(&t, &win, "fetch", Tracker::on_answer);
     let xhr = dom::prop(&dom::prop(&win, "XMLHttpRequest"), "prototype");
     wrap(&t, &xhr, "send", Tracker::on_answer);
+    // So does a value the page sets on a field (a quantity stepper): the setters
+    // are wrapped, the value is never read.
+    for (class, props) in [
+        ("HTMLInputElement", &["value", "checked"][..]),
+        ("HTMLTextAreaElement", &["value"]),
+        ("HTMLSelectElement", &["value", "selectedIndex"]),
+    ] {
+        let proto = dom::prop(&dom::prop(&win, class), "prototype");
+        for p in props {
+            wrap_setter(&t, &proto, p, Tracker::on_answer);
+        }
+    }
 
     let api = {
         let t = Rc::clone(&t);
@@ -230,6 +242,19 @@ fn listen(
     capture: bool,
 ) {
     let _ = target.add_event_listener_with_callback_and_bool(ty, &callback(t, f), capture);
+}
+
+/// Wrap the setter of the accessor property `name` of `proto` as [`wrap`] wraps a
+/// method: the page's assignment runs unchanged, then `f`.
+fn wrap_setter(t: &Shared, proto: &JsValue, name: &str, f: fn(&mut Tracker, &JsValue)) {
+    let Ok(proto) = proto.clone().dyn_into::<js_sys::Object>() else {
+        return;
+    };
+    let desc = js_sys::Object::get_own_property_descriptor(&proto, &JsValue::from_str(name));
+    if dom::prop(&desc, "set").is_function() && dom::prop(&desc, "configurable").is_truthy() {
+        wrap(t, &desc, "set", f);
+        let _ = Reflect::define_property(&proto, &JsValue::from_str(name), desc.unchecked_ref());
+    }
 }
 
 /// Replace `obj[method]` by a proxy that calls the original (its result and any

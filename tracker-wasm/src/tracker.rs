@@ -240,6 +240,18 @@ impl Tracker {
         (String::from(url), self.route.clone())
     }
 
+    /// A link's href as recorded: without its fragment, unless the fragment is a
+    /// hash route ([`Tracker::route_of`]), so that the `#/product/12` and
+    /// `#/product/13` links of a hash-routed shop stay two links.
+    pub(crate) fn link_href(&self, href: &str) -> String {
+        let url = before(href, b'#');
+        let mut out = String::from(url);
+        if let Some(r) = href.get(url.len() + 1..).and_then(|f| self.route_of(f)) {
+            out.push_str(&r);
+        }
+        out
+    }
+
     /// The hash route a URL fragment (without `#`) names: `#` + the fragment when
     /// it starts with `/` or `!` (`#/product/12`, `#!/cart`), or is a name no
     /// rendered element of the page has (`#cart` of a `#name` router); empty for
@@ -567,7 +579,7 @@ impl Tracker {
             j.str("text", &text, usize::MAX);
         }
         if let Some(h) = &href {
-            j.str("href", no_fragment(h), MAX_URL);
+            j.str("href", &self.link_href(h), MAX_URL);
         }
         if pointer {
             j.int("x", e.client_x().into());

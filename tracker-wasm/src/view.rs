@@ -9,7 +9,8 @@
 //!
 //! **Links.** A *view* is a page view, or one screen of it: a new page view or a
 //! change of the visible `data-ct-screen` ends it. Each link in view during a view
-//! is listed once, as `["selector","href"]`, and the list goes out in `links`
+//! is listed once, as `["selector","href","label"]` (the label, its text or
+//! accessible name, only when it has one), and the list goes out in `links`
 //! events carrying the path and screen of that view: when the view ends, when the
 //! page is hidden (the rest of the view follows later), and whenever
 //! [`protocol::MAX_LINKS_PER_EVENT`] links or [`MAX_LINKS_BYTES`] are waiting, so
@@ -29,7 +30,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Element, HtmlAnchorElement};
 
 use crate::dom::{self, Observer};
-use crate::json::{cut, no_fragment, quote};
+use crate::json::{cut, quote};
 use crate::tracker::Tracker;
 
 /// What the observer watches.
@@ -48,7 +49,7 @@ const MARK: &str = "_ctv";
 #[derive(Default)]
 pub(crate) struct Seen {
     pub(crate) io: Option<Observer>,
-    /// `["selector","href"]` of each link seen in this view, in JSON; the first
+    /// `["selector","href","label"]` of each link seen in this view, in JSON; the first
     /// `sent` of them are sent, they take `unsent_bytes` after that.
     links: Vec<String>,
     sent: usize,
@@ -135,7 +136,12 @@ impl Tracker {
         let mut link = String::from("[");
         quote(&mut link, &dom::selector(a));
         link.push(',');
-        quote(&mut link, cut(no_fragment(&a.href()), MAX_URL));
+        quote(&mut link, cut(&self.link_href(&a.href()), MAX_URL));
+        // Its label for the report: the text, else the accessible name.
+        if let Some(text) = dom::text(a) {
+            link.push(',');
+            quote(&mut link, &text);
+        }
         link.push(']');
         // The same link again, e.g. re-rendered by the page.
         if self.seen.links.contains(&link) {

@@ -12,7 +12,12 @@
 //!
 //! - **rage click**: at least `rage_clicks` clicks on the same selector of the same
 //!   page, the last within `rage_ms` (inclusive) of the first and each within
-//!   `rage_px` (Euclidean, inclusive) of the first ([`rage_bouts`]). Such windows
+//!   `rage_px` (Euclidean, inclusive) of the first, and every click after the first
+//!   left unanswered: the tracker judged it dead (a `dead_click` row of that
+//!   selector follows it before the session's next click). Quick clicks that each
+//!   did something (a carousel's arrow, a quantity stepper, a toggle) are normal
+//!   use, not rage; a slow button whose first click started a request and whose
+//!   next clicks did nothing is rage ([`rage_bouts`]). Such windows
 //!   that share a click are one occurrence: 4 or 6 clicks in a second are one rage
 //!   click; a new occurrence needs a window that shares no click with the previous
 //!   one. Clicks on different selectors never combine (a click on `button > span` and
@@ -29,14 +34,15 @@
 //!   (same path), at most `quick_back_ms` after P1. Reported on P1's page, no selector.
 //!
 //! `share` is sessions affected over the page's sessions: sessions with any event on
-//! that path.
+//! that path. `label` is what a person sees on the element: the text (or accessible
+//! name) most often recorded with its clicks on that page.
 
 use std::collections::HashMap;
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, SessionOrder as _, kind_in, ratio};
+use super::{Audit, SessionOrder as _, kind_in, labels, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -132,6 +138,9 @@ pub struct FrustrationIssue {
     pub page: String,
     /// The clicked element; null for quick backs.
     pub selector: Option<String>,
+    /// What the element reads: its text or accessible name, as most often
+    /// recorded with its clicks on this page; null when unknown.
+    pub label: Option<String>,
     /// How many times (rage clicks: bursts, not clicks).
     pub occurrences: u64,
     /// Sessions with at least one occurrence.
@@ -195,6 +204,7 @@ impl Audit for Frustration {
         Col::Path,
         Col::Nav,
         Col::Selector,
+        Col::Text,
         Col::X,
         Col::Y,
     ];
@@ -222,6 +232,7 @@ impl Audit for Frustration {
             .zip(per_page.column("sessions")?.u64()?.iter())
             .filter_map(|(p, n)| Some((p?, n?)))
             .collect();
+        let labels = labels(&events)?;
         let sorted = events
             .lazy()
             .filter(kind_in(["click", "dead_click", "error", "pageview"]))
@@ -259,10 +270,12 @@ impl Audit for Frustration {
                     affected.get(i).unwrap_or(0),
                     page_sessions.get(page).copied().unwrap_or(0),
                 );
+                let sel = selector.get(i);
                 Some(FrustrationIssue {
                     kind,
                     page: page.to_owned(),
-                    selector: selector.get(i).map(str::to_owned),
+                    selector: sel.map(str::to_owned),
+                    label: sel.and_then(|s| labels.get(&(page.to_owned(), s.to_owned())).cloned()),
                     occurrences: occurrences.get(i).unwrap_or(0),
                     sessions,
                     page_sessions: on_page,
@@ -290,15 +303,23 @@ impl Audit for Frustration {
     }
 }
 
-/// A click's time and position, for [`rage_bouts`].
-pub type ClickAt = (i64, Option<(i32, i32)>);
+/// A click, for [`rage_bouts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClickAt {
+    pub ts: i64,
+    /// Where, for a pointer click.
+    pub at: Option<(i32, i32)>,
+    /// Nothing answered it: the tracker judged it dead.
+    pub unanswered: bool,
+}
 
 /// How many rage clicks (bursts) a run of clicks on one selector holds.
 ///
 /// `clicks` are in time order. A window of `n` consecutive clicks qualifies when the
-/// last is at most `max_ms` after the first and every click is at most `max_px` from
-/// the first (clicks without a position are near anything). Qualifying windows that
-/// share a click belong to one burst.
+/// last is at most `max_ms` after the first, every click is at most `max_px` from
+/// the first (clicks without a position are near anything), and every click after
+/// the first was left unanswered. Qualifying windows that share a click belong to
+/// one burst.
 pub fn rage_bouts(clicks: &[ClickAt], n: usize, max_ms: i64, max_px: u32) -> u64 {
     let n = n.max(1);
     if clicks.len() < n {
@@ -315,9 +336,11 @@ pub fn rage_bouts(clicks: &[ClickAt], n: usize, max_ms: i64, max_px: u32) -> u64
     let mut covered_until: Option<usize> = None;
     for start in 0..=clicks.len() - n {
         let end = start + n - 1;
-        let (t0, p0) = clicks[start];
-        let qualifies = clicks[end].0 - t0 <= max_ms
-            && clicks[start + 1..=end].iter().all(|&(_, p)| near(p0, p));
+        let first = clicks[start];
+        let qualifies = clicks[end].ts - first.ts <= max_ms
+            && clicks[start + 1..=end]
+                .iter()
+                .all(|c| c.unanswered && near(first.at, c.at));
         if qualifies {
             if covered_until.is_none_or(|c| start > c) {
                 bouts += 1;
@@ -417,11 +440,27 @@ impl Frustration {
                 "click" => {
                     if let Some(sel) = sel {
                         let at = x.get(i).zip(y.get(i));
-                        state.clicks.entry((page, sel)).or_default().push((t, at));
+                        state.clicks.entry((page, sel)).or_default().push(ClickAt {
+                            ts: t,
+                            at,
+                            unanswered: false,
+                        });
                     }
                     state.last_click = Some((t, page, sel, false));
                 }
-                "dead_click" => out.push(sid, FrustrationKind::DeadClick, page, sel, 1),
+                "dead_click" => {
+                    // The verdict on the latest click: it went unanswered.
+                    if let (Some((_, cpage, Some(csel), _)), Some(sel)) = (state.last_click, sel)
+                        && (cpage, csel) == (page, sel)
+                        && let Some(c) = state
+                            .clicks
+                            .get_mut(&(page, sel))
+                            .and_then(|v| v.last_mut())
+                    {
+                        c.unanswered = true;
+                    }
+                    out.push(sid, FrustrationKind::DeadClick, page, sel, 1);
+                }
                 "error" => {
                     if let Some((ct, cpage, csel, blamed)) = &mut state.last_click
                         && !*blamed
@@ -480,6 +519,7 @@ impl FrustrationReport {
                 ("kind", "kind"),
                 ("page", "page"),
                 ("selector", "element"),
+                ("label", "label"),
                 ("occurrences", "occurrences"),
                 ("sessions", "sessions"),
                 ("page_sessions", "page sessions"),
@@ -493,6 +533,7 @@ impl FrustrationReport {
                         Cell::Text(r.kind.as_str().to_owned()),
                         Cell::Text(r.page.clone()),
                         Cell::Text(r.selector.clone().unwrap_or_default()),
+                        Cell::Text(r.label.clone().unwrap_or_default()),
                         Cell::Count(r.occurrences),
                         Cell::Count(r.sessions),
                         Cell::Count(r.page_sessions),
@@ -516,11 +557,13 @@ mod tests {
         run_audit(&db.conn(), ResolvedScope::default(), audit).unwrap()
     }
 
+    /// A click on /cart; the clicks on [`PAY`] read "Pay now".
     fn click(id: &str, session: &str, ts: i64, sel: &str, x: i32, y: i32) -> Ev {
-        ev(id, session, ts, (ts / 10) as i32, "click")
+        let e = ev(id, session, ts, (ts / 10) as i32, "click")
             .path("/cart")
             .selector(sel)
-            .xy(x, y)
+            .xy(x, y);
+        if sel == PAY { e.text("Pay now") } else { e }
     }
 
     fn page(id: &str, session: &str, ts: i64, path: &str, nav: &str) -> Ev {
@@ -549,49 +592,94 @@ mod tests {
 
     const PAY: &str = "button#pay";
 
+    /// A click the tracker judged dead: the click, then its `dead_click` row.
+    fn unanswered(id: &str, session: &str, ts: i64, sel: &str, x: i32, y: i32) -> [Ev; 2] {
+        [
+            click(id, session, ts, sel, x, y),
+            ev(
+                &format!("{id}-dead"),
+                session,
+                ts + 50,
+                (ts / 10) as i32,
+                "dead_click",
+            )
+            .path("/cart")
+            .selector(sel)
+            .xy(x, y),
+        ]
+    }
+
     fn rage_fixture() -> Vec<Ev> {
-        let mut events = vec![
+        let dead = |id: &str, s: &str, ts: i64, sel: &str, x: i32, y: i32| {
+            unanswered(id, s, ts, sel, x, y).to_vec()
+        };
+        let mut events: Vec<Ev> = [
             // s1: 3 clicks in exactly 1 s, within 30 px of the first: a rage click.
-            click("a1", "s1", 0, PAY, 100, 100),
-            click("a2", "s1", 500, PAY, 110, 100),
-            click("a3", "s1", 1_000, PAY, 100, 120),
+            dead("a1", "s1", 0, PAY, 100, 100),
+            dead("a2", "s1", 500, PAY, 110, 100),
+            dead("a3", "s1", 1_000, PAY, 100, 120),
             // s2: 3 clicks spread over 1.1 s: not with the default 1 s.
-            click("b1", "s2", 0, PAY, 100, 100),
-            click("b2", "s2", 550, PAY, 100, 100),
-            click("b3", "s2", 1_100, PAY, 100, 100),
+            dead("b1", "s2", 0, PAY, 100, 100),
+            dead("b2", "s2", 550, PAY, 100, 100),
+            dead("b3", "s2", 1_100, PAY, 100, 100),
             // s3: 4 fast clicks: one rage click.
-            click("c1", "s3", 0, PAY, 100, 100),
-            click("c2", "s3", 100, PAY, 100, 100),
-            click("c3", "s3", 200, PAY, 100, 100),
-            click("c4", "s3", 300, PAY, 100, 100),
+            dead("c1", "s3", 0, PAY, 100, 100),
+            dead("c2", "s3", 100, PAY, 100, 100),
+            dead("c3", "s3", 200, PAY, 100, 100),
+            dead("c4", "s3", 300, PAY, 100, 100),
             // s5: 3 fast clicks, but on two selectors (the button and its label).
-            click("e1", "s5", 0, PAY, 100, 100),
-            click("e2", "s5", 100, "button#pay > span", 100, 100),
-            click("e3", "s5", 200, PAY, 100, 100),
+            dead("e1", "s5", 0, PAY, 100, 100),
+            dead("e2", "s5", 100, "button#pay > span", 100, 100),
+            dead("e3", "s5", 200, PAY, 100, 100),
             // s6: 3 fast clicks on one selector, but 100 px apart.
-            click("f1", "s6", 0, PAY, 0, 0),
-            click("f2", "s6", 100, PAY, 100, 0),
-            click("f3", "s6", 200, PAY, 200, 0),
-        ];
+            dead("f1", "s6", 0, PAY, 0, 0),
+            dead("f2", "s6", 100, PAY, 100, 0),
+            dead("f3", "s6", 200, PAY, 200, 0),
+            // s7: 4 fast clicks that each did something (a carousel's arrow, a
+            // stepper): no dead verdict, no rage.
+            vec![
+                click("g1", "s7", 0, PAY, 100, 100),
+                click("g2", "s7", 100, PAY, 100, 100),
+                click("g3", "s7", 200, PAY, 100, 100),
+                click("g4", "s7", 300, PAY, 100, 100),
+            ],
+            // s8: a slow button: the first click started a request, the next two
+            // did nothing: rage.
+            vec![click("h1", "s8", 0, PAY, 100, 100)],
+            dead("h2", "s8", 300, PAY, 100, 100),
+            dead("h3", "s8", 600, PAY, 100, 100),
+            // s9: 3 fast clicks, the middle one answered: no rage.
+            dead("i1", "s9", 0, PAY, 100, 100),
+            vec![click("i2", "s9", 200, PAY, 100, 100)],
+            dead("i3", "s9", 400, PAY, 100, 100),
+        ]
+        .concat();
         // s4: a burst of 6 in 0.5 s (one rage click), then 3 more 5 s later (another).
         for (i, t) in [0, 100, 200, 300, 400, 500, 5_000, 5_100, 5_200]
             .into_iter()
             .enumerate()
         {
-            events.push(click(&format!("d{i}"), "s4", t, PAY, 100, 100));
+            events.extend(unanswered(&format!("d{i}"), "s4", t, PAY, 100, 100));
         }
         events
     }
 
+    /// The rage-click rows of a report.
+    fn rage(r: &FrustrationReport) -> Vec<Row<'_>> {
+        rows(r)
+            .into_iter()
+            .filter(|r| r.0 == "rage_click")
+            .collect()
+    }
+
     #[test]
-    fn rage_clicks_need_enough_fast_near_clicks_on_one_selector() {
+    fn rage_clicks_need_enough_fast_near_unanswered_clicks_on_one_selector() {
         let db = Db::new();
         db.insert(&rage_fixture());
         let r = frustration(&db, &Frustration::default());
-        assert_eq!(r.sessions, 6);
-        // s1 (1) + s3 (1) + s4 (2); all 6 sessions were on /cart.
-        assert_eq!(rows(&r), [("rage_click", "/cart", Some(PAY), 4, 3, 6)]);
-        assert_eq!(r.issues[0].share, Some(0.5));
+        assert_eq!(r.sessions, 9);
+        // s1 (1) + s3 (1) + s4 (2) + s8 (1); all 9 sessions were on /cart.
+        assert_eq!(rage(&r), [("rage_click", "/cart", Some(PAY), 5, 4, 9)]);
         assert_eq!(
             (r.rage_clicks, r.rage_ms, r.rage_px, r.quick_back_ms),
             (3, 1_000, 30, 5_000)
@@ -599,18 +687,24 @@ mod tests {
 
         // With 1.1 s, s2 rage-clicks too.
         let r = frustration(&db, &Frustration::new(3, 1_100, 30, 5_000).unwrap());
-        assert_eq!(rows(&r), [("rage_click", "/cart", Some(PAY), 5, 4, 6)]);
-        // With 2 clicks, s5's two clicks on the button 200 ms apart count.
+        assert_eq!(rage(&r), [("rage_click", "/cart", Some(PAY), 6, 5, 9)]);
+        // With 2 clicks, s5's two clicks on the button 200 ms apart count, and s9's
+        // last two (the second click of a pair must be unanswered).
         let r = frustration(&db, &Frustration::new(2, 1_000, 30, 5_000).unwrap());
-        assert_eq!(r.issues[0].sessions, 5, "all but s6");
+        assert_eq!(rage(&r)[0].4, 7, "all but s6 and s7");
         // With 300 px, s6 counts.
         let r = frustration(&db, &Frustration::new(3, 1_000, 300, 5_000).unwrap());
-        assert_eq!(rows(&r), [("rage_click", "/cart", Some(PAY), 5, 4, 6)]);
+        assert_eq!(rage(&r), [("rage_click", "/cart", Some(PAY), 6, 5, 9)]);
     }
 
     #[test]
     fn rage_bouts_merge_windows_that_share_a_click() {
-        let at = |ts: &[i64]| ts.iter().map(|&t| (t, Some((0, 0)))).collect::<Vec<_>>();
+        let c = |ts: i64, at: Option<(i32, i32)>| ClickAt {
+            ts,
+            at,
+            unanswered: true,
+        };
+        let at = |ts: &[i64]| ts.iter().map(|&t| c(t, Some((0, 0)))).collect::<Vec<_>>();
         assert_eq!(rage_bouts(&[], 3, 1_000, 30), 0);
         assert_eq!(rage_bouts(&at(&[0, 500]), 3, 1_000, 30), 0);
         assert_eq!(rage_bouts(&at(&[0, 500, 1_000]), 3, 1_000, 30), 1);
@@ -629,12 +723,22 @@ mod tests {
             2
         );
         // Distance from the window's first click, inclusive; unknown positions match.
-        let clicks = [(0, Some((0, 0))), (1, Some((30, 0))), (2, Some((18, 24)))];
+        let clicks = [
+            c(0, Some((0, 0))),
+            c(1, Some((30, 0))),
+            c(2, Some((18, 24))),
+        ];
         assert_eq!(rage_bouts(&clicks, 3, 1_000, 30), 1);
-        let clicks = [(0, Some((0, 0))), (1, Some((31, 0))), (2, Some((0, 0)))];
+        let clicks = [c(0, Some((0, 0))), c(1, Some((31, 0))), c(2, Some((0, 0)))];
         assert_eq!(rage_bouts(&clicks, 3, 1_000, 30), 0);
-        let clicks = [(0, None), (1, Some((500, 0))), (2, None)];
+        let clicks = [c(0, None), c(1, Some((500, 0))), c(2, None)];
         assert_eq!(rage_bouts(&clicks, 3, 1_000, 30), 1);
+        // The first click may have been answered; a later one may not.
+        let mut clicks = at(&[0, 10, 20]);
+        clicks[0].unanswered = false;
+        assert_eq!(rage_bouts(&clicks, 3, 1_000, 30), 1);
+        clicks[2].unanswered = false;
+        assert_eq!(rage_bouts(&clicks, 3, 1_000, 30), 0);
     }
 
     #[test]
@@ -764,10 +868,14 @@ mod tests {
         db.insert(&rage_fixture());
         let r = frustration(&db, &Frustration::default());
         let out = crate::render(&crate::Report::Frustration(r), crate::Format::Csv).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
         assert_eq!(
-            out,
-            "kind,page,selector,occurrences,sessions,page_sessions,share\n\
-             rage_click,/cart,button#pay,4,3,6,0.5\n"
+            lines[..2],
+            [
+                "kind,page,selector,label,occurrences,sessions,page_sessions,share",
+                "dead_click,/cart,button#pay,Pay now,28,8,9,0.8888888888888888",
+            ]
         );
+        assert!(lines.contains(&"rage_click,/cart,button#pay,Pay now,5,4,9,0.4444444444444444"));
     }
 }

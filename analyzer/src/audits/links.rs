@@ -8,14 +8,17 @@
 //!   and the collector stores one `link_view` row per listed link. A link is (page
 //!   path, selector, href); its impressions are its rows, so a link seen on two
 //!   screens of one page view counts twice.
-//! - **Clicks** (Polars joins): a `click` on the same page is credited to the links
-//!   whose selector and href both equal its own; if there is none, to the links with
-//!   its selector; if none, to the links with its href. A click that fits several
-//!   links equally well counts for each of them: they cannot be told apart, and
-//!   crediting both keeps either from being called unused by mistake. A link counts
-//!   each click once.
+//! - **Clicks** (Polars joins): the tracker records a click anywhere inside a link
+//!   (a button or icon in it) as a click on the link, with the selector of its
+//!   `link_view` rows. A `click` is credited to the link of the same page, selector
+//!   and href; else to the one link of that page with its selector (its href
+//!   changed); else to none: a click is never credited to a link it did not touch.
+//! - Per session, a click proves the link was seen, and a link counts at most one
+//!   click per time it was seen: a visitor's `impressions` of a link are at least 1
+//!   when they clicked it, their `clicks` at most their impressions. So CTR never
+//!   passes 100 %, however often one visitor clicks a link that does not leave.
 //! - **CTR** = clicks / impressions, with a 95 % Wilson score interval
-//!   ([`crate::stats::wilson`]; clicks capped at impressions). A link is **unused**
+//!   ([`crate::stats::wilson`]). A link is **unused**
 //!   when it has at least `min_impressions` impressions and the upper end of that
 //!   interval is below `max_ctr`: even the kindest reading of the data says almost
 //!   nobody clicks it.
@@ -33,7 +36,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::errors::{ErrorPage, Errors};
-use super::{Audit, SessionOrder as _, kind_in, ratio};
+use super::{Audit, LabelMap, SessionOrder as _, kind_in, labels, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -88,13 +91,17 @@ pub struct LinkStats {
     pub page: String,
     /// The tracker's CSS selector of the link.
     pub selector: String,
-    /// Its target (scrubbed like every URL); null if the collector dropped it.
+    /// What the link reads: its text or accessible name; null when it has none.
+    pub label: Option<String>,
+    /// Its target (scrubbed like every URL, a hash route kept); null if the
+    /// collector dropped it.
     pub href: Option<String>,
-    /// Views (page views or screens) during which it was in the viewport.
+    /// Views (page views or screens) during which it was in the viewport, and
+    /// at least one per session that clicked it.
     pub impressions: u64,
-    /// Clicks credited to it.
+    /// Clicks credited to it, at most one per impression in each session.
     pub clicks: u64,
-    /// `clicks / impressions` (may exceed 1 when people click a link twice).
+    /// `clicks / impressions`, never above 1.
     pub ctr: Option<f64>,
     /// The 95 % Wilson score interval of the CTR.
     pub ctr_low: Option<f64>,
@@ -108,6 +115,8 @@ pub struct BrokenLink {
     pub page: String,
     /// The clicked element; null if the tracker sent none.
     pub selector: Option<String>,
+    /// What the element reads: its text or accessible name; null when unknown.
+    pub label: Option<String>,
     /// The clicked link's target; null for a click on something that is not a link.
     pub href: Option<String>,
     /// Path of the error page reached.
@@ -161,6 +170,7 @@ impl Audit for Links {
         Col::Kind,
         Col::Path,
         Col::Selector,
+        Col::Text,
         Col::Href,
         Col::Referrer,
         Col::Status,
@@ -176,13 +186,14 @@ impl Audit for Links {
         sessions: u64,
         scope: ResolvedScope,
     ) -> Result<LinksReport, Error> {
-        let links = link_stats(&events)?;
+        let labels = labels(&events)?;
+        let links = link_stats(&events, &labels)?;
         let unused = links
             .iter()
             .filter(|l| self.is_unused(l))
             .cloned()
             .collect();
-        let broken = broken_links(&events)?;
+        let broken = broken_links(&events, &labels)?;
         let error_pages = Errors::default().error_pages(&events)?;
         Ok(LinksReport {
             scope,
@@ -198,92 +209,119 @@ impl Audit for Links {
 }
 
 /// Impressions and credited clicks per link, sorted as [`LinksReport::links`].
-fn link_stats(events: &DataFrame) -> Result<Vec<LinkStats>, Error> {
-    // Collected once, so that the row index names the same link in both uses below.
-    let links = events
-        .clone()
-        .lazy()
-        .filter(
-            col("kind")
-                .eq(lit(LINK_VIEW))
-                .and(col("selector").is_not_null()),
-        )
-        .group_by([col("path"), col("selector"), col("href")])
-        .agg([len().cast(DataType::UInt64).alias("impressions")])
-        .with_row_index("link", None)
-        .collect()?;
-    // Clicks, counted per (page, selector, href). Each click is credited at the best
-    // level of fit it has: 0 = selector and href, 1 = selector, 2 = href; at that
-    // level to every link that fits. Counting per key (never click × link pairs)
-    // keeps memory to the number of distinct keys. Null keys never join.
-    let clicks = events
-        .clone()
-        .lazy()
-        .filter(col("kind").eq(lit("click")))
-        .group_by([col("path"), col("selector"), col("href")])
-        .agg([len().cast(DataType::UInt64).alias("n")]);
-    let link_keys = |on: &[&str]| {
-        links
-            .clone()
-            .lazy()
-            .select(on.iter().map(|c| col(*c)).collect::<Vec<_>>())
-            .unique(None, UniqueKeepStrategy::Any)
-    };
+fn link_stats(events: &DataFrame, labels: &LabelMap) -> Result<Vec<LinkStats>, Error> {
     let on = |cols: &[&str]| cols.iter().map(|c| col(*c)).collect::<Vec<_>>();
     let exact = ["path", "selector", "href"];
     let by_selector = ["path", "selector"];
-    let by_href = ["path", "href"];
-    // Clicks with no link of the same (page, selector, href), then of the same
-    // (page, selector) either.
-    let unmatched_0 = clicks.clone().join(
-        link_keys(&exact),
-        on(&exact),
-        on(&exact),
-        JoinArgs::new(JoinType::Anti),
-    );
-    let unmatched_1 = unmatched_0.clone().join(
-        link_keys(&by_selector),
-        on(&by_selector),
-        on(&by_selector),
-        JoinArgs::new(JoinType::Anti),
-    );
-    let credit = |clicks: LazyFrame, keys: &[&str]| {
-        links
+    let of_kind = |kind: &str| {
+        events
             .clone()
             .lazy()
-            .select(
-                [col("link")]
-                    .into_iter()
-                    .chain(on(keys))
-                    .collect::<Vec<_>>(),
-            )
-            .join(
-                clicks.group_by(on(keys)).agg([col("n").sum().alias("n")]),
-                on(keys),
-                on(keys),
-                JoinArgs::new(JoinType::Inner),
-            )
-            .select([col("link"), col("n")])
+            .filter(col("kind").eq(lit(kind)).and(col("selector").is_not_null()))
     };
+    // Each link once, numbered: (page, selector, href) → link.
+    let links = of_kind(LINK_VIEW)
+        .select(on(&exact))
+        .unique_stable(None, UniqueKeepStrategy::First)
+        .with_row_index("link", None)
+        .collect()?;
+    // Views per session and link.
+    let views = of_kind(LINK_VIEW)
+        .group_by(
+            [col("session_id")]
+                .into_iter()
+                .chain(on(&exact))
+                .collect::<Vec<_>>(),
+        )
+        .agg([len().cast(DataType::UInt64).alias("v")])
+        .join(
+            links.clone().lazy(),
+            on(&exact),
+            on(&exact),
+            JoinArgs::new(JoinType::Inner),
+        )
+        .select([col("session_id"), col("link"), col("v")]);
+    // Clicks per session and (page, selector, href), credited to the link of the
+    // same three, else to the one link of that page with that selector (its href
+    // changed, e.g. a parameter added on click); never to a link the click did not
+    // touch.
+    let clicks = of_kind("click")
+        .group_by(
+            [col("session_id")]
+                .into_iter()
+                .chain(on(&exact))
+                .collect::<Vec<_>>(),
+        )
+        .agg([len().cast(DataType::UInt64).alias("c")]);
+    let exact_hits = clicks.clone().join(
+        links.clone().lazy(),
+        on(&exact),
+        on(&exact),
+        JoinArgs::new(JoinType::Inner),
+    );
+    let unmatched = clicks.join(
+        links.clone().lazy().select(on(&exact)),
+        on(&exact),
+        on(&exact),
+        JoinArgs::new(JoinType::Anti),
+    );
+    let only_link = links
+        .clone()
+        .lazy()
+        .group_by(on(&by_selector))
+        .agg([col("link").first(), len().alias("n")])
+        .filter(col("n").eq(lit(1u32)))
+        .select([col("path"), col("selector"), col("link")]);
+    let selector_hits = unmatched.join(
+        only_link,
+        on(&by_selector),
+        on(&by_selector),
+        JoinArgs::new(JoinType::Inner),
+    );
     let credited = concat(
         [
-            credit(clicks, &exact),
-            credit(unmatched_0, &by_selector),
-            credit(unmatched_1, &by_href),
+            exact_hits.select([col("session_id"), col("link"), col("c")]),
+            selector_hits.select([col("session_id"), col("link"), col("c")]),
         ],
         UnionArgs::default(),
     )?
-    .group_by([col("link")])
-    .agg([col("n").sum().cast(DataType::UInt64).alias("clicks")]);
+    .group_by([col("session_id"), col("link")])
+    .agg([col("c").sum()]);
+    // Per session: a click proves the link was seen once at least, and a link is
+    // clicked at most once per time it was seen, so CTR never passes 100 %.
+    let per_session = views
+        .join(
+            credited,
+            [col("session_id"), col("link")],
+            [col("session_id"), col("link")],
+            JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
+        )
+        .with_columns([col("v").fill_null(lit(0u64)), col("c").fill_null(lit(0u64))])
+        .with_column(
+            when(col("c").gt(lit(0u64)).and(col("v").eq(lit(0u64))))
+                .then(lit(1u64))
+                .otherwise(col("v"))
+                .alias("v"),
+        )
+        .with_column(
+            when(col("c").gt(col("v")))
+                .then(col("v"))
+                .otherwise(col("c"))
+                .alias("c"),
+        )
+        .group_by([col("link")])
+        .agg([
+            col("v").sum().cast(DataType::UInt64).alias("impressions"),
+            col("c").sum().cast(DataType::UInt64).alias("clicks"),
+        ]);
     let per_link = links
         .lazy()
         .join(
-            credited,
+            per_session,
             [col("link")],
             [col("link")],
-            JoinArgs::new(JoinType::Left),
+            JoinArgs::new(JoinType::Inner),
         )
-        .with_column(col("clicks").fill_null(lit(0u64)))
         .sort_by_exprs(
             [
                 col("impressions"),
@@ -306,9 +344,11 @@ fn link_stats(events: &DataFrame) -> Result<Vec<LinkStats>, Error> {
         .filter_map(|i| {
             let (seen, clicked) = (impressions.get(i)?, clicks.get(i).unwrap_or(0));
             let interval = wilson(clicked, seen);
+            let (page, selector) = (page.get(i)?.to_owned(), selector.get(i)?.to_owned());
             Some(LinkStats {
-                page: page.get(i)?.to_owned(),
-                selector: selector.get(i)?.to_owned(),
+                label: labels.get(&(page.clone(), selector.clone())).cloned(),
+                page,
+                selector,
                 href: href.get(i).map(str::to_owned),
                 impressions: seen,
                 clicks: clicked,
@@ -321,7 +361,7 @@ fn link_stats(events: &DataFrame) -> Result<Vec<LinkStats>, Error> {
 }
 
 /// Clicks that led to a page view with status >= 400, grouped as [`BrokenLink`]s.
-fn broken_links(events: &DataFrame) -> Result<Vec<BrokenLink>, Error> {
+fn broken_links(events: &DataFrame, labels: &LabelMap) -> Result<Vec<BrokenLink>, Error> {
     let sorted = events
         .clone()
         .lazy()
@@ -429,9 +469,11 @@ fn broken_links(events: &DataFrame) -> Result<Vec<BrokenLink>, Error> {
     let sessions = grouped.column("sessions")?.u64()?;
     Ok((0..grouped.height())
         .filter_map(|i| {
+            let (page, sel) = (page.get(i).unwrap_or_default(), selector.get(i));
             Some(BrokenLink {
-                page: page.get(i).unwrap_or_default().to_owned(),
-                selector: selector.get(i).map(str::to_owned),
+                page: page.to_owned(),
+                selector: sel.map(str::to_owned),
+                label: sel.and_then(|s| labels.get(&(page.to_owned(), s.to_owned())).cloned()),
                 href: href.get(i).map(str::to_owned),
                 target: target.get(i)?.to_owned(),
                 status: status.get(i)?,
@@ -481,6 +523,7 @@ impl LinksReport {
                 Cell::Text(section.to_owned()),
                 Cell::Text(l.page.clone()),
                 Cell::Text(l.selector.clone()),
+                text(l.label.as_ref()),
                 text(l.href.as_ref()),
                 Cell::Count(l.impressions),
                 Cell::Count(l.clicks),
@@ -498,6 +541,7 @@ impl LinksReport {
                 Cell::Text("broken".to_owned()),
                 Cell::Text(b.page.clone()),
                 text(b.selector.as_ref()),
+                text(b.label.as_ref()),
                 text(b.href.as_ref()),
                 none(),
                 Cell::Count(b.clicks),
@@ -519,6 +563,7 @@ impl LinksReport {
             vec![
                 Cell::Text("error_page".to_owned()),
                 Cell::Text(p.page.clone()),
+                Cell::Text(String::new()),
                 Cell::Text(String::new()),
                 Cell::Text(String::new()),
                 none(),
@@ -551,6 +596,7 @@ impl LinksReport {
                 ("section", "section"),
                 ("page", "page"),
                 ("selector", "selector"),
+                ("label", "label"),
                 ("href", "href"),
                 ("impressions", "impressions"),
                 ("clicks", "clicks / views"),
@@ -646,7 +692,7 @@ mod tests {
     }
 
     #[test]
-    fn clicks_go_to_the_best_fitting_links_of_their_page() {
+    fn clicks_go_only_to_the_link_they_touched() {
         let db = Db::new();
         let (p1, p2, p3, home) = (url("/p/1"), url("/p/2"), url("/p/3"), url("/"));
         db.insert(&[
@@ -659,12 +705,20 @@ mod tests {
             seen("a6", "s1", S, "/", "a#cart", &url("/cart")),
             // Selector and href fit /p/2's tile only.
             click("a7", "s1", 2 * S, "/", "a.tile", &p2),
-            // Selector fits both tiles, no href does: both get it.
+            // Selector fits both tiles, no href does: which one is unknown, so none.
             click("a8", "s1", 3 * S, "/", "a.tile", &p3),
-            // Only the href fits, two links have it: both get it.
+            // Only the href fits: not a link the click touched.
             click("a9", "s1", 4 * S, "/", "span.icon", &home),
-            // The cart link by its href, though the click landed on an inner element.
             click("a10", "s1", 5 * S, "/", "a#cart > img", &url("/cart")),
+            // The logo's href with a parameter added on click: the one a#logo.
+            click(
+                "a11",
+                "s1",
+                6 * S,
+                "/",
+                "a#logo",
+                &format!("{home}?ref=logo"),
+            ),
             // The same selector and href on another page: not this page's link.
             page("b1", "s2", 0, "/about"),
             click("b2", "s2", S, "/about", "a#cart", &url("/cart")),
@@ -675,16 +729,65 @@ mod tests {
             counts(&r),
             [
                 // All seen once: by page, selector, href.
-                ("/", "a#cart", 1, 1),
-                ("/", "a#home", 1, 1),
+                ("/", "a#cart", 1, 0),
+                ("/", "a#home", 1, 0),
                 ("/", "a#logo", 1, 1),
-                ("/", "a.tile", 1, 1), // /p/1: the /p/3 click
-                ("/", "a.tile", 1, 2), // /p/2: its own click and the /p/3 click
+                ("/", "a.tile", 1, 0), // /p/1
+                ("/", "a.tile", 1, 1), // /p/2: its own click
             ]
         );
         assert_eq!(r.links[3].href.as_deref(), Some(p1.as_str()));
-        assert_eq!(r.links[0].ctr, Some(1.0));
+        assert_eq!(r.links[2].ctr, Some(1.0));
         assert!(r.broken.is_empty() && r.error_pages.is_empty());
+    }
+
+    #[test]
+    fn ctr_never_passes_one() {
+        let db = Db::new();
+        let tab = url("/#/reviews");
+        db.insert(&[
+            // s1 sees the tab link once and clicks it three times (it does not
+            // leave the page): one click of one view.
+            page("a1", "s1", 0, "/"),
+            seen("a2", "s1", S, "/", "a#tab", &tab),
+            click("a3", "s1", 2 * S, "/", "a#tab", &tab),
+            click("a4", "s1", 3 * S, "/", "a#tab", &tab),
+            click("a5", "s1", 4 * S, "/", "a#tab", &tab),
+            // s2 clicks it without a recorded view (less than half of it was in
+            // view): the click proves one view.
+            page("b1", "s2", 0, "/"),
+            click("b2", "s2", S, "/", "a#tab", &tab),
+            // s3 sees it twice and clicks once.
+            page("c1", "s3", 0, "/"),
+            seen("c2", "s3", S, "/", "a#tab", &tab),
+            seen("c3", "s3", 2 * S, "/", "a#tab", &tab),
+            click("c4", "s3", 3 * S, "/", "a#tab", &tab),
+        ]);
+        let r = links(&db, &Links::default());
+        assert_eq!(counts(&r), [("/", "a#tab", 4, 3)]);
+        assert_eq!(r.links[0].ctr, Some(0.75));
+        assert_eq!(r.links[0].href.as_deref(), Some(tab.as_str()));
+    }
+
+    #[test]
+    fn links_are_labelled_with_their_text() {
+        let db = Db::new();
+        db.insert(&[
+            page("a1", "s1", 0, "/"),
+            seen("a2", "s1", S, "/", "a#sale", "/sale").text("Winter sale"),
+            seen("a3", "s1", S, "/", "a#x", "/x"),
+            click("a4", "s1", 2 * S, "/", "a#x", "/x").text("Size guide"),
+        ]);
+        let r = links(&db, &Links::default());
+        let labels: Vec<_> = r
+            .links
+            .iter()
+            .map(|l| (l.selector.as_str(), l.label.as_deref()))
+            .collect();
+        assert_eq!(
+            labels,
+            [("a#sale", Some("Winter sale")), ("a#x", Some("Size guide"))]
+        );
     }
 
     #[test]
@@ -802,6 +905,7 @@ mod tests {
                 BrokenLink {
                     page: "/".into(),
                     selector: Some("a#sale".into()),
+                    label: None,
                     href: Some(sale.clone()),
                     target: "/old-sale".into(),
                     status: 404,
@@ -811,6 +915,7 @@ mod tests {
                 BrokenLink {
                     page: "/".into(),
                     selector: Some("a#sale".into()),
+                    label: None,
                     href: Some(format!("{sale}?utm_source=x")),
                     target: "/old-sale".into(),
                     status: 404,
@@ -820,6 +925,7 @@ mod tests {
                 BrokenLink {
                     page: "/".into(),
                     selector: Some("button#buy".into()),
+                    label: None,
                     href: None,
                     target: "/cart".into(),
                     status: 500,
@@ -948,9 +1054,9 @@ mod tests {
         assert_eq!(sections, ["broken /", "error_page /sale", "link /"]);
         let csv = crate::render(&report, crate::Format::Csv).unwrap();
         assert!(csv.starts_with(
-            "section,page,selector,href,impressions,clicks,ctr,ctr_low,ctr_high,status,sessions,detail\n"
+            "section,page,selector,label,href,impressions,clicks,ctr,ctr_low,ctr_high,status,sessions,detail\n"
         ));
-        assert!(csv.contains("\nbroken,/,a#sale,https://shop.example/sale,,1,,,,404,1,/sale\n"));
+        assert!(csv.contains("\nbroken,/,a#sale,,https://shop.example/sale,,1,,,,404,1,/sale\n"));
         let json = crate::render(&report, crate::Format::Json).unwrap();
         let crate::Report::Links(back) = serde_json::from_str(&json).unwrap() else {
             panic!("not a links report: {json}");

@@ -23,7 +23,11 @@ pub mod links;
 pub mod screens;
 
 use duckdb::Connection;
-use polars::prelude::{DataFrame, Expr, LazyFrame, SortMultipleOptions, col, lit};
+use std::collections::HashMap;
+
+use polars::prelude::{
+    DataFrame, Expr, IntoLazy as _, LazyFrame, SortMultipleOptions, col, len, lit,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -592,6 +596,46 @@ impl SessionOrder for LazyFrame {
 pub(crate) fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
     (denominator > 0).then(|| numerator as f64 / denominator as f64)
 }
+
+/// The most frequent text recorded with the clicks of each (page, selector) (the
+/// first in order on a tie): what a person sees on an element, for the reports.
+/// Clicks carry the text (or accessible name) of what was clicked, `link_view`
+/// rows that of the link.
+pub(crate) fn labels(events: &DataFrame) -> Result<LabelMap, Error> {
+    let counted = events
+        .clone()
+        .lazy()
+        .filter(
+            col("text")
+                .is_not_null()
+                .and(col("selector").is_not_null())
+                .and(kind_in(["click", "link_view"])),
+        )
+        .group_by([col("path"), col("selector"), col("text")])
+        .agg([len().alias("n")])
+        .sort_by_exprs(
+            [col("n"), col("text")],
+            SortMultipleOptions::default().with_order_descending_multi([true, false]),
+        )
+        .collect()?;
+    let mut out = LabelMap::new();
+    let rows = counted
+        .column("path")?
+        .str()?
+        .iter()
+        .zip(counted.column("selector")?.str()?.iter())
+        .zip(counted.column("text")?.str()?.iter());
+    for ((p, s), t) in rows {
+        if let (Some(p), Some(s), Some(t)) = (p, s, t) {
+            out.entry((p.to_owned(), s.to_owned()))
+                .or_insert_with(|| t.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// (page, selector) → label.
+pub(crate) type LabelMap = HashMap<(String, String), String>;
 
 #[cfg(test)]
 mod tests {
