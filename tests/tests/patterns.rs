@@ -15,6 +15,10 @@
 //!   a place.
 //! - `reject.html`: unhandled promise rejections carry the script and line of
 //!   their stack.
+//! - `widgets.html`: quick clicks on a carousel, a stepper, a dropdown, a modal
+//!   are neither dead nor rage; a button that does nothing is dead, and rage when
+//!   clicked quickly, though a dropdown library rewrites the page on every click;
+//!   the opt-outs hold.
 //!
 //! Results are read from the DuckDB file once the collector has stopped.
 
@@ -182,6 +186,36 @@ async fn rejections(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     done(&p, col).await
 }
 
+/// Click each element of `ids` `times` times in quick succession.
+async fn quickly(p: &Page<'_>, ids: &[&str], times: usize) -> Result<()> {
+    for id in ids {
+        for _ in 0..times {
+            p.click(id).await?;
+            pause(60).await;
+        }
+        pause(1_200).await; // each burst is judged on its own
+    }
+    Ok(())
+}
+
+/// Bursts of three quick clicks on the carousel's arrows, the stepper's buttons;
+/// the dropdown opened and closed; the size guide opened and closed; one click on
+/// "Add to cart" (which does nothing), then a burst on it; a burst on each opt-out.
+async fn widgets(b: &Browser, base: &str, col: &Collector) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/widgets.html").await?;
+    pause(300).await;
+    quickly(&p, &["next", "prev", "plus", "minus"], 3).await?;
+    quickly(&p, &["sort", "sort", "open-guide", "close-guide", "add"], 1).await?;
+    quickly(&p, &["add", "compare", "wishlist"], 3).await?;
+    let qty = c
+        .execute("return document.getElementById('qty').value;", vec![])
+        .await?;
+    assert_eq!(qty, json!("1"), "the stepper went up by 3 and down by 3");
+    done(&p, col).await
+}
+
 /// Leave the page, wait until its last beacon is stored, close the browser.
 /// (Closing at once can kill the browser before the beacon is on the wire.)
 async fn done(p: &Page<'_>, col: &Collector) -> Result<()> {
@@ -223,6 +257,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     ];
     keys(&browser, &base, &collector).await?;
     rejections(&browser, &base, &collector).await?;
+    widgets(&browser, &base, &collector).await?;
     collector.wait_quiet(60).await?;
     let db = collector.stop().await?;
     let conn = analyzer::open_read_only(&db)?;
@@ -259,6 +294,20 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             format!("{hash}#!/cart a#to-search"),
             format!("{hash}#!/cart a#to-slide"),
             format!("{hash}#!/cart a#to-home"),
+        ]
+    );
+    // A link's href keeps its hash route (its `?query` dropped), not an anchor,
+    // a number or the root.
+    assert_eq!(
+        on("hash.html", "click", "href"),
+        [
+            format!("{base}{hash}#/product/12"),
+            format!("{base}{hash}"),
+            format!("{base}{hash}#catalog"),
+            format!("{base}{hash}#!/cart"),
+            format!("{base}{hash}#/search"),
+            format!("{base}{hash}"),
+            format!("{base}{hash}"),
         ]
     );
     assert_eq!(on("hash.html", "leave", "path"), [hash]);
@@ -394,6 +443,50 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     assert_eq!(
         on("keys.html", "change", "field"),
         ["news", "ship", "gift", "colour", "email", "size", "size"]
+    );
+
+    // Widgets: only "Add to cart" is dead (once, then three times in a burst,
+    // which is a rage click); the carousel, the stepper, the dropdown and the
+    // modal answered every quick click; the dropdown library's rewrite of the
+    // same state hid nothing; data-ct-no-dead is never dead; data-ct-no-rage is
+    // dead once per burst, never rage.
+    assert_eq!(
+        on("widgets.html", "dead_click", "selector"),
+        [
+            "button#add",
+            "button#add",
+            "button#add",
+            "button#add",
+            "button#wishlist"
+        ]
+    );
+    assert_eq!(
+        on("widgets.html", "click", "selector").len(),
+        4 * 3 + 5 + 3 * 3
+    );
+    let frustration = audit(&conn, "frustration")?;
+    let issues: Vec<String> = frustration["issues"]
+        .as_array()
+        .expect("a list of issues")
+        .iter()
+        .filter(|i| i["page"] == "/demo/widgets.html")
+        .map(|i| {
+            format!(
+                "{} {} {} {}",
+                i["kind"].as_str().unwrap_or_default(),
+                i["selector"].as_str().unwrap_or_default(),
+                i["label"].as_str().unwrap_or_default(),
+                i["occurrences"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        issues,
+        [
+            "dead_click button#add Add to cart 4",
+            "rage_click button#add Add to cart 1",
+            "dead_click button#wishlist Wishlist 1",
+        ]
     );
 
     // Promise rejections: the script and line of the frame that made the Error.
