@@ -15,6 +15,9 @@
 //!   a place.
 //! - `reject.html`: unhandled promise rejections carry the script and line of
 //!   their stack.
+//! - `checkout.html`: a checkout over two forms with a custom dropdown, a note
+//!   outside any form and a `data-ct-form` field is one flow: the buyer who paid
+//!   abandoned nothing.
 //! - `widgets.html`: quick clicks on a carousel, a stepper, a dropdown, a modal
 //!   are neither dead nor rage; a button that does nothing is dead, and rage when
 //!   clicked quickly, though a dropdown library rewrites the page on every click;
@@ -216,6 +219,35 @@ async fn widgets(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     done(&p, col).await
 }
 
+/// The buyer: the address form (two fields and the custom country dropdown), the
+/// order note, "Continue", the card and the gift message, "Pay".
+async fn checkout(b: &Browser, base: &str, col: &Collector) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/checkout.html").await?;
+    pause(300).await;
+    p.type_into("street", "1 Fjord Road").await?;
+    p.type_into("city", "Bergen").await?;
+    p.click("country").await?;
+    pause(100).await;
+    p.click("opt-no").await?;
+    pause(100).await;
+    p.type_into("note", "Leave at the door").await?;
+    p.click("continue").await?;
+    pause(100).await;
+    p.type_into("card", "4111111111111111").await?;
+    p.type_into("gift", "Happy birthday").await?;
+    p.click("pay").await?;
+    for _ in 0..100 {
+        if c.find(Locator::Id("thanks")).await?.is_displayed().await? {
+            break;
+        }
+        pause(30).await;
+    }
+    pause(200).await;
+    done(&p, col).await
+}
+
 /// Leave the page, wait until its last beacon is stored, close the browser.
 /// (Closing at once can kill the browser before the beacon is on the wire.)
 async fn done(p: &Page<'_>, col: &Collector) -> Result<()> {
@@ -258,6 +290,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     keys(&browser, &base, &collector).await?;
     rejections(&browser, &base, &collector).await?;
     widgets(&browser, &base, &collector).await?;
+    checkout(&browser, &base, &collector).await?;
     collector.wait_quiet(60).await?;
     let db = collector.stop().await?;
     let conn = analyzer::open_read_only(&db)?;
@@ -486,6 +519,76 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             "dead_click button#add Add to cart 4",
             "rage_click button#add Add to cart 1",
             "dead_click button#wishlist Wishlist 1",
+        ]
+    );
+
+    // The two-form checkout: the custom dropdown is a field with a change, the
+    // note outside any form goes to the first form touched on the page, the gift
+    // message to the payment flow by data-ct-form; nothing typed is stored.
+    assert_eq!(
+        on(
+            "checkout.html",
+            "focus",
+            "coalesce(form, '-') || ' ' || field || ' ' || field_type"
+        ),
+        [
+            "address street text",
+            "address city text",
+            "address country combobox",
+            "- note textarea",
+            "payment card text",
+            "payment gift text",
+        ]
+    );
+    assert_eq!(
+        on(
+            "checkout.html",
+            "change",
+            "coalesce(form, '-') || ' ' || field"
+        ),
+        [
+            "address street",
+            "address city",
+            "address country",
+            "- note",
+            "payment card",
+            "payment gift",
+        ]
+    );
+    assert_eq!(on("checkout.html", "submit", "form"), ["payment"]);
+    let typed = rows(
+        "SELECT count(*)::VARCHAR FROM events WHERE concat_ws(' ', text, field, form, props,          selector, name) SIMILAR TO '.*(Fjord|Bergen|door|4111|birthday).*'",
+    );
+    assert_eq!(typed, ["0"]);
+    let forms = audit(&conn, "forms")?;
+    let flows: Vec<String> = forms["forms"]
+        .as_array()
+        .expect("a list of forms")
+        .iter()
+        .filter(|f| f["form"] == "address" || f["form"] == "payment")
+        .map(|f| {
+            let fields: Vec<&str> = f["fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x["field"].as_str())
+                .collect();
+            format!(
+                "{} started {} submitted {} completed_by_other {} abandoned {}: {}",
+                f["form"].as_str().unwrap_or_default(),
+                f["started"],
+                f["submitted"],
+                f["completed_by_other"],
+                f["abandoned"],
+                fields.join(" ")
+            )
+        })
+        .collect();
+    assert_eq!(
+        flows,
+        [
+            "payment started 1 submitted 1 completed_by_other 0 abandoned 0: card gift",
+            "address started 1 submitted 0 completed_by_other 1 abandoned 0: street city country note",
         ]
     );
 

@@ -334,8 +334,14 @@ pub(crate) fn text(el: &Element) -> Option<String> {
     .find(|v| !v.is_empty())
 }
 
+/// Widgets that are fields by their role: custom dropdowns, steppers, sliders
+/// and editable boxes built from `div`s. Their contents are never read.
+pub(crate) const CUSTOM_FIELDS: &str =
+    "[role=combobox],[role=listbox],[role=spinbutton],[role=slider],[role=textbox]";
+
 /// The recordable form field an event target is: input (but not hidden or
-/// button-like), select or textarea, outside `data-ct-ignore`.
+/// button-like), select or textarea, or a [`CUSTOM_FIELDS`] widget; outside
+/// `data-ct-ignore`.
 pub(crate) fn field(target: Option<EventTarget>) -> Option<Element> {
     let el = element(target)?;
     let ok = match el.local_name().as_str() {
@@ -344,29 +350,86 @@ pub(crate) fn field(target: Option<EventTarget>) -> Option<Element> {
             field_type(&el).as_str(),
             "hidden" | "submit" | "button" | "image" | "reset"
         ),
-        _ => false,
+        _ => el.matches(CUSTOM_FIELDS).unwrap_or(false),
     };
     ok.then_some(el)
 }
 
-/// A field's type: the input's `type`, `select-one`, `textarea`, …
+/// Whether a field is a native one (its value and validity are the browser's).
+pub(crate) fn native(el: &Element) -> bool {
+    matches!(el.local_name().as_str(), "input" | "select" | "textarea")
+}
+
+/// A field's type: the input's `type`, `select-one`, `textarea`, …, or a custom
+/// field's role.
 pub(crate) fn field_type(el: &Element) -> String {
-    prop(el, "type").as_string().unwrap_or_default()
+    if native(el) {
+        prop(el, "type").as_string().unwrap_or_default()
+    } else {
+        el.get_attribute("role").unwrap_or_default()
+    }
 }
 
 /// How a field or form is named: its `name` attribute, else its id unless
-/// generated, else a selector.
+/// generated, else its `aria-label`, else a selector.
 pub(crate) fn name_of(el: &Element) -> String {
     if let Some(v) = el.get_attribute("name").filter(|v| !v.is_empty()) {
         return v;
     }
     let id = el.id();
-    if generated(&id) { selector(el) } else { id }
+    if !id.is_empty() && !generated(&id) {
+        return id;
+    }
+    match el.get_attribute("aria-label").map(|l| squash(&l, MAX_NAME)) {
+        Some(l) if !l.is_empty() => l,
+        _ => selector(el),
+    }
 }
 
-/// The form a field belongs to (also through the `form` attribute).
+/// The form a field belongs to (also through the `form` attribute; a custom
+/// field, through its place in a `<form>`).
 pub(crate) fn form_of(field: &Element) -> Option<Element> {
-    prop(field, "form").dyn_into().ok()
+    prop(field, "form")
+        .dyn_into()
+        .ok()
+        .or_else(|| closest(field, "form"))
+}
+
+/// The name of the form flow a field or form is part of: the closest
+/// `data-ct-form` (one name for a checkout split over several forms, or for
+/// fields outside any form), else its form's name; None for a field outside any.
+pub(crate) fn form_name(el: &Element) -> Option<String> {
+    if let Some(flow) = closest(el, "[data-ct-form]")
+        .and_then(|f| f.get_attribute("data-ct-form"))
+        .map(|v| squash(&v, MAX_NAME))
+        .filter(|v| !v.is_empty())
+    {
+        return Some(flow);
+    }
+    let form = if el.local_name() == "form" {
+        Some(el.clone())
+    } else {
+        form_of(el)
+    };
+    form.map(|f| name_of(&f))
+}
+
+/// The custom field a chosen `[role=option]` sets: the combobox that controls or
+/// owns its listbox, else the listbox.
+pub(crate) fn option_field(doc: &Document, target: &Element) -> Option<Element> {
+    closest(target, "[role=option]")?;
+    let list = closest(target, "[role=listbox]")?;
+    let id = list.id();
+    if !id.is_empty() {
+        let mut sel = String::from("[role=combobox]");
+        attr_part(&mut sel, "aria-controls", &id);
+        sel.push_str(",[role=combobox]");
+        attr_part(&mut sel, "aria-owns", &id);
+        if let Ok(Some(c)) = doc.query_selector(&sel) {
+            return Some(c);
+        }
+    }
+    Some(list)
 }
 
 /// Whether a field is empty: unchecked for checkboxes and radios, else an empty

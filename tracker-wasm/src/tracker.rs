@@ -596,6 +596,10 @@ impl Tracker {
             .then(|| dom::prop(&el, "control").dyn_into().ok())
             .flatten();
         self.push(j);
+        // A choice in a custom dropdown, which fires no `change`: its field changed.
+        if let Some(f) = dom::option_field(&self.doc, &target) {
+            self.field_event(kind::CHANGE, &f, None, false);
+        }
         self.dead_arm(e, pointer, &target, sel, link.is_some());
         self.nav_click = link.is_some_and(|a| {
             let h = href.as_deref().unwrap_or_default();
@@ -675,13 +679,14 @@ impl Tracker {
         };
         j.str("field", &dom::name_of(el), MAX_SELECTOR);
         j.str("ft", &ty, MAX_NAME);
-        if let Some(form) = dom::form_of(el) {
-            j.str("form", &dom::name_of(&form), MAX_SELECTOR);
+        if let Some(form) = dom::form_name(el) {
+            j.str("form", &form, MAX_SELECTOR);
         }
         if let Some(d) = dur {
             j.int("dur", d.max(0.0) as i64);
         }
-        if with_empty {
+        // A custom field's emptiness is not known (its contents are not read).
+        if with_empty && dom::native(el) {
             j.bool("empty", dom::is_empty(el, &ty));
         }
         self.push(j);
@@ -694,7 +699,11 @@ impl Tracker {
         let Some(mut j) = self.begin(kind::SUBMIT) else {
             return;
         };
-        j.str("form", &dom::name_of(&form), MAX_SELECTOR);
+        j.str(
+            "form",
+            &dom::form_name(&form).unwrap_or_else(|| dom::name_of(&form)),
+            MAX_SELECTOR,
+        );
         self.push(j);
         self.flush(crate::send::Via::Beacon);
         // A submission navigates or is the page's to handle: the click is answered.

@@ -8,12 +8,23 @@
 //! (`Forms::walk`) turns each session into one row per (session, form) and one per
 //! (session, form, field); Polars then aggregates those per form and per field.
 //!
-//! A form is known by the tracker's name for it: the `<form>`'s `name`, else its id,
-//! else a selector. Fields outside any form are not counted. Semantics, per session
-//! and form (a form started twice in one session counts once):
+//! A form is known by the tracker's name for it: the closest `data-ct-form` (one
+//! name for a flow split over several `<form>`s, or for fields outside any), else
+//! the `<form>`'s `name`, else its id, else its `aria-label`, else a selector.
+//! A field outside any form and any `data-ct-form` (an order note, a coupon box)
+//! counts as a field of the first form the session touched on the same page; where
+//! the session touched no form on that page (a search box, a quantity stepper), it
+//! is no form activity. Custom fields (`role=combobox`, `listbox`,
+//! `spinbutton`, `slider`, `textbox`) count like native ones; a choice in a
+//! custom dropdown is a `change`. Semantics, per session and form (a form started
+//! twice in one session counts once):
 //!
 //! - **started**: one of its fields got focus; **submitted**: a `submit` of it (any
-//!   attempt in the session); **abandoned**: started and never submitted.
+//!   attempt in the session); **completed by another form**: started, not
+//!   submitted, but another form of the same page was submitted after it was
+//!   started (a checkout split over two forms: the buyer who ordered sent the
+//!   second), or, for `(no form)` fields, any form was submitted after them;
+//!   **abandoned**: started, never submitted and not completed by another form.
 //! - **failed submits** ([`Attempts`]): a `submit` followed later by another attempt
 //!   (a `submit` or a blocked one) failed; a run of `invalid` events is one attempt the
 //!   browser blocked (it fires `invalid` at each bad field at once); a custom event
@@ -74,7 +85,11 @@ pub struct FormStats {
     pub started: u64,
     /// Sessions that submitted it (at least once).
     pub submitted: u64,
-    /// Sessions that started it and never submitted it.
+    /// Sessions that started it, did not submit it, and then submitted another
+    /// form of its page (one flow over several forms).
+    pub completed_by_other: u64,
+    /// Sessions that started it, never submitted it, and did not complete it
+    /// through another form.
     pub abandoned: u64,
     /// `abandoned / started`; null when nobody started it.
     pub abandonment_rate: Option<f64>,
@@ -141,6 +156,7 @@ impl Audit for Forms {
         Col::Ts,
         Col::Seq,
         Col::Kind,
+        Col::Path,
         Col::Form,
         Col::Field,
         Col::DurationMs,
@@ -163,7 +179,7 @@ impl Audit for Forms {
     ) -> Result<FormsReport, Error> {
         // Polars: the form events, in (session, ts, seq) order.
         let is_field_event = kind_in(["focus", "blur", "change", "submit", "invalid"])
-            .and(col("form").is_not_null());
+            .and(col("form").is_not_null().or(col("field").is_not_null()));
         let is_custom_invalid = col("kind")
             .eq(lit("custom"))
             .and(col("name").eq(lit(CUSTOM_INVALID)));
@@ -190,6 +206,10 @@ impl Audit for Forms {
                     .sum()
                     .cast(DataType::UInt64)
                     .alias("abandoned"),
+                col("completed")
+                    .sum()
+                    .cast(DataType::UInt64)
+                    .alias("completed"),
                 col("failures")
                     .gt(lit(0u64))
                     .sum()
@@ -302,6 +322,7 @@ impl Audit for Forms {
                 form: form.to_owned(),
                 started,
                 submitted: u64_at("submitted", i)?,
+                completed_by_other: u64_at("completed", i)?,
                 abandoned,
                 abandonment_rate: ratio(abandoned, started),
                 failed_submit_sessions: u64_at("failed_sessions", i)?,
@@ -321,6 +342,37 @@ impl Audit for Forms {
             forms,
         })
     }
+}
+
+/// The form of each field event outside any form: the first form the session
+/// touched on the same page (before or after it), else None.
+fn loose_forms<'a>(
+    session: &UInt64Chunked,
+    path: &'a StringChunked,
+    form: &'a StringChunked,
+    field: &StringChunked,
+) -> Vec<Option<&'a str>> {
+    let n = session.len();
+    let mut out = vec![None; n];
+    let mut start = 0;
+    while start < n {
+        let sid = session.get(start);
+        let mut end = start;
+        let mut first: HashMap<Option<&str>, &str> = HashMap::new();
+        while end < n && session.get(end) == sid {
+            if let Some(f) = form.get(end) {
+                first.entry(path.get(end)).or_insert(f);
+            }
+            end += 1;
+        }
+        for i in start..end {
+            if form.get(i).is_none() && field.get(i).is_some() {
+                out[i] = first.get(&path.get(i)).copied();
+            }
+        }
+        start = end;
+    }
+    out
 }
 
 /// What one form event means for a form's submit attempts.
@@ -384,6 +436,11 @@ impl Attempts {
 struct SessionForm<'a> {
     started: bool,
     submitted: bool,
+    /// Another form of the page where this one was first touched was submitted
+    /// after that.
+    completed: bool,
+    /// The page where it was first touched.
+    page: Option<&'a str>,
     attempts: Attempts,
     /// The field of the last focus, blur or change.
     last_touched: Option<&'a str>,
@@ -410,6 +467,7 @@ struct Rows {
     form: Vec<String>,
     started: Vec<bool>,
     submitted: Vec<bool>,
+    completed: Vec<bool>,
     abandoned: Vec<bool>,
     failures: Vec<u64>,
     // One per (session, form, field).
@@ -429,10 +487,12 @@ impl Rows {
     /// Adds the rows of one finished session.
     fn flush(&mut self, session: &mut HashMap<&str, SessionForm<'_>>) {
         for (form, s) in session.drain() {
-            let abandoned = s.started && !s.submitted;
+            let completed = s.started && !s.submitted && s.completed;
+            let abandoned = s.started && !s.submitted && !s.completed;
             self.form.push(form.to_owned());
             self.started.push(s.started);
             self.submitted.push(s.submitted);
+            self.completed.push(completed);
             self.abandoned.push(abandoned);
             self.failures.push(s.attempts.failed);
             for (field, f) in s.fields {
@@ -461,6 +521,7 @@ impl Rows {
                 Column::new("form".into(), self.form),
                 Column::new("started".into(), self.started),
                 Column::new("submitted".into(), self.submitted),
+                Column::new("completed".into(), self.completed),
                 Column::new("abandoned".into(), self.abandoned),
                 Column::new("failures".into(), self.failures),
             ],
@@ -506,6 +567,7 @@ impl Forms {
     fn walk(&self, sorted: &DataFrame) -> Result<(DataFrame, DataFrame), Error> {
         let session = sorted.column("session_id")?.u64()?;
         let kind = sorted.column("kind")?.str()?;
+        let path = sorted.column("path")?.str()?;
         let form = sorted.column("form")?.str()?;
         let field = sorted.column("field")?.str()?;
         let duration = sorted.column("duration_ms")?.i64()?;
@@ -526,6 +588,8 @@ impl Forms {
             })
             .collect();
 
+        let loose = loose_forms(session, path, form, field);
+
         let mut rows = Rows::default();
         let mut current: Option<u64> = None;
         let mut state: HashMap<&str, SessionForm<'_>> = HashMap::new();
@@ -543,15 +607,28 @@ impl Forms {
                     None => continue,
                 }
             } else {
-                match form.get(i) {
+                match form.get(i).or(loose[i]) {
                     Some(form) => (form, field.get(i)),
                     None => continue,
                 }
             };
+            let page = path.get(i);
+            if kind == "submit" {
+                // One flow over several forms: a submit completes the other forms
+                // started on its page before it.
+                for (name, other) in &mut state {
+                    if *name != form && other.started && other.page == page {
+                        other.completed = true;
+                    }
+                }
+            }
             if self.form.as_deref().is_some_and(|only| only != form) {
                 continue;
             }
             let s = state.entry(form).or_default();
+            if s.page.is_none() {
+                s.page = page;
+            }
             let signal = match kind {
                 "submit" => {
                     s.submitted = true;
@@ -611,6 +688,7 @@ impl FormsReport {
                 Cell::Text(FORM_ROW.to_owned()),
                 Cell::Count(f.started),
                 Cell::Count(f.submitted),
+                Cell::Count(f.completed_by_other),
                 Cell::Count(f.abandoned),
                 Cell::Ratio(f.abandonment_rate),
                 Cell::Count(f.failed_submits),
@@ -624,6 +702,7 @@ impl FormsReport {
                     Cell::Text(x.field.clone()),
                     Cell::Count(x.reached),
                     Cell::Count(x.submitted),
+                    Cell::Ratio(None),
                     Cell::Count(x.last_before_abandon),
                     Cell::Ratio(x.last_before_abandon_share),
                     Cell::Count(x.invalid),
@@ -645,6 +724,7 @@ impl FormsReport {
                 ("field", "field"),
                 ("sessions", "sessions"),
                 ("submitted", "submitted"),
+                ("completed_by_other", "completed by another form"),
                 ("abandoned", "abandoned (here)"),
                 ("abandoned_share", "abandoned %"),
                 ("failed", "failed / invalid"),
@@ -984,11 +1064,60 @@ mod tests {
         let expected = "\
 forms · all sites · all time · 2 sessions · 1 forms
 
-form      field   sessions  submitted  abandoned (here)  abandoned %  failed / invalid  median time in field  corrections  left blank
-checkout  (form)         2          1                 1        50.0%                 0                     –            0           –
-checkout  email          2          1                 1       100.0%                 0                  1.5s            0       50.0%
+form      field   sessions  submitted  completed by another form  abandoned (here)  abandoned %  failed / invalid  median time in field  corrections  left blank
+checkout  (form)         2          1                          0                 1        50.0%                 0                     –            0           –
+checkout  email          2          1                          –                 1       100.0%                 0                  1.5s            0       50.0%
 ";
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn a_flow_over_two_forms_and_loose_fields_is_one_flow() {
+        let db = Db::new();
+        // An order note outside any form on /checkout.
+        let note = |id: &str, session: &str, ts: i64, kind: &str| {
+            ev(id, session, ts, (ts / S) as i32, kind)
+                .path("/checkout")
+                .field("note")
+        };
+        db.insert(&[
+            // s1, the buyer: the note, then the address form (never submitted: a
+            // script reads it) and the payment form (submitted), all on /checkout.
+            note("a0", "s1", 0, "focus"),
+            note("a0b", "s1", S, "blur"),
+            fe("a1", "s1", 10 * S, "focus", "address", "street"),
+            fe("a2", "s1", 12 * S, "blur", "address", "street"),
+            fe("a3", "s1", 13 * S, "focus", "payment", "card"),
+            submit("a4", "s1", 15 * S, "payment"),
+            // s2 gives up in the address form.
+            fe("b1", "s2", 0, "focus", "address", "street"),
+            fe("b2", "s2", S, "blur", "address", "street"),
+            // s3 submits the payment form first, then starts the address form: the
+            // submit came before, so the address form is abandoned. The note is the
+            // payment form's (the first form s3 touched on the page).
+            fe("c1", "s3", 0, "focus", "payment", "card"),
+            submit("c2", "s3", S, "payment"),
+            fe("c3", "s3", 2 * S, "focus", "address", "street"),
+            note("c4", "s3", 3 * S, "focus"),
+            // s4: a newsletter form on another page, then the payment: the
+            // newsletter is no part of the checkout, so it is abandoned.
+            ev("d1", "s4", 0, 0, "focus")
+                .path("/")
+                .form("newsletter")
+                .field("email"),
+            fe("d2", "s4", S, "focus", "payment", "card"),
+            submit("d3", "s4", 2 * S, "payment"),
+        ]);
+        let r = forms(&db, None);
+        let row = |f: &FormStats| (f.started, f.submitted, f.completed_by_other, f.abandoned);
+        assert_eq!(row(find(&r, "address")), (3, 0, 1, 2));
+        assert_eq!(row(find(&r, "payment")), (3, 3, 0, 0));
+        assert_eq!(row(find(&r, "newsletter")), (1, 0, 0, 1));
+        assert_eq!(r.forms.len(), 3, "no form for the note");
+        assert_eq!(names(find(&r, "address")), ["street", "note"]);
+        assert_eq!(field(find(&r, "address"), "note").reached, 1);
+        assert_eq!(names(find(&r, "payment")), ["card", "note"]);
+        assert_eq!(field(find(&r, "address"), "street").last_before_abandon, 2);
     }
 
     #[test]
