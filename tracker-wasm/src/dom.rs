@@ -51,6 +51,13 @@ extern "C" {
     ) -> Result<Observer, JsValue>;
     #[wasm_bindgen(catch, constructor, js_class = "MutationObserver")]
     pub(crate) fn mutation_observer(cb: &Function) -> Result<Observer, JsValue>;
+
+    /// An `IntersectionObserverEntry`.
+    pub(crate) type Entry;
+    #[wasm_bindgen(method, getter)]
+    pub(crate) fn target(this: &Entry) -> Element;
+    #[wasm_bindgen(method, getter = intersectionRatio)]
+    pub(crate) fn intersection_ratio(this: &Entry) -> f64;
 }
 
 /// The value of a JSON literal (smaller than setting properties one by one).
@@ -93,19 +100,53 @@ pub(crate) fn element(target: Option<EventTarget>) -> Option<Element> {
 /// `class` attribute does not matter), and `:nth-of-type` only tells apart siblings
 /// that would otherwise get the same part. No text is put in a selector.
 pub(crate) fn selector(el: &Element) -> String {
-    let mut parts: Vec<String> = Vec::new();
+    selector_in(el, &mut Siblings::default())
+}
+
+/// What [`selector`] learnt of parents' children, shared by the selectors of one
+/// batch (the links that came into view together), so that a menu of 200 links
+/// asks the browser about its 200 children once, not 200 times.
+#[derive(Default)]
+pub(crate) struct Siblings {
+    /// (parent, part): whether several children have that part.
+    twins: Vec<(Element, String, bool)>,
+    /// (parent, tag): its children of that tag, in order.
+    of_type: Vec<(Element, String, js_sys::Array)>,
+    /// An element and the parts of it and its ancestors (see [`ancestor_parts`]).
+    chains: Vec<(Element, Vec<String>)>,
+}
+
+/// The parts of `el` and its ancestors that a selector of one of its children
+/// takes: up to three, stopping at an anchored part or at `<body>`.
+fn ancestor_parts(el: &Element, known: &mut Siblings) -> Vec<String> {
+    if let Some(c) = known.chains.iter().find(|c| c.0 == *el) {
+        return c.1.clone();
+    }
+    let mut parts = Vec::new();
     let mut cur = Some(el.clone());
     while let Some(e) = cur {
-        if !parts.is_empty() && matches!(e.local_name().as_str(), "body" | "html") {
+        if matches!(e.local_name().as_str(), "body" | "html") {
             break;
         }
         let mut p = String::new();
-        let anchored = part(&e, &mut p);
+        let anchored = part(&e, &mut p, known);
         parts.push(p);
-        if anchored || parts.len() == 4 {
+        if anchored || parts.len() == 3 {
             break;
         }
         cur = e.parent_element();
+    }
+    known.chains.push((el.clone(), parts.clone()));
+    parts
+}
+
+/// [`selector`], with what `known` holds about the siblings on the way.
+pub(crate) fn selector_in(el: &Element, known: &mut Siblings) -> String {
+    let mut first = String::new();
+    let anchored = part(el, &mut first, known);
+    let mut parts = Vec::from([first]);
+    if !anchored && let Some(p) = el.parent_element() {
+        parts.extend(ancestor_parts(&p, known));
     }
     // Drop outer ancestors until it is short; `parts` runs from `el` outwards.
     let mut keep = parts.len();
@@ -131,7 +172,7 @@ pub(crate) fn selector(el: &Element) -> String {
 /// also true), else `tag` with `[name]`, else `[aria-label]`, else one class;
 /// plus `[role]` and an input's or button's `[type]`; `:nth-of-type(n)` when a
 /// sibling gets the same part.
-fn part(el: &Element, out: &mut String) -> bool {
+fn part(el: &Element, out: &mut String, known: &mut Siblings) -> bool {
     let tag = el.local_name();
     out.push_str(&tag);
     let id = el.id();
@@ -140,8 +181,13 @@ fn part(el: &Element, out: &mut String) -> bool {
         css_ident(out, &id);
         return true;
     }
+    // One question to the browser first: most elements have none of these.
+    let any = el
+        .matches("[data-testid],[data-test],[data-cy],[data-qa],[name],[aria-label],[role],[type]")
+        .unwrap_or(true);
     let attr = |name: &str, max: usize| {
-        el.get_attribute(name)
+        any.then(|| el.get_attribute(name))
+            .flatten()
             .filter(|v| v.len() <= max && !generated(v))
     };
     let mut anchored = false;
@@ -168,23 +214,34 @@ fn part(el: &Element, out: &mut String) -> bool {
         attr_part(out, "type", &v);
     }
     // Siblings this part would match too: then its position among its type.
-    let twins = el.parent_element().and_then(|p| {
-        let mut s = String::from(":scope>");
-        s.push_str(out);
-        p.query_selector_all(&s).ok()
-    });
-    if twins.is_some_and(|l| l.length() > 1) {
-        let mut nth = 1;
-        let mut sib = el.previous_element_sibling();
-        while let Some(s) = sib {
-            if s.local_name() == tag {
-                nth += 1;
-            }
-            sib = s.previous_element_sibling();
+    let alone = el.previous_element_sibling().is_none() && el.next_element_sibling().is_none();
+    if let Some(p) = el.parent_element().filter(|_| !alone) {
+        let twins = if let Some(t) = known.twins.iter().find(|t| t.1 == *out && t.0 == p) {
+            t.2
+        } else {
+            let mut s = String::from(":scope>");
+            s.push_str(out);
+            let twins = p.query_selector_all(&s).is_ok_and(|l| l.length() > 1);
+            known.twins.push((p.clone(), out.clone(), twins));
+            twins
+        };
+        if twins {
+            let i = if let Some(t) = known.of_type.iter().find(|t| t.1 == tag && t.0 == p) {
+                t.2.index_of(el, 0)
+            } else {
+                let mut s = String::from(":scope>");
+                s.push_str(&tag);
+                let list = p
+                    .query_selector_all(&s)
+                    .map_or_else(|_| js_sys::Array::new(), |l| js_sys::Array::from(&l));
+                let i = list.index_of(el, 0);
+                known.of_type.push((p, tag.clone(), list));
+                i
+            };
+            out.push_str(":nth-of-type(");
+            int(out, (i + 1).into());
+            out.push(')');
         }
-        out.push_str(":nth-of-type(");
-        int(out, nth);
-        out.push(')');
     }
     anchored
 }

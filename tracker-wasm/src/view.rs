@@ -63,10 +63,13 @@ pub(crate) struct Seen {
 impl Tracker {
     /// Observe every link and ad in the document.
     pub(crate) fn watch_all(&self) {
+        // One call into the browser: `forEach` hands each element to `observe`.
         if let (Some(io), Ok(list)) = (&self.seen.io, self.doc.query_selector_all(WATCHED)) {
-            dom::each(&list, |el| {
-                let _ = io.observe(&el, &JsValue::UNDEFINED);
-            });
+            let observe = dom::prop(io, "observe").unchecked_into::<js_sys::Function>();
+            let each = dom::prop(&js_sys::Array::new(), "forEach");
+            let _ = each
+                .unchecked_ref::<js_sys::Function>()
+                .call1(&list, &observe.bind0(io));
         }
     }
 
@@ -86,9 +89,11 @@ impl Tracker {
         // A screen change waiting for its check ends the view before this one's links count.
         self.screen_check();
         let now = Date::now();
+        let mut known = dom::Siblings::default();
         dom::each(entries, |e| {
-            let el: Element = dom::prop(&e, "target").unchecked_into();
-            if dom::prop(&e, "intersectionRatio").as_f64().unwrap_or(0.0) < IN_VIEW {
+            let e: dom::Entry = e.unchecked_into();
+            let el = e.target();
+            if e.intersection_ratio() < IN_VIEW {
                 for ad in &mut self.seen.ads {
                     if ad.0 == el && ad.1 > 0.0 {
                         ad.1 = 0.0;
@@ -121,12 +126,12 @@ impl Tracker {
             if let Some(a) = el.dyn_ref::<HtmlAnchorElement>()
                 && a.has_attribute("href")
             {
-                self.link_seen(a);
+                self.link_seen(a, &mut known);
             }
         });
     }
 
-    fn link_seen(&mut self, a: &HtmlAnchorElement) {
+    fn link_seen(&mut self, a: &HtmlAnchorElement, known: &mut dom::Siblings) {
         // Listed in this view already (cheaper than its selector).
         let view = JsValue::from(self.seen.view);
         if dom::prop(a, MARK) == view {
@@ -134,7 +139,7 @@ impl Tracker {
         }
         let _ = Reflect::set(a, &JsValue::from_str(MARK), &view);
         let mut link = String::from("[");
-        quote(&mut link, &dom::selector(a));
+        quote(&mut link, &dom::selector_in(a, known));
         link.push(',');
         quote(&mut link, cut(&self.link_href(&a.href()), MAX_URL));
         // Its label for the report: the text, else the accessible name.

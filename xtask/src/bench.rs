@@ -1,5 +1,6 @@
 //! `cargo xtask bench [--100m]`: the numbers the README quotes. Builds the tracker
-//! (its shipped size, raw and gzipped), then runs the benches: ingest over HTTP
+//! (its shipped size, raw and gzipped) and measures its main-thread cost per load of
+//! a heavy page in Chromium, then runs the benches: ingest over HTTP
 //! (events/s, latency percentiles, acknowledged = stored), the write path (enrich →
 //! store → compaction, 1,000,000 events), and the audits on 10,000,000 synthetic
 //! events (and the funnel on 100,000,000 with `--100m`) with DuckDB's own SQL funnel
@@ -15,6 +16,9 @@ use crate::{cargo, tracker};
 pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     let big = args.iter().any(|a| a == "--100m");
     crate::step("tracker size", || tracker::build(root))?;
+    crate::step("tracker cost per page load", || {
+        crate::run(cargo(root).args(["bench", "-p", "clicktrail-e2e", "--bench", "tracker_cost"]))
+    })?;
     crate::step("ingest", || {
         crate::run(cargo(root).args(["bench", "--bench", "ingest"]))
     })?;

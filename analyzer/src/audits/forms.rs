@@ -365,9 +365,9 @@ fn loose_forms<'a>(
             }
             end += 1;
         }
-        for i in start..end {
+        for (i, slot) in out.iter_mut().enumerate().take(end).skip(start) {
             if form.get(i).is_none() && field.get(i).is_some() {
-                out[i] = first.get(&path.get(i)).copied();
+                *slot = first.get(&path.get(i)).copied();
             }
         }
         start = end;
