@@ -42,7 +42,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, SessionOrder as _, kind_in, labels, ratio};
+use super::{Audit, LabelMap, SessionOrder as _, best_labels, kind_in, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -232,7 +232,6 @@ impl Audit for Frustration {
             .zip(per_page.column("sessions")?.u64()?.iter())
             .filter_map(|(p, n)| Some((p?, n?)))
             .collect();
-        let labels = labels(&events)?;
         let sorted = events
             .lazy()
             .filter(kind_in(["click", "dead_click", "error", "pageview"]))
@@ -240,7 +239,7 @@ impl Audit for Frustration {
             .collect()?;
 
         // Rust: one sequential pass per session.
-        let signals = self.walk(&sorted)?;
+        let (signals, labels) = self.walk(&sorted)?;
 
         // Polars: occurrences and sessions per (kind, page, selector).
         let per_issue = signals
@@ -412,17 +411,19 @@ impl Frustration {
     }
 
     /// Walks the sorted signal events session by session.
-    fn walk(&self, sorted: &DataFrame) -> Result<DataFrame, Error> {
+    fn walk(&self, sorted: &DataFrame) -> Result<(DataFrame, LabelMap), Error> {
         let session = sorted.column("session_id")?.u64()?;
         let ts = sorted.column("ts")?.i64()?;
         let kind = sorted.column("kind")?.str()?;
         let path = sorted.column("path")?.str()?;
         let nav = sorted.column("nav")?.str()?;
         let selector = sorted.column("selector")?.str()?;
+        let text = sorted.column("text")?.str()?;
         let x = sorted.column("x")?.i32()?;
         let y = sorted.column("y")?.i32()?;
 
         let mut out = Signals::default();
+        let mut label_counts: HashMap<(&str, &str, &str), u64> = HashMap::new();
         let mut current: Option<u64> = None;
         let mut state = SessionState::default();
         for i in 0..sorted.height() {
@@ -438,6 +439,9 @@ impl Frustration {
             let sel = selector.get(i);
             match kind {
                 "click" => {
+                    if let (Some(sel), Some(label)) = (sel, text.get(i)) {
+                        *label_counts.entry((page, sel, label)).or_default() += 1;
+                    }
                     if let Some(sel) = sel {
                         let at = x.get(i).zip(y.get(i));
                         state.clicks.entry((page, sel)).or_default().push(ClickAt {
@@ -488,7 +492,7 @@ impl Frustration {
         }
         self.finish(&mut out, current, &mut state);
 
-        Ok(DataFrame::new(
+        let signals = DataFrame::new(
             out.kind.len(),
             vec![
                 Column::new("session_id".into(), out.session_id),
@@ -497,7 +501,8 @@ impl Frustration {
                 Column::new("selector".into(), out.selector),
                 Column::new("occurrences".into(), out.occurrences),
             ],
-        )?)
+        )?;
+        Ok((signals, best_labels(label_counts)))
     }
 }
 

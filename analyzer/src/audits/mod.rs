@@ -634,6 +634,21 @@ pub(crate) fn labels(events: &DataFrame) -> Result<LabelMap, Error> {
     Ok(out)
 }
 
+/// The labels of counted (page, selector, text) triples: per (page, selector)
+/// the most frequent text, the first in order on a tie (as [`labels`]).
+pub(crate) fn best_labels(counts: HashMap<(&str, &str, &str), u64>) -> LabelMap {
+    let mut best: HashMap<(&str, &str), (u64, &str)> = HashMap::new();
+    for ((p, s, t), n) in counts {
+        let e = best.entry((p, s)).or_insert((n, t));
+        if n > e.0 || (n == e.0 && t < e.1) {
+            *e = (n, t);
+        }
+    }
+    best.into_iter()
+        .map(|((p, s), (_, t))| ((p.to_owned(), s.to_owned()), t.to_owned()))
+        .collect()
+}
+
 /// (page, selector) → label.
 pub(crate) type LabelMap = HashMap<(String, String), String>;
 
