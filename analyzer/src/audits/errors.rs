@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, SessionOrder as _};
+use super::{Audit, SessionOrder as _, error_page_sessions};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -248,8 +248,9 @@ impl Errors {
             .when(referrer().is_not_null().and(referrer().neq(lit(""))))
             .then(referrer())
             .otherwise(lit(DIRECT));
-        let views = events
-            .lazy()
+        // Only the sessions that reached an error page: where they came from is
+        // the page view before it in the same session.
+        let views = error_page_sessions(&events)
             .filter(col("kind").eq(lit("pageview")))
             .in_session_order()
             .with_column(

@@ -36,7 +36,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::errors::{ErrorPage, Errors};
-use super::{Audit, LabelMap, SessionOrder as _, kind_in, labels, ratio};
+use super::{Audit, LabelMap, SessionOrder as _, error_page_sessions, kind_in, labels, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -208,6 +208,14 @@ impl Audit for Links {
     }
 }
 
+/// A join in which a missing href matches a missing href (a link whose target the
+/// collector dropped is still one link).
+fn same(how: JoinType) -> JoinArgs {
+    let mut args = JoinArgs::new(how);
+    args.nulls_equal = true;
+    args
+}
+
 /// Impressions and credited clicks per link, sorted as [`LinksReport::links`].
 fn link_stats(events: &DataFrame, labels: &LabelMap) -> Result<Vec<LinkStats>, Error> {
     let on = |cols: &[&str]| cols.iter().map(|c| col(*c)).collect::<Vec<_>>();
@@ -225,45 +233,29 @@ fn link_stats(events: &DataFrame, labels: &LabelMap) -> Result<Vec<LinkStats>, E
         .unique_stable(None, UniqueKeepStrategy::First)
         .with_row_index("link", None)
         .collect()?;
-    // Views per session and link.
+    // Views per session and link: the strings joined once, then integers only.
     let views = of_kind(LINK_VIEW)
-        .group_by(
-            [col("session_id")]
-                .into_iter()
-                .chain(on(&exact))
-                .collect::<Vec<_>>(),
-        )
-        .agg([len().cast(DataType::UInt64).alias("v")])
+        .select([col("session_id"), col("path"), col("selector"), col("href")])
         .join(
             links.clone().lazy(),
             on(&exact),
             on(&exact),
-            JoinArgs::new(JoinType::Inner),
+            same(JoinType::Inner),
         )
-        .select([col("session_id"), col("link"), col("v")]);
-    // Clicks per session and (page, selector, href), credited to the link of the
-    // same three, else to the one link of that page with that selector (its href
-    // changed, e.g. a parameter added on click); never to a link the click did not
-    // touch.
-    let clicks = of_kind("click")
-        .group_by(
-            [col("session_id")]
-                .into_iter()
-                .chain(on(&exact))
-                .collect::<Vec<_>>(),
-        )
-        .agg([len().cast(DataType::UInt64).alias("c")]);
-    let exact_hits = clicks.clone().join(
+        .group_by([col("session_id"), col("link")])
+        .agg([len().cast(DataType::UInt64).alias("v")]);
+    // Which link each distinct click key is credited to: the link of the same
+    // (page, selector, href), else the one link of that page with that selector
+    // (its href changed, e.g. a parameter added on click); never a link the click
+    // did not touch. Resolved on the distinct keys, then joined to the clicks once.
+    let click_keys = of_kind("click")
+        .select(on(&exact))
+        .unique(None, UniqueKeepStrategy::Any);
+    let exact_keys = click_keys.clone().join(
         links.clone().lazy(),
         on(&exact),
         on(&exact),
-        JoinArgs::new(JoinType::Inner),
-    );
-    let unmatched = clicks.join(
-        links.clone().lazy().select(on(&exact)),
-        on(&exact),
-        on(&exact),
-        JoinArgs::new(JoinType::Anti),
+        same(JoinType::Inner),
     );
     let only_link = links
         .clone()
@@ -272,21 +264,31 @@ fn link_stats(events: &DataFrame, labels: &LabelMap) -> Result<Vec<LinkStats>, E
         .agg([col("link").first(), len().alias("n")])
         .filter(col("n").eq(lit(1u32)))
         .select([col("path"), col("selector"), col("link")]);
-    let selector_hits = unmatched.join(
-        only_link,
-        on(&by_selector),
-        on(&by_selector),
-        JoinArgs::new(JoinType::Inner),
-    );
-    let credited = concat(
+    let selector_keys = click_keys
+        .join(
+            links.clone().lazy().select(on(&exact)),
+            on(&exact),
+            on(&exact),
+            same(JoinType::Anti),
+        )
+        .join(
+            only_link,
+            on(&by_selector),
+            on(&by_selector),
+            JoinArgs::new(JoinType::Inner),
+        );
+    let key_link = concat(
         [
-            exact_hits.select([col("session_id"), col("link"), col("c")]),
-            selector_hits.select([col("session_id"), col("link"), col("c")]),
+            exact_keys.select([col("path"), col("selector"), col("href"), col("link")]),
+            selector_keys.select([col("path"), col("selector"), col("href"), col("link")]),
         ],
         UnionArgs::default(),
-    )?
-    .group_by([col("session_id"), col("link")])
-    .agg([col("c").sum()]);
+    )?;
+    let credited = of_kind("click")
+        .select([col("session_id"), col("path"), col("selector"), col("href")])
+        .join(key_link, on(&exact), on(&exact), same(JoinType::Inner))
+        .group_by([col("session_id"), col("link")])
+        .agg([len().cast(DataType::UInt64).alias("c")]);
     // Per session: a click proves the link was seen once at least, and a link is
     // clicked at most once per time it was seen, so CTR never passes 100 %.
     let per_session = views
@@ -362,9 +364,8 @@ fn link_stats(events: &DataFrame, labels: &LabelMap) -> Result<Vec<LinkStats>, E
 
 /// Clicks that led to a page view with status >= 400, grouped as [`BrokenLink`]s.
 fn broken_links(events: &DataFrame, labels: &LabelMap) -> Result<Vec<BrokenLink>, Error> {
-    let sorted = events
-        .clone()
-        .lazy()
+    // Only sessions that reached an error page can hold a broken link.
+    let sorted = error_page_sessions(events)
         .filter(kind_in(["click", "pageview"]))
         .in_session_order()
         .collect()?;
@@ -767,6 +768,21 @@ mod tests {
         assert_eq!(counts(&r), [("/", "a#tab", 4, 3)]);
         assert_eq!(r.links[0].ctr, Some(0.75));
         assert_eq!(r.links[0].href.as_deref(), Some(tab.as_str()));
+    }
+
+    #[test]
+    fn a_link_whose_href_was_dropped_is_still_one_link() {
+        let db = Db::new();
+        db.insert(&[
+            page("a1", "s1", 0, "/"),
+            ev("a2", "s1", S, 2, "link_view").path("/").selector("a#js"),
+            ev("a3", "s1", 2 * S, 3, "click").path("/").selector("a#js"),
+            page("b1", "s2", 0, "/"),
+            ev("b2", "s2", S, 2, "link_view").path("/").selector("a#js"),
+        ]);
+        let r = links(&db, &Links::default());
+        assert_eq!(counts(&r), [("/", "a#js", 2, 1)]);
+        assert_eq!(r.links[0].href, None);
     }
 
     #[test]

@@ -649,6 +649,27 @@ pub(crate) fn best_labels(counts: HashMap<(&str, &str, &str), u64>) -> LabelMap 
         .collect()
 }
 
+/// The events of the sessions that viewed a page served with an HTTP error status
+/// (>= 400): all that the error-page passes need (few sessions of the many).
+pub(crate) fn error_page_sessions(events: &DataFrame) -> LazyFrame {
+    let hit = events
+        .clone()
+        .lazy()
+        .filter(
+            col("kind")
+                .eq(lit("pageview"))
+                .and(col("status").gt_eq(lit(400))),
+        )
+        .select([col("session_id")])
+        .unique(None, polars::prelude::UniqueKeepStrategy::Any);
+    events.clone().lazy().join(
+        hit,
+        [col("session_id")],
+        [col("session_id")],
+        polars::prelude::JoinArgs::new(polars::prelude::JoinType::Semi),
+    )
+}
+
 /// (page, selector) → label.
 pub(crate) type LabelMap = HashMap<(String, String), String>;
 
