@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, SessionOrder as _, kind_in, ratio};
+use super::{Audit, Context, SessionOrder as _, kind_in, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::matcher::{EventRef, SEQUENCE_COLUMNS, StepMatcher, concat};
@@ -349,12 +349,8 @@ impl Audit for Ads {
         Some(kinds)
     }
 
-    fn compute(
-        &self,
-        events: DataFrame,
-        sessions: u64,
-        scope: ResolvedScope,
-    ) -> Result<AdsReport, Error> {
+    fn compute(&self, events: DataFrame, ctx: &Context<'_>) -> Result<AdsReport, Error> {
+        let (sessions, scope) = (ctx.sessions, ctx.scope.clone());
         // Polars: impressions and clicks per ad.
         let per_ad = |kind: &str, name: &str| -> Result<DataFrame, Error> {
             Ok(events

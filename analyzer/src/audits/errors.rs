@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, SessionOrder as _, error_page_sessions};
+use super::{Audit, Context, SessionOrder as _, error_page_sessions};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -139,12 +139,8 @@ impl Audit for Errors {
         Some(vec!["error", "pageview"])
     }
 
-    fn compute(
-        &self,
-        events: DataFrame,
-        sessions: u64,
-        scope: ResolvedScope,
-    ) -> Result<ErrorsReport, Error> {
+    fn compute(&self, events: DataFrame, ctx: &Context<'_>) -> Result<ErrorsReport, Error> {
+        let (sessions, scope) = (ctx.sessions, ctx.scope.clone());
         let js_errors = js_errors(events.clone())?;
         let error_pages = self.error_pages(&events)?;
         Ok(ErrorsReport {

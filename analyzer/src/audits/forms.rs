@@ -48,7 +48,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, SessionOrder as _, kind_in, ratio};
+use super::{Audit, Context, SessionOrder as _, kind_in, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -171,12 +171,8 @@ impl Audit for Forms {
         ])
     }
 
-    fn compute(
-        &self,
-        events: DataFrame,
-        sessions: u64,
-        scope: ResolvedScope,
-    ) -> Result<FormsReport, Error> {
+    fn compute(&self, events: DataFrame, ctx: &Context<'_>) -> Result<FormsReport, Error> {
+        let (sessions, scope) = (ctx.sessions, ctx.scope.clone());
         // Polars: the form events, in (session, ts, seq) order.
         let is_field_event = kind_in(["focus", "blur", "change", "submit", "invalid"])
             .and(col("form").is_not_null().or(col("field").is_not_null()));

@@ -42,9 +42,9 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, LabelMap, SessionOrder as _, best_labels, kind_in, ratio};
+use super::{Audit, Context, LabelMap, SessionOrder as _, best_labels, kind_in, ratio};
 use crate::Error;
-use crate::load::Col;
+use crate::load::{self, Col};
 use crate::render::{Cell, Table};
 use crate::scope::ResolvedScope;
 
@@ -209,29 +209,15 @@ impl Audit for Frustration {
         Col::Y,
     ];
 
-    fn compute(
-        &self,
-        events: DataFrame,
-        sessions: u64,
-        scope: ResolvedScope,
-    ) -> Result<FrustrationReport, Error> {
-        // Polars: sessions per page, and the signal events in (session, ts, seq) order.
-        let per_page = events
-            .clone()
-            .lazy()
-            .group_by([col("path")])
-            .agg([col("session_id")
-                .n_unique()
-                .cast(DataType::UInt64)
-                .alias("sessions")])
-            .collect()?;
-        let page_sessions: HashMap<&str, u64> = per_page
-            .column("path")?
-            .str()?
-            .iter()
-            .zip(per_page.column("sessions")?.u64()?.iter())
-            .filter_map(|(p, n)| Some((p?, n?)))
-            .collect();
+    fn kinds(&self) -> Option<Vec<&'static str>> {
+        Some(vec!["click", "dead_click", "error", "pageview"])
+    }
+
+    fn compute(&self, events: DataFrame, ctx: &Context<'_>) -> Result<FrustrationReport, Error> {
+        let (sessions, scope) = (ctx.sessions, ctx.scope.clone());
+        // The store: sessions per page (of every kind of event). Polars: the
+        // signal events in (session, ts, seq) order.
+        let page_sessions = load::page_sessions(ctx.conn, &ctx.scope)?;
         let sorted = events
             .lazy()
             .filter(kind_in(["click", "dead_click", "error", "pageview"]))

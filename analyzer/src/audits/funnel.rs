@@ -35,7 +35,7 @@ use duckdb::types::Value;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, SessionOrder as _, kind_in, ratio};
+use super::{Audit, Context, SessionOrder as _, kind_in, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::matcher::{EventRef, SEQUENCE_COLUMNS, SqlTest, StepMatcher};
@@ -116,12 +116,8 @@ impl Audit for Funnel {
 
     const COLUMNS: &'static [Col] = &SEQUENCE_COLUMNS;
 
-    fn compute(
-        &self,
-        events: DataFrame,
-        sessions: u64,
-        scope: ResolvedScope,
-    ) -> Result<FunnelReport, Error> {
+    fn compute(&self, events: DataFrame, ctx: &Context<'_>) -> Result<FunnelReport, Error> {
+        let (sessions, scope) = (ctx.sessions, ctx.scope.clone());
         // Polars: only the kinds a step can match, in (session, ts, seq) order.
         let kinds: BTreeSet<&str> = self
             .steps

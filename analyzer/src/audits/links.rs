@@ -36,7 +36,9 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::errors::{ErrorPage, Errors};
-use super::{Audit, LabelMap, SessionOrder as _, error_page_sessions, kind_in, labels, ratio};
+use super::{
+    Audit, Context, LabelMap, SessionOrder as _, error_page_sessions, kind_in, labels, ratio,
+};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -180,12 +182,8 @@ impl Audit for Links {
         Some(vec!["link_view", "click", "pageview", "error"])
     }
 
-    fn compute(
-        &self,
-        events: DataFrame,
-        sessions: u64,
-        scope: ResolvedScope,
-    ) -> Result<LinksReport, Error> {
+    fn compute(&self, events: DataFrame, ctx: &Context<'_>) -> Result<LinksReport, Error> {
+        let (sessions, scope) = (ctx.sessions, ctx.scope.clone());
         let labels = labels(&events)?;
         let links = link_stats(&events, &labels)?;
         let unused = links

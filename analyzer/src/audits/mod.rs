@@ -57,15 +57,20 @@ pub trait Audit {
         None
     }
 
-    /// Computes the report from the events in `scope` of [`Self::kinds`], loaded with
-    /// [`Self::COLUMNS`], one row per event, in no particular order; `sessions` is
-    /// the number of sessions in `scope` (of every kind).
-    fn compute(
-        &self,
-        events: DataFrame,
-        sessions: u64,
-        scope: ResolvedScope,
-    ) -> Result<Self::Report, Error>;
+    /// Computes the report from the events in `ctx.scope` of [`Self::kinds`], loaded
+    /// with [`Self::COLUMNS`], one row per event, in no particular order. What is
+    /// better asked of the store as a whole (counts over every kind) comes from
+    /// `ctx.conn`.
+    fn compute(&self, events: DataFrame, ctx: &Context<'_>) -> Result<Self::Report, Error>;
+}
+
+/// What an audit's [`Audit::compute`] gets besides its events.
+pub struct Context<'a> {
+    /// The store, for what is cheaper to count there (in the same scope).
+    pub conn: &'a Connection,
+    pub scope: ResolvedScope,
+    /// Sessions in scope (of every kind).
+    pub sessions: u64,
 }
 
 /// Loads what `audit` needs from `conn` and computes its report.
@@ -488,7 +493,14 @@ fn run_audit_counted<A: Audit>(
     sessions: u64,
 ) -> Result<A::Report, Error> {
     let events = load::events_of(conn, &scope, A::COLUMNS, audit.kinds().as_deref())?;
-    audit.compute(events, sessions, scope)
+    audit.compute(
+        events,
+        &Context {
+            conn,
+            scope,
+            sessions,
+        },
+    )
 }
 
 /// The `report` audit: every audit with its defaults, each on its own load of the

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, SessionOrder as _, ratio};
+use super::{Audit, Context, SessionOrder as _, ratio};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -96,12 +96,8 @@ impl Audit for Screens {
         Col::Screen,
     ];
 
-    fn compute(
-        &self,
-        events: DataFrame,
-        sessions: u64,
-        scope: ResolvedScope,
-    ) -> Result<ScreensReport, Error> {
+    fn compute(&self, events: DataFrame, ctx: &Context<'_>) -> Result<ScreensReport, Error> {
+        let (sessions, scope) = (ctx.sessions, ctx.scope.clone());
         let visits = visits(events)?;
 
         let per_screen = visits
