@@ -38,13 +38,22 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, Context, SessionOrder as _, kind_in, ratio};
+use super::{Audit, Context, SessionOrder as _, kind_in};
+
+mod campaigns;
+mod inbound;
+
+use campaigns::{format_p, split_ad};
+
 use crate::Error;
 use crate::load::Col;
 use crate::matcher::{EventRef, SEQUENCE_COLUMNS, StepMatcher, concat};
 use crate::render::{Cell, Table};
 use crate::scope::ResolvedScope;
-use crate::stats::{ZTest, chi_square_split, holm, two_proportion_z, wilson};
+use crate::stats::ZTest;
+use inbound::Inbound;
+use inbound::inbound_stats;
+pub use inbound::{DIRECT, InboundStats, NO_LANDING, NOT_SET};
 
 /// The goal when none is given.
 pub const DEFAULT_GOAL: &str = "event:purchase";
@@ -70,25 +79,8 @@ pub const INTERVAL: &str = "Wilson score interval, 95%";
 /// The variant of an ad marked without one (`data-ct-ad="winter"`).
 pub const NO_VARIANT: &str = "(none)";
 
-/// The source of sessions that landed without campaign parameters or click ids.
-pub const DIRECT: &str = "(direct / none)";
-
-/// The source of sessions whose landing URL has campaign parameters but no
-/// `utm_source` and no click id.
-pub const NOT_SET: &str = "(not set)";
-
-/// The source of sessions whose first page view is not in the time range.
-pub const NO_LANDING: &str = "(landing page not in range)";
-
 /// Added to every verdict of a campaign with a sample ratio mismatch.
 pub const SRM_WARNING: &str = "sample ratio mismatch: check the ad rotation before trusting this";
-
-/// Click ids in landing URLs and the ad networks they come from.
-const CLICK_IDS: [(&str, &str); 3] = [
-    ("gclid", "google ads"),
-    ("fbclid", "meta"),
-    ("msclkid", "microsoft ads"),
-];
 
 /// Validated ads params.
 #[derive(Debug, Clone)]
@@ -195,28 +187,6 @@ pub struct Comparison {
     pub ctr: Option<ZTest>,
     /// In plain words, e.g. `B converts better than A (p = 0.005)`.
     pub verdict: String,
-}
-
-/// Sessions that landed from one source (the landing page's URL parameters).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InboundStats {
-    /// `utm_source`, else the ad network of a click id, else [`NOT_SET`] when other
-    /// campaign parameters are present, else [`DIRECT`]; [`NO_LANDING`] when the
-    /// session's first page view is before the range.
-    pub source: String,
-    pub medium: Option<String>,
-    pub campaign: Option<String>,
-    pub content: Option<String>,
-    /// The ad network of a click id in the landing URL: `google ads` (gclid), `meta`
-    /// (fbclid), `microsoft ads` (msclkid).
-    pub click_id: Option<String>,
-    pub sessions: u64,
-    /// Sessions that reached the goal.
-    pub conversions: u64,
-    /// `conversions / sessions`, with its 95 % Wilson interval.
-    pub conversion_rate: Option<f64>,
-    pub conversion_low: Option<f64>,
-    pub conversion_high: Option<f64>,
 }
 
 impl Ads {
@@ -505,367 +475,6 @@ impl Ads {
             state.finish(&mut out);
         }
         Ok(out)
-    }
-
-    /// Campaigns with their variants, SRM check and comparisons.
-    fn campaigns(
-        &self,
-        counts: &BTreeMap<String, Counts>,
-        mixed: &HashMap<&str, u64>,
-    ) -> Vec<AdCampaign> {
-        let mut by_campaign: BTreeMap<&str, BTreeMap<&str, Counts>> = BTreeMap::new();
-        for (ad, c) in counts {
-            let (campaign, variant) = split_ad(ad);
-            let sum = by_campaign
-                .entry(campaign)
-                .or_default()
-                .entry(variant)
-                .or_default();
-            sum.impressions += c.impressions;
-            sum.sessions += c.sessions;
-            sum.clicks += c.clicks;
-            sum.conversions += c.conversions;
-        }
-        by_campaign
-            .into_iter()
-            .map(|(campaign, variants)| {
-                let control = self
-                    .control
-                    .as_deref()
-                    .filter(|c| variants.contains_key(c))
-                    .or_else(|| variants.keys().next().copied())
-                    .unwrap_or(NO_VARIANT)
-                    .to_owned();
-                let mut exposed: Vec<u64> = variants.values().map(|c| c.sessions).collect();
-                let weighted = variants.keys().all(|v| self.split.contains_key(*v));
-                let mut weights: Vec<f64> = if weighted {
-                    variants.keys().map(|v| self.split[*v]).collect()
-                } else {
-                    vec![1.0; variants.len()]
-                };
-                // A variant of the split never shown here was meant to get its share:
-                // it counts with 0 exposures, so a broken rotation is flagged.
-                let missing: Vec<String> = if weighted {
-                    self.split
-                        .iter()
-                        .filter(|(v, _)| !variants.contains_key(v.as_str()))
-                        .map(|(v, w)| {
-                            exposed.push(0);
-                            weights.push(*w);
-                            v.clone()
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                let total: f64 = weights.iter().sum();
-                let expected_split = weights
-                    .iter()
-                    .take(variants.len())
-                    .map(|w| w / total)
-                    .collect();
-                let srm = chi_square_split(&exposed, &weights).map(|(chi_square, p_value)| Srm {
-                    chi_square,
-                    p_value,
-                    flagged: p_value < SRM_ALPHA,
-                });
-                let a = variants.get(control.as_str()).copied().unwrap_or_default();
-                let tests: Vec<(&str, &Counts, Option<ZTest>)> = variants
-                    .iter()
-                    .filter(|(v, _)| **v != control)
-                    .map(|(variant, b)| {
-                        let test =
-                            two_proportion_z(a.conversions, a.sessions, b.conversions, b.sessions);
-                        (*variant, b, test)
-                    })
-                    .collect();
-                // Holm over the comparisons that have a test.
-                let tested: Vec<f64> = tests
-                    .iter()
-                    .filter_map(|t| t.2.map(|z| z.p_value))
-                    .collect();
-                let mut holm = holm(&tested).into_iter();
-                let comparisons = tests
-                    .iter()
-                    .map(|&(variant, b, conversion)| {
-                        let adjusted = conversion.and_then(|_| holm.next());
-                        Comparison {
-                            variant: variant.to_owned(),
-                            control: control.clone(),
-                            conversion,
-                            conversion_p_holm: adjusted,
-                            ctr: two_proportion_z(a.clicks, a.impressions, b.clicks, b.impressions),
-                            verdict: self.verdict(
-                                (&control, &a),
-                                (variant, b),
-                                conversion.zip(adjusted).map(|(t, p)| (t, p, tested.len())),
-                                srm.is_some_and(|s| s.flagged),
-                            ),
-                        }
-                    })
-                    .collect();
-                AdCampaign {
-                    campaign: campaign.to_owned(),
-                    control,
-                    variants: variants
-                        .iter()
-                        .map(|(variant, c)| variant_stats(variant, c))
-                        .collect(),
-                    mixed_sessions: mixed.get(campaign).copied().unwrap_or(0),
-                    srm,
-                    expected_split,
-                    missing_variants: missing,
-                    comparisons,
-                }
-            })
-            .collect()
-    }
-
-    /// The verdict on variant `b` against control `a`, from the test, its
-    /// Holm-adjusted p-value and the number of comparisons in the campaign.
-    fn verdict(
-        &self,
-        (a_name, a): (&str, &Counts),
-        (b_name, b): (&str, &Counts),
-        test: Option<(ZTest, f64, usize)>,
-        srm: bool,
-    ) -> String {
-        let enough = a.sessions >= self.min_sessions
-            && b.sessions >= self.min_sessions
-            && a.conversions >= MIN_CONVERSIONS
-            && b.conversions >= MIN_CONVERSIONS;
-        let p_text = |p: f64, comparisons: usize| {
-            if comparisons > 1 {
-                format!("{}, Holm-adjusted for {comparisons} variants", format_p(p))
-            } else {
-                format_p(p)
-            }
-        };
-        let plain = match test {
-            Some((z_test, p_holm, comparisons)) if enough && p_holm < ALPHA => {
-                let how = if z_test.difference > 0.0 {
-                    "better"
-                } else {
-                    "worse"
-                };
-                format!(
-                    "{b_name} converts {how} than {a_name} ({})",
-                    p_text(p_holm, comparisons)
-                )
-            }
-            Some((_, p_holm, comparisons)) if enough => format!(
-                "no significant difference ({})",
-                p_text(p_holm, comparisons)
-            ),
-            _ => "not enough data yet".to_owned(),
-        };
-        if srm {
-            format!("{plain}; {SRM_WARNING}")
-        } else {
-            plain
-        }
-    }
-}
-
-/// `p < 0.001`, `p = 0.003`, `p = 0.41`.
-fn format_p(p: f64) -> String {
-    if p < 0.001 {
-        "p < 0.001".to_owned()
-    } else if p < 0.1 {
-        format!("p = {p:.3}")
-    } else {
-        format!("p = {p:.2}")
-    }
-}
-
-fn variant_stats(variant: &str, c: &Counts) -> AdVariant {
-    let ctr = wilson(c.clicks, c.impressions);
-    let conversion = wilson(c.conversions, c.sessions);
-    AdVariant {
-        variant: variant.to_owned(),
-        impressions: c.impressions,
-        sessions: c.sessions,
-        clicks: c.clicks,
-        ctr: ratio(c.clicks, c.impressions),
-        ctr_low: ctr.map(|(low, _)| low),
-        ctr_high: ctr.map(|(_, high)| high),
-        conversions: c.conversions,
-        conversion_rate: ratio(c.conversions, c.sessions),
-        conversion_low: conversion.map(|(low, _)| low),
-        conversion_high: conversion.map(|(_, high)| high),
-    }
-}
-
-/// `winter:B` → (`winter`, `B`); `spring:x:y` → (`spring`, `x:y`); `summer` and
-/// `summer:` → (`summer`, [`NO_VARIANT`]).
-fn split_ad(ad: &str) -> (&str, &str) {
-    match ad.split_once(':') {
-        Some((campaign, variant)) if !variant.is_empty() => (campaign, variant),
-        Some((campaign, _)) => (campaign, NO_VARIANT),
-        None => (ad, NO_VARIANT),
-    }
-}
-
-/// Where a session came from, read from its landing page's URL.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-struct Inbound {
-    source: String,
-    medium: Option<String>,
-    campaign: Option<String>,
-    content: Option<String>,
-    click_id: Option<&'static str>,
-}
-
-impl Inbound {
-    fn source(source: &str) -> Self {
-        Inbound {
-            source: source.to_owned(),
-            ..Inbound::default()
-        }
-    }
-
-    /// Reads `utm_*` and click ids from the query of `url` (the first of each wins).
-    fn from_url(url: Option<&str>) -> Self {
-        let mut utm_source = None;
-        let mut found = Inbound::default();
-        let query = url
-            .and_then(|u| u.split_once('?'))
-            .map_or("", |(_, q)| q.split('#').next().unwrap_or(""));
-        // The same decoding as the collector's URL scrubbing (`+` is a space, bad
-        // `%` escapes stay as they are).
-        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            let key = key.to_ascii_lowercase();
-            let value = value.trim().to_owned();
-            if value.is_empty() {
-                continue;
-            }
-            let slot = match key.as_str() {
-                "utm_source" => &mut utm_source,
-                "utm_medium" => &mut found.medium,
-                "utm_campaign" => &mut found.campaign,
-                "utm_content" => &mut found.content,
-                _ => {
-                    if let Some((_, network)) = CLICK_IDS.iter().find(|(id, _)| *id == key) {
-                        found.click_id.get_or_insert(network);
-                    }
-                    continue;
-                }
-            };
-            slot.get_or_insert(value);
-        }
-        let tagged = found.medium.is_some() || found.campaign.is_some() || found.content.is_some();
-        found.source = match (utm_source, found.click_id) {
-            (Some(source), _) => source,
-            (None, Some(network)) => network.to_owned(),
-            (None, None) if tagged => NOT_SET.to_owned(),
-            (None, None) => DIRECT.to_owned(),
-        };
-        found
-    }
-}
-
-/// Sessions and conversions per inbound source, by sessions (descending).
-fn inbound_stats(pass: &Pass<'_>) -> Result<Vec<InboundStats>, Error> {
-    let n = pass.inbound.len();
-    let strings = |f: fn(&Inbound) -> Option<&str>| -> Vec<Option<&str>> {
-        pass.inbound.iter().map(f).collect()
-    };
-    let frame = DataFrame::new(
-        n,
-        vec![
-            Column::new("source".into(), strings(|i| Some(i.source.as_str()))),
-            Column::new("medium".into(), strings(|i| i.medium.as_deref())),
-            Column::new("campaign".into(), strings(|i| i.campaign.as_deref())),
-            Column::new("content".into(), strings(|i| i.content.as_deref())),
-            Column::new("click_id".into(), strings(|i| i.click_id)),
-            Column::new("converted".into(), &pass.inbound_converted),
-        ],
-    )?;
-    let keys = ["source", "medium", "campaign", "content", "click_id"];
-    let grouped = frame
-        .lazy()
-        .group_by(keys.map(col))
-        .agg([
-            len().cast(DataType::UInt64).alias("sessions"),
-            col("converted")
-                .sum()
-                .cast(DataType::UInt64)
-                .alias("conversions"),
-        ])
-        .sort_by_exprs(
-            [
-                col("sessions"),
-                col("conversions"),
-                col("source"),
-                col("medium"),
-                col("campaign"),
-                col("content"),
-                col("click_id"),
-            ],
-            SortMultipleOptions::default()
-                .with_order_descending_multi([true, true, false, false, false, false, false])
-                .with_nulls_last(true),
-        )
-        .collect()?;
-    let text = |name: &str| -> Result<Vec<Option<String>>, Error> {
-        Ok(grouped
-            .column(name)?
-            .str()?
-            .iter()
-            .map(|s| s.map(str::to_owned))
-            .collect())
-    };
-    let (source, medium, campaign, content, click_id) = (
-        text("source")?,
-        text("medium")?,
-        text("campaign")?,
-        text("content")?,
-        text("click_id")?,
-    );
-    let sessions = grouped.column("sessions")?.u64()?;
-    let conversions = grouped.column("conversions")?.u64()?;
-    Ok((0..grouped.height())
-        .map(|i| {
-            let (n, x) = (
-                sessions.get(i).unwrap_or(0),
-                conversions.get(i).unwrap_or(0),
-            );
-            let interval = wilson(x, n);
-            InboundStats {
-                source: source[i].clone().unwrap_or_default(),
-                medium: medium[i].clone(),
-                campaign: campaign[i].clone(),
-                content: content[i].clone(),
-                click_id: click_id[i].clone(),
-                sessions: n,
-                conversions: x,
-                conversion_rate: ratio(x, n),
-                conversion_low: interval.map(|(low, _)| low),
-                conversion_high: interval.map(|(_, high)| high),
-            }
-        })
-        .collect())
-}
-
-impl InboundStats {
-    /// `google / cpc / winter / banner [google ads]`: the non-empty parts, and the
-    /// click id's network when the source is not already it.
-    pub fn label(&self) -> String {
-        let mut label = [
-            Some(&self.source),
-            self.medium.as_ref(),
-            self.campaign.as_ref(),
-            self.content.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(" / ");
-        if let Some(network) = self.click_id.as_ref().filter(|n| **n != self.source) {
-            label = format!("{label} [{network}]");
-        }
-        label
     }
 }
 
@@ -1353,24 +962,7 @@ mod tests {
     }
 
     #[test]
-    fn landing_urls_are_decoded_like_form_data() {
-        let parse = |url: &str| Inbound::from_url(Some(url));
-        let i = parse("https://s.example/?UTM_Source=a+b%21&utm_source=second&utm_content=%zz#x");
-        assert_eq!(i.source, "a b!");
-        assert_eq!(i.content.as_deref(), Some("%zz"));
-        let signed = parse("https://s.example/?utm_source=a%+1");
-        assert_eq!(signed.source, "a%+1".replace('+', " "));
-        assert_eq!(parse("https://s.example/?utm_source=&x=1").source, DIRECT);
-        assert_eq!(
-            parse("https://s.example/?utm_medium=%4").medium.as_deref(),
-            Some("%4")
-        );
-        assert_eq!(Inbound::from_url(None).source, DIRECT);
-        let both = parse("https://s.example/?fbclid=1&gclid=2");
-        assert_eq!(
-            (both.source.as_str(), both.click_id),
-            ("meta", Some("meta"))
-        );
+    fn ads_split_at_the_first_colon() {
         assert_eq!(split_ad("winter:B"), ("winter", "B"));
         assert_eq!(split_ad("spring:x:y"), ("spring", "x:y"));
         assert_eq!(split_ad("summer:"), ("summer", NO_VARIANT));
