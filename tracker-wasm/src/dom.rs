@@ -31,6 +31,9 @@ extern "C" {
     /// `node.textContent`, kept as a JS string so that only a slice of it is copied.
     #[wasm_bindgen(method, getter = textContent)]
     fn text_content(this: &AnyNode) -> Option<JsString>;
+    /// `el.isContentEditable` (undefined outside HTML).
+    #[wasm_bindgen(method, getter = isContentEditable)]
+    fn is_content_editable(this: &AnyNode) -> JsValue;
 
     /// An `IntersectionObserver` or `MutationObserver`. Their methods share names
     /// and the calls go by name, so one binding (and one piece of JS glue per
@@ -363,7 +366,10 @@ pub(crate) fn css_ident(out: &mut String, s: &str) {
 /// and anything editable: what a visitor typed is never sent.
 pub(crate) fn text(el: &Element) -> Option<String> {
     if matches!(el.local_name().as_str(), "input" | "select" | "textarea")
-        || prop(el, "isContentEditable").is_truthy()
+        || el
+            .unchecked_ref::<AnyNode>()
+            .is_content_editable()
+            .is_truthy()
         || !matches!(el.query_selector("[contenteditable]"), Ok(None))
     {
         return None;

@@ -54,6 +54,8 @@ pub(crate) struct Seen {
     links: Vec<String>,
     sent: usize,
     unsent_bytes: usize,
+    /// [`MARK`] as a JS string, made once.
+    mark: JsValue,
     /// Number of the current view (for [`MARK`]).
     view: u32,
     /// Ads of this page view: in view since (ms), 0 when out of view, -1 once counted.
@@ -134,10 +136,13 @@ impl Tracker {
     fn link_seen(&mut self, a: &HtmlAnchorElement, known: &mut dom::Siblings) {
         // Listed in this view already (cheaper than its selector).
         let view = JsValue::from(self.seen.view);
-        if dom::prop(a, MARK) == view {
+        if self.seen.mark.is_undefined() {
+            self.seen.mark = JsValue::from_str(MARK);
+        }
+        if Reflect::get(a, &self.seen.mark).is_ok_and(|v| v == view) {
             return;
         }
-        let _ = Reflect::set(a, &JsValue::from_str(MARK), &view);
+        let _ = Reflect::set(a, &self.seen.mark, &view);
         let mut link = String::from("[");
         quote(&mut link, &dom::selector_in(a, known));
         link.push(',');
