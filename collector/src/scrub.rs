@@ -2797,6 +2797,17 @@ mod tests {
             href("https://shop.example/#/u/jane@mail.example").as_deref(),
             Some("https://shop.example/#/u/[email]")
         );
+        // A route name that encodes a secret keeps none of it.
+        for raw in [
+            "https://shop.example/#jane%40mail.example",
+            "/app#order-4111111111111111",
+        ] {
+            let out = href(raw).unwrap_or_default();
+            assert!(
+                !out.contains("jane") && !out.contains("4111111111111111"),
+                "{raw} -> {out}"
+            );
+        }
     }
 
     #[test]
