@@ -124,6 +124,9 @@ impl Tracker {
                 repeat,
             });
             self.tick(DEAD_MS);
+        } else {
+            // Not judged: nothing to watch for.
+            self.on_answer(&JsValue::UNDEFINED);
         }
     }
 
@@ -131,7 +134,7 @@ impl Tracker {
         self.dead.answered = false;
         if let Some(o) = &self.dead.mo {
             let all = r#"{"subtree":1,"childList":1,"attributes":1,"characterData":1,
-                "attributeOldValue":1,"characterDataOldValue":1}"#;
+                "attributeOldValue":1}"#;
             let _ = o.observe(&self.doc, &dom::json(all));
         }
     }
@@ -193,21 +196,21 @@ impl Tracker {
 }
 
 /// Whether a `MutationRecord` leaves the page different: nodes added or removed,
-/// or an attribute or text now unlike its old value (a rewrite of the same value
-/// is no change).
+/// or an attribute now unlike its old value (a rewrite of the same value is no
+/// change). A field's `value` attribute and text changes always count, unread:
+/// what a visitor types never crosses into wasm.
 fn changed(r: &JsValue) -> bool {
-    let target = dom::prop(r, "target");
-    let old = dom::prop(r, "oldValue").as_string();
-    match dom::prop(r, "type").as_string().as_deref() {
-        Some("attributes") => {
-            let name = dom::prop(r, "attributeName")
-                .as_string()
-                .unwrap_or_default();
-            target
-                .dyn_ref::<Element>()
-                .is_none_or(|el| el.get_attribute(&name) != old)
-        }
-        Some("characterData") => dom::prop(&target, "data").as_string() != old,
-        _ => true,
+    if dom::prop(r, "type").as_string().as_deref() != Some("attributes") {
+        return true;
     }
+    let name = dom::prop(r, "attributeName")
+        .as_string()
+        .unwrap_or_default();
+    if name == "value" {
+        return true;
+    }
+    let old = dom::prop(r, "oldValue").as_string();
+    dom::prop(r, "target")
+        .dyn_ref::<Element>()
+        .is_none_or(|el| el.get_attribute(&name) != old)
 }

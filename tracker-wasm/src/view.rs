@@ -146,17 +146,22 @@ impl Tracker {
         let mut link = String::from("[");
         quote(&mut link, &dom::selector_in(a, known));
         link.push(',');
-        quote(&mut link, cut(&self.link_href(&a.href()), MAX_URL));
+        quote(&mut link, cut(&self.link_href(a.href().as_str()), MAX_URL));
+        // The same link again, e.g. re-rendered by the page (its text may have
+        // changed: "Cart (2)"): one link is its selector and href.
+        let key = link.len();
+        if self.seen.links.iter().any(|l| {
+            l.get(..key) == Some(link.as_str())
+                && matches!(l.as_bytes().get(key), Some(b',' | b']'))
+        }) {
+            return;
+        }
         // Its label for the report: the text, else the accessible name.
         if let Some(text) = dom::text(a) {
             link.push(',');
             quote(&mut link, &text);
         }
         link.push(']');
-        // The same link again, e.g. re-rendered by the page.
-        if self.seen.links.contains(&link) {
-            return;
-        }
         self.seen.unsent_bytes += link.len() + 1;
         self.seen.links.push(link);
         if self.seen.links.len() - self.seen.sent >= MAX_LINKS_PER_EVENT

@@ -21,9 +21,11 @@
 //!
 //! - **started**: one of its fields got focus; **submitted**: a `submit` of it (any
 //!   attempt in the session); **completed by another form**: started, not
-//!   submitted, but another form of the same page was submitted after it was
-//!   started (a checkout split over two forms: the buyer who ordered sent the
-//!   second), or, for `(no form)` fields, any form was submitted after them;
+//!   submitted, but another form of the same page was submitted after it was last
+//!   touched (a checkout split over two forms: the buyer who ordered sent the
+//!   second); touching it again after that submit undoes this. A small form sent
+//!   mid-checkout (a coupon) with nothing touched after it reads as completing the
+//!   checkout; name the flow with `data-ct-form` where that matters.
 //!   **abandoned**: started, never submitted and not completed by another form.
 //! - **failed submits** ([`Attempts`]): a `submit` followed later by another attempt
 //!   (a `submit` or a blocked one) failed; a run of `invalid` events is one attempt the
@@ -663,6 +665,8 @@ impl Forms {
             }
             if signal == Signal::Touch {
                 s.last_touched = Some(field);
+                // Back in the form after another one was sent: not completed by it.
+                s.completed = false;
             }
         }
         rows.flush(&mut state);
@@ -1103,17 +1107,23 @@ checkout  email          2          1                          –              
                 .field("email"),
             fe("d2", "s4", S, "focus", "payment", "card"),
             submit("d3", "s4", 2 * S, "payment"),
+            // s5 starts the address, sends the payment form, then goes back to the
+            // address and leaves: abandoned after all.
+            fe("e1", "s5", 0, "focus", "address", "street"),
+            fe("e2", "s5", S, "focus", "payment", "card"),
+            submit("e3", "s5", 2 * S, "payment"),
+            fe("e4", "s5", 3 * S, "focus", "address", "street"),
         ]);
         let r = forms(&db, None);
         let row = |f: &FormStats| (f.started, f.submitted, f.completed_by_other, f.abandoned);
-        assert_eq!(row(find(&r, "address")), (3, 0, 1, 2));
-        assert_eq!(row(find(&r, "payment")), (3, 3, 0, 0));
+        assert_eq!(row(find(&r, "address")), (4, 0, 1, 3));
+        assert_eq!(row(find(&r, "payment")), (4, 4, 0, 0));
         assert_eq!(row(find(&r, "newsletter")), (1, 0, 0, 1));
         assert_eq!(r.forms.len(), 3, "no form for the note");
         assert_eq!(names(find(&r, "address")), ["street", "note"]);
         assert_eq!(field(find(&r, "address"), "note").reached, 1);
         assert_eq!(names(find(&r, "payment")), ["card", "note"]);
-        assert_eq!(field(find(&r, "address"), "street").last_before_abandon, 2);
+        assert_eq!(field(find(&r, "address"), "street").last_before_abandon, 3);
     }
 
     #[test]

@@ -12,9 +12,11 @@
 //!
 //! - **rage click**: at least `rage_clicks` clicks on the same selector of the same
 //!   page, the last within `rage_ms` (inclusive) of the first and each within
-//!   `rage_px` (Euclidean, inclusive) of the first, and every click after the first
-//!   left unanswered: the tracker judged it dead (a `dead_click` row of that
-//!   selector follows it before the session's next click). Quick clicks that each
+//!   `rage_px` (Euclidean, inclusive) of the first, and the clicks between the
+//!   first and the last left unanswered (for a pair, the second): the tracker judged
+//!   them dead (a `dead_click` row of that selector follows before the session's
+//!   next click). The last click's verdict does not count: a slow answer to the
+//!   first click can land in its second. Quick clicks that each
 //!   did something (a carousel's arrow, a quantity stepper, a toggle) are normal
 //!   use, not rage; a slow button whose first click started a request and whose
 //!   next clicks did nothing is rage ([`rage_bouts`]). Such windows
@@ -302,9 +304,11 @@ pub struct ClickAt {
 ///
 /// `clicks` are in time order. A window of `n` consecutive clicks qualifies when the
 /// last is at most `max_ms` after the first, every click is at most `max_px` from
-/// the first (clicks without a position are near anything), and every click after
-/// the first was left unanswered. Qualifying windows that share a click belong to
-/// one burst.
+/// the first (clicks without a position are near anything), and the clicks between
+/// the first and the last were left unanswered (for a pair: the second). The last
+/// click may have caught the late answer to the first (a slow server), so its
+/// verdict does not count. Qualifying windows that share a click belong to one
+/// burst.
 pub fn rage_bouts(clicks: &[ClickAt], n: usize, max_ms: i64, max_px: u32) -> u64 {
     let n = n.max(1);
     if clicks.len() < n {
@@ -322,10 +326,12 @@ pub fn rage_bouts(clicks: &[ClickAt], n: usize, max_ms: i64, max_px: u32) -> u64
     for start in 0..=clicks.len() - n {
         let end = start + n - 1;
         let first = clicks[start];
+        // The clicks between the first and the last went unanswered (for a pair,
+        // the second did). The last may have seen the first click's late answer.
+        let inner = if n > 2 { start + 1..end } else { end..end + 1 };
         let qualifies = clicks[end].ts - first.ts <= max_ms
-            && clicks[start + 1..=end]
-                .iter()
-                .all(|c| c.unanswered && near(first.at, c.at));
+            && clicks[start + 1..=end].iter().all(|c| near(first.at, c.at))
+            && clicks[inner].iter().all(|c| c.unanswered);
         if qualifies {
             if covered_until.is_none_or(|c| start > c) {
                 bouts += 1;
@@ -634,11 +640,11 @@ mod tests {
                 click("g3", "s7", 200, PAY, 100, 100),
                 click("g4", "s7", 300, PAY, 100, 100),
             ],
-            // s8: a slow button: the first click started a request, the next two
-            // did nothing: rage.
+            // s8: a slow button: the first click started a request, the second did
+            // nothing, the answer to the first came in the third's second: rage.
             vec![click("h1", "s8", 0, PAY, 100, 100)],
             dead("h2", "s8", 300, PAY, 100, 100),
-            dead("h3", "s8", 600, PAY, 100, 100),
+            vec![click("h3", "s8", 600, PAY, 100, 100)],
             // s9: 3 fast clicks, the middle one answered: no rage.
             dead("i1", "s9", 0, PAY, 100, 100),
             vec![click("i2", "s9", 200, PAY, 100, 100)],
@@ -724,12 +730,19 @@ mod tests {
         assert_eq!(rage_bouts(&clicks, 3, 1_000, 30), 0);
         let clicks = [c(0, None), c(1, Some((500, 0))), c(2, None)];
         assert_eq!(rage_bouts(&clicks, 3, 1_000, 30), 1);
-        // The first click may have been answered; a later one may not.
+        // The first click may have been answered, and the last (a slow answer to
+        // the first landing in its second); the one between may not.
         let mut clicks = at(&[0, 10, 20]);
         clicks[0].unanswered = false;
-        assert_eq!(rage_bouts(&clicks, 3, 1_000, 30), 1);
         clicks[2].unanswered = false;
+        assert_eq!(rage_bouts(&clicks, 3, 1_000, 30), 1);
+        clicks[1].unanswered = false;
         assert_eq!(rage_bouts(&clicks, 3, 1_000, 30), 0);
+        // A pair: the second must be unanswered.
+        let mut pair = at(&[0, 10]);
+        assert_eq!(rage_bouts(&pair, 2, 1_000, 30), 1);
+        pair[1].unanswered = false;
+        assert_eq!(rage_bouts(&pair, 2, 1_000, 30), 0);
     }
 
     #[test]
@@ -864,7 +877,7 @@ mod tests {
             lines[..2],
             [
                 "kind,page,selector,label,occurrences,sessions,page_sessions,share",
-                "dead_click,/cart,button#pay,Pay now,28,8,9,0.8888888888888888",
+                "dead_click,/cart,button#pay,Pay now,27,8,9,0.8888888888888888",
             ]
         );
         assert!(lines.contains(&"rage_click,/cart,button#pay,Pay now,5,4,9,0.4444444444444444"));

@@ -273,7 +273,7 @@ fn link_stats(events: &DataFrame, labels: &LabelMap) -> Result<Vec<LinkStats>, E
             only_link,
             on(&by_selector),
             on(&by_selector),
-            JoinArgs::new(JoinType::Inner),
+            same(JoinType::Inner),
         );
     let key_link = concat(
         [
