@@ -44,7 +44,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, Context, LabelMap, SessionOrder as _, best_labels, kind_in, ratio};
+use super::{Audit, Context, LabelMap, SessionOrder as _, best_labels, ratio};
 use crate::Error;
 use crate::load::{self, Col};
 use crate::render::{Cell, Table};
@@ -211,6 +211,7 @@ impl Audit for Frustration {
         Col::Y,
     ];
 
+    /// Only the signals: each page's sessions come from the store.
     fn kinds(&self) -> Option<Vec<&'static str>> {
         Some(vec!["click", "dead_click", "error", "pageview"])
     }
@@ -220,11 +221,7 @@ impl Audit for Frustration {
         // The store: sessions per page (of every kind of event). Polars: the
         // signal events in (session, ts, seq) order.
         let page_sessions = load::page_sessions(ctx.conn, &ctx.scope)?;
-        let sorted = events
-            .lazy()
-            .filter(kind_in(["click", "dead_click", "error", "pageview"]))
-            .in_session_order()
-            .collect()?;
+        let sorted = events.lazy().in_session_order().collect()?;
 
         // Rust: one sequential pass per session.
         let (signals, labels) = self.walk(&sorted)?;

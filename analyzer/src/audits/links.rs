@@ -224,16 +224,22 @@ fn link_stats(events: &DataFrame, labels: &LabelMap) -> Result<Vec<LinkStats>, E
             .clone()
             .lazy()
             .filter(col("kind").eq(lit(kind)).and(col("selector").is_not_null()))
+            .select([col("session_id"), col("path"), col("selector"), col("href")])
+            .collect()
     };
+    // Each kind filtered once, used twice below.
+    let (seen, clicked) = (of_kind(LINK_VIEW)?, of_kind("click")?);
     // Each link once, numbered: (page, selector, href) → link.
-    let links = of_kind(LINK_VIEW)
+    let links = seen
+        .clone()
+        .lazy()
         .select(on(&exact))
         .unique_stable(None, UniqueKeepStrategy::First)
         .with_row_index("link", None)
         .collect()?;
     // Views per session and link: the strings joined once, then integers only.
-    let views = of_kind(LINK_VIEW)
-        .select([col("session_id"), col("path"), col("selector"), col("href")])
+    let views = seen
+        .lazy()
         .join(
             links.clone().lazy(),
             on(&exact),
@@ -246,7 +252,9 @@ fn link_stats(events: &DataFrame, labels: &LabelMap) -> Result<Vec<LinkStats>, E
     // (page, selector, href), else the one link of that page with that selector
     // (its href changed, e.g. a parameter added on click); never a link the click
     // did not touch. Resolved on the distinct keys, then joined to the clicks once.
-    let click_keys = of_kind("click")
+    let click_keys = clicked
+        .clone()
+        .lazy()
         .select(on(&exact))
         .unique(None, UniqueKeepStrategy::Any);
     let exact_keys = click_keys.clone().join(
@@ -282,8 +290,8 @@ fn link_stats(events: &DataFrame, labels: &LabelMap) -> Result<Vec<LinkStats>, E
         ],
         UnionArgs::default(),
     )?;
-    let credited = of_kind("click")
-        .select([col("session_id"), col("path"), col("selector"), col("href")])
+    let credited = clicked
+        .lazy()
         .join(key_link, on(&exact), on(&exact), same(JoinType::Inner))
         .group_by([col("session_id"), col("link")])
         .agg([len().cast(DataType::UInt64).alias("c")]);

@@ -624,30 +624,27 @@ pub(crate) fn labels(events: &DataFrame) -> Result<LabelMap, Error> {
                 .and(kind_in(["click", "link_view"])),
         )
         .group_by([col("path"), col("selector"), col("text")])
-        .agg([len().alias("n")])
-        .sort_by_exprs(
-            [col("n"), col("text")],
-            SortMultipleOptions::default().with_order_descending_multi([true, false]),
-        )
+        .agg([len().cast(polars::prelude::DataType::UInt64).alias("n")])
         .collect()?;
-    let mut out = LabelMap::new();
     let rows = counted
         .column("path")?
         .str()?
         .iter()
         .zip(counted.column("selector")?.str()?.iter())
-        .zip(counted.column("text")?.str()?.iter());
-    for ((p, s), t) in rows {
-        if let (Some(p), Some(s), Some(t)) = (p, s, t) {
-            out.entry((p.to_owned(), s.to_owned()))
-                .or_insert_with(|| t.to_owned());
+        .zip(counted.column("text")?.str()?.iter())
+        .zip(counted.column("n")?.u64()?.iter());
+    let mut counts = HashMap::new();
+    for (((p, s), t), n) in rows {
+        if let (Some(p), Some(s), Some(t), Some(n)) = (p, s, t, n) {
+            counts.insert((p, s, t), n);
         }
     }
-    Ok(out)
+    Ok(best_labels(counts))
 }
 
 /// The labels of counted (page, selector, text) triples: per (page, selector)
-/// the most frequent text, the first in order on a tie (as [`labels`]).
+/// the most frequent text, the first in order on a tie. The one rule of
+/// [`labels`] and of the audits that count texts in their own pass.
 pub(crate) fn best_labels(counts: HashMap<(&str, &str, &str), u64>) -> LabelMap {
     let mut best: HashMap<(&str, &str), (u64, &str)> = HashMap::new();
     for ((p, s, t), n) in counts {

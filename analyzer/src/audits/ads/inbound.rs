@@ -6,7 +6,7 @@
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::Pass;
+use super::{Pass, sessions_and_conversions};
 use crate::Error;
 use crate::audits::ratio;
 use crate::stats::wilson;
@@ -129,13 +129,7 @@ pub(super) fn inbound_stats(pass: &Pass<'_>) -> Result<Vec<InboundStats>, Error>
     let grouped = frame
         .lazy()
         .group_by(keys.map(col))
-        .agg([
-            len().cast(DataType::UInt64).alias("sessions"),
-            col("converted")
-                .sum()
-                .cast(DataType::UInt64)
-                .alias("conversions"),
-        ])
+        .agg(sessions_and_conversions())
         .sort_by_exprs(
             [
                 col("sessions"),

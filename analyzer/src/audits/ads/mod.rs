@@ -368,13 +368,7 @@ impl Audit for Ads {
         )?
         .lazy()
         .group_by([col("ad")])
-        .agg([
-            len().cast(DataType::UInt64).alias("sessions"),
-            col("converted")
-                .sum()
-                .cast(DataType::UInt64)
-                .alias("conversions"),
-        ])
+        .agg(sessions_and_conversions())
         .collect()?;
         for (ad, n) in ad_counts(&exposures, "sessions")? {
             counts.entry(ad).or_default().sessions = n;
@@ -397,6 +391,17 @@ impl Audit for Ads {
             inbound,
         })
     }
+}
+
+/// Per group of (session, `converted`) rows: `sessions` and `conversions`.
+fn sessions_and_conversions() -> [Expr; 2] {
+    [
+        len().cast(DataType::UInt64).alias("sessions"),
+        col("converted")
+            .sum()
+            .cast(DataType::UInt64)
+            .alias("conversions"),
+    ]
 }
 
 /// `(ad, count)` pairs of a frame with an `ad` column and a `UInt64` count column.
