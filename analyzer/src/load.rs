@@ -9,9 +9,10 @@
 //! [`DataFrame`] with one column per [`Col`]. Times arrive as epoch milliseconds
 //! (`Int64`), so the audits never deal with time zones.
 
+use std::collections::HashSet;
 use std::path::Path;
 
-use duckdb::arrow::array::{Array, ArrayRef, AsArray};
+use duckdb::arrow::array::{Array, ArrayRef, AsArray, Int64Array, PrimitiveArray};
 use duckdb::arrow::datatypes::{DataType as ArrowType, Int32Type, Int64Type, UInt64Type};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::types::Value;
@@ -320,6 +321,109 @@ pub fn page_sessions(
         out.insert(path, n.max(0) as u64);
     }
     Ok(out)
+}
+
+/// Streams rows of the events in scope session after session, each session's rows
+/// in (ts, seq, `event_id`) order, as Arrow batches to `each`.
+///
+/// `query(from, order)` is the caller's SELECT over the table or view `from`, with
+/// `session_key` as its first column and `order` appended; `params` are its
+/// parameters. The sorted table is read first, in its stored order, and `each` is
+/// told which sessions to skip there: those with rows still waiting for compaction,
+/// which then come whole from the `events_overlap` view, sorted (with nothing to
+/// skip). A pass that notices a new `session_key` therefore sees each session once,
+/// in one run of rows. Memory is one batch at a time.
+///
+/// Run it inside one [`store::transaction`] with any count the report carries, so
+/// both see the same snapshot.
+pub(crate) fn stream_sessions(
+    conn: &Connection,
+    query: impl Fn(&str, &str) -> String,
+    params: &[Value],
+    mut each: impl FnMut(&RecordBatch, &HashSet<u64>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let mut waiting = HashSet::new();
+    let mut stmt = conn.prepare("SELECT DISTINCT session_key FROM events_pending")?;
+    for key in stmt.query_map([], |r| r.get::<_, u64>(0))? {
+        waiting.insert(key?);
+    }
+    let mut stmt = conn.prepare(&query("events_sorted", ""))?;
+    for batch in stmt.stream_arrow(duckdb::params_from_iter(params.iter().cloned()))? {
+        each(&batch?, &waiting)?;
+    }
+    if !waiting.is_empty() {
+        let none = HashSet::new();
+        let mut stmt = conn.prepare(&query(
+            "events_overlap",
+            "ORDER BY session_key, ts, seq, event_id",
+        ))?;
+        for batch in stmt.stream_arrow(duckdb::params_from_iter(params.iter().cloned()))? {
+            each(&batch?, &none)?;
+        }
+    }
+    Ok(())
+}
+
+/// An integer column of a streamed batch as its Arrow type.
+pub(crate) fn primitive<'a, T: duckdb::arrow::datatypes::ArrowPrimitiveType>(
+    array: &'a ArrayRef,
+    column: &'static str,
+) -> Result<&'a PrimitiveArray<T>, Error> {
+    array
+        .as_primitive_opt::<T>()
+        .ok_or_else(|| Error::ColumnType {
+            column,
+            found: array.data_type().to_string(),
+            expected: "an integer",
+        })
+}
+
+/// A TIMESTAMP column as epoch milliseconds, whatever unit DuckDB sent it in.
+pub(crate) fn millis(array: &ArrayRef) -> Result<Int64Array, Error> {
+    use duckdb::arrow::datatypes::{
+        TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+        TimestampSecondType,
+    };
+    let bad = || Error::ColumnType {
+        column: "ts",
+        found: array.data_type().to_string(),
+        expected: "TIMESTAMP",
+    };
+    let ArrowType::Timestamp(unit, _) = array.data_type() else {
+        return Err(bad());
+    };
+    let out = match unit {
+        TimeUnit::Second => array
+            .as_primitive_opt::<TimestampSecondType>()
+            .ok_or_else(bad)?
+            .unary(|v| v * 1000),
+        TimeUnit::Millisecond => array
+            .as_primitive_opt::<TimestampMillisecondType>()
+            .ok_or_else(bad)?
+            .unary(|v| v),
+        TimeUnit::Microsecond => array
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .ok_or_else(bad)?
+            .unary(|v| v.div_euclid(1000)),
+        TimeUnit::Nanosecond => array
+            .as_primitive_opt::<TimestampNanosecondType>()
+            .ok_or_else(bad)?
+            .unary(|v| v.div_euclid(1_000_000)),
+    };
+    Ok(out)
+}
+
+/// Row `i` of a VARCHAR column in whichever Arrow layout DuckDB chose.
+pub(crate) fn str_at(array: &ArrayRef, i: usize) -> Option<&str> {
+    if array.is_null(i) {
+        return None;
+    }
+    match array.data_type() {
+        ArrowType::Utf8 => Some(array.as_string::<i32>().value(i)),
+        ArrowType::LargeUtf8 => Some(array.as_string::<i64>().value(i)),
+        ArrowType::Utf8View => Some(array.as_string_view().value(i)),
+        _ => None,
+    }
 }
 
 /// The query for [`events`] and its parameters.

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Audit, Context, SessionOrder as _, kind_in, ratio};
 use crate::Error;
-use crate::load::Col;
+use crate::load::{Col, millis, primitive, str_at};
 use crate::matcher::{EventRef, SEQUENCE_COLUMNS, SqlTest, StepMatcher};
 use crate::render::{Cell, Table};
 use crate::scope::{ResolvedScope, format_duration_ms, parse_duration_ms};
@@ -366,13 +366,6 @@ impl Funnel {
     ) -> Result<(u64, Tally), Error> {
         let (filter, scope_params) = crate::load::scope_filter(scope);
 
-        // Sessions with rows waiting for compaction are read from the overlap view.
-        let mut waiting = HashSet::new();
-        let mut stmt = conn.prepare("SELECT DISTINCT session_key FROM events_pending")?;
-        for key in stmt.query_map([], |r| r.get::<_, u64>(0))? {
-            waiting.insert(key?);
-        }
-
         let sessions = crate::load::sessions(conn, scope)?;
 
         let plan = Plan::new(&self.steps);
@@ -405,22 +398,8 @@ impl Funnel {
             matched: Vec::new(),
             masks: Vec::new(),
         };
-        let mut stmt = conn.prepare(&query("events_sorted", ""))?;
-        for batch in stmt.stream_arrow(duckdb::params_from_iter(params.clone()))? {
-            pass.batch(&batch?, &waiting)?;
-        }
+        crate::load::stream_sessions(conn, query, &params, |batch, skip| pass.batch(batch, skip))?;
         pass.flush();
-        if !waiting.is_empty() {
-            let none = HashSet::new();
-            let mut stmt = conn.prepare(&query(
-                "events_overlap",
-                "ORDER BY session_key, ts, seq, event_id",
-            ))?;
-            for batch in stmt.stream_arrow(duckdb::params_from_iter(params))? {
-                pass.batch(&batch?, &none)?;
-            }
-            pass.flush();
-        }
         Ok((sessions, pass.tally))
     }
 
@@ -676,7 +655,7 @@ impl Pass<'_> {
             let mask = if mask & self.plan.recheck == 0 {
                 mask
             } else {
-                self.recheck_clicks(mask, selectors.and_then(|s| selector_at(s, i)))
+                self.recheck_clicks(mask, selectors.and_then(|s| str_at(s, i)))
             };
             if mask != 0 {
                 self.matched.push((ts.value(i), mask));
@@ -700,67 +679,6 @@ impl Pass<'_> {
             .filter(|(k, _)| self.plan.recheck & (1 << k) != 0 && mask & (1 << k) != 0)
             .filter(|(_, m)| !m.matches(&ev))
             .fold(mask, |mask, (k, _)| mask & !(1 << k))
-    }
-}
-
-fn primitive<'a, T: duckdb::arrow::datatypes::ArrowPrimitiveType>(
-    array: &'a ArrayRef,
-    column: &'static str,
-) -> Result<&'a duckdb::arrow::array::PrimitiveArray<T>, Error> {
-    array
-        .as_primitive_opt::<T>()
-        .ok_or_else(|| Error::ColumnType {
-            column,
-            found: array.data_type().to_string(),
-            expected: "an integer",
-        })
-}
-
-/// A TIMESTAMP column as epoch milliseconds, whatever unit DuckDB sent it in.
-fn millis(array: &ArrayRef) -> Result<Int64Array, Error> {
-    use duckdb::arrow::datatypes::{
-        TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-        TimestampSecondType,
-    };
-    let bad = || Error::ColumnType {
-        column: "ts",
-        found: array.data_type().to_string(),
-        expected: "TIMESTAMP",
-    };
-    let ArrowType::Timestamp(unit, _) = array.data_type() else {
-        return Err(bad());
-    };
-    let out = match unit {
-        TimeUnit::Second => array
-            .as_primitive_opt::<TimestampSecondType>()
-            .ok_or_else(bad)?
-            .unary(|v| v * 1000),
-        TimeUnit::Millisecond => array
-            .as_primitive_opt::<TimestampMillisecondType>()
-            .ok_or_else(bad)?
-            .unary(|v| v),
-        TimeUnit::Microsecond => array
-            .as_primitive_opt::<TimestampMicrosecondType>()
-            .ok_or_else(bad)?
-            .unary(|v| v.div_euclid(1000)),
-        TimeUnit::Nanosecond => array
-            .as_primitive_opt::<TimestampNanosecondType>()
-            .ok_or_else(bad)?
-            .unary(|v| v.div_euclid(1_000_000)),
-    };
-    Ok(out)
-}
-
-/// Row `i` of a VARCHAR column in whichever Arrow layout DuckDB chose.
-fn selector_at(array: &ArrayRef, i: usize) -> Option<&str> {
-    if array.is_null(i) {
-        return None;
-    }
-    match array.data_type() {
-        ArrowType::Utf8 => Some(array.as_string::<i32>().value(i)),
-        ArrowType::LargeUtf8 => Some(array.as_string::<i64>().value(i)),
-        ArrowType::Utf8View => Some(array.as_string_view().value(i)),
-        _ => None,
     }
 }
 

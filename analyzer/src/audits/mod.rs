@@ -384,7 +384,7 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
         AuditRequest::Screens { scope, top_next } => {
             let audit = Screens::new(*top_next);
             let scope = scope.resolve(now_ms)?;
-            Ok(Report::Screens(run_audit(conn, scope, &audit)?))
+            Ok(Report::Screens(audit.stream(conn, scope)?))
         }
         AuditRequest::Forms { scope, form } => {
             let audit = Forms::new(form.as_deref())?;
@@ -552,12 +552,7 @@ fn full_report(
     // memory is the largest audit's, not all of them at once.
     let scope = || resolved.clone();
     let n = sessions;
-    sections.push(Report::Screens(run_audit_counted(
-        conn,
-        scope(),
-        &screens,
-        n,
-    )?));
+    sections.push(Report::Screens(screens.stream(conn, scope())?));
     sections.push(Report::Forms(run_audit_counted(conn, scope(), &forms, n)?));
     sections.push(Report::Links(run_audit_counted(conn, scope(), &links, n)?));
     sections.push(Report::Frustration(run_audit_counted(

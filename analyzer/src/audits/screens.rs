@@ -1,8 +1,13 @@
 //! The `screens` audit: which screens sessions see, how long they stay, where they go
 //! next and where they leave.
 //!
-//! Params: how many next screens to list per screen. The events in scope come from
-//! [`crate::load::events`] with [`Screens::COLUMNS`]; everything is computed in Polars:
+//! Params: how many next screens to list per screen.
+//!
+//! [`Screens::stream`] is how it runs: DuckDB sends each event's session key, time
+//! and label (null for events that enter no screen) session after session in the
+//! sorted table's order ([`crate::load::stream_sessions`]); one pass interns the
+//! labels and keeps one session's visits in memory. The [`Audit`] implementation
+//! computes the same report in Polars from a loaded frame; the tests check both.
 //!
 //! 1. Events in (session, ts, seq) order. A `pageview` enters the screen labelled by
 //!    its `screen` column, or its `path` when that is null (SPA route changes are page
@@ -16,12 +21,17 @@
 
 use std::collections::HashMap;
 
+use duckdb::Connection;
+use duckdb::arrow::array::Array as _;
+use duckdb::arrow::datatypes::UInt64Type;
+use duckdb::arrow::record_batch::RecordBatch;
+
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{Audit, Context, SessionOrder as _, ratio};
 use crate::Error;
-use crate::load::Col;
+use crate::load::{Col, millis, primitive, str_at};
 use crate::render::{Cell, Table};
 use crate::scope::ResolvedScope;
 
@@ -176,6 +186,206 @@ impl Audit for Screens {
     }
 }
 
+impl Screens {
+    /// The report straight from the store (see the module docs): what `analyzer
+    /// screens`, `/api/audit` and the report run.
+    pub fn stream(&self, conn: &Connection, scope: ResolvedScope) -> Result<ScreensReport, Error> {
+        let (sessions, tally) = store::transaction(conn, || {
+            let sessions = crate::load::sessions(conn, &scope)?;
+            let (filter, params) = crate::load::scope_filter(&scope);
+            let query = |from: &str, order: &str| {
+                format!(
+                    "SELECT session_key, ts,
+                        CASE WHEN kind = 'pageview' THEN coalesce(screen, path)
+                             WHEN kind = 'screen' THEN screen END
+                     FROM {from} WHERE {filter} {order}"
+                )
+            };
+            let mut tally = Tally::default();
+            crate::load::stream_sessions(conn, query, &params, |batch, skip| {
+                tally.batch(batch, skip)
+            })?;
+            tally.flush();
+            Ok::<_, Error>((sessions, tally))
+        })?;
+        Ok(self.report(scope, sessions, tally))
+    }
+
+    /// The sorted report from the streamed tally.
+    fn report(&self, scope: ResolvedScope, sessions: u64, mut tally: Tally) -> ScreensReport {
+        let mut next: Vec<Vec<NextScreen>> = vec![Vec::new(); tally.labels.len()];
+        let mut moves: Vec<((u32, u32), u64)> = tally.moves.into_iter().collect();
+        let name = |id: u32| -> &str { &tally.labels[id as usize] };
+        moves.sort_unstable_by(|((a, x), n), ((b, y), m)| {
+            name(*a)
+                .cmp(name(*b))
+                .then(m.cmp(n))
+                .then_with(|| name(*x).cmp(name(*y)))
+        });
+        for ((from, to), count) in moves {
+            let list = &mut next[from as usize];
+            if list.len() < self.top_next {
+                list.push(NextScreen {
+                    screen: name(to).to_owned(),
+                    count,
+                });
+            }
+        }
+        let mut screens: Vec<ScreenStats> = (0..tally.labels.len())
+            .map(|i| {
+                let per = &mut tally.per[i];
+                ScreenStats {
+                    screen: tally.labels[i].to_string(),
+                    sessions: per.sessions,
+                    views: per.views,
+                    exits: per.exits,
+                    exit_rate: ratio(per.exits, per.sessions),
+                    median_ms_on_screen: median(&mut per.durations),
+                    next: std::mem::take(&mut next[i]),
+                }
+            })
+            .collect();
+        screens.sort_by(|a, b| {
+            b.sessions
+                .cmp(&a.sessions)
+                .then_with(|| a.screen.cmp(&b.screen))
+        });
+        ScreensReport {
+            scope,
+            sessions,
+            screens,
+        }
+    }
+}
+
+/// The median of `values` rounded to a whole ms (the mean of the middle two for an
+/// even count), as Polars computes it.
+fn median(values: &mut [i64]) -> Option<i64> {
+    let n = values.len();
+    if n == 0 {
+        return None;
+    }
+    let (_, &mut upper, _) = values.select_nth_unstable(n / 2);
+    if n % 2 == 1 {
+        return Some(upper);
+    }
+    let lower = *values[..n / 2].iter().max().expect("n >= 2");
+    Some(f64::midpoint(lower as f64, upper as f64).round() as i64)
+}
+
+/// What [`Screens::stream`] counts per label.
+#[derive(Debug, Default)]
+struct PerLabel {
+    sessions: u64,
+    views: u64,
+    exits: u64,
+    /// Known visit durations, ms.
+    durations: Vec<i64>,
+    /// The ordinal of the last session counted in `sessions`.
+    last_session: u64,
+}
+
+/// The sequential pass of [`Screens::stream`].
+#[derive(Debug, Default)]
+struct Tally {
+    labels: Vec<Box<str>>,
+    ids: HashMap<Box<str>, u32>,
+    per: Vec<PerLabel>,
+    moves: HashMap<(u32, u32), u64>,
+    /// The session at hand: its key and ordinal (from 1).
+    current: Option<u64>,
+    ordinal: u64,
+    /// Its visits so far: (label, entry time).
+    visits: Vec<(u32, i64)>,
+    /// Its last event's time, and whether that event started the last visit.
+    end_ts: i64,
+    end_starts_visit: bool,
+}
+
+impl Tally {
+    fn intern(&mut self, label: &str) -> u32 {
+        if let Some(&id) = self.ids.get(label) {
+            return id;
+        }
+        let id = u32::try_from(self.labels.len()).unwrap_or(u32::MAX);
+        self.labels.push(label.into());
+        self.ids.insert(label.into(), id);
+        self.per.push(PerLabel::default());
+        id
+    }
+
+    fn batch(
+        &mut self,
+        batch: &RecordBatch,
+        skip: &std::collections::HashSet<u64>,
+    ) -> Result<(), Error> {
+        let keys = primitive::<UInt64Type>(batch.column(0), "session_key")?;
+        let ts = millis(batch.column(1))?;
+        let labels = batch.column(2);
+        let mut skipping = false;
+        for (i, &key) in keys.values().iter().enumerate() {
+            if self.current != Some(key) {
+                self.flush();
+                skipping = skip.contains(&key);
+                if !skipping {
+                    self.current = Some(key);
+                    self.ordinal += 1;
+                }
+            }
+            if skipping {
+                continue;
+            }
+            let at = ts.value(i);
+            self.end_ts = at;
+            self.end_starts_visit = false;
+            if labels.is_null(i) {
+                continue;
+            }
+            let Some(label) = str_at(labels, i) else {
+                continue;
+            };
+            let same = self
+                .visits
+                .last()
+                .is_some_and(|&(prev, _)| &*self.labels[prev as usize] == label);
+            if !same {
+                let id = self.intern(label);
+                self.visits.push((id, at));
+                self.end_starts_visit = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts the session at hand.
+    fn flush(&mut self) {
+        if self.current.take().is_none() {
+            return;
+        }
+        let visits = std::mem::take(&mut self.visits);
+        for (k, &(label, at)) in visits.iter().enumerate() {
+            let following = visits.get(k + 1);
+            let per = &mut self.per[label as usize];
+            per.views += 1;
+            if per.last_session != self.ordinal {
+                per.last_session = self.ordinal;
+                per.sessions += 1;
+            }
+            if let Some(&(to, next_at)) = following {
+                per.durations.push(next_at - at);
+                *self.moves.entry((label, to)).or_default() += 1;
+            } else {
+                per.exits += 1;
+                if !self.end_starts_visit {
+                    per.durations.push(self.end_ts - at);
+                }
+            }
+        }
+        self.visits = visits;
+        self.visits.clear();
+    }
+}
+
 /// One row per screen visit: `session_id`, `label`, `ts` (entry), `next` (the next
 /// visit's label, null for the session's last), `is_exit`, `on_screen_ms`.
 fn visits(events: DataFrame) -> Result<DataFrame, Error> {
@@ -274,13 +484,14 @@ mod tests {
 
     const S: i64 = 1_000;
 
+    /// The screens as [`Screens::stream`] computes them, checked against the Polars
+    /// path.
     fn screens(db: &Db, top_next: usize) -> ScreensReport {
-        run_audit(
-            &db.conn(),
-            ResolvedScope::default(),
-            &Screens::new(top_next),
-        )
-        .unwrap()
+        let audit = Screens::new(top_next);
+        let framed = run_audit(&db.conn(), ResolvedScope::default(), &audit).unwrap();
+        let streamed = audit.stream(&db.conn(), ResolvedScope::default()).unwrap();
+        assert_eq!(streamed, framed, "streamed and Polars screens differ");
+        streamed
     }
 
     fn page(id: &str, session: &str, ts: i64, seq: i32, path: &str) -> Ev {
@@ -424,5 +635,29 @@ mod tests {
         let r = screens(&db, 3);
         assert_eq!(r.sessions, 0);
         assert!(r.screens.is_empty());
+    }
+
+    /// A session whose later rows still wait for compaction is read whole from the
+    /// overlap view, once, and its visit spans both parts.
+    #[test]
+    fn a_session_half_compacted_is_one_session() {
+        let db = Db::new();
+        db.insert(&[
+            page("a1", "a", 0, 1, "/"),
+            page("a2", "a", 10 * S, 2, "/shop"),
+            page("b1", "b", 0, 1, "/"),
+        ]);
+        db.append(&[
+            page("a2", "a", 10 * S, 2, "/shop"),
+            page("a3", "a", 30 * S, 3, "/cart"),
+            ev("a4", "a", 35 * S, 4, "leave").path("/cart"),
+        ]);
+        let r = screens(&db, 3);
+        assert_eq!(r.sessions, 2);
+        let shop = find(&r, "/shop");
+        assert_eq!(counts(shop), (1, 1, 0, Some(20 * S)));
+        assert_eq!(shop.next, next(&[("/cart", 1)]));
+        assert_eq!(counts(find(&r, "/cart")), (1, 1, 1, Some(5 * S)));
+        assert_eq!(counts(find(&r, "/")), (2, 2, 1, Some(10 * S)));
     }
 }
