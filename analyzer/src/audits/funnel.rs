@@ -330,21 +330,7 @@ impl Tally {
     /// The median of each step's gaps (the mean of the two middle ones for an even
     /// count, rounded), as Polars' `median` gives it.
     fn medians(&mut self) -> Vec<Option<i64>> {
-        self.gaps
-            .iter_mut()
-            .map(|g| {
-                let n = g.len();
-                if n == 0 {
-                    return None;
-                }
-                let (_, &mut upper, _) = g.select_nth_unstable(n / 2);
-                if n % 2 == 1 {
-                    return Some(upper);
-                }
-                let lower = *g[..n / 2].iter().max().expect("n >= 2");
-                Some(f64::midpoint(lower as f64, upper as f64).round() as i64)
-            })
-            .collect()
+        self.gaps.iter_mut().map(|g| super::median_ms(g)).collect()
     }
 }
 

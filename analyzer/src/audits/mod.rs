@@ -599,6 +599,21 @@ impl SessionOrder for LazyFrame {
     }
 }
 
+/// The median of `values` rounded to a whole ms (the mean of the middle two for an
+/// even count), as Polars' `median` gives it; `None` for no values.
+pub(crate) fn median_ms(values: &mut [i64]) -> Option<i64> {
+    let n = values.len();
+    if n == 0 {
+        return None;
+    }
+    let (_, &mut upper, _) = values.select_nth_unstable(n / 2);
+    if n % 2 == 1 {
+        return Some(upper);
+    }
+    let lower = *values[..n / 2].iter().max().expect("n >= 2");
+    Some(f64::midpoint(lower as f64, upper as f64).round() as i64)
+}
+
 /// `numerator / denominator`, or `None` when the denominator is 0.
 pub(crate) fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
     (denominator > 0).then(|| numerator as f64 / denominator as f64)

@@ -240,7 +240,7 @@ impl Screens {
                     views: per.views,
                     exits: per.exits,
                     exit_rate: ratio(per.exits, per.sessions),
-                    median_ms_on_screen: median(&mut per.durations),
+                    median_ms_on_screen: super::median_ms(&mut per.durations),
                     next: std::mem::take(&mut next[i]),
                 }
             })
@@ -256,21 +256,6 @@ impl Screens {
             screens,
         }
     }
-}
-
-/// The median of `values` rounded to a whole ms (the mean of the middle two for an
-/// even count), as Polars computes it.
-fn median(values: &mut [i64]) -> Option<i64> {
-    let n = values.len();
-    if n == 0 {
-        return None;
-    }
-    let (_, &mut upper, _) = values.select_nth_unstable(n / 2);
-    if n % 2 == 1 {
-        return Some(upper);
-    }
-    let lower = *values[..n / 2].iter().max().expect("n >= 2");
-    Some(f64::midpoint(lower as f64, upper as f64).round() as i64)
 }
 
 /// What [`Screens::stream`] counts per label.
