@@ -245,21 +245,28 @@ fn one_line(message: &str) -> String {
 ///
 /// Rows come in no particular order; audits sort what they need.
 pub fn events(conn: &Connection, scope: &ResolvedScope, cols: &[Col]) -> Result<DataFrame, Error> {
-    events_of(conn, scope, cols, None)
+    events_of(conn, scope, cols, None, None)
 }
 
-/// [`events`] of the given kinds only (all for `None`).
+/// [`events`] of the given kinds only (all for `None`), and of those only the rows
+/// that meet `rows`, an audit's own SQL condition (a constant, never user input).
 pub fn events_of(
     conn: &Connection,
     scope: &ResolvedScope,
     cols: &[Col],
     kinds: Option<&[&str]>,
+    rows: Option<&str>,
 ) -> Result<DataFrame, Error> {
     let (mut sql, params) = select_sql(scope, cols);
     if let Some(kinds) = kinds {
         // Kinds are the audits' own constants, plain words.
         sql.push_str(" AND ");
         sql.push_str(&crate::matcher::kind_sql(kinds));
+    }
+    if let Some(rows) = rows {
+        sql.push_str(" AND (");
+        sql.push_str(rows);
+        sql.push(')');
     }
     let mut stmt = conn.prepare(&sql)?;
     let batches = stmt

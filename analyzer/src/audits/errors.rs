@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, Context, SessionOrder as _, error_page_sessions};
+use super::{Audit, Context, IN_ERROR_PAGE_SESSIONS, SessionOrder as _, error_page_sessions};
 use crate::Error;
 use crate::load::Col;
 use crate::render::{Cell, Table};
@@ -137,6 +137,11 @@ impl Audit for Errors {
 
     fn kinds(&self) -> Option<Vec<&'static str>> {
         Some(vec!["error", "pageview"])
+    }
+
+    /// Every error; page views only of the sessions that reached an error page.
+    fn rows(&self) -> Option<String> {
+        Some(format!("kind = 'error' OR {IN_ERROR_PAGE_SESSIONS}"))
     }
 
     fn compute(&self, events: DataFrame, ctx: &Context<'_>) -> Result<ErrorsReport, Error> {

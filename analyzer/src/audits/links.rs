@@ -37,7 +37,8 @@ use serde::{Deserialize, Serialize};
 
 use super::errors::{ErrorPage, Errors};
 use super::{
-    Audit, Context, LabelMap, SessionOrder as _, error_page_sessions, kind_in, labels, ratio,
+    Audit, Context, IN_ERROR_PAGE_SESSIONS, LabelMap, SessionOrder as _, error_page_sessions,
+    kind_in, labels, ratio,
 };
 use crate::Error;
 use crate::load::Col;
@@ -172,20 +173,26 @@ impl Audit for Links {
         Col::Kind,
         Col::Path,
         Col::Selector,
-        Col::Text,
         Col::Href,
         Col::Referrer,
         Col::Status,
     ];
 
     fn kinds(&self) -> Option<Vec<&'static str>> {
-        Some(vec!["link_view", "click", "pageview", "error"])
+        Some(vec!["click", "pageview"])
+    }
+
+    /// The clicks and page views of the sessions that reached an error page (the
+    /// broken links' and error pages' passes); the link counts and labels are
+    /// asked of the store ([`link_stats`], [`labels`]).
+    fn rows(&self) -> Option<String> {
+        Some(IN_ERROR_PAGE_SESSIONS.to_owned())
     }
 
     fn compute(&self, events: DataFrame, ctx: &Context<'_>) -> Result<LinksReport, Error> {
         let (sessions, scope) = (ctx.sessions, ctx.scope.clone());
-        let labels = labels(&events)?;
-        let links = link_stats(&events, &labels)?;
+        let labels = labels(ctx, &["click", LINK_VIEW])?;
+        let links = link_stats(ctx, &labels)?;
         let unused = links
             .iter()
             .filter(|l| self.is_unused(l))
@@ -206,166 +213,92 @@ impl Audit for Links {
     }
 }
 
-/// A join in which a missing href matches a missing href (a link whose target the
-/// collector dropped is still one link).
-fn same(how: JoinType) -> JoinArgs {
-    let mut args = JoinArgs::new(how);
-    args.nulls_equal = true;
-    args
-}
-
-/// Impressions and credited clicks per link, sorted as [`LinksReport::links`].
-fn link_stats(events: &DataFrame, labels: &LabelMap) -> Result<Vec<LinkStats>, Error> {
-    let on = |cols: &[&str]| cols.iter().map(|c| col(*c)).collect::<Vec<_>>();
-    let exact = ["path", "selector", "href"];
-    let by_selector = ["path", "selector"];
-    let of_kind = |kind: &str| {
-        events
-            .clone()
-            .lazy()
-            .filter(col("kind").eq(lit(kind)).and(col("selector").is_not_null()))
-            .select([col("session_id"), col("path"), col("selector"), col("href")])
-            .collect()
+/// Impressions and credited clicks per link, counted by the store, sorted as
+/// [`LinksReport::links`]. A missing href equals a missing href (a link whose
+/// target the collector dropped is still one link).
+fn link_stats(ctx: &Context<'_>, labels: &LabelMap) -> Result<Vec<LinkStats>, Error> {
+    let (filter, params) = crate::load::scope_filter(&ctx.scope);
+    let same = |a: &str, b: &str| {
+        format!(
+            "{a}.path = {b}.path AND {a}.selector = {b}.selector \
+             AND {a}.href IS NOT DISTINCT FROM {b}.href"
+        )
     };
-    // Each kind filtered once, used twice below.
-    let (seen, clicked) = (of_kind(LINK_VIEW)?, of_kind("click")?);
-    // Each link once, numbered: (page, selector, href) → link.
-    let links = seen
-        .clone()
-        .lazy()
-        .select(on(&exact))
-        .unique_stable(None, UniqueKeepStrategy::First)
-        .with_row_index("link", None)
-        .collect()?;
-    // Views per session and link: the strings joined once, then integers only.
-    let views = seen
-        .lazy()
-        .join(
-            links.clone().lazy(),
-            on(&exact),
-            on(&exact),
-            same(JoinType::Inner),
-        )
-        .group_by([col("session_id"), col("link")])
-        .agg([len().cast(DataType::UInt64).alias("v")]);
-    // Which link each distinct click key is credited to: the link of the same
-    // (page, selector, href), else the one link of that page with that selector
-    // (its href changed, e.g. a parameter added on click); never a link the click
-    // did not touch. Resolved on the distinct keys, then joined to the clicks once.
-    let click_keys = clicked
-        .clone()
-        .lazy()
-        .select(on(&exact))
-        .unique(None, UniqueKeepStrategy::Any);
-    let exact_keys = click_keys.clone().join(
-        links.clone().lazy(),
-        on(&exact),
-        on(&exact),
-        same(JoinType::Inner),
+    let sql = format!(
+        "WITH ev AS (
+            SELECT kind, session_key, path, selector, href FROM events
+            WHERE {filter} AND kind IN ('{LINK_VIEW}', 'click')
+              AND selector IS NOT NULL AND path IS NOT NULL),
+        seen AS (SELECT session_key, path, selector, href FROM ev WHERE kind = '{LINK_VIEW}'),
+        clicked AS (SELECT session_key, path, selector, href FROM ev WHERE kind = 'click'),
+        -- Each link once: (page, selector, href).
+        links AS (SELECT DISTINCT path, selector, href FROM seen),
+        only_link AS (
+            SELECT path, selector, any_value(href) AS href FROM links
+            GROUP BY path, selector HAVING count(*) = 1),
+        -- Which link each distinct click key is credited to: the link of the same
+        -- (page, selector, href), else the one link of that page with that selector
+        -- (its href changed); never a link the click did not touch.
+        keys AS (SELECT DISTINCT path, selector, href FROM clicked),
+        exact AS (SELECT * FROM keys k SEMI JOIN links l ON {k_l}),
+        key_link AS (
+            SELECT path, selector, href, href AS link_href FROM exact
+            UNION ALL
+            SELECT k.path, k.selector, k.href, o.href
+            FROM (SELECT * FROM keys k ANTI JOIN exact e ON {k_e}) k
+            JOIN only_link o ON k.path = o.path AND k.selector = o.selector),
+        views AS (SELECT session_key, path, selector, href, count(*) AS v FROM seen GROUP BY ALL),
+        credited AS (
+            SELECT c.session_key, c.path, c.selector, kl.link_href AS href, count(*) AS c
+            FROM clicked c JOIN key_link kl ON {c_kl}
+            GROUP BY ALL),
+        -- Per session: a click proves the link was seen once at least, and a link is
+        -- clicked at most once per time it was seen, so CTR never passes 100 %.
+        per_session AS (
+            SELECT coalesce(v.path, c.path) AS path, coalesce(v.selector, c.selector) AS selector,
+                   CASE WHEN v.session_key IS NULL THEN c.href ELSE v.href END AS href,
+                   greatest(coalesce(v.v, 0), CASE WHEN c.c > 0 THEN 1 ELSE 0 END) AS v,
+                   coalesce(c.c, 0) AS c
+            FROM views v FULL JOIN credited c
+              ON v.session_key = c.session_key AND {v_c})
+        SELECT path, selector, href, sum(v)::UBIGINT, sum(least(c, v))::UBIGINT
+        FROM per_session GROUP BY ALL",
+        k_l = same("k", "l"),
+        k_e = same("k", "e"),
+        c_kl = same("c", "kl"),
+        v_c = same("v", "c"),
     );
-    let only_link = links
-        .clone()
-        .lazy()
-        .group_by(on(&by_selector))
-        .agg([col("link").first(), len().alias("n")])
-        .filter(col("n").eq(lit(1u32)))
-        .select([col("path"), col("selector"), col("link")]);
-    let selector_keys = click_keys
-        .join(
-            links.clone().lazy().select(on(&exact)),
-            on(&exact),
-            on(&exact),
-            same(JoinType::Anti),
-        )
-        .join(
-            only_link,
-            on(&by_selector),
-            on(&by_selector),
-            same(JoinType::Inner),
-        );
-    let key_link = concat(
-        [
-            exact_keys.select([col("path"), col("selector"), col("href"), col("link")]),
-            selector_keys.select([col("path"), col("selector"), col("href"), col("link")]),
-        ],
-        UnionArgs::default(),
-    )?;
-    let credited = clicked
-        .lazy()
-        .join(key_link, on(&exact), on(&exact), same(JoinType::Inner))
-        .group_by([col("session_id"), col("link")])
-        .agg([len().cast(DataType::UInt64).alias("c")]);
-    // Per session: a click proves the link was seen once at least, and a link is
-    // clicked at most once per time it was seen, so CTR never passes 100 %.
-    let per_session = views
-        .join(
-            credited,
-            [col("session_id"), col("link")],
-            [col("session_id"), col("link")],
-            JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
-        )
-        .with_columns([col("v").fill_null(lit(0u64)), col("c").fill_null(lit(0u64))])
-        .with_column(
-            when(col("c").gt(lit(0u64)).and(col("v").eq(lit(0u64))))
-                .then(lit(1u64))
-                .otherwise(col("v"))
-                .alias("v"),
-        )
-        .with_column(
-            when(col("c").gt(col("v")))
-                .then(col("v"))
-                .otherwise(col("c"))
-                .alias("c"),
-        )
-        .group_by([col("link")])
-        .agg([
-            col("v").sum().cast(DataType::UInt64).alias("impressions"),
-            col("c").sum().cast(DataType::UInt64).alias("clicks"),
-        ]);
-    let per_link = links
-        .lazy()
-        .join(
-            per_session,
-            [col("link")],
-            [col("link")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .sort_by_exprs(
-            [
-                col("impressions"),
-                col("path"),
-                col("selector"),
-                col("href"),
-            ],
-            SortMultipleOptions::default()
-                .with_order_descending_multi([true, false, false, false])
-                .with_nulls_last(true),
-        )
-        .collect()?;
-
-    let page = per_link.column("path")?.str()?;
-    let selector = per_link.column("selector")?.str()?;
-    let href = per_link.column("href")?.str()?;
-    let impressions = per_link.column("impressions")?.u64()?;
-    let clicks = per_link.column("clicks")?.u64()?;
-    Ok((0..per_link.height())
-        .filter_map(|i| {
-            let (seen, clicked) = (impressions.get(i)?, clicks.get(i).unwrap_or(0));
+    let mut stmt = ctx.conn.prepare(&sql)?;
+    let mut links = stmt
+        .query_map(duckdb::params_from_iter(params), |r| {
+            let (page, selector): (String, String) = (r.get(0)?, r.get(1)?);
+            let (seen, clicked): (u64, u64) = (r.get(3)?, r.get(4)?);
             let interval = wilson(clicked, seen);
-            let (page, selector) = (page.get(i)?.to_owned(), selector.get(i)?.to_owned());
-            Some(LinkStats {
+            Ok(LinkStats {
                 label: labels.get(&(page.clone(), selector.clone())).cloned(),
                 page,
                 selector,
-                href: href.get(i).map(str::to_owned),
+                href: r.get(2)?,
                 impressions: seen,
                 clicks: clicked,
                 ctr: ratio(clicked, seen),
                 ctr_low: interval.map(|(low, _)| low),
                 ctr_high: interval.map(|(_, high)| high),
             })
-        })
-        .collect())
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    // Most impressions first, then by page, selector and href (a missing one last).
+    links.sort_unstable_by(|a, b| {
+        b.impressions
+            .cmp(&a.impressions)
+            .then_with(|| a.page.cmp(&b.page))
+            .then_with(|| a.selector.cmp(&b.selector))
+            .then_with(|| match (&a.href, &b.href) {
+                (Some(x), Some(y)) => x.cmp(y),
+                (x, y) => x.is_none().cmp(&y.is_none()),
+            })
+    });
+    Ok(links)
 }
 
 /// Clicks that led to a page view with status >= 400, grouped as [`BrokenLink`]s.

@@ -25,9 +25,7 @@ pub mod screens;
 use duckdb::Connection;
 use std::collections::HashMap;
 
-use polars::prelude::{
-    DataFrame, Expr, IntoLazy as _, LazyFrame, SortMultipleOptions, col, len, lit,
-};
+use polars::prelude::{DataFrame, Expr, IntoLazy as _, LazyFrame, SortMultipleOptions, col, lit};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -57,7 +55,14 @@ pub trait Audit {
         None
     }
 
-    /// Computes the report from the events in `ctx.scope` of [`Self::kinds`], loaded
+    /// Of the events of [`Self::kinds`], the rows this audit reads, as an SQL
+    /// condition over the `events` view (pushed into the query); `None` for all.
+    fn rows(&self) -> Option<String> {
+        None
+    }
+
+    /// Computes the report from the events in `ctx.scope` of [`Self::kinds`] and
+    /// [`Self::rows`], loaded
     /// with [`Self::COLUMNS`], one row per event, in no particular order. What is
     /// better asked of the store as a whole (counts over every kind) comes from
     /// `ctx.conn`.
@@ -492,7 +497,13 @@ fn run_audit_counted<A: Audit>(
     audit: &A,
     sessions: u64,
 ) -> Result<A::Report, Error> {
-    let events = load::events_of(conn, &scope, A::COLUMNS, audit.kinds().as_deref())?;
+    let events = load::events_of(
+        conn,
+        &scope,
+        A::COLUMNS,
+        audit.kinds().as_deref(),
+        audit.rows().as_deref(),
+    )?;
     audit.compute(
         events,
         &Context {
@@ -619,36 +630,33 @@ pub(crate) fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
     (denominator > 0).then(|| numerator as f64 / denominator as f64)
 }
 
-/// The most frequent text recorded with the clicks of each (page, selector) (the
-/// first in order on a tie): what a person sees on an element, for the reports.
-/// Clicks carry the text (or accessible name) of what was clicked, `link_view`
-/// rows that of the link.
-pub(crate) fn labels(events: &DataFrame) -> Result<LabelMap, Error> {
-    let counted = events
-        .clone()
-        .lazy()
-        .filter(
-            col("text")
-                .is_not_null()
-                .and(col("selector").is_not_null())
-                .and(kind_in(["click", "link_view"])),
-        )
-        .group_by([col("path"), col("selector"), col("text")])
-        .agg([len().cast(polars::prelude::DataType::UInt64).alias("n")])
-        .collect()?;
-    let rows = counted
-        .column("path")?
-        .str()?
+/// The most frequent text recorded with the events of `kinds` of each (page,
+/// selector) (the least text on a tie), counted by the store: what a person sees on
+/// an element, for the reports. Clicks carry the text (or accessible name) of what
+/// was clicked, `link_view` rows that of the link.
+pub(crate) fn labels(ctx: &Context<'_>, kinds: &[&str]) -> Result<LabelMap, Error> {
+    let (filter, params) = load::scope_filter(&ctx.scope);
+    let mut stmt = ctx.conn.prepare(&format!(
+        "SELECT path, selector, text, count(*) FROM events
+         WHERE {filter} AND {kinds} AND path IS NOT NULL AND selector IS NOT NULL
+           AND text IS NOT NULL
+         GROUP BY ALL",
+        kinds = crate::matcher::kind_sql(kinds),
+    ))?;
+    let rows = stmt
+        .query_map(duckdb::params_from_iter(params), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let counts = rows
         .iter()
-        .zip(counted.column("selector")?.str()?.iter())
-        .zip(counted.column("text")?.str()?.iter())
-        .zip(counted.column("n")?.u64()?.iter());
-    let mut counts = HashMap::new();
-    for (((p, s), t), n) in rows {
-        if let (Some(p), Some(s), Some(t), Some(n)) = (p, s, t, n) {
-            counts.insert((p, s, t), n);
-        }
-    }
+        .map(|(p, s, t, n)| ((p.as_str(), s.as_str(), t.as_str()), n.unsigned_abs()))
+        .collect();
     Ok(best_labels(counts))
 }
 
@@ -667,6 +675,13 @@ pub(crate) fn best_labels(counts: HashMap<(&str, &str, &str), u64>) -> LabelMap 
         .map(|((p, s), (_, t))| ((p.to_owned(), s.to_owned()), t.to_owned()))
         .collect()
 }
+
+/// The sessions that viewed a page served with an HTTP error status (>= 400), as an
+/// SQL condition: the page views that the error-page passes need are theirs only
+/// (few sessions of the many). Not scoped: [`error_page_sessions`] keeps the
+/// sessions whose error page is in scope.
+pub(crate) const IN_ERROR_PAGE_SESSIONS: &str =
+    "session_key IN (SELECT session_key FROM events WHERE kind = 'pageview' AND status >= 400)";
 
 /// The events of the sessions that viewed a page served with an HTTP error status
 /// (>= 400): all that the error-page passes need (few sessions of the many).
