@@ -1,12 +1,11 @@
 //! The `frustration` audit: where people rage-click, click on things that do nothing
 //! or break, and bounce straight back from a page.
 //!
-//! Params: the rage-click rule (clicks, ms, px) and the quick-back time. The events in
-//! scope come from [`crate::load::events`] with [`Frustration::COLUMNS`]. Polars counts
-//! the sessions of each page and keeps clicks, dead clicks, errors and page views in
-//! (session, ts, seq) order; a sequential pass in plain Rust (`Frustration::walk`)
-//! finds the signals of each session; Polars then counts occurrences and sessions per
-//! (kind, page, selector).
+//! Params: the rage-click rule (clicks, ms, px) and the quick-back time. The store
+//! streams clicks, dead clicks, errors and page views in (session, ts, seq) order
+//! ([`Frustration::stream`]); a sequential pass in plain Rust ([`Walk`]) finds the
+//! signals of each session and counts occurrences and sessions per (kind, page,
+//! selector). The store counts the sessions of each page and the labels.
 //!
 //! Signals (each reported on the page, `path`, where it happened):
 //!
@@ -39,14 +38,17 @@
 //! that path. `label` is what a person sees on the element: the text (or accessible
 //! name) most often recorded with its clicks on that page.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use polars::prelude::*;
+use duckdb::Connection;
+use duckdb::arrow::array::{Array as _, AsArray as _};
+use duckdb::arrow::datatypes::{Int32Type, UInt8Type, UInt64Type};
+use duckdb::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, Context, LabelMap, SessionOrder as _, best_labels, ratio};
+use super::{Context, Names, labels, ratio};
 use crate::Error;
-use crate::load::{self, Col};
+use crate::load::{self, millis, primitive, str_at};
 use crate::render::{Cell, Table};
 use crate::scope::ResolvedScope;
 
@@ -126,10 +128,6 @@ impl FrustrationKind {
             FrustrationKind::QuickBack => "quick back",
         }
     }
-
-    fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
 }
 
 /// One row of a [`FrustrationReport`].
@@ -195,76 +193,62 @@ impl Default for Frustration {
     }
 }
 
-impl Audit for Frustration {
-    type Report = FrustrationReport;
+impl Frustration {
+    /// The report straight from the store: what `analyzer frustration`,
+    /// `/api/audit` and the report run. DuckDB sends the signal events (clicks, dead
+    /// clicks, errors, page views) session after session in (ts, seq) order
+    /// ([`load::stream_sessions`]); [`Walk`] finds each session's signals with one
+    /// session in memory. Each page's sessions and the labels are counted by the
+    /// store.
+    pub fn stream(
+        &self,
+        conn: &Connection,
+        scope: ResolvedScope,
+    ) -> Result<FrustrationReport, Error> {
+        let (sessions, walk, page_sessions, labels) = store::transaction(conn, || {
+            let sessions = load::sessions(conn, &scope)?;
+            let ctx = Context {
+                conn,
+                scope: scope.clone(),
+                sessions,
+            };
+            let page_sessions = load::page_sessions(conn, &scope)?;
+            let labels = labels(&ctx, &["click"])?;
+            let (filter, params) = load::scope_filter(&scope);
+            let query = |from: &str, order: &str| {
+                format!(
+                    "SELECT session_key, ts,
+                        CASE kind WHEN 'click' THEN {CLICK} WHEN 'dead_click' THEN {DEAD}
+                                  WHEN 'error' THEN {ERROR} ELSE {VIEW} END::UTINYINT,
+                        path, coalesce(nav IN ('back_forward', 'pop'), false), selector, x, y
+                     FROM {from}
+                     WHERE {filter} AND kind IN ('click', 'dead_click', 'error', 'pageview')
+                       AND path IS NOT NULL {order}"
+                )
+            };
+            let mut walk = Walk::new(self);
+            load::stream_sessions(conn, query, &params, |batch, skip| walk.batch(batch, skip))?;
+            walk.end_session();
+            Ok::<_, Error>((sessions, walk, page_sessions, labels))
+        })?;
 
-    const COLUMNS: &'static [Col] = &[
-        Col::SessionId,
-        Col::Ts,
-        Col::Seq,
-        Col::Kind,
-        Col::Path,
-        Col::Nav,
-        Col::Selector,
-        Col::Text,
-        Col::X,
-        Col::Y,
-    ];
-
-    /// Only the signals: each page's sessions come from the store.
-    fn kinds(&self) -> Option<Vec<&'static str>> {
-        Some(vec!["click", "dead_click", "error", "pageview"])
-    }
-
-    fn compute(&self, events: DataFrame, ctx: &Context<'_>) -> Result<FrustrationReport, Error> {
-        let (sessions, scope) = (ctx.sessions, ctx.scope.clone());
-        // The store: sessions per page (of every kind of event). Polars: the
-        // signal events in (session, ts, seq) order.
-        let page_sessions = load::page_sessions(ctx.conn, &ctx.scope)?;
-        let sorted = events.lazy().in_session_order().collect()?;
-
-        // Rust: one sequential pass per session.
-        let (signals, labels) = self.walk(&sorted)?;
-
-        // Polars: occurrences and sessions per (kind, page, selector).
-        let per_issue = signals
-            .lazy()
-            .group_by([col("kind"), col("path"), col("selector")])
-            .agg([
-                col("occurrences")
-                    .sum()
-                    .cast(DataType::UInt64)
-                    .alias("occurrences"),
-                col("session_id")
-                    .n_unique()
-                    .cast(DataType::UInt64)
-                    .alias("sessions"),
-            ])
-            .collect()?;
-        let kind = per_issue.column("kind")?.str()?;
-        let path = per_issue.column("path")?.str()?;
-        let selector = per_issue.column("selector")?.str()?;
-        let occurrences = per_issue.column("occurrences")?.u64()?;
-        let affected = per_issue.column("sessions")?.u64()?;
-        let mut issues: Vec<FrustrationIssue> = (0..per_issue.height())
-            .filter_map(|i| {
-                let kind = FrustrationKind::parse(kind.get(i)?)?;
-                let page = path.get(i)?;
-                let (sessions, on_page) = (
-                    affected.get(i).unwrap_or(0),
-                    page_sessions.get(page).copied().unwrap_or(0),
-                );
-                let sel = selector.get(i);
-                Some(FrustrationIssue {
+        let mut issues: Vec<FrustrationIssue> = walk
+            .issues
+            .iter()
+            .map(|(&(kind, page, sel), &(occurrences, affected))| {
+                let page = walk.names.name(page);
+                let sel = sel.map(|s| walk.names.name(s));
+                let on_page = page_sessions.get(page).copied().unwrap_or(0);
+                FrustrationIssue {
                     kind,
                     page: page.to_owned(),
                     selector: sel.map(str::to_owned),
                     label: sel.and_then(|s| labels.get(&(page.to_owned(), s.to_owned())).cloned()),
-                    occurrences: occurrences.get(i).unwrap_or(0),
-                    sessions,
+                    occurrences,
+                    sessions: affected,
                     page_sessions: on_page,
-                    share: ratio(sessions, on_page),
-                })
+                    share: ratio(affected, on_page),
+                }
             })
             .collect();
         issues.sort_by(|a, b| {
@@ -286,6 +270,12 @@ impl Audit for Frustration {
         })
     }
 }
+
+/// The kinds [`Frustration::stream`] reads, as the codes its query sends.
+const CLICK: u8 = 0;
+const DEAD: u8 = 1;
+const ERROR: u8 = 2;
+const VIEW: u8 = 3;
 
 /// A click, for [`rage_bouts`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -339,159 +329,156 @@ pub fn rage_bouts(clicks: &[ClickAt], n: usize, max_ms: i64, max_px: u32) -> u64
     bouts
 }
 
-/// The signals [`Frustration::walk`] finds, as columns: one row per (session, kind,
-/// page, selector) with its occurrences.
-#[derive(Debug, Default)]
-struct Signals {
-    session_id: Vec<u64>,
-    kind: Vec<&'static str>,
-    path: Vec<String>,
-    selector: Vec<Option<String>>,
-    occurrences: Vec<u64>,
-}
+/// An issue: (kind, page, selector), the strings by their [`Names`] number.
+type IssueKey = (FrustrationKind, u32, Option<u32>);
 
-impl Signals {
-    fn push(
-        &mut self,
-        session: u64,
-        kind: FrustrationKind,
-        path: &str,
-        selector: Option<&str>,
-        n: u64,
-    ) {
-        self.session_id.push(session);
-        self.kind.push(kind.as_str());
-        self.path.push(path.to_owned());
-        self.selector.push(selector.map(str::to_owned));
-        self.occurrences.push(n);
-    }
-}
-
-/// What the walk remembers of one session.
+/// What the walk remembers of one session (strings by their [`Names`] number).
 #[derive(Debug, Default)]
-struct SessionState<'a> {
+struct SessionState {
     /// Clicks per (page, selector), for rage clicks.
-    clicks: HashMap<(&'a str, &'a str), Vec<ClickAt>>,
+    clicks: HashMap<(u32, u32), Vec<ClickAt>>,
     /// The latest click: (ts, page, selector, already an error click).
-    last_click: Option<(i64, &'a str, Option<&'a str>, bool)>,
+    last_click: Option<(i64, u32, Option<u32>, bool)>,
     /// The page view before the latest one: its path.
-    before_previous_view: Option<&'a str>,
+    before_previous_view: Option<u32>,
     /// The latest page view: (ts, path).
-    previous_view: Option<(i64, &'a str)>,
+    previous_view: Option<(i64, u32)>,
 }
 
-impl Frustration {
-    /// Ends a session: its rage clicks, then a fresh state for the next session.
-    fn finish(&self, out: &mut Signals, sid: Option<u64>, state: &mut SessionState<'_>) {
-        if let Some(sid) = sid {
-            for ((page, sel), clicks) in state.clicks.drain() {
+/// The sequential pass of [`Frustration::stream`]: rows arrive session after
+/// session, each session's in (ts, seq) order.
+struct Walk<'f> {
+    rule: &'f Frustration,
+    names: Names,
+    current: Option<u64>,
+    state: SessionState,
+    /// Per issue: (occurrences, sessions).
+    issues: HashMap<IssueKey, (u64, u64)>,
+    /// The issues of the session at hand, so that each counts it once.
+    this_session: HashSet<IssueKey>,
+}
+
+impl<'f> Walk<'f> {
+    fn new(rule: &'f Frustration) -> Self {
+        Walk {
+            rule,
+            names: Names::default(),
+            current: None,
+            state: SessionState::default(),
+            issues: HashMap::new(),
+            this_session: HashSet::new(),
+        }
+    }
+
+    fn signal(&mut self, kind: FrustrationKind, page: u32, selector: Option<u32>, n: u64) {
+        let key = (kind, page, selector);
+        let entry = self.issues.entry(key).or_default();
+        entry.0 += n;
+        if self.this_session.insert(key) {
+            entry.1 += 1;
+        }
+    }
+
+    /// Ends the session at hand: its rage clicks, then a fresh state.
+    fn end_session(&mut self) {
+        if self.current.take().is_some() {
+            let clicks = std::mem::take(&mut self.state.clicks);
+            for ((page, sel), clicks) in clicks {
                 let n = rage_bouts(
                     &clicks,
-                    self.rage_clicks as usize,
-                    self.rage_ms as i64,
-                    self.rage_px,
+                    self.rule.rage_clicks as usize,
+                    self.rule.rage_ms as i64,
+                    self.rule.rage_px,
                 );
                 if n > 0 {
-                    out.push(sid, FrustrationKind::RageClick, page, Some(sel), n);
+                    self.signal(FrustrationKind::RageClick, page, Some(sel), n);
                 }
             }
         }
-        *state = SessionState::default();
+        self.state = SessionState::default();
+        self.this_session.clear();
     }
 
-    /// Walks the sorted signal events session by session.
-    fn walk(&self, sorted: &DataFrame) -> Result<(DataFrame, LabelMap), Error> {
-        let session = sorted.column("session_id")?.u64()?;
-        let ts = sorted.column("ts")?.i64()?;
-        let kind = sorted.column("kind")?.str()?;
-        let path = sorted.column("path")?.str()?;
-        let nav = sorted.column("nav")?.str()?;
-        let selector = sorted.column("selector")?.str()?;
-        let text = sorted.column("text")?.str()?;
-        let x = sorted.column("x")?.i32()?;
-        let y = sorted.column("y")?.i32()?;
-
-        let mut out = Signals::default();
-        let mut label_counts: HashMap<(&str, &str, &str), u64> = HashMap::new();
-        let mut current: Option<u64> = None;
-        let mut state = SessionState::default();
-        for i in 0..sorted.height() {
-            let (Some(sid), Some(t), Some(kind), Some(page)) =
-                (session.get(i), ts.get(i), kind.get(i), path.get(i))
-            else {
+    fn batch(&mut self, batch: &RecordBatch, skip: &HashSet<u64>) -> Result<(), Error> {
+        let keys = primitive::<UInt64Type>(batch.column(0), "session_key")?;
+        let ts = millis(batch.column(1))?;
+        let kinds = primitive::<UInt8Type>(batch.column(2), "kind")?;
+        let (paths, back) = (batch.column(3), batch.column(4).as_boolean());
+        let selectors = batch.column(5);
+        let x = primitive::<Int32Type>(batch.column(6), "x")?;
+        let y = primitive::<Int32Type>(batch.column(7), "y")?;
+        let mut skipping = false;
+        for (i, &key) in keys.values().iter().enumerate() {
+            if self.current != Some(key) {
+                self.end_session();
+                skipping = skip.contains(&key);
+                if !skipping {
+                    self.current = Some(key);
+                }
+            }
+            let Some(page) = str_at(paths, i).filter(|_| !skipping) else {
                 continue;
             };
-            if current != Some(sid) {
-                self.finish(&mut out, current, &mut state);
-                current = Some(sid);
-            }
-            let sel = selector.get(i);
-            match kind {
-                "click" => {
-                    if let (Some(sel), Some(label)) = (sel, text.get(i)) {
-                        *label_counts.entry((page, sel, label)).or_default() += 1;
-                    }
+            let page = self.names.id(page);
+            let sel = str_at(selectors, i).map(|s| self.names.id(s));
+            let t = ts.value(i);
+            match kinds.value(i) {
+                CLICK => {
                     if let Some(sel) = sel {
-                        let at = x.get(i).zip(y.get(i));
-                        state.clicks.entry((page, sel)).or_default().push(ClickAt {
-                            ts: t,
-                            at,
-                            unanswered: false,
-                        });
+                        let at = (x.is_valid(i) && y.is_valid(i)).then(|| (x.value(i), y.value(i)));
+                        self.state
+                            .clicks
+                            .entry((page, sel))
+                            .or_default()
+                            .push(ClickAt {
+                                ts: t,
+                                at,
+                                unanswered: false,
+                            });
                     }
-                    state.last_click = Some((t, page, sel, false));
+                    self.state.last_click = Some((t, page, sel, false));
                 }
-                "dead_click" => {
+                DEAD => {
                     // The verdict on the latest click: it went unanswered.
-                    if let (Some((_, cpage, Some(csel), _)), Some(sel)) = (state.last_click, sel)
+                    if let (Some((_, cpage, Some(csel), _)), Some(sel)) =
+                        (self.state.last_click, sel)
                         && (cpage, csel) == (page, sel)
-                        && let Some(c) = state
+                        && let Some(c) = self
+                            .state
                             .clicks
                             .get_mut(&(page, sel))
                             .and_then(|v| v.last_mut())
                     {
                         c.unanswered = true;
                     }
-                    out.push(sid, FrustrationKind::DeadClick, page, sel, 1);
+                    self.signal(FrustrationKind::DeadClick, page, sel, 1);
                 }
-                "error" => {
-                    if let Some((ct, cpage, csel, blamed)) = &mut state.last_click
+                ERROR => {
+                    if let Some((ct, cpage, csel, blamed)) = &mut self.state.last_click
                         && !*blamed
                         && t - *ct <= ERROR_CLICK_MS
                     {
                         *blamed = true;
-                        out.push(sid, FrustrationKind::ErrorClick, cpage, *csel, 1);
+                        let (cpage, csel) = (*cpage, *csel);
+                        self.signal(FrustrationKind::ErrorClick, cpage, csel, 1);
                     }
                 }
                 _ => {
                     // A page view: was the one before it left by going straight back?
-                    let back = matches!(nav.get(i), Some("back_forward" | "pop"));
                     if let (Some(before), Some((pt, ppage))) =
-                        (state.before_previous_view, state.previous_view)
-                        && back
+                        (self.state.before_previous_view, self.state.previous_view)
+                        && back.value(i)
                         && before == page
-                        && t - pt <= self.quick_back_ms as i64
+                        && t - pt <= self.rule.quick_back_ms as i64
                     {
-                        out.push(sid, FrustrationKind::QuickBack, ppage, None, 1);
+                        self.signal(FrustrationKind::QuickBack, ppage, None, 1);
                     }
-                    state.before_previous_view = state.previous_view.map(|(_, p)| p);
-                    state.previous_view = Some((t, page));
+                    self.state.before_previous_view = self.state.previous_view.map(|(_, p)| p);
+                    self.state.previous_view = Some((t, page));
                 }
             }
         }
-        self.finish(&mut out, current, &mut state);
-
-        let signals = DataFrame::new(
-            out.kind.len(),
-            vec![
-                Column::new("session_id".into(), out.session_id),
-                Column::new("kind".into(), out.kind),
-                Column::new("path".into(), out.path),
-                Column::new("selector".into(), out.selector),
-                Column::new("occurrences".into(), out.occurrences),
-            ],
-        )?;
-        Ok((signals, best_labels(label_counts)))
+        Ok(())
     }
 }
 
@@ -542,13 +529,13 @@ impl FrustrationReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audits::{AuditRequest, run_at, run_audit};
+    use crate::audits::{AuditRequest, run_at};
     use crate::testing::{Db, Ev, ev};
 
     const S: i64 = 1_000;
 
     fn frustration(db: &Db, audit: &Frustration) -> FrustrationReport {
-        run_audit(&db.conn(), ResolvedScope::default(), audit).unwrap()
+        audit.stream(&db.conn(), ResolvedScope::default()).unwrap()
     }
 
     /// A click on /cart; the clicks on [`PAY`] read "Pay now".

@@ -405,7 +405,7 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
         } => {
             let audit = Frustration::new(*rage_clicks, *rage_ms, *rage_px, *quick_back_ms)?;
             let scope = scope.resolve(now_ms)?;
-            Ok(Report::Frustration(run_audit(conn, scope, &audit)?))
+            Ok(Report::Frustration(audit.stream(conn, scope)?))
         }
         AuditRequest::Errors { scope, top_from } => {
             let audit = Errors::new(*top_from);
@@ -566,12 +566,7 @@ fn full_report(
     sections.push(Report::Screens(screens.stream(conn, scope())?));
     sections.push(Report::Forms(run_audit_counted(conn, scope(), &forms, n)?));
     sections.push(Report::Links(run_audit_counted(conn, scope(), &links, n)?));
-    sections.push(Report::Frustration(run_audit_counted(
-        conn,
-        scope(),
-        &frustration,
-        n,
-    )?));
+    sections.push(Report::Frustration(frustration.stream(conn, scope())?));
     sections.push(Report::Ads(run_audit_counted(conn, scope(), &ads, n)?));
     sections.push(Report::Errors(run_audit_counted(
         conn,
@@ -623,6 +618,36 @@ pub(crate) fn median_ms(values: &mut [i64]) -> Option<i64> {
     }
     let lower = *values[..n / 2].iter().max().expect("n >= 2");
     Some(f64::midpoint(lower as f64, upper as f64).round() as i64)
+}
+
+/// Strings seen in a streamed pass, each kept once and known by its number, so a
+/// pass compares and hashes integers.
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    names: Vec<Box<str>>,
+    ids: HashMap<Box<str>, u32>,
+}
+
+impl Names {
+    /// The number of `name`, given on first sight.
+    pub(crate) fn id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = u32::try_from(self.names.len()).expect("fewer than 2^32 names");
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    /// The name numbered `id`.
+    pub(crate) fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.names.len()
+    }
 }
 
 /// `numerator / denominator`, or `None` when the denominator is 0.

@@ -29,7 +29,7 @@ use duckdb::arrow::record_batch::RecordBatch;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, Context, SessionOrder as _, ratio};
+use super::{Audit, Context, Names, SessionOrder as _, ratio};
 use crate::Error;
 use crate::load::{Col, millis, primitive, str_at};
 use crate::render::{Cell, Table};
@@ -215,7 +215,7 @@ impl Screens {
     fn report(&self, scope: ResolvedScope, sessions: u64, mut tally: Tally) -> ScreensReport {
         let mut next: Vec<Vec<NextScreen>> = vec![Vec::new(); tally.labels.len()];
         let mut moves: Vec<((u32, u32), u64)> = tally.moves.into_iter().collect();
-        let name = |id: u32| -> &str { &tally.labels[id as usize] };
+        let name = |id: u32| -> &str { tally.labels.name(id) };
         moves.sort_unstable_by(|((a, x), n), ((b, y), m)| {
             name(*a)
                 .cmp(name(*b))
@@ -235,7 +235,7 @@ impl Screens {
             .map(|i| {
                 let per = &mut tally.per[i];
                 ScreenStats {
-                    screen: tally.labels[i].to_string(),
+                    screen: tally.labels.name(i as u32).to_owned(),
                     sessions: per.sessions,
                     views: per.views,
                     exits: per.exits,
@@ -273,8 +273,7 @@ struct PerLabel {
 /// The sequential pass of [`Screens::stream`].
 #[derive(Debug, Default)]
 struct Tally {
-    labels: Vec<Box<str>>,
-    ids: HashMap<Box<str>, u32>,
+    labels: Names,
     per: Vec<PerLabel>,
     moves: HashMap<(u32, u32), u64>,
     /// The session at hand: its key and ordinal (from 1).
@@ -289,13 +288,10 @@ struct Tally {
 
 impl Tally {
     fn intern(&mut self, label: &str) -> u32 {
-        if let Some(&id) = self.ids.get(label) {
-            return id;
+        let id = self.labels.id(label);
+        if id as usize == self.per.len() {
+            self.per.push(PerLabel::default());
         }
-        let id = u32::try_from(self.labels.len()).unwrap_or(u32::MAX);
-        self.labels.push(label.into());
-        self.ids.insert(label.into(), id);
-        self.per.push(PerLabel::default());
         id
     }
 
@@ -332,7 +328,7 @@ impl Tally {
             let same = self
                 .visits
                 .last()
-                .is_some_and(|&(prev, _)| &*self.labels[prev as usize] == label);
+                .is_some_and(|&(prev, _)| self.labels.name(prev) == label);
             if !same {
                 let id = self.intern(label);
                 self.visits.push((id, at));
