@@ -432,7 +432,7 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
             let audit =
                 Ads::new(&goal, control.as_deref(), *min_sessions)?.with_split(split.as_deref())?;
             let scope = scope.resolve(now_ms)?;
-            Ok(Report::Ads(run_audit(conn, scope, &audit)?))
+            Ok(Report::Ads(audit.stream(conn, scope)?))
         }
         AuditRequest::Report {
             scope,
@@ -567,7 +567,7 @@ fn full_report(
     sections.push(Report::Forms(run_audit_counted(conn, scope(), &forms, n)?));
     sections.push(Report::Links(run_audit_counted(conn, scope(), &links, n)?));
     sections.push(Report::Frustration(frustration.stream(conn, scope())?));
-    sections.push(Report::Ads(run_audit_counted(conn, scope(), &ads, n)?));
+    sections.push(Report::Ads(ads.stream(conn, scope())?));
     sections.push(Report::Errors(run_audit_counted(
         conn,
         scope(),

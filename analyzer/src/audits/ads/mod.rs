@@ -33,12 +33,17 @@
 //! `verdict` from the adjusted p.
 //! Rates carry 95 % Wilson score intervals.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use duckdb::Connection;
+use duckdb::arrow::array::AsArray as _;
+use duckdb::arrow::datatypes::{UInt8Type, UInt64Type};
+use duckdb::arrow::record_batch::RecordBatch;
+use duckdb::types::Value;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, Context, SessionOrder as _, kind_in};
+use super::{Audit, Context, Names, SessionOrder as _, kind_in};
 
 mod campaigns;
 mod inbound;
@@ -46,7 +51,7 @@ mod inbound;
 use campaigns::{format_p, split_ad};
 
 use crate::Error;
-use crate::load::Col;
+use crate::load::{Col, primitive, str_at};
 use crate::matcher::{EventRef, SEQUENCE_COLUMNS, StepMatcher, concat};
 use crate::render::{Cell, Table};
 use crate::scope::ResolvedScope;
@@ -351,7 +356,21 @@ impl Audit for Ads {
             .collect()?;
 
         // Rust: one sequential pass per session.
-        let mut pass = self.pass(&sorted)?;
+        let pass = self.pass(&sorted)?;
+        self.report(scope, sessions, counts, pass)
+    }
+}
+
+impl Ads {
+    /// The report from the per-ad counts and the per-session pass (both paths end
+    /// here).
+    fn report(
+        &self,
+        scope: ResolvedScope,
+        sessions: u64,
+        mut counts: BTreeMap<String, Counts>,
+        mut pass: Pass<'_>,
+    ) -> Result<AdsReport, Error> {
         let unseen = sessions.saturating_sub(pass.inbound.len() as u64);
         for _ in 0..unseen {
             pass.inbound.push(Inbound::source(NO_LANDING));
@@ -390,6 +409,198 @@ impl Audit for Ads {
             campaigns,
             inbound,
         })
+    }
+
+    /// The report straight from the store: what `analyzer ads`, `/api/audit` and
+    /// the report run. DuckDB counts impressions and clicks per ad, and sends page
+    /// views, ad views and goal candidates session after session in (ts, seq) order
+    /// with the goal tested in SQL ([`StepMatcher::sql_with_kind`]); [`Streamed`]
+    /// walks them with one session in memory.
+    pub fn stream(&self, conn: &Connection, scope: ResolvedScope) -> Result<AdsReport, Error> {
+        let (sessions, counts, streamed) = store::transaction(conn, || {
+            let sessions = crate::load::sessions(conn, &scope)?;
+            let (filter, scope_params) = crate::load::scope_filter(&scope);
+            let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
+            let mut stmt = conn.prepare(&format!(
+                "SELECT ad, count(*) FILTER (WHERE kind = 'ad_view'),
+                        count(*) FILTER (WHERE kind = 'click')
+                 FROM events WHERE {filter} AND kind IN ('ad_view', 'click') AND ad IS NOT NULL
+                 GROUP BY ad"
+            ))?;
+            let rows = stmt.query_map(duckdb::params_from_iter(scope_params.clone()), |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u64>(1)?,
+                    r.get::<_, u64>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (ad, impressions, clicks) = row?;
+                let c = counts.entry(ad).or_default();
+                c.impressions = impressions;
+                c.clicks = clicks;
+            }
+
+            let (goal, goal_params) = self.goal.sql_with_kind();
+            let recheck = !self.goal.exact_in_sql();
+            let kinds: BTreeSet<&str> = ["pageview", "ad_view"]
+                .into_iter()
+                .chain(self.goal.kinds().iter().copied())
+                .collect();
+            let kinds: Vec<&str> = kinds.into_iter().collect();
+            let query = |from: &str, order: &str| {
+                format!(
+                    "SELECT session_key,
+                        CASE kind WHEN 'pageview' THEN {VIEW} WHEN 'ad_view' THEN {AD_VIEW}
+                                  ELSE {OTHER} END::UTINYINT,
+                        coalesce({goal}, false),
+                        CASE WHEN kind = 'ad_view' THEN ad END,
+                        CASE WHEN kind = 'pageview' AND contains(url, '?') THEN url END
+                        {selector}
+                     FROM {from} WHERE {filter} AND {kinds} {order}",
+                    selector = if recheck { ", selector" } else { "" },
+                    kinds = crate::matcher::kind_sql(&kinds),
+                )
+            };
+            let params: Vec<Value> = goal_params
+                .into_iter()
+                .map(Value::Text)
+                .chain(scope_params)
+                .collect();
+            let mut streamed = Streamed::default();
+            crate::load::stream_sessions(conn, query, &params, |batch, skip| {
+                streamed.batch(self, recheck, batch, skip)
+            })?;
+            streamed.end_session();
+            Ok::<_, Error>((sessions, counts, streamed))
+        })?;
+        let (sessions, counts, mut streamed) = (sessions, counts, streamed);
+        self.report(scope, sessions, counts, streamed.pass())
+    }
+}
+
+/// The kinds [`Ads::stream`] reads, as the codes its query sends.
+const VIEW: u8 = 0;
+const AD_VIEW: u8 = 1;
+const OTHER: u8 = 2;
+
+/// The sequential pass of [`Ads::stream`], with the ads by their [`Names`] number.
+#[derive(Default)]
+struct Streamed {
+    ads: Names,
+    current: Option<u64>,
+    /// The session at hand: whether its first page view was seen, where it came
+    /// from, whether it reached the goal, and the ads it saw (with whether the
+    /// goal came after the first sight).
+    landed: bool,
+    landing: Option<Inbound>,
+    converted: bool,
+    exposed: Vec<(u32, bool)>,
+    /// Per (session, ad it was exposed to): the ad and whether it converted after.
+    exposures: Vec<(u32, bool)>,
+    /// Per campaign, sessions exposed to more than one of its variants.
+    mixed: HashMap<String, u64>,
+    inbound: Vec<Inbound>,
+    inbound_converted: Vec<bool>,
+}
+
+impl Streamed {
+    fn batch(
+        &mut self,
+        ads: &Ads,
+        recheck: bool,
+        batch: &RecordBatch,
+        skip: &HashSet<u64>,
+    ) -> Result<(), Error> {
+        let keys = primitive::<UInt64Type>(batch.column(0), "session_key")?;
+        let kinds = primitive::<UInt8Type>(batch.column(1), "kind")?;
+        let goal = batch.column(2).as_boolean();
+        let (ad, url) = (batch.column(3), batch.column(4));
+        let selector = recheck.then(|| batch.column(5));
+        let mut skipping = false;
+        for (i, &key) in keys.values().iter().enumerate() {
+            if self.current != Some(key) {
+                self.end_session();
+                skipping = skip.contains(&key);
+                if !skipping {
+                    self.current = Some(key);
+                }
+            }
+            if skipping {
+                continue;
+            }
+            let kind = kinds.value(i);
+            let reached = goal.value(i)
+                && selector.is_none_or(|s| {
+                    ads.goal.matches(&EventRef {
+                        kind: "click",
+                        selector: str_at(s, i),
+                        ..EventRef::default()
+                    })
+                });
+            if reached {
+                self.converted = true;
+                for exposure in &mut self.exposed {
+                    exposure.1 = true;
+                }
+            }
+            if kind == VIEW && !self.landed {
+                self.landed = true;
+                self.landing = Some(Inbound::from_url(str_at(url, i)));
+            }
+            if kind == AD_VIEW
+                && let Some(ad) = str_at(ad, i)
+            {
+                let id = self.ads.id(ad);
+                if !self.exposed.iter().any(|(seen, _)| *seen == id) {
+                    self.exposed.push((id, false));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts the session at hand.
+    fn end_session(&mut self) {
+        if self.current.take().is_none() {
+            return;
+        }
+        let mut variants: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for &(ad, converted) in &self.exposed {
+            self.exposures.push((ad, converted));
+            let (campaign, variant) = split_ad(self.ads.name(ad));
+            variants.entry(campaign).or_default().insert(variant);
+        }
+        for (campaign, seen) in variants {
+            if seen.len() > 1 {
+                *self.mixed.entry(campaign.to_owned()).or_default() += 1;
+            }
+        }
+        self.inbound.push(match self.landing.take() {
+            Some(inbound) if self.landed => inbound,
+            _ => Inbound::source(NO_LANDING),
+        });
+        self.inbound_converted.push(self.converted);
+        self.landed = false;
+        self.converted = false;
+        self.exposed.clear();
+    }
+
+    /// What the pass found, as the framed pass gives it.
+    fn pass(&mut self) -> Pass<'_> {
+        let inbound = std::mem::take(&mut self.inbound);
+        let inbound_converted = std::mem::take(&mut self.inbound_converted);
+        Pass {
+            exposed_ad: self
+                .exposures
+                .iter()
+                .map(|&(ad, _)| self.ads.name(ad))
+                .collect(),
+            exposed_converted: self.exposures.iter().map(|&(_, c)| c).collect(),
+            mixed: self.mixed.iter().map(|(c, &n)| (c.as_str(), n)).collect(),
+            inbound,
+            inbound_converted,
+        }
     }
 }
 
@@ -593,7 +804,10 @@ mod tests {
     const S: i64 = 1_000;
 
     fn ads(db: &Db, params: &Ads) -> AdsReport {
-        run_audit(&db.conn(), ResolvedScope::default(), params).unwrap()
+        let framed = run_audit(&db.conn(), ResolvedScope::default(), params).unwrap();
+        let streamed = params.stream(&db.conn(), ResolvedScope::default()).unwrap();
+        assert_eq!(streamed, framed, "streamed and Polars ads differ");
+        streamed
     }
 
     fn default_ads() -> Ads {
