@@ -221,7 +221,9 @@ fn connect(path: &Path, read_only: bool) -> Result<Connection, Error> {
     } else {
         AccessMode::ReadWrite
     };
-    let config = Config::default().access_mode(mode)?;
+    let config = Config::default()
+        .access_mode(mode)?
+        .max_memory(store::MEMORY_LIMIT)?;
     let conn = Connection::open_with_flags(path, config).map_err(|e| {
         let message = e.to_string();
         if message.contains("Could not set lock") || message.contains("Conflicting lock") {

@@ -381,6 +381,7 @@ pub fn open_file(path: &Path) -> Result<Connection, StoreError> {
         })?;
     }
     let conn = Connection::open(path).map_err(|e| open_error(path, &e.to_string()))?;
+    store::limit_memory(&conn).map_err(|e| open_error(path, &e.to_string()))?;
     let old = store::schema::is_old(&conn).map_err(|e| open_error(path, &e.to_string()))?;
     store::create_or_migrate(&conn).map_err(|e| open_error(path, &e.to_string()))?;
     if old {

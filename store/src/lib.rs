@@ -37,4 +37,15 @@ pub fn transaction<T, E: From<duckdb::Error>>(
         }
     }
 }
+/// DuckDB's memory limit for an events file: its cache of what it read, and what
+/// a query holds, before it spills to disk. DuckDB's default is most of the
+/// machine's memory; the audits stream, so this bound keeps the collector and a
+/// whole report within a few GB on a file of any size.
+pub const MEMORY_LIMIT: &str = "1536MB";
+
+/// Applies [`MEMORY_LIMIT`] to the database `conn` belongs to.
+pub fn limit_memory(conn: &duckdb::Connection) -> Result<(), duckdb::Error> {
+    conn.execute_batch(&format!("SET memory_limit = '{MEMORY_LIMIT}'"))
+}
+
 pub use schema::{COLUMNS, Column, EVENT_COLUMNS, create_or_migrate, session_key};
