@@ -45,6 +45,11 @@ impl FullReport {
 
 const TEMPLATE: &str = include_str!("templates/report.html");
 
+/// The script that sorts a `table.sortable` by the clicked column (by each cell's
+/// `data-v`, numerically when both values are numbers): twenty lines, so written
+/// here rather than pulled from a table library; the report and the dashboard share it.
+pub const SORT_JS: &str = include_str!("templates/sort.js");
+
 const BAR: RGBColor = RGBColor(0x24, 0x58, 0xd6);
 const DROP: RGBColor = RGBColor(0xf3, 0xc7, 0xb3);
 const INK: RGBColor = RGBColor(0x1d, 0x23, 0x30);
@@ -357,6 +362,40 @@ fn range(scope: &ResolvedScope) -> String {
     }
 }
 
+/// One audit's section as the report's template reads it: `id`, `title`, `audit`,
+/// `question` (what it answers, for people), `facts`, `chart` (an SVG, or none),
+/// `columns` (their labels) and `rows` (cells with `human`, `raw` and `numeric`).
+/// The dashboard renders its audit pages from the same values.
+pub fn section(r: &Report, id: &str, title: &str) -> Result<minijinja::Value, Error> {
+    let table = r.table();
+    let chart = chart(r)?.map(minijinja::Value::from_safe_string);
+    Ok(minijinja::context! {
+        id => id,
+        title => title,
+        audit => r.audit(),
+        question => question(r.audit()),
+        facts => table.facts.join(" · "),
+        chart => chart,
+        columns => table.columns.iter().map(|(_, label)| *label).collect::<Vec<_>>(),
+        rows => cells(&table),
+    })
+}
+
+/// A bar chart (SVG) of labelled values, as the report draws them; `None` for no bars.
+pub fn bar_chart(title: &str, values: &[(String, f64)]) -> Result<Option<String>, Error> {
+    let drawn: Vec<Bar> = values
+        .iter()
+        .map(|(label, value)| Bar {
+            label: label.clone(),
+            value: *value,
+            whole: None,
+            range: None,
+            note: format!("{value}"),
+        })
+        .collect();
+    bars(title, &drawn)
+}
+
 /// The whole report as one self-contained HTML page.
 pub fn html(full: &FullReport) -> Result<String, Error> {
     html_at(full, crate::scope::now_ms())
@@ -367,8 +406,6 @@ pub fn html_at(full: &FullReport, now_ms: i64) -> Result<String, Error> {
     let mut sections = Vec::new();
     let mut funnels = 0;
     for r in &full.sections {
-        let table = r.table();
-        let chart = chart(r)?.map(minijinja::Value::from_safe_string);
         // Several funnels: `funnel`, `funnel-2`, …, titled with their saved names.
         let (id, title) = if let Report::Funnel(f) = r {
             funnels += 1;
@@ -385,16 +422,7 @@ pub fn html_at(full: &FullReport, now_ms: i64) -> Result<String, Error> {
         } else {
             (r.audit().to_owned(), r.audit().to_owned())
         };
-        sections.push(minijinja::context! {
-            id => id,
-            title => title,
-            audit => r.audit(),
-            question => question(r.audit()),
-            facts => table.facts.join(" · "),
-            chart => chart,
-            columns => table.columns.iter().map(|(_, label)| *label).collect::<Vec<_>>(),
-            rows => cells(&table),
-        });
+        sections.push(section(r, &id, &title)?);
     }
     let mut env = minijinja::Environment::new();
     env.add_template("report.html", TEMPLATE).map_err(fail)?;
@@ -406,6 +434,7 @@ pub fn html_at(full: &FullReport, now_ms: i64) -> Result<String, Error> {
         has_funnel => full.sections.iter().any(|r| matches!(r, Report::Funnel(_))),
         generated => crate::scope::format_ms(now_ms),
         sections => sections,
+        sort_js => minijinja::Value::from_safe_string(SORT_JS.to_owned()),
     })
     .map_err(fail)
 }
