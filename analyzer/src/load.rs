@@ -448,7 +448,7 @@ fn select_sql(scope: &ResolvedScope, cols: &[Col]) -> (String, Vec<Value>) {
 /// The scope as a SQL condition over the events tables and views, with its
 /// parameters. Bots are left out by a condition that keeps rows without a device
 /// (NULL).
-pub(crate) fn scope_filter(scope: &ResolvedScope) -> (String, Vec<Value>) {
+pub fn scope_filter(scope: &ResolvedScope) -> (String, Vec<Value>) {
     let mut conditions = Vec::new();
     let mut params = Vec::new();
     if !scope.include_bots {

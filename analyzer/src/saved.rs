@@ -15,7 +15,8 @@ use duckdb::{Connection, params};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::audits::funnel::{DEFAULT_WINDOW, Funnel};
+pub use crate::audits::funnel::DEFAULT_WINDOW;
+use crate::audits::funnel::Funnel;
 
 /// The site key of a funnel saved for every site.
 pub const ANY_SITE: &str = "*";

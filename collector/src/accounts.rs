@@ -247,7 +247,7 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-fn random_hex(n: usize) -> String {
+pub fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
     getrandom::fill(&mut b).expect("the operating system provides randomness");
     hex(&b)

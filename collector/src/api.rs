@@ -73,7 +73,7 @@ fn audit_error(e: &analyzer::Error) -> ApiError {
     }
 }
 
-fn account_error(e: AccountError) -> ApiError {
+pub(crate) fn account_error(e: AccountError) -> ApiError {
     match e {
         AccountError::Invalid(m) => ApiError::BadAudit {
             code: "invalid_request",
@@ -201,7 +201,7 @@ pub async fn list_funnels(
 }
 
 /// A funnel action on the writer; answers the site's funnels afterwards.
-async fn write_funnels(app: &App, action: FunnelsAction) -> Result<Response, ApiError> {
+pub(crate) async fn write_funnels(app: &App, action: FunnelsAction) -> Result<Response, ApiError> {
     let funnels = app
         .store
         .write(move |conn| saved::apply(conn, &action, analyzer::scope::now_ms()))
@@ -364,7 +364,7 @@ pub async fn add_user(
     Ok((StatusCode::CREATED, Json(json!({ "user": user }))).into_response())
 }
 
-async fn hash_blocking(password: String) -> Result<String, ApiError> {
+pub(crate) async fn hash_blocking(password: String) -> Result<String, ApiError> {
     tokio::task::spawn_blocking(move || accounts::hash_password(&password))
         .await
         .map_err(ApiError::internal)?

@@ -153,7 +153,7 @@ pub async fn require_host(State(app): State<App>, req: Request, next: Next) -> R
     ApiError::BadHost(host.chars().take(100).collect()).into_response()
 }
 
-fn peer_ip(req: &Request) -> Option<IpAddr> {
+pub fn peer_ip(req: &Request) -> Option<IpAddr> {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())

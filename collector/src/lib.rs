@@ -32,6 +32,7 @@ pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod enrich;
 pub mod error;
 pub mod import;

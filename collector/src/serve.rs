@@ -64,6 +64,8 @@ pub struct App {
     pub limits: Arc<Limits>,
     /// One permit per audit that may run at once.
     pub audits: Arc<tokio::sync::Semaphore>,
+    /// The dashboard's signed-in browsers.
+    pub web: Arc<crate::dashboard::WebSessions>,
 }
 
 impl App {
@@ -79,6 +81,7 @@ impl App {
             store,
             salts: Arc::new(Salts::default()),
             accounts: Arc::new(Accounts::new(state)),
+            web: Arc::default(),
         })
     }
 }
@@ -112,7 +115,8 @@ pub fn router(app: App) -> Router {
         .route("/ct.js", get(tracker_file))
         .route("/ct_wasm.js", get(tracker_file))
         .route("/ct_wasm_bg.wasm", get(tracker_file))
-        .merge(api);
+        .merge(api)
+        .merge(crate::dashboard::routes(&app));
     if app.config.demo {
         r = r
             .route("/", get(|| async { Redirect::temporary("/demo/") }))
@@ -149,7 +153,8 @@ pub fn router(app: App) -> Router {
 /// preflight), no other website can read reports or change saved funnels through a
 /// visitor's browser.
 async fn cors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let api = req.uri().path().starts_with("/api/");
+    let path = req.uri().path();
+    let api = path.starts_with("/api/") || path == "/app" || path.starts_with("/app/");
     let mut resp = next.run(req).await;
     if api {
         return resp;

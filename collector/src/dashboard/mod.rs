@@ -1,0 +1,1201 @@
+//! The dashboard: web pages for site owners, designers and marketers, behind a
+//! login, served by the collector under `/app/` (assets inline, nothing from another
+//! host).
+//!
+//! - **Sign-in** ([`session`]): a login form, session cookies, CSRF tokens on every
+//!   form, sign-in attempts rate-limited per address and per user (the same limits as
+//!   the API's, [`crate::auth::login`]).
+//! - **Pages**: the user's sites (embed snippet, "installed", today's numbers), an
+//!   overview per site (sessions, page views, trend, top pages and screens, sources
+//!   and campaigns, updated live), funnels (builder with the site's own paths,
+//!   screens, clicks, forms and events to pick from; saved funnels; the same range one
+//!   period before), every audit as a page with its chart and a sortable table, CSV
+//!   and JSON downloads of every table and the HTML report; the account (password,
+//!   API tokens) and, for admins, users and sites.
+//! - **Who sees what**: the [`Caller`] of the session, read from the accounts on every
+//!   request; a site the user may not see answers 404, as one that does not exist.
+//!
+//! Pages are templated with minijinja (`templates/`), charts are the report's
+//! (plotters, SVG, [`analyzer::report`]); the range (`?range=today|7d|30d`, or
+//! `since`/`until` dates) is kept in every link, so a URL can be shared.
+
+pub mod session;
+
+use std::sync::LazyLock;
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{Path as UrlPath, Query, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::from_fn_with_state,
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use analyzer::saved::{self, FunnelsAction, SavedFunnel};
+use analyzer::{AuditRequest, Report, Scope};
+
+use crate::{
+    accounts::{self, Change, Site},
+    api,
+    auth::{self, Caller},
+    error::ApiError,
+    ingest,
+    serve::App,
+};
+pub use session::WebSessions;
+
+/// The audits that have a page of their own (the funnel has its builder).
+pub const AUDIT_PAGES: [&str; 6] = ["screens", "forms", "links", "ads", "frustration", "errors"];
+
+const TEMPLATES: [(&str, &str); 11] = [
+    ("_sitehead.html", include_str!("templates/_sitehead.html")),
+    ("_section.html", include_str!("templates/_section.html")),
+    ("base.html", include_str!("templates/base.html")),
+    ("login.html", include_str!("templates/login.html")),
+    ("sites.html", include_str!("templates/sites.html")),
+    ("overview.html", include_str!("templates/overview.html")),
+    ("audit.html", include_str!("templates/audit.html")),
+    ("funnels.html", include_str!("templates/funnels.html")),
+    ("account.html", include_str!("templates/account.html")),
+    ("users.html", include_str!("templates/users.html")),
+    ("message.html", include_str!("templates/message.html")),
+];
+
+static ENV: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
+    let mut env = minijinja::Environment::new();
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source)
+            .unwrap_or_else(|e| panic!("template {name}: {e}"));
+    }
+    // Path segments and query values: every byte but unreserved ones escaped.
+    env.add_filter("urlencode", |value: String| -> String {
+        url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+    });
+    env.add_global(
+        "sort_js",
+        minijinja::Value::from_safe_string(analyzer::report::SORT_JS.to_owned()),
+    );
+    env.add_global("audit_pages", minijinja::Value::from_serialize(AUDIT_PAGES));
+    env
+});
+
+/// The dashboard's routes (under the `Host` check).
+pub fn routes(app: &App) -> Router<App> {
+    Router::new()
+        .route("/app", get(|| async { Redirect::to("/app/") }))
+        .route("/app/", get(|| async { Redirect::to("/app/sites") }))
+        .route("/app/login", get(login_page).post(login_submit))
+        .route("/app/logout", post(logout))
+        .route("/app/sites", get(sites_page).post(create_site))
+        .route("/app/account", get(account_page))
+        .route("/app/account/password", post(change_password))
+        .route("/app/account/tokens", post(create_token))
+        .route("/app/account/tokens/{id}/revoke", post(revoke_token))
+        .route("/app/users", get(users_page).post(create_user))
+        .route("/app/users/access", post(user_access))
+        .route("/app/site/{site}", get(overview))
+        .route("/app/site/{site}/live", get(live))
+        .route(
+            "/app/site/{site}/funnels",
+            get(funnels_page).post(save_funnel),
+        )
+        .route("/app/site/{site}/download/{file}", get(download))
+        .route("/app/site/{site}/{audit}", get(audit_page))
+        .layer(from_fn_with_state(app.clone(), auth::require_host))
+        .layer(axum::middleware::from_fn(no_store))
+}
+
+/// Dashboard answers are private: never cached, never framed by another site.
+async fn no_store(req: Request, next: axum::middleware::Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
+             img-src 'self' data:; connect-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    resp
+}
+
+/// A dashboard failure, as a page.
+#[derive(Debug)]
+pub struct PageError {
+    status: StatusCode,
+    message: String,
+    /// Not signed in: the login page to send the browser to.
+    login: Option<String>,
+}
+
+impl PageError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        PageError {
+            status,
+            message: message.into(),
+            login: None,
+        }
+    }
+
+    fn forbidden(message: &str) -> Self {
+        PageError::new(StatusCode::FORBIDDEN, message)
+    }
+
+    fn no_site(site: &str) -> Self {
+        PageError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "No site `{}` among yours.",
+                site.chars().take(80).collect::<String>()
+            ),
+        )
+    }
+}
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        let resp = e.into_response();
+        let status = resp.status();
+        let message = match status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                "The server is busy with other reports; try again in a few seconds.".to_owned()
+            }
+            s if s.is_server_error() => "Something went wrong on the server.".to_owned(),
+            _ => "That request could not be answered.".to_owned(),
+        };
+        PageError {
+            status,
+            message,
+            login: None,
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        if let Some(to) = self.login {
+            return Redirect::to(&to).into_response();
+        }
+        let body = render(
+            "message.html",
+            context! { title => "Sorry", message => self.message, user => () },
+        );
+        (self.status, body).into_response()
+    }
+}
+
+/// An audit or form error the user can fix: 400 with its message.
+fn bad_request(e: impl std::fmt::Display) -> PageError {
+    PageError::new(StatusCode::BAD_REQUEST, e.to_string())
+}
+
+fn render(name: &str, ctx: minijinja::Value) -> Html<String> {
+    match ENV.get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(html) => Html(html),
+        Err(e) => {
+            tracing::error!(template = name, error = %e, "dashboard template failed");
+            Html(
+                "<!doctype html><title>clicktrail</title><p>This page could not be drawn.</p>"
+                    .to_owned(),
+            )
+        }
+    }
+}
+
+/// The signed-in user of a request and their session's CSRF token.
+struct Page {
+    caller: Caller,
+    csrf: String,
+}
+
+impl Page {
+    /// What every page's layout shows.
+    fn base(&self) -> minijinja::Value {
+        context! { name => self.caller.user.clone(), admin => self.caller.admin, csrf => self.csrf.clone() }
+    }
+
+    fn site(&self, app: &App, site: &str) -> Result<(), PageError> {
+        if self.caller.may_see(site) && app.accounts.read(|s| s.sites.contains_key(site)) {
+            Ok(())
+        } else {
+            Err(PageError::no_site(site))
+        }
+    }
+
+    fn sites(&self, app: &App) -> Vec<String> {
+        app.accounts.read(|s| {
+            s.sites
+                .keys()
+                .filter(|id| self.caller.may_see(id))
+                .cloned()
+                .collect()
+        })
+    }
+}
+
+/// The page's user, or a redirect to the login page (back here after it).
+fn signed_in(app: &App, headers: &HeaderMap, path: &str) -> Result<Page, PageError> {
+    let now = ingest::now_ms();
+    let session = session::cookie(headers, session::COOKIE)
+        .and_then(|c| app.web.get(c, now))
+        .and_then(|s| {
+            let caller = app
+                .accounts
+                .read(|a| a.users.get(&s.user).map(Caller::from))?;
+            Some(Page {
+                caller,
+                csrf: s.csrf,
+            })
+        });
+    session.ok_or_else(|| {
+        let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
+        PageError {
+            status: StatusCode::SEE_OTHER,
+            message: String::new(),
+            login: Some(format!("/app/login?next={next}")),
+        }
+    })
+}
+
+/// A form body, field by field (repeated fields kept in order).
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn parse(body: &Bytes) -> Form {
+        Form(
+            url::form_urlencoded::parse(body)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, v)| k == name && !v.trim().is_empty())
+            .map(|(_, v)| v.trim().to_owned())
+            .collect()
+    }
+}
+
+/// A state-changing request of a signed-in user: same origin, and the session's
+/// CSRF token in the form.
+fn check_post(page: &Page, headers: &HeaderMap, form: &Form) -> Result<(), PageError> {
+    if session::cross_site(headers) {
+        return Err(PageError::forbidden(
+            "This form was sent from another site.",
+        ));
+    }
+    if !session::same_secret(form.get("csrf"), &page.csrf) {
+        return Err(PageError::forbidden(
+            "This form has expired; go back, reload the page and send it again.",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the request reached us over HTTPS (through a proxy we trust to say so).
+fn is_https(app: &App, headers: &HeaderMap) -> bool {
+    app.config.trust_proxy
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+// ---- sign-in -------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+/// Where to go after signing in: a dashboard path only (never another site).
+fn next_path(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with("/app/") && !n.starts_with("//") && !n.contains('\\') => {
+            n.to_owned()
+        }
+        _ => "/app/sites".to_owned(),
+    }
+}
+
+fn login_form(
+    app: &App,
+    headers: &HeaderMap,
+    next: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let token = accounts::random_hex(16);
+    let cookie = session::set_cookie(session::LOGIN_COOKIE, &token, 3600, is_https(app, headers));
+    let body = render(
+        "login.html",
+        context! { csrf => token, next => next, error => error, user => () },
+    );
+    (status, [(header::SET_COOKIE, cookie)], body).into_response()
+}
+
+async fn login_page(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    login_form(
+        &app,
+        &headers,
+        &next_path(q.next.as_deref()),
+        None,
+        StatusCode::OK,
+    )
+}
+
+async fn login_submit(State(app): State<App>, req: Request) -> Response {
+    let ip = auth::peer_ip(&req);
+    let headers = req.headers().clone();
+    let Ok(body) = axum::body::to_bytes(req.into_body(), 16 * 1024).await else {
+        return PageError::new(StatusCode::PAYLOAD_TOO_LARGE, "That form is too large.")
+            .into_response();
+    };
+    let form = Form::parse(&body);
+    let next = next_path(Some(form.get("next")));
+    let expected = session::cookie(&headers, session::LOGIN_COOKIE).unwrap_or("");
+    if session::cross_site(&headers)
+        || expected.is_empty()
+        || !session::same_secret(form.get("csrf"), expected)
+    {
+        return login_form(
+            &app,
+            &headers,
+            &next,
+            Some("This sign-in form expired or came from another site; please sign in again."),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    match auth::login(&app, ip, form.get("user").trim(), form.get("password")).await {
+        Ok(caller) => {
+            let secret = app.web.start(&caller.user, ingest::now_ms());
+            let secure = is_https(&app, &headers);
+            let mut resp = Redirect::to(&next).into_response();
+            let h = resp.headers_mut();
+            for c in [
+                session::set_cookie(session::COOKIE, &secret, session::SESSION_MS / 1000, secure),
+                session::set_cookie(session::LOGIN_COOKIE, "", 0, secure),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(&c) {
+                    h.append(header::SET_COOKIE, v);
+                }
+            }
+            resp
+        }
+        Err(e) => {
+            let status = e.into_response().status();
+            let message = match status {
+                StatusCode::TOO_MANY_REQUESTS => {
+                    "Too many sign-in attempts; wait a minute and try again."
+                }
+                StatusCode::UNAUTHORIZED => "Wrong user name or password.",
+                _ => "Signing in failed on the server; try again.",
+            };
+            login_form(&app, &headers, &next, Some(message), status)
+        }
+    }
+}
+
+async fn logout(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    if let Ok(page) = signed_in(&app, &headers, "/app/sites") {
+        if let Err(e) = check_post(&page, &headers, &form) {
+            return e.into_response();
+        }
+        if let Some(c) = session::cookie(&headers, session::COOKIE) {
+            app.web.end(c);
+        }
+    }
+    let clear = session::set_cookie(session::COOKIE, "", 0, is_https(&app, &headers));
+    ([(header::SET_COOKIE, clear)], Redirect::to("/app/login")).into_response()
+}
+
+// ---- sites ------------------------------------------------------------------
+
+/// Today's numbers of a site, and how long ago its last event arrived.
+#[derive(Debug, Default, Serialize)]
+struct SiteToday {
+    id: String,
+    domains: Vec<String>,
+    events_today: u64,
+    sessions_today: u64,
+    last_event_s: Option<i64>,
+}
+
+fn site_today(
+    conn: &duckdb::Connection,
+    site: &Site,
+    now_ms: i64,
+) -> Result<SiteToday, analyzer::Error> {
+    let midnight = now_ms - now_ms.rem_euclid(86_400_000);
+    let (events, sessions): (i64, i64) = conn.query_row(
+        "SELECT count(*), count(DISTINCT session_key) FROM events
+         WHERE site = ? AND ts >= epoch_ms(?::BIGINT)",
+        duckdb::params![site.id, midnight],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let last: Option<i64> = conn.query_row(
+        "SELECT epoch_ms(max(received_at)) FROM events WHERE site = ?",
+        [&site.id],
+        |r| r.get(0),
+    )?;
+    Ok(SiteToday {
+        id: site.id.clone(),
+        domains: site.domains.clone(),
+        events_today: events.unsigned_abs(),
+        sessions_today: sessions.unsigned_abs(),
+        last_event_s: last.map(|t| ((now_ms - t) / 1000).max(0)),
+    })
+}
+
+/// The collector's own address as the browser reached it, for the snippet.
+fn origin(app: &App, headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let scheme = if is_https(app, headers) {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}")
+}
+
+async fn sites_page(State(app): State<App>, headers: HeaderMap) -> Result<Response, PageError> {
+    let page = signed_in(&app, &headers, "/app/sites")?;
+    let sites: Vec<Site> = app.accounts.read(|s| {
+        s.sites
+            .values()
+            .filter(|site| page.caller.may_see(&site.id))
+            .cloned()
+            .collect()
+    });
+    let now = ingest::now_ms();
+    let today = api::read(&app, move |conn| {
+        sites
+            .iter()
+            .map(|s| site_today(conn, s, now))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    Ok(render(
+        "sites.html",
+        context! { user => page.base(), sites => today, origin => origin(&app, &headers) },
+    )
+    .into_response())
+}
+
+async fn create_site(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let page = signed_in(&app, &headers, "/app/sites")?;
+    let form = Form::parse(&body);
+    check_post(&page, &headers, &form)?;
+    if !page.caller.admin {
+        return Err(PageError::forbidden("Only an admin can add sites."));
+    }
+    let mut site = Site::new(form.get("id").trim());
+    site.domains = form
+        .get("domains")
+        .split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::to_owned)
+        .collect();
+    site.validate().map_err(bad_request)?;
+    if app.accounts.read(|s| s.sites.contains_key(&site.id)) {
+        return Err(bad_request(format!(
+            "The site `{}` exists already.",
+            site.id
+        )));
+    }
+    site.created_ms = ingest::now_ms();
+    app.accounts
+        .apply(&app.store, Change::PutSite(site))
+        .await
+        .map_err(bad_request)?;
+    Ok(Redirect::to("/app/sites").into_response())
+}
+
+// ---- ranges -------------------------------------------------------------------
+
+/// The range of a page, as its URL keeps it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+struct Range {
+    #[serde(rename = "range")]
+    preset: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    /// A saved funnel to show (the funnels page).
+    name: Option<String>,
+}
+
+impl Range {
+    /// The analyzer scope of `site` over this range, and the same length before it.
+    fn scopes(&self, site: &str, now_ms: i64) -> Result<(Scope, Scope, String), PageError> {
+        let day = 86_400_000;
+        let midnight = now_ms - now_ms.rem_euclid(day);
+        let date = |ms: i64| analyzer::scope::format_ms(ms)[..10].to_owned();
+        let (since, until, label) = match self.preset.as_deref().unwrap_or("7d") {
+            "today" => (midnight, now_ms, "today".to_owned()),
+            "30d" => (now_ms - 30 * day, now_ms, "last 30 days".to_owned()),
+            "custom" => {
+                let parse = |v: Option<&str>| -> Result<i64, PageError> {
+                    let v = v.unwrap_or("").trim();
+                    Scope {
+                        since: Some(v.to_owned()),
+                        ..Scope::default()
+                    }
+                    .resolve(now_ms)
+                    .ok()
+                    .and_then(|s| s.since_ms)
+                    .filter(|_| v.len() == 10)
+                    .ok_or_else(|| bad_request(format!("`{v}` is not a date (YYYY-MM-DD)")))
+                };
+                let since = parse(self.since.as_deref())?;
+                // The end date is included: until its end.
+                let until = parse(self.until.as_deref())? + day;
+                if until <= since {
+                    return Err(bad_request("The range ends before it starts."));
+                }
+                (
+                    since,
+                    until,
+                    format!("{} to {}", date(since), date(until - day)),
+                )
+            }
+            _ => (now_ms - 7 * day, now_ms, "last 7 days".to_owned()),
+        };
+        let scope = |a: i64, b: i64| Scope {
+            site: Some(site.to_owned()),
+            since: Some(analyzer::scope::format_ms(a)),
+            until: Some(analyzer::scope::format_ms(b)),
+            include_bots: false,
+        };
+        let length = until - since;
+        Ok((scope(since, until), scope(since - length, since), label))
+    }
+
+    /// The query string that keeps this range in links.
+    fn query(&self) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("range", self.preset.as_deref().unwrap_or("7d"));
+        if self.preset.as_deref() == Some("custom") {
+            q.append_pair("since", self.since.as_deref().unwrap_or(""));
+            q.append_pair("until", self.until.as_deref().unwrap_or(""));
+        }
+        q.finish()
+    }
+
+    fn context(&self, label: &str) -> minijinja::Value {
+        context! {
+            range => self.preset.clone().unwrap_or_else(|| "7d".to_owned()),
+            since => self.since.clone().unwrap_or_default(),
+            until => self.until.clone().unwrap_or_default(),
+            query => self.query(),
+            label => label,
+        }
+    }
+}
+
+/// An audit request from its name and scope, with every parameter at its default
+/// (the same defaults as the CLI and the API).
+fn request(audit: &str, scope: &Scope) -> Result<AuditRequest, PageError> {
+    serde_json::from_value(json!({ "audit": audit, "scope": scope })).map_err(bad_request)
+}
+
+fn run(conn: &duckdb::Connection, req: &AuditRequest) -> Result<Report, analyzer::Error> {
+    analyzer::run(conn, req)
+}
+
+// ---- overview -----------------------------------------------------------------
+
+/// The overview's own numbers, counted by the store.
+#[derive(Debug, Default, Serialize)]
+struct Overview {
+    sessions: u64,
+    pageviews: u64,
+    trend: Vec<(String, f64)>,
+    pages: Vec<(String, u64, u64)>,
+    last_event_s: Option<i64>,
+}
+
+fn overview_numbers(
+    conn: &duckdb::Connection,
+    scope: &Scope,
+    now_ms: i64,
+) -> Result<Overview, analyzer::Error> {
+    let resolved = scope.resolve(now_ms)?;
+    let sessions = analyzer::load::sessions(conn, &resolved)?;
+    let (filter, params) = analyzer::load::scope_filter(&resolved);
+    let pageviews: i64 = conn.query_row(
+        &format!("SELECT count(*) FROM events WHERE {filter} AND kind = 'pageview'"),
+        duckdb::params_from_iter(params.clone()),
+        |r| r.get(0),
+    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT strftime(date_trunc('day', ts), '%m-%d'), count(DISTINCT session_key)
+         FROM events WHERE {filter} GROUP BY 1 ORDER BY 1"
+    ))?;
+    let trend = stmt
+        .query_map(duckdb::params_from_iter(params.clone()), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as f64))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT path, count(*), count(DISTINCT session_key) FROM events
+         WHERE {filter} AND kind = 'pageview' AND path IS NOT NULL
+         GROUP BY path ORDER BY 3 DESC, 2 DESC, path LIMIT 10"
+    ))?;
+    let pages = stmt
+        .query_map(duckdb::params_from_iter(params), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?.unsigned_abs(),
+                r.get::<_, i64>(2)?.unsigned_abs(),
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let last: Option<i64> = conn.query_row(
+        "SELECT epoch_ms(max(received_at)) FROM events WHERE site = ?",
+        [resolved.site.clone().unwrap_or_default()],
+        |r| r.get(0),
+    )?;
+    Ok(Overview {
+        sessions,
+        pageviews: pageviews.unsigned_abs(),
+        trend,
+        pages,
+        last_event_s: last.map(|t| ((now_ms - t) / 1000).max(0)),
+    })
+}
+
+async fn overview(
+    State(app): State<App>,
+    headers: HeaderMap,
+    UrlPath(site): UrlPath<String>,
+    Query(range): Query<Range>,
+) -> Result<Response, PageError> {
+    let page = signed_in(
+        &app,
+        &headers,
+        &format!("/app/site/{site}?{}", range.query()),
+    )?;
+    page.site(&app, &site)?;
+    let now = ingest::now_ms();
+    let (scope, _, label) = range.scopes(&site, now)?;
+    let screens = request("screens", &scope)?;
+    let ads = request("ads", &scope)?;
+    let (numbers, screens, ads) = api::read(&app, move |conn| {
+        Ok((
+            overview_numbers(conn, &scope, now)?,
+            run(conn, &screens)?,
+            run(conn, &ads)?,
+        ))
+    })
+    .await?;
+    let trend = analyzer::report::bar_chart("sessions per day", &numbers.trend)
+        .ok()
+        .flatten()
+        .map(minijinja::Value::from_safe_string);
+    let top_screens: Vec<(String, u64)> = match &screens {
+        Report::Screens(s) => s
+            .screens
+            .iter()
+            .take(10)
+            .map(|x| (x.screen.clone(), x.sessions))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let sources: Vec<(String, u64, u64)> = match &ads {
+        Report::Ads(a) => a
+            .inbound
+            .iter()
+            .take(10)
+            .map(|i| (i.label(), i.sessions, i.conversions))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(render(
+        "overview.html",
+        context! {
+            user => page.base(),
+            site => site,
+            sites => page.sites(&app),
+            tab => "overview",
+            period => range.context(&label),
+            numbers => numbers,
+            trend => trend,
+            screens => top_screens,
+            sources => sources,
+        },
+    )
+    .into_response())
+}
+
+/// `GET /app/site/S/live`: the overview's live numbers, as JSON.
+async fn live(
+    State(app): State<App>,
+    headers: HeaderMap,
+    UrlPath(site): UrlPath<String>,
+    Query(range): Query<Range>,
+) -> Result<Response, PageError> {
+    let page = signed_in(&app, &headers, "/app/sites")?;
+    page.site(&app, &site)?;
+    let now = ingest::now_ms();
+    let (scope, _, _) = range.scopes(&site, now)?;
+    let numbers = api::read(&app, move |conn| overview_numbers(conn, &scope, now)).await?;
+    Ok(axum::Json(json!({
+        "sessions": numbers.sessions,
+        "pageviews": numbers.pageviews,
+        "last_event_s": numbers.last_event_s,
+    }))
+    .into_response())
+}
+
+// ---- audits -------------------------------------------------------------------
+
+async fn audit_page(
+    State(app): State<App>,
+    headers: HeaderMap,
+    UrlPath((site, audit)): UrlPath<(String, String)>,
+    Query(range): Query<Range>,
+) -> Result<Response, PageError> {
+    let page = signed_in(
+        &app,
+        &headers,
+        &format!("/app/site/{site}/{audit}?{}", range.query()),
+    )?;
+    page.site(&app, &site)?;
+    if !AUDIT_PAGES.contains(&audit.as_str()) {
+        return Err(PageError::new(StatusCode::NOT_FOUND, "No such page."));
+    }
+    let (scope, _, label) = range.scopes(&site, ingest::now_ms())?;
+    let req = request(&audit, &scope)?;
+    let report = api::read(&app, move |conn| run(conn, &req)).await?;
+    let section = analyzer::report::section(&report, &audit, &audit)
+        .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(render(
+        "audit.html",
+        context! {
+            user => page.base(),
+            site => site,
+            sites => page.sites(&app),
+            tab => audit,
+            period => range.context(&label),
+            s => section,
+        },
+    )
+    .into_response())
+}
+
+/// `GET /app/site/S/download/AUDIT.csv|AUDIT.json|report.html`.
+async fn download(
+    State(app): State<App>,
+    headers: HeaderMap,
+    UrlPath((site, file)): UrlPath<(String, String)>,
+    Query(range): Query<Range>,
+) -> Result<Response, PageError> {
+    let page = signed_in(&app, &headers, "/app/sites")?;
+    page.site(&app, &site)?;
+    let (audit, format, mime) = match file.rsplit_once('.') {
+        Some(("report", "html")) => ("report", analyzer::Format::Html, "text/html; charset=utf-8"),
+        Some((a, "csv")) => (a, analyzer::Format::Csv, "text/csv; charset=utf-8"),
+        Some((a, "json")) => (a, analyzer::Format::Json, "application/json"),
+        _ => return Err(PageError::new(StatusCode::NOT_FOUND, "No such download.")),
+    };
+    if audit != "report" && audit != "funnel" && !AUDIT_PAGES.contains(&audit) {
+        return Err(PageError::new(StatusCode::NOT_FOUND, "No such download."));
+    }
+    let (scope, _, _) = range.scopes(&site, ingest::now_ms())?;
+    let req = if audit == "funnel" {
+        let name = range.name.clone().unwrap_or_default();
+        serde_json::from_value(json!({ "audit": "funnel", "scope": scope, "name": name }))
+            .map_err(bad_request)?
+    } else {
+        request(audit, &scope)?
+    };
+    let text = api::read(&app, move |conn| {
+        let report = run(conn, &req)?;
+        analyzer::render(&report, format)
+    })
+    .await?;
+    let name = format!("{site}-{file}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>();
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+// ---- funnels ------------------------------------------------------------------
+
+/// What the step pickers offer: the site's own paths, screens, clicked elements,
+/// forms and custom events (the most frequent first).
+fn step_choices(conn: &duckdb::Connection, site: &str) -> Result<Vec<String>, analyzer::Error> {
+    let mut out = Vec::new();
+    for (prefix, sql) in [
+        (
+            "page:",
+            "SELECT path FROM events WHERE site = ? AND kind = 'pageview' AND path IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 60",
+        ),
+        (
+            "screen:",
+            "SELECT screen FROM events WHERE site = ? AND kind IN ('screen', 'pageview') AND screen IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 40",
+        ),
+        (
+            "click:",
+            "SELECT selector FROM events WHERE site = ? AND kind = 'click' AND selector IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 60",
+        ),
+        (
+            "submit:",
+            "SELECT form FROM events WHERE site = ? AND kind = 'submit' AND form IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 20",
+        ),
+        (
+            "event:",
+            "SELECT name FROM events WHERE site = ? AND kind = 'custom' AND name IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 40",
+        ),
+    ] {
+        let mut stmt = conn.prepare(sql)?;
+        for v in stmt.query_map([site], |r| r.get::<_, String>(0))? {
+            out.push(format!("{prefix}{}", v?));
+        }
+    }
+    Ok(out)
+}
+
+async fn funnels_page(
+    State(app): State<App>,
+    headers: HeaderMap,
+    UrlPath(site): UrlPath<String>,
+    Query(range): Query<Range>,
+) -> Result<Response, PageError> {
+    let here = format!("/app/site/{site}/funnels?{}", range.query());
+    let page = signed_in(&app, &headers, &here)?;
+    page.site(&app, &site)?;
+    let (scope, before, label) = range.scopes(&site, ingest::now_ms())?;
+    let (site2, wanted) = (site.clone(), range.name.clone());
+    let (funnels, choices, shown) = api::read(&app, move |conn| {
+        let funnels = saved::list(conn, Some(&site2))?;
+        let choices = step_choices(conn, &site2)?;
+        let chosen = wanted
+            .as_deref()
+            .and_then(|n| funnels.iter().find(|f| f.name == n))
+            .or(funnels.first())
+            .cloned();
+        let shown = match chosen {
+            Some(f) => {
+                let ask = |scope: &Scope| -> Result<Report, analyzer::Error> {
+                    let req: AuditRequest = serde_json::from_value(json!({
+                        "audit": "funnel", "scope": scope, "name": f.name,
+                    }))
+                    .map_err(|e| analyzer::Error::Render(e.to_string()))?;
+                    run(conn, &req)
+                };
+                Some((f.clone(), ask(&scope)?, ask(&before)?))
+            }
+            None => None,
+        };
+        Ok((funnels, choices, shown))
+    })
+    .await?;
+    let mut shown_ctx = None;
+    if let Some((f, now_r, before_r)) = shown {
+        let section = analyzer::report::section(&now_r, "funnel", &f.name)
+            .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let compare: Vec<(String, u64, u64)> = match (&now_r, &before_r) {
+            (Report::Funnel(a), Report::Funnel(b)) => a
+                .steps
+                .iter()
+                .zip(&b.steps)
+                .map(|(x, y)| (x.step.clone(), x.entered, y.entered))
+                .collect(),
+            _ => Vec::new(),
+        };
+        shown_ctx =
+            Some(context! { name => f.name, window => f.window, s => section, compare => compare });
+    }
+    Ok(render(
+        "funnels.html",
+        context! {
+            user => page.base(),
+            site => site,
+            sites => page.sites(&app),
+            tab => "funnels",
+            period => range.context(&label),
+            funnels => funnels,
+            choices => choices,
+            shown => shown_ctx,
+        },
+    )
+    .into_response())
+}
+
+async fn save_funnel(
+    State(app): State<App>,
+    headers: HeaderMap,
+    UrlPath(site): UrlPath<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let page = signed_in(&app, &headers, &format!("/app/site/{site}/funnels"))?;
+    let form = Form::parse(&body);
+    check_post(&page, &headers, &form)?;
+    page.site(&app, &site)?;
+    let window = form.get("window").trim();
+    let funnel = SavedFunnel {
+        site: site.clone(),
+        name: form.get("name").trim().to_owned(),
+        steps: form.all("step"),
+        window: if window.is_empty() {
+            saved::DEFAULT_WINDOW.to_owned()
+        } else {
+            window.to_owned()
+        },
+    };
+    funnel.validate().map_err(bad_request)?;
+    let name = funnel.name.clone();
+    api::write_funnels(&app, FunnelsAction::Save(funnel)).await?;
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("name", &name)
+        .finish();
+    Ok(Redirect::to(&format!("/app/site/{site}/funnels?{q}")).into_response())
+}
+
+// ---- account and users ------------------------------------------------------------
+
+async fn account_page(State(app): State<App>, headers: HeaderMap) -> Result<Response, PageError> {
+    let page = signed_in(&app, &headers, "/app/account")?;
+    Ok(account(&app, &page, None, None).into_response())
+}
+
+fn account(app: &App, page: &Page, new_token: Option<&str>, notice: Option<&str>) -> Html<String> {
+    let mut tokens: Vec<accounts::TokenInfo> = app.accounts.read(|s| {
+        s.tokens
+            .values()
+            .filter(|t| t.user == page.caller.user)
+            .cloned()
+            .collect()
+    });
+    tokens.sort_by_key(|t| t.created_ms);
+    let tokens: Vec<_> = tokens
+        .into_iter()
+        .map(|t| context! { id => t.id, label => t.label, created => analyzer::scope::format_ms(t.created_ms) })
+        .collect();
+    render(
+        "account.html",
+        context! {
+            user => page.base(),
+            sites => page.sites(app),
+            tokens => tokens,
+            new_token => new_token,
+            notice => notice,
+        },
+    )
+}
+
+async fn change_password(State(app): State<App>, req: Request) -> Result<Response, PageError> {
+    let ip = auth::peer_ip(&req);
+    let headers = req.headers().clone();
+    let page = signed_in(&app, &headers, "/app/account")?;
+    let body = axum::body::to_bytes(req.into_body(), 16 * 1024)
+        .await
+        .map_err(|_| bad_request("That form is too large."))?;
+    let form = Form::parse(&body);
+    check_post(&page, &headers, &form)?;
+    // The current password first: a browser left signed in is not enough.
+    auth::login(&app, ip, &page.caller.user, form.get("current"))
+        .await
+        .map_err(|_| PageError::forbidden("The current password is wrong."))?;
+    let new = form.get("new").to_owned();
+    if new != form.get("again") {
+        return Err(bad_request("The two new passwords differ."));
+    }
+    let hash = api::hash_blocking(new).await?;
+    app.accounts
+        .apply(
+            &app.store,
+            Change::SetPassword {
+                name: page.caller.user.clone(),
+                password_hash: hash,
+            },
+        )
+        .await
+        .map_err(bad_request)?;
+    // Other browsers signed in as this user are signed out; this one stays.
+    let keep = session::cookie(&headers, session::COOKIE)
+        .unwrap_or("")
+        .to_owned();
+    let now = ingest::now_ms();
+    let kept = app.web.get(&keep, now);
+    app.web.end_user(&page.caller.user);
+    let mut resp = account(
+        &app,
+        &page,
+        None,
+        Some("Your password was changed; other browsers were signed out."),
+    )
+    .into_response();
+    if kept.is_some() {
+        let secret = app.web.start(&page.caller.user, now);
+        let c = session::set_cookie(
+            session::COOKIE,
+            &secret,
+            session::SESSION_MS / 1000,
+            is_https(&app, &headers),
+        );
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    Ok(resp)
+}
+
+async fn create_token(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let page = signed_in(&app, &headers, "/app/account")?;
+    let form = Form::parse(&body);
+    check_post(&page, &headers, &form)?;
+    let label = form.get("label").trim();
+    let (change, token) = accounts::token_for(
+        &page.caller.user,
+        if label.is_empty() { "dashboard" } else { label },
+    );
+    app.accounts
+        .apply(&app.store, change)
+        .await
+        .map_err(bad_request)?;
+    Ok(account(&app, &page, Some(&token), None).into_response())
+}
+
+async fn revoke_token(
+    State(app): State<App>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let page = signed_in(&app, &headers, "/app/account")?;
+    let form = Form::parse(&body);
+    check_post(&page, &headers, &form)?;
+    let theirs = app.accounts.read(|s| {
+        s.tokens
+            .values()
+            .any(|t| t.id == id && (t.user == page.caller.user || page.caller.admin))
+    });
+    if !theirs {
+        return Err(PageError::new(StatusCode::NOT_FOUND, "No such token."));
+    }
+    app.accounts
+        .apply(&app.store, Change::DeleteToken(id))
+        .await
+        .map_err(bad_request)?;
+    Ok(Redirect::to("/app/account").into_response())
+}
+
+fn admin_page(app: &App, headers: &HeaderMap) -> Result<Page, PageError> {
+    let page = signed_in(app, headers, "/app/users")?;
+    if page.caller.admin {
+        Ok(page)
+    } else {
+        Err(PageError::forbidden("Only an admin can manage users."))
+    }
+}
+
+async fn users_page(State(app): State<App>, headers: HeaderMap) -> Result<Response, PageError> {
+    let page = admin_page(&app, &headers)?;
+    let users: Vec<accounts::User> = app.accounts.read(|s| s.users.values().cloned().collect());
+    Ok(render(
+        "users.html",
+        context! { user => page.base(), sites => page.sites(&app), users => users },
+    )
+    .into_response())
+}
+
+async fn create_user(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let page = admin_page(&app, &headers)?;
+    let form = Form::parse(&body);
+    check_post(&page, &headers, &form)?;
+    let hash = api::hash_blocking(form.get("password").to_owned()).await?;
+    let add = Change::AddUser {
+        name: form.get("name").trim().to_owned(),
+        password_hash: hash,
+        admin: form.get("admin") == "on",
+        sites: form.all("site"),
+        created_ms: ingest::now_ms(),
+    };
+    app.accounts
+        .apply(&app.store, add)
+        .await
+        .map_err(bad_request)?;
+    Ok(Redirect::to("/app/users").into_response())
+}
+
+/// `POST /app/users/access`: `user`, `site`, `action` = `grant` or `revoke`.
+async fn user_access(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let page = admin_page(&app, &headers)?;
+    let form = Form::parse(&body);
+    check_post(&page, &headers, &form)?;
+    let (user, site) = (form.get("user").to_owned(), form.get("site").to_owned());
+    let change = match form.get("action") {
+        "revoke" => Change::Revoke { user, site },
+        _ => Change::Grant { user, site },
+    };
+    app.accounts
+        .apply(&app.store, change)
+        .await
+        .map_err(bad_request)?;
+    Ok(Redirect::to("/app/users").into_response())
+}
