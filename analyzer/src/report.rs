@@ -45,6 +45,10 @@ impl FullReport {
 
 const TEMPLATE: &str = include_str!("templates/report.html");
 
+/// One audit's section (see [`section`]): its title, question, facts, chart and
+/// sortable table. The report includes it per audit; the dashboard's pages too.
+pub const SECTION_TEMPLATE: &str = include_str!("templates/section.html");
+
 /// The script that sorts a `table.sortable` by the clicked column (by each cell's
 /// `data-v`, numerically when both values are numbers): twenty lines, so written
 /// here rather than pulled from a table library; the report and the dashboard share it.
@@ -426,6 +430,8 @@ pub fn html_at(full: &FullReport, now_ms: i64) -> Result<String, Error> {
     }
     let mut env = minijinja::Environment::new();
     env.add_template("report.html", TEMPLATE).map_err(fail)?;
+    env.add_template("section.html", SECTION_TEMPLATE)
+        .map_err(fail)?;
     let tmpl = env.get_template("report.html").map_err(fail)?;
     tmpl.render(minijinja::context! {
         site => full.scope.site.clone().unwrap_or_else(|| "all sites".to_owned()),

@@ -69,6 +69,25 @@ async fn sign_in(c: &Client, base: &str, user: &str, password: &str) -> Result<(
     Ok(())
 }
 
+/// Waits until the browser shows `want` (path, and the query if `want` has one).
+async fn wait_at(c: &Client, want: &str) -> Result<()> {
+    for _ in 0..100 {
+        let url = c.current_url().await?;
+        let at = match url.query() {
+            Some(q) if want.contains('?') => format!("{}?{q}", url.path()),
+            _ => url.path().to_owned(),
+        };
+        if at == want {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!(
+        "the browser never reached {want} (at {})",
+        c.current_url().await?
+    )
+}
+
 /// The page's body text (for "does it say …" checks).
 async fn body(c: &Client) -> Result<String> {
     text(c, "body").await
@@ -165,7 +184,7 @@ async fn the_dashboard_in_chromium() -> Result<()> {
 
     // The first-start admin signs in.
     sign_in(c, &base, "admin", ADMIN_PASSWORD).await?;
-    assert_eq!(path(c).await?, "/app/sites");
+    wait_at(c, "/app/sites").await?;
     let sites = body(c).await?;
     assert!(sites.contains("demo"), "{sites}");
     assert!(sites.contains("Installed: last event"), "{sites}");
@@ -174,7 +193,7 @@ async fn the_dashboard_in_chromium() -> Result<()> {
     fill(c, "new-id", "shop-b").await?;
     fill(c, "new-domains", "shop-b.example").await?;
     submit(c, "/app/sites").await?;
-    assert_eq!(path(c).await?, "/app/sites");
+    text(c, "a[href=\"/app/site/shop-b\"]").await?;
     let snippets = c.find_all(Locator::Css("pre[id^=snippet-]")).await?;
     let mut found = false;
     for s in snippets {
@@ -263,7 +282,7 @@ async fn the_dashboard_in_chromium() -> Result<()> {
     fill(c, "step-1", "page:/demo/").await?;
     fill(c, "step-2", "page:/demo/cart.html").await?;
     submit(c, "/app/site/demo/funnels").await?;
-    assert_eq!(path(c).await?, "/app/site/demo/funnels");
+    wait_at(c, "/app/site/demo/funnels?name=to-cart").await?;
     c.goto(&format!(
         "{base}/app/site/demo/funnels?range=today&name=to-cart"
     ))
@@ -293,7 +312,7 @@ async fn the_dashboard_in_chromium() -> Result<()> {
         .click()
         .await?;
     submit(c, "/app/users").await?;
-    assert!(body(c).await?.contains("ann"));
+    text(c, "td[data-v=ann]").await?;
     shot(c, "users").await?;
     c.goto(&format!("{base}/app/account")).await?;
     shot(c, "account").await?;
@@ -301,7 +320,7 @@ async fn the_dashboard_in_chromium() -> Result<()> {
     // Ann sees shop-b and nothing of demo: pages, downloads and the API.
     let ann = browser.session().await?;
     sign_in(&ann, &base, "ann", "ann's long password").await?;
-    assert_eq!(path(&ann).await?, "/app/sites");
+    wait_at(&ann, "/app/sites").await?;
     let listed = body(&ann).await?;
     assert!(
         listed.contains("shop-b") && !listed.contains("demo"),
@@ -323,6 +342,7 @@ async fn the_dashboard_in_chromium() -> Result<()> {
     ann.goto(&format!("{base}/app/account")).await?;
     fill(&ann, "label", "cli").await?;
     submit(&ann, "/app/account/tokens").await?;
+    wait_at(&ann, "/app/account/tokens").await?;
     let token = text(&ann, "[data-testid=new-token]").await?;
     assert!(token.starts_with("ct_"), "{token}");
     let http = reqwest::Client::new();
@@ -383,6 +403,7 @@ async fn the_dashboard_in_chromium() -> Result<()> {
 
     // Signing out ends the session.
     submit(c, "/app/logout").await?;
+    wait_at(c, "/app/login").await?;
     c.goto(&format!("{base}/app/sites")).await?;
     assert_eq!(path(c).await?, "/app/login");
 

@@ -54,7 +54,7 @@ pub const AUDIT_PAGES: [&str; 6] = ["screens", "forms", "links", "ads", "frustra
 
 const TEMPLATES: [(&str, &str); 11] = [
     ("_sitehead.html", include_str!("templates/_sitehead.html")),
-    ("_section.html", include_str!("templates/_section.html")),
+    ("_section.html", analyzer::report::SECTION_TEMPLATE),
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("sites.html", include_str!("templates/sites.html")),
@@ -636,6 +636,61 @@ fn run(conn: &duckdb::Connection, req: &AuditRequest) -> Result<Report, analyzer
     analyzer::run(conn, req)
 }
 
+/// A page of one site over a range: who asks, which site, and the scopes.
+struct SitePage {
+    page: Page,
+    site: String,
+    range: Range,
+    label: String,
+    /// The range, and the same length just before it.
+    scope: Scope,
+    before: Scope,
+}
+
+impl SitePage {
+    /// The signed-in user's page `tab` of `site` (404 if not theirs).
+    fn open(
+        app: &App,
+        headers: &HeaderMap,
+        site: String,
+        range: Range,
+        tab: &str,
+    ) -> Result<Self, PageError> {
+        let here = if tab == "overview" {
+            format!("/app/site/{site}?{}", range.query())
+        } else {
+            format!("/app/site/{site}/{tab}?{}", range.query())
+        };
+        let page = signed_in(app, headers, &here)?;
+        page.site(app, &site)?;
+        let (scope, before, label) = range.scopes(&site, ingest::now_ms())?;
+        Ok(SitePage {
+            page,
+            site,
+            range,
+            label,
+            scope,
+            before,
+        })
+    }
+
+    /// `template` with the layout's values and `values`.
+    fn render(&self, app: &App, template: &str, tab: &str, values: minijinja::Value) -> Response {
+        render(
+            template,
+            context! {
+                user => self.page.base(),
+                site => self.site.clone(),
+                sites => self.page.sites(app),
+                tab => tab,
+                period => self.range.context(&self.label),
+                ..values
+            },
+        )
+        .into_response()
+    }
+}
+
 // ---- overview -----------------------------------------------------------------
 
 /// The overview's own numbers, counted by the store.
@@ -704,14 +759,9 @@ async fn overview(
     UrlPath(site): UrlPath<String>,
     Query(range): Query<Range>,
 ) -> Result<Response, PageError> {
-    let page = signed_in(
-        &app,
-        &headers,
-        &format!("/app/site/{site}?{}", range.query()),
-    )?;
-    page.site(&app, &site)?;
+    let sp = SitePage::open(&app, &headers, site, range, "overview")?;
     let now = ingest::now_ms();
-    let (scope, _, label) = range.scopes(&site, now)?;
+    let scope = sp.scope.clone();
     let screens = request("screens", &scope)?;
     let ads = request("ads", &scope)?;
     let (numbers, screens, ads) = api::read(&app, move |conn| {
@@ -744,21 +794,19 @@ async fn overview(
             .collect(),
         _ => Vec::new(),
     };
-    Ok(render(
-        "overview.html",
-        context! {
-            user => page.base(),
-            site => site,
-            sites => page.sites(&app),
-            tab => "overview",
-            period => range.context(&label),
-            numbers => numbers,
-            trend => trend,
-            screens => top_screens,
-            sources => sources,
-        },
-    )
-    .into_response())
+    Ok(sp
+        .render(
+            &app,
+            "overview.html",
+            "overview",
+            context! {
+                numbers => numbers,
+                trend => trend,
+                screens => top_screens,
+                sources => sources,
+            },
+        )
+        .into_response())
 }
 
 /// `GET /app/site/S/live`: the overview's live numbers, as JSON.
@@ -789,32 +837,15 @@ async fn audit_page(
     UrlPath((site, audit)): UrlPath<(String, String)>,
     Query(range): Query<Range>,
 ) -> Result<Response, PageError> {
-    let page = signed_in(
-        &app,
-        &headers,
-        &format!("/app/site/{site}/{audit}?{}", range.query()),
-    )?;
-    page.site(&app, &site)?;
+    let sp = SitePage::open(&app, &headers, site, range, &audit)?;
     if !AUDIT_PAGES.contains(&audit.as_str()) {
         return Err(PageError::new(StatusCode::NOT_FOUND, "No such page."));
     }
-    let (scope, _, label) = range.scopes(&site, ingest::now_ms())?;
-    let req = request(&audit, &scope)?;
+    let req = request(&audit, &sp.scope)?;
     let report = api::read(&app, move |conn| run(conn, &req)).await?;
     let section = analyzer::report::section(&report, &audit, &audit)
         .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(render(
-        "audit.html",
-        context! {
-            user => page.base(),
-            site => site,
-            sites => page.sites(&app),
-            tab => audit,
-            period => range.context(&label),
-            s => section,
-        },
-    )
-    .into_response())
+    Ok(sp.render(&app, "audit.html", &audit, context! { s => section }))
 }
 
 /// `GET /app/site/S/download/AUDIT.csv|AUDIT.json|report.html`.
@@ -913,11 +944,9 @@ async fn funnels_page(
     UrlPath(site): UrlPath<String>,
     Query(range): Query<Range>,
 ) -> Result<Response, PageError> {
-    let here = format!("/app/site/{site}/funnels?{}", range.query());
-    let page = signed_in(&app, &headers, &here)?;
-    page.site(&app, &site)?;
-    let (scope, before, label) = range.scopes(&site, ingest::now_ms())?;
-    let (site2, wanted) = (site.clone(), range.name.clone());
+    let sp = SitePage::open(&app, &headers, site, range, "funnels")?;
+    let (scope, before) = (sp.scope.clone(), sp.before.clone());
+    let (site2, wanted) = (sp.site.clone(), sp.range.name.clone());
     let (funnels, choices, shown) = api::read(&app, move |conn| {
         let funnels = saved::list(conn, Some(&site2))?;
         let choices = step_choices(conn, &site2)?;
@@ -958,20 +987,18 @@ async fn funnels_page(
         shown_ctx =
             Some(context! { name => f.name, window => f.window, s => section, compare => compare });
     }
-    Ok(render(
-        "funnels.html",
-        context! {
-            user => page.base(),
-            site => site,
-            sites => page.sites(&app),
-            tab => "funnels",
-            period => range.context(&label),
-            funnels => funnels,
-            choices => choices,
-            shown => shown_ctx,
-        },
-    )
-    .into_response())
+    Ok(sp
+        .render(
+            &app,
+            "funnels.html",
+            "funnels",
+            context! {
+                funnels => funnels,
+                choices => choices,
+                shown => shown_ctx,
+            },
+        )
+        .into_response())
 }
 
 async fn save_funnel(
