@@ -349,7 +349,8 @@ async fn first_start(app: &App) -> anyhow::Result<()> {
                 app.accounts.apply(&app.store, change).await?;
                 tracing::info!(
                     "created the user `admin` with the password {} and an API token (both shown this once; \
-                     change the password with `clicktrail users passwd admin`); for the analyzer: export CLICKTRAIL_TOKEN={token}",
+                     change the password in the dashboard's account page or with `clicktrail users passwd admin`); \
+                     dashboard: sign in at /app/ as `admin`; for the analyzer: export CLICKTRAIL_TOKEN={token}",
                     hash.1
                 );
             } else {
@@ -465,6 +466,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     spawn_compaction(app.clone());
     let config = app.config.clone();
     tracing::info!(%addr, db = %config.db.display(), demo = config.demo, fds, "clicktrail collector listening");
+    tracing::info!(
+        "dashboard: http://{addr}/app/ (sign in as `admin` with the password printed on the first start, \
+         or set with `clicktrail users passwd admin`)"
+    );
     if config.demo {
         tracing::info!("demo shop: http://{addr}/demo/");
         tracing::info!(
