@@ -371,9 +371,23 @@ fn range(scope: &ResolvedScope) -> String {
 /// `columns` (their labels) and `rows` (cells with `human`, `raw` and `numeric`).
 /// The dashboard renders its audit pages from the same values.
 pub fn section(r: &Report, id: &str, title: &str) -> Result<minijinja::Value, Error> {
-    let table = r.table();
+    section_of(r, id, title, usize::MAX)
+}
+
+/// [`section`] with at most `max_rows` rows in its table (a page stays light; the
+/// downloads have them all): `total_rows` says how many there are.
+pub fn section_of(
+    r: &Report,
+    id: &str,
+    title: &str,
+    max_rows: usize,
+) -> Result<minijinja::Value, Error> {
+    let mut table = r.table();
+    let total_rows = table.rows.len();
+    table.rows.truncate(max_rows);
     let chart = chart(r)?.map(minijinja::Value::from_safe_string);
     Ok(minijinja::context! {
+        total_rows => total_rows,
         id => id,
         title => title,
         audit => r.audit(),

@@ -702,7 +702,7 @@ impl Accounts {
 pub fn token_for(user: &str, label: &str) -> (Change, String) {
     let token = new_token();
     let info = TokenInfo {
-        id: random_hex(4),
+        id: random_hex(8),
         user: user.to_owned(),
         label: label.chars().take(64).collect(),
         created_ms: crate::ingest::now_ms(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use analyzer::{AuditRequest, Report, Scope};
 use anyhow::{Context as _, Result, bail};
-use clicktrail_e2e::{ADMIN_PASSWORD, Browser, Collector, Page, workspace};
+use clicktrail_e2e::{ADMIN_PASSWORD, ADMIN_TOKEN, Browser, Collector, Page, workspace};
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
@@ -354,6 +354,17 @@ async fn the_dashboard_in_chromium() -> Result<()> {
         .await?;
     assert_eq!(resp.status().as_u16(), 404);
 
+    // An admin sets a new password for ann: her browser is signed out at once.
+    let resp = http
+        .post(format!("{base}/api/users/ann/password"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"password": "ann's new long password"}))
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 204);
+    ann.goto(&format!("{base}/app/sites")).await?;
+    assert_eq!(path(&ann).await?, "/app/login");
+
     // A forged cross-site POST is refused: from another site (`localhost` is not
     // `127.0.0.1`) the browser does not send the session cookie at all, so the form
     // lands on the login page and creates nothing.
@@ -400,6 +411,33 @@ async fn the_dashboard_in_chromium() -> Result<()> {
         !body(c).await?.contains("forged"),
         "a forged site was created"
     );
+
+    // Sign-in attempts are limited: guessing at speed soon gets 429.
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let page = http.get(format!("{base}/app/login")).send().await?;
+        let cookie = page
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .context("no login cookie")?
+            .to_owned();
+        let csrf = cookie
+            .split_once('=')
+            .map(|(_, v)| v.to_owned())
+            .unwrap_or_default();
+        let resp = http
+            .post(format!("{base}/app/login"))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={csrf}&user=nobody&password=guess"))
+            .send()
+            .await?;
+        statuses.push(resp.status().as_u16());
+    }
+    assert_eq!(statuses[0], 401, "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
 
     // Signing out ends the session.
     submit(c, "/app/logout").await?;

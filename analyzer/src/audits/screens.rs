@@ -186,6 +186,30 @@ impl Audit for Screens {
     }
 }
 
+/// The `top` screens of `scope` by sessions that saw them (then by name), counted
+/// by the store with the audit's labels: the `sessions` column of [`Screens`]
+/// without the rest of the pass.
+pub fn top_screens(
+    conn: &Connection,
+    scope: &ResolvedScope,
+    top: usize,
+) -> Result<Vec<(String, u64)>, Error> {
+    let (filter, params) = crate::load::scope_filter(scope);
+    let mut stmt = conn.prepare(&format!(
+        "SELECT label, count(DISTINCT session_key) AS n FROM (
+             SELECT session_key, CASE WHEN kind = 'pageview' THEN coalesce(screen, path)
+                                      ELSE screen END AS label
+             FROM events WHERE {filter} AND kind IN ('pageview', 'screen'))
+         WHERE label IS NOT NULL GROUP BY label ORDER BY n DESC, label LIMIT {top}"
+    ))?;
+    let rows = stmt
+        .query_map(duckdb::params_from_iter(params), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.unsigned_abs()))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 impl Screens {
     /// The report straight from the store (see the module docs): what `analyzer
     /// screens`, `/api/audit` and the report run.
@@ -472,6 +496,16 @@ mod tests {
         let framed = run_audit(&db.conn(), ResolvedScope::default(), &audit).unwrap();
         let streamed = audit.stream(&db.conn(), ResolvedScope::default()).unwrap();
         assert_eq!(streamed, framed, "streamed and Polars screens differ");
+        let top: Vec<(String, u64)> = streamed
+            .screens
+            .iter()
+            .map(|s| (s.screen.clone(), s.sessions))
+            .collect();
+        let counted = top_screens(&db.conn(), &ResolvedScope::default(), 1000).unwrap();
+        assert_eq!(
+            counted, top,
+            "the store's top screens differ from the audit's"
+        );
         streamed
     }
 

@@ -49,6 +49,9 @@ use crate::{
 };
 pub use session::WebSessions;
 
+/// Rows a page's table shows at most (the CSV and JSON have them all).
+const MAX_ROWS: usize = 500;
+
 /// The audits that have a page of their own (the funnel has its builder).
 pub const AUDIT_PAGES: [&str; 6] = ["screens", "forms", "links", "ads", "frustration", "errors"];
 
@@ -106,6 +109,8 @@ pub fn routes(app: &App) -> Router<App> {
         )
         .route("/app/site/{site}/download/{file}", get(download))
         .route("/app/site/{site}/{audit}", get(audit_page))
+        // Forms are small: a sign-in or a funnel is well under 16 KiB.
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
         .layer(from_fn_with_state(app.clone(), auth::require_host))
         .layer(axum::middleware::from_fn(no_store))
 }
@@ -166,14 +171,23 @@ impl PageError {
 
 impl From<ApiError> for PageError {
     fn from(e: ApiError) -> Self {
-        let resp = e.into_response();
-        let status = resp.status();
-        let message = match status {
-            StatusCode::SERVICE_UNAVAILABLE => {
+        let shown = e.to_string();
+        let reference = match &e {
+            ApiError::Internal { reference, .. } => Some(reference.clone()),
+            _ => None,
+        };
+        // The API's own answer logs what went wrong on our side.
+        let status = e.into_response().status();
+        let message = match (status, reference) {
+            (StatusCode::SERVICE_UNAVAILABLE, _) => {
                 "The server is busy with other reports; try again in a few seconds.".to_owned()
             }
-            s if s.is_server_error() => "Something went wrong on the server.".to_owned(),
-            _ => "That request could not be answered.".to_owned(),
+            (_, Some(reference)) => {
+                format!("Something went wrong on the server (reference {reference}).")
+            }
+            (s, None) if s.is_server_error() => "Something went wrong on the server.".to_owned(),
+            // A request's own fault: its message says what to change.
+            _ => shown,
         };
         PageError {
             status,
@@ -199,6 +213,20 @@ impl IntoResponse for PageError {
 /// An audit or form error the user can fix: 400 with its message.
 fn bad_request(e: impl std::fmt::Display) -> PageError {
     PageError::new(StatusCode::BAD_REQUEST, e.to_string())
+}
+
+/// A refused accounts change: what was wrong with it, or (a database failure) a
+/// reference to the server's log, never the failure itself.
+fn refused(e: accounts::AccountError) -> PageError {
+    match e {
+        accounts::AccountError::Db(detail) => PageError::from(ApiError::internal(detail)),
+        other => bad_request(other),
+    }
+}
+
+/// A failure of ours: logged, shown only as a reference.
+fn internal(e: impl std::fmt::Display) -> PageError {
+    PageError::from(ApiError::internal(e))
 }
 
 fn render(name: &str, ctx: minijinja::Value) -> Html<String> {
@@ -251,9 +279,12 @@ fn signed_in(app: &App, headers: &HeaderMap, path: &str) -> Result<Page, PageErr
     let session = session::cookie(headers, session::COOKIE)
         .and_then(|c| app.web.get(c, now))
         .and_then(|s| {
-            let caller = app
-                .accounts
-                .read(|a| a.users.get(&s.user).map(Caller::from))?;
+            let caller = app.accounts.read(|a| {
+                a.users
+                    .get(&s.user)
+                    .filter(|u| session::stamp(&u.password_hash) == s.stamp)
+                    .map(Caller::from)
+            })?;
             Some(Page {
                 caller,
                 csrf: s.csrf,
@@ -346,7 +377,10 @@ fn login_form(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let token = accounts::random_hex(16);
+    // One token per browser (a second login tab does not spoil the first).
+    let token = session::cookie(headers, session::LOGIN_COOKIE)
+        .filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map_or_else(|| accounts::random_hex(16), str::to_owned);
     let cookie = session::set_cookie(session::LOGIN_COOKIE, &token, 3600, is_https(app, headers));
     let body = render(
         "login.html",
@@ -393,7 +427,11 @@ async fn login_submit(State(app): State<App>, req: Request) -> Response {
     }
     match auth::login(&app, ip, form.get("user").trim(), form.get("password")).await {
         Ok(caller) => {
-            let secret = app.web.start(&caller.user, ingest::now_ms());
+            let secret = app.web.start(
+                &caller.user,
+                &hash_now(&app, &caller.user),
+                ingest::now_ms(),
+            );
             let secure = is_https(&app, &headers);
             let mut resp = Redirect::to(&next).into_response();
             let h = resp.headers_mut();
@@ -422,9 +460,8 @@ async fn login_submit(State(app): State<App>, req: Request) -> Response {
 }
 
 async fn logout(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Form::parse(&body);
     if let Ok(page) = signed_in(&app, &headers, "/app/sites") {
-        if let Err(e) = check_post(&page, &headers, &form) {
+        if let Err(e) = check_post(&page, &headers, &Form::parse(&body)) {
             return e.into_response();
         }
         if let Some(c) = session::cookie(&headers, session::COOKIE) {
@@ -530,7 +567,7 @@ async fn create_site(
         .filter(|d| !d.is_empty())
         .map(str::to_owned)
         .collect();
-    site.validate().map_err(bad_request)?;
+    site.validate().map_err(refused)?;
     if app.accounts.read(|s| s.sites.contains_key(&site.id)) {
         return Err(bad_request(format!(
             "The site `{}` exists already.",
@@ -541,7 +578,7 @@ async fn create_site(
     app.accounts
         .apply(&app.store, Change::PutSite(site))
         .await
-        .map_err(bad_request)?;
+        .map_err(refused)?;
     Ok(Redirect::to("/app/sites").into_response())
 }
 
@@ -600,8 +637,14 @@ impl Range {
             until: Some(analyzer::scope::format_ms(b)),
             include_bots: false,
         };
-        let length = until - since;
-        Ok((scope(since, until), scope(since - length, since), label))
+        // The period before: the same length just before; for today, yesterday up
+        // to the same hour (a morning is not compared with an evening).
+        let before = if self.preset.as_deref() == Some("today") {
+            scope(since - day, until - day)
+        } else {
+            scope(since - (until - since), since)
+        };
+        Ok((scope(since, until), before, label))
     }
 
     /// The query string that keeps this range in links.
@@ -703,10 +746,13 @@ struct Overview {
     last_event_s: Option<i64>,
 }
 
+/// The overview's numbers; the trend and top pages only when `all` (the live
+/// refresh needs the counts).
 fn overview_numbers(
     conn: &duckdb::Connection,
     scope: &Scope,
     now_ms: i64,
+    all: bool,
 ) -> Result<Overview, analyzer::Error> {
     let resolved = scope.resolve(now_ms)?;
     let sessions = analyzer::load::sessions(conn, &resolved)?;
@@ -716,8 +762,22 @@ fn overview_numbers(
         duckdb::params_from_iter(params.clone()),
         |r| r.get(0),
     )?;
+    let last: Option<i64> = conn.query_row(
+        "SELECT epoch_ms(max(received_at)) FROM events WHERE site = ?",
+        [resolved.site.clone().unwrap_or_default()],
+        |r| r.get(0),
+    )?;
+    let mut out = Overview {
+        sessions,
+        pageviews: pageviews.unsigned_abs(),
+        last_event_s: last.map(|t| ((now_ms - t) / 1000).max(0)),
+        ..Overview::default()
+    };
+    if !all {
+        return Ok(out);
+    }
     let mut stmt = conn.prepare(&format!(
-        "SELECT strftime(date_trunc('day', ts), '%m-%d'), count(DISTINCT session_key)
+        "SELECT strftime(date_trunc('day', ts), '%Y-%m-%d'), count(DISTINCT session_key)
          FROM events WHERE {filter} GROUP BY 1 ORDER BY 1"
     ))?;
     let trend = stmt
@@ -739,18 +799,9 @@ fn overview_numbers(
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    let last: Option<i64> = conn.query_row(
-        "SELECT epoch_ms(max(received_at)) FROM events WHERE site = ?",
-        [resolved.site.clone().unwrap_or_default()],
-        |r| r.get(0),
-    )?;
-    Ok(Overview {
-        sessions,
-        pageviews: pageviews.unsigned_abs(),
-        trend,
-        pages,
-        last_event_s: last.map(|t| ((now_ms - t) / 1000).max(0)),
-    })
+    out.trend = trend;
+    out.pages = pages;
+    Ok(out)
 }
 
 async fn overview(
@@ -762,13 +813,12 @@ async fn overview(
     let sp = SitePage::open(&app, &headers, site, range, "overview")?;
     let now = ingest::now_ms();
     let scope = sp.scope.clone();
-    let screens = request("screens", &scope)?;
-    let ads = request("ads", &scope)?;
-    let (numbers, screens, ads) = api::read(&app, move |conn| {
+    let (numbers, screens, sources) = api::read(&app, move |conn| {
+        let resolved = scope.resolve(now)?;
         Ok((
-            overview_numbers(conn, &scope, now)?,
-            run(conn, &screens)?,
-            run(conn, &ads)?,
+            overview_numbers(conn, &scope, now, true)?,
+            analyzer::audits::screens::top_screens(conn, &resolved, 10)?,
+            analyzer::audits::ads::sources(conn, &resolved)?,
         ))
     })
     .await?;
@@ -776,24 +826,7 @@ async fn overview(
         .ok()
         .flatten()
         .map(minijinja::Value::from_safe_string);
-    let top_screens: Vec<(String, u64)> = match &screens {
-        Report::Screens(s) => s
-            .screens
-            .iter()
-            .take(10)
-            .map(|x| (x.screen.clone(), x.sessions))
-            .collect(),
-        _ => Vec::new(),
-    };
-    let sources: Vec<(String, u64, u64)> = match &ads {
-        Report::Ads(a) => a
-            .inbound
-            .iter()
-            .take(10)
-            .map(|i| (i.label(), i.sessions, i.conversions))
-            .collect(),
-        _ => Vec::new(),
-    };
+    let sources: Vec<(String, u64)> = sources.into_iter().take(10).collect();
     Ok(sp
         .render(
             &app,
@@ -802,7 +835,7 @@ async fn overview(
             context! {
                 numbers => numbers,
                 trend => trend,
-                screens => top_screens,
+                screens => screens,
                 sources => sources,
             },
         )
@@ -820,7 +853,7 @@ async fn live(
     page.site(&app, &site)?;
     let now = ingest::now_ms();
     let (scope, _, _) = range.scopes(&site, now)?;
-    let numbers = api::read(&app, move |conn| overview_numbers(conn, &scope, now)).await?;
+    let numbers = api::read(&app, move |conn| overview_numbers(conn, &scope, now, false)).await?;
     Ok(axum::Json(json!({
         "sessions": numbers.sessions,
         "pageviews": numbers.pageviews,
@@ -843,8 +876,8 @@ async fn audit_page(
     }
     let req = request(&audit, &sp.scope)?;
     let report = api::read(&app, move |conn| run(conn, &req)).await?;
-    let section = analyzer::report::section(&report, &audit, &audit)
-        .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let section =
+        analyzer::report::section_of(&report, &audit, &audit, MAX_ROWS).map_err(internal)?;
     Ok(sp.render(&app, "audit.html", &audit, context! { s => section }))
 }
 
@@ -973,8 +1006,8 @@ async fn funnels_page(
     .await?;
     let mut shown_ctx = None;
     if let Some((f, now_r, before_r)) = shown {
-        let section = analyzer::report::section(&now_r, "funnel", &f.name)
-            .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let section =
+            analyzer::report::section_of(&now_r, "funnel", &f.name, MAX_ROWS).map_err(internal)?;
         let compare: Vec<(String, u64, u64)> = match (&now_r, &before_r) {
             (Report::Funnel(a), Report::Funnel(b)) => a
                 .steps
@@ -1033,9 +1066,22 @@ async fn save_funnel(
 
 // ---- account and users ------------------------------------------------------------
 
-async fn account_page(State(app): State<App>, headers: HeaderMap) -> Result<Response, PageError> {
+#[derive(Debug, Deserialize)]
+struct AccountQuery {
+    changed: Option<String>,
+}
+
+async fn account_page(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<AccountQuery>,
+) -> Result<Response, PageError> {
     let page = signed_in(&app, &headers, "/app/account")?;
-    Ok(account(&app, &page, None, None).into_response())
+    let notice = q
+        .changed
+        .is_some()
+        .then_some("Your password was changed; other browsers were signed out.");
+    Ok(account(&app, &page, None, notice).into_response())
 }
 
 fn account(app: &App, page: &Page, new_token: Option<&str>, notice: Option<&str>) -> Html<String> {
@@ -1075,7 +1121,10 @@ async fn change_password(State(app): State<App>, req: Request) -> Result<Respons
     // The current password first: a browser left signed in is not enough.
     auth::login(&app, ip, &page.caller.user, form.get("current"))
         .await
-        .map_err(|_| PageError::forbidden("The current password is wrong."))?;
+        .map_err(|e| match e {
+            ApiError::Unauthorized(_) => PageError::forbidden("The current password is wrong."),
+            other => PageError::from(other),
+        })?;
     let new = form.get("new").to_owned();
     if new != form.get("again") {
         return Err(bad_request("The two new passwords differ."));
@@ -1090,34 +1139,38 @@ async fn change_password(State(app): State<App>, req: Request) -> Result<Respons
             },
         )
         .await
-        .map_err(bad_request)?;
-    // Other browsers signed in as this user are signed out; this one stays.
-    let keep = session::cookie(&headers, session::COOKIE)
-        .unwrap_or("")
-        .to_owned();
-    let now = ingest::now_ms();
-    let kept = app.web.get(&keep, now);
-    app.web.end_user(&page.caller.user);
-    let mut resp = account(
-        &app,
-        &page,
-        None,
-        Some("Your password was changed; other browsers were signed out."),
-    )
-    .into_response();
-    if kept.is_some() {
-        let secret = app.web.start(&page.caller.user, now);
-        let c = session::set_cookie(
-            session::COOKIE,
-            &secret,
-            session::SESSION_MS / 1000,
-            is_https(&app, &headers),
-        );
-        if let Ok(v) = HeaderValue::from_str(&c) {
-            resp.headers_mut().append(header::SET_COOKIE, v);
-        }
+        .map_err(refused)?;
+    // Every session of the user ends with the old password (their stamp no longer
+    // matches); this browser gets a new one, and a fresh page to go on from.
+    if let Some(old) = session::cookie(&headers, session::COOKIE) {
+        app.web.end(old);
     }
-    Ok(resp)
+    let secret = app.web.start(
+        &page.caller.user,
+        &hash_now(&app, &page.caller.user),
+        ingest::now_ms(),
+    );
+    let cookie = session::set_cookie(
+        session::COOKIE,
+        &secret,
+        session::SESSION_MS / 1000,
+        is_https(&app, &headers),
+    );
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Redirect::to("/app/account?changed=1"),
+    )
+        .into_response())
+}
+
+/// The user's password hash as the accounts hold it now.
+fn hash_now(app: &App, user: &str) -> String {
+    app.accounts.read(|a| {
+        a.users
+            .get(user)
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_default()
+    })
 }
 
 async fn create_token(
@@ -1136,7 +1189,7 @@ async fn create_token(
     app.accounts
         .apply(&app.store, change)
         .await
-        .map_err(bad_request)?;
+        .map_err(refused)?;
     Ok(account(&app, &page, Some(&token), None).into_response())
 }
 
@@ -1160,7 +1213,7 @@ async fn revoke_token(
     app.accounts
         .apply(&app.store, Change::DeleteToken(id))
         .await
-        .map_err(bad_request)?;
+        .map_err(refused)?;
     Ok(Redirect::to("/app/account").into_response())
 }
 
@@ -1199,10 +1252,7 @@ async fn create_user(
         sites: form.all("site"),
         created_ms: ingest::now_ms(),
     };
-    app.accounts
-        .apply(&app.store, add)
-        .await
-        .map_err(bad_request)?;
+    app.accounts.apply(&app.store, add).await.map_err(refused)?;
     Ok(Redirect::to("/app/users").into_response())
 }
 
@@ -1223,6 +1273,6 @@ async fn user_access(
     app.accounts
         .apply(&app.store, change)
         .await
-        .map_err(bad_request)?;
+        .map_err(refused)?;
     Ok(Redirect::to("/app/users").into_response())
 }

@@ -28,6 +28,9 @@ pub const SESSION_MS: i64 = 12 * 3_600_000;
 pub struct WebSession {
     pub user: String,
     pub csrf: String,
+    /// A hash of the user's password hash at sign-in: a new password (set by the
+    /// user or an admin) or a user deleted and made again ends the session.
+    pub stamp: String,
     expires_ms: i64,
 }
 
@@ -38,12 +41,14 @@ pub struct WebSessions {
 }
 
 impl WebSessions {
-    /// A new session for `user`: its cookie value (shown once, never stored).
-    pub fn start(&self, user: &str, now_ms: i64) -> String {
+    /// A new session for `user` whose password hash is `password_hash`: its cookie
+    /// value (shown once, never stored).
+    pub fn start(&self, user: &str, password_hash: &str, now_ms: i64) -> String {
         let secret = random_hex(32);
         let session = WebSession {
             user: user.to_owned(),
             csrf: random_hex(16),
+            stamp: stamp(password_hash),
             expires_ms: now_ms + SESSION_MS,
         };
         let mut live = self.lock();
@@ -65,16 +70,16 @@ impl WebSessions {
         self.lock().remove(&token_hash(secret));
     }
 
-    /// Ends every session of `user` (after a password change or deletion).
-    pub fn end_user(&self, user: &str) {
-        self.lock().retain(|_, s| s.user != user);
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, WebSession>> {
         self.live
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// What a session keeps of the user's password hash.
+pub fn stamp(password_hash: &str) -> String {
+    token_hash(password_hash)
 }
 
 /// The value of cookie `name` in the request, if any.
@@ -136,14 +141,13 @@ mod tests {
     #[test]
     fn sessions_start_expire_and_end() {
         let s = WebSessions::default();
-        let c = s.start("ann", 0);
-        assert_eq!(s.get(&c, 1).unwrap().user, "ann");
+        let c = s.start("ann", "$argon2id$x", 0);
+        let got = s.get(&c, 1).unwrap();
+        assert_eq!(got.user, "ann");
+        assert_eq!(got.stamp, stamp("$argon2id$x"));
         assert!(s.get(&c, SESSION_MS).is_none(), "expired");
         assert!(s.get("nope", 1).is_none());
-        let d = s.start("ann", 10);
-        s.end_user("ann");
-        assert!(s.get(&d, 11).is_none());
-        let e = s.start("bob", 10);
+        let e = s.start("bob", "h", 10);
         s.end(&e);
         assert!(s.get(&e, 11).is_none());
     }

@@ -185,6 +185,63 @@ pub(super) fn inbound_stats(pass: &Pass<'_>) -> Result<Vec<InboundStats>, Error>
         .collect())
 }
 
+/// Sessions per inbound source in `scope`, most first (then by label): each
+/// session's landing page view read like the `ads` audit reads it, its label as
+/// [`InboundStats::label`]; sessions whose first page view is not in the range count
+/// as [`NO_LANDING`]. The store groups the landing URLs' query strings (few distinct
+/// ones: the collector keeps only campaign parameters), so this is one query.
+pub fn sources(
+    conn: &duckdb::Connection,
+    scope: &crate::ResolvedScope,
+) -> Result<Vec<(String, u64)>, Error> {
+    let (filter, params) = crate::load::scope_filter(scope);
+    let sessions = crate::load::sessions(conn, scope)?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT CASE WHEN contains(landing, '?') THEN '?' || split_part(landing, '?', 2) END,
+                count(*)
+         FROM (SELECT arg_min(url, (ts, seq, event_id)) AS landing FROM events
+               WHERE {filter} AND kind = 'pageview' GROUP BY session_key)
+         GROUP BY 1"
+    ))?;
+    let rows = stmt
+        .query_map(duckdb::params_from_iter(params), |r| {
+            Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut by_label: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut landed = 0;
+    for (query, n) in rows {
+        let n = n.unsigned_abs();
+        landed += n;
+        let found = Inbound::from_url(query.as_deref());
+        *by_label.entry(found.stats(n).label()).or_default() += n;
+    }
+    if sessions > landed {
+        *by_label.entry(NO_LANDING.to_owned()).or_default() += sessions - landed;
+    }
+    let mut out: Vec<(String, u64)> = by_label.into_iter().collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(out)
+}
+
+impl Inbound {
+    /// Its [`InboundStats`] with `sessions` and no conversions (for the label).
+    fn stats(&self, sessions: u64) -> InboundStats {
+        InboundStats {
+            source: self.source.clone(),
+            medium: self.medium.clone(),
+            campaign: self.campaign.clone(),
+            content: self.content.clone(),
+            click_id: self.click_id.map(str::to_owned),
+            sessions,
+            conversions: 0,
+            conversion_rate: None,
+            conversion_low: None,
+            conversion_high: None,
+        }
+    }
+}
+
 impl InboundStats {
     /// `google / cpc / winter / banner [google ads]`: the non-empty parts, and the
     /// click id's network when the source is not already it.

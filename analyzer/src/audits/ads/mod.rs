@@ -58,7 +58,7 @@ use crate::scope::ResolvedScope;
 use crate::stats::ZTest;
 use inbound::Inbound;
 use inbound::inbound_stats;
-pub use inbound::{DIRECT, InboundStats, NO_LANDING, NOT_SET};
+pub use inbound::{DIRECT, InboundStats, NO_LANDING, NOT_SET, sources};
 
 /// The goal when none is given.
 pub const DEFAULT_GOAL: &str = "event:purchase";
@@ -807,6 +807,17 @@ mod tests {
         let framed = run_audit(&db.conn(), ResolvedScope::default(), params).unwrap();
         let streamed = params.stream(&db.conn(), ResolvedScope::default()).unwrap();
         assert_eq!(streamed, framed, "streamed and Polars ads differ");
+        let mut by_label: BTreeMap<String, u64> = BTreeMap::new();
+        for i in &streamed.inbound {
+            *by_label.entry(i.label()).or_default() += i.sessions;
+        }
+        let mut expected: Vec<(String, u64)> = by_label.into_iter().collect();
+        expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let counted = sources(&db.conn(), &ResolvedScope::default()).unwrap();
+        assert_eq!(
+            counted, expected,
+            "the store's sources differ from the audit's"
+        );
         streamed
     }
 
