@@ -4,7 +4,7 @@
 //! (events/s, latency percentiles, acknowledged = stored), the write path (enrich →
 //! store → compaction, 1,000,000 events), and the audits on 10,000,000 synthetic
 //! events (and the funnel on 100,000,000 with `--100m`) with DuckDB's own SQL funnel
-//! timed in the same run on the same file.
+//! timed in the same run on the same file, and the dashboard's pages on that file.
 
 use std::path::Path;
 
@@ -25,11 +25,31 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     crate::step("write", || {
         crate::run(cargo(root).args(["bench", "--bench", "write"]))
     })?;
+    // One 10M-event file for the audits and the dashboard, kept between runs.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), std::path::PathBuf::from);
+    std::fs::create_dir_all(&target)?;
+    let db = target.join("bench-10m.duckdb");
     crate::step("audits on 10M events", || {
         crate::run(
             cargo(root)
                 .args(["bench", "--bench", "audits"])
-                .env("BENCH_EVENTS", "10000000"),
+                .env("BENCH_EVENTS", "10000000")
+                .env("BENCH_DB", &db),
+        )
+    })?;
+    crate::step("dashboard pages on 10M events", || {
+        crate::run(
+            cargo(root)
+                .args([
+                    "bench",
+                    "-p",
+                    "clicktrail-collector",
+                    "--bench",
+                    "dashboard",
+                ])
+                .env("BENCH_EVENTS", "10000000")
+                .env("BENCH_DB", &db),
         )
     })?;
     if big {
