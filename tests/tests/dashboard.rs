@@ -354,6 +354,61 @@ async fn the_dashboard_in_chromium() -> Result<()> {
         .await?;
     assert_eq!(resp.status().as_u16(), 404);
 
+    // Ann changes her own password: she stays signed in, told so; then revokes her
+    // token, which stops working.
+    ann.goto(&format!("{base}/app/account")).await?;
+    fill(&ann, "current", "ann's long password").await?;
+    fill(&ann, "new", "ann's second password").await?;
+    fill(&ann, "again", "ann's second password").await?;
+    submit(&ann, "/app/account/password").await?;
+    wait_at(&ann, "/app/account?changed=1").await?;
+    assert!(body(&ann).await?.contains("Your password was changed"));
+    ann.find(Locator::Css("form[action$='/revoke'] button"))
+        .await?
+        .click()
+        .await?;
+    text(&ann, "td.muted").await?; // "No token."
+    let resp = http
+        .post(format!("{base}/api/audit"))
+        .bearer_auth(token.trim())
+        .json(&json!({"audit": "screens", "scope": {"site": "shop-b"}}))
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 401, "a revoked token");
+
+    // The admin gives ann demo in the users page, then takes it away again.
+    for (action, want) in [("grant", 200), ("revoke", 404)] {
+        c.goto(&format!("{base}/app/users")).await?;
+        c.find(Locator::Css("#a-user option[value=ann], #a-user option"))
+            .await?;
+        c.execute(
+            "document.getElementById('a-user').value = 'ann';
+             document.getElementById('a-site').value = 'demo';
+             document.getElementById('a-action').value = arguments[0];",
+            vec![json!(action)],
+        )
+        .await?;
+        submit(c, "/app/users/access").await?;
+        // The change goes through the writer: poll briefly.
+        let mut status = 0;
+        for _ in 0..50 {
+            status = fetch(&ann, &format!("{base}/app/site/demo/live?range=today"))
+                .await?
+                .0;
+            if status == want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status, want, "after {action}");
+    }
+
+    // On a phone-sized screen.
+    c.set_window_size(390, 844).await?;
+    c.goto(&format!("{base}/app/site/demo?range=today")).await?;
+    shot(c, "overview-phone").await?;
+    c.set_window_size(1280, 900).await?;
+
     // An admin sets a new password for ann: her browser is signed out at once.
     let resp = http
         .post(format!("{base}/api/users/ann/password"))
