@@ -52,6 +52,7 @@ pub mod audits;
 pub mod error;
 pub mod load;
 pub mod matcher;
+pub mod overview;
 pub mod remote;
 pub mod render;
 pub mod report;

@@ -736,72 +736,47 @@ impl SitePage {
 
 // ---- overview -----------------------------------------------------------------
 
-/// The overview's own numbers, counted by the store.
+/// The overview's live numbers: sessions and page views in the range, and how long
+/// ago the site's last event arrived.
 #[derive(Debug, Default, Serialize)]
-struct Overview {
+struct Live {
     sessions: u64,
     pageviews: u64,
-    trend: Vec<(String, f64)>,
-    pages: Vec<(String, u64, u64)>,
     last_event_s: Option<i64>,
 }
 
-/// The overview's numbers; the trend and top pages only when `all` (the live
-/// refresh needs the counts).
-fn overview_numbers(
+fn live_numbers(
     conn: &duckdb::Connection,
     scope: &Scope,
     now_ms: i64,
-    all: bool,
-) -> Result<Overview, analyzer::Error> {
+) -> Result<Live, analyzer::Error> {
     let resolved = scope.resolve(now_ms)?;
     let sessions = analyzer::load::sessions(conn, &resolved)?;
     let (filter, params) = analyzer::load::scope_filter(&resolved);
     let pageviews: i64 = conn.query_row(
         &format!("SELECT count(*) FROM events WHERE {filter} AND kind = 'pageview'"),
-        duckdb::params_from_iter(params.clone()),
+        duckdb::params_from_iter(params),
         |r| r.get(0),
     )?;
-    let last: Option<i64> = conn.query_row(
-        "SELECT epoch_ms(max(received_at)) FROM events WHERE site = ?",
-        [resolved.site.clone().unwrap_or_default()],
-        |r| r.get(0),
-    )?;
-    let mut out = Overview {
+    Ok(Live {
         sessions,
         pageviews: pageviews.unsigned_abs(),
-        last_event_s: last.map(|t| ((now_ms - t) / 1000).max(0)),
-        ..Overview::default()
-    };
-    if !all {
-        return Ok(out);
-    }
-    let mut stmt = conn.prepare(&format!(
-        "SELECT strftime(date_trunc('day', ts), '%Y-%m-%d'), count(DISTINCT session_key)
-         FROM events WHERE {filter} GROUP BY 1 ORDER BY 1"
-    ))?;
-    let trend = stmt
-        .query_map(duckdb::params_from_iter(params.clone()), |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as f64))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut stmt = conn.prepare(&format!(
-        "SELECT path, count(*), count(DISTINCT session_key) FROM events
-         WHERE {filter} AND kind = 'pageview' AND path IS NOT NULL
-         GROUP BY path ORDER BY 3 DESC, 2 DESC, path LIMIT 10"
-    ))?;
-    let pages = stmt
-        .query_map(duckdb::params_from_iter(params), |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?.unsigned_abs(),
-                r.get::<_, i64>(2)?.unsigned_abs(),
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    out.trend = trend;
-    out.pages = pages;
-    Ok(out)
+        last_event_s: last_event_s(conn, resolved.site.as_deref().unwrap_or(""), now_ms)?,
+    })
+}
+
+/// Seconds since the site's last event arrived; `None` before its first.
+fn last_event_s(
+    conn: &duckdb::Connection,
+    site: &str,
+    now_ms: i64,
+) -> Result<Option<i64>, analyzer::Error> {
+    let last: Option<i64> = conn.query_row(
+        "SELECT epoch_ms(max(received_at)) FROM events WHERE site = ?",
+        [site],
+        |r| r.get(0),
+    )?;
+    Ok(last.map(|t| ((now_ms - t) / 1000).max(0)))
 }
 
 async fn overview(
@@ -813,20 +788,24 @@ async fn overview(
     let sp = SitePage::open(&app, &headers, site, range, "overview")?;
     let now = ingest::now_ms();
     let scope = sp.scope.clone();
-    let (numbers, screens, sources) = api::read(&app, move |conn| {
+    let site = sp.site.clone();
+    let (numbers, last) = api::read(&app, move |conn| {
         let resolved = scope.resolve(now)?;
         Ok((
-            overview_numbers(conn, &scope, now, true)?,
-            analyzer::audits::screens::top_screens(conn, &resolved, 10)?,
-            analyzer::audits::ads::sources(conn, &resolved)?,
+            analyzer::overview::overview(conn, &resolved, 10)?,
+            last_event_s(conn, &site, now)?,
         ))
     })
     .await?;
-    let trend = analyzer::report::bar_chart("sessions per day", &numbers.trend)
+    let days: Vec<(String, f64)> = numbers
+        .days
+        .iter()
+        .map(|(day, n)| (day.clone(), *n as f64))
+        .collect();
+    let trend = analyzer::report::bar_chart("sessions per day", &days)
         .ok()
         .flatten()
         .map(minijinja::Value::from_safe_string);
-    let sources: Vec<(String, u64)> = sources.into_iter().take(10).collect();
     Ok(sp
         .render(
             &app,
@@ -834,9 +813,8 @@ async fn overview(
             "overview",
             context! {
                 numbers => numbers,
+                last_event_s => last,
                 trend => trend,
-                screens => screens,
-                sources => sources,
             },
         )
         .into_response())
@@ -853,7 +831,7 @@ async fn live(
     page.site(&app, &site)?;
     let now = ingest::now_ms();
     let (scope, _, _) = range.scopes(&site, now)?;
-    let numbers = api::read(&app, move |conn| overview_numbers(conn, &scope, now, false)).await?;
+    let numbers = api::read(&app, move |conn| live_numbers(conn, &scope, now)).await?;
     Ok(axum::Json(json!({
         "sessions": numbers.sessions,
         "pageviews": numbers.pageviews,

@@ -208,10 +208,22 @@ pub fn sources(
             Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?))
         })?
         .collect::<Result<Vec<_>, _>>()?;
+    Ok(label_sources(
+        rows.into_iter().map(|(q, n)| (q, n.unsigned_abs())),
+        sessions,
+    ))
+}
+
+/// Sessions per source label from sessions per landing query string (`?…`, or
+/// none), with the `sessions` in scope that had no landing page view counted as
+/// [`NO_LANDING`]; most first, then by label.
+pub(crate) fn label_sources(
+    landings: impl IntoIterator<Item = (Option<String>, u64)>,
+    sessions: u64,
+) -> Vec<(String, u64)> {
     let mut by_label: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     let mut landed = 0;
-    for (query, n) in rows {
-        let n = n.unsigned_abs();
+    for (query, n) in landings {
         landed += n;
         let found = Inbound::from_url(query.as_deref());
         *by_label.entry(found.stats(n).label()).or_default() += n;
@@ -221,7 +233,7 @@ pub fn sources(
     }
     let mut out: Vec<(String, u64)> = by_label.into_iter().collect();
     out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Ok(out)
+    out
 }
 
 impl Inbound {

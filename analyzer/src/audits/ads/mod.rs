@@ -58,6 +58,7 @@ use crate::scope::ResolvedScope;
 use crate::stats::ZTest;
 use inbound::Inbound;
 use inbound::inbound_stats;
+pub(crate) use inbound::label_sources;
 pub use inbound::{DIRECT, InboundStats, NO_LANDING, NOT_SET, sources};
 
 /// The goal when none is given.

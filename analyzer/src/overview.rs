@@ -1,0 +1,233 @@
+//! A site's overview in one pass over the store: sessions, page views, sessions per
+//! day, the top pages (views and sessions), the top screens and the sources of the
+//! sessions. The dashboard's first page; each number follows the rule of the audit
+//! it summarises (screens' labels, the ads audit's landing page), and the tests
+//! check each against a query of its own.
+//!
+//! DuckDB sends every event in scope session after session ([`load::stream_sessions`]):
+//! the session key, the day, a kind code, the page of a page view, the label of a
+//! view or screen, and a page view's URL when it has a query string. Pages and
+//! labels are numbered ([`Names`]); one session is in memory at a time.
+
+use std::collections::{HashMap, HashSet};
+
+use duckdb::Connection;
+use duckdb::arrow::array::{Array as _, RecordBatch};
+use duckdb::arrow::datatypes::{Int64Type, UInt8Type, UInt64Type};
+use serde::Serialize;
+
+use crate::audits::Names;
+use crate::audits::ads::label_sources;
+use crate::load::{self, primitive, str_at};
+use crate::{Error, ResolvedScope};
+
+/// What [`overview`] counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Overview {
+    /// Sessions with at least one event in scope.
+    pub sessions: u64,
+    pub pageviews: u64,
+    /// Sessions with an event on each UTC day (`YYYY-MM-DD`), in day order.
+    pub days: Vec<(String, u64)>,
+    /// The most viewed pages: (path, views, sessions), by sessions, then views, then path.
+    pub pages: Vec<(String, u64, u64)>,
+    /// The screens most sessions saw (as the `screens` audit labels them), then by name.
+    pub screens: Vec<(String, u64)>,
+    /// Sessions per source (as the `ads` audit reads landing pages), most first.
+    pub sources: Vec<(String, u64)>,
+}
+
+/// The overview of `scope`, each list cut to its `top` rows.
+pub fn overview(conn: &Connection, scope: &ResolvedScope, top: usize) -> Result<Overview, Error> {
+    let (filter, params) = load::scope_filter(scope);
+    let query = |from: &str, order: &str| {
+        format!(
+            "SELECT session_key, epoch_ms(ts) // 86400000,
+                CASE kind WHEN 'pageview' THEN 0 WHEN 'screen' THEN 1 ELSE 2 END::UTINYINT,
+                CASE WHEN kind = 'pageview' THEN path END,
+                CASE WHEN kind = 'pageview' THEN coalesce(screen, path)
+                     WHEN kind = 'screen' THEN screen END,
+                CASE WHEN kind = 'pageview' AND contains(url, '?')
+                     THEN '?' || split_part(url, '?', 2) END
+             FROM {from} WHERE {filter} {order}"
+        )
+    };
+    let mut pass = Pass::default();
+    store::transaction(conn, || {
+        load::stream_sessions(conn, query, &params, |batch, skip| pass.batch(batch, skip))
+    })?;
+    pass.end_session();
+    Ok(pass.into_overview(top))
+}
+
+/// Per page or label: (views, sessions, the last session counted).
+type Counts = (u64, u64, u64);
+
+#[derive(Default)]
+struct Pass {
+    names: Names,
+    pages: HashMap<u32, Counts>,
+    labels: HashMap<u32, Counts>,
+    days: HashMap<i64, u64>,
+    landings: HashMap<Option<String>, u64>,
+    sessions: u64,
+    pageviews: u64,
+    current: Option<u64>,
+    /// The session at hand: its days, whether its first page view was seen, and
+    /// that view's query string (if any).
+    session_days: HashSet<i64>,
+    landed: bool,
+    landing: Option<String>,
+}
+
+impl Pass {
+    fn count(map: &mut HashMap<u32, Counts>, id: u32, session: u64, view: bool) {
+        let c = map.entry(id).or_insert((0, 0, 0));
+        c.0 += u64::from(view);
+        if c.2 != session {
+            c.2 = session;
+            c.1 += 1;
+        }
+    }
+
+    fn batch(&mut self, batch: &RecordBatch, skip: &HashSet<u64>) -> Result<(), Error> {
+        let keys = primitive::<UInt64Type>(batch.column(0), "session_key")?;
+        let days = primitive::<Int64Type>(batch.column(1), "day")?;
+        let kinds = primitive::<UInt8Type>(batch.column(2), "kind")?;
+        let (paths, labels, urls) = (batch.column(3), batch.column(4), batch.column(5));
+        let mut skipping = false;
+        for (i, &key) in keys.values().iter().enumerate() {
+            if self.current != Some(key) {
+                self.end_session();
+                skipping = skip.contains(&key);
+                if !skipping {
+                    self.current = Some(key);
+                    self.sessions += 1;
+                }
+            }
+            if skipping {
+                continue;
+            }
+            if days.is_valid(i) {
+                self.session_days.insert(days.value(i));
+            }
+            if kinds.value(i) == 0 {
+                self.pageviews += 1;
+                if !self.landed {
+                    self.landed = true;
+                    self.landing = str_at(urls, i).map(str::to_owned);
+                }
+                if let Some(path) = str_at(paths, i) {
+                    let id = self.names.id(path);
+                    Self::count(&mut self.pages, id, self.sessions, true);
+                }
+            }
+            if let Some(label) = str_at(labels, i) {
+                let id = self.names.id(label);
+                Self::count(&mut self.labels, id, self.sessions, false);
+            }
+        }
+        Ok(())
+    }
+
+    fn end_session(&mut self) {
+        if self.current.take().is_none() {
+            return;
+        }
+        for day in self.session_days.drain() {
+            *self.days.entry(day).or_default() += 1;
+        }
+        if std::mem::take(&mut self.landed) {
+            *self.landings.entry(self.landing.take()).or_default() += 1;
+        }
+    }
+
+    fn into_overview(self, top: usize) -> Overview {
+        let names = &self.names;
+        let mut days: Vec<(i64, u64)> = self.days.into_iter().collect();
+        days.sort_unstable();
+        let mut pages: Vec<(String, u64, u64)> = self
+            .pages
+            .iter()
+            .map(|(&id, &(views, sessions, _))| (names.name(id).to_owned(), views, sessions))
+            .collect();
+        pages.sort_by(|a, b| {
+            b.2.cmp(&a.2)
+                .then(b.1.cmp(&a.1))
+                .then_with(|| a.0.cmp(&b.0))
+        });
+        pages.truncate(top);
+        let mut screens: Vec<(String, u64)> = self
+            .labels
+            .iter()
+            .map(|(&id, &(_, sessions, _))| (names.name(id).to_owned(), sessions))
+            .collect();
+        screens.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        screens.truncate(top);
+        let mut sources = label_sources(self.landings, self.sessions);
+        sources.truncate(top);
+        Overview {
+            sessions: self.sessions,
+            pageviews: self.pageviews,
+            days: days
+                .into_iter()
+                .map(|(day, n)| {
+                    (
+                        crate::scope::format_ms(day * 86_400_000)[..10].to_owned(),
+                        n,
+                    )
+                })
+                .collect(),
+            pages,
+            screens,
+            sources,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audits::ads::sources;
+    use crate::audits::screens::top_screens;
+    use crate::testing::{Db, ev};
+
+    const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn one_pass_gives_what_each_query_gives() {
+        let db = Db::new();
+        let page = |id: &str, s: &str, ts: i64, seq: i32, path: &str| {
+            ev(id, s, ts, seq, "pageview").path(path)
+        };
+        db.insert(&[
+            page("a1", "a", 0, 1, "/").url("https://shop.example/?utm_source=news&utm_campaign=x"),
+            page("a2", "a", 1_000, 2, "/cart"),
+            ev("a3", "a", 2_000, 3, "screen")
+                .path("/cart")
+                .screen("payment"),
+            page("a4", "a", DAY + 5, 4, "/"),
+            page("b1", "b", 10, 1, "/").url("https://shop.example/"),
+            ev("b2", "b", 20, 2, "click").path("/").selector("a#x"),
+            ev("c1", "c", 30, 1, "click").path("/help"),
+        ]);
+        db.append(&[page("b3", "b", 40, 3, "/cart")]);
+        let conn = db.conn();
+        let scope = ResolvedScope::default();
+        let o = overview(&conn, &scope, 10).unwrap();
+        assert_eq!(o.sessions, crate::load::sessions(&conn, &scope).unwrap());
+        assert_eq!(o.sessions, 3);
+        assert_eq!(o.pageviews, 5);
+        assert_eq!(
+            o.days,
+            [("1970-01-01".to_owned(), 3), ("1970-01-02".to_owned(), 1)]
+        );
+        assert_eq!(
+            o.pages,
+            [("/".to_owned(), 3, 2), ("/cart".to_owned(), 2, 2)]
+        );
+        assert_eq!(o.screens, top_screens(&conn, &scope, 10).unwrap());
+        assert_eq!(o.sources, sources(&conn, &scope).unwrap());
+        assert_eq!(o.sources[0].1, 1);
+    }
+}
