@@ -6,8 +6,11 @@
 //! a visitor's browser. [`authenticate`] turns `Authorization: Bearer TOKEN` into a
 //! [`Caller`] (or `Basic user:password`, only to create a token with
 //! `POST /api/tokens`, rate-limited per address and per user); without one the answer
-//! is 401. Handlers then ask the [`Caller`] which sites it may see: another user's
-//! site answers 404, as a site that does not exist.
+//! is 401. A request without `Authorization` may instead carry a dashboard session
+//! cookie ([`crate::dashboard::session_caller`]); with it, a request that changes
+//! state must come from the collector's own origin. Handlers then ask the
+//! [`Caller`] which sites it may see: another user's site answers 404, as a site that
+//! does not exist.
 
 use std::{
     collections::BTreeSet,
@@ -168,6 +171,23 @@ pub async fn authenticate(State(app): State<App>, mut req: Request, next: Next) 
         .unwrap_or("")
         .trim()
         .to_owned();
+    // A signed-in dashboard browser (no `Authorization`): its session, but nothing
+    // that changes state from another origin (the cookie is `SameSite=Strict`, and
+    // bodies must be JSON; this is the third lock).
+    if auth.is_empty()
+        && let Some((c, _)) = crate::dashboard::session_caller(&app, req.headers())
+    {
+        let reads = matches!(*req.method(), Method::GET | Method::HEAD);
+        if !reads && crate::dashboard::session::cross_site(req.headers()) {
+            return ApiError::Forbidden(
+                "this request came from another site; the dashboard's session works only from its own pages"
+                    .to_owned(),
+            )
+            .into_response();
+        }
+        req.extensions_mut().insert(c);
+        return next.run(req).await;
+    }
     let token_post = req.method() == Method::POST && req.uri().path() == "/api/tokens";
     match caller(&app, &auth, token_post, peer_ip(&req)).await {
         Ok(c) => {

@@ -338,6 +338,24 @@ async fn the_dashboard_in_chromium() -> Result<()> {
         assert_eq!(status, 404, "{p}: {page}");
         assert!(!page.contains("/demo/cart.html"), "{p} leaks demo data");
     }
+    // Her dashboard session works on `/api/*` too, for her sites only.
+    for (site, want) in [("shop-b", 200), ("demo", 404)] {
+        let v = ann
+            .execute_async(
+                "var done = arguments[arguments.length - 1];
+                 fetch('/api/audit', {method: 'POST', credentials: 'same-origin',
+                   headers: {'content-type': 'application/json'},
+                   body: JSON.stringify({audit: 'screens', scope: {site: arguments[0]}})})
+                   .then(function (r) { done(r.status); }).catch(function () { done(0); });",
+                vec![json!(site)],
+            )
+            .await?;
+        assert_eq!(
+            v.as_u64(),
+            Some(want),
+            "/api/audit for {site} with ann's session"
+        );
+    }
     // Her API token does not open demo either.
     ann.goto(&format!("{base}/app/account")).await?;
     fill(&ann, "label", "cli").await?;
@@ -461,6 +479,15 @@ async fn the_dashboard_in_chromium() -> Result<()> {
             .await?;
         assert_eq!(resp.status().as_u16(), 403, "origin {origin}");
     }
+    // The API with the session cookie from a foreign origin: 403 too.
+    let resp = http
+        .post(format!("{base}/api/funnels"))
+        .header("cookie", format!("ct_session={}", cookie.value()))
+        .header("origin", "http://evil.example")
+        .json(&json!({"site": "demo", "name": "forged", "steps": ["page:/"]}))
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 403);
     c.goto(&format!("{base}/app/sites")).await?;
     assert!(
         !body(c).await?.contains("forged"),

@@ -275,29 +275,31 @@ impl Page {
 
 /// The page's user, or a redirect to the login page (back here after it).
 fn signed_in(app: &App, headers: &HeaderMap, path: &str) -> Result<Page, PageError> {
-    let now = ingest::now_ms();
-    let session = session::cookie(headers, session::COOKIE)
-        .and_then(|c| app.web.get(c, now))
-        .and_then(|s| {
-            let caller = app.accounts.read(|a| {
-                a.users
-                    .get(&s.user)
-                    .filter(|u| session::stamp(&u.password_hash) == s.stamp)
-                    .map(Caller::from)
-            })?;
-            Some(Page {
-                caller,
-                csrf: s.csrf,
-            })
-        });
-    session.ok_or_else(|| {
-        let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
-        PageError {
-            status: StatusCode::SEE_OTHER,
-            message: String::new(),
-            login: Some(format!("/app/login?next={next}")),
-        }
-    })
+    session_caller(app, headers)
+        .map(|(caller, csrf)| Page { caller, csrf })
+        .ok_or_else(|| {
+            let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
+            PageError {
+                status: StatusCode::SEE_OTHER,
+                message: String::new(),
+                login: Some(format!("/app/login?next={next}")),
+            }
+        })
+}
+
+/// The user of a request's live session cookie, with the session's CSRF token: a
+/// session whose user was deleted or whose password changed since is no session.
+pub fn session_caller(app: &App, headers: &HeaderMap) -> Option<(Caller, String)> {
+    let s = app
+        .web
+        .get(session::cookie(headers, session::COOKIE)?, ingest::now_ms())?;
+    let caller = app.accounts.read(|a| {
+        a.users
+            .get(&s.user)
+            .filter(|u| session::stamp(&u.password_hash) == s.stamp)
+            .map(Caller::from)
+    })?;
+    Some((caller, s.csrf))
 }
 
 /// A form body, field by field (repeated fields kept in order).
