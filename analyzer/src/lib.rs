@@ -59,6 +59,7 @@ pub mod report;
 pub mod saved;
 pub mod scope;
 pub mod stats;
+pub mod table;
 
 #[cfg(test)]
 mod testing;

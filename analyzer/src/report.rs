@@ -11,7 +11,7 @@ use plotters::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Report, ResolvedScope, render::Table};
+use crate::{Error, Report, ResolvedScope, table::Table};
 
 /// All audits of one scope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,8 +34,8 @@ impl FullReport {
                 .iter()
                 .map(|r| {
                     vec![
-                        crate::render::Cell::Text(r.audit().to_owned()),
-                        crate::render::Cell::Count(r.table().rows.len() as u64),
+                        crate::table::Cell::Text(r.audit().to_owned()),
+                        crate::table::Cell::Count(r.table().rows.len() as u64),
                     ]
                 })
                 .collect(),

@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use super::{Audit, Context, IN_ERROR_PAGE_SESSIONS, SessionOrder as _, error_page_sessions};
 use crate::Error;
 use crate::load::Col;
-use crate::render::{Cell, Table};
 use crate::scope::{ResolvedScope, format_ms};
+use crate::table::{Cell, Table};
 
 /// How many previous pages a report lists per error page when not told.
 pub const DEFAULT_TOP_FROM: usize = 3;

@@ -53,8 +53,8 @@ use serde::{Deserialize, Serialize};
 use super::{Audit, Context, SessionOrder as _, kind_in, ratio};
 use crate::Error;
 use crate::load::Col;
-use crate::render::{Cell, Table};
 use crate::scope::ResolvedScope;
+use crate::table::{Cell, Table};
 
 /// The custom event name a site sends for a failed submit (`props`: `form`, `field`).
 pub const CUSTOM_INVALID: &str = "invalid";

@@ -49,8 +49,8 @@ use serde::{Deserialize, Serialize};
 use super::{Context, Names, labels, ratio};
 use crate::Error;
 use crate::load::{self, millis, primitive, str_at};
-use crate::render::{Cell, Table};
 use crate::scope::ResolvedScope;
+use crate::table::{Cell, Table};
 
 /// Rage click: this many clicks…
 pub const DEFAULT_RAGE_CLICKS: u32 = 3;

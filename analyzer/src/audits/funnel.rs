@@ -39,8 +39,8 @@ use super::{Audit, Context, SessionOrder as _, kind_in, ratio};
 use crate::Error;
 use crate::load::{Col, millis, primitive, str_at};
 use crate::matcher::{EventRef, SEQUENCE_COLUMNS, SqlTest, StepMatcher};
-use crate::render::{Cell, Table};
 use crate::scope::{ResolvedScope, format_duration_ms, parse_duration_ms};
+use crate::table::{Cell, Table};
 
 /// The window when none is given.
 pub const DEFAULT_WINDOW: &str = "30m";

@@ -42,9 +42,9 @@ use super::{
 };
 use crate::Error;
 use crate::load::Col;
-use crate::render::{Cell, Table};
 use crate::scope::ResolvedScope;
 use crate::stats::wilson;
+use crate::table::{Cell, Table};
 
 /// Fewest impressions before a link can be called unused, when not told.
 pub const DEFAULT_MIN_IMPRESSIONS: u64 = 30;

@@ -30,9 +30,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::load::{self, Col};
-use crate::render::Table;
 use crate::saved;
 use crate::scope::{self, ResolvedScope, Scope};
+use crate::table::Table;
 
 pub use ads::{AdCampaign, AdVariant, Ads, AdsReport, Comparison, InboundStats, Srm};
 pub use errors::{CameFrom, ErrorPage, Errors, ErrorsReport, JsError};

@@ -32,8 +32,8 @@ use serde::{Deserialize, Serialize};
 use super::{Audit, Context, Names, SessionOrder as _, ratio};
 use crate::Error;
 use crate::load::{Col, millis, primitive, str_at};
-use crate::render::{Cell, Table};
 use crate::scope::ResolvedScope;
+use crate::table::{Cell, Table};
 
 /// How many next screens a report lists per screen when not told.
 pub const DEFAULT_TOP_NEXT: usize = 3;
