@@ -311,27 +311,6 @@ pub fn sessions(conn: &Connection, scope: &ResolvedScope) -> Result<u64, Error> 
     )?)
 }
 
-/// Sessions with any event on each page (path) in `scope`, counted by the store.
-pub fn page_sessions(
-    conn: &Connection,
-    scope: &ResolvedScope,
-) -> Result<std::collections::HashMap<String, u64>, Error> {
-    let (filter, params) = scope_filter(scope);
-    let mut st = conn.prepare(&format!(
-        "SELECT path, count(DISTINCT session_key) FROM events \
-         WHERE {filter} AND path IS NOT NULL GROUP BY path"
-    ))?;
-    let rows = st.query_map(duckdb::params_from_iter(params), |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-    })?;
-    let mut out = std::collections::HashMap::new();
-    for row in rows {
-        let (path, n) = row?;
-        out.insert(path, n.max(0) as u64);
-    }
-    Ok(out)
-}
-
 /// Streams rows of the events in scope session after session, each session's rows
 /// in (ts, seq, `event_id`) order, as Arrow batches to `each`.
 ///

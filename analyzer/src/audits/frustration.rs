@@ -205,40 +205,41 @@ impl Frustration {
         conn: &Connection,
         scope: ResolvedScope,
     ) -> Result<FrustrationReport, Error> {
-        let (sessions, walk, page_sessions, labels) = store::transaction(conn, || {
+        let (sessions, walk, labels) = store::transaction(conn, || {
             let sessions = load::sessions(conn, &scope)?;
             let ctx = Context {
                 conn,
                 scope: scope.clone(),
                 sessions,
             };
-            let page_sessions = load::page_sessions(conn, &scope)?;
             let labels = labels(&ctx, &["click"])?;
             let (filter, params) = load::scope_filter(&scope);
             let query = |from: &str, order: &str| {
                 format!(
                     "SELECT session_key, ts,
                         CASE kind WHEN 'click' THEN {CLICK} WHEN 'dead_click' THEN {DEAD}
-                                  WHEN 'error' THEN {ERROR} ELSE {VIEW} END::UTINYINT,
-                        path, coalesce(nav IN ('back_forward', 'pop'), false), selector, x, y
+                                  WHEN 'error' THEN {ERROR} WHEN 'pageview' THEN {VIEW}
+                                  ELSE {OTHER} END::UTINYINT,
+                        path, coalesce(kind = 'pageview' AND nav IN ('back_forward', 'pop'), false),
+                        CASE WHEN kind IN ('click', 'dead_click') THEN selector END,
+                        CASE WHEN kind = 'click' THEN x END, CASE WHEN kind = 'click' THEN y END
                      FROM {from}
-                     WHERE {filter} AND kind IN ('click', 'dead_click', 'error', 'pageview')
-                       AND path IS NOT NULL {order}"
+                     WHERE {filter} AND path IS NOT NULL {order}"
                 )
             };
             let mut walk = Walk::new(self);
             load::stream_sessions(conn, query, &params, |batch, skip| walk.batch(batch, skip))?;
             walk.end_session();
-            Ok::<_, Error>((sessions, walk, page_sessions, labels))
+            Ok::<_, Error>((sessions, walk, labels))
         })?;
 
         let mut issues: Vec<FrustrationIssue> = walk
             .issues
             .iter()
-            .map(|(&(kind, page, sel), &(occurrences, affected))| {
-                let page = walk.names.name(page);
+            .map(|(&(kind, page_id, sel), &(occurrences, affected))| {
+                let on_page = walk.pages.get(&page_id).map_or(0, |&(n, _)| n);
+                let page = walk.names.name(page_id);
                 let sel = sel.map(|s| walk.names.name(s));
-                let on_page = page_sessions.get(page).copied().unwrap_or(0);
                 FrustrationIssue {
                     kind,
                     page: page.to_owned(),
@@ -276,6 +277,8 @@ const CLICK: u8 = 0;
 const DEAD: u8 = 1;
 const ERROR: u8 = 2;
 const VIEW: u8 = 3;
+/// Any other event: it only counts for its page's sessions.
+const OTHER: u8 = 4;
 
 /// A click, for [`rage_bouts`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -354,6 +357,10 @@ struct Walk<'f> {
     state: SessionState,
     /// Per issue: (occurrences, sessions).
     issues: HashMap<IssueKey, (u64, u64)>,
+    /// Per page: (sessions with any event on it, the last session counted).
+    pages: HashMap<u32, (u64, u64)>,
+    /// The session at hand's ordinal (from 1).
+    ordinal: u64,
     /// The issues of the session at hand, so that each counts it once.
     this_session: HashSet<IssueKey>,
 }
@@ -366,6 +373,8 @@ impl<'f> Walk<'f> {
             current: None,
             state: SessionState::default(),
             issues: HashMap::new(),
+            pages: HashMap::new(),
+            ordinal: 0,
             this_session: HashSet::new(),
         }
     }
@@ -414,12 +423,17 @@ impl<'f> Walk<'f> {
                 skipping = skip.contains(&key);
                 if !skipping {
                     self.current = Some(key);
+                    self.ordinal += 1;
                 }
             }
             let Some(page) = str_at(paths, i).filter(|_| !skipping) else {
                 continue;
             };
             let page = self.names.id(page);
+            let seen = self.pages.entry(page).or_insert((0, 0));
+            if seen.1 != self.ordinal {
+                *seen = (seen.0 + 1, self.ordinal);
+            }
             let sel = str_at(selectors, i).map(|s| self.names.id(s));
             let t = ts.value(i);
             match kinds.value(i) {
@@ -463,7 +477,7 @@ impl<'f> Walk<'f> {
                         self.signal(FrustrationKind::ErrorClick, cpage, csel, 1);
                     }
                 }
-                _ => {
+                VIEW => {
                     // A page view: was the one before it left by going straight back?
                     if let (Some(before), Some((pt, ppage))) =
                         (self.state.before_previous_view, self.state.previous_view)
@@ -476,6 +490,7 @@ impl<'f> Walk<'f> {
                     self.state.before_previous_view = self.state.previous_view.map(|(_, p)| p);
                     self.state.previous_view = Some((t, page));
                 }
+                _ => {}
             }
         }
         Ok(())
@@ -786,19 +801,23 @@ mod tests {
             ev("g5", "s7", 10 * S + 950, 99_999, "error")
                 .path("/cart")
                 .message("boom"),
+            // s8: only a field focus on /cart and a leave on /product/2: no signal,
+            // but those pages' sessions count it.
+            ev("h1", "s8", 0, 1, "focus").path("/cart").field("email"),
+            ev("h2", "s8", S, 2, "leave").path("/product/2"),
         ]);
         let r = frustration(&db, &Frustration::default());
-        assert_eq!(r.sessions, 7);
+        assert_eq!(r.sessions, 8);
         assert_eq!(
             rows(&r),
             [
-                // /cart was seen by s3 (its back_forward), s6 and s7.
-                ("dead_click", "/cart", Some("img.hero"), 3, 2, 3),
+                // /cart was seen by s3 (its back_forward), s6, s7 and s8.
+                ("dead_click", "/cart", Some("img.hero"), 3, 2, 4),
                 // Ties on sessions and occurrences: by page.
-                ("error_click", "/cart", Some("button#buy"), 2, 2, 3),
+                ("error_click", "/cart", Some("button#buy"), 2, 2, 4),
                 // /product/1 was seen by s1, s2, s3 and s5.
                 ("quick_back", "/product/1", None, 2, 2, 4),
-                ("quick_back", "/product/2", None, 1, 1, 1),
+                ("quick_back", "/product/2", None, 1, 1, 2),
             ]
         );
         assert_eq!(r.issues[2].share, Some(0.5));
