@@ -352,6 +352,49 @@ pub(crate) fn stream_sessions(
     Ok(())
 }
 
+/// Where a streamed row falls ([`SessionCursor::at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowIn {
+    /// The first row of the next session.
+    Next,
+    /// Another row of the session at hand.
+    Same,
+    /// A row of a session skipped here (it comes whole from the overlap view later).
+    Skipped,
+}
+
+/// Follows the session key through the batches of [`stream_sessions`], so every
+/// streamed pass tells sessions apart and skips the same rows. A skipped session
+/// leaves the one before it open: nothing touches it until the next session starts,
+/// so ending it then is the same.
+#[derive(Debug, Default)]
+pub(crate) struct SessionCursor {
+    key: Option<u64>,
+    skipping: bool,
+}
+
+impl SessionCursor {
+    /// Where the row of session `key` falls, given the sessions to `skip`.
+    pub(crate) fn at(&mut self, key: u64, skip: &HashSet<u64>) -> RowIn {
+        // A new key, or the session skipped in the sorted table now read whole from
+        // the overlap view (where nothing is skipped): the next session.
+        if self.key != Some(key) || (self.skipping && !skip.contains(&key)) {
+            self.key = Some(key);
+            self.skipping = skip.contains(&key);
+            return if self.skipping {
+                RowIn::Skipped
+            } else {
+                RowIn::Next
+            };
+        }
+        if self.skipping {
+            RowIn::Skipped
+        } else {
+            RowIn::Same
+        }
+    }
+}
+
 /// An integer column of a streamed batch as its Arrow type.
 pub(crate) fn primitive<'a, T: duckdb::arrow::datatypes::ArrowPrimitiveType>(
     array: &'a ArrayRef,
@@ -715,5 +758,26 @@ mod tests {
         };
         assert!(matches!(err, Error::Locked { .. }), "{err}");
         assert!(err.to_string().contains("--collector"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod cursor_tests {
+    use super::*;
+
+    #[test]
+    fn a_skipped_session_is_read_when_the_overlap_view_sends_it() {
+        let waiting: HashSet<u64> = [7].into();
+        let none = HashSet::new();
+        let mut c = SessionCursor::default();
+        // The sorted table: session 3, then 7 (waiting: skipped).
+        assert_eq!(c.at(3, &waiting), RowIn::Next);
+        assert_eq!(c.at(3, &waiting), RowIn::Same);
+        assert_eq!(c.at(7, &waiting), RowIn::Skipped);
+        assert_eq!(c.at(7, &waiting), RowIn::Skipped);
+        // The overlap view starts with that same session 7: now it counts.
+        assert_eq!(c.at(7, &none), RowIn::Next);
+        assert_eq!(c.at(7, &none), RowIn::Same);
+        assert_eq!(c.at(9, &none), RowIn::Next);
     }
 }

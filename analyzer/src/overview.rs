@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::audits::Names;
 use crate::audits::ads::label_sources;
-use crate::load::{self, primitive, str_at};
+use crate::load::{self, RowIn, SessionCursor, primitive, str_at};
 use crate::{Error, ResolvedScope};
 
 /// What [`overview`] counts.
@@ -73,6 +73,7 @@ struct Pass {
     sessions: u64,
     pageviews: u64,
     current: Option<u64>,
+    cursor: SessionCursor,
     /// The session at hand: its days, whether its first page view was seen, and
     /// that view's query string (if any).
     session_days: HashSet<i64>,
@@ -95,18 +96,15 @@ impl Pass {
         let days = primitive::<Int64Type>(batch.column(1), "day")?;
         let kinds = primitive::<UInt8Type>(batch.column(2), "kind")?;
         let (paths, labels, urls) = (batch.column(3), batch.column(4), batch.column(5));
-        let mut skipping = false;
         for (i, &key) in keys.values().iter().enumerate() {
-            if self.current != Some(key) {
-                self.end_session();
-                skipping = skip.contains(&key);
-                if !skipping {
+            match self.cursor.at(key, skip) {
+                RowIn::Skipped => continue,
+                RowIn::Next => {
+                    self.end_session();
                     self.current = Some(key);
                     self.sessions += 1;
                 }
-            }
-            if skipping {
-                continue;
+                RowIn::Same => {}
             }
             if days.is_valid(i) {
                 self.session_days.insert(days.value(i));

@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Context, Names, labels, ratio};
 use crate::Error;
-use crate::load::{self, millis, primitive, str_at};
+use crate::load::{self, RowIn, SessionCursor, millis, primitive, str_at};
 use crate::scope::ResolvedScope;
 use crate::table::{Cell, Table};
 
@@ -354,6 +354,7 @@ struct Walk<'f> {
     rule: &'f Frustration,
     names: Names,
     current: Option<u64>,
+    cursor: SessionCursor,
     state: SessionState,
     /// Per issue: (occurrences, sessions).
     issues: HashMap<IssueKey, (u64, u64)>,
@@ -371,6 +372,7 @@ impl<'f> Walk<'f> {
             rule,
             names: Names::default(),
             current: None,
+            cursor: SessionCursor::default(),
             state: SessionState::default(),
             issues: HashMap::new(),
             pages: HashMap::new(),
@@ -416,17 +418,17 @@ impl<'f> Walk<'f> {
         let selectors = batch.column(5);
         let x = primitive::<Int32Type>(batch.column(6), "x")?;
         let y = primitive::<Int32Type>(batch.column(7), "y")?;
-        let mut skipping = false;
         for (i, &key) in keys.values().iter().enumerate() {
-            if self.current != Some(key) {
-                self.end_session();
-                skipping = skip.contains(&key);
-                if !skipping {
+            match self.cursor.at(key, skip) {
+                RowIn::Skipped => continue,
+                RowIn::Next => {
+                    self.end_session();
                     self.current = Some(key);
                     self.ordinal += 1;
                 }
+                RowIn::Same => {}
             }
-            let Some(page) = str_at(paths, i).filter(|_| !skipping) else {
+            let Some(page) = str_at(paths, i) else {
                 continue;
             };
             let page = self.names.id(page);

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Audit, Context, SessionOrder as _, kind_in, ratio};
 use crate::Error;
-use crate::load::{Col, millis, primitive, str_at};
+use crate::load::{Col, RowIn, SessionCursor, millis, primitive, str_at};
 use crate::matcher::{EventRef, SEQUENCE_COLUMNS, SqlTest, StepMatcher};
 use crate::scope::{ResolvedScope, format_duration_ms, parse_duration_ms};
 use crate::table::{Cell, Table};
@@ -381,6 +381,7 @@ impl Funnel {
             plan: &plan,
             tally: Tally::new(self.steps.len()),
             current: None,
+            cursor: SessionCursor::default(),
             matched: Vec::new(),
             masks: Vec::new(),
         };
@@ -602,6 +603,7 @@ struct Pass<'a> {
     plan: &'a Plan,
     tally: Tally,
     current: Option<u64>,
+    cursor: SessionCursor,
     /// The current session's step events: (ts, step bits).
     matched: Vec<(i64, u64)>,
     /// The step bits of the rows of the batch at hand.
@@ -626,16 +628,16 @@ impl Pass<'_> {
         let selectors = self.plan.selector_column().map(|c| batch.column(c));
         let mut masks = std::mem::take(&mut self.masks);
         self.plan.masks(batch, &mut masks)?;
-        let mut skipping = false;
         for (i, (&key, &mask)) in keys.values().iter().zip(&masks).enumerate() {
-            if self.current != Some(key) {
-                self.flush();
-                skipping = skip.contains(&key);
-                if !skipping {
+            match self.cursor.at(key, skip) {
+                RowIn::Skipped => continue,
+                RowIn::Next => {
+                    self.flush();
                     self.current = Some(key);
                 }
+                RowIn::Same => {}
             }
-            if skipping || mask == 0 {
+            if mask == 0 {
                 continue;
             }
             let mask = if mask & self.plan.recheck == 0 {

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Audit, Context, Names, SessionOrder as _, ratio};
 use crate::Error;
-use crate::load::{Col, millis, primitive, str_at};
+use crate::load::{Col, RowIn, SessionCursor, millis, primitive, str_at};
 use crate::scope::ResolvedScope;
 use crate::table::{Cell, Table};
 
@@ -303,6 +303,7 @@ struct Tally {
     /// The session at hand: its key and ordinal (from 1).
     current: Option<u64>,
     ordinal: u64,
+    cursor: SessionCursor,
     /// Its visits so far: (label, entry time).
     visits: Vec<(u32, i64)>,
     /// Its last event's time, and whether that event started the last visit.
@@ -327,18 +328,15 @@ impl Tally {
         let keys = primitive::<UInt64Type>(batch.column(0), "session_key")?;
         let ts = millis(batch.column(1))?;
         let labels = batch.column(2);
-        let mut skipping = false;
         for (i, &key) in keys.values().iter().enumerate() {
-            if self.current != Some(key) {
-                self.flush();
-                skipping = skip.contains(&key);
-                if !skipping {
+            match self.cursor.at(key, skip) {
+                RowIn::Skipped => continue,
+                RowIn::Next => {
+                    self.flush();
                     self.current = Some(key);
                     self.ordinal += 1;
                 }
-            }
-            if skipping {
-                continue;
+                RowIn::Same => {}
             }
             let at = ts.value(i);
             self.end_ts = at;

@@ -51,7 +51,7 @@ mod inbound;
 use campaigns::{format_p, split_ad};
 
 use crate::Error;
-use crate::load::{Col, primitive, str_at};
+use crate::load::{Col, RowIn, SessionCursor, primitive, str_at};
 use crate::matcher::{EventRef, SEQUENCE_COLUMNS, StepMatcher, concat};
 use crate::scope::ResolvedScope;
 use crate::stats::ZTest;
@@ -490,6 +490,7 @@ const OTHER: u8 = 2;
 struct Streamed {
     ads: Names,
     current: Option<u64>,
+    cursor: SessionCursor,
     /// The session at hand: whether its first page view was seen, where it came
     /// from, whether it reached the goal, and the ads it saw (with whether the
     /// goal came after the first sight).
@@ -518,17 +519,14 @@ impl Streamed {
         let goal = batch.column(2).as_boolean();
         let (ad, url) = (batch.column(3), batch.column(4));
         let selector = recheck.then(|| batch.column(5));
-        let mut skipping = false;
         for (i, &key) in keys.values().iter().enumerate() {
-            if self.current != Some(key) {
-                self.end_session();
-                skipping = skip.contains(&key);
-                if !skipping {
+            match self.cursor.at(key, skip) {
+                RowIn::Skipped => continue,
+                RowIn::Next => {
+                    self.end_session();
                     self.current = Some(key);
                 }
-            }
-            if skipping {
-                continue;
+                RowIn::Same => {}
             }
             let kind = kinds.value(i);
             let reached = goal.value(i)
