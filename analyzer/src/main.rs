@@ -80,116 +80,17 @@ struct Cli {
     audit: AuditCmd,
 }
 
+/// An audit (its parameters are [`AuditRequest`]'s: the same for the CLI and the
+/// collector's JSON API), or the saved funnels.
 #[derive(Debug, Subcommand)]
 enum AuditCmd {
-    /// How many sessions get how far through a sequence of steps
-    Funnel {
-        /// A step, in order (repeat): page:/cart, page:/product/*, screen:payment,
-        /// click:#pay, submit:checkout, event:order_placed. Without steps: a saved
-        /// funnel (--name, else the site's first saved one)
-        #[arg(long = "step", value_name = "SPEC")]
-        steps: Vec<String>,
-
-        /// Run this saved funnel (see `analyzer funnels`)
-        #[arg(long, value_name = "NAME", conflicts_with = "steps")]
-        name: Option<String>,
-
-        /// All steps within this long of the first: 30m, 2h, 1d [default: the saved
-        /// funnel's, else 30m]
-        #[arg(long, value_name = "DURATION")]
-        window: Option<String>,
-    },
+    #[command(flatten)]
+    Audit(AuditRequest),
     /// List, save or delete saved funnels: the default of `funnel` and `report`, and
     /// (the first one's last step) the default goal of `ads`
     Funnels {
         #[command(subcommand)]
         action: Option<FunnelsCmd>,
-    },
-    /// Drop-off by screen: sessions, views, exits, time on screen, next screens
-    Screens {
-        /// How many of the most common next screens to list per screen
-        #[arg(long, value_name = "N", default_value_t = 3)]
-        top_next: usize,
-    },
-    /// Which forms people give up on: started, submitted, abandoned, failed submits,
-    /// and per field reach, time, corrections, blanks and the last field before giving up
-    Forms {
-        /// Only this form (its name, id or selector as the tracker records it)
-        #[arg(long, value_name = "NAME")]
-        form: Option<String>,
-    },
-    /// Rage clicks, dead clicks, error clicks and quick backs, by page and element
-    Frustration {
-        /// A rage click is at least this many clicks on one element...
-        #[arg(long, value_name = "N", default_value_t = 3)]
-        rage_clicks: u32,
-
-        /// ...the last at most this many ms after the first...
-        #[arg(long, value_name = "MS", default_value_t = 1000)]
-        rage_ms: u64,
-
-        /// ...each at most this many px from the first
-        #[arg(long, value_name = "PX", default_value_t = 30)]
-        rage_px: u32,
-
-        /// A page left by going back within this many ms is a quick back
-        #[arg(long, value_name = "MS", default_value_t = 5000)]
-        quick_back_ms: u64,
-    },
-    /// JavaScript errors by message and page; pages served with HTTP status >= 400
-    Errors {
-        /// How many of the pages that led to an error page to list per page
-        #[arg(long, value_name = "N", default_value_t = 3)]
-        top_from: usize,
-    },
-    /// Links almost never clicked (CTR with a 95% Wilson interval), clicks that lead
-    /// to error pages, and the error pages
-    Links {
-        /// A link needs this many viewable impressions to be called unused
-        #[arg(long, value_name = "N", default_value_t = 30)]
-        min_impressions: u64,
-
-        /// ...and the upper end of its CTR's 95% interval below this fraction (0.01 = 1%)
-        #[arg(long, value_name = "FRACTION", default_value_t = 0.01)]
-        max_ctr: f64,
-    },
-    /// Do some ads perform better? On-site variants (data-ct-ad="CAMPAIGN:VARIANT")
-    /// compared with a z-test, and inbound campaigns (utm_*, click ids), against a goal
-    Ads {
-        /// The goal: page:/thanks, screen:done, click:#buy, submit:checkout,
-        /// event:purchase [default: the last step of the site's first saved funnel,
-        /// else event:purchase]
-        #[arg(long, value_name = "SPEC")]
-        goal: Option<String>,
-
-        /// The control variant of each campaign [default: its first variant by name]
-        #[arg(long, value_name = "VARIANT")]
-        control: Option<String>,
-
-        /// Fewest exposed sessions in each variant before a verdict
-        #[arg(long, value_name = "N", default_value_t = 100)]
-        min_sessions: u64,
-
-        /// The intended split of exposures for the sample-ratio check, e.g. A:90,B:10
-        /// [default: even]
-        #[arg(long, value_name = "VARIANT:WEIGHT,...")]
-        split: Option<String>,
-    },
-    /// Every audit in one report: `--format html --out report.html` for a
-    /// self-contained page with charts
-    Report {
-        /// Funnel steps, in order (repeat) [default: every saved funnel of the site]
-        #[arg(long = "step", value_name = "SPEC")]
-        steps: Vec<String>,
-
-        /// All funnel steps within this long of the first [default: the saved
-        /// funnel's, else 30m]
-        #[arg(long, value_name = "DURATION")]
-        window: Option<String>,
-
-        /// Goal for the ads section (a step spec) [default: as for `ads`]
-        #[arg(long, value_name = "SPEC")]
-        goal: Option<String>,
     },
 }
 
@@ -245,73 +146,12 @@ impl Cli {
             until: self.until.clone(),
             include_bots: self.include_bots,
         };
-        match &self.audit {
-            AuditCmd::Funnel {
-                steps,
-                name,
-                window,
-            } => AuditRequest::Funnel {
-                scope,
-                steps: steps.clone(),
-                name: name.clone(),
-                window: window.clone(),
-            },
-            AuditCmd::Funnels { .. } => unreachable!("funnels is not an audit"),
-            AuditCmd::Screens { top_next } => AuditRequest::Screens {
-                scope,
-                top_next: *top_next,
-            },
-            AuditCmd::Forms { form } => AuditRequest::Forms {
-                scope,
-                form: form.clone(),
-            },
-            AuditCmd::Frustration {
-                rage_clicks,
-                rage_ms,
-                rage_px,
-                quick_back_ms,
-            } => AuditRequest::Frustration {
-                scope,
-                rage_clicks: *rage_clicks,
-                rage_ms: *rage_ms,
-                rage_px: *rage_px,
-                quick_back_ms: *quick_back_ms,
-            },
-            AuditCmd::Errors { top_from } => AuditRequest::Errors {
-                scope,
-                top_from: *top_from,
-            },
-            AuditCmd::Links {
-                min_impressions,
-                max_ctr,
-            } => AuditRequest::Links {
-                scope,
-                min_impressions: *min_impressions,
-                max_ctr: *max_ctr,
-            },
-            AuditCmd::Ads {
-                goal,
-                control,
-                min_sessions,
-                split,
-            } => AuditRequest::Ads {
-                scope,
-                goal: goal.clone(),
-                control: control.clone(),
-                min_sessions: *min_sessions,
-                split: split.clone(),
-            },
-            AuditCmd::Report {
-                steps,
-                window,
-                goal,
-            } => AuditRequest::Report {
-                scope,
-                steps: steps.clone(),
-                window: window.clone(),
-                goal: goal.clone(),
-            },
-        }
+        let AuditCmd::Audit(request) = &self.audit else {
+            unreachable!("funnels is not an audit")
+        };
+        let mut request = request.clone();
+        *request.scope_mut() = scope;
+        request
     }
 
     /// What `funnels …` asks for.

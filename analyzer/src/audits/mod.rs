@@ -102,107 +102,143 @@ pub fn run_audit<A: Audit>(
 /// {"audit": "ads", "goal": "event:purchase", "control": "A", "min_sessions": 100,
 ///  "split": "A:90,B:10"}
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Subcommand)]
 #[serde(tag = "audit", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuditRequest {
-    /// Where units drop out of a sequence of steps.
+    /// How many sessions get how far through a sequence of steps
     Funnel {
+        /// Site and time range (the CLI's global `--site`, `--since`, `--until`).
         #[serde(default)]
+        #[arg(skip)]
         scope: Scope,
-        /// Step specs (see [`crate::matcher`]), in order. Empty: a saved funnel.
+        /// A step, in order (repeat): `page:/cart`, `page:/product/*`, `screen:payment`,
+        /// `click:#pay`, `submit:checkout`, `event:order_placed`. Without steps: a saved
+        /// funnel (--name, else the site's first saved one)
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[arg(long = "step", value_name = "SPEC")]
         steps: Vec<String>,
-        /// The saved funnel to run when `steps` is empty; absent = the site's main
-        /// funnel (the first saved, [`crate::saved`]).
+        /// Run this saved funnel (see `analyzer funnels`)
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[arg(long, value_name = "NAME", conflicts_with = "steps")]
         name: Option<String>,
-        /// All steps within this long of the first: `30m`, `2h`, `1d`. Absent: the
-        /// saved funnel's window, else 30m.
+        /// All steps within this long of the first: 30m, 2h, 1d [default: the saved
+        /// funnel's, else 30m]
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[arg(long, value_name = "DURATION")]
         window: Option<String>,
     },
-    /// Drop-off by screen (page or `data-ct-screen`).
+    /// Drop-off by screen: sessions, views, exits, time on screen, next screens
     Screens {
         #[serde(default)]
+        #[arg(skip)]
         scope: Scope,
-        /// How many of the most common next screens to list per screen.
+        /// How many of the most common next screens to list per screen
         #[serde(default = "default_top_next")]
+        #[arg(long, value_name = "N", default_value_t = default_top_next())]
         top_next: usize,
     },
-    /// Which forms people give up on, and at which field.
+    /// Which forms people give up on: started, submitted, abandoned, failed submits,
+    /// and per field reach, time, corrections, blanks and the last field before giving up
     Forms {
         #[serde(default)]
+        #[arg(skip)]
         scope: Scope,
-        /// Only this form (its name, id or selector); absent = every form.
+        /// Only this form (its name, id or selector as the tracker records it)
         #[serde(default)]
+        #[arg(long, value_name = "NAME")]
         form: Option<String>,
     },
-    /// Rage clicks, dead clicks, error clicks and quick backs by page and element.
+    /// Rage clicks, dead clicks, error clicks and quick backs, by page and element
     Frustration {
         #[serde(default)]
+        #[arg(skip)]
         scope: Scope,
-        /// A rage click is at least this many clicks on one element…
+        /// A rage click is at least this many clicks on one element...
         #[serde(default = "default_rage_clicks")]
+        #[arg(long, value_name = "N", default_value_t = default_rage_clicks())]
         rage_clicks: u32,
-        /// …the last at most this many ms after the first…
+        /// ...the last at most this many ms after the first...
         #[serde(default = "default_rage_ms")]
+        #[arg(long, value_name = "MS", default_value_t = default_rage_ms())]
         rage_ms: u64,
-        /// …each at most this many px from the first.
+        /// ...each at most this many px from the first
         #[serde(default = "default_rage_px")]
+        #[arg(long, value_name = "PX", default_value_t = default_rage_px())]
         rage_px: u32,
-        /// A page left by going back within this many ms is a quick back.
+        /// A page left by going back within this many ms is a quick back
         #[serde(default = "default_quick_back_ms")]
+        #[arg(long, value_name = "MS", default_value_t = default_quick_back_ms())]
         quick_back_ms: u64,
     },
-    /// JavaScript errors by message and page; pages served with status >= 400.
+    /// JavaScript errors by message and page; pages served with HTTP status >= 400
     Errors {
         #[serde(default)]
+        #[arg(skip)]
         scope: Scope,
-        /// How many of the pages that led to an error page to list per page.
+        /// How many of the pages that led to an error page to list per page
         #[serde(default = "default_top_from")]
+        #[arg(long, value_name = "N", default_value_t = default_top_from())]
         top_from: usize,
     },
-    /// Links almost never clicked, clicks that lead to error pages, error pages.
+    /// Links almost never clicked (CTR with a 95% Wilson interval), clicks that lead
+    /// to error pages, and the error pages
     Links {
         #[serde(default)]
+        #[arg(skip)]
         scope: Scope,
-        /// A link needs this many viewable impressions to be called unused…
+        /// A link needs this many viewable impressions to be called unused
         #[serde(default = "default_min_impressions")]
+        #[arg(long, value_name = "N", default_value_t = default_min_impressions())]
         min_impressions: u64,
-        /// …and the upper end of its CTR's 95 % interval below this fraction.
+        /// ...and the upper end of its CTR's 95% interval below this fraction (0.01 = 1%)
         #[serde(default = "default_max_ctr")]
+        #[arg(long, value_name = "FRACTION", default_value_t = default_max_ctr())]
         max_ctr: f64,
     },
-    /// On-site ad variants and inbound campaigns against a goal, with statistics.
+    /// Do some ads perform better? On-site variants (data-ct-ad="CAMPAIGN:VARIANT")
+    /// compared with a z-test, and inbound campaigns (utm_*, click ids), against a goal
     Ads {
         #[serde(default)]
+        #[arg(skip)]
         scope: Scope,
-        /// The goal (a step spec). Absent: the last step of the site's main saved
-        /// funnel, else `event:purchase`.
+        /// The goal: `page:/thanks`, `screen:done`, `click:#buy`, `submit:checkout`,
+        /// `event:purchase` [default: the last step of the site's first saved funnel,
+        /// else `event:purchase`]
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[arg(long, value_name = "SPEC")]
         goal: Option<String>,
-        /// The control variant of every campaign that has it; else its first by name.
+        /// The control variant of each campaign [default: its first variant by name]
         #[serde(default)]
+        #[arg(long, value_name = "VARIANT")]
         control: Option<String>,
-        /// Fewest exposed sessions in each arm before a verdict.
+        /// Fewest exposed sessions in each variant before a verdict
         #[serde(default = "default_min_sessions")]
+        #[arg(long, value_name = "N", default_value_t = default_min_sessions())]
         min_sessions: u64,
-        /// The intended split of exposures, `A:90,B:10`; absent = even.
+        /// The intended split of exposures for the sample-ratio check, e.g. A:90,B:10
+        /// [default: even]
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[arg(long, value_name = "VARIANT:WEIGHT,...")]
         split: Option<String>,
     },
-    /// Every audit in one report (HTML with charts, or the sections as JSON/table/CSV).
+    /// Every audit in one report: `--format html --out report.html` for a
+    /// self-contained page with charts
     Report {
         #[serde(default)]
+        #[arg(skip)]
         scope: Scope,
-        /// Funnel steps. Empty: one funnel section per saved funnel of the site.
+        /// Funnel steps, in order (repeat) [default: every saved funnel of the site]
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[arg(long = "step", value_name = "SPEC")]
         steps: Vec<String>,
-        /// The funnels' window; absent: each saved funnel's own, else 30m.
+        /// All funnel steps within this long of the first [default: the saved
+        /// funnel's, else 30m]
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[arg(long, value_name = "DURATION")]
         window: Option<String>,
-        /// Goal for the ads audit (a step spec); the `ads` default when absent.
+        /// Goal for the ads section (a step spec) [default: as for `ads`]
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[arg(long, value_name = "SPEC")]
         goal: Option<String>,
     },
 }
@@ -736,6 +772,58 @@ pub(crate) type LabelMap = HashMap<(String, String), String>;
 mod tests {
     use super::*;
     use crate::testing::{Db, ev};
+
+    /// Each audit's parameters are stated once: the CLI's flags and the JSON API's
+    /// fields are the same, with the same defaults.
+    #[test]
+    fn the_cli_and_the_json_api_have_the_same_params_and_defaults() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            request: AuditRequest,
+        }
+        use clap::Parser as _;
+        let cli = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("analyzer").chain(args.iter().copied()))
+                .unwrap()
+                .request
+        };
+        let json = |v: serde_json::Value| serde_json::from_value::<AuditRequest>(v).unwrap();
+        for audit in [
+            "funnel",
+            "screens",
+            "forms",
+            "frustration",
+            "errors",
+            "links",
+            "ads",
+            "report",
+        ] {
+            assert_eq!(
+                cli(&[audit]),
+                json(serde_json::json!({ "audit": audit })),
+                "{audit}"
+            );
+        }
+        assert_eq!(
+            cli(&["links", "--min-impressions", "5", "--max-ctr", "0.2"]),
+            json(serde_json::json!({"audit": "links", "min_impressions": 5, "max_ctr": 0.2}))
+        );
+        assert_eq!(
+            cli(&[
+                "funnel",
+                "--step",
+                "page:/",
+                "--step",
+                "page:/cart",
+                "--window",
+                "1h"
+            ]),
+            json(
+                serde_json::json!({"audit": "funnel", "steps": ["page:/", "page:/cart"], "window": "1h"})
+            )
+        );
+    }
 
     #[test]
     fn requests_parse_with_defaults_and_reject_unknown_fields() {
