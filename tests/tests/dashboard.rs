@@ -303,6 +303,26 @@ async fn the_dashboard_in_chromium() -> Result<()> {
     assert_eq!(entered, ["3", "2"]);
     shot(c, "funnels").await?;
 
+    // A saved funnel can be deleted from its page.
+    c.goto(&format!(
+        "{base}/app/site/demo/funnels?range=today&name=test-delete"
+    ))
+    .await?;
+    fill(c, "f-name", "test-delete").await?;
+    fill(c, "step-1", "page:/demo/").await?;
+    fill(c, "step-2", "page:/demo/cart.html").await?;
+    submit(c, "/app/site/demo/funnels").await?;
+    wait_at(c, "/app/site/demo/funnels?name=test-delete").await?;
+    submit(c, "/app/site/demo/funnels/delete").await?;
+    wait_at(c, "/app/site/demo/funnels?deleted=test-delete").await?;
+    let listed: Vec<String> = collector
+        .analyzer(&["--site", "demo", "--format", "json", "funnels"])
+        .map(|(_, out, _)| out)
+        .into_iter()
+        .collect();
+    assert!(!listed.concat().contains("test-delete"), "{listed:?}");
+    assert!(listed.concat().contains("to-cart"), "{listed:?}");
+
     // The admin adds a user who may see shop-b only.
     c.goto(&format!("{base}/app/users")).await?;
     fill(c, "u-name", "ann").await?;

@@ -107,6 +107,7 @@ pub fn routes(app: &App) -> Router<App> {
             "/app/site/{site}/funnels",
             get(funnels_page).post(save_funnel),
         )
+        .route("/app/site/{site}/funnels/delete", post(delete_funnel))
         .route("/app/site/{site}/download/{file}", get(download))
         .route("/app/site/{site}/{audit}", get(audit_page))
         // Forms are small: a sign-in or a funnel is well under 16 KiB.
@@ -997,8 +998,9 @@ async fn funnels_page(
                 .collect(),
             _ => Vec::new(),
         };
-        shown_ctx =
-            Some(context! { name => f.name, window => f.window, s => section, compare => compare });
+        shown_ctx = Some(context! {
+            name => f.name, owner => f.site, window => f.window, s => section, compare => compare,
+        });
     }
     Ok(sp
         .render(
@@ -1040,6 +1042,43 @@ async fn save_funnel(
     api::write_funnels(&app, FunnelsAction::Save(funnel)).await?;
     let q: String = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("name", &name)
+        .finish();
+    Ok(Redirect::to(&format!("/app/site/{site}/funnels?{q}")).into_response())
+}
+
+/// `POST /app/site/S/funnels/delete` (`name`, `scope` = `site` or `*`): deletes the
+/// site's own saved funnel, or (admins) one saved for every site.
+async fn delete_funnel(
+    State(app): State<App>,
+    headers: HeaderMap,
+    UrlPath(site): UrlPath<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let page = signed_in(&app, &headers, &format!("/app/site/{site}/funnels"))?;
+    let form = Form::parse(&body);
+    check_post(&page, &headers, &form)?;
+    page.site(&app, &site)?;
+    let owner = if form.get("scope") == saved::ANY_SITE {
+        if !page.caller.admin {
+            return Err(PageError::forbidden(
+                "Only an admin can delete a funnel saved for every site.",
+            ));
+        }
+        saved::ANY_SITE.to_owned()
+    } else {
+        site.clone()
+    };
+    let name = form.get("name").trim().to_owned();
+    api::write_funnels(
+        &app,
+        FunnelsAction::Delete {
+            site: owner,
+            name: name.clone(),
+        },
+    )
+    .await?;
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("deleted", &name)
         .finish();
     Ok(Redirect::to(&format!("/app/site/{site}/funnels?{q}")).into_response())
 }
