@@ -1022,10 +1022,7 @@ async fn save_funnel(
     UrlPath(site): UrlPath<String>,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let page = signed_in(&app, &headers, &format!("/app/site/{site}/funnels"))?;
-    let form = Form::parse(&body);
-    check_post(&page, &headers, &form)?;
-    page.site(&app, &site)?;
+    let (_, form) = site_form(&app, &headers, &site, &body)?;
     let window = form.get("window").trim();
     let funnel = SavedFunnel {
         site: site.clone(),
@@ -1046,6 +1043,21 @@ async fn save_funnel(
     Ok(Redirect::to(&format!("/app/site/{site}/funnels?{q}")).into_response())
 }
 
+/// A form posted on a page of `site`: its user (signed in, same origin, the CSRF
+/// token, the site theirs) and its fields.
+fn site_form(
+    app: &App,
+    headers: &HeaderMap,
+    site: &str,
+    body: &Bytes,
+) -> Result<(Page, Form), PageError> {
+    let page = signed_in(app, headers, &format!("/app/site/{site}/funnels"))?;
+    let form = Form::parse(body);
+    check_post(&page, headers, &form)?;
+    page.site(app, site)?;
+    Ok((page, form))
+}
+
 /// `POST /app/site/S/funnels/delete` (`name`, `scope` = `site` or `*`): deletes the
 /// site's own saved funnel, or (admins) one saved for every site.
 async fn delete_funnel(
@@ -1054,10 +1066,7 @@ async fn delete_funnel(
     UrlPath(site): UrlPath<String>,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let page = signed_in(&app, &headers, &format!("/app/site/{site}/funnels"))?;
-    let form = Form::parse(&body);
-    check_post(&page, &headers, &form)?;
-    page.site(&app, &site)?;
+    let (page, form) = site_form(&app, &headers, &site, &body)?;
     let owner = if form.get("scope") == saved::ANY_SITE {
         if !page.caller.admin {
             return Err(PageError::forbidden(
