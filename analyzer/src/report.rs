@@ -370,13 +370,9 @@ fn range(scope: &ResolvedScope) -> String {
 /// `question` (what it answers, for people), `facts`, `chart` (an SVG, or none),
 /// `columns` (their labels) and `rows` (cells with `human`, `raw` and `numeric`).
 /// The dashboard renders its audit pages from the same values.
-pub fn section(r: &Report, id: &str, title: &str) -> Result<minijinja::Value, Error> {
-    section_of(r, id, title, usize::MAX)
-}
-
-/// [`section`] with at most `max_rows` rows in its table (a page stays light; the
-/// downloads have them all): `total_rows` says how many there are.
-pub fn section_of(
+/// At most `max_rows` rows go into its table (a dashboard page stays light; the
+/// downloads have them all); `total_rows` says how many there are.
+pub fn section(
     r: &Report,
     id: &str,
     title: &str,
@@ -440,7 +436,7 @@ pub fn html_at(full: &FullReport, now_ms: i64) -> Result<String, Error> {
         } else {
             (r.audit().to_owned(), r.audit().to_owned())
         };
-        sections.push(section(r, &id, &title)?);
+        sections.push(section(r, &id, &title, usize::MAX)?);
     }
     let mut env = minijinja::Environment::new();
     env.add_template("report.html", TEMPLATE).map_err(fail)?;

@@ -46,7 +46,7 @@ use duckdb::arrow::datatypes::{Int32Type, UInt8Type, UInt64Type};
 use duckdb::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
-use super::{Context, Names, labels, ratio};
+use super::{Names, labels, ratio};
 use crate::Error;
 use crate::load::{self, RowIn, SessionCursor, millis, primitive, str_at};
 use crate::scope::ResolvedScope;
@@ -207,12 +207,7 @@ impl Frustration {
     ) -> Result<FrustrationReport, Error> {
         let (sessions, walk, labels) = store::transaction(conn, || {
             let sessions = load::sessions(conn, &scope)?;
-            let ctx = Context {
-                conn,
-                scope: scope.clone(),
-                sessions,
-            };
-            let labels = labels(&ctx, &["click"])?;
+            let labels = labels(conn, &scope, &["click"])?;
             let (filter, params) = load::scope_filter(&scope);
             let query = |from: &str, order: &str| {
                 format!(

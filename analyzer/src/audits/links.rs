@@ -191,7 +191,7 @@ impl Audit for Links {
 
     fn compute(&self, events: DataFrame, ctx: &Context<'_>) -> Result<LinksReport, Error> {
         let (sessions, scope) = (ctx.sessions, ctx.scope.clone());
-        let labels = labels(ctx, &["click", LINK_VIEW])?;
+        let labels = labels(ctx.conn, &ctx.scope, &["click", LINK_VIEW])?;
         let links = link_stats(ctx, &labels)?;
         let unused = links
             .iter()

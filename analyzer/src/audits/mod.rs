@@ -695,9 +695,13 @@ pub(crate) fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
 /// selector) (the least text on a tie), counted by the store: what a person sees on
 /// an element, for the reports. Clicks carry the text (or accessible name) of what
 /// was clicked, `link_view` rows that of the link.
-pub(crate) fn labels(ctx: &Context<'_>, kinds: &[&str]) -> Result<LabelMap, Error> {
-    let (filter, params) = load::scope_filter(&ctx.scope);
-    let mut stmt = ctx.conn.prepare(&format!(
+pub(crate) fn labels(
+    conn: &Connection,
+    scope: &ResolvedScope,
+    kinds: &[&str],
+) -> Result<LabelMap, Error> {
+    let (filter, params) = load::scope_filter(scope);
+    let mut stmt = conn.prepare(&format!(
         "SELECT path, selector, text, count(*) FROM events
          WHERE {filter} AND {kinds} AND path IS NOT NULL AND selector IS NOT NULL
            AND text IS NOT NULL

@@ -188,8 +188,10 @@ impl Audit for Screens {
 
 /// The `top` screens of `scope` by sessions that saw them (then by name), counted
 /// by the store with the audit's labels: the `sessions` column of [`Screens`]
-/// without the rest of the pass.
-pub fn top_screens(
+/// without the rest of the pass. The reference the tests hold the audit and
+/// [`crate::overview`] to.
+#[cfg(test)]
+pub(crate) fn top_screens(
     conn: &Connection,
     scope: &ResolvedScope,
     top: usize,

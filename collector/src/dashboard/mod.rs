@@ -499,17 +499,12 @@ fn site_today(
         duckdb::params![site.id, midnight],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    let last: Option<i64> = conn.query_row(
-        "SELECT epoch_ms(max(received_at)) FROM events WHERE site = ?",
-        [&site.id],
-        |r| r.get(0),
-    )?;
     Ok(SiteToday {
         id: site.id.clone(),
         domains: site.domains.clone(),
         events_today: events.unsigned_abs(),
         sessions_today: sessions.unsigned_abs(),
-        last_event_s: last.map(|t| ((now_ms - t) / 1000).max(0)),
+        last_event_s: last_event_s(conn, &site.id, now_ms)?,
     })
 }
 
@@ -678,8 +673,14 @@ fn request(audit: &str, scope: &Scope) -> Result<AuditRequest, PageError> {
     serde_json::from_value(json!({ "audit": audit, "scope": scope })).map_err(bad_request)
 }
 
-fn run(conn: &duckdb::Connection, req: &AuditRequest) -> Result<Report, analyzer::Error> {
-    analyzer::run(conn, req)
+/// The saved funnel `name` of the scope's site, over the scope.
+fn saved_funnel(scope: &Scope, name: &str) -> AuditRequest {
+    AuditRequest::Funnel {
+        scope: scope.clone(),
+        steps: Vec::new(),
+        name: Some(name.to_owned()),
+        window: None,
+    }
 }
 
 /// A page of one site over a range: who asks, which site, and the scopes.
@@ -809,18 +810,16 @@ async fn overview(
         .ok()
         .flatten()
         .map(minijinja::Value::from_safe_string);
-    Ok(sp
-        .render(
-            &app,
-            "overview.html",
-            "overview",
-            context! {
-                numbers => numbers,
-                last_event_s => last,
-                trend => trend,
-            },
-        )
-        .into_response())
+    Ok(sp.render(
+        &app,
+        "overview.html",
+        "overview",
+        context! {
+            numbers => numbers,
+            last_event_s => last,
+            trend => trend,
+        },
+    ))
 }
 
 /// `GET /app/site/S/live`: the overview's live numbers, as JSON.
@@ -830,17 +829,10 @@ async fn live(
     UrlPath(site): UrlPath<String>,
     Query(range): Query<Range>,
 ) -> Result<Response, PageError> {
-    let page = signed_in(&app, &headers, "/app/sites")?;
-    page.site(&app, &site)?;
-    let now = ingest::now_ms();
-    let (scope, _, _) = range.scopes(&site, now)?;
+    let sp = SitePage::open(&app, &headers, site, range, "live")?;
+    let (scope, now) = (sp.scope, ingest::now_ms());
     let numbers = api::read(&app, move |conn| live_numbers(conn, &scope, now)).await?;
-    Ok(axum::Json(json!({
-        "sessions": numbers.sessions,
-        "pageviews": numbers.pageviews,
-        "last_event_s": numbers.last_event_s,
-    }))
-    .into_response())
+    Ok(axum::Json(numbers).into_response())
 }
 
 // ---- audits -------------------------------------------------------------------
@@ -856,9 +848,8 @@ async fn audit_page(
         return Err(PageError::new(StatusCode::NOT_FOUND, "No such page."));
     }
     let req = request(&audit, &sp.scope)?;
-    let report = api::read(&app, move |conn| run(conn, &req)).await?;
-    let section =
-        analyzer::report::section_of(&report, &audit, &audit, MAX_ROWS).map_err(internal)?;
+    let report = api::read(&app, move |conn| analyzer::run(conn, &req)).await?;
+    let section = analyzer::report::section(&report, &audit, &audit, MAX_ROWS).map_err(internal)?;
     Ok(sp.render(&app, "audit.html", &audit, context! { s => section }))
 }
 
@@ -869,8 +860,7 @@ async fn download(
     UrlPath((site, file)): UrlPath<(String, String)>,
     Query(range): Query<Range>,
 ) -> Result<Response, PageError> {
-    let page = signed_in(&app, &headers, "/app/sites")?;
-    page.site(&app, &site)?;
+    let sp = SitePage::open(&app, &headers, site, range, &format!("download/{file}"))?;
     let (audit, format, mime) = match file.rsplit_once('.') {
         Some(("report", "html")) => ("report", analyzer::Format::Html, "text/html; charset=utf-8"),
         Some((a, "csv")) => (a, analyzer::Format::Csv, "text/csv; charset=utf-8"),
@@ -880,20 +870,17 @@ async fn download(
     if audit != "report" && audit != "funnel" && !AUDIT_PAGES.contains(&audit) {
         return Err(PageError::new(StatusCode::NOT_FOUND, "No such download."));
     }
-    let (scope, _, _) = range.scopes(&site, ingest::now_ms())?;
     let req = if audit == "funnel" {
-        let name = range.name.clone().unwrap_or_default();
-        serde_json::from_value(json!({ "audit": "funnel", "scope": scope, "name": name }))
-            .map_err(bad_request)?
+        saved_funnel(&sp.scope, sp.range.name.as_deref().unwrap_or_default())
     } else {
-        request(audit, &scope)?
+        request(audit, &sp.scope)?
     };
     let text = api::read(&app, move |conn| {
-        let report = run(conn, &req)?;
+        let report = analyzer::run(conn, &req)?;
         analyzer::render(&report, format)
     })
     .await?;
-    let name = format!("{site}-{file}")
+    let name = format!("{}-{file}", sp.site)
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.".contains(c) {
@@ -971,13 +958,7 @@ async fn funnels_page(
             .cloned();
         let shown = match chosen {
             Some(f) => {
-                let ask = |scope: &Scope| -> Result<Report, analyzer::Error> {
-                    let req: AuditRequest = serde_json::from_value(json!({
-                        "audit": "funnel", "scope": scope, "name": f.name,
-                    }))
-                    .map_err(|e| analyzer::Error::Render(e.to_string()))?;
-                    run(conn, &req)
-                };
+                let ask = |scope: &Scope| analyzer::run(conn, &saved_funnel(scope, &f.name));
                 Some((f.clone(), ask(&scope)?, ask(&before)?))
             }
             None => None,
@@ -988,7 +969,7 @@ async fn funnels_page(
     let mut shown_ctx = None;
     if let Some((f, now_r, before_r)) = shown {
         let section =
-            analyzer::report::section_of(&now_r, "funnel", &f.name, MAX_ROWS).map_err(internal)?;
+            analyzer::report::section(&now_r, "funnel", &f.name, MAX_ROWS).map_err(internal)?;
         let compare: Vec<(String, u64, u64)> = match (&now_r, &before_r) {
             (Report::Funnel(a), Report::Funnel(b)) => a
                 .steps
@@ -1002,18 +983,16 @@ async fn funnels_page(
             name => f.name, owner => f.site, window => f.window, s => section, compare => compare,
         });
     }
-    Ok(sp
-        .render(
-            &app,
-            "funnels.html",
-            "funnels",
-            context! {
-                funnels => funnels,
-                choices => choices,
-                shown => shown_ctx,
-            },
-        )
-        .into_response())
+    Ok(sp.render(
+        &app,
+        "funnels.html",
+        "funnels",
+        context! {
+            funnels => funnels,
+            choices => choices,
+            shown => shown_ctx,
+        },
+    ))
 }
 
 async fn save_funnel(

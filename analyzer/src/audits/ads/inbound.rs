@@ -190,7 +190,9 @@ pub(super) fn inbound_stats(pass: &Pass<'_>) -> Result<Vec<InboundStats>, Error>
 /// [`InboundStats::label`]; sessions whose first page view is not in the range count
 /// as [`NO_LANDING`]. The store groups the landing URLs' query strings (few distinct
 /// ones: the collector keeps only campaign parameters), so this is one query.
-pub fn sources(
+/// The reference the tests hold the audit and [`crate::overview`] to.
+#[cfg(test)]
+pub(crate) fn sources(
     conn: &duckdb::Connection,
     scope: &crate::ResolvedScope,
 ) -> Result<Vec<(String, u64)>, Error> {

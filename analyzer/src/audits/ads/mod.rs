@@ -59,7 +59,9 @@ use crate::table::{Cell, Table};
 use inbound::Inbound;
 use inbound::inbound_stats;
 pub(crate) use inbound::label_sources;
-pub use inbound::{DIRECT, InboundStats, NO_LANDING, NOT_SET, sources};
+#[cfg(test)]
+pub(crate) use inbound::sources;
+pub use inbound::{DIRECT, InboundStats, NO_LANDING, NOT_SET};
 
 /// The goal when none is given.
 pub const DEFAULT_GOAL: &str = "event:purchase";
