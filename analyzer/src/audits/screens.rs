@@ -216,8 +216,8 @@ impl Screens {
     /// The report straight from the store (see the module docs): what `analyzer
     /// screens`, `/api/audit` and the report run.
     pub fn stream(&self, conn: &Connection, scope: ResolvedScope) -> Result<ScreensReport, Error> {
-        let (sessions, tally) = store::transaction(conn, || {
-            let sessions = crate::load::sessions(conn, &scope)?;
+        // Every event of the scope streams, so the pass counts the sessions itself.
+        let tally = store::transaction(conn, || {
             let (filter, params) = crate::load::scope_filter(&scope);
             let query = |from: &str, order: &str| {
                 format!(
@@ -232,13 +232,14 @@ impl Screens {
                 tally.batch(batch, skip)
             })?;
             tally.flush();
-            Ok::<_, Error>((sessions, tally))
+            Ok::<_, Error>(tally)
         })?;
-        Ok(self.report(scope, sessions, tally))
+        Ok(self.report(scope, tally))
     }
 
     /// The sorted report from the streamed tally.
-    fn report(&self, scope: ResolvedScope, sessions: u64, mut tally: Tally) -> ScreensReport {
+    fn report(&self, scope: ResolvedScope, mut tally: Tally) -> ScreensReport {
+        let sessions = tally.ordinal;
         let mut next: Vec<Vec<NextScreen>> = vec![Vec::new(); tally.labels.len()];
         let mut moves: Vec<((u32, u32), u64)> = tally.moves.into_iter().collect();
         let name = |id: u32| -> &str { tally.labels.name(id) };
