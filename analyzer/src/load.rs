@@ -221,9 +221,7 @@ fn connect(path: &Path, read_only: bool) -> Result<Connection, Error> {
     } else {
         AccessMode::ReadWrite
     };
-    let config = Config::default()
-        .access_mode(mode)?
-        .max_memory(store::MEMORY_LIMIT)?;
+    let config = Config::default().access_mode(mode)?;
     let conn = Connection::open_with_flags(path, config).map_err(|e| {
         let message = e.to_string();
         if message.contains("Could not set lock") || message.contains("Conflicting lock") {
@@ -235,6 +233,7 @@ fn connect(path: &Path, read_only: bool) -> Result<Connection, Error> {
             Error::Db(e)
         }
     })?;
+    store::limit_memory(&conn)?;
     Ok(conn)
 }
 
