@@ -270,9 +270,11 @@ pub fn events_of(
         sql.push(')');
     }
     let mut stmt = conn.prepare(&sql)?;
-    let batches = stmt
-        .stream_arrow(duckdb::params_from_iter(params))?
-        .collect::<Result<Vec<RecordBatch>, _>>()?;
+    // Materialized, not streamed: the frame holds every row anyway, and DuckDB
+    // fills a materialized result in parallel without a lock per small chunk.
+    let batches: Vec<RecordBatch> = stmt
+        .query_arrow(duckdb::params_from_iter(params))?
+        .collect();
     let height = batches.iter().map(RecordBatch::num_rows).sum();
     let columns = cols
         .iter()

@@ -463,6 +463,17 @@ mod tests {
     use crate::testing::{Db, Ev, assert_snapshot, ev, link_seen as seen, page_200 as page};
     use crate::{AuditRequest, Format, Report, Scope, render};
 
+    /// The audits of a full report, in reading order.
+    const SECTIONS: [&str; 7] = [
+        "funnel",
+        "screens",
+        "forms",
+        "links",
+        "frustration",
+        "ads",
+        "errors",
+    ];
+
     /// 2026-11-24T09:00:00Z
     const T0: i64 = 1_795_510_800_000;
     const S: i64 = 1_000;
@@ -623,18 +634,7 @@ mod tests {
             panic!("not a full report")
         };
         let audits: Vec<&str> = full.sections.iter().map(Report::audit).collect();
-        assert_eq!(
-            audits,
-            [
-                "funnel",
-                "screens",
-                "forms",
-                "links",
-                "frustration",
-                "ads",
-                "errors"
-            ]
-        );
+        assert_eq!(audits, SECTIONS);
         assert_eq!(full.sessions, 4);
 
         assert_snapshot("report.txt", &render(&report, Format::Table).unwrap());
@@ -656,5 +656,35 @@ mod tests {
             "report.html",
             &super::html_at(full, T0 + 3_600_000).unwrap(),
         );
+    }
+
+    /// The sections run side by side on their own connections: each equals its
+    /// audit run alone, in reading order.
+    #[test]
+    fn each_section_of_the_report_equals_its_audit_run_alone() {
+        let db = Db::new();
+        db.insert(&shop_day());
+        let conn = db.conn();
+        let now = T0 + 3_600_000;
+        let request = |audit: &str| -> AuditRequest {
+            let mut req = serde_json::json!({"audit": audit, "scope": {"site": "shop"}});
+            if audit == "funnel" {
+                req["steps"] = serde_json::json!(["page:/", "page:/cart"]);
+            }
+            serde_json::from_value(req).unwrap()
+        };
+        let mut full = request("report");
+        if let AuditRequest::Report { steps, .. } = &mut full {
+            *steps = vec!["page:/".into(), "page:/cart".into()];
+        }
+        let Report::Report(full) = crate::run_at(&conn, &full, now).unwrap() else {
+            panic!("not a full report")
+        };
+        let alone: Vec<Report> = SECTIONS
+            .iter()
+            .map(|audit| crate::run_at(&conn, &request(audit), now).unwrap())
+            .collect();
+        assert_eq!(full.sections, alone);
+        assert!(full.sections.iter().all(|s| s.sessions() == 4));
     }
 }

@@ -38,7 +38,7 @@
 //! that path. `label` is what a person sees on the element: the text (or accessible
 //! name) most often recorded with its clicks on that page.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use duckdb::Connection;
 use duckdb::arrow::array::{Array as _, AsArray as _};
@@ -46,7 +46,7 @@ use duckdb::arrow::datatypes::{Int32Type, UInt8Type, UInt64Type};
 use duckdb::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
-use super::{Names, labels, ratio};
+use super::{FastMap, FastSet, Names, labels, ratio};
 use crate::Error;
 use crate::load::{self, RowIn, SessionCursor, millis, primitive, str_at};
 use crate::scope::ResolvedScope;
@@ -334,7 +334,7 @@ type IssueKey = (FrustrationKind, u32, Option<u32>);
 #[derive(Debug, Default)]
 struct SessionState {
     /// Clicks per (page, selector), for rage clicks.
-    clicks: HashMap<(u32, u32), Vec<ClickAt>>,
+    clicks: FastMap<(u32, u32), Vec<ClickAt>>,
     /// The latest click: (ts, page, selector, already an error click).
     last_click: Option<(i64, u32, Option<u32>, bool)>,
     /// The page view before the latest one: its path.
@@ -352,13 +352,13 @@ struct Walk<'f> {
     cursor: SessionCursor,
     state: SessionState,
     /// Per issue: (occurrences, sessions).
-    issues: HashMap<IssueKey, (u64, u64)>,
+    issues: FastMap<IssueKey, (u64, u64)>,
     /// Per page: (sessions with any event on it, the last session counted).
-    pages: HashMap<u32, (u64, u64)>,
+    pages: FastMap<u32, (u64, u64)>,
     /// The session at hand's ordinal (from 1).
     ordinal: u64,
     /// The issues of the session at hand, so that each counts it once.
-    this_session: HashSet<IssueKey>,
+    this_session: FastSet<IssueKey>,
 }
 
 impl<'f> Walk<'f> {
@@ -369,10 +369,10 @@ impl<'f> Walk<'f> {
             current: None,
             cursor: SessionCursor::default(),
             state: SessionState::default(),
-            issues: HashMap::new(),
-            pages: HashMap::new(),
+            issues: FastMap::default(),
+            pages: FastMap::default(),
             ordinal: 0,
-            this_session: HashSet::new(),
+            this_session: FastSet::default(),
         }
     }
 

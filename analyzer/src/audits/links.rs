@@ -218,55 +218,45 @@ impl Audit for Links {
 /// target the collector dropped is still one link).
 fn link_stats(ctx: &Context<'_>, labels: &LabelMap) -> Result<Vec<LinkStats>, Error> {
     let (filter, params) = crate::load::scope_filter(&ctx.scope);
-    let same = |a: &str, b: &str| {
-        format!(
-            "{a}.path = {b}.path AND {a}.selector = {b}.selector \
-             AND {a}.href IS NOT DISTINCT FROM {b}.href"
-        )
-    };
+    let same = "e.path = l.path AND e.selector = l.selector AND e.href IS NOT DISTINCT FROM l.href";
     let sql = format!(
         "WITH ev AS (
             SELECT kind, session_key, path, selector, href FROM events
             WHERE {filter} AND kind IN ('{LINK_VIEW}', 'click')
               AND selector IS NOT NULL AND path IS NOT NULL),
-        seen AS (SELECT session_key, path, selector, href FROM ev WHERE kind = '{LINK_VIEW}'),
-        clicked AS (SELECT session_key, path, selector, href FROM ev WHERE kind = 'click'),
-        -- Each link once: (page, selector, href).
-        links AS (SELECT DISTINCT path, selector, href FROM seen),
+        -- Each link once, (page, selector, href), numbered: from here on the passes
+        -- group and join on (session, link number), not on three strings.
+        links AS (
+            SELECT row_number() OVER () AS id, path, selector, href
+            FROM (SELECT DISTINCT path, selector, href FROM ev WHERE kind = '{LINK_VIEW}')),
         only_link AS (
-            SELECT path, selector, any_value(href) AS href FROM links
+            SELECT path, selector, any_value(id) AS id FROM links
             GROUP BY path, selector HAVING count(*) = 1),
         -- Which link each distinct click key is credited to: the link of the same
         -- (page, selector, href), else the one link of that page with that selector
         -- (its href changed); never a link the click did not touch.
-        keys AS (SELECT DISTINCT path, selector, href FROM clicked),
-        exact AS (SELECT * FROM keys k SEMI JOIN links l ON {k_l}),
+        keys AS (SELECT DISTINCT path, selector, href FROM ev WHERE kind = 'click'),
         key_link AS (
-            SELECT path, selector, href, href AS link_href FROM exact
-            UNION ALL
-            SELECT k.path, k.selector, k.href, o.href
-            FROM (SELECT * FROM keys k ANTI JOIN exact e ON {k_e}) k
-            JOIN only_link o ON k.path = o.path AND k.selector = o.selector),
-        views AS (SELECT session_key, path, selector, href, count(*) AS v FROM seen GROUP BY ALL),
+            SELECT e.path, e.selector, e.href, coalesce(l.id, o.id) AS id
+            FROM keys e LEFT JOIN links l ON {same}
+            LEFT JOIN only_link o ON e.path = o.path AND e.selector = o.selector
+            WHERE coalesce(l.id, o.id) IS NOT NULL),
+        views AS (
+            SELECT e.session_key, l.id, count(*) AS v
+            FROM ev e JOIN links l ON {same} WHERE e.kind = '{LINK_VIEW}' GROUP BY ALL),
         credited AS (
-            SELECT c.session_key, c.path, c.selector, kl.link_href AS href, count(*) AS c
-            FROM clicked c JOIN key_link kl ON {c_kl}
-            GROUP BY ALL),
+            SELECT e.session_key, l.id, count(*) AS c
+            FROM ev e JOIN key_link l ON {same} WHERE e.kind = 'click' GROUP BY ALL),
         -- Per session: a click proves the link was seen once at least, and a link is
         -- clicked at most once per time it was seen, so CTR never passes 100 %.
         per_session AS (
-            SELECT coalesce(v.path, c.path) AS path, coalesce(v.selector, c.selector) AS selector,
-                   CASE WHEN v.session_key IS NULL THEN c.href ELSE v.href END AS href,
+            SELECT coalesce(v.id, c.id) AS id,
                    greatest(coalesce(v.v, 0), CASE WHEN c.c > 0 THEN 1 ELSE 0 END) AS v,
                    coalesce(c.c, 0) AS c
-            FROM views v FULL JOIN credited c
-              ON v.session_key = c.session_key AND {v_c})
-        SELECT path, selector, href, sum(v)::UBIGINT, sum(least(c, v))::UBIGINT
-        FROM per_session GROUP BY ALL",
-        k_l = same("k", "l"),
-        k_e = same("k", "e"),
-        c_kl = same("c", "kl"),
-        v_c = same("v", "c"),
+            FROM views v FULL JOIN credited c ON v.session_key = c.session_key AND v.id = c.id),
+        totals AS (SELECT id, sum(v) AS v, sum(least(c, v)) AS c FROM per_session GROUP BY id)
+        SELECT l.path, l.selector, l.href, t.v::UBIGINT, t.c::UBIGINT
+        FROM totals t JOIN links l USING (id)",
     );
     let mut stmt = ctx.conn.prepare(&sql)?;
     let mut links = stmt

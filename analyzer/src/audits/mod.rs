@@ -552,7 +552,8 @@ fn run_audit_counted<A: Audit>(
 
 /// The `report` audit: every audit with its defaults, each on its own load of the
 /// events (its columns and kinds), in reading order. The funnels are the request's
-/// steps, or every saved funnel of the site.
+/// steps, or every saved funnel of the site. Sections run side by side, one per
+/// core ([`run_jobs`]): the peak memory is that of the few running at once.
 fn full_report(
     conn: &Connection,
     scope: &Scope,
@@ -589,32 +590,121 @@ fn full_report(
 
     let sessions = load::sessions(conn, &resolved)?;
 
-    let mut sections = Vec::new();
-    for (funnel, name) in &funnels {
-        let mut report = funnel.stream(conn, resolved.clone())?;
-        report.name.clone_from(name);
-        sections.push(Report::Funnel(report));
-    }
-    // Each audit loads its own columns and kinds, one after the other: the peak
-    // memory is the largest audit's, not all of them at once.
-    let scope = || resolved.clone();
-    let n = sessions;
-    sections.push(Report::Screens(screens.stream(conn, scope())?));
-    sections.push(Report::Forms(run_audit_counted(conn, scope(), &forms, n)?));
-    sections.push(Report::Links(run_audit_counted(conn, scope(), &links, n)?));
-    sections.push(Report::Frustration(frustration.stream(conn, scope())?));
-    sections.push(Report::Ads(ads.stream(conn, scope())?));
-    sections.push(Report::Errors(run_audit_counted(
-        conn,
-        scope(),
-        &errors,
-        n,
-    )?));
+    let mut jobs: Vec<Section> = funnels
+        .into_iter()
+        .map(|(funnel, name)| Section::Funnel(funnel, name))
+        .collect();
+    jobs.extend([
+        Section::Screens(screens),
+        Section::Forms(forms),
+        Section::Links(links),
+        Section::Frustration(frustration),
+        Section::Ads(ads),
+        Section::Errors(errors),
+    ]);
+    let sections = run_sections(conn, &resolved, sessions, jobs)?;
     Ok(Report::Report(crate::report::FullReport {
         sessions,
         scope: resolved,
         sections,
     }))
+}
+
+/// One section of the full report: an audit with its parameters.
+enum Section {
+    Funnel(Funnel, Option<String>),
+    Screens(Screens),
+    Forms(Forms),
+    Links(Links),
+    Frustration(Frustration),
+    Ads(Ads),
+    Errors(Errors),
+}
+
+impl Section {
+    /// About how long the section takes, to start the longest first.
+    fn weight(&self) -> u8 {
+        match self {
+            Section::Links(_) | Section::Frustration(_) => 3,
+            Section::Screens(_) | Section::Ads(_) | Section::Errors(_) => 2,
+            Section::Funnel(..) | Section::Forms(_) => 1,
+        }
+    }
+
+    /// Its report over `scope`, of `sessions` sessions.
+    fn run(self, conn: &Connection, scope: ResolvedScope, sessions: u64) -> Result<Report, Error> {
+        Ok(match self {
+            Section::Funnel(funnel, name) => {
+                let mut report = funnel.stream(conn, scope)?;
+                report.name = name;
+                Report::Funnel(report)
+            }
+            Section::Screens(a) => Report::Screens(a.stream(conn, scope)?),
+            Section::Forms(a) => Report::Forms(run_audit_counted(conn, scope, &a, sessions)?),
+            Section::Links(a) => Report::Links(run_audit_counted(conn, scope, &a, sessions)?),
+            Section::Frustration(a) => Report::Frustration(a.stream(conn, scope)?),
+            Section::Ads(a) => Report::Ads(a.stream(conn, scope)?),
+            Section::Errors(a) => Report::Errors(run_audit_counted(conn, scope, &a, sessions)?),
+        })
+    }
+}
+
+/// How many sections of a report run at once: one per core, at most this many
+/// (each holds its own audit's memory while it runs).
+const MAX_WORKERS: usize = 3;
+
+/// Runs the `sections` on up to one worker per core, the longest first, each
+/// worker with its own connection to the same database (DuckDB's memory limit is
+/// the database's, shared by them), and returns their reports in the sections'
+/// order. An audit is mostly one thread's pass over what DuckDB sends, so two run
+/// in about the time of one.
+fn run_sections(
+    conn: &Connection,
+    scope: &ResolvedScope,
+    sessions: u64,
+    sections: Vec<Section>,
+) -> Result<Vec<Report>, Error> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .clamp(1, MAX_WORKERS)
+        .min(sections.len());
+    if workers <= 1 {
+        return sections
+            .into_iter()
+            .map(|s| s.run(conn, scope.clone(), sessions))
+            .collect();
+    }
+    let mut queue: Vec<(usize, Section)> = sections.into_iter().enumerate().collect();
+    // Popped from the end: the heaviest last, in reading order among equals.
+    queue.sort_by_key(|(i, s)| (s.weight(), std::cmp::Reverse(*i)));
+    let conns = (0..workers)
+        .map(|_| conn.try_clone())
+        .collect::<Result<Vec<_>, _>>()?;
+    let queue = std::sync::Mutex::new(queue);
+    let done = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|threads| {
+        for conn in conns {
+            let (queue, done) = (&queue, &done);
+            threads.spawn(move || {
+                loop {
+                    let next = queue
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .pop();
+                    let Some((i, section)) = next else { break };
+                    let report = section.run(&conn, scope.clone(), sessions);
+                    done.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push((i, report));
+                }
+            });
+        }
+    });
+    let mut done = done
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, report)| report).collect()
 }
 
 /// `kind` is one of `kinds` (false for none): the event kinds a pass reads.
@@ -656,33 +746,52 @@ pub(crate) fn median_ms(values: &mut [i64]) -> Option<i64> {
     Some(f64::midpoint(lower as f64, upper as f64).round() as i64)
 }
 
+/// A hash map for the streamed passes' hot loops, keyed by numbers from [`Names`]
+/// and session keys: a fast fixed hash instead of the standard keyed one (the keys
+/// are ours, not a visitor's choice of collisions: a name is numbered before it is
+/// a key).
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+/// The set of [`FastMap`].
+pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::FixedState>;
+
 /// Strings seen in a streamed pass, each kept once and known by its number, so a
 /// pass compares and hashes integers.
 #[derive(Debug, Default)]
 pub(crate) struct Names {
-    names: Vec<Box<str>>,
-    ids: HashMap<Box<str>, u32>,
+    strings: Vec<Box<str>>,
+    /// Keyed by visitors' strings, so with a seeded hash.
+    ids: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
+    /// The last name asked for: rows of a session repeat their page.
+    last: Option<u32>,
 }
 
 impl Names {
     /// The number of `name`, given on first sight.
     pub(crate) fn id(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
+        if let Some(last) = self.last
+            && *self.strings[last as usize] == *name
+        {
+            return last;
         }
-        let id = u32::try_from(self.names.len()).expect("fewer than 2^32 names");
-        self.names.push(name.into());
-        self.ids.insert(name.into(), id);
+        let id = if let Some(&id) = self.ids.get(name) {
+            id
+        } else {
+            let id = u32::try_from(self.strings.len()).expect("fewer than 2^32 names");
+            self.strings.push(name.into());
+            self.ids.insert(name.into(), id);
+            id
+        };
+        self.last = Some(id);
         id
     }
 
     /// The name numbered `id`.
     pub(crate) fn name(&self, id: u32) -> &str {
-        &self.names[id as usize]
+        &self.strings[id as usize]
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.names.len()
+        self.strings.len()
     }
 }
 

@@ -29,7 +29,7 @@ use duckdb::arrow::record_batch::RecordBatch;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Audit, Context, Names, SessionOrder as _, ratio};
+use super::{Audit, Context, FastMap, Names, SessionOrder as _, ratio};
 use crate::Error;
 use crate::load::{Col, RowIn, SessionCursor, millis, primitive, str_at};
 use crate::scope::ResolvedScope;
@@ -302,7 +302,7 @@ struct PerLabel {
 struct Tally {
     labels: Names,
     per: Vec<PerLabel>,
-    moves: HashMap<(u32, u32), u64>,
+    moves: FastMap<(u32, u32), u64>,
     /// The session at hand: its key and ordinal (from 1).
     current: Option<u64>,
     ordinal: u64,
