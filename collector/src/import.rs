@@ -18,14 +18,16 @@
 //! not stored and is counted, by reason, with its first row numbers, in the summary.
 //!
 //! Speed: rows are checked and scrubbed in parallel (one part of each Parquet batch
-//! per core), each distinct text is scrubbed once per column (a bounded memo), and
-//! batches go to DuckDB as Arrow record batches.
+//! per core) while the batch before goes to DuckDB, each distinct text is scrubbed
+//! once per column (a bounded memo), and batches go to DuckDB as Arrow record
+//! batches.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use duckdb::Connection;
@@ -179,6 +181,9 @@ pub fn import(conn: &Connection, file: &Path, uid_key: [u8; 32]) -> Result<Summa
     let mut first_row = 0u64;
     store::transaction(conn, || -> Result<(), ImportError> {
         let mut app = conn.appender("events_recent")?;
+        // Each batch's rows are checked on every core while the previous batch's
+        // rows go to DuckDB on this thread.
+        let mut waiting: Vec<Output> = Vec::new();
         for batch in reader {
             let batch = batch.map_err(|e| read_err(e.to_string()))?;
             let input = Input::new(&batch)?;
@@ -190,7 +195,7 @@ pub fn import(conn: &Connection, file: &Path, uid_key: [u8; 32]) -> Result<Summa
                 uid_key: &uid_key,
                 first_row,
             };
-            let outputs: Vec<Output> = std::thread::scope(|scope| {
+            let (outputs, appended) = std::thread::scope(|scope| {
                 let handles: Vec<_> = memos
                     .iter_mut()
                     .enumerate()
@@ -200,23 +205,19 @@ pub fn import(conn: &Connection, file: &Path, uid_key: [u8; 32]) -> Result<Summa
                         scope.spawn(move || ctx.rows(range, memo))
                     })
                     .collect();
-                handles
+                let appended = append(&mut app, std::mem::take(&mut waiting), &mut summary);
+                let outputs: Vec<Output> = handles
                     .into_iter()
                     .map(|h| h.join().expect("an import worker does not panic"))
-                    .collect()
+                    .collect();
+                (outputs, appended)
             });
-            for out in outputs {
-                for (reason, row) in &out.rejected {
-                    summary.reject(reason, *row);
-                }
-                summary.appended += out.rows as u64;
-                if out.rows > 0 {
-                    app.append_record_batch(out.finish())?;
-                }
-            }
+            appended?;
+            waiting = outputs;
             summary.read += n as u64;
             first_row += n as u64;
         }
+        append(&mut app, waiting, &mut summary)?;
         app.flush()?;
         Ok(())
     })?;
@@ -229,16 +230,37 @@ pub fn import(conn: &Connection, file: &Path, uid_key: [u8; 32]) -> Result<Summa
     Ok(summary)
 }
 
+/// Appends the checked rows of one batch (its parts in order) and counts them
+/// and the rows rejected.
+fn append(
+    app: &mut duckdb::Appender<'_>,
+    outputs: Vec<Output>,
+    summary: &mut Summary,
+) -> Result<(), duckdb::Error> {
+    for out in outputs {
+        for (reason, row) in &out.rejected {
+            summary.reject(reason, *row);
+        }
+        summary.appended += out.rows as u64;
+        if out.rows > 0 {
+            app.append_record_batch(out.finish())?;
+        }
+    }
+    Ok(())
+}
+
 fn count(conn: &Connection) -> Result<u64, duckdb::Error> {
     conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))
 }
 
 /// The columns of one Parquet batch, cast to the types the rows are read in.
 struct Input {
-    text: HashMap<&'static str, StringArray>,
+    /// The text columns, in [`text_columns`] order (`None`: not in the file).
+    text: Vec<Option<StringArray>>,
     ts: Int64Array,
     seq: Int32Array,
-    ints: HashMap<&'static str, Int32Array>,
+    /// The integer columns, in [`int_columns`] order.
+    ints: Vec<Option<Int32Array>>,
     duration_ms: Option<Int64Array>,
     empty: Option<BooleanArray>,
 }
@@ -259,13 +281,16 @@ fn cast_to(
 impl Input {
     fn new(batch: &RecordBatch) -> Result<Self, ImportError> {
         let col = |name: &str| batch.column_by_name(name);
-        let mut text = HashMap::new();
-        for name in text_columns() {
-            if let Some(a) = col(name) {
-                let a = cast_to(a, name, &DataType::Utf8, "text")?;
-                text.insert(name, a.as_string::<i32>().clone());
-            }
-        }
+        let text = text_columns()
+            .map(|name| {
+                col(name)
+                    .map(|a| {
+                        cast_to(a, name, &DataType::Utf8, "text")
+                            .map(|a| a.as_string::<i32>().clone())
+                    })
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let ts = col("ts").expect("checked");
         let ts = match ts.data_type() {
             DataType::Timestamp(unit, _) => {
@@ -291,17 +316,18 @@ impl Input {
         )?
         .as_primitive::<duckdb::arrow::datatypes::Int32Type>()
         .clone();
-        let mut ints = HashMap::new();
-        for name in int_columns() {
-            if let Some(a) = col(name) {
-                ints.insert(
-                    name,
-                    cast_to(a, name, &DataType::Int32, "an integer")?
-                        .as_primitive::<duckdb::arrow::datatypes::Int32Type>()
-                        .clone(),
-                );
-            }
-        }
+        let ints = int_columns()
+            .map(|name| {
+                col(name)
+                    .map(|a| {
+                        cast_to(a, name, &DataType::Int32, "an integer").map(|a| {
+                            a.as_primitive::<duckdb::arrow::datatypes::Int32Type>()
+                                .clone()
+                        })
+                    })
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let duration_ms = col("duration_ms")
             .map(|a| {
                 cast_to(a, "duration_ms", &DataType::Int64, "an integer").map(|a| {
@@ -325,41 +351,86 @@ impl Input {
         })
     }
 
-    fn text(&self, name: &str, row: usize) -> Option<&str> {
-        let a = self.text.get(name)?;
+    /// Row `row` of the text column at `col` of [`text_columns`].
+    fn text(&self, col: usize, row: usize) -> Option<&str> {
+        let a = self.text.get(col)?.as_ref()?;
         a.is_valid(row).then(|| a.value(row))
     }
 
-    fn int(&self, name: &str, row: usize) -> Option<i32> {
-        let a = self.ints.get(name)?;
+    /// Row `row` of the integer column at `col` of [`int_columns`].
+    fn int(&self, col: usize, row: usize) -> Option<i32> {
+        let a = self.ints.get(col)?.as_ref()?;
         a.is_valid(row).then(|| a.value(row))
     }
 }
 
-/// Scrubbed texts, per column, remembered.
+/// Where [`Ctx::check`] finds the texts it reads by name, in [`text_columns`].
+struct Named {
+    site: usize,
+    session_id: usize,
+    kind: usize,
+    path: usize,
+    event_id: usize,
+    props: usize,
+}
+
+static NAMED: LazyLock<Named> = LazyLock::new(|| {
+    let at = |name: &str| {
+        text_columns()
+            .position(|c| c == name)
+            .expect("a text column of the events table")
+    };
+    Named {
+        site: at("site"),
+        session_id: at("session_id"),
+        kind: at("kind"),
+        path: at("path"),
+        event_id: at("event_id"),
+        props: at("props"),
+    }
+});
+
+/// [`limit`] of each of [`text_columns`], in order.
+static LIMITS: LazyLock<Vec<Option<usize>>> = LazyLock::new(|| text_columns().map(limit).collect());
+
+/// Scrubbed texts, per text column, remembered: each distinct value is numbered,
+/// its scrubbed form kept once.
 #[derive(Default)]
 struct Memo {
-    columns: HashMap<&'static str, HashMap<Box<str>, Option<Box<str>>>>,
+    columns: Vec<MemoColumn>,
+}
+
+#[derive(Default)]
+struct MemoColumn {
+    ids: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
+    scrubbed: Vec<Option<Box<str>>>,
 }
 
 impl Memo {
-    /// `f(value)`, computed once per distinct value of `column`.
+    /// `f(value)`, computed once per distinct value of the text column at `column`.
     fn get(
         &mut self,
-        column: &'static str,
+        column: usize,
         value: &str,
         f: impl FnOnce(&str) -> Option<String>,
-    ) -> Option<String> {
-        let memo = self.columns.entry(column).or_default();
-        if let Some(hit) = memo.get(value) {
-            return hit.as_deref().map(str::to_owned);
+    ) -> Option<&str> {
+        if self.columns.len() <= column {
+            self.columns.resize_with(column + 1, MemoColumn::default);
         }
-        let out = f(value);
-        if memo.len() >= MEMO_MAX {
-            memo.clear();
-        }
-        memo.insert(value.into(), out.as_deref().map(Into::into));
-        out
+        let memo = &mut self.columns[column];
+        let id = if let Some(&id) = memo.ids.get(value) {
+            id
+        } else {
+            if memo.scrubbed.len() >= MEMO_MAX {
+                memo.ids.clear();
+                memo.scrubbed.clear();
+            }
+            let id = u32::try_from(memo.scrubbed.len()).expect("MEMO_MAX fits in u32");
+            memo.scrubbed.push(f(value).map(Into::into));
+            memo.ids.insert(value.into(), id);
+            id
+        };
+        memo.scrubbed[id as usize].as_deref()
     }
 }
 
@@ -514,11 +585,12 @@ impl Ctx<'_> {
     /// The row's required fields, or why it cannot be stored.
     fn check(&self, i: usize) -> Result<Checked<'_>, &'static str> {
         let input = self.input;
+        let named = &*NAMED;
         let (Some(site), Some(sid), Some(kind), Some(path)) = (
-            input.text("site", i),
-            input.text("session_id", i),
-            input.text("kind", i),
-            input.text("path", i),
+            input.text(named.site, i),
+            input.text(named.session_id, i),
+            input.text(named.kind, i),
+            input.text(named.path, i),
         ) else {
             return Err("site, session_id, kind or path is null");
         };
@@ -540,8 +612,8 @@ impl Ctx<'_> {
         let seq = Some(input.seq.value(i))
             .filter(|s| input.seq.is_valid(i) && *s >= 0)
             .ok_or("seq must be a number >= 0")?;
-        for name in text_columns() {
-            if let (Some(max), Some(v)) = (limit(name), input.text(name, i))
+        for (col, name) in text_columns().enumerate() {
+            if let (Some(max), Some(v)) = (LIMITS[col], input.text(col, i))
                 && v.len() > max
             {
                 return Err(match name {
@@ -553,10 +625,13 @@ impl Ctx<'_> {
                 });
             }
         }
-        if input.text("event_id", i).is_some_and(|id| !valid_id(id)) {
+        if input
+            .text(named.event_id, i)
+            .is_some_and(|id| !valid_id(id))
+        {
             return Err("event_id must be 1 to 128 characters, no control characters");
         }
-        let props = match input.text("props", i) {
+        let props = match input.text(named.props, i) {
             Some(p) => match serde_json::from_str::<serde_json::Value>(p) {
                 Ok(mut v @ serde_json::Value::Object(_)) => {
                     scrub::json(&mut v);
@@ -601,13 +676,13 @@ impl Ctx<'_> {
                 }
             };
             let mut text = out.text.iter_mut();
-            for name in text_columns() {
+            for (col, name) in text_columns().enumerate() {
                 let b = text.next().expect("one builder per text column");
-                let value = input.text(name, i);
+                let value = input.text(col, i);
                 match name {
                     "site" | "kind" => b.append_value(value.unwrap_or_default()),
                     "session_id" => b.append_value(&sid),
-                    "path" => b.append_option(memo.get("path", c.path, |p| Some(scrub::path(p)))),
+                    "path" => b.append_option(memo.get(col, c.path, |p| Some(scrub::path(p)))),
                     "event_id" => {
                         if let Some(id) = value {
                             b.append_value(id);
@@ -618,9 +693,11 @@ impl Ctx<'_> {
                         }
                     }
                     "visitor_id" => match value {
-                        Some(v) => b.append_option(
-                            memo.get("visitor_id", v, |v| Some(scrub::text(v).into_owned())),
-                        ),
+                        Some(v) => {
+                            b.append_option(
+                                memo.get(col, v, |v| Some(scrub::text(v).into_owned())),
+                            );
+                        }
                         None => b.append_value(format!("i_{key:016x}")),
                     },
                     "user_id" => {
@@ -628,21 +705,20 @@ impl Ctx<'_> {
                     }
                     "props" => b.append_option(c.props.as_deref()),
                     "browser" | "os" | "device" if value.is_none() => b.append_value("unknown"),
-                    "href" => b.append_option(value.and_then(|v| memo.get(name, v, scrub::href))),
+                    "href" => b.append_option(value.and_then(|v| memo.get(col, v, scrub::href))),
                     "url" | "referrer" | "source" => {
-                        b.append_option(value.and_then(|v| memo.get(name, v, scrub::url)));
+                        b.append_option(value.and_then(|v| memo.get(col, v, scrub::url)));
                     }
-                    _ => b
-                        .append_option(value.and_then(|v| {
-                            memo.get(name, v, |v| Some(scrub::text(v).into_owned()))
-                        })),
+                    _ => b.append_option(
+                        value.and_then(|v| memo.get(col, v, |v| Some(scrub::text(v).into_owned()))),
+                    ),
                 }
             }
             out.ts.append_value(c.ts * 1000);
             out.received.append_value(self.received_ms * 1000);
             out.seq.append_value(c.seq);
-            for (b, name) in out.ints.iter_mut().zip(int_columns()) {
-                b.append_option(input.int(name, i));
+            for (col, b) in out.ints.iter_mut().enumerate() {
+                b.append_option(input.int(col, i));
             }
             out.duration.append_option(
                 input

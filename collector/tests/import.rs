@@ -244,3 +244,77 @@ fn a_file_without_the_required_columns_is_refused_with_their_names() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A file of several read batches (65,536 rows each): each batch is checked while
+/// the one before is appended; every valid row is stored once, the rejected rows
+/// keep their numbers in the file, and texts repeated across batches are scrubbed
+/// the same.
+#[test]
+fn a_file_of_several_batches_is_stored_whole_with_its_rejects_numbered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, file) = (dir.path().join("x.duckdb"), dir.path().join("big.parquet"));
+    let n: usize = 150_000;
+    let bad = [3usize, 70_000, 140_001];
+    let sessions: Vec<String> = (0..n).map(|i| format!("s{}", i / 10)).collect();
+    let kinds: Vec<&str> = (0..n)
+        .map(|i| {
+            if bad.contains(&i) {
+                "teleport"
+            } else {
+                "pageview"
+            }
+        })
+        .collect();
+    let paths: Vec<String> = (0..n)
+        .map(|i| {
+            if i % 1000 == 7 {
+                "/account/jane.doe@mail.example".to_owned()
+            } else {
+                format!("/p/{}", i % 50)
+            }
+        })
+        .collect();
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("site", Arc::new(StringArray::from(vec!["shop"; n]))),
+        ("session_id", Arc::new(StringArray::from(sessions))),
+        ("kind", Arc::new(StringArray::from(kinds))),
+        (
+            "ts",
+            Arc::new(Int64Array::from(
+                (0..n).map(|i| T0 + i as i64).collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "seq",
+            Arc::new(Int32Array::from(
+                (0..n).map(|i| (i % 10) as i32).collect::<Vec<_>>(),
+            )),
+        ),
+        ("path", Arc::new(StringArray::from(paths))),
+    ];
+    write_columns(&file, columns);
+
+    let out = import(&db, &file);
+    assert!(out.contains("150000 rows read"), "{out}");
+    assert!(out.contains("149997 events stored"), "{out}");
+    assert!(
+        out.contains("kind is not an event kind (rows [3, 70000, 140001])"),
+        "{out}"
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM events"), 149_997);
+    assert_eq!(
+        count(&db, "SELECT count(DISTINCT session_id) FROM events"),
+        15_000
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM events WHERE path LIKE '%jane%'"),
+        0
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM events WHERE path LIKE '/account/%'"
+        ),
+        150
+    );
+}

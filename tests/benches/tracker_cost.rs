@@ -211,12 +211,20 @@ async fn profile(c: &Client, url: &str) -> Result<()> {
         }
     }
     let mut entry_us: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
+    let mut total_us: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
     for (s, d) in samples.iter().zip(deltas.iter().skip(1).chain([&json!(0)])) {
         let mut id = s.as_i64().unwrap_or(0);
         let mut chain = Vec::new();
         while let Some(&p) = parent.get(&id) {
             chain.push(id);
             id = p;
+        }
+        // Inclusive time: each function once per sample, however deep it recurses.
+        let mut names: Vec<&String> = chain.iter().filter_map(|x| name.get(x)).collect();
+        names.sort_unstable();
+        names.dedup();
+        for n in names {
+            *total_us.entry(n.clone()).or_default() += d.as_f64().unwrap_or(0.0);
         }
         let Some(&top) = chain.last() else { continue };
         let second = chain
@@ -238,6 +246,14 @@ async fn profile(c: &Client, url: &str) -> Result<()> {
     entries.sort_by(|a, b| b.1.total_cmp(&a.1));
     for (n, us) in entries.iter().take(25) {
         println!("{:>9.2} ms  entry {n}", us / 1000.0);
+    }
+    let mut total: Vec<_> = total_us
+        .into_iter()
+        .filter(|(n, _)| !n.starts_with('('))
+        .collect();
+    total.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (n, us) in total.iter().take(40) {
+        println!("{:>9.2} ms  total {n}", us / 1000.0);
     }
     let mut top: Vec<_> = self_us.into_iter().collect();
     top.sort_by(|a, b| b.1.total_cmp(&a.1));
