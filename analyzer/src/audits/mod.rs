@@ -621,8 +621,15 @@ enum Section {
     Errors(Errors),
 }
 
-impl Section {
-    /// About how long the section takes, to start the longest first.
+/// Work [`run_jobs`] schedules.
+trait Job: Send {
+    /// About how long it takes, to start the longest first.
+    fn weight(&self) -> u8;
+    /// Whether it holds its rows in memory whole: two such never run at once.
+    fn loads_whole(&self) -> bool;
+}
+
+impl Job for Section {
     fn weight(&self) -> u8 {
         match self {
             Section::Links(_) | Section::Frustration(_) => 3,
@@ -631,6 +638,17 @@ impl Section {
         }
     }
 
+    /// The Polars audits load their rows whole; the others stream one session at
+    /// a time. So the report's peak is one whole load plus streams.
+    fn loads_whole(&self) -> bool {
+        matches!(
+            self,
+            Section::Forms(_) | Section::Links(_) | Section::Errors(_)
+        )
+    }
+}
+
+impl Section {
     /// Its report over `scope`, of `sessions` sessions.
     fn run(self, conn: &Connection, scope: ResolvedScope, sessions: u64) -> Result<Report, Error> {
         Ok(match self {
@@ -653,58 +671,97 @@ impl Section {
 /// (each holds its own audit's memory while it runs).
 const MAX_WORKERS: usize = 3;
 
-/// Runs the `sections` on up to one worker per core, the longest first, each
-/// worker with its own connection to the same database (DuckDB's memory limit is
-/// the database's, shared by them), and returns their reports in the sections'
-/// order. An audit is mostly one thread's pass over what DuckDB sends, so two run
-/// in about the time of one.
+/// The report's sections, run by [`run_jobs`].
 fn run_sections(
     conn: &Connection,
     scope: &ResolvedScope,
     sessions: u64,
     sections: Vec<Section>,
 ) -> Result<Vec<Report>, Error> {
+    run_jobs(conn, sections, |s, conn| {
+        s.run(conn, scope.clone(), sessions)
+    })?
+    .into_iter()
+    .collect()
+}
+
+/// Runs the `jobs` on up to one worker per core, the longest first, each worker
+/// with its own connection to the same database (DuckDB's memory limit is the
+/// database's, shared by them), and returns what `run` made of them in the jobs'
+/// order. An audit is mostly one thread's pass over what DuckDB sends, so two run
+/// in about the time of one. At most one job that loads its rows whole runs at a
+/// time ([`Job::loads_whole`]); a worker with only such jobs left waits for the
+/// one running.
+fn run_jobs<J: Job, T: Send>(
+    conn: &Connection,
+    jobs: Vec<J>,
+    run: impl Fn(J, &Connection) -> T + Sync,
+) -> Result<Vec<T>, Error> {
+    use std::sync::{Condvar, Mutex, PoisonError};
+
+    // Frees the whole-load slot when a job ends, even by a panic, so that no
+    // worker waits for ever.
+    struct Release<'a, Q>(&'a Mutex<(Q, bool)>, &'a Condvar, bool);
+    impl<Q> Drop for Release<'_, Q> {
+        fn drop(&mut self) {
+            if self.2 {
+                self.0.lock().unwrap_or_else(PoisonError::into_inner).1 = false;
+                self.1.notify_all();
+            }
+        }
+    }
+
     let workers = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
         .clamp(1, MAX_WORKERS)
-        .min(sections.len());
+        .min(jobs.len());
     if workers <= 1 {
-        return sections
-            .into_iter()
-            .map(|s| s.run(conn, scope.clone(), sessions))
-            .collect();
+        return Ok(jobs.into_iter().map(|j| run(j, conn)).collect());
     }
-    let mut queue: Vec<(usize, Section)> = sections.into_iter().enumerate().collect();
-    // Popped from the end: the heaviest last, in reading order among equals.
-    queue.sort_by_key(|(i, s)| (s.weight(), std::cmp::Reverse(*i)));
+    let mut queue: Vec<(usize, J)> = jobs.into_iter().enumerate().collect();
+    // Taken from the end: the heaviest last, in the given order among equals.
+    queue.sort_by_key(|(i, j)| (j.weight(), std::cmp::Reverse(*i)));
     let conns = (0..workers)
         .map(|_| conn.try_clone())
         .collect::<Result<Vec<_>, _>>()?;
-    let queue = std::sync::Mutex::new(queue);
-    let done = std::sync::Mutex::new(Vec::new());
+    // The jobs left, and whether a whole load is running.
+    let state = Mutex::new((queue, false));
+    let freed = Condvar::new();
+    let done = Mutex::new(Vec::new());
     std::thread::scope(|threads| {
         for conn in conns {
-            let (queue, done) = (&queue, &done);
+            let (state, freed, done, run) = (&state, &freed, &done, &run);
             threads.spawn(move || {
                 loop {
-                    let next = queue
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .pop();
-                    let Some((i, section)) = next else { break };
-                    let report = section.run(&conn, scope.clone(), sessions);
+                    let mut guard = state.lock().unwrap_or_else(PoisonError::into_inner);
+                    let (i, job) = loop {
+                        let (queue, loading) = &mut *guard;
+                        if queue.is_empty() {
+                            return;
+                        }
+                        if let Some(at) = queue
+                            .iter()
+                            .rposition(|(_, j)| !(*loading && j.loads_whole()))
+                        {
+                            let next = queue.remove(at);
+                            *loading |= next.1.loads_whole();
+                            break next;
+                        }
+                        guard = freed.wait(guard).unwrap_or_else(PoisonError::into_inner);
+                    };
+                    drop(guard);
+                    let _release = Release(state, freed, job.loads_whole());
+                    let out = run(job, &conn);
                     done.lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push((i, report));
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push((i, out));
                 }
             });
         }
     });
-    let mut done = done
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut done = done.into_inner().unwrap_or_else(PoisonError::into_inner);
     done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, report)| report).collect()
+    Ok(done.into_iter().map(|(_, out)| out).collect())
 }
 
 /// `kind` is one of `kinds` (false for none): the event kinds a pass reads.
@@ -999,6 +1056,53 @@ mod tests {
         let err = run_at(&conn, &bad, 0).unwrap_err();
         assert!(err.is_bad_request());
         assert_eq!(err.code(), "bad_step");
+    }
+
+    /// Jobs that load their rows whole never run two at once; every job runs once
+    /// and the results come back in the jobs' order, whatever the workers.
+    #[test]
+    fn jobs_run_side_by_side_but_one_whole_load_at_a_time() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct J(usize, bool, u8);
+        impl Job for J {
+            fn weight(&self) -> u8 {
+                self.2
+            }
+            fn loads_whole(&self) -> bool {
+                self.1
+            }
+        }
+        let conn = Connection::open_in_memory().unwrap();
+        let (running, whole, most, most_whole) = (
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+        );
+        let jobs: Vec<J> = (0..12).map(|i| J(i, i % 3 == 0, (i % 4) as u8)).collect();
+        let out = run_jobs(&conn, jobs, |j, conn| {
+            let n = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(n, Ordering::SeqCst);
+            if j.1 {
+                let w = whole.fetch_add(1, Ordering::SeqCst) + 1;
+                most_whole.fetch_max(w, Ordering::SeqCst);
+            }
+            // A real query on the worker's own connection, and time to overlap.
+            let one: i64 = conn.query_row("SELECT 1", [], |r| r.get(0)).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            if j.1 {
+                whole.fetch_sub(1, Ordering::SeqCst);
+            }
+            running.fetch_sub(1, Ordering::SeqCst);
+            j.0 as i64 * one
+        })
+        .unwrap();
+        assert_eq!(out, (0..12).collect::<Vec<i64>>());
+        assert_eq!(most_whole.load(Ordering::SeqCst), 1);
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        if cores > 1 {
+            assert!(most.load(Ordering::SeqCst) > 1, "jobs ran one at a time");
+        }
     }
 
     #[test]

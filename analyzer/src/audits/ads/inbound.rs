@@ -6,7 +6,7 @@
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Pass, sessions_and_conversions};
+use super::Pass;
 use crate::Error;
 use crate::audits::ratio;
 use crate::stats::wilson;
@@ -51,7 +51,7 @@ pub struct InboundStats {
 }
 
 /// Where a session came from, read from its landing page's URL.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub(super) struct Inbound {
     source: String,
     medium: Option<String>,
@@ -111,8 +111,9 @@ impl Inbound {
 /// Sessions and conversions per inbound source, by sessions (descending).
 pub(super) fn inbound_stats(pass: &Pass<'_>) -> Result<Vec<InboundStats>, Error> {
     let n = pass.inbound.len();
+    let rows: Vec<(&Inbound, &super::SessionsConverted)> = pass.inbound.iter().collect();
     let strings = |f: fn(&Inbound) -> Option<&str>| -> Vec<Option<&str>> {
-        pass.inbound.iter().map(f).collect()
+        rows.iter().map(|(i, _)| f(i)).collect()
     };
     let frame = DataFrame::new(
         n,
@@ -122,14 +123,19 @@ pub(super) fn inbound_stats(pass: &Pass<'_>) -> Result<Vec<InboundStats>, Error>
             Column::new("campaign".into(), strings(|i| i.campaign.as_deref())),
             Column::new("content".into(), strings(|i| i.content.as_deref())),
             Column::new("click_id".into(), strings(|i| i.click_id)),
-            Column::new("converted".into(), &pass.inbound_converted),
+            Column::new(
+                "sessions".into(),
+                rows.iter().map(|(_, c)| c.sessions).collect::<Vec<u64>>(),
+            ),
+            Column::new(
+                "conversions".into(),
+                rows.iter().map(|(_, c)| c.converted).collect::<Vec<u64>>(),
+            ),
         ],
     )?;
-    let keys = ["source", "medium", "campaign", "content", "click_id"];
+    // One row per source already (counted as the sessions ended).
     let grouped = frame
         .lazy()
-        .group_by(keys.map(col))
-        .agg(sessions_and_conversions())
         .sort_by_exprs(
             [
                 col("sessions"),

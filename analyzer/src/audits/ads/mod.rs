@@ -266,15 +266,35 @@ struct Counts {
 /// What the per-session pass found.
 #[derive(Default)]
 struct Pass<'a> {
-    /// One row per (session, ad it was exposed to): the ad, and whether the session
-    /// reached the goal after its first exposure.
-    exposed_ad: Vec<&'a str>,
-    exposed_converted: Vec<bool>,
+    /// Per ad: the sessions exposed to it, and of those the ones that reached the
+    /// goal after their first exposure.
+    exposed: HashMap<&'a str, SessionsConverted>,
     /// Per campaign, sessions exposed to more than one of its variants.
     mixed: HashMap<&'a str, u64>,
-    /// One row per session: where it came from, and whether it reached the goal.
-    inbound: Vec<Inbound>,
-    inbound_converted: Vec<bool>,
+    /// Per inbound source: its sessions, and of those the ones that reached the goal
+    /// (counted as they end, so memory holds sources, not sessions).
+    inbound: HashMap<Inbound, SessionsConverted>,
+}
+
+/// Sessions, and of those the ones that converted.
+#[derive(Debug, Default, Clone, Copy)]
+struct SessionsConverted {
+    sessions: u64,
+    converted: u64,
+}
+
+impl SessionsConverted {
+    fn add(&mut self, converted: bool) {
+        self.sessions += 1;
+        self.converted += u64::from(converted);
+    }
+}
+
+impl Pass<'_> {
+    /// Sessions counted by inbound source: every session that ended in the pass.
+    fn sessions(&self) -> u64 {
+        self.inbound.values().map(|c| c.sessions).sum()
+    }
 }
 
 /// One session's state in the pass.
@@ -292,8 +312,7 @@ impl<'a> Session<'a> {
     fn finish(self, out: &mut Pass<'a>) {
         let mut variants: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for (ad, converted) in self.exposed {
-            out.exposed_ad.push(ad);
-            out.exposed_converted.push(converted);
+            out.exposed.entry(ad).or_default().add(converted);
             let (campaign, variant) = split_ad(ad);
             variants.entry(campaign).or_default().insert(variant);
         }
@@ -302,12 +321,12 @@ impl<'a> Session<'a> {
                 *out.mixed.entry(campaign).or_default() += 1;
             }
         }
-        out.inbound.push(if self.landed {
+        let inbound = if self.landed {
             Inbound::from_url(self.landing_url)
         } else {
             Inbound::source(NO_LANDING)
-        });
-        out.inbound_converted.push(self.converted);
+        };
+        out.inbound.entry(inbound).or_default().add(self.converted);
     }
 }
 
@@ -374,29 +393,19 @@ impl Ads {
         mut counts: BTreeMap<String, Counts>,
         mut pass: Pass<'_>,
     ) -> Result<AdsReport, Error> {
-        let unseen = sessions.saturating_sub(pass.inbound.len() as u64);
-        for _ in 0..unseen {
-            pass.inbound.push(Inbound::source(NO_LANDING));
-            pass.inbound_converted.push(false);
+        let unseen = sessions.saturating_sub(pass.sessions());
+        if unseen > 0 {
+            pass.inbound
+                .entry(Inbound::source(NO_LANDING))
+                .or_default()
+                .sessions += unseen;
         }
 
-        // Polars: exposed sessions and conversions per ad.
-        let exposures = DataFrame::new(
-            pass.exposed_ad.len(),
-            vec![
-                Column::new("ad".into(), &pass.exposed_ad),
-                Column::new("converted".into(), &pass.exposed_converted),
-            ],
-        )?
-        .lazy()
-        .group_by([col("ad")])
-        .agg(sessions_and_conversions())
-        .collect()?;
-        for (ad, n) in ad_counts(&exposures, "sessions")? {
-            counts.entry(ad).or_default().sessions = n;
-        }
-        for (ad, n) in ad_counts(&exposures, "conversions")? {
-            counts.entry(ad).or_default().conversions = n;
+        // Exposed sessions and conversions per ad.
+        for (ad, n) in &pass.exposed {
+            let c = counts.entry((*ad).to_owned()).or_default();
+            c.sessions = n.sessions;
+            c.conversions = n.converted;
         }
 
         let campaigns = self.campaigns(&counts, &pass.mixed);
@@ -500,12 +509,12 @@ struct Streamed {
     landing: Option<Inbound>,
     converted: bool,
     exposed: Vec<(u32, bool)>,
-    /// Per (session, ad it was exposed to): the ad and whether it converted after.
-    exposures: Vec<(u32, bool)>,
+    /// Per ad (its number): sessions exposed, and of those converted after.
+    exposures: HashMap<u32, SessionsConverted>,
     /// Per campaign, sessions exposed to more than one of its variants.
     mixed: HashMap<String, u64>,
-    inbound: Vec<Inbound>,
-    inbound_converted: Vec<bool>,
+    /// Per inbound source: sessions, and of those converted.
+    inbound: HashMap<Inbound, SessionsConverted>,
 }
 
 impl Streamed {
@@ -568,7 +577,7 @@ impl Streamed {
         }
         let mut variants: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for &(ad, converted) in &self.exposed {
-            self.exposures.push((ad, converted));
+            self.exposures.entry(ad).or_default().add(converted);
             let (campaign, variant) = split_ad(self.ads.name(ad));
             variants.entry(campaign).or_default().insert(variant);
         }
@@ -577,11 +586,11 @@ impl Streamed {
                 *self.mixed.entry(campaign.to_owned()).or_default() += 1;
             }
         }
-        self.inbound.push(match self.landing.take() {
+        let inbound = match self.landing.take() {
             Some(inbound) if self.landed => inbound,
             _ => Inbound::source(NO_LANDING),
-        });
-        self.inbound_converted.push(self.converted);
+        };
+        self.inbound.entry(inbound).or_default().add(self.converted);
         self.landed = false;
         self.converted = false;
         self.exposed.clear();
@@ -589,31 +598,18 @@ impl Streamed {
 
     /// What the pass found, as the framed pass gives it.
     fn pass(&mut self) -> Pass<'_> {
-        let inbound = std::mem::take(&mut self.inbound);
-        let inbound_converted = std::mem::take(&mut self.inbound_converted);
+        let mut exposed: HashMap<&str, SessionsConverted> = HashMap::new();
+        for (ad, n) in &self.exposures {
+            let e = exposed.entry(self.ads.name(*ad)).or_default();
+            e.sessions += n.sessions;
+            e.converted += n.converted;
+        }
         Pass {
-            exposed_ad: self
-                .exposures
-                .iter()
-                .map(|&(ad, _)| self.ads.name(ad))
-                .collect(),
-            exposed_converted: self.exposures.iter().map(|&(_, c)| c).collect(),
+            exposed,
             mixed: self.mixed.iter().map(|(c, &n)| (c.as_str(), n)).collect(),
-            inbound,
-            inbound_converted,
+            inbound: std::mem::take(&mut self.inbound),
         }
     }
-}
-
-/// Per group of (session, `converted`) rows: `sessions` and `conversions`.
-fn sessions_and_conversions() -> [Expr; 2] {
-    [
-        len().cast(DataType::UInt64).alias("sessions"),
-        col("converted")
-            .sum()
-            .cast(DataType::UInt64)
-            .alias("conversions"),
-    ]
 }
 
 /// `(ad, count)` pairs of a frame with an `ad` column and a `UInt64` count column.
