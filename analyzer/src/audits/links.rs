@@ -219,8 +219,9 @@ impl Audit for Links {
 fn link_stats(ctx: &Context<'_>, labels: &LabelMap) -> Result<Vec<LinkStats>, Error> {
     let (filter, params) = crate::load::scope_filter(&ctx.scope);
     let same = "e.path = l.path AND e.selector = l.selector AND e.href IS NOT DISTINCT FROM l.href";
+    // `ev` is read once (MATERIALIZED): the passes below use it four times.
     let sql = format!(
-        "WITH ev AS (
+        "WITH ev AS MATERIALIZED (
             SELECT kind, session_key, path, selector, href FROM events
             WHERE {filter} AND kind IN ('{LINK_VIEW}', 'click')
               AND selector IS NOT NULL AND path IS NOT NULL),
