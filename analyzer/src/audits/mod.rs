@@ -690,8 +690,8 @@ fn run_sections(
 /// database's, shared by them), and returns what `run` made of them in the jobs'
 /// order. An audit is mostly one thread's pass over what DuckDB sends, so two run
 /// in about the time of one. At most one job that loads its rows whole runs at a
-/// time ([`Job::loads_whole`]); a worker with only such jobs left waits for the
-/// one running.
+/// time ([`Job::loads_whole`]), and they go first: a free worker takes the next
+/// of them when none runs, else the next streamed job, else waits.
 fn run_jobs<J: Job, T: Send>(
     conn: &Connection,
     jobs: Vec<J>,
@@ -739,10 +739,17 @@ fn run_jobs<J: Job, T: Send>(
                         if queue.is_empty() {
                             return;
                         }
-                        if let Some(at) = queue
-                            .iter()
-                            .rposition(|(_, j)| !(*loading && j.loads_whole()))
-                        {
+                        // The whole loads one after the other from the start, the
+                        // streamed jobs beside them: the longest first of each.
+                        let at = if *loading {
+                            queue.iter().rposition(|(_, j)| !j.loads_whole())
+                        } else {
+                            queue
+                                .iter()
+                                .rposition(|(_, j)| j.loads_whole())
+                                .or(queue.len().checked_sub(1))
+                        };
+                        if let Some(at) = at {
                             let next = queue.remove(at);
                             *loading |= next.1.loads_whole();
                             break next;
