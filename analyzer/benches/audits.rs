@@ -8,7 +8,7 @@
 //! `cargo bench --bench audits` (or `cargo xtask bench`, `cargo xtask bench --100m`).
 //! `BENCH_EVENTS` sets N (default 10,000,000). `BENCH_DB=PATH` keeps the file there
 //! and reuses it on the next run when it already holds N events. `BENCH_FUNNEL_ONLY=1`
-//! stops after the funnel (at 100M events the other audits do not fit in memory yet).
+//! stops after the funnel.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

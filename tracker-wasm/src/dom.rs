@@ -55,6 +55,15 @@ extern "C" {
     #[wasm_bindgen(catch, constructor, js_class = "MutationObserver")]
     pub(crate) fn mutation_observer(cb: &Function) -> Result<Observer, JsValue>;
 
+    /// `el.matches(s)` and `el.querySelector(s)` with `s`
+    /// a JS string made once ([`Words`]): a `&str` argument is decoded from wasm
+    /// memory on every call, and these run for each link in view. The selectors
+    /// are constants that parse, so the calls do not throw.
+    #[wasm_bindgen(method, js_name = matches)]
+    fn matches_js(this: &AnyNode, s: &JsString) -> bool;
+    #[wasm_bindgen(method, js_name = querySelector)]
+    fn query_js(this: &AnyNode, s: &JsString) -> Option<Element>;
+
     /// An `IntersectionObserverEntry`.
     pub(crate) type Entry;
     #[wasm_bindgen(method, getter)]
@@ -84,6 +93,44 @@ pub(crate) fn prop(v: &JsValue, name: &str) -> JsValue {
 /// The closest element matching `sel`, from `el` itself upwards.
 pub(crate) fn closest(el: &Element, sel: &str) -> Option<Element> {
     el.closest(sel).ok().flatten()
+}
+
+/// What the tracker asks the browser about each link in view, as JS strings
+/// made once per batch.
+pub(crate) struct Words {
+    link: JsString,
+    ad: JsString,
+    any_attr: JsString,
+    editable: JsString,
+}
+
+impl Words {
+    fn new() -> Self {
+        Self {
+            // HTML links only (an SVG `<a>` has no string `href`).
+            link: "a[href]:not(svg *,[data-ct-ignore],[data-ct-ignore] *)".into(),
+            ad: "[data-ct-ad]:not([data-ct-ad=''],[data-ct-ignore],[data-ct-ignore] *)".into(),
+            any_attr: ANY_ATTR.into(),
+            editable: "[contenteditable]".into(),
+        }
+    }
+}
+
+/// The attributes a selector part may use: an element with none of them (most)
+/// takes one question to the browser.
+const ANY_ATTR: &str =
+    "[data-testid],[data-test],[data-cy],[data-qa],[name],[aria-label],[role],[type]";
+
+/// Whether an element is an HTML link outside `data-ct-ignore` subtrees (one
+/// question to the browser).
+pub(crate) fn is_link(el: &Element, known: &mut Siblings) -> bool {
+    el.unchecked_ref::<AnyNode>()
+        .matches_js(&known.words().link)
+}
+
+/// Whether an element is a named ad outside `data-ct-ignore` subtrees.
+pub(crate) fn is_ad(el: &Element, known: &mut Siblings) -> bool {
+    el.unchecked_ref::<AnyNode>().matches_js(&known.words().ad)
 }
 
 /// An event target as an element, unless it sits in a `data-ct-ignore` subtree.
@@ -117,6 +164,13 @@ pub(crate) struct Siblings {
     of_type: Vec<(Element, String, js_sys::Array)>,
     /// An element and the parts of it and its ancestors (see [`ancestor_parts`]).
     chains: Vec<(Element, Vec<String>)>,
+    words: Option<Words>,
+}
+
+impl Siblings {
+    fn words(&mut self) -> &Words {
+        self.words.get_or_insert_with(Words::new)
+    }
 }
 
 /// The parts of `el` and its ancestors that a selector of one of its children
@@ -132,12 +186,12 @@ fn ancestor_parts(el: &Element, known: &mut Siblings) -> Vec<String> {
             break;
         }
         let mut p = String::new();
-        let anchored = part(&e, &mut p, known);
+        let (anchored, parent) = part(&e, &mut p, known);
         parts.push(p);
         if anchored || parts.len() == 3 {
             break;
         }
-        cur = e.parent_element();
+        cur = parent;
     }
     known.chains.push((el.clone(), parts.clone()));
     parts
@@ -146,9 +200,9 @@ fn ancestor_parts(el: &Element, known: &mut Siblings) -> Vec<String> {
 /// [`selector`], with what `known` holds about the siblings on the way.
 pub(crate) fn selector_in(el: &Element, known: &mut Siblings) -> String {
     let mut first = String::new();
-    let anchored = part(el, &mut first, known);
+    let (anchored, parent) = part(el, &mut first, known);
     let mut parts = Vec::from([first]);
-    if !anchored && let Some(p) = el.parent_element() {
+    if !anchored && let Some(p) = parent {
         parts.extend(ancestor_parts(&p, known));
     }
     // Drop outer ancestors until it is short; `parts` runs from `el` outwards.
@@ -174,20 +228,20 @@ pub(crate) fn selector_in(el: &Element, known: &mut Siblings) -> String {
 /// returns true), `tag[data-testid="…"]` (and `data-test`, `data-cy`, `data-qa`:
 /// also true), else `tag` with `[name]`, else `[aria-label]`, else one class;
 /// plus `[role]` and an input's or button's `[type]`; `:nth-of-type(n)` when a
-/// sibling gets the same part.
-fn part(el: &Element, out: &mut String, known: &mut Siblings) -> bool {
+/// sibling gets the same part. Also gives the parent (read on the way).
+fn part(el: &Element, out: &mut String, known: &mut Siblings) -> (bool, Option<Element>) {
     let tag = el.local_name();
     out.push_str(&tag);
     let id = el.id();
     if !generated(&id) {
         out.push('#');
         css_ident(out, &id);
-        return true;
+        return (true, el.parent_element());
     }
     // One question to the browser first: most elements have none of these.
     let any = el
-        .matches("[data-testid],[data-test],[data-cy],[data-qa],[name],[aria-label],[role],[type]")
-        .unwrap_or(true);
+        .unchecked_ref::<AnyNode>()
+        .matches_js(&known.words().any_attr);
     let attr = |name: &str, max: usize| {
         any.then(|| el.get_attribute(name))
             .flatten()
@@ -217,9 +271,9 @@ fn part(el: &Element, out: &mut String, known: &mut Siblings) -> bool {
         attr_part(out, "type", &v);
     }
     // Siblings this part would match too: then its position among its type.
-    let alone = el.previous_element_sibling().is_none() && el.next_element_sibling().is_none();
-    if let Some(p) = el.parent_element().filter(|_| !alone) {
-        let twins = if let Some(t) = known.twins.iter().find(|t| t.1 == *out && t.0 == p) {
+    let parent = el.parent_element();
+    if let Some(p) = parent.as_ref().filter(|p| p.child_element_count() > 1) {
+        let twins = if let Some(t) = known.twins.iter().find(|t| t.1 == *out && t.0 == *p) {
             t.2
         } else {
             let mut s = String::from(":scope>");
@@ -229,7 +283,7 @@ fn part(el: &Element, out: &mut String, known: &mut Siblings) -> bool {
             twins
         };
         if twins {
-            let i = if let Some(t) = known.of_type.iter().find(|t| t.1 == tag && t.0 == p) {
+            let i = if let Some(t) = known.of_type.iter().find(|t| t.1 == tag && t.0 == *p) {
                 t.2.index_of(el, 0)
             } else {
                 let mut s = String::from(":scope>");
@@ -238,7 +292,7 @@ fn part(el: &Element, out: &mut String, known: &mut Siblings) -> bool {
                     .query_selector_all(&s)
                     .map_or_else(|_| js_sys::Array::new(), |l| js_sys::Array::from(&l));
                 let i = list.index_of(el, 0);
-                known.of_type.push((p, tag.clone(), list));
+                known.of_type.push((p.clone(), tag.clone(), list));
                 i
             };
             out.push_str(":nth-of-type(");
@@ -246,7 +300,7 @@ fn part(el: &Element, out: &mut String, known: &mut Siblings) -> bool {
             out.push(')');
         }
     }
-    anchored
+    (anchored, parent)
 }
 
 /// `[name="value"]`, the value as a CSS string.
@@ -272,24 +326,21 @@ pub(crate) fn attr_part(out: &mut String, name: &str, v: &str) {
 /// (`active`, `is-open`, …), a generated name or a utility (anything with a digit
 /// or punctuation: `mt-3`, `md:flex`, `css-1x2y3z`).
 fn class(el: &Element) -> Option<String> {
-    let list = el.class_list();
-    let mut best: Option<String> = None;
-    for i in 0..list.length().min(16) {
-        let Some(c) = list.item(i) else { continue };
+    // The attribute, one string (an SVG element's `className` is no string, and
+    // `classList` takes a question per class).
+    let list = el.get_attribute("class")?;
+    let mut best: Option<&str> = None;
+    for c in list.split_ascii_whitespace().take(16) {
         let plain = (2..=40).contains(&c.len())
             && c.bytes()
                 .all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_')
             && !c.starts_with("sc-")
-            && !STATES.iter().any(|s| has(&c, s));
-        if plain
-            && best
-                .as_ref()
-                .is_none_or(|b| (c.len(), c.as_str()) < (b.len(), b.as_str()))
-        {
+            && !STATES.iter().any(|s| has(c, s));
+        if plain && best.is_none_or(|b| (c.len(), c) < (b.len(), b)) {
             best = Some(c);
         }
     }
-    best
+    best.map(String::from)
 }
 
 /// Parts of class names that say what state an element is in, not what it is.
@@ -365,12 +416,20 @@ pub(crate) fn css_ident(out: &mut String, s: &str) {
 /// `alt`), whitespace collapsed, at most [`MAX_TEXT_CHARS`] chars. None for fields
 /// and anything editable: what a visitor typed is never sent.
 pub(crate) fn text(el: &Element) -> Option<String> {
+    text_in(el, &mut Siblings::default())
+}
+
+/// [`text`], asking with the batch's [`Words`].
+pub(crate) fn text_in(el: &Element, known: &mut Siblings) -> Option<String> {
     if matches!(el.local_name().as_str(), "input" | "select" | "textarea")
         || el
             .unchecked_ref::<AnyNode>()
             .is_content_editable()
             .is_truthy()
-        || !matches!(el.query_selector("[contenteditable]"), Ok(None))
+        || el
+            .unchecked_ref::<AnyNode>()
+            .query_js(&known.words().editable)
+            .is_some()
     {
         return None;
     }

@@ -52,6 +52,9 @@ pub(crate) struct Seen {
     /// `["selector","href","label"]` of each link seen in this view, in JSON; the first
     /// `sent` of them are sent, they take `unsent_bytes` after that.
     links: Vec<String>,
+    /// A hash of each listed link's selector and href (one link is those two), to
+    /// find a link listed already without comparing strings.
+    keys: Vec<u64>,
     sent: usize,
     unsent_bytes: usize,
     /// [`MARK`] as a JS string, made once.
@@ -103,13 +106,7 @@ impl Tracker {
                 }
                 return;
             }
-            let Some(el) = dom::element(Some(el.into())) else {
-                return;
-            };
-            if el
-                .get_attribute("data-ct-ad")
-                .is_some_and(|a| !a.is_empty())
-            {
+            if dom::is_ad(&el, &mut known) {
                 let start = match self.seen.ads.iter_mut().find(|ad| ad.0 == el) {
                     Some(ad) if ad.1 == 0.0 => {
                         ad.1 = now;
@@ -125,10 +122,8 @@ impl Tracker {
                     self.tick(AD_VIEW_MS);
                 }
             }
-            if let Some(a) = el.dyn_ref::<HtmlAnchorElement>()
-                && a.has_attribute("href")
-            {
-                self.link_seen(a, &mut known);
+            if dom::is_link(&el, &mut known) {
+                self.link_seen(el.unchecked_ref::<HtmlAnchorElement>(), &mut known);
             }
         });
     }
@@ -149,15 +144,13 @@ impl Tracker {
         quote(&mut link, cut(&self.link_href(a.href().as_str()), MAX_URL));
         // The same link again, e.g. re-rendered by the page (its text may have
         // changed: "Cart (2)"): one link is its selector and href.
-        let key = link.len();
-        if self.seen.links.iter().any(|l| {
-            l.get(..key) == Some(link.as_str())
-                && matches!(l.as_bytes().get(key), Some(b',' | b']'))
-        }) {
+        let key = fnv(link.as_bytes());
+        if self.seen.keys.contains(&key) {
             return;
         }
+        self.seen.keys.push(key);
         // Its label for the report: the text, else the accessible name.
-        if let Some(text) = dom::text(a) {
+        if let Some(text) = dom::text_in(a, known) {
             link.push(',');
             quote(&mut link, &text);
         }
@@ -199,6 +192,7 @@ impl Tracker {
         self.seen.unsent_bytes = 0;
         if end {
             self.seen.sent = 0;
+            self.seen.keys.clear();
             self.seen.view += 1;
         } else {
             self.seen.sent = links.len();
@@ -241,4 +235,12 @@ impl Tracker {
             }
         }
     }
+}
+
+/// 64-bit FNV-1a: two links' keys are equal only when their texts are (a false
+/// match, one in 2^64 per pair, would leave a link out of one view's list).
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
