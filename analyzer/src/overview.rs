@@ -9,15 +9,15 @@
 //! view or screen, and a page view's URL when it has a query string. Pages and
 //! labels are numbered ([`Names`]); one session is in memory at a time.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use duckdb::Connection;
 use duckdb::arrow::array::{Array as _, RecordBatch};
 use duckdb::arrow::datatypes::{Int64Type, UInt8Type, UInt64Type};
 use serde::Serialize;
 
-use crate::audits::Names;
 use crate::audits::ads::label_sources;
+use crate::audits::{FastMap, Names};
 use crate::load::{self, RowIn, SessionCursor, primitive, str_at};
 use crate::{Error, ResolvedScope};
 
@@ -66,23 +66,24 @@ type Counts = (u64, u64, u64);
 #[derive(Default)]
 struct Pass {
     names: Names,
-    pages: HashMap<u32, Counts>,
-    labels: HashMap<u32, Counts>,
-    days: HashMap<i64, u64>,
-    landings: HashMap<Option<String>, u64>,
+    pages: FastMap<u32, Counts>,
+    labels: FastMap<u32, Counts>,
+    days: FastMap<i64, u64>,
+    landings: FastMap<Option<String>, u64>,
     sessions: u64,
     pageviews: u64,
     current: Option<u64>,
     cursor: SessionCursor,
-    /// The session at hand: its days, whether its first page view was seen, and
+    /// The session at hand: its days (a few; its rows come in time order, so
+    /// mostly the last one again), whether its first page view was seen, and
     /// that view's query string (if any).
-    session_days: HashSet<i64>,
+    session_days: Vec<i64>,
     landed: bool,
     landing: Option<String>,
 }
 
 impl Pass {
-    fn count(map: &mut HashMap<u32, Counts>, id: u32, session: u64, view: bool) {
+    fn count(map: &mut FastMap<u32, Counts>, id: u32, session: u64, view: bool) {
         let c = map.entry(id).or_insert((0, 0, 0));
         c.0 += u64::from(view);
         if c.2 != session {
@@ -107,7 +108,10 @@ impl Pass {
                 RowIn::Same => {}
             }
             if days.is_valid(i) {
-                self.session_days.insert(days.value(i));
+                let day = days.value(i);
+                if self.session_days.last() != Some(&day) && !self.session_days.contains(&day) {
+                    self.session_days.push(day);
+                }
             }
             if kinds.value(i) == 0 {
                 self.pageviews += 1;
@@ -132,7 +136,7 @@ impl Pass {
         if self.current.take().is_none() {
             return;
         }
-        for day in self.session_days.drain() {
+        for day in self.session_days.drain(..) {
             *self.days.entry(day).or_default() += 1;
         }
         if std::mem::take(&mut self.landed) {

@@ -194,21 +194,10 @@ impl Default for Frustration {
 }
 
 impl Frustration {
-    /// The report straight from the store: what `analyzer frustration`,
-    /// `/api/audit` and the report run. DuckDB sends the signal events (clicks, dead
-    /// clicks, errors, page views) session after session in (ts, seq) order
-    /// ([`load::stream_sessions`]); [`Walk`] finds each session's signals with one
-    /// session in memory. Each page's sessions and the labels are counted by the
-    /// store.
-    pub fn stream(
-        &self,
-        conn: &Connection,
-        scope: ResolvedScope,
-    ) -> Result<FrustrationReport, Error> {
-        let (sessions, walk, labels) = store::transaction(conn, || {
-            let sessions = load::sessions(conn, &scope)?;
-            let labels = labels(conn, &scope, &["click"])?;
-            let (filter, params) = load::scope_filter(&scope);
+    /// The streamed pass over the signal events, in one transaction.
+    fn walk(&self, conn: &Connection, scope: &ResolvedScope) -> Result<Walk<'_>, Error> {
+        store::transaction(conn, || {
+            let (filter, params) = load::scope_filter(scope);
             let query = |from: &str, order: &str| {
                 format!(
                     "SELECT session_key, ts,
@@ -225,7 +214,37 @@ impl Frustration {
             let mut walk = Walk::new(self);
             load::stream_sessions(conn, query, &params, |batch, skip| walk.batch(batch, skip))?;
             walk.end_session();
-            Ok::<_, Error>((sessions, walk, labels))
+            Ok::<_, Error>(walk)
+        })
+    }
+
+    /// The report straight from the store: what `analyzer frustration`,
+    /// `/api/audit` and the report run. DuckDB sends the signal events (clicks, dead
+    /// clicks, errors, page views) session after session in (ts, seq) order
+    /// ([`load::stream_sessions`]); [`Walk`] finds each session's signals with one
+    /// session in memory. Each page's sessions and the labels are counted by the
+    /// store.
+    pub fn stream(
+        &self,
+        conn: &Connection,
+        scope: ResolvedScope,
+    ) -> Result<FrustrationReport, Error> {
+        // The sessions and labels are counted on a second connection while this
+        // one streams: the stream is mostly one thread reading what DuckDB sends.
+        let side = conn.try_clone()?;
+        let counts = |side: Connection| {
+            store::transaction(&side, || {
+                Ok::<_, Error>((
+                    load::sessions(&side, &scope)?,
+                    labels(&side, &scope, &["click"])?,
+                ))
+            })
+        };
+        let (sessions, walk, labels) = std::thread::scope(|s| {
+            let counted = s.spawn(|| counts(side));
+            let walk = self.walk(conn, &scope);
+            let (sessions, labels) = counted.join().expect("the counts do not panic")?;
+            Ok::<_, Error>((sessions, walk?, labels))
         })?;
 
         let mut issues: Vec<FrustrationIssue> = walk
