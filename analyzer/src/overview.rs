@@ -74,8 +74,8 @@ struct Pass {
     pageviews: u64,
     current: Option<u64>,
     cursor: SessionCursor,
-    /// The session at hand: its days (a few; its rows come in time order, so
-    /// mostly the last one again), whether its first page view was seen, and
+    /// The session at hand: its days (one or two, so a list), whether its first
+    /// page view was seen, and
     /// that view's query string (if any).
     session_days: Vec<i64>,
     landed: bool,
@@ -109,7 +109,7 @@ impl Pass {
             }
             if days.is_valid(i) {
                 let day = days.value(i);
-                if self.session_days.last() != Some(&day) && !self.session_days.contains(&day) {
+                if !self.session_days.contains(&day) {
                     self.session_days.push(day);
                 }
             }

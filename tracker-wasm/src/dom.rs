@@ -164,6 +164,7 @@ pub(crate) struct Siblings {
     of_type: Vec<(Element, String, js_sys::Array)>,
     /// An element and the parts of it and its ancestors (see [`ancestor_parts`]).
     chains: Vec<(Element, Vec<String>)>,
+    /// The batch's constant questions, made on first use.
     words: Option<Words>,
 }
 
