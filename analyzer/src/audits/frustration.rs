@@ -194,10 +194,17 @@ impl Default for Frustration {
 }
 
 impl Frustration {
-    /// The streamed pass over the signal events, in one transaction.
-    fn walk(&self, conn: &Connection, scope: &ResolvedScope) -> Result<Walk<'_>, Error> {
+    /// The streamed pass over the signal events of the sessions in `half`, in one
+    /// transaction.
+    fn walk(
+        &self,
+        conn: &Connection,
+        scope: &ResolvedScope,
+        half: Half,
+    ) -> Result<Walk<'_>, Error> {
         store::transaction(conn, || {
             let (filter, params) = load::scope_filter(scope);
+            let filter = format!("{filter} AND {}", half.sql());
             let query = |from: &str, order: &str| {
                 format!(
                     "SELECT session_key, ts,
@@ -222,16 +229,18 @@ impl Frustration {
     /// `/api/audit` and the report run. DuckDB sends the signal events (clicks, dead
     /// clicks, errors, page views) session after session in (ts, seq) order
     /// ([`load::stream_sessions`]); [`Walk`] finds each session's signals with one
-    /// session in memory. Each page's sessions and the labels are counted by the
-    /// store.
+    /// session in memory, over each [`Half`] of the sessions on its own connection;
+    /// the two walks are merged. The sessions in scope and the labels are counted
+    /// by the store.
     pub fn stream(
         &self,
         conn: &Connection,
         scope: ResolvedScope,
     ) -> Result<FrustrationReport, Error> {
-        // The sessions and labels are counted on a second connection while this
-        // one streams: the stream is mostly one thread reading what DuckDB sends.
-        let side = conn.try_clone()?;
+        // A stream is mostly one thread reading what DuckDB sends: the two halves
+        // of the sessions stream on two connections, and the sessions and labels
+        // are counted on a third, side by side.
+        let (side, upper) = (conn.try_clone()?, conn.try_clone()?);
         let counts = |side: Connection| {
             store::transaction(&side, || {
                 Ok::<_, Error>((
@@ -242,9 +251,14 @@ impl Frustration {
         };
         let (sessions, walk, labels) = std::thread::scope(|s| {
             let counted = s.spawn(|| counts(side));
-            let walk = self.walk(conn, &scope);
+            let scope = &scope;
+            let upper = s.spawn(move || self.walk(&upper, scope, Half::Upper));
+            let walk = self.walk(conn, scope, Half::Lower);
+            let upper = upper.join().expect("the walk does not panic");
             let (sessions, labels) = counted.join().expect("the counts do not panic")?;
-            Ok::<_, Error>((sessions, walk?, labels))
+            let mut walk = walk?;
+            walk.merge(upper?);
+            Ok::<_, Error>((sessions, walk, labels))
         })?;
 
         let mut issues: Vec<FrustrationIssue> = walk
@@ -283,6 +297,25 @@ impl Frustration {
             quick_back_ms: self.quick_back_ms,
             issues,
         })
+    }
+}
+
+/// The sessions one walk of [`Frustration::stream`] reads: each session is in one
+/// half by its key, so the halves' counts add up.
+#[derive(Debug, Clone, Copy)]
+enum Half {
+    Lower,
+    Upper,
+}
+
+impl Half {
+    /// The half as an SQL condition.
+    fn sql(self) -> String {
+        let middle = 1u64 << 63;
+        match self {
+            Half::Lower => format!("session_key < {middle}"),
+            Half::Upper => format!("session_key >= {middle}"),
+        }
     }
 }
 
@@ -422,6 +455,25 @@ impl<'f> Walk<'f> {
         }
         self.state = SessionState::default();
         self.this_session.clear();
+    }
+
+    /// Adds the counts of a walk over other sessions (the other [`Half`]).
+    fn merge(&mut self, other: Walk<'_>) {
+        let names = &other.names;
+        for ((kind, page, sel), (occurrences, sessions)) in other.issues {
+            let key = (
+                kind,
+                self.names.id(names.name(page)),
+                sel.map(|s| self.names.id(names.name(s))),
+            );
+            let entry = self.issues.entry(key).or_default();
+            entry.0 += occurrences;
+            entry.1 += sessions;
+        }
+        for (page, (sessions, _)) in other.pages {
+            let page = self.names.id(names.name(page));
+            self.pages.entry(page).or_default().0 += sessions;
+        }
     }
 
     fn batch(&mut self, batch: &RecordBatch, skip: &HashSet<u64>) -> Result<(), Error> {
@@ -837,6 +889,50 @@ mod tests {
             ]
         );
         assert_eq!(r.issues[2].share, Some(0.5));
+    }
+
+    /// The two halves of the sessions are walked apart: their counts add up, and a
+    /// page or element seen in both is one row.
+    #[test]
+    fn sessions_of_both_halves_add_up() {
+        let sessions: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+        let lower = sessions
+            .iter()
+            .filter(|s| store::session_key("shop", s) < 1 << 63)
+            .count();
+        assert!(
+            lower > 0 && lower < sessions.len(),
+            "both halves hold sessions"
+        );
+        let db = Db::new();
+        let events: Vec<Ev> = sessions
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| {
+                let mut e = vec![
+                    page(&format!("{s}-a"), s, 0, "/cart", "navigate"),
+                    ev(&format!("{s}-b"), s, S, 2, "dead_click")
+                        .path("/cart")
+                        .selector("img.hero"),
+                ];
+                // Every fourth also goes to /product/1 and quickly back.
+                if i % 4 == 0 {
+                    e.push(page(&format!("{s}-c"), s, 2 * S, "/product/1", "navigate"));
+                    e.push(page(&format!("{s}-d"), s, 3 * S, "/cart", "back_forward"));
+                }
+                e
+            })
+            .collect();
+        db.insert(&events);
+        let r = frustration(&db, &Frustration::default());
+        assert_eq!(r.sessions, 40);
+        assert_eq!(
+            rows(&r),
+            [
+                ("dead_click", "/cart", Some("img.hero"), 40, 40, 40),
+                ("quick_back", "/product/1", None, 10, 10, 10),
+            ]
+        );
     }
 
     #[test]

@@ -32,16 +32,17 @@
 //!   two reports agree: page views with status >= 400 by (page, status), with their
 //!   sessions and where they came from.
 
+use duckdb::Connection;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::errors::{ErrorPage, Errors};
 use super::{
     Audit, Context, IN_ERROR_PAGE_SESSIONS, LabelMap, SessionOrder as _, error_page_sessions,
-    kind_in, labels, ratio,
+    kind_in, labels, load_rows, ratio,
 };
 use crate::Error;
-use crate::load::Col;
+use crate::load::{self, Col};
 use crate::scope::ResolvedScope;
 use crate::stats::wilson;
 use crate::table::{Cell, Table};
@@ -190,16 +191,64 @@ impl Audit for Links {
     }
 
     fn compute(&self, events: DataFrame, ctx: &Context<'_>) -> Result<LinksReport, Error> {
-        let (sessions, scope) = (ctx.sessions, ctx.scope.clone());
         let labels = labels(ctx.conn, &ctx.scope, &["click", LINK_VIEW])?;
-        let links = link_stats(ctx, &labels)?;
+        let links = link_stats(ctx.conn, &ctx.scope, &labels)?;
+        self.finish(&events, ctx.scope.clone(), ctx.sessions, links, &labels)
+    }
+}
+
+impl Links {
+    /// The report straight from the store: what `analyzer links`, `/api/audit` and
+    /// the report run. The link counts and labels (store queries, most of the
+    /// work) are asked on a second connection while this one counts the sessions
+    /// and loads the rows of the broken-link and error-page passes: on two cores
+    /// about the time of the longer of the two instead of their sum. `sessions`:
+    /// already counted (the report's), else counted here.
+    pub fn run(
+        &self,
+        conn: &Connection,
+        scope: ResolvedScope,
+        sessions: Option<u64>,
+    ) -> Result<LinksReport, Error> {
+        let side = conn.try_clone()?;
+        let counts = |side: Connection| {
+            store::transaction(&side, || {
+                let labels = labels(&side, &scope, &["click", LINK_VIEW])?;
+                let links = link_stats(&side, &scope, &labels)?;
+                Ok::<_, Error>((labels, links))
+            })
+        };
+        let ((labels, links), (sessions, events)) = std::thread::scope(|s| {
+            let counted = s.spawn(|| counts(side));
+            let loaded = store::transaction(conn, || {
+                let sessions = match sessions {
+                    Some(n) => n,
+                    None => load::sessions(conn, &scope)?,
+                };
+                Ok::<_, Error>((sessions, load_rows(conn, &scope, self)?))
+            });
+            let counted = counted.join().expect("the link counts do not panic")?;
+            Ok::<_, Error>((counted, loaded?))
+        })?;
+        self.finish(&events, scope, sessions, links, &labels)
+    }
+
+    /// The report from the link counts and the rows of the error-page sessions.
+    fn finish(
+        &self,
+        events: &DataFrame,
+        scope: ResolvedScope,
+        sessions: u64,
+        links: Vec<LinkStats>,
+        labels: &LabelMap,
+    ) -> Result<LinksReport, Error> {
         let unused = links
             .iter()
             .filter(|l| self.is_unused(l))
             .cloned()
             .collect();
-        let broken = broken_links(&events, &labels)?;
-        let error_pages = Errors::default().error_pages(&events)?;
+        let broken = broken_links(events, labels)?;
+        let error_pages = Errors::default().error_pages(events)?;
         Ok(LinksReport {
             scope,
             sessions,
@@ -216,8 +265,12 @@ impl Audit for Links {
 /// Impressions and credited clicks per link, counted by the store, sorted as
 /// [`LinksReport::links`]. A missing href equals a missing href (a link whose
 /// target the collector dropped is still one link).
-fn link_stats(ctx: &Context<'_>, labels: &LabelMap) -> Result<Vec<LinkStats>, Error> {
-    let (filter, params) = crate::load::scope_filter(&ctx.scope);
+fn link_stats(
+    conn: &Connection,
+    scope: &ResolvedScope,
+    labels: &LabelMap,
+) -> Result<Vec<LinkStats>, Error> {
+    let (filter, params) = load::scope_filter(scope);
     let same = "e.path = l.path AND e.selector = l.selector AND e.href IS NOT DISTINCT FROM l.href";
     // `ev` is read once (MATERIALIZED): the passes below use it four times.
     let sql = format!(
@@ -259,7 +312,7 @@ fn link_stats(ctx: &Context<'_>, labels: &LabelMap) -> Result<Vec<LinkStats>, Er
         SELECT l.path, l.selector, l.href, t.v::UBIGINT, t.c::UBIGINT
         FROM totals t JOIN links l USING (id)",
     );
-    let mut stmt = ctx.conn.prepare(&sql)?;
+    let mut stmt = conn.prepare(&sql)?;
     let mut links = stmt
         .query_map(duckdb::params_from_iter(params), |r| {
             let (page, selector): (String, String) = (r.get(0)?, r.get(1)?);

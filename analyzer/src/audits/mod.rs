@@ -455,7 +455,7 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
         } => {
             let audit = Links::new(*min_impressions, *max_ctr)?;
             let scope = scope.resolve(now_ms)?;
-            Ok(Report::Links(run_audit(conn, scope, &audit)?))
+            Ok(Report::Links(audit.run(conn, scope, None)?))
         }
         AuditRequest::Ads {
             scope,
@@ -533,13 +533,7 @@ fn run_audit_counted<A: Audit>(
     audit: &A,
     sessions: u64,
 ) -> Result<A::Report, Error> {
-    let events = load::events_of(
-        conn,
-        &scope,
-        A::COLUMNS,
-        audit.kinds().as_deref(),
-        audit.rows().as_deref(),
-    )?;
+    let events = load_rows(conn, &scope, audit)?;
     audit.compute(
         events,
         &Context {
@@ -547,6 +541,21 @@ fn run_audit_counted<A: Audit>(
             scope,
             sessions,
         },
+    )
+}
+
+/// The rows `audit` computes on: its columns, kinds and rows in `scope`.
+fn load_rows<A: Audit>(
+    conn: &Connection,
+    scope: &ResolvedScope,
+    audit: &A,
+) -> Result<DataFrame, Error> {
+    load::events_of(
+        conn,
+        scope,
+        A::COLUMNS,
+        audit.kinds().as_deref(),
+        audit.rows().as_deref(),
     )
 }
 
@@ -659,7 +668,7 @@ impl Section {
             }
             Section::Screens(a) => Report::Screens(a.stream(conn, scope)?),
             Section::Forms(a) => Report::Forms(run_audit_counted(conn, scope, &a, sessions)?),
-            Section::Links(a) => Report::Links(run_audit_counted(conn, scope, &a, sessions)?),
+            Section::Links(a) => Report::Links(a.run(conn, scope, Some(sessions))?),
             Section::Frustration(a) => Report::Frustration(a.stream(conn, scope)?),
             Section::Ads(a) => Report::Ads(a.stream(conn, scope)?),
             Section::Errors(a) => Report::Errors(run_audit_counted(conn, scope, &a, sessions)?),
@@ -918,8 +927,12 @@ pub(crate) fn best_labels(counts: HashMap<(&str, &str, &str), u64>) -> LabelMap 
 /// SQL condition: the page views that the error-page passes need are theirs only
 /// (few sessions of the many). Not scoped: [`error_page_sessions`] keeps the
 /// sessions whose error page is in scope.
-pub(crate) const IN_ERROR_PAGE_SESSIONS: &str =
-    "session_key IN (SELECT session_key FROM events WHERE kind = 'pageview' AND status >= 400)";
+///
+/// The few keys are materialized first: a plain `IN (SELECT …)` lets DuckDB guess
+/// the many events to be the smaller side and build its hash table from them
+/// (10M events: 0.5-0.8 s for the load, against 0.1 s this way).
+pub(crate) const IN_ERROR_PAGE_SESSIONS: &str = "session_key IN (WITH hit AS MATERIALIZED (\
+     SELECT session_key FROM events WHERE kind = 'pageview' AND status >= 400) FROM hit)";
 
 /// The events of the sessions that viewed a page served with an HTTP error status
 /// (>= 400): all that the error-page passes need (few sessions of the many).
