@@ -225,9 +225,9 @@ impl Frustration {
         })
     }
 
-    /// The report straight from the store: what `analyzer frustration`,
-    /// `/api/audit` and the report run. DuckDB sends the signal events (clicks, dead
-    /// clicks, errors, page views) session after session in (ts, seq) order
+    /// The report straight from the store: what `analyzer frustration` and
+    /// `/api/audit` run. DuckDB sends the signal events (clicks, dead clicks,
+    /// errors, page views) session after session in (ts, seq) order
     /// ([`load::stream_sessions`]); [`Walk`] finds each session's signals with one
     /// session in memory, over each [`Half`] of the sessions on its own connection;
     /// the two walks are merged. The sessions in scope and the labels are counted
@@ -237,29 +237,45 @@ impl Frustration {
         conn: &Connection,
         scope: ResolvedScope,
     ) -> Result<FrustrationReport, Error> {
-        // A stream is mostly one thread reading what DuckDB sends: the two halves
-        // of the sessions stream on two connections, and the sessions and labels
-        // are counted on a third, side by side.
-        let (side, upper) = (conn.try_clone()?, conn.try_clone()?);
-        let counts = |side: Connection| {
-            store::transaction(&side, || {
+        self.stream_on(conn, scope, true)
+    }
+
+    /// [`Self::stream`], on more connections side by side when `spread` (else on
+    /// `conn` alone: in the report, whose sections already keep every core busy).
+    pub(crate) fn stream_on(
+        &self,
+        conn: &Connection,
+        scope: ResolvedScope,
+        spread: bool,
+    ) -> Result<FrustrationReport, Error> {
+        let counts = |side: &Connection| {
+            store::transaction(side, || {
                 Ok::<_, Error>((
-                    load::sessions(&side, &scope)?,
-                    labels(&side, &scope, &["click"])?,
+                    load::sessions(side, &scope)?,
+                    labels(side, &scope, &["click"])?,
                 ))
             })
         };
-        let (sessions, walk, labels) = std::thread::scope(|s| {
-            let counted = s.spawn(|| counts(side));
-            let scope = &scope;
-            let upper = s.spawn(move || self.walk(&upper, scope, Half::Upper));
-            let walk = self.walk(conn, scope, Half::Lower);
-            let upper = upper.join().expect("the walk does not panic");
-            let (sessions, labels) = counted.join().expect("the counts do not panic")?;
-            let mut walk = walk?;
-            walk.merge(upper?);
-            Ok::<_, Error>((sessions, walk, labels))
-        })?;
+        let (sessions, walk, labels) = if spread {
+            // A stream is mostly one thread reading what DuckDB sends: the two
+            // halves of the sessions stream on two connections, and the sessions
+            // and labels are counted on a third, side by side.
+            let (side, upper) = (conn.try_clone()?, conn.try_clone()?);
+            std::thread::scope(|s| {
+                let counted = s.spawn(move || counts(&side));
+                let scope = &scope;
+                let upper = s.spawn(move || self.walk(&upper, scope, Half::Upper));
+                let walk = self.walk(conn, scope, Half::Lower);
+                let upper = upper.join().expect("the walk does not panic");
+                let (sessions, labels) = counted.join().expect("the counts do not panic")?;
+                let mut walk = walk?;
+                walk.merge(upper?);
+                Ok::<_, Error>((sessions, walk, labels))
+            })?
+        } else {
+            let (sessions, labels) = counts(conn)?;
+            (sessions, self.walk(conn, &scope, Half::All)?, labels)
+        };
 
         let mut issues: Vec<FrustrationIssue> = walk
             .issues
@@ -306,6 +322,8 @@ impl Frustration {
 enum Half {
     Lower,
     Upper,
+    /// Every session, in one walk.
+    All,
 }
 
 impl Half {
@@ -315,6 +333,7 @@ impl Half {
         match self {
             Half::Lower => format!("session_key < {middle}"),
             Half::Upper => format!("session_key >= {middle}"),
+            Half::All => "true".to_owned(),
         }
     }
 }
@@ -933,6 +952,11 @@ mod tests {
                 ("quick_back", "/product/1", None, 10, 10, 10),
             ]
         );
+        // The same in one walk (the report's).
+        let one = Frustration::default()
+            .stream_on(&db.conn(), ResolvedScope::default(), false)
+            .unwrap();
+        assert_eq!(rows(&one), rows(&r));
     }
 
     #[test]

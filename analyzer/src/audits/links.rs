@@ -198,18 +198,13 @@ impl Audit for Links {
 }
 
 impl Links {
-    /// The report straight from the store: what `analyzer links`, `/api/audit` and
-    /// the report run. The link counts and labels (store queries, most of the
+    /// The report straight from the store: what `analyzer links` and `/api/audit`
+    /// run (the report, whose sections already fill the cores, computes it on one
+    /// connection). The link counts and labels (store queries, most of the
     /// work) are asked on a second connection while this one counts the sessions
     /// and loads the rows of the broken-link and error-page passes: on two cores
-    /// about the time of the longer of the two instead of their sum. `sessions`:
-    /// already counted (the report's), else counted here.
-    pub fn run(
-        &self,
-        conn: &Connection,
-        scope: ResolvedScope,
-        sessions: Option<u64>,
-    ) -> Result<LinksReport, Error> {
+    /// less than the time of the two one after the other.
+    pub fn run(&self, conn: &Connection, scope: ResolvedScope) -> Result<LinksReport, Error> {
         let side = conn.try_clone()?;
         let counts = |side: Connection| {
             store::transaction(&side, || {
@@ -221,10 +216,7 @@ impl Links {
         let ((labels, links), (sessions, events)) = std::thread::scope(|s| {
             let counted = s.spawn(|| counts(side));
             let loaded = store::transaction(conn, || {
-                let sessions = match sessions {
-                    Some(n) => n,
-                    None => load::sessions(conn, &scope)?,
-                };
+                let sessions = load::sessions(conn, &scope)?;
                 Ok::<_, Error>((sessions, load_rows(conn, &scope, self)?))
             });
             let counted = counted.join().expect("the link counts do not panic")?;

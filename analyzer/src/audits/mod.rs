@@ -455,7 +455,7 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
         } => {
             let audit = Links::new(*min_impressions, *max_ctr)?;
             let scope = scope.resolve(now_ms)?;
-            Ok(Report::Links(audit.run(conn, scope, None)?))
+            Ok(Report::Links(audit.run(conn, scope)?))
         }
         AuditRequest::Ads {
             scope,
@@ -668,8 +668,9 @@ impl Section {
             }
             Section::Screens(a) => Report::Screens(a.stream(conn, scope)?),
             Section::Forms(a) => Report::Forms(run_audit_counted(conn, scope, &a, sessions)?),
-            Section::Links(a) => Report::Links(a.run(conn, scope, Some(sessions))?),
-            Section::Frustration(a) => Report::Frustration(a.stream(conn, scope)?),
+            // One connection each: the report's sections already fill the cores.
+            Section::Links(a) => Report::Links(run_audit_counted(conn, scope, &a, sessions)?),
+            Section::Frustration(a) => Report::Frustration(a.stream_on(conn, scope, false)?),
             Section::Ads(a) => Report::Ads(a.stream(conn, scope)?),
             Section::Errors(a) => Report::Errors(run_audit_counted(conn, scope, &a, sessions)?),
         })
