@@ -272,19 +272,78 @@ pub fn events_of(
     let mut stmt = conn.prepare(&sql)?;
     // Materialized, not streamed: the frame holds every row anyway, and DuckDB
     // fills a materialized result in parallel without a lock per small chunk.
-    let batches: Vec<RecordBatch> = stmt
-        .query_arrow(duckdb::params_from_iter(params))?
-        .collect();
-    let height = batches.iter().map(RecordBatch::num_rows).sum();
-    let columns = cols
-        .iter()
-        .enumerate()
-        .map(|(i, &col)| {
-            let arrays: Vec<&ArrayRef> = batches.iter().map(|b| b.column(i)).collect();
-            to_polars(col, &arrays)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    // Each Arrow batch goes into the columns as it comes and is dropped: the
+    // rows are never held as Arrow and as Polars at once.
+    let result = stmt.query_arrow(duckdb::params_from_iter(params))?;
+    let mut columns: Vec<ColumnBuilder> = cols.iter().map(|&c| ColumnBuilder::new(c)).collect();
+    let mut height = 0;
+    for batch in result {
+        height += batch.num_rows();
+        for (i, column) in columns.iter_mut().enumerate() {
+            column.push(batch.column(i))?;
+        }
+    }
+    let columns = columns.into_iter().map(ColumnBuilder::finish).collect();
     Ok(DataFrame::new(height, columns)?)
+}
+
+/// One Polars column of [`events_of`], filled batch after batch.
+enum ColumnBuilder {
+    Str(Col, StringChunkedBuilder),
+    I32(Col, PrimitiveChunkedBuilder<polars::datatypes::Int32Type>),
+    U64(Col, PrimitiveChunkedBuilder<polars::datatypes::UInt64Type>),
+    I64(Col, PrimitiveChunkedBuilder<polars::datatypes::Int64Type>),
+    Bool(Col, BooleanChunkedBuilder),
+}
+
+impl ColumnBuilder {
+    /// Rows reserved up front; the builders grow past it.
+    const CAPACITY: usize = 1 << 16;
+
+    fn new(col: Col) -> Self {
+        let name = PlSmallStr::from_static(col.name());
+        let n = Self::CAPACITY;
+        match col.ty() {
+            Ty::Str => Self::Str(col, StringChunkedBuilder::new(name, n)),
+            Ty::I32 => Self::I32(col, PrimitiveChunkedBuilder::new(name, n)),
+            Ty::U64 => Self::U64(col, PrimitiveChunkedBuilder::new(name, n)),
+            Ty::I64 => Self::I64(col, PrimitiveChunkedBuilder::new(name, n)),
+            Ty::Bool => Self::Bool(col, BooleanChunkedBuilder::new(name, n)),
+        }
+    }
+
+    /// Appends the values of one batch's array of this column.
+    fn push(&mut self, array: &ArrayRef) -> Result<(), Error> {
+        match self {
+            Self::Str(col, b) => {
+                for v in str_iter(*col, array)? {
+                    b.append_option(v);
+                }
+            }
+            Self::I32(col, b) => numbers::<Int32Type, _>(*col, array, b, "INTEGER")?,
+            Self::U64(col, b) => numbers::<UInt64Type, _>(*col, array, b, "UBIGINT")?,
+            Self::I64(col, b) => numbers::<Int64Type, _>(*col, array, b, "BIGINT")?,
+            Self::Bool(col, b) => {
+                let a = array
+                    .as_boolean_opt()
+                    .ok_or_else(|| type_error(*col, array.data_type(), "BOOLEAN"))?;
+                for v in a {
+                    b.append_option(v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Column {
+        match self {
+            Self::Str(_, b) => b.finish().into_series().into(),
+            Self::I32(_, b) => b.finish().into_series().into(),
+            Self::U64(_, b) => b.finish().into_series().into(),
+            Self::I64(_, b) => b.finish().into_series().into(),
+            Self::Bool(_, b) => b.finish().into_series().into(),
+        }
+    }
 }
 
 /// The number of sessions with at least one event in `scope`: the unit count every
@@ -517,50 +576,31 @@ fn str_iter(col: Col, array: &ArrayRef) -> Result<StrIter<'_>, Error> {
     }
 }
 
-/// One Polars column from the Arrow arrays of `col` in every batch.
-fn to_polars(col: Col, arrays: &[&ArrayRef]) -> Result<Column, Error> {
-    let name = PlSmallStr::from_static(col.name());
-    let series = match col.ty() {
-        Ty::Str => {
-            let parts = arrays
-                .iter()
-                .map(|a| str_iter(col, a))
-                .collect::<Result<Vec<_>, _>>()?;
-            StringChunked::from_iter_options(name, parts.into_iter().flatten()).into_series()
-        }
-        Ty::I32 => numbers::<Int32Type, polars::datatypes::Int32Type>(col, arrays, "INTEGER")?,
-        Ty::U64 => numbers::<UInt64Type, polars::datatypes::UInt64Type>(col, arrays, "UBIGINT")?,
-        Ty::I64 => numbers::<Int64Type, polars::datatypes::Int64Type>(col, arrays, "BIGINT")?,
-        Ty::Bool => {
-            let parts = arrays
-                .iter()
-                .map(|a| {
-                    a.as_boolean_opt()
-                        .ok_or_else(|| type_error(col, a.data_type(), "BOOLEAN"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            BooleanChunked::from_iter_options(name, parts.into_iter().flatten()).into_series()
-        }
-    };
-    Ok(series.into())
-}
-
-/// A numeric column: DuckDB's Arrow arrays of `A` (a `sql_type` column) into a
-/// Polars column of `P`.
-fn numbers<A, P>(col: Col, arrays: &[&ArrayRef], sql_type: &'static str) -> Result<Series, Error>
+/// Appends a numeric column's values: DuckDB's Arrow array of `A` (a `sql_type`
+/// column) into a Polars builder of `P`.
+fn numbers<A, P>(
+    col: Col,
+    array: &ArrayRef,
+    builder: &mut PrimitiveChunkedBuilder<P>,
+    sql_type: &'static str,
+) -> Result<(), Error>
 where
     A: duckdb::arrow::datatypes::ArrowPrimitiveType,
     P: PolarsNumericType<Native = A::Native>,
 {
-    let parts = arrays
-        .iter()
-        .map(|a| {
-            a.as_primitive_opt::<A>()
-                .ok_or_else(|| type_error(col, a.data_type(), sql_type))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let name = PlSmallStr::from_static(col.name());
-    Ok(ChunkedArray::<P>::from_iter_options(name, parts.into_iter().flatten()).into_series())
+    let a = array
+        .as_primitive_opt::<A>()
+        .ok_or_else(|| type_error(col, array.data_type(), sql_type))?;
+    if a.null_count() == 0 {
+        for &v in a.values() {
+            builder.append_value(v);
+        }
+    } else {
+        for v in a {
+            builder.append_option(v);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
