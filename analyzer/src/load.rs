@@ -412,6 +412,30 @@ pub(crate) fn stream_sessions(
     Ok(())
 }
 
+/// The sessions one pass of a streamed audit reads: each session is in one half
+/// by its key, so two passes over the halves, on two connections side by side,
+/// give counts that add up ([`stream_sessions`] is mostly one thread reading what
+/// DuckDB sends).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Half {
+    Lower,
+    Upper,
+    /// Every session, in one pass.
+    All,
+}
+
+impl Half {
+    /// The half as an SQL condition.
+    pub(crate) fn sql(self) -> String {
+        let middle = 1u64 << 63;
+        match self {
+            Half::Lower => format!("session_key < {middle}"),
+            Half::Upper => format!("session_key >= {middle}"),
+            Half::All => "true".to_owned(),
+        }
+    }
+}
+
 /// Where a streamed row falls ([`SessionCursor::at`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RowIn {

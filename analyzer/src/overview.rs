@@ -4,7 +4,8 @@
 //! it summarises (screens' labels, the ads audit's landing page), and the tests
 //! check each against a query of its own.
 //!
-//! DuckDB sends every event in scope session after session ([`load::stream_sessions`]):
+//! DuckDB sends every event in scope session after session ([`load::stream_sessions`]),
+//! each half of the sessions ([`Half`]) on its own connection, side by side:
 //! the session key, the day, a kind code, the page of a page view, the label of a
 //! view or screen, and a page view's URL when it has a query string. Pages and
 //! labels are numbered ([`Names`]); one session is in memory at a time.
@@ -18,7 +19,7 @@ use serde::Serialize;
 
 use crate::audits::ads::label_sources;
 use crate::audits::{FastMap, Names};
-use crate::load::{self, RowIn, SessionCursor, primitive, str_at};
+use crate::load::{self, Half, RowIn, SessionCursor, primitive, str_at};
 use crate::{Error, ResolvedScope};
 
 /// What [`overview`] counts.
@@ -37,26 +38,17 @@ pub struct Overview {
     pub sources: Vec<(String, u64)>,
 }
 
-/// The overview of `scope`, each list cut to its `top` rows.
+/// The overview of `scope`, each list cut to its `top` rows: the two halves of
+/// the sessions ([`Half`]) counted on two connections side by side, then added up.
 pub fn overview(conn: &Connection, scope: &ResolvedScope, top: usize) -> Result<Overview, Error> {
-    let (filter, params) = load::scope_filter(scope);
-    let query = |from: &str, order: &str| {
-        format!(
-            "SELECT session_key, epoch_ms(ts) // 86400000,
-                CASE kind WHEN 'pageview' THEN 0 WHEN 'screen' THEN 1 ELSE 2 END::UTINYINT,
-                CASE WHEN kind = 'pageview' THEN path END,
-                CASE WHEN kind = 'pageview' THEN coalesce(screen, path)
-                     WHEN kind = 'screen' THEN screen END,
-                CASE WHEN kind = 'pageview' AND contains(url, '?')
-                     THEN '?' || split_part(url, '?', 2) END
-             FROM {from} WHERE {filter} {order}"
-        )
-    };
-    let mut pass = Pass::default();
-    store::transaction(conn, || {
-        load::stream_sessions(conn, query, &params, |batch, skip| pass.batch(batch, skip))
-    })?;
-    pass.end_session();
+    let upper = conn.try_clone()?;
+    let (lower, upper) = std::thread::scope(|s| {
+        let upper = s.spawn(move || Pass::over(&upper, scope, Half::Upper));
+        let lower = Pass::over(conn, scope, Half::Lower);
+        (lower, upper.join().expect("the pass does not panic"))
+    });
+    let mut pass = lower?;
+    pass.merge(upper?);
     Ok(pass.into_overview(top))
 }
 
@@ -83,6 +75,53 @@ struct Pass {
 }
 
 impl Pass {
+    /// The pass over the sessions of `half`, in one transaction.
+    fn over(conn: &Connection, scope: &ResolvedScope, half: Half) -> Result<Self, Error> {
+        let (filter, params) = load::scope_filter(scope);
+        let half = half.sql();
+        let query = |from: &str, order: &str| {
+            format!(
+                "SELECT session_key, epoch_ms(ts) // 86400000,
+                    CASE kind WHEN 'pageview' THEN 0 WHEN 'screen' THEN 1 ELSE 2 END::UTINYINT,
+                    CASE WHEN kind = 'pageview' THEN path END,
+                    CASE WHEN kind = 'pageview' THEN coalesce(screen, path)
+                         WHEN kind = 'screen' THEN screen END,
+                    CASE WHEN kind = 'pageview' AND contains(url, '?')
+                         THEN '?' || split_part(url, '?', 2) END
+                 FROM {from} WHERE {filter} AND {half} {order}"
+            )
+        };
+        let mut pass = Pass::default();
+        store::transaction(conn, || {
+            load::stream_sessions(conn, query, &params, |batch, skip| pass.batch(batch, skip))
+        })?;
+        pass.end_session();
+        Ok(pass)
+    }
+
+    /// Adds the counts of a pass over other sessions (the other [`Half`]).
+    fn merge(&mut self, other: Pass) {
+        let names = &other.names;
+        for (mine, theirs) in [
+            (&mut self.pages, other.pages),
+            (&mut self.labels, other.labels),
+        ] {
+            for (id, (views, sessions, _)) in theirs {
+                let c = mine.entry(self.names.id(names.name(id))).or_default();
+                c.0 += views;
+                c.1 += sessions;
+            }
+        }
+        for (day, n) in other.days {
+            *self.days.entry(day).or_default() += n;
+        }
+        for (landing, n) in other.landings {
+            *self.landings.entry(landing).or_default() += n;
+        }
+        self.sessions += other.sessions;
+        self.pageviews += other.pageviews;
+    }
+
     fn count(map: &mut FastMap<u32, Counts>, id: u32, session: u64, view: bool) {
         let c = map.entry(id).or_insert((0, 0, 0));
         c.0 += u64::from(view);
@@ -231,5 +270,40 @@ mod tests {
         assert_eq!(o.screens, top_screens(&conn, &scope, 10).unwrap());
         assert_eq!(o.sources, sources(&conn, &scope).unwrap());
         assert_eq!(o.sources[0].1, 1);
+    }
+
+    /// Sessions of both halves of the key space ([`Half`]) add up, and a page,
+    /// screen, day or source seen in both is one row.
+    #[test]
+    fn sessions_of_both_halves_add_up() {
+        let sessions = crate::testing::sessions_in_both_halves(40);
+        let db = Db::new();
+        let events: Vec<_> = sessions
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| {
+                let landing = if i % 2 == 0 { "/?utm_source=news" } else { "/" };
+                [
+                    ev(&format!("{s}-a"), s, 0, 1, "pageview")
+                        .path("/")
+                        .url(&format!("https://shop.example{landing}")),
+                    ev(&format!("{s}-b"), s, 1_000, 2, "pageview").path("/cart"),
+                ]
+            })
+            .collect();
+        db.insert(&events);
+        let conn = db.conn();
+        let scope = ResolvedScope::default();
+        let o = overview(&conn, &scope, 10).unwrap();
+        assert_eq!(o.sessions, 40);
+        assert_eq!(o.pageviews, 80);
+        assert_eq!(o.days, [("1970-01-01".to_owned(), 40)]);
+        assert_eq!(
+            o.pages,
+            [("/".to_owned(), 40, 40), ("/cart".to_owned(), 40, 40)]
+        );
+        assert_eq!(o.screens, top_screens(&conn, &scope, 10).unwrap());
+        assert_eq!(o.sources, sources(&conn, &scope).unwrap());
+        assert_eq!(o.sources.iter().map(|s| s.1).sum::<u64>(), 40);
     }
 }

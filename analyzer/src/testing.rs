@@ -328,3 +328,15 @@ pub(crate) fn assert_snapshot(name: &str, actual: &str) {
         fresh.display(),
     );
 }
+
+/// `n` session ids of site `shop` (`m0`, `m1`, …) whose keys fall in both halves
+/// of the key space ([`crate::load::Half`]): for tests of passes run per half.
+pub(crate) fn sessions_in_both_halves(n: usize) -> Vec<String> {
+    let sessions: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+    let lower = sessions
+        .iter()
+        .filter(|s| store::session_key("shop", s) < 1 << 63)
+        .count();
+    assert!(lower > 0 && lower < n, "both halves hold sessions");
+    sessions
+}

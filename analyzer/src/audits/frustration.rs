@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{FastMap, FastSet, Names, labels, ratio};
 use crate::Error;
-use crate::load::{self, RowIn, SessionCursor, millis, primitive, str_at};
+use crate::load::{self, Half, RowIn, SessionCursor, millis, primitive, str_at};
 use crate::scope::ResolvedScope;
 use crate::table::{Cell, Table};
 
@@ -313,28 +313,6 @@ impl Frustration {
             quick_back_ms: self.quick_back_ms,
             issues,
         })
-    }
-}
-
-/// The sessions one walk of [`Frustration::stream`] reads: each session is in one
-/// half by its key, so the halves' counts add up.
-#[derive(Debug, Clone, Copy)]
-enum Half {
-    Lower,
-    Upper,
-    /// Every session, in one walk.
-    All,
-}
-
-impl Half {
-    /// The half as an SQL condition.
-    fn sql(self) -> String {
-        let middle = 1u64 << 63;
-        match self {
-            Half::Lower => format!("session_key < {middle}"),
-            Half::Upper => format!("session_key >= {middle}"),
-            Half::All => "true".to_owned(),
-        }
     }
 }
 
@@ -914,15 +892,7 @@ mod tests {
     /// page or element seen in both is one row.
     #[test]
     fn sessions_of_both_halves_add_up() {
-        let sessions: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
-        let lower = sessions
-            .iter()
-            .filter(|s| store::session_key("shop", s) < 1 << 63)
-            .count();
-        assert!(
-            lower > 0 && lower < sessions.len(),
-            "both halves hold sessions"
-        );
+        let sessions = crate::testing::sessions_in_both_halves(40);
         let db = Db::new();
         let events: Vec<Ev> = sessions
             .iter()
