@@ -193,7 +193,8 @@ impl Audit for Links {
     fn compute(&self, events: DataFrame, ctx: &Context<'_>) -> Result<LinksReport, Error> {
         let labels = labels(ctx.conn, &ctx.scope, &["click", LINK_VIEW])?;
         let links = link_stats(ctx.conn, &ctx.scope, &labels)?;
-        self.finish(&events, ctx.scope.clone(), ctx.sessions, links, &labels)
+        let passes = error_passes(&events)?;
+        Ok(self.finish(ctx.scope.clone(), ctx.sessions, links, passes, &labels))
     }
 }
 
@@ -201,9 +202,9 @@ impl Links {
     /// The report straight from the store: what `analyzer links` and `/api/audit`
     /// run (the report, whose sections already fill the cores, computes it on one
     /// connection). The link counts and labels (store queries, most of the
-    /// work) are asked on a second connection while this one counts the sessions
-    /// and loads the rows of the broken-link and error-page passes: on two cores
-    /// less than the time of the two one after the other.
+    /// work) are asked on a second connection while this one counts the sessions,
+    /// loads the rows of the broken-link and error-page passes and runs them: on
+    /// two cores less than the time of the two one after the other.
     pub fn run(&self, conn: &Connection, scope: ResolvedScope) -> Result<LinksReport, Error> {
         let side = conn.try_clone()?;
         let counts = |side: Connection| {
@@ -213,35 +214,41 @@ impl Links {
                 Ok::<_, Error>((labels, links))
             })
         };
-        let ((labels, links), (sessions, events)) = std::thread::scope(|s| {
+        let ((labels, links), (sessions, passes)) = std::thread::scope(|s| {
             let counted = s.spawn(|| counts(side));
-            let loaded = store::transaction(conn, || {
+            let passed = store::transaction(conn, || {
                 let sessions = load::sessions(conn, &scope)?;
                 Ok::<_, Error>((sessions, load_rows(conn, &scope, self)?))
-            });
+            })
+            .and_then(|(sessions, events)| Ok((sessions, error_passes(&events)?)));
             let counted = counted.join().expect("the link counts do not panic")?;
-            Ok::<_, Error>((counted, loaded?))
+            Ok::<_, Error>((counted, passed?))
         })?;
-        self.finish(&events, scope, sessions, links, &labels)
+        Ok(self.finish(scope, sessions, links, passes, &labels))
     }
 
-    /// The report from the link counts and the rows of the error-page sessions.
+    /// The report from the link counts and the passes over the error-page
+    /// sessions; the broken links get their labels here.
     fn finish(
         &self,
-        events: &DataFrame,
         scope: ResolvedScope,
         sessions: u64,
         links: Vec<LinkStats>,
+        (mut broken, error_pages): (Vec<BrokenLink>, Vec<ErrorPage>),
         labels: &LabelMap,
-    ) -> Result<LinksReport, Error> {
+    ) -> LinksReport {
         let unused = links
             .iter()
             .filter(|l| self.is_unused(l))
             .cloned()
             .collect();
-        let broken = broken_links(events, labels)?;
-        let error_pages = Errors::default().error_pages(events)?;
-        Ok(LinksReport {
+        for b in &mut broken {
+            b.label = b
+                .selector
+                .as_ref()
+                .and_then(|s| labels.get(&(b.page.clone(), s.clone())).cloned());
+        }
+        LinksReport {
             scope,
             sessions,
             min_impressions: self.min_impressions,
@@ -250,8 +257,14 @@ impl Links {
             unused,
             broken,
             error_pages,
-        })
+        }
     }
+}
+
+/// The passes over the rows of the error-page sessions: the broken links
+/// (without their labels yet) and the error pages.
+fn error_passes(events: &DataFrame) -> Result<(Vec<BrokenLink>, Vec<ErrorPage>), Error> {
+    Ok((broken_links(events)?, Errors::default().error_pages(events)?))
 }
 
 /// Impressions and credited clicks per link, counted by the store, sorted as
@@ -337,8 +350,9 @@ fn link_stats(
     Ok(links)
 }
 
-/// Clicks that led to a page view with status >= 400, grouped as [`BrokenLink`]s.
-fn broken_links(events: &DataFrame, labels: &LabelMap) -> Result<Vec<BrokenLink>, Error> {
+/// Clicks that led to a page view with status >= 400, grouped as [`BrokenLink`]s
+/// (labelled by [`Links::finish`]).
+fn broken_links(events: &DataFrame) -> Result<Vec<BrokenLink>, Error> {
     // Only sessions that reached an error page can hold a broken link.
     let sorted = error_page_sessions(events)
         .filter(kind_in(["click", "pageview"]))
@@ -449,7 +463,7 @@ fn broken_links(events: &DataFrame, labels: &LabelMap) -> Result<Vec<BrokenLink>
             Some(BrokenLink {
                 page: page.to_owned(),
                 selector: sel.map(str::to_owned),
-                label: sel.and_then(|s| labels.get(&(page.to_owned(), s.to_owned())).cloned()),
+                label: None,
                 href: href.get(i).map(str::to_owned),
                 target: target.get(i)?.to_owned(),
                 status: status.get(i)?,
