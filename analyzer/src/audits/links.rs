@@ -264,7 +264,10 @@ impl Links {
 /// The passes over the rows of the error-page sessions: the broken links
 /// (without their labels yet) and the error pages.
 fn error_passes(events: &DataFrame) -> Result<(Vec<BrokenLink>, Vec<ErrorPage>), Error> {
-    Ok((broken_links(events)?, Errors::default().error_pages(events)?))
+    Ok((
+        broken_links(events)?,
+        Errors::default().error_pages(events)?,
+    ))
 }
 
 /// Impressions and credited clicks per link, counted by the store, sorted as
