@@ -7,7 +7,8 @@
 //!   with the route in the path; an in-page anchor or a number is no page view.
 //! - `links.html`: a click inside a link (a button, an SVG icon) is the link's,
 //!   with the selector of its `link_view` rows; an icon inside a button is the
-//!   button's; an icon inside nothing clickable is its `svg`.
+//!   button's; an icon inside nothing clickable is its `svg`; an HTML link in an
+//!   SVG `foreignObject` is a link, an SVG `<a>` is not.
 //! - `ids.html`, loaded twice: ids and classes generated anew on every load give
 //!   the same, short selectors.
 //! - `keys.html`: a label click is one click, Enter in a field and a keyboard
@@ -398,11 +399,14 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             format!("{decor} | - | -"),
         ]
     );
+    // The diagram's HTML link in a foreignObject is a link; its SVG `<a>` is not.
+    let help_link = "a#help-link";
     assert_eq!(
         on("links.html", "link_view", "selector || ' | ' || href"),
         [
             format!("{icon_link} | {base}/demo/cart.html"),
             format!("{card_link} | {base}/demo/product-12.html"),
+            format!("{help_link} | {base}/demo/help.html"),
         ]
     );
     assert_eq!(on("links.html", "dead_click", "selector"), [decor]);
@@ -416,8 +420,12 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         .collect();
     assert_eq!(
         on_page,
-        [format!("{icon_link:?} 1 1"), format!("{card_link:?} 1 1")],
-        "each link seen once and clicked once"
+        [
+            format!("{help_link:?} 1 0"),
+            format!("{icon_link:?} 1 1"),
+            format!("{card_link:?} 1 1")
+        ],
+        "each link seen once, the two clicked once"
     );
 
     // Generated ids: the same selectors on both loads, no generated name in them,

@@ -107,8 +107,13 @@ pub(crate) struct Words {
 impl Words {
     fn new() -> Self {
         Self {
-            // HTML links only (an SVG `<a>` has no string `href`).
-            link: "a[href]:not(svg *,[data-ct-ignore],[data-ct-ignore] *)".into(),
+            // HTML links only, those in an SVG `foreignObject` too (an SVG `<a>`
+            // has no string `href`; CSS has no namespaces here, so an SVG `<a>` is
+            // one in an `<svg>` outside any `foreignObject`, or in an `<svg>`
+            // inside one).
+            link: "a[href]:not(svg a:not(foreignObject *),foreignObject svg a,\
+                   [data-ct-ignore],[data-ct-ignore] *)"
+                .into(),
             ad: "[data-ct-ad]:not([data-ct-ad=''],[data-ct-ignore],[data-ct-ignore] *)".into(),
             any_attr: ANY_ATTR.into(),
             editable: "[contenteditable]".into(),
