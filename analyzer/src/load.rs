@@ -436,6 +436,33 @@ impl Half {
     }
 }
 
+/// Runs `pass` over the sessions of both [`Half`]s, on `conn` and on a second
+/// connection side by side, and `merge`s the upper half's result into the
+/// lower's; or, unless `spread`, once over every session on `conn` (in the
+/// report, whose sections already keep every core busy).
+pub(crate) fn by_halves<T: Send>(
+    conn: &Connection,
+    spread: bool,
+    pass: impl Fn(&Connection, Half) -> Result<T, Error> + Sync,
+    merge: impl FnOnce(&mut T, T),
+) -> Result<T, Error> {
+    if !spread {
+        return pass(conn, Half::All);
+    }
+    let upper = conn.try_clone()?;
+    let (lower, upper) = std::thread::scope(|s| {
+        let pass = &pass;
+        let upper = s.spawn(move || pass(&upper, Half::Upper));
+        (
+            pass(conn, Half::Lower),
+            upper.join().expect("a pass does not panic"),
+        )
+    });
+    let mut lower = lower?;
+    merge(&mut lower, upper?);
+    Ok(lower)
+}
+
 /// Where a streamed row falls ([`SessionCursor::at`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RowIn {

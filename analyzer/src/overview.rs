@@ -41,14 +41,12 @@ pub struct Overview {
 /// The overview of `scope`, each list cut to its `top` rows: the two halves of
 /// the sessions ([`Half`]) counted on two connections side by side, then added up.
 pub fn overview(conn: &Connection, scope: &ResolvedScope, top: usize) -> Result<Overview, Error> {
-    let upper = conn.try_clone()?;
-    let (lower, upper) = std::thread::scope(|s| {
-        let upper = s.spawn(move || Pass::over(&upper, scope, Half::Upper));
-        let lower = Pass::over(conn, scope, Half::Lower);
-        (lower, upper.join().expect("the pass does not panic"))
-    });
-    let mut pass = lower?;
-    pass.merge(upper?);
+    let pass = load::by_halves(
+        conn,
+        true,
+        |conn, half| Pass::over(conn, scope, half),
+        Pass::merge,
+    )?;
     Ok(pass.into_overview(top))
 }
 

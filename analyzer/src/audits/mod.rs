@@ -425,7 +425,7 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
         AuditRequest::Screens { scope, top_next } => {
             let audit = Screens::new(*top_next);
             let scope = scope.resolve(now_ms)?;
-            Ok(Report::Screens(audit.stream(conn, scope)?))
+            Ok(Report::Screens(audit.stream(conn, scope, true)?))
         }
         AuditRequest::Forms { scope, form } => {
             let audit = Forms::new(form.as_deref())?;
@@ -666,7 +666,7 @@ impl Section {
                 report.name = name;
                 Report::Funnel(report)
             }
-            Section::Screens(a) => Report::Screens(a.stream(conn, scope)?),
+            Section::Screens(a) => Report::Screens(a.stream(conn, scope, false)?),
             Section::Forms(a) => Report::Forms(run_audit_counted(conn, scope, &a, sessions)?),
             // One connection each: the report's sections already fill the cores.
             Section::Links(a) => Report::Links(run_audit_counted(conn, scope, &a, sessions)?),

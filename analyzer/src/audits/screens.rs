@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Audit, Context, FastMap, Names, SessionOrder as _, ratio};
 use crate::Error;
-use crate::load::{Col, RowIn, SessionCursor, millis, primitive, str_at};
+use crate::load::{Col, Half, RowIn, SessionCursor, millis, primitive, str_at};
 use crate::scope::ResolvedScope;
 use crate::table::{Cell, Table};
 
@@ -214,26 +214,21 @@ pub(crate) fn top_screens(
 
 impl Screens {
     /// The report straight from the store (see the module docs): what `analyzer
-    /// screens`, `/api/audit` and the report run.
-    pub fn stream(&self, conn: &Connection, scope: ResolvedScope) -> Result<ScreensReport, Error> {
-        // Every event of the scope streams, so the pass counts the sessions itself.
-        let tally = store::transaction(conn, || {
-            let (filter, params) = crate::load::scope_filter(&scope);
-            let query = |from: &str, order: &str| {
-                format!(
-                    "SELECT session_key, ts,
-                        CASE WHEN kind = 'pageview' THEN coalesce(screen, path)
-                             WHEN kind = 'screen' THEN screen END
-                     FROM {from} WHERE {filter} {order}"
-                )
-            };
-            let mut tally = Tally::default();
-            crate::load::stream_sessions(conn, query, &params, |batch, skip| {
-                tally.batch(batch, skip)
-            })?;
-            tally.flush();
-            Ok::<_, Error>(tally)
-        })?;
+    /// screens`, `/api/audit` and the report run. When `spread`, each [`Half`] of
+    /// the sessions streams on its own connection, side by side, and the two
+    /// tallies are added up ([`crate::load::by_halves`]).
+    pub fn stream(
+        &self,
+        conn: &Connection,
+        scope: ResolvedScope,
+        spread: bool,
+    ) -> Result<ScreensReport, Error> {
+        let tally = crate::load::by_halves(
+            conn,
+            spread,
+            |conn, half| Tally::over(conn, &scope, half),
+            Tally::merge,
+        )?;
         Ok(self.report(scope, tally))
     }
 
@@ -315,6 +310,50 @@ struct Tally {
 }
 
 impl Tally {
+    /// The pass over the sessions of `half`, in one transaction. Every event of
+    /// the scope streams, so the pass counts the sessions itself.
+    fn over(conn: &Connection, scope: &ResolvedScope, half: Half) -> Result<Self, Error> {
+        store::transaction(conn, || {
+            let (filter, params) = crate::load::scope_filter(scope);
+            let half = half.sql();
+            let query = |from: &str, order: &str| {
+                format!(
+                    "SELECT session_key, ts,
+                        CASE WHEN kind = 'pageview' THEN coalesce(screen, path)
+                             WHEN kind = 'screen' THEN screen END
+                     FROM {from} WHERE {filter} AND {half} {order}"
+                )
+            };
+            let mut tally = Tally::default();
+            crate::load::stream_sessions(conn, query, &params, |batch, skip| {
+                tally.batch(batch, skip)
+            })?;
+            tally.flush();
+            Ok::<_, Error>(tally)
+        })
+    }
+
+    /// Adds a tally of other sessions (the other [`Half`]).
+    fn merge(&mut self, other: Tally) {
+        let number: Vec<u32> = (0..other.labels.len())
+            .map(|i| self.intern(other.labels.name(i as u32)))
+            .collect();
+        for (i, theirs) in other.per.into_iter().enumerate() {
+            let mine = &mut self.per[number[i] as usize];
+            mine.sessions += theirs.sessions;
+            mine.views += theirs.views;
+            mine.exits += theirs.exits;
+            mine.durations.extend(theirs.durations);
+        }
+        for ((from, to), n) in other.moves {
+            *self
+                .moves
+                .entry((number[from as usize], number[to as usize]))
+                .or_default() += n;
+        }
+        self.ordinal += other.ordinal;
+    }
+
     fn intern(&mut self, label: &str) -> u32 {
         let id = self.labels.id(label);
         if id as usize == self.per.len() {
@@ -495,7 +534,9 @@ mod tests {
     fn screens(db: &Db, top_next: usize) -> ScreensReport {
         let audit = Screens::new(top_next);
         let framed = run_audit(&db.conn(), ResolvedScope::default(), &audit).unwrap();
-        let streamed = audit.stream(&db.conn(), ResolvedScope::default()).unwrap();
+        let streamed = audit
+            .stream(&db.conn(), ResolvedScope::default(), true)
+            .unwrap();
         assert_eq!(streamed, framed, "streamed and Polars screens differ");
         let top: Vec<(String, u64)> = streamed
             .screens
@@ -643,6 +684,33 @@ mod tests {
         let order: Vec<&str> = r.screens.iter().map(|s| s.screen.as_str()).collect();
         assert_eq!(order, ["/", "/b", "/a", "/c", "/d"]);
         assert!(screens(&db, 0).screens.iter().all(|s| s.next.is_empty()));
+    }
+
+    /// The two halves of the sessions are tallied apart and added up: the same
+    /// report as the Polars path and as one pass.
+    #[test]
+    fn sessions_of_both_halves_add_up() {
+        let db = Db::new();
+        let events: Vec<Ev> = crate::testing::sessions_in_both_halves(40)
+            .iter()
+            .flat_map(|s| {
+                [
+                    page(&format!("{s}-a"), s, 0, 1, "/"),
+                    page(&format!("{s}-b"), s, 10 * S, 2, "/cart"),
+                    ev(&format!("{s}-c"), s, 12 * S, 3, "leave").path("/cart"),
+                ]
+            })
+            .collect();
+        db.insert(&events);
+        let r = screens(&db, 3);
+        assert_eq!(r.sessions, 40);
+        assert_eq!(counts(find(&r, "/")), (40, 40, 0, Some(10 * S)));
+        assert_eq!(counts(find(&r, "/cart")), (40, 40, 40, Some(2 * S)));
+        assert_eq!(find(&r, "/").next, next(&[("/cart", 40)]));
+        let one = Screens::new(3)
+            .stream(&db.conn(), ResolvedScope::default(), false)
+            .unwrap();
+        assert_eq!(one, r);
     }
 
     #[test]
