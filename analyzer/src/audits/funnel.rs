@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Audit, Context, SessionOrder as _, kind_in, ratio};
 use crate::Error;
-use crate::load::{Col, RowIn, SessionCursor, millis, primitive, str_at};
+use crate::load::{Col, Half, RowIn, SessionCursor, millis, primitive, str_at};
 use crate::matcher::{EventRef, SEQUENCE_COLUMNS, SqlTest, StepMatcher};
 use crate::scope::{ResolvedScope, format_duration_ms, parse_duration_ms};
 use crate::table::{Cell, Table};
@@ -327,6 +327,14 @@ impl Tally {
         }
     }
 
+    /// Adds the tally of other sessions (the other [`Half`]).
+    fn add(&mut self, other: Tally) {
+        for (k, (n, gaps)) in other.entered.into_iter().zip(other.gaps).enumerate() {
+            self.entered[k] += n;
+            self.gaps[k].extend(gaps);
+        }
+    }
+
     /// The median of each step's gaps (the mean of the two middle ones for an even
     /// count, rounded), as Polars' `median` gives it.
     fn medians(&mut self) -> Vec<Option<i64>> {
@@ -336,23 +344,46 @@ impl Tally {
 
 impl Funnel {
     /// The funnel straight from the store (see the module docs): what `analyzer
-    /// funnel`, `/api/audit` and the report run.
-    pub fn stream(&self, conn: &Connection, scope: ResolvedScope) -> Result<FunnelReport, Error> {
-        // One snapshot for the count and the rows.
-        let (sessions, mut tally) =
-            store::transaction(conn, || self.stream_in_transaction(conn, &scope))?;
+    /// funnel`, `/api/audit` and the report run. When `spread`, each [`Half`] of
+    /// the sessions streams on its own connection, side by side, and the two
+    /// tallies are added up ([`crate::load::by_halves`]).
+    pub fn stream(
+        &self,
+        conn: &Connection,
+        scope: ResolvedScope,
+        spread: bool,
+    ) -> Result<FunnelReport, Error> {
+        let (sessions, mut tally) = crate::load::by_halves(
+            conn,
+            spread,
+            // One snapshot for a half's count and rows.
+            |conn, half| {
+                store::transaction(conn, || self.stream_in_transaction(conn, &scope, half))
+            },
+            |(sessions, tally), (more, other)| {
+                *sessions += more;
+                tally.add(other);
+            },
+        )?;
         let medians = tally.medians();
         Ok(self.report(scope, sessions, &tally.entered, &medians))
     }
 
+    /// The sessions in scope, counted once (with the lower half, or all), and the
+    /// tally of the sessions of `half`.
     fn stream_in_transaction(
         &self,
         conn: &Connection,
         scope: &ResolvedScope,
+        half: Half,
     ) -> Result<(u64, Tally), Error> {
         let (filter, scope_params) = crate::load::scope_filter(scope);
+        let filter = format!("{filter} AND {}", half.sql());
 
-        let sessions = crate::load::sessions(conn, scope)?;
+        let sessions = match half {
+            Half::Upper => 0,
+            Half::Lower | Half::All => crate::load::sessions(conn, scope)?,
+        };
 
         let plan = Plan::new(&self.steps);
         let mut params = plan.params.clone();
@@ -728,8 +759,10 @@ mod tests {
         let steps: Vec<String> = steps.iter().map(|s| (*s).to_owned()).collect();
         let funnel = Funnel::new(&steps, window).unwrap();
         let framed = run_audit(&db.conn(), scope.clone(), &funnel).unwrap();
-        let streamed = funnel.stream(&db.conn(), scope).unwrap();
+        let streamed = funnel.stream(&db.conn(), scope.clone(), true).unwrap();
         assert_eq!(streamed, framed, "streamed and Polars funnels differ");
+        let one = funnel.stream(&db.conn(), scope, false).unwrap();
+        assert_eq!(one, streamed, "the halves and one pass differ");
         streamed
     }
 

@@ -418,7 +418,7 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
                 window.as_deref(),
             )?;
             let scope = scope.resolve(now_ms)?;
-            let mut report = audit.stream(conn, scope)?;
+            let mut report = audit.stream(conn, scope, true)?;
             report.name = name;
             Ok(Report::Funnel(report))
         }
@@ -662,7 +662,7 @@ impl Section {
     fn run(self, conn: &Connection, scope: ResolvedScope, sessions: u64) -> Result<Report, Error> {
         Ok(match self {
             Section::Funnel(funnel, name) => {
-                let mut report = funnel.stream(conn, scope)?;
+                let mut report = funnel.stream(conn, scope, false)?;
                 report.name = name;
                 Report::Funnel(report)
             }
