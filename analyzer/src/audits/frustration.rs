@@ -225,24 +225,14 @@ impl Frustration {
         })
     }
 
-    /// The report straight from the store: what `analyzer frustration` and
-    /// `/api/audit` run. DuckDB sends the signal events (clicks, dead clicks,
-    /// errors, page views) session after session in (ts, seq) order
+    /// The report straight from the store: what `analyzer frustration`,
+    /// `/api/audit` and the report run. DuckDB sends the signal events (clicks, dead
+    /// clicks, errors, page views) session after session in (ts, seq) order
     /// ([`load::stream_sessions`]); [`Walk`] finds each session's signals with one
-    /// session in memory, over each [`Half`] of the sessions on its own connection;
-    /// the two walks are merged. The sessions in scope and the labels are counted
-    /// by the store.
+    /// session in memory. When `spread`, each [`Half`] of the sessions is walked on
+    /// its own connection and the walks are merged ([`load::by_halves`]), while the
+    /// store counts the sessions in scope and the labels on a third.
     pub fn stream(
-        &self,
-        conn: &Connection,
-        scope: ResolvedScope,
-    ) -> Result<FrustrationReport, Error> {
-        self.stream_on(conn, scope, true)
-    }
-
-    /// [`Self::stream`], on more connections side by side when `spread` (else on
-    /// `conn` alone: in the report, whose sections already keep every core busy).
-    pub(crate) fn stream_on(
         &self,
         conn: &Connection,
         scope: ResolvedScope,
@@ -256,25 +246,25 @@ impl Frustration {
                 ))
             })
         };
+        let walk = || {
+            load::by_halves(
+                conn,
+                spread,
+                |conn, half| self.walk(conn, &scope, half),
+                Walk::merge,
+            )
+        };
         let (sessions, walk, labels) = if spread {
-            // A stream is mostly one thread reading what DuckDB sends: the two
-            // halves of the sessions stream on two connections, and the sessions
-            // and labels are counted on a third, side by side.
-            let (side, upper) = (conn.try_clone()?, conn.try_clone()?);
+            let side = conn.try_clone()?;
             std::thread::scope(|s| {
                 let counted = s.spawn(move || counts(&side));
-                let scope = &scope;
-                let upper = s.spawn(move || self.walk(&upper, scope, Half::Upper));
-                let walk = self.walk(conn, scope, Half::Lower);
-                let upper = upper.join().expect("the walk does not panic");
+                let walk = walk();
                 let (sessions, labels) = counted.join().expect("the counts do not panic")?;
-                let mut walk = walk?;
-                walk.merge(upper?);
-                Ok::<_, Error>((sessions, walk, labels))
+                Ok::<_, Error>((sessions, walk?, labels))
             })?
         } else {
             let (sessions, labels) = counts(conn)?;
-            (sessions, self.walk(conn, &scope, Half::All)?, labels)
+            (sessions, walk()?, labels)
         };
 
         let mut issues: Vec<FrustrationIssue> = walk
@@ -455,7 +445,7 @@ impl<'f> Walk<'f> {
     }
 
     /// Adds the counts of a walk over other sessions (the other [`Half`]).
-    fn merge(&mut self, other: Walk<'_>) {
+    fn merge(&mut self, other: Walk<'f>) {
         let names = &other.names;
         for ((kind, page, sel), (occurrences, sessions)) in other.issues {
             let key = (
@@ -615,7 +605,9 @@ mod tests {
     const S: i64 = 1_000;
 
     fn frustration(db: &Db, audit: &Frustration) -> FrustrationReport {
-        audit.stream(&db.conn(), ResolvedScope::default()).unwrap()
+        audit
+            .stream(&db.conn(), ResolvedScope::default(), true)
+            .unwrap()
     }
 
     /// A click on /cart; the clicks on [`PAY`] read "Pay now".
@@ -924,7 +916,7 @@ mod tests {
         );
         // The same in one walk (the report's).
         let one = Frustration::default()
-            .stream_on(&db.conn(), ResolvedScope::default(), false)
+            .stream(&db.conn(), ResolvedScope::default(), false)
             .unwrap();
         assert_eq!(rows(&one), rows(&r));
     }

@@ -441,7 +441,7 @@ pub fn run_at(conn: &Connection, req: &AuditRequest, now_ms: i64) -> Result<Repo
         } => {
             let audit = Frustration::new(*rage_clicks, *rage_ms, *rage_px, *quick_back_ms)?;
             let scope = scope.resolve(now_ms)?;
-            Ok(Report::Frustration(audit.stream(conn, scope)?))
+            Ok(Report::Frustration(audit.stream(conn, scope, true)?))
         }
         AuditRequest::Errors { scope, top_from } => {
             let audit = Errors::new(*top_from);
@@ -670,7 +670,7 @@ impl Section {
             Section::Forms(a) => Report::Forms(run_audit_counted(conn, scope, &a, sessions)?),
             // One connection each: the report's sections already fill the cores.
             Section::Links(a) => Report::Links(run_audit_counted(conn, scope, &a, sessions)?),
-            Section::Frustration(a) => Report::Frustration(a.stream_on(conn, scope, false)?),
+            Section::Frustration(a) => Report::Frustration(a.stream(conn, scope, false)?),
             Section::Ads(a) => Report::Ads(a.stream(conn, scope)?),
             Section::Errors(a) => Report::Errors(run_audit_counted(conn, scope, &a, sessions)?),
         })
