@@ -55,23 +55,17 @@ fn main() {
     );
 
     let db = dir.path().join("import.duckdb");
-    let conn = clicktrail_collector::store::open_file(&db).expect("database");
-    let summary = clicktrail_collector::import::import(&conn, &file, [7; 32]).expect("import");
-    let total = summary.load_s + summary.compact_s;
+    let summary = clicktrail_collector::import::import(&db, &file, [7; 32]).expect("import");
     println!(
-        "  check + scrub + append {:>6.1} s  {:>10.0} events/s",
-        summary.load_s,
-        summary.read as f64 / summary.load_s
-    );
-    println!(
-        "  sort + dedupe          {:>6.1} s  {:>10.0} events/s",
-        summary.compact_s,
-        summary.read as f64 / summary.compact_s
-    );
-    println!(
-        "  import in all          {total:>6.1} s  {:>10.0} events/s ({} stored, {} rejected)",
-        summary.read as f64 / total,
+        "  import (check, scrub, sort, dedupe, write) {:>6.1} s  {:>10.0} events/s ({} stored, {} rejected, {})",
+        summary.seconds,
+        summary.read as f64 / summary.seconds,
         summary.stored,
-        summary.rejected.values().map(|(n, _)| n).sum::<u64>()
+        summary.rejected.values().map(|(n, _)| n).sum::<u64>(),
+        if summary.merged {
+            "merged"
+        } else {
+            "one sorted pass"
+        }
     );
 }

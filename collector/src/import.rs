@@ -13,21 +13,23 @@
 //! (protocol's), the same scrubbing of every text (emails, tokens, card and phone
 //! numbers), the identify id stored as a keyed hash, and each event once: a row
 //! without an `event_id` gets one derived from its file position and content, so
-//! importing the same file twice stores it once, and duplicates are dropped when the
-//! rows are compacted into the sorted layout at the end. A row that breaks a rule is
+//! importing the same file twice stores it once: when a session of the file is
+//! already stored or an event comes twice, the rows are merged with the stored ones
+//! and each event kept once. A row that breaks a rule is
 //! not stored and is counted, by reason, with its first row numbers, in the summary.
 //!
-//! Speed: rows are checked and scrubbed in parallel (one part of each Parquet batch
-//! per core) while the batch before goes to DuckDB, each distinct text is scrubbed
-//! once per column (a bounded memo), and batches go to DuckDB as Arrow record
-//! batches.
+//! Speed: rows are checked and scrubbed on a thread of their own (one part of each
+//! Parquet batch per core), each distinct text scrubbed once per column (a bounded
+//! memo), while DuckDB's own Arrow scan reads the checked batches into one sorted
+//! insert ([`store::bulk`]). When a session of the file was already stored or an
+//! event comes twice, that insert is rolled back and the file read again into the
+//! append table and compacted, each event once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, mpsc};
 use std::time::Instant;
 
 use duckdb::Connection;
@@ -36,8 +38,9 @@ use duckdb::arrow::array::{
     Int64Builder, StringArray, StringBuilder, TimestampMicrosecondBuilder, UInt64Builder,
 };
 use duckdb::arrow::compute::cast;
-use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use duckdb::arrow::record_batch::RecordBatch;
+use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use duckdb::arrow::error::ArrowError;
+use duckdb::arrow::record_batch::{RecordBatch, RecordBatchReader};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::{enrich, scrub};
@@ -57,6 +60,8 @@ pub enum ImportError {
         found: String,
         expected: &'static str,
     },
+    #[error("{0}")]
+    Open(String),
     #[error("database: {0}")]
     Db(#[from] duckdb::Error),
 }
@@ -74,10 +79,12 @@ pub struct Summary {
     pub rejected: BTreeMap<String, (u64, Vec<u64>)>,
     /// Columns of the file that are not events columns.
     pub ignored_columns: Vec<String>,
-    /// Seconds reading, checking, scrubbing and appending.
-    pub load_s: f64,
-    /// Seconds moving the rows into the sorted layout (deduplicating).
-    pub compact_s: f64,
+    /// Whether some sessions were already stored or some events came twice, so the
+    /// rows were merged with the stored ones (a second, slower pass) instead of
+    /// written sorted in one pass.
+    pub merged: bool,
+    /// Seconds, from start to the events on disk.
+    pub seconds: f64,
 }
 
 impl Summary {
@@ -86,29 +93,23 @@ impl Summary {
         self.appended.saturating_sub(self.stored)
     }
 
-    fn reject(&mut self, reason: &str, row: u64) {
-        let entry = self.rejected.entry(reason.to_owned()).or_default();
-        entry.0 += 1;
-        if entry.1.len() < 5 {
-            entry.1.push(row);
-        }
-    }
-
     /// The summary as the command prints it.
     pub fn describe(&self, file: &Path) -> String {
-        let total = self.load_s + self.compact_s;
         let mut out = format!(
             "imported {}: {} rows read, {} events stored, {} duplicates dropped, {} rejected; \
-             {:.1} s ({:.0} events/s: load {:.1} s, sort and dedupe {:.1} s)",
+             {:.1} s ({:.0} events/s, {})",
             file.display(),
             self.read,
             self.stored,
             self.duplicates(),
             self.rejected.values().map(|(n, _)| n).sum::<u64>(),
-            total,
-            self.read as f64 / total.max(1e-9),
-            self.load_s,
-            self.compact_s,
+            self.seconds,
+            self.read as f64 / self.seconds.max(1e-9),
+            if self.merged {
+                "appended and merged: some sessions were stored or some events repeated"
+            } else {
+                "all new: written sorted in one pass"
+            },
         );
         for (reason, (n, rows)) in &self.rejected {
             let _ = write!(out, "\n  rejected {n}: {reason} (rows {rows:?}");
@@ -135,19 +136,11 @@ const REQUIRED: [&str; 6] = ["site", "session_id", "kind", "ts", "seq", "path"];
 /// Texts scrubbed once per column and remembered, up to this many per column.
 const MEMO_MAX: usize = 100_000;
 
-/// Imports `file` into the database `conn` holds (opened by
-/// [`crate::store::open_file`]), then compacts.
-pub fn import(conn: &Connection, file: &Path, uid_key: [u8; 32]) -> Result<Summary, ImportError> {
-    let read_err = |detail: String| ImportError::Read {
-        path: file.display().to_string(),
-        detail,
-    };
+/// Imports `file` into the database file `db`, which no other handle may hold
+/// (the command runs on a file no collector holds).
+pub fn import(db: &Path, file: &Path, uid_key: [u8; 32]) -> Result<Summary, ImportError> {
     let started = Instant::now();
-    let before = count(conn)?;
-    let f = File::open(file).map_err(|e| read_err(e.to_string()))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| read_err(e.to_string()))?;
-    let schema = builder.schema().clone();
+    let schema = parquet_reader(file)?.schema().clone();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     let missing: Vec<&str> = REQUIRED
         .iter()
@@ -160,7 +153,39 @@ pub fn import(conn: &Connection, file: &Path, uid_key: [u8; 32]) -> Result<Summa
             missing: missing.join(", "),
         });
     }
-    let mut summary = Summary {
+    // Opened once as the collector opens it (schema, migrations), then for bulk writes.
+    drop(crate::store::open_file(db).map_err(|e| ImportError::Open(e.to_string()))?);
+    let database = store::bulk::Database::open(db)?;
+    let conn = database.conn();
+    store::limit_memory(conn)?;
+    let before = count(conn)?;
+    let received_ms = database.next_received_ms(crate::ingest::now_ms())?;
+    let mut feed = ParquetFeed {
+        file,
+        uid_key,
+        received_ms,
+        running: None,
+        counts: Counts::default(),
+    };
+
+    // A file that continues stored sessions (or is imported again) would fail the
+    // one-pass check at its end; its first rows tell early.
+    let loaded = if database.any_stored(&first_sessions(file)?)? {
+        database.merge(&mut feed)?
+    } else {
+        database.load(&mut feed, received_ms)?
+    };
+    conn.execute_batch("CHECKPOINT")?;
+    let Counts {
+        read,
+        appended,
+        rejected,
+    } = feed.counts;
+    Ok(Summary {
+        read,
+        appended,
+        stored: count(conn)?.saturating_sub(before),
+        rejected,
         ignored_columns: names
             .iter()
             .filter(|n| {
@@ -169,84 +194,194 @@ pub fn import(conn: &Connection, file: &Path, uid_key: [u8; 32]) -> Result<Summa
             })
             .map(|n| (*n).to_owned())
             .collect(),
-        ..Summary::default()
-    };
-    let reader = builder
-        .with_batch_size(65_536)
-        .build()
-        .map_err(|e| read_err(e.to_string()))?;
-    let received_ms = crate::ingest::now_ms();
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
-    let mut memos: Vec<Memo> = (0..workers).map(|_| Memo::default()).collect();
-    let mut first_row = 0u64;
-    store::transaction(conn, || -> Result<(), ImportError> {
-        let mut app = conn.appender("events_recent")?;
-        // Each batch's rows are checked on every core while the previous batch's
-        // rows go to DuckDB on this thread.
-        let mut waiting: Vec<Output> = Vec::new();
-        for batch in reader {
-            let batch = batch.map_err(|e| read_err(e.to_string()))?;
-            let input = Input::new(&batch)?;
-            let n = batch.num_rows();
-            let part = n.div_ceil(workers).max(1);
-            let ctx = Ctx {
-                input: &input,
-                received_ms,
-                uid_key: &uid_key,
-                first_row,
-            };
-            let (outputs, appended) = std::thread::scope(|scope| {
-                let handles: Vec<_> = memos
-                    .iter_mut()
-                    .enumerate()
-                    .map(|(w, memo)| {
-                        let range = (w * part).min(n)..((w + 1) * part).min(n);
-                        let ctx = &ctx;
-                        scope.spawn(move || ctx.rows(range, memo))
-                    })
-                    .collect();
-                let appended = append(&mut app, std::mem::take(&mut waiting), &mut summary);
-                let outputs: Vec<Output> = handles
-                    .into_iter()
-                    .map(|h| h.join().expect("an import worker does not panic"))
-                    .collect();
-                (outputs, appended)
-            });
-            appended?;
-            waiting = outputs;
-            summary.read += n as u64;
-            first_row += n as u64;
-        }
-        append(&mut app, waiting, &mut summary)?;
-        app.flush()?;
-        Ok(())
-    })?;
-    summary.load_s = started.elapsed().as_secs_f64();
-    let t = Instant::now();
-    store::compact(conn, store::Select::All)?;
-    conn.execute_batch("CHECKPOINT")?;
-    summary.compact_s = t.elapsed().as_secs_f64();
-    summary.stored = count(conn)?.saturating_sub(before);
-    Ok(summary)
+        merged: matches!(loaded, store::bulk::Loaded::Merged { .. }),
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
-/// Appends the checked rows of one batch (its parts in order) and counts them
-/// and the rows rejected.
-fn append(
-    app: &mut duckdb::Appender<'_>,
-    outputs: Vec<Output>,
-    summary: &mut Summary,
-) -> Result<(), duckdb::Error> {
-    for out in outputs {
-        for (reason, row) in &out.rejected {
-            summary.reject(reason, *row);
-        }
-        summary.appended += out.rows as u64;
-        if out.rows > 0 {
-            app.append_record_batch(out.finish())?;
+/// The keys of the first sessions of `file` (of its first batch, up to 1,000).
+fn first_sessions(file: &Path) -> Result<Vec<u64>, ImportError> {
+    let Some(batch) = parquet_reader(file)?
+        .with_batch_size(8_192)
+        .build()
+        .map_err(|e| ImportError::Read {
+            path: file.display().to_string(),
+            detail: e.to_string(),
+        })?
+        .next()
+    else {
+        return Ok(Vec::new());
+    };
+    let batch = batch.map_err(|e| ImportError::Read {
+        path: file.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    let input = Input::new(&batch)?;
+    let named = &*NAMED;
+    let mut keys = std::collections::BTreeSet::new();
+    for i in 0..batch.num_rows() {
+        if let (Some(site), Some(sid)) =
+            (input.text(named.site, i), input.text(named.session_id, i))
+            && valid_site(site)
+            && valid_id(sid)
+        {
+            keys.insert(store::session_key(site, &scrub::text(sid)));
+            if keys.len() >= 1_000 {
+                break;
+            }
         }
     }
-    Ok(())
+    Ok(keys.into_iter().collect())
+}
+
+fn parquet_reader(file: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, ImportError> {
+    let read_err = |detail: String| ImportError::Read {
+        path: file.display().to_string(),
+        detail,
+    };
+    let f = File::open(file).map_err(|e| read_err(e.to_string()))?;
+    ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| read_err(e.to_string()))
+}
+
+/// What one read of the file counted.
+#[derive(Default)]
+struct Counts {
+    read: u64,
+    appended: u64,
+    rejected: BTreeMap<String, (u64, Vec<u64>)>,
+}
+
+impl Counts {
+    fn reject(&mut self, reason: &str, row: u64) {
+        let entry = self.rejected.entry(reason.to_owned()).or_default();
+        entry.0 += 1;
+        if entry.1.len() < 5 {
+            entry.1.push(row);
+        }
+    }
+}
+
+/// What the thread reading the file hands back: its counts, or why it stopped.
+type Produced = Result<Counts, ImportError>;
+
+/// The file's checked and scrubbed rows, read on a thread of their own while
+/// DuckDB writes them.
+struct ParquetFeed<'a> {
+    file: &'a Path,
+    uid_key: [u8; 32],
+    received_ms: i64,
+    running: Option<std::thread::JoinHandle<Produced>>,
+    counts: Counts,
+}
+
+/// The batches the reading thread sends, as an Arrow reader DuckDB scans.
+struct Batches {
+    schema: SchemaRef,
+    rx: mpsc::Receiver<RecordBatch>,
+}
+
+impl Iterator for Batches {
+    type Item = Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.rx.recv().ok().map(Ok)
+    }
+}
+
+impl RecordBatchReader for Batches {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+impl store::bulk::Feed for ParquetFeed<'_> {
+    type Error = ImportError;
+
+    fn start(&mut self) -> Result<Box<dyn RecordBatchReader + Send>, ImportError> {
+        let reader = parquet_reader(self.file)?
+            .with_batch_size(65_536)
+            .build()
+            .map_err(|e| ImportError::Read {
+                path: self.file.display().to_string(),
+                detail: e.to_string(),
+            })?;
+        // A few batches ahead of DuckDB, no more: memory stays bounded.
+        let (tx, rx) = mpsc::sync_channel(4);
+        let (path, uid_key, received_ms) = (
+            self.file.display().to_string(),
+            self.uid_key,
+            self.received_ms,
+        );
+        self.running = Some(std::thread::spawn(move || {
+            produce(reader, &path, &uid_key, received_ms, &tx)
+        }));
+        Ok(Box::new(Batches {
+            schema: output_schema(),
+            rx,
+        }))
+    }
+
+    fn end(&mut self) -> Result<(), ImportError> {
+        let handle = self.running.take().expect("end follows start");
+        self.counts = handle.join().expect("the import reader does not panic")?;
+        Ok(())
+    }
+}
+
+/// Reads, checks and scrubs every batch of `reader` (each batch's parts on every
+/// core) and sends the valid rows to `tx`; stops early when the receiver is gone.
+fn produce(
+    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    path: &str,
+    uid_key: &[u8; 32],
+    received_ms: i64,
+    tx: &mpsc::SyncSender<RecordBatch>,
+) -> Produced {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+    let mut memos: Vec<Memo> = (0..workers).map(|_| Memo::default()).collect();
+    let mut counts = Counts::default();
+    for batch in reader {
+        let batch = batch.map_err(|e| ImportError::Read {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })?;
+        let input = Input::new(&batch)?;
+        let n = batch.num_rows();
+        let part = n.div_ceil(workers).max(1);
+        let ctx = Ctx {
+            input: &input,
+            received_ms,
+            uid_key,
+            first_row: counts.read,
+        };
+        let outputs: Vec<Output> = std::thread::scope(|scope| {
+            let handles: Vec<_> = memos
+                .iter_mut()
+                .enumerate()
+                .map(|(w, memo)| {
+                    let range = (w * part).min(n)..((w + 1) * part).min(n);
+                    let ctx = &ctx;
+                    scope.spawn(move || ctx.rows(range, memo))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("an import worker does not panic"))
+                .collect()
+        });
+        counts.read += n as u64;
+        for out in outputs {
+            for (reason, row) in &out.rejected {
+                counts.reject(reason, *row);
+            }
+            counts.appended += out.rows as u64;
+            if out.rows > 0 && tx.send(out.finish()).is_err() {
+                // DuckDB stopped reading; its error is the one reported.
+                return Ok(counts);
+            }
+        }
+    }
+    Ok(counts)
 }
 
 fn count(conn: &Connection) -> Result<u64, duckdb::Error> {
@@ -257,6 +392,9 @@ fn count(conn: &Connection) -> Result<u64, duckdb::Error> {
 struct Input {
     /// The text columns, in [`text_columns`] order (`None`: not in the file).
     text: Vec<Option<StringArray>>,
+    /// The text columns in the file that have a longest length: (index in
+    /// [`text_columns`], limit, name).
+    limited: Vec<(usize, usize, &'static str)>,
     ts: Int64Array,
     seq: Int32Array,
     /// The integer columns, in [`int_columns`] order.
@@ -341,8 +479,14 @@ impl Input {
                 cast_to(a, "empty", &DataType::Boolean, "a boolean").map(|a| a.as_boolean().clone())
             })
             .transpose()?;
+        let limited = text_columns()
+            .enumerate()
+            .filter_map(|(col, name)| Some((col, LIMITS[col]?, name)))
+            .filter(|(col, _, _)| text[*col].is_some())
+            .collect();
         Ok(Input {
             text,
+            limited,
             ts,
             seq,
             ints,
@@ -388,6 +532,50 @@ static NAMED: LazyLock<Named> = LazyLock::new(|| {
         event_id: at("event_id"),
         props: at("props"),
     }
+});
+
+/// What a text column of the file becomes in the row stored.
+#[derive(Clone, Copy)]
+enum Role {
+    /// Checked as it is (`site`, `kind`).
+    Verbatim,
+    /// Scrubbed once per session.
+    SessionId,
+    Path,
+    /// Kept, or derived from the row's position and content.
+    EventId,
+    /// Scrubbed, or one per session (`i_<key>`).
+    VisitorId,
+    /// A keyed hash.
+    UserId,
+    /// Parsed and scrubbed by [`Ctx::check`].
+    Props,
+    /// `browser`, `os`, `device`: scrubbed, or `unknown`.
+    Client,
+    Href,
+    /// `url`, `referrer`, `source`.
+    Url,
+    /// Any other text: scrubbed.
+    Text,
+}
+
+/// The [`Role`] of each of [`text_columns`], in order: decided once, not per row.
+static ROLES: LazyLock<Vec<Role>> = LazyLock::new(|| {
+    text_columns()
+        .map(|name| match name {
+            "site" | "kind" => Role::Verbatim,
+            "session_id" => Role::SessionId,
+            "path" => Role::Path,
+            "event_id" => Role::EventId,
+            "visitor_id" => Role::VisitorId,
+            "user_id" => Role::UserId,
+            "props" => Role::Props,
+            "browser" | "os" | "device" => Role::Client,
+            "href" => Role::Href,
+            "url" | "referrer" | "source" => Role::Url,
+            _ => Role::Text,
+        })
+        .collect()
 });
 
 /// [`limit`] of each of [`text_columns`], in order.
@@ -494,40 +682,53 @@ impl Output {
 
     /// The record batch, its columns in `events_recent` order.
     fn finish(mut self) -> RecordBatch {
-        let mut fields = Vec::new();
-        let mut columns: Vec<ArrayRef> = Vec::new();
         let mut text = self.text.iter_mut();
         let mut ints = self.ints.iter_mut();
-        for c in &store::COLUMNS {
-            let (ty, array): (DataType, ArrayRef) = match (c.name, c.ty) {
-                ("ts", _) => (
-                    DataType::Timestamp(TimeUnit::Microsecond, None),
-                    Arc::new(self.ts.finish()),
-                ),
-                ("received_at", _) => (
-                    DataType::Timestamp(TimeUnit::Microsecond, None),
-                    Arc::new(self.received.finish()),
-                ),
-                ("seq", _) => (DataType::Int32, Arc::new(self.seq.finish())),
-                ("duration_ms", _) => (DataType::Int64, Arc::new(self.duration.finish())),
-                ("empty", _) => (DataType::Boolean, Arc::new(self.empty.finish())),
-                ("session_key", _) => (DataType::UInt64, Arc::new(self.key.finish())),
-                (_, "VARCHAR") => (
-                    DataType::Utf8,
-                    Arc::new(text.next().expect("text column").finish()),
-                ),
-                (_, "INTEGER") => (
-                    DataType::Int32,
-                    Arc::new(ints.next().expect("int column").finish()),
-                ),
-                (name, ty) => unreachable!("column {name} of type {ty} has no builder"),
-            };
-            fields.push(Field::new(c.name, ty, !c.not_null));
-            columns.push(array);
-        }
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-            .expect("columns match the schema")
+        let columns: Vec<ArrayRef> = store::COLUMNS
+            .iter()
+            .map(|c| -> ArrayRef {
+                match (c.name, c.ty) {
+                    ("ts", _) => Arc::new(self.ts.finish()),
+                    ("received_at", _) => Arc::new(self.received.finish()),
+                    ("seq", _) => Arc::new(self.seq.finish()),
+                    ("duration_ms", _) => Arc::new(self.duration.finish()),
+                    ("empty", _) => Arc::new(self.empty.finish()),
+                    ("session_key", _) => Arc::new(self.key.finish()),
+                    (_, "VARCHAR") => Arc::new(text.next().expect("text column").finish()),
+                    (_, "INTEGER") => Arc::new(ints.next().expect("int column").finish()),
+                    (name, ty) => unreachable!("column {name} of type {ty} has no builder"),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(output_schema(), columns).expect("columns match the schema")
     }
+}
+
+/// The Arrow type each column of `events_recent` is sent in.
+fn arrow_type(c: &store::Column) -> DataType {
+    match (c.name, c.ty) {
+        ("ts" | "received_at", _) => DataType::Timestamp(TimeUnit::Microsecond, None),
+        ("seq", _) | (_, "INTEGER") => DataType::Int32,
+        ("duration_ms", _) => DataType::Int64,
+        ("empty", _) => DataType::Boolean,
+        ("session_key", _) => DataType::UInt64,
+        (_, "VARCHAR") => DataType::Utf8,
+        (name, ty) => unreachable!("column {name} of type {ty} has no Arrow type"),
+    }
+}
+
+static OUTPUT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(
+        store::COLUMNS
+            .iter()
+            .map(|c| Field::new(c.name, arrow_type(c), !c.not_null))
+            .collect::<Vec<_>>(),
+    ))
+});
+
+/// The schema of the batches sent to DuckDB: `events_recent`'s columns.
+fn output_schema() -> SchemaRef {
+    OUTPUT_SCHEMA.clone()
 }
 
 /// The stored kinds a file may hold (`links` is a tracker message, not a row).
@@ -612,8 +813,8 @@ impl Ctx<'_> {
         let seq = Some(input.seq.value(i))
             .filter(|s| input.seq.is_valid(i) && *s >= 0)
             .ok_or("seq must be a number >= 0")?;
-        for (col, name) in text_columns().enumerate() {
-            if let (Some(max), Some(v)) = (LIMITS[col], input.text(col, i))
+        for &(col, max, name) in &input.limited {
+            if let Some(v) = input.text(col, i)
                 && v.len() > max
             {
                 return Err(match name {
@@ -654,6 +855,7 @@ impl Ctx<'_> {
     fn rows(&self, range: std::ops::Range<usize>, memo: &mut Memo) -> Output {
         let mut out = Output::new(range.len());
         let input = self.input;
+        // The session of the row before: (site, id as read, id scrubbed, key).
         let mut last_session: Option<(&str, &str, String, u64)> = None;
         for i in range {
             let row = self.first_row + i as u64;
@@ -664,26 +866,22 @@ impl Ctx<'_> {
                     continue;
                 }
             };
-            let (sid, key) = match &last_session {
-                Some((site, id, clean, key)) if *site == c.site && *id == c.sid => {
-                    (clean.clone(), *key)
-                }
-                _ => {
-                    let clean = scrub::text(c.sid).into_owned();
-                    let key = store::session_key(c.site, &clean);
-                    last_session = Some((c.site, c.sid, clean.clone(), key));
-                    (clean, key)
-                }
-            };
-            let mut text = out.text.iter_mut();
-            for (col, name) in text_columns().enumerate() {
-                let b = text.next().expect("one builder per text column");
+            let fresh =
+                !matches!(&last_session, Some((site, id, _, _)) if *site == c.site && *id == c.sid);
+            if fresh {
+                let clean = scrub::text(c.sid).into_owned();
+                let key = store::session_key(c.site, &clean);
+                last_session = Some((c.site, c.sid, clean, key));
+            }
+            let (_, _, sid, key) = last_session.as_ref().expect("set above");
+            let key = *key;
+            for ((col, role), b) in ROLES.iter().enumerate().zip(out.text.iter_mut()) {
                 let value = input.text(col, i);
-                match name {
-                    "site" | "kind" => b.append_value(value.unwrap_or_default()),
-                    "session_id" => b.append_value(&sid),
-                    "path" => b.append_option(memo.get(col, c.path, |p| Some(scrub::path(p)))),
-                    "event_id" => {
+                match role {
+                    Role::Verbatim => b.append_option(value),
+                    Role::SessionId => b.append_value(sid),
+                    Role::Path => b.append_option(memo.get(col, c.path, |p| Some(scrub::path(p)))),
+                    Role::EventId => {
                         if let Some(id) = value {
                             b.append_value(id);
                         } else {
@@ -692,7 +890,7 @@ impl Ctx<'_> {
                             b.append_value(format!("{key:016x}{h:016x}"));
                         }
                     }
-                    "visitor_id" => match value {
+                    Role::VisitorId => match value {
                         Some(v) => {
                             b.append_option(
                                 memo.get(col, v, |v| Some(scrub::text(v).into_owned())),
@@ -700,16 +898,25 @@ impl Ctx<'_> {
                         }
                         None => b.append_value(format!("i_{key:016x}")),
                     },
-                    "user_id" => {
+                    Role::UserId => {
                         b.append_option(value.map(|u| enrich::user_hash(self.uid_key, c.site, u)));
                     }
-                    "props" => b.append_option(c.props.as_deref()),
-                    "browser" | "os" | "device" if value.is_none() => b.append_value("unknown"),
-                    "href" => b.append_option(value.and_then(|v| memo.get(col, v, scrub::href))),
-                    "url" | "referrer" | "source" => {
+                    Role::Props => b.append_option(c.props.as_deref()),
+                    Role::Client => match value {
+                        Some(v) => {
+                            b.append_option(
+                                memo.get(col, v, |v| Some(scrub::text(v).into_owned())),
+                            );
+                        }
+                        None => b.append_value("unknown"),
+                    },
+                    Role::Href => {
+                        b.append_option(value.and_then(|v| memo.get(col, v, scrub::href)));
+                    }
+                    Role::Url => {
                         b.append_option(value.and_then(|v| memo.get(col, v, scrub::url)));
                     }
-                    _ => b.append_option(
+                    Role::Text => b.append_option(
                         value.and_then(|v| memo.get(col, v, |v| Some(scrub::text(v).into_owned()))),
                     ),
                 }

@@ -290,7 +290,9 @@ fn manage(db: &Path, cmd: Command) -> anyhow::Result<()> {
             println!("{n} events of site {site} deleted");
         }
         Command::Import { file } => {
-            let summary = clicktrail_collector::import::import(&conn, &file, state.uid_key)?;
+            // The import opens the file for bulk writes; no other handle may hold it.
+            drop(conn);
+            let summary = clicktrail_collector::import::import(db, &file, state.uid_key)?;
             println!("{}", summary.describe(&file));
         }
     }

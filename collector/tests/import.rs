@@ -318,3 +318,59 @@ fn a_file_of_several_batches_is_stored_whole_with_its_rejects_numbered() {
         150
     );
 }
+
+/// A file of new sessions goes into the sorted layout in one pass; a later file that
+/// continues a stored session (and repeats one of its events) is merged with it: the
+/// session stays in one place, in order, each event once.
+#[test]
+fn a_file_continuing_stored_sessions_is_merged_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.duckdb");
+    let (a, b) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
+    let e = |id: &'static str, row: R| R {
+        event_id: Some(id),
+        ..row
+    };
+    write_parquet(
+        &a,
+        &[
+            e("e2", r("s1", "pageview", T0 + MIN, 2, "/pay")),
+            e("e1", r("s1", "pageview", T0, 1, "/cart")),
+            e("f1", r("s2", "pageview", T0, 1, "/cart")),
+        ],
+    );
+    let out = import(&db, &a);
+    assert!(out.contains("3 events stored"), "{out}");
+    assert!(out.contains("written sorted in one pass"), "{out}");
+
+    write_parquet(
+        &b,
+        &[
+            e("e2", r("s1", "pageview", T0 + MIN, 2, "/pay")),
+            e("e3", r("s1", "custom", T0 + 2 * MIN, 3, "/pay")),
+            e("g1", r("s3", "pageview", T0, 1, "/cart")),
+        ],
+    );
+    let out = import(&db, &b);
+    assert!(out.contains("2 events stored"), "{out}");
+    assert!(out.contains("1 duplicates dropped"), "{out}");
+    assert!(out.contains("merged"), "{out}");
+    assert_eq!(count(&db, "SELECT count(*) FROM events"), 5);
+    assert_eq!(count(&db, "SELECT count(*) FROM events_recent"), 0);
+
+    // Storage order: s1's three events in one run, in time order.
+    let conn = duckdb::Connection::open(&db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT session_id, event_id FROM events_sorted")
+        .unwrap();
+    let order: Vec<(String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let s1: Vec<usize> = (0..order.len()).filter(|&i| order[i].0 == "s1").collect();
+    assert_eq!(s1.len(), 3, "{order:?}");
+    assert_eq!(s1[2] - s1[0], 2, "s1 in one run: {order:?}");
+    let ids: Vec<&str> = s1.iter().map(|&i| order[i].1.as_str()).collect();
+    assert_eq!(ids, ["e1", "e2", "e3"]);
+}

@@ -16,7 +16,7 @@
 
 use duckdb::{Connection, params};
 
-use crate::schema::{DEDUPE, column_list, typed_select};
+use crate::schema::{DEDUPE, SORT_ORDER, column_list, typed_select};
 
 /// Rows moved per transaction, roughly. Each range scans the append table once, so
 /// a backlog is cut into few ranges; DuckDB sorts a range larger than its memory
@@ -135,14 +135,14 @@ fn move_range(conn: &Connection, lo: u64, hi: u64, all: bool) -> Result<(), duck
                  UNION ALL
                  SELECT {typed} FROM events_recent WHERE {moving}
              ) {dedupe}
-             ORDER BY site, session_key, ts, seq, event_id;
+             ORDER BY {SORT_ORDER};
              DELETE FROM events_recent WHERE {moving};"
         ))
     })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::schema::{CREATE_EVENTS_V1, create_or_migrate, session_key};
 
@@ -169,7 +169,7 @@ mod tests {
     }
 
     /// (`session_id`, `event_id`) of `events_sorted` in storage order.
-    fn sorted(conn: &Connection) -> Vec<(String, String)> {
+    pub(crate) fn sorted(conn: &Connection) -> Vec<(String, String)> {
         let mut stmt = conn
             .prepare("SELECT session_id, event_id FROM events_sorted")
             .unwrap();

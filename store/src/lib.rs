@@ -6,11 +6,14 @@
 //!   migrations, the writer's column order and the readers' columns come; the tables
 //!   (`events_recent`, `events_sorted`) and the views (`events`, `events_overlap`,
 //!   `events_pending`); opening a file of an older collector.
+//! - [`bulk`]: large writes through DuckDB's own Arrow scan (`clicktrail import`):
+//!   a file of new sessions goes straight into sorted blocks.
 //! - [`compact`]: moves idle sessions from the append table into sorted blocks, each
 //!   event once.
 //! - [`synth`]: realistic synthetic shop traffic written straight into the store
 //!   (benches at 10 and 100 million events).
 
+pub mod bulk;
 pub mod compact;
 pub mod schema;
 pub mod synth;

@@ -278,6 +278,9 @@ pub fn typed_select() -> String {
         .join(", ")
 }
 
+/// The order of `events_sorted`: each session's events together, in (ts, seq) order.
+pub const SORT_ORDER: &str = "site, session_key, ts, seq, event_id";
+
 /// Which copy of an event is kept: the first received (then the first recorded).
 pub const DEDUPE: &str =
     "QUALIFY row_number() OVER (PARTITION BY session_key, event_id ORDER BY received_at, seq) = 1";
