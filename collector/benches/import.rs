@@ -62,10 +62,6 @@ fn main() {
         summary.read as f64 / summary.seconds,
         summary.stored,
         summary.rejected.values().map(|(n, _)| n).sum::<u64>(),
-        if summary.merged {
-            "merged"
-        } else {
-            "one sorted pass"
-        }
+        summary.path
     );
 }

@@ -79,10 +79,9 @@ pub struct Summary {
     pub rejected: BTreeMap<String, (u64, Vec<u64>)>,
     /// Columns of the file that are not events columns.
     pub ignored_columns: Vec<String>,
-    /// Whether some sessions were already stored or some events came twice, so the
-    /// rows were merged with the stored ones (a second, slower pass) instead of
-    /// written sorted in one pass.
-    pub merged: bool,
+    /// How the rows were stored: written sorted in one pass, or (and why) appended
+    /// and merged by compaction.
+    pub path: &'static str,
     /// Seconds, from start to the events on disk.
     pub seconds: f64,
 }
@@ -105,11 +104,7 @@ impl Summary {
             self.rejected.values().map(|(n, _)| n).sum::<u64>(),
             self.seconds,
             self.read as f64 / self.seconds.max(1e-9),
-            if self.merged {
-                "appended and merged: some sessions were stored or some events repeated"
-            } else {
-                "all new: written sorted in one pass"
-            },
+            self.path,
         );
         for (reason, (n, rows)) in &self.rejected {
             let _ = write!(out, "\n  rejected {n}: {reason} (rows {rows:?}");
@@ -140,7 +135,9 @@ const MEMO_MAX: usize = 100_000;
 /// (the command runs on a file no collector holds).
 pub fn import(db: &Path, file: &Path, uid_key: [u8; 32]) -> Result<Summary, ImportError> {
     let started = Instant::now();
-    let schema = parquet_reader(file)?.schema().clone();
+    let header = parquet_reader(file)?;
+    let schema = header.schema().clone();
+    let rows_in_file = u64::try_from(header.metadata().file_metadata().num_rows()).unwrap_or(0);
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     let missing: Vec<&str> = REQUIRED
         .iter()
@@ -169,11 +166,21 @@ pub fn import(db: &Path, file: &Path, uid_key: [u8; 32]) -> Result<Summary, Impo
     };
 
     // A file that continues stored sessions (or is imported again) would fail the
-    // one-pass check at its end; its first rows tell early.
-    let loaded = if database.any_stored(&first_sessions(file)?)? {
-        database.merge(&mut feed)?
+    // one-pass check at its end; its first rows tell early. A very large file is
+    // sorted by key ranges, so the sort's disk and memory stay bounded.
+    let path = if rows_in_file > store::bulk::ONE_PASS_MAX_ROWS {
+        database.merge(&mut feed)?;
+        "over 16M rows: appended, then sorted by key ranges"
+    } else if database.any_stored(&first_sessions(file)?)? {
+        database.merge(&mut feed)?;
+        "its first sessions are stored: appended and merged"
     } else {
-        database.load(&mut feed, received_ms)?
+        match database.load(&mut feed, received_ms)? {
+            store::bulk::Loaded::Sorted { .. } => "all new: written sorted in one pass",
+            store::bulk::Loaded::Merged { .. } => {
+                "some events repeat or continue stored sessions: appended and merged"
+            }
+        }
     };
     conn.execute_batch("CHECKPOINT")?;
     let Counts {
@@ -194,7 +201,7 @@ pub fn import(db: &Path, file: &Path, uid_key: [u8; 32]) -> Result<Summary, Impo
             })
             .map(|n| (*n).to_owned())
             .collect(),
-        merged: matches!(loaded, store::bulk::Loaded::Merged { .. }),
+        path,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

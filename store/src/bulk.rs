@@ -38,6 +38,12 @@ pub trait Feed {
     fn end(&mut self) -> Result<(), Self::Error>;
 }
 
+/// The most rows [`Database::load`] should sort in one pass: its sort holds every
+/// row, spilled to disk beyond the memory limit (100M events spilled over 35 GB).
+/// A larger feed goes to [`Database::merge`], whose compaction sorts key ranges of
+/// about as many rows, one after the other.
+pub const ONE_PASS_MAX_ROWS: u64 = crate::compact::CHUNK_ROWS;
+
 /// How [`Database::load`] stored the rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Loaded {

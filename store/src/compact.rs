@@ -21,7 +21,7 @@ use crate::schema::{DEDUPE, SORT_ORDER, column_list, typed_select};
 /// Rows moved per transaction, roughly. Each range scans the append table once, so
 /// a backlog is cut into few ranges; DuckDB sorts a range larger than its memory
 /// limit on disk.
-const CHUNK_ROWS: u64 = 16_000_000;
+pub const CHUNK_ROWS: u64 = 16_000_000;
 
 /// What one compaction did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
