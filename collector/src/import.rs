@@ -171,7 +171,7 @@ pub fn import(db: &Path, file: &Path, uid_key: [u8; 32]) -> Result<Summary, Impo
     let path = if rows_in_file > store::bulk::ONE_PASS_MAX_ROWS {
         database.merge(&mut feed)?;
         "over 16M rows: appended, then sorted by key ranges"
-    } else if database.any_stored(&first_sessions(file)?)? {
+    } else if database.any_stored(&first_sessions(header, file)?)? {
         database.merge(&mut feed)?;
         "its first sessions are stored: appended and merged"
     } else {
@@ -206,23 +206,21 @@ pub fn import(db: &Path, file: &Path, uid_key: [u8; 32]) -> Result<Summary, Impo
     })
 }
 
-/// The keys of the first sessions of `file` (of its first batch, up to 1,000).
-fn first_sessions(file: &Path) -> Result<Vec<u64>, ImportError> {
-    let Some(batch) = parquet_reader(file)?
+/// The keys of the first sessions of `file` (of its first batch, up to 1,000), read
+/// through `header`, the reader [`parquet_reader`] opened.
+fn first_sessions(
+    header: ParquetRecordBatchReaderBuilder<File>,
+    file: &Path,
+) -> Result<Vec<u64>, ImportError> {
+    let Some(batch) = header
         .with_batch_size(8_192)
         .build()
-        .map_err(|e| ImportError::Read {
-            path: file.display().to_string(),
-            detail: e.to_string(),
-        })?
+        .map_err(|e| read_error(file, e))?
         .next()
     else {
         return Ok(Vec::new());
     };
-    let batch = batch.map_err(|e| ImportError::Read {
-        path: file.display().to_string(),
-        detail: e.to_string(),
-    })?;
+    let batch = batch.map_err(|e| read_error(file, e))?;
     let input = Input::new(&batch)?;
     let named = &*NAMED;
     let mut keys = std::collections::BTreeSet::new();
@@ -241,13 +239,17 @@ fn first_sessions(file: &Path) -> Result<Vec<u64>, ImportError> {
     Ok(keys.into_iter().collect())
 }
 
-fn parquet_reader(file: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, ImportError> {
-    let read_err = |detail: String| ImportError::Read {
+/// Why `file` could not be read.
+fn read_error(file: &Path, e: impl std::fmt::Display) -> ImportError {
+    ImportError::Read {
         path: file.display().to_string(),
-        detail,
-    };
-    let f = File::open(file).map_err(|e| read_err(e.to_string()))?;
-    ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| read_err(e.to_string()))
+        detail: e.to_string(),
+    }
+}
+
+fn parquet_reader(file: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, ImportError> {
+    let f = File::open(file).map_err(|e| read_error(file, e))?;
+    ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| read_error(file, e))
 }
 
 /// What one read of the file counted.
@@ -308,19 +310,13 @@ impl store::bulk::Feed for ParquetFeed<'_> {
         let reader = parquet_reader(self.file)?
             .with_batch_size(65_536)
             .build()
-            .map_err(|e| ImportError::Read {
-                path: self.file.display().to_string(),
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| read_error(self.file, e))?;
         // A few batches ahead of DuckDB, no more: memory stays bounded.
         let (tx, rx) = mpsc::sync_channel(4);
-        let (path, uid_key, received_ms) = (
-            self.file.display().to_string(),
-            self.uid_key,
-            self.received_ms,
-        );
+        let (file, uid_key, received_ms) =
+            (self.file.to_path_buf(), self.uid_key, self.received_ms);
         self.running = Some(std::thread::spawn(move || {
-            produce(reader, &path, &uid_key, received_ms, &tx)
+            produce(reader, &file, &uid_key, received_ms, &tx)
         }));
         Ok(Box::new(Batches {
             schema: output_schema(),
@@ -339,7 +335,7 @@ impl store::bulk::Feed for ParquetFeed<'_> {
 /// core) and sends the valid rows to `tx`; stops early when the receiver is gone.
 fn produce(
     reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
-    path: &str,
+    file: &Path,
     uid_key: &[u8; 32],
     received_ms: i64,
     tx: &mpsc::SyncSender<RecordBatch>,
@@ -348,10 +344,7 @@ fn produce(
     let mut memos: Vec<Memo> = (0..workers).map(|_| Memo::default()).collect();
     let mut counts = Counts::default();
     for batch in reader {
-        let batch = batch.map_err(|e| ImportError::Read {
-            path: path.to_owned(),
-            detail: e.to_string(),
-        })?;
+        let batch = batch.map_err(|e| read_error(file, e))?;
         let input = Input::new(&batch)?;
         let n = batch.num_rows();
         let part = n.div_ceil(workers).max(1);
@@ -602,6 +595,11 @@ struct MemoColumn {
 }
 
 impl Memo {
+    /// `v`, a value of the text column at `column`, scrubbed as any text.
+    fn text(&mut self, column: usize, v: &str) -> Option<&str> {
+        self.get(column, v, |v| Some(scrub::text(v).into_owned()))
+    }
+
     /// `f(value)`, computed once per distinct value of the text column at `column`.
     fn get(
         &mut self,
@@ -899,9 +897,7 @@ impl Ctx<'_> {
                     }
                     Role::VisitorId => match value {
                         Some(v) => {
-                            b.append_option(
-                                memo.get(col, v, |v| Some(scrub::text(v).into_owned())),
-                            );
+                            b.append_option(memo.text(col, v));
                         }
                         None => b.append_value(format!("i_{key:016x}")),
                     },
@@ -911,9 +907,7 @@ impl Ctx<'_> {
                     Role::Props => b.append_option(c.props.as_deref()),
                     Role::Client => match value {
                         Some(v) => {
-                            b.append_option(
-                                memo.get(col, v, |v| Some(scrub::text(v).into_owned())),
-                            );
+                            b.append_option(memo.text(col, v));
                         }
                         None => b.append_value("unknown"),
                     },
@@ -923,9 +917,7 @@ impl Ctx<'_> {
                     Role::Url => {
                         b.append_option(value.and_then(|v| memo.get(col, v, scrub::url)));
                     }
-                    Role::Text => b.append_option(
-                        value.and_then(|v| memo.get(col, v, |v| Some(scrub::text(v).into_owned()))),
-                    ),
+                    Role::Text => b.append_option(value.and_then(|v| memo.text(col, v))),
                 }
             }
             out.ts.append_value(c.ts * 1000);

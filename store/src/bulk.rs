@@ -321,9 +321,9 @@ impl Database {
         let insert = format!(
             "INSERT INTO events_sorted ({cols}) SELECT {typed} FROM ct_feeds.ct_feed ORDER BY {SORT_ORDER}"
         );
-        if let Some(rows) = Self::pass(&s, feed, &insert, |s, rows| {
-            Self::only_new_events(s, rows, received_ms)
-        })? {
+        if let Some(rows) =
+            Self::pass(&s, feed, &insert, |s| Self::only_new_events(s, received_ms))?
+        {
             return Ok(Loaded::Sorted { rows });
         }
         self.merge(feed)
@@ -338,7 +338,7 @@ impl Database {
             &s,
             feed,
             "INSERT INTO events_recent SELECT * FROM ct_feeds.ct_feed",
-            |_, rows| Ok(Some(rows)),
+            |_| Ok(true),
         )?
         .unwrap_or(0);
         drop(s);
@@ -347,12 +347,13 @@ impl Database {
     }
 
     /// One read of `feed` by `insert` (which reads `ct_feeds.ct_feed`), in one
-    /// transaction, committed when `keep` says `Some` of the rows inserted.
+    /// transaction, committed when `keep` says so: the rows inserted, or `None`
+    /// when rolled back.
     fn pass<F: Feed>(
         s: &Session<'_>,
         feed: &mut F,
         insert: &str,
-        keep: impl FnOnce(&Session<'_>, u64) -> Result<Option<u64>, duckdb::Error>,
+        keep: impl FnOnce(&Session<'_>) -> Result<bool, duckdb::Error>,
     ) -> Result<Option<u64>, F::Error> {
         let scan = s.scan("ct_feed", feed.start()?)?;
         s.execute("BEGIN TRANSACTION")?;
@@ -360,7 +361,9 @@ impl Database {
         // The feed's own error (an unreadable file) explains a failed insert best.
         let ended = feed.end();
         let kept = match (inserted, ended) {
-            (Ok(rows), Ok(())) => keep(s, rows).map_err(F::Error::from),
+            (Ok(rows), Ok(())) => keep(s)
+                .map(|kept| kept.then_some(rows))
+                .map_err(F::Error::from),
             (_, Err(e)) => Err(e),
             (Err(e), Ok(())) => Err(e.into()),
         };
@@ -376,14 +379,10 @@ impl Database {
         Ok(kept.ok().flatten())
     }
 
-    /// In the transaction that inserted `rows` rows received at `received_ms` into
-    /// `events_sorted`: `Some(rows)` when no session of those rows had rows stored
-    /// before and no event is there twice, else `None`.
-    fn only_new_events(
-        s: &Session<'_>,
-        rows: u64,
-        received_ms: i64,
-    ) -> Result<Option<u64>, duckdb::Error> {
+    /// In the transaction that inserted rows received at `received_ms` into
+    /// `events_sorted`: whether no session of those rows had rows stored before and
+    /// no event is there twice.
+    fn only_new_events(s: &Session<'_>, received_ms: i64) -> Result<bool, duckdb::Error> {
         let at = format!("received_at = epoch_ms({received_ms}::BIGINT)");
         let counts = s.row_i64(&format!(
             "WITH new AS MATERIALIZED (SELECT DISTINCT session_key FROM events_sorted WHERE {at})
@@ -395,7 +394,7 @@ impl Database {
                  (SELECT count(*) - count(DISTINCT (session_key, event_id)) FROM events_sorted
                   WHERE {at})"
         ))?;
-        Ok((counts == [0, 0, 0]).then_some(rows))
+        Ok(counts == [0, 0, 0])
     }
 
     /// Whether any of the sessions `keys` has rows stored.
