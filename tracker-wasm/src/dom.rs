@@ -163,27 +163,50 @@ pub(crate) fn selector(el: &Element) -> String {
 /// asks the browser about its 200 children once, not 200 times.
 #[derive(Default)]
 pub(crate) struct Siblings {
-    /// (parent, part): whether several children have that part.
-    twins: Vec<(Element, String, bool)>,
-    /// (parent, tag): its children of that tag, in order.
-    of_type: Vec<(Element, String, js_sys::Array)>,
-    /// An element and the parts of it and its ancestors (see [`ancestor_parts`]).
-    chains: Vec<(Element, Vec<String>)>,
+    /// Each element asked about (a parent, or an ancestor of a link) → its index in
+    /// `nodes`: one question to the browser per lookup, however many are known
+    /// (comparing elements one by one from Rust is a call each).
+    index: Option<js_sys::Map>,
+    nodes: Vec<Node>,
     /// The batch's constant questions, made on first use.
     words: Option<Words>,
+}
+
+/// What one batch learnt about one element.
+#[derive(Default)]
+struct Node {
+    /// (part, whether several of its children have that part).
+    twins: Vec<(String, bool)>,
+    /// (tag, its children of that tag, in order).
+    of_type: Vec<(String, js_sys::Array)>,
+    /// The parts of it and its ancestors (see [`ancestor_parts`]).
+    chain: Option<Vec<String>>,
 }
 
 impl Siblings {
     fn words(&mut self) -> &Words {
         self.words.get_or_insert_with(Words::new)
     }
+
+    /// What is known of `el`, made empty when it is new.
+    fn node(&mut self, el: &Element) -> &mut Node {
+        let index = self.index.get_or_insert_with(js_sys::Map::new);
+        let i = if let Some(i) = index.get(el).as_f64() {
+            i as usize
+        } else {
+            index.set(el, &JsValue::from(self.nodes.len() as u32));
+            self.nodes.push(Node::default());
+            self.nodes.len() - 1
+        };
+        &mut self.nodes[i]
+    }
 }
 
 /// The parts of `el` and its ancestors that a selector of one of its children
 /// takes: up to three, stopping at an anchored part or at `<body>`.
 fn ancestor_parts(el: &Element, known: &mut Siblings) -> Vec<String> {
-    if let Some(c) = known.chains.iter().find(|c| c.0 == *el) {
-        return c.1.clone();
+    if let Some(chain) = &known.node(el).chain {
+        return chain.clone();
     }
     let mut parts = Vec::new();
     let mut cur = Some(el.clone());
@@ -199,7 +222,7 @@ fn ancestor_parts(el: &Element, known: &mut Siblings) -> Vec<String> {
         }
         cur = parent;
     }
-    known.chains.push((el.clone(), parts.clone()));
+    known.node(el).chain = Some(parts.clone());
     parts
 }
 
@@ -279,18 +302,19 @@ fn part(el: &Element, out: &mut String, known: &mut Siblings) -> (bool, Option<E
     // Siblings this part would match too: then its position among its type.
     let parent = el.parent_element();
     if let Some(p) = parent.as_ref().filter(|p| p.child_element_count() > 1) {
-        let twins = if let Some(t) = known.twins.iter().find(|t| t.1 == *out && t.0 == *p) {
-            t.2
+        let node = known.node(p);
+        let twins = if let Some(t) = node.twins.iter().find(|t| t.0 == *out) {
+            t.1
         } else {
             let mut s = String::from(":scope>");
             s.push_str(out);
             let twins = p.query_selector_all(&s).is_ok_and(|l| l.length() > 1);
-            known.twins.push((p.clone(), out.clone(), twins));
+            node.twins.push((out.clone(), twins));
             twins
         };
         if twins {
-            let i = if let Some(t) = known.of_type.iter().find(|t| t.1 == tag && t.0 == *p) {
-                t.2.index_of(el, 0)
+            let i = if let Some(t) = node.of_type.iter().find(|t| t.0 == tag) {
+                t.1.index_of(el, 0)
             } else {
                 let mut s = String::from(":scope>");
                 s.push_str(&tag);
@@ -298,7 +322,7 @@ fn part(el: &Element, out: &mut String, known: &mut Siblings) -> (bool, Option<E
                     .query_selector_all(&s)
                     .map_or_else(|_| js_sys::Array::new(), |l| js_sys::Array::from(&l));
                 let i = list.index_of(el, 0);
-                known.of_type.push((p.clone(), tag.clone(), list));
+                node.of_type.push((tag.clone(), list));
                 i
             };
             out.push_str(":nth-of-type(");
