@@ -134,6 +134,18 @@ const MEMO_MAX: usize = 100_000;
 /// Imports `file` into the database file `db`, which no other handle may hold
 /// (the command runs on a file no collector holds).
 pub fn import(db: &Path, file: &Path, uid_key: [u8; 32]) -> Result<Summary, ImportError> {
+    import_sorting_at_most(db, file, uid_key, store::bulk::ONE_PASS_MAX_ROWS)
+}
+
+/// [`import`], with a file of more than `one_pass_max_rows` rows sent through the
+/// append table and compaction by key ranges rather than sorted in one pass (tests
+/// take that path with a small file).
+pub fn import_sorting_at_most(
+    db: &Path,
+    file: &Path,
+    uid_key: [u8; 32],
+    one_pass_max_rows: u64,
+) -> Result<Summary, ImportError> {
     let started = Instant::now();
     let header = parquet_reader(file)?;
     let schema = header.schema().clone();
@@ -168,9 +180,9 @@ pub fn import(db: &Path, file: &Path, uid_key: [u8; 32]) -> Result<Summary, Impo
     // A file that continues stored sessions (or is imported again) would fail the
     // one-pass check at its end; its first rows tell early. A very large file is
     // sorted by key ranges, so the sort's disk and memory stay bounded.
-    let path = if rows_in_file > store::bulk::ONE_PASS_MAX_ROWS {
+    let path = if rows_in_file > one_pass_max_rows {
         database.merge(&mut feed)?;
-        "over 16M rows: appended, then sorted by key ranges"
+        "too many rows for one sort: appended, then sorted by key ranges"
     } else if database.any_stored(&first_sessions(header, file)?)? {
         database.merge(&mut feed)?;
         "its first sessions are stored: appended and merged"

@@ -10,6 +10,7 @@ use duckdb::arrow::datatypes::{Field, Schema};
 use parquet::arrow::ArrowWriter;
 
 /// One row of the test file.
+#[derive(Clone, Copy)]
 struct R {
     session: &'static str,
     kind: &'static str,
@@ -321,6 +322,26 @@ fn a_file_of_several_batches_is_stored_whole_with_its_rejects_numbered() {
     );
 }
 
+/// `row` with its `event_id`.
+fn e(id: &'static str, row: R) -> R {
+    R {
+        event_id: Some(id),
+        ..row
+    }
+}
+
+/// (`session_id`, `event_id`) of the sorted rows, in storage order.
+fn stored_order(db: &Path) -> Vec<(String, String)> {
+    let conn = duckdb::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT session_id, event_id FROM events_sorted")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 /// A file of new sessions goes into the sorted layout in one pass; a later file that
 /// continues a stored session (and repeats one of its events) is merged with it: the
 /// session stays in one place, in order, each event once.
@@ -329,10 +350,6 @@ fn a_file_continuing_stored_sessions_is_merged_with_them() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("x.duckdb");
     let (a, b) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
-    let e = |id: &'static str, row: R| R {
-        event_id: Some(id),
-        ..row
-    };
     write_parquet(
         &a,
         &[
@@ -361,18 +378,47 @@ fn a_file_continuing_stored_sessions_is_merged_with_them() {
     assert_eq!(count(&db, "SELECT count(*) FROM events_recent"), 0);
 
     // Storage order: s1's three events in one run, in time order.
-    let conn = duckdb::Connection::open(&db).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT session_id, event_id FROM events_sorted")
-        .unwrap();
-    let order: Vec<(String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let order = stored_order(&db);
     let s1: Vec<usize> = (0..order.len()).filter(|&i| order[i].0 == "s1").collect();
     assert_eq!(s1.len(), 3, "{order:?}");
     assert_eq!(s1[2] - s1[0], 2, "s1 in one run: {order:?}");
     let ids: Vec<&str> = s1.iter().map(|&i| order[i].1.as_str()).collect();
     assert_eq!(ids, ["e1", "e2", "e3"]);
+}
+
+/// A file of more rows than one sort may take goes through the append table and
+/// compaction by key ranges (16M rows in the command; 2 here): every event stored
+/// once, each session in one run in time order, nothing left in the append table.
+#[test]
+fn a_file_too_large_for_one_sort_is_appended_then_sorted_by_key_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.duckdb");
+    let file = dir.path().join("big.parquet");
+    write_parquet(
+        &file,
+        &[
+            e("b2", r("s2", "click", T0 + MIN, 2, "/cart")),
+            e("a1", r("s1", "pageview", T0, 1, "/")),
+            e("b1", r("s2", "pageview", T0, 1, "/")),
+            e("a2", r("s1", "pageview", T0 + MIN, 2, "/cart")),
+            e("a2", r("s1", "pageview", T0 + MIN, 2, "/cart")),
+        ],
+    );
+    let summary =
+        clicktrail_collector::import::import_sorting_at_most(&db, &file, [7; 32], 2).unwrap();
+    assert_eq!(
+        summary.path,
+        "too many rows for one sort: appended, then sorted by key ranges"
+    );
+    assert_eq!(
+        (summary.read, summary.stored, summary.duplicates()),
+        (5, 4, 1)
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM events_recent"), 0);
+    let order = stored_order(&db);
+    let ids: Vec<&str> = order.iter().map(|(_, id)| id.as_str()).collect();
+    assert!(
+        ids == ["a1", "a2", "b1", "b2"] || ids == ["b1", "b2", "a1", "a2"],
+        "each session in one run, in time order: {order:?}"
+    );
 }
