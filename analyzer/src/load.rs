@@ -425,14 +425,16 @@ pub(crate) enum Half {
 }
 
 impl Half {
-    /// The half as an SQL condition.
-    pub(crate) fn sql(self) -> String {
+    /// [`scope_filter`] of `scope`, kept to the sessions of this half.
+    pub(crate) fn scope_filter(self, scope: &ResolvedScope) -> (String, Vec<Value>) {
+        let (filter, params) = scope_filter(scope);
         let middle = 1u64 << 63;
-        match self {
-            Half::Lower => format!("session_key < {middle}"),
-            Half::Upper => format!("session_key >= {middle}"),
-            Half::All => "true".to_owned(),
-        }
+        let filter = match self {
+            Half::Lower => format!("{filter} AND session_key < {middle}"),
+            Half::Upper => format!("{filter} AND session_key >= {middle}"),
+            Half::All => filter,
+        };
+        (filter, params)
     }
 }
 

@@ -75,8 +75,7 @@ struct Pass {
 impl Pass {
     /// The pass over the sessions of `half`, in one transaction.
     fn over(conn: &Connection, scope: &ResolvedScope, half: Half) -> Result<Self, Error> {
-        let (filter, params) = load::scope_filter(scope);
-        let half = half.sql();
+        let (filter, params) = half.scope_filter(scope);
         let query = |from: &str, order: &str| {
             format!(
                 "SELECT session_key, epoch_ms(ts) // 86400000,
@@ -86,7 +85,7 @@ impl Pass {
                          WHEN kind = 'screen' THEN screen END,
                     CASE WHEN kind = 'pageview' AND contains(url, '?')
                          THEN '?' || split_part(url, '?', 2) END
-                 FROM {from} WHERE {filter} AND {half} {order}"
+                 FROM {from} WHERE {filter} {order}"
             )
         };
         let mut pass = Pass::default();

@@ -203,8 +203,7 @@ impl Frustration {
         half: Half,
     ) -> Result<Walk<'_>, Error> {
         store::transaction(conn, || {
-            let (filter, params) = load::scope_filter(scope);
-            let filter = format!("{filter} AND {}", half.sql());
+            let (filter, params) = half.scope_filter(scope);
             let query = |from: &str, order: &str| {
                 format!(
                     "SELECT session_key, ts,

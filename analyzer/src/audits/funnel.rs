@@ -377,8 +377,7 @@ impl Funnel {
         scope: &ResolvedScope,
         half: Half,
     ) -> Result<(u64, Tally), Error> {
-        let (filter, scope_params) = crate::load::scope_filter(scope);
-        let filter = format!("{filter} AND {}", half.sql());
+        let (filter, scope_params) = half.scope_filter(scope);
 
         let sessions = match half {
             Half::Upper => 0,

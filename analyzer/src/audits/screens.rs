@@ -314,14 +314,13 @@ impl Tally {
     /// the scope streams, so the pass counts the sessions itself.
     fn over(conn: &Connection, scope: &ResolvedScope, half: Half) -> Result<Self, Error> {
         store::transaction(conn, || {
-            let (filter, params) = crate::load::scope_filter(scope);
-            let half = half.sql();
+            let (filter, params) = half.scope_filter(scope);
             let query = |from: &str, order: &str| {
                 format!(
                     "SELECT session_key, ts,
                         CASE WHEN kind = 'pageview' THEN coalesce(screen, path)
                              WHEN kind = 'screen' THEN screen END
-                     FROM {from} WHERE {filter} AND {half} {order}"
+                     FROM {from} WHERE {filter} {order}"
                 )
             };
             let mut tally = Tally::default();
