@@ -4,10 +4,10 @@
 //! scrubbing, deduping and writing them in the sorted layout.
 //!
 //! In the same run, the reference: DuckDB's own load of the same file into the same
-//! sorted table of another fresh database (one `INSERT ... SELECT ... FROM
-//! read_parquet(...) ORDER BY ...`, the same memory limit), with no check, no
-//! scrubbing and no dedupe: what the engine underneath costs by itself. The bench
-//! prints both, their ratio, and checks that both stored every row.
+//! sorted table of another fresh database (one `INSERT ... SELECT ... ORDER BY ...`
+//! over DuckDB's Arrow scan of the same Parquet reader, the same memory limit), with
+//! no check, no scrubbing and no dedupe: what the engine underneath costs by itself.
+//! The bench prints both, their ratio, and checks that both stored every row.
 //!
 //! `cargo bench --bench import` (or `cargo xtask bench`). `BENCH_EVENTS` sets N
 //! (default 10,000,000).
@@ -95,9 +95,7 @@ fn main() {
 /// under the store's memory limit. Seconds (open to checkpoint) and rows stored.
 fn duckdb_load(db: &std::path::Path, file: &std::path::Path) -> (f64, u64) {
     let t = Instant::now();
-    drop(clicktrail_collector::store::open_file(db).expect("reference database"));
-    let database = store::bulk::Database::open(db).expect("reference database");
-    store::limit_memory(database.conn()).expect("memory limit");
+    let database = clicktrail_collector::import::open_bulk(db).expect("reference database");
     let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).expect("file"))
         .expect("parquet")
         .with_batch_size(65_536)

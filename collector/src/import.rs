@@ -162,11 +162,8 @@ pub fn import_sorting_at_most(
             missing: missing.join(", "),
         });
     }
-    // Opened once as the collector opens it (schema, migrations), then for bulk writes.
-    drop(crate::store::open_file(db).map_err(|e| ImportError::Open(e.to_string()))?);
-    let database = store::bulk::Database::open(db)?;
+    let database = open_bulk(db)?;
     let conn = database.conn();
-    store::limit_memory(conn)?;
     let before = count(conn)?;
     let received_ms = database.next_received_ms(crate::ingest::now_ms())?;
     let mut feed = ParquetFeed {
@@ -218,6 +215,24 @@ pub fn import_sorting_at_most(
     })
 }
 
+/// The database file `db` opened for bulk writes, under the store's memory limit:
+/// opened first as the collector opens it (schema, migrations), then through
+/// [`store::bulk`]. No other handle may hold the file.
+pub fn open_bulk(db: &Path) -> Result<store::bulk::Database, ImportError> {
+    drop(crate::store::open_file(db).map_err(|e| ImportError::Open(e.to_string()))?);
+    let database = store::bulk::Database::open(db)?;
+    store::limit_memory(database.conn())?;
+    Ok(database)
+}
+
+/// A session of the file as it is stored: its id scrubbed as any text, and the
+/// key of (site, that id).
+fn stored_session<'s>(site: &str, id: &'s str) -> (std::borrow::Cow<'s, str>, u64) {
+    let id = scrub::text(id);
+    let key = store::session_key(site, &id);
+    (id, key)
+}
+
 /// The keys of the first sessions of `file` (of its first batch, up to 1,000), read
 /// through `header`, the reader [`parquet_reader`] opened.
 fn first_sessions(
@@ -242,7 +257,7 @@ fn first_sessions(
             && valid_site(site)
             && valid_id(sid)
         {
-            keys.insert(store::session_key(site, &scrub::text(sid)));
+            keys.insert(stored_session(site, sid).1);
             if keys.len() >= 1_000 {
                 break;
             }
@@ -886,9 +901,8 @@ impl Ctx<'_> {
             let fresh =
                 !matches!(&last_session, Some((site, id, _, _)) if *site == c.site && *id == c.sid);
             if fresh {
-                let clean = scrub::text(c.sid).into_owned();
-                let key = store::session_key(c.site, &clean);
-                last_session = Some((c.site, c.sid, clean, key));
+                let (clean, key) = stored_session(c.site, c.sid);
+                last_session = Some((c.site, c.sid, clean.into_owned(), key));
             }
             let (_, _, sid, key) = last_session.as_ref().expect("set above");
             let key = *key;
