@@ -10,7 +10,8 @@
 //!   button's; an icon inside nothing clickable is its `svg`; an HTML link in an
 //!   SVG `foreignObject` is a link, an SVG `<a>` is not.
 //! - `ids.html`, loaded twice: ids and classes generated anew on every load give
-//!   the same, short selectors.
+//!   the same, short selectors; stable ids are kept (escaped as `CSS.escape`
+//!   does), generated ones give way to a test id, a label or a component class.
 //! - `keys.html`: a label click is one click, Enter in a field and a keyboard
 //!   choice in a select are none; Enter on a focused button is a click without
 //!   a place.
@@ -116,7 +117,25 @@ async fn links_inside(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     done(&p, col).await
 }
 
-/// The page with generated ids: the button, the field and the second slide's link.
+/// The selectors of the buttons of `ids.html`'s `.names`, in order.
+const NAMES: [&str; 13] = [
+    "button#checkout",
+    "button#p-boots",
+    "button#step2",
+    "button#product-12",
+    "button#add-to-cart",
+    "button#nav_home",
+    r"button#\31 st",
+    r"button#-\32 x",
+    "button#é",
+    r#"div.names > button[aria-label="Uuid"]"#,
+    r#"button[data-testid="size-picker"]"#,
+    r#"div.names > button[aria-label="Fewer"]"#,
+    "div.names > button.Buy",
+];
+
+/// The page with generated ids: the button, the field and the second slide's link,
+/// then each of the buttons of [`NAMES`].
 /// Returns the generated ids and classes of this load.
 async fn generated_ids(b: &Browser, base: &str, col: &Collector) -> Result<Vec<String>> {
     let c = b.session().await?;
@@ -125,7 +144,7 @@ async fn generated_ids(b: &Browser, base: &str, col: &Collector) -> Result<Vec<S
     pause(300).await;
     let ids: Vec<String> = serde_json::from_value(
         c.execute(
-            "return Array.from(document.querySelectorAll('[id]:not(#status)'), e => e.id)\
+            "return Array.from(document.querySelectorAll('[id]:not(#status, .names *)'), e => e.id)\
              .concat(Array.from(document.querySelector('form button').classList));",
             vec![],
         )
@@ -134,6 +153,10 @@ async fn generated_ids(b: &Browser, base: &str, col: &Collector) -> Result<Vec<S
     for css in ["form button", "form input", ".swiper-slide:nth-child(2) a"] {
         click_css(&c, css).await?;
         pause(200).await;
+    }
+    for i in 1..=NAMES.len() {
+        click_css(&c, &format!(".names button:nth-child({i})")).await?;
+        pause(50).await;
     }
     done(&p, col).await?;
     Ok(ids)
@@ -434,11 +457,16 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     let field = r#"main > form > input[aria-label="Size"][type="text"]"#;
     let slide = "div.swiper > div.swiper-wrapper > div.swiper-slide:nth-of-type(2) > a.slide-link";
     let clicks = on("ids.html", "click", "selector");
-    assert_eq!(clicks, [button, field, slide, button, field, slide]);
+    let load = [&[button, field, slide][..], &NAMES].concat();
+    assert_eq!(clicks, [&load[..], &load].concat());
     let seen = on("ids.html", "link_view", "selector");
     assert_eq!(seen.len(), 6, "{seen:#?}");
     assert_eq!(seen[..3], seen[3..]);
-    for sel in clicks.iter().chain(&seen) {
+    for sel in clicks
+        .iter()
+        .filter(|s| !NAMES.contains(&s.as_str()))
+        .chain(&seen)
+    {
         assert!(sel.len() <= 80, "{sel}");
         for generated in ids
             .iter()

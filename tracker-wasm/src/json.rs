@@ -33,13 +33,6 @@ pub(crate) fn before(s: &str, c: u8) -> &str {
         .unwrap_or(s)
 }
 
-/// Whether `needle` occurs in `hay`.
-pub(crate) fn has(hay: &str, needle: &str) -> bool {
-    hay.as_bytes()
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
-
 /// `s` with runs of whitespace collapsed to one space, trimmed, and cut to `max` chars.
 pub(crate) fn squash(s: &str, max: usize) -> String {
     let mut out = String::new();

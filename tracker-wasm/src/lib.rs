@@ -14,7 +14,8 @@
 //! - `tracker.rs`: the state, and what each DOM event or API call records.
 //! - `view.rs`: links and ads in the viewport (`IntersectionObserver`).
 //! - `dead.rs`: dead clicks (`MutationObserver`, `fetch` and XHR calls).
-//! - `dom.rs`: reading the page (selectors, texts, field names, the visible screen),
+//! - `dom.rs`: reading the page (selectors, texts and links in view through
+//!   `js/dom.js`, field names, the visible screen),
 //!   the observers' binding.
 //! - `send.rs`: the queue, batches, `fetch`/`sendBeacon`, retries.
 //! - `json.rs`: the hand-written JSON writer and the cutting to protocol limits.

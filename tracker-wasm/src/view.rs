@@ -24,13 +24,13 @@
 
 use alloc::{string::String, vec::Vec};
 
-use js_sys::{Date, Reflect};
+use js_sys::Date;
 use protocol::{MAX_LINKS_PER_EVENT, MAX_NAME, MAX_SELECTOR, MAX_URL, kind};
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{Element, HtmlAnchorElement};
+use web_sys::Element;
 
 use crate::dom::{self, Observer};
-use crate::json::{cut, quote};
+use crate::json::{before, cut, quote};
 use crate::tracker::Tracker;
 
 /// What the observer watches.
@@ -42,8 +42,6 @@ const IN_VIEW: f64 = 0.5;
 pub(crate) const AD_VIEW_MS: i32 = 1000;
 /// Largest `links` list in one event, so that a batch stays within its byte budget.
 const MAX_LINKS_BYTES: usize = 16 * 1024;
-/// The expando property that marks a link as listed in view number N.
-const MARK: &str = "_ctv";
 
 /// Links and ads in view, for the current view.
 #[derive(Default)]
@@ -57,9 +55,8 @@ pub(crate) struct Seen {
     keys: Vec<u64>,
     sent: usize,
     unsent_bytes: usize,
-    /// [`MARK`] as a JS string, made once.
-    mark: JsValue,
-    /// Number of the current view (for [`MARK`]).
+    /// Number of the current view (`js/dom.js` remembers the view each link was
+    /// listed in).
     view: u32,
     /// Ads of this page view: in view since (ms), 0 when out of view, -1 once counted.
     ads: Vec<(Element, f64)>,
@@ -93,9 +90,23 @@ impl Tracker {
         }
         // A screen change waiting for its check ends the view before this one's links count.
         self.screen_check();
+        let ads = js_sys::Array::new();
+        let list = dom::links_in_view(entries, self.seen.view, IN_VIEW, &ads);
+        let mut rest = list.as_str();
+        let mut field = || {
+            let f = before(rest, 0);
+            rest = rest.get(f.len() + 1..).unwrap_or_default();
+            f
+        };
+        loop {
+            let (sel, href, label) = (field(), field(), field());
+            if sel.is_empty() {
+                break;
+            }
+            self.link_seen(sel, href, label);
+        }
         let now = Date::now();
-        let mut known = dom::Siblings::default();
-        dom::each(entries, |e| {
+        dom::each(&ads, |e| {
             let e: dom::Entry = e.unchecked_into();
             let el = e.target();
             if e.intersection_ratio() < IN_VIEW {
@@ -106,7 +117,7 @@ impl Tracker {
                 }
                 return;
             }
-            if dom::is_ad(&el, &mut known) {
+            if dom::is_ad(&el) {
                 let start = match self.seen.ads.iter_mut().find(|ad| ad.0 == el) {
                     Some(ad) if ad.1 == 0.0 => {
                         ad.1 = now;
@@ -122,26 +133,16 @@ impl Tracker {
                     self.tick(AD_VIEW_MS);
                 }
             }
-            if dom::is_link(&el, &mut known) {
-                self.link_seen(el.unchecked_ref::<HtmlAnchorElement>(), &mut known);
-            }
         });
     }
 
-    fn link_seen(&mut self, a: &HtmlAnchorElement, known: &mut dom::Siblings) {
-        // Listed in this view already (cheaper than its selector).
-        let view = JsValue::from(self.seen.view);
-        if self.seen.mark.is_undefined() {
-            self.seen.mark = JsValue::from_str(MARK);
-        }
-        if Reflect::get(a, &self.seen.mark).is_ok_and(|v| v == view) {
-            return;
-        }
-        let _ = Reflect::set(a, &self.seen.mark, &view);
+    /// A link in view, not listed in this view yet (as its element): its selector,
+    /// href and raw label, as read by `js/dom.js`.
+    fn link_seen(&mut self, sel: &str, href: &str, label: &str) {
         let mut link = String::from("[");
-        quote(&mut link, &dom::selector_in(a, known));
+        quote(&mut link, cut(sel, MAX_SELECTOR));
         link.push(',');
-        quote(&mut link, cut(&self.link_href(a.href().as_str()), MAX_URL));
+        quote(&mut link, cut(&self.link_href(href), MAX_URL));
         // The same link again, e.g. re-rendered by the page (its text may have
         // changed: "Cart (2)"): one link is its selector and href.
         let key = fnv(link.as_bytes());
@@ -150,7 +151,7 @@ impl Tracker {
         }
         self.seen.keys.push(key);
         // Its label for the report: the text, else the accessible name.
-        if let Some(text) = dom::text_in(a, known) {
+        if let Some(text) = dom::label(label) {
             link.push(',');
             quote(&mut link, &text);
         }

@@ -3,6 +3,8 @@
 //! 1. `cargo build -p clicktrail-tracker --target wasm32-unknown-unknown --profile wasm`
 //!    (installs the wasm32 target through rustup if it is missing);
 //! 2. wasm-bindgen (`--target web`, no TypeScript) → `ct_wasm.js` + `ct_wasm_bg.wasm`;
+//!    The JS modules the tracker imports (`tracker-wasm/js/dom.js`) are put into
+//!    the glue, so that a page fetches no more files for them;
 //! 3. the loader `tracker-wasm/js/ct.js` (the readable source);
 //! 4. `wasm-opt -Oz` (npm package binaryen) on the wasm and terser on both JS
 //!    files, installed on first use into `~/.cache/clicktrail/npm`; without npm
@@ -82,6 +84,7 @@ pub(crate) fn build(root: &Path) -> Result<()> {
 
     let bg = out.join("ct_wasm_bg.wasm");
     let glue = out.join("ct_wasm.js");
+    inline_snippets(&glue, &out.join("snippets"))?;
     let loader = out.join("ct.js");
     fs::copy(root.join("tracker-wasm/js/ct.js"), &loader).context("copying the loader")?;
     match npm_tools()? {
@@ -181,6 +184,62 @@ fn npm_tools() -> Result<Option<NpmTools>> {
         .status()
         .is_ok_and(|s| s.success());
     Ok((installed && present(&tools)).then_some(tools))
+}
+
+/// Put the JS snippet modules wasm-bindgen wrote under `snippets` into the glue,
+/// each in place of its `import { a, b as c } from "./snippets/…"` statement, as a
+/// function scope that returns what was imported (so that no name of a snippet
+/// meets one of the glue), and remove `snippets`. A snippet's exports must be
+/// `export function` or `export const` declarations.
+fn inline_snippets(glue: &Path, snippets: &Path) -> Result<()> {
+    if !snippets.exists() {
+        return Ok(());
+    }
+    let mut js = fs::read_to_string(glue).with_context(|| format!("reading {}", glue.display()))?;
+    // An import statement starts a line.
+    let next = |js: &str| {
+        if js.starts_with("import {") {
+            Some(0)
+        } else {
+            js.find("\nimport {").map(|i| i + 1)
+        }
+    };
+    while let Some(start) = next(&js) {
+        let stmt_end = start
+            + js[start..]
+                .find(';')
+                .context("an import statement without `;` in the glue")?;
+        let stmt = &js[start..stmt_end];
+        let (names, from) = stmt["import {".len()..]
+            .split_once("} from ")
+            .context("an unexpected import statement in the glue")?;
+        let from = from.trim().trim_matches(|c| c == '\'' || c == '"');
+        let Some(rel) = from.strip_prefix("./snippets/") else {
+            bail!("the glue imports {from}, which is not a snippet");
+        };
+        let path = snippets.join(rel);
+        let code =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let code = code
+            .lines()
+            .map(|l| l.strip_prefix("export ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let (mut bind, mut exported) = (Vec::new(), Vec::new());
+        for n in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let (name, local) = n.split_once(" as ").unwrap_or((n, n));
+            bind.push(format!("{}: {}", name.trim(), local.trim()));
+            exported.push(name.trim().to_string());
+        }
+        let inlined = format!(
+            "const {{ {} }} = (() => {{\n{code}\nreturn {{ {} }};\n}})()",
+            bind.join(", "),
+            exported.join(", ")
+        );
+        js.replace_range(start..stmt_end, &inlined);
+    }
+    fs::write(glue, js).with_context(|| format!("writing {}", glue.display()))?;
+    fs::remove_dir_all(snippets).with_context(|| format!("removing {}", snippets.display()))
 }
 
 /// Print each shipped file's size, raw and gzipped, and the totals.
