@@ -113,7 +113,6 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/ct.js", get(tracker_file))
-        .route("/ct_wasm.js", get(tracker_file))
         .route("/ct_wasm_bg.wasm", get(tracker_file))
         .merge(api)
         .merge(crate::dashboard::routes(&app));
@@ -376,8 +375,10 @@ async fn file_response(path: &Path, status: StatusCode, cache: &'static str) -> 
     )
 }
 
-/// `/ct.js` (cached briefly, so a new loader reaches every shop quickly) and the
-/// wasm module with its glue (cached for an hour).
+/// `/ct.js`, the loader with the wasm-bindgen glue (cached briefly, so a new
+/// version reaches every shop quickly), and the wasm module (cached for an hour;
+/// the loader asks for it by the hash of its bytes, `?v=…`, so a new loader never
+/// runs an old module from the cache).
 async fn tracker_file(State(app): State<App>, uri: Uri) -> Response {
     let name = uri.path().trim_start_matches('/');
     let cache = if name == "ct.js" {

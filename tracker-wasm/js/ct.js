@@ -1,5 +1,11 @@
 /*! clicktrail loader. <script async src=".../ct.js" data-site="ID" [data-endpoint="URL"]> */
 (function (w, d, n) {
+  "use strict"; // as the glue was written (an ES module)
+  // `cargo xtask build-tracker` puts the wasm-bindgen glue here (defining `start`
+  // and `init`), and the wasm's content hash in WASM: one file, one request, and
+  // the loader always fetches the module its glue was built for.
+  /* GLUE */
+  var WASM = "ct_wasm_bg.wasm";
   // Queue calls until the tracker runs (same stub as the optional inline snippet).
   var f = w.clicktrail = w.clicktrail || function () { (f.q = f.q || []).push(arguments); };
   if (f.l) return; // a second copy of the tag loads nothing
@@ -8,22 +14,16 @@
   while (!s && i--) if (/\/ct\.js([?#]|$)/.test(a[i].src)) s = a[i];
   // Do-Not-Track and Global Privacy Control: load nothing, record nothing.
   if (!s || n.doNotTrack == "1" || n.globalPrivacyControl === true) return;
-  var src = s.src, base = new URL(".", src).href, site = s.getAttribute("data-site") || "",
+  var src = s.src, site = s.getAttribute("data-site") || "",
     ep = s.getAttribute("data-endpoint") || new URL(src).origin;
   if (!/^[\w.-]{1,64}$/.test(site)) return console.warn("clicktrail: bad data-site");
-  // The module is fetched beside its glue, not after it: one round trip fewer
-  // before recording starts. (A failed fetch is handled where it is awaited.)
-  var wasm = fetch(base + "ct_wasm_bg.wasm");
-  wasm["catch"](function () {});
-  import(base + "ct_wasm.js").then(function (m) {
-    return m.default({ module_or_path: wasm }).then(function () {
-      m.start(site, ep, f.q || []);
-      var c = w.clicktrail; // installed by start()
-      if (c == f) return;
-      // Never let a tracker error reach the page; late calls to the stub go through.
-      var g = w.clicktrail = function (x, y, z) { try { c(x, y, z); } catch (e) {} };
-      g.l = g.ready = 1; // clicktrail.ready: the tracker is recording
-      f.q = { push: function (a) { w.clicktrail(a[0], a[1], a[2]); } };
-    });
+  init({ module_or_path: fetch(new URL(WASM, src).href) }).then(function () {
+    start(site, ep, f.q || []);
+    var c = w.clicktrail; // installed by start()
+    if (c == f) return;
+    // Never let a tracker error reach the page; late calls to the stub go through.
+    var g = w.clicktrail = function (x, y, z) { try { c(x, y, z); } catch (e) {} };
+    g.l = g.ready = 1; // clicktrail.ready: the tracker is recording
+    f.q = { push: function (a) { w.clicktrail(a[0], a[1], a[2]); } };
   })["catch"](function () {});
 })(window, document, navigator);
