@@ -191,11 +191,22 @@ function chain(el, known) {
 export function selector(el, known) {
   known = known || new Map();
   const [first, anchored, parent] = part(el, known);
-  const parts = anchored || !parent ? [first] : [first, ...chain(parent, known)];
+  if (anchored || !parent) return first;
+  // What the parent's chain takes with its first k parts, and those parts joined
+  // (outermost first), worked out once for all its children.
+  const parts = chain(parent, known), n = node(known, parent);
+  if (!n.lens) {
+    n.lens = [0];
+    n.joined = [""];
+    for (let k = 0; k < parts.length; k++) {
+      n.lens.push(n.lens[k] + bytes(parts[k]) + 3);
+      n.joined.push(k ? parts[k] + " > " + n.joined[k] : parts[0] + " > ");
+    }
+  }
+  const len = bytes(first);
   let keep = parts.length;
-  const len = (k) => parts.slice(0, k).reduce((n, p) => n + bytes(p) + 3, -3);
-  while (keep > 1 && len(keep) > SHORT) keep--;
-  return parts.slice(0, keep).reverse().join(" > ");
+  while (keep > 0 && len + n.lens[keep] > SHORT) keep--;
+  return n.joined[keep] + first;
 }
 
 // The visible text of an element (else its `aria-label`, `title` or image `alt`),
