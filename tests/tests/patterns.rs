@@ -12,6 +12,8 @@
 //! - `ids.html`, loaded twice: ids and classes generated anew on every load give
 //!   the same, short selectors; stable ids are kept (escaped as `CSS.escape`
 //!   does), generated ones give way to a test id, a label or a component class.
+//! - `session.html`, four loads in one tab: the session goes on across pages and
+//!   restarts after 30 minutes idle or an unreadable stored id.
 //! - `keys.html`: a label click is one click, Enter in a field and a keyboard
 //!   choice in a select are none; Enter on a focused button is a click without
 //!   a place.
@@ -272,6 +274,29 @@ async fn checkout(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     done(&p, col).await
 }
 
+/// Four loads of `session.html` in one tab: the second goes on with the first's
+/// session; before the third the stored session is made 31 minutes idle, before
+/// the fourth its id is made unreadable (each time from a page of the same origin
+/// without the tracker, so no tracker writes over it).
+async fn sessions(b: &Browser, base: &str, col: &Collector) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/session.html?load=1").await?;
+    p.open("/demo/session.html?load=2").await?;
+    for (load, change) in [
+        (
+            3,
+            "sessionStorage.setItem('ct_last', String(Date.now() - 31 * 60 * 1000));",
+        ),
+        (4, "sessionStorage.setItem('ct_sid', 'not-a-session-id');"),
+    ] {
+        c.goto(&format!("{base}/healthz")).await?;
+        c.execute(change, vec![]).await?;
+        p.open(&format!("/demo/session.html?load={load}")).await?;
+    }
+    done(&p, col).await
+}
+
 /// Leave the page, wait until its last beacon is stored, close the browser.
 /// (Closing at once can kill the browser before the beacon is on the wire.)
 async fn done(p: &Page<'_>, col: &Collector) -> Result<()> {
@@ -315,6 +340,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     rejections(&browser, &base, &collector).await?;
     widgets(&browser, &base, &collector).await?;
     checkout(&browser, &base, &collector).await?;
+    sessions(&browser, &base, &collector).await?;
     collector.wait_quiet(60).await?;
     let db = collector.stop().await?;
     let conn = analyzer::open_read_only(&db)?;
@@ -477,6 +503,19 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         }
     }
     assert_ne!(ids[0], ids[1], "the page makes new ids on every load");
+
+    // Sessions: the second load goes on with the first's; 31 minutes idle and an
+    // unreadable stored id each start a new one.
+    let loads = rows(
+        "SELECT session_id FROM events WHERE path = '/demo/session.html' \
+         AND kind = 'pageview' ORDER BY ts",
+    );
+    let sid = |i: usize| loads.get(i).map_or("?", String::as_str);
+    assert_eq!(loads.len(), 4, "{loads:#?}");
+    assert_eq!(sid(0), sid(1), "{loads:#?}");
+    assert_ne!(sid(1), sid(2), "{loads:#?}");
+    assert_ne!(sid(2), sid(3), "{loads:#?}");
+    assert_ne!(sid(0), sid(3), "{loads:#?}");
 
     // One user action, one click: the label's, not also its field's; the
     // swatch's, not also the radio's its script clicks; none for Enter in the

@@ -42,12 +42,20 @@ pub(crate) struct Tracker {
     /// Random bytes for ids, and how many are used up.
     random: [u8; 512],
     random_used: usize,
+    /// `sessionStorage`, once the session has been read from it (see
+    /// [`Tracker::session`]).
     storage: Option<Storage>,
+    /// Whether the session has been read from `sessionStorage`.
+    session_read: bool,
     /// `endpoint + "/collect"`.
     pub(crate) url: String,
     pub(crate) site: String,
+    /// The session id (empty until the session is read).
     pub(crate) sid: String,
+    /// When the last event was recorded (ms), and the first one of this page load
+    /// before the session was read (0: none).
     last_active: f64,
+    first_active: f64,
     /// Per-page-load sequence number of the next event.
     seq: u32,
     /// Consent: false after `clicktrail('consent', false)`.
@@ -121,14 +129,6 @@ pub(crate) struct Tracker {
 
 impl Tracker {
     pub(crate) fn new(win: Window, doc: Document, site: &str, endpoint: &str) -> Self {
-        let storage = win.session_storage().ok().flatten();
-        let get = |k: &str| storage.as_ref().and_then(|s| s.get_item(k).ok().flatten());
-        // Anything missing or malformed leaves (no id, 0): the first event starts a
-        // new session.
-        let (sid, last_active) = get("ct_sid")
-            .filter(|s| is_hex_id(s))
-            .zip(get("ct_last").and_then(|s| s.parse::<u64>().ok()))
-            .map_or((String::new(), 0.0), |(sid, last)| (sid, last as f64));
         let mut url = String::from(endpoint);
         url.push_str("/collect");
         let placeholder = || JsValue::UNDEFINED.unchecked_into::<Function>();
@@ -136,7 +136,8 @@ impl Tracker {
             crypto: win.crypto().ok(),
             random: [0; 512],
             random_used: 512,
-            storage,
+            storage: None,
+            session_read: false,
             page_url: String::new(),
             page_route: String::new(),
             page_path: String::new(),
@@ -150,8 +151,9 @@ impl Tracker {
             page_unsent: false,
             url,
             site: String::from(site),
-            sid,
-            last_active,
+            sid: String::new(),
+            last_active: 0.0,
+            first_active: 0.0,
             seq: 0,
             recording: true,
             left: false,
@@ -208,6 +210,44 @@ impl Tracker {
         );
         self.random_used += 16;
         s
+    }
+
+    /// Read the session from `sessionStorage`, once, before the first batch is
+    /// sent rather than while the page loads: the first access to storage waits
+    /// for the browser process, which is busiest then (about 3 ms on the bench
+    /// page at start, about 1 ms a few seconds later). The stored session goes on
+    /// if this page load's first event came within [`SESSION_IDLE_MS`] of its last
+    /// one; else a new one starts. Anything missing or malformed starts a new one;
+    /// without storage the id lives in memory.
+    pub(crate) fn session(&mut self) {
+        if self.session_read {
+            return;
+        }
+        self.session_read = true;
+        self.storage = self.win.session_storage().ok().flatten();
+        let get = |k: &str| {
+            self.storage
+                .as_ref()
+                .and_then(|s| s.get_item(k).ok().flatten())
+        };
+        let stored = get("ct_sid")
+            .filter(|s| is_hex_id(s))
+            .zip(get("ct_last").and_then(|s| s.parse::<u64>().ok()));
+        let first = if self.first_active > 0.0 {
+            self.first_active
+        } else {
+            Date::now()
+        };
+        self.sid = match stored {
+            Some((sid, last)) if first - last as f64 <= f64::from(SESSION_IDLE_MS) => sid,
+            _ => self.random_id(),
+        };
+        self.store("ct_sid", &self.sid);
+        if self.last_active > 0.0 {
+            let mut t = String::new();
+            int(&mut t, self.last_active as i64);
+            self.store("ct_last", &t);
+        }
     }
 
     fn store(&self, key: &str, value: &str) {
@@ -306,16 +346,22 @@ impl Tracker {
             return None;
         }
         let now = Date::now();
-        if now - self.last_active > f64::from(SESSION_IDLE_MS) {
+        if !self.session_read {
+            if self.first_active == 0.0 {
+                self.first_active = now;
+            }
+        } else if now - self.last_active > f64::from(SESSION_IDLE_MS) {
             // The old session's events leave under the old id.
             self.flush(crate::send::Via::Beacon);
             self.sid = self.random_id();
             self.store("ct_sid", &self.sid);
         }
         self.last_active = now;
-        let mut t = String::new();
-        int(&mut t, now as i64);
-        self.store("ct_last", &t);
+        if self.session_read {
+            let mut t = String::new();
+            int(&mut t, now as i64);
+            self.store("ct_last", &t);
+        }
         let (url, route) = self.here();
         if url != self.page_url {
             self.route("push");
