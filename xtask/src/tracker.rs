@@ -239,8 +239,8 @@ fn compose_loader(template: &Path, glue: &Path, wasm: &Path, out: &Path) -> Resu
         bail!("the loader template needs one `/* GLUE */` line and one {name}");
     }
     let composed = template
-        .replace("/* GLUE */", &js)
-        .replace(name, &format!("\"ct_wasm_bg.wasm?v={hash:016x}\""));
+        .replace(name, &format!("\"ct_wasm_bg.wasm?v={hash:016x}\""))
+        .replace("/* GLUE */", &js);
     fs::write(out, composed).with_context(|| format!("writing {}", out.display()))?;
     fs::remove_file(glue).with_context(|| format!("removing {}", glue.display()))
 }
