@@ -215,7 +215,7 @@ impl Tracker {
     /// Read the session from `sessionStorage`, once, before the first batch is
     /// sent rather than while the page loads: the first access to storage waits
     /// for the browser process, which is busiest then (about 3 ms on the bench
-    /// page at start, about 1 ms a few seconds later). The stored session goes on
+    /// page at start, 1–2 ms a few seconds later). The stored session goes on
     /// if this page load's first event came within [`SESSION_IDLE_MS`] of its last
     /// one; else a new one starts. Anything missing or malformed starts a new one;
     /// without storage the id lives in memory.
