@@ -14,6 +14,8 @@
 //!   does), generated ones give way to a test id, a label or a component class.
 //! - `session.html`, four loads in one tab: the session goes on across pages and
 //!   restarts after 30 minutes idle or an unreadable stored id.
+//! - `privacy.html`: the tag twice runs one tracker; under Do-Not-Track or Global
+//!   Privacy Control nothing is fetched or recorded.
 //! - `keys.html`: a label click is one click, Enter in a field and a keyboard
 //!   choice in a select are none; Enter on a focused button is a click without
 //!   a place.
@@ -297,6 +299,36 @@ async fn sessions(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     done(&p, col).await
 }
 
+/// `privacy.html` (the tag twice) loaded as it is, then with Do-Not-Track, then
+/// with Global Privacy Control: a click on its button each time. Under either
+/// signal the loader must not even fetch the module.
+async fn privacy(b: &Browser, base: &str, col: &Collector) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/privacy.html").await?;
+    p.click("ok").await?;
+    for signal in ["dnt", "gpc"] {
+        c.goto(&format!("{base}/demo/privacy.html?{signal}"))
+            .await?;
+        pause(1_500).await;
+        let loaded = c
+            .execute(
+                "return [!!(window.clicktrail && window.clicktrail.ready), \
+                 performance.getEntriesByType('resource').some(r => r.name.includes('ct_wasm'))];",
+                vec![],
+            )
+            .await?;
+        assert_eq!(
+            loaded,
+            json!([false, false]),
+            "{signal}: the tracker loaded"
+        );
+        p.click("ok").await?;
+        pause(200).await;
+    }
+    done(&p, col).await
+}
+
 /// Leave the page, wait until its last beacon is stored, close the browser.
 /// (Closing at once can kill the browser before the beacon is on the wire.)
 async fn done(p: &Page<'_>, col: &Collector) -> Result<()> {
@@ -341,6 +373,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     widgets(&browser, &base, &collector).await?;
     checkout(&browser, &base, &collector).await?;
     sessions(&browser, &base, &collector).await?;
+    privacy(&browser, &base, &collector).await?;
     collector.wait_quiet(60).await?;
     let db = collector.stop().await?;
     let conn = analyzer::open_read_only(&db)?;
@@ -503,6 +536,19 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         }
     }
     assert_ne!(ids[0], ids[1], "the page makes new ids on every load");
+
+    // Privacy: with the tag twice, one page view and one click; nothing under
+    // Do-Not-Track or Global Privacy Control.
+    assert_eq!(
+        on("privacy.html", "pageview", "path"),
+        ["/demo/privacy.html"]
+    );
+    assert_eq!(on("privacy.html", "click", "selector"), ["button#ok"]);
+    assert_eq!(
+        rows("SELECT count(*)::VARCHAR FROM events WHERE path LIKE '/demo/privacy.html%'"),
+        ["3"],
+        "the page view, the click and the leave of the first load only"
+    );
 
     // Sessions: the second load goes on with the first's; 31 minutes idle and an
     // unreadable stored id each start a new one.
