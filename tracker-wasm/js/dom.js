@@ -179,17 +179,20 @@ function chain(el, known) {
 
 // A short, stable CSS selector for `el`: its own part prefixed by up to three
 // ancestors, stopping at the first one that is unique by itself (a stable id or a
-// test id). Outer ancestors are dropped while it is over `SHORT` bytes. `known` is
-// what the batch learnt of parents so far (a menu of 200 links asks about its
-// children once).
+// test id). Outer ancestors are dropped while it is over `SHORT` bytes.
 //
 // The same element gets the same selector on every load and whatever the page
 // does to its state: generated ids and classes and state classes are skipped, at
 // most one class is used (the shortest, so that the order of the `class`
 // attribute does not matter), and `:nth-of-type` only tells apart siblings that
 // would otherwise get the same part. No text is put in a selector.
-export function selector(el, known) {
-  known = known || new Map();
+export function selector(el) {
+  return selectorIn(el, new Map());
+}
+
+// `selector`, with `known`: what the batch learnt of parents so far (a menu of
+// 200 links asks about its children once).
+function selectorIn(el, known) {
   const [first, anchored, parent] = part(el, known);
   if (anchored || !parent) return first;
   // What the parent's chain takes with its first k parts, and those parts joined
@@ -238,7 +241,7 @@ export function links(entries, view, ratio, ads) {
     if (el.hasAttribute("data-ct-ad")) ads.push(e);
     if (e.intersectionRatio < ratio || listed.get(el) === view || !el.matches(LINK)) continue;
     listed.set(el, view);
-    out += selector(el, known) + "\0" + el.href + "\0" + (label(el) || "").replace(/\0/g, "") + "\0";
+    out += selectorIn(el, known) + "\0" + el.href + "\0" + (label(el) || "").replace(/\0/g, "") + "\0";
   }
   return out;
 }

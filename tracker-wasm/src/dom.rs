@@ -29,9 +29,9 @@ const AD: &str = "[data-ct-ad]:not([data-ct-ad=''],[data-ct-ignore],[data-ct-ign
 /// element, each a crossing of the wasm boundary and each string read a copy.
 #[wasm_bindgen(module = "/js/dom.js")]
 extern "C" {
-    /// A short, stable CSS selector (see `js/dom.js`); `known` is `undefined`.
+    /// A short, stable CSS selector (see `js/dom.js`).
     #[wasm_bindgen(js_name = selector)]
-    fn selector_js(el: &Element, known: &JsValue) -> String;
+    fn selector_js(el: &Element) -> String;
     /// The visible text or accessible name, as a raw slice; none for fields and
     /// editable elements.
     #[wasm_bindgen(js_name = label)]
@@ -118,7 +118,7 @@ pub(crate) fn element(target: Option<EventTarget>) -> Option<Element> {
 /// part prefixed by up to three ancestors, generated names and state classes
 /// skipped), cut to the protocol's limit.
 pub(crate) fn selector(el: &Element) -> String {
-    let mut s = selector_js(el, &JsValue::UNDEFINED);
+    let mut s = selector_js(el);
     s.truncate(cut(&s, MAX_SELECTOR).len());
     s
 }
