@@ -139,7 +139,7 @@ impl Tracker {
     /// Take the next batch off the queue: its body (empty when no event was
     /// sendable) and the events it holds.
     fn batch(&mut self) -> (String, Vec<Queued>) {
-        self.session();
+        self.session(self.queue.first().map_or_else(Date::now, |q| q.t));
         let sent = Date::now();
         let mut body = String::from("{\"v\":");
         int(&mut body, VERSION.into());

@@ -52,10 +52,8 @@ pub(crate) struct Tracker {
     pub(crate) site: String,
     /// The session id (empty until the session is read).
     pub(crate) sid: String,
-    /// When the last event was recorded (ms), and the first one of this page load
-    /// before the session was read (0: none).
+    /// When the last event was recorded (ms).
     last_active: f64,
-    first_active: f64,
     /// Per-page-load sequence number of the next event.
     seq: u32,
     /// Consent: false after `clicktrail('consent', false)`.
@@ -153,7 +151,6 @@ impl Tracker {
             site: String::from(site),
             sid: String::new(),
             last_active: 0.0,
-            first_active: 0.0,
             seq: 0,
             recording: true,
             left: false,
@@ -216,10 +213,11 @@ impl Tracker {
     /// sent rather than while the page loads: the first access to storage waits
     /// for the browser process, which is busiest then (about 3 ms on the bench
     /// page at start, 1–2 ms a few seconds later). The stored session goes on
-    /// if this page load's first event came within [`SESSION_IDLE_MS`] of its last
-    /// one; else a new one starts. Anything missing or malformed starts a new one;
-    /// without storage the id lives in memory.
-    pub(crate) fn session(&mut self) {
+    /// if `first`, the time of the first event waiting (the first recorded on this
+    /// page load), came within [`SESSION_IDLE_MS`] of its last one; else a new one
+    /// starts. Anything missing or malformed starts a new one; without storage the
+    /// id lives in memory.
+    pub(crate) fn session(&mut self, first: f64) {
         if self.session_read {
             return;
         }
@@ -233,11 +231,6 @@ impl Tracker {
         let stored = get("ct_sid")
             .filter(|s| is_hex_id(s))
             .zip(get("ct_last").and_then(|s| s.parse::<u64>().ok()));
-        let first = if self.first_active > 0.0 {
-            self.first_active
-        } else {
-            Date::now()
-        };
         self.sid = match stored {
             Some((sid, last)) if first - last as f64 <= f64::from(SESSION_IDLE_MS) => sid,
             _ => self.random_id(),
@@ -346,11 +339,8 @@ impl Tracker {
             return None;
         }
         let now = Date::now();
-        if !self.session_read {
-            if self.first_active == 0.0 {
-                self.first_active = now;
-            }
-        } else if now - self.last_active > f64::from(SESSION_IDLE_MS) {
+        // Before the session is read, the first batch decides it (see `session`).
+        if self.session_read && now - self.last_active > f64::from(SESSION_IDLE_MS) {
             // The old session's events leave under the old id.
             self.flush(crate::send::Via::Beacon);
             self.sid = self.random_id();
