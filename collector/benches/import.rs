@@ -19,7 +19,6 @@ use duckdb::Connection;
 use duckdb::arrow::datatypes::Schema;
 use duckdb::arrow::record_batch::RecordBatchReader as _;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 fn main() {
     let events: u64 = std::env::var("BENCH_EVENTS")
@@ -96,11 +95,7 @@ fn main() {
 fn duckdb_load(db: &std::path::Path, file: &std::path::Path) -> (f64, u64) {
     let t = Instant::now();
     let database = clicktrail_collector::import::open_bulk(db).expect("reference database");
-    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).expect("file"))
-        .expect("parquet")
-        .with_batch_size(65_536)
-        .build()
-        .expect("parquet reader");
+    let reader = clicktrail_collector::import::parquet_batches(file).expect("parquet reader");
     let schema = reader.schema();
     let select = store::COLUMNS
         .iter()

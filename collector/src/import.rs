@@ -279,6 +279,17 @@ fn parquet_reader(file: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, 
     ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| read_error(file, e))
 }
 
+/// The record batches of `file`, as the import reads them (its bench's reference
+/// reads the file through this too).
+pub fn parquet_batches(
+    file: &Path,
+) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader, ImportError> {
+    parquet_reader(file)?
+        .with_batch_size(65_536)
+        .build()
+        .map_err(|e| read_error(file, e))
+}
+
 /// What one read of the file counted.
 #[derive(Default)]
 struct Counts {
@@ -334,10 +345,7 @@ impl store::bulk::Feed for ParquetFeed<'_> {
     type Error = ImportError;
 
     fn start(&mut self) -> Result<Box<dyn RecordBatchReader + Send>, ImportError> {
-        let reader = parquet_reader(self.file)?
-            .with_batch_size(65_536)
-            .build()
-            .map_err(|e| read_error(self.file, e))?;
+        let reader = parquet_batches(self.file)?;
         // A few batches ahead of DuckDB, no more: memory stays bounded.
         let (tx, rx) = mpsc::sync_channel(4);
         let (file, uid_key, received_ms) =
