@@ -2,18 +2,29 @@
 //! page (a category page of 400 product cards, a 200-link menu, a carousel and a
 //! form, about 6,000 elements), in a real headless Chromium.
 //!
-//! Each round loads the page twice, once without the script tag and once with it,
-//! and reads Chromium's own counters of main-thread work (`Performance.getMetrics`
-//! over the `DevTools` protocol, through chromedriver): `TaskDuration` (every task on
-//! the main thread: script, style, layout) and `ScriptDuration`. A load is
-//! measured from navigation until 1 s after the tracker has started (it has listed
-//! the links in view), and again until 4 s after (it has also read the session and
-//! sent its first batch), the page idle otherwise. The tracker's
-//! cost is the difference between the two loads of a round; the bench prints the
-//! median and the 95th percentile over `BENCH_LOADS` rounds (default 40), and says
-//! whether the median of the whole load is within the 10 ms budget. `BENCH_PROFILE=1` prints where
-//! one load's script time goes instead; `BENCH_NOLINKS=1` makes the page's links
-//! plain text (to see what watching links costs).
+//! Each round loads the page three times: without the script tag, with it, and
+//! with an empty async script instead (what any script tag costs the page). It
+//! reads Chromium's own counters of main-thread work (`Performance.getMetrics`
+//! over the `DevTools` protocol, through chromedriver): `TaskDuration` (every task
+//! on the main thread: script, style, layout) and `ScriptDuration`. A load is
+//! measured from navigation until 1 s after the page has loaded (the tracker has
+//! started and listed the links in view), and again until 4 s after (it has also
+//! read the session and sent its first batch). Nothing else runs in the page
+//! meanwhile: whether the tracker started is asked after the last reading. The
+//! tracker's cost is the difference between the loads with and without it; the
+//! bench prints the median and the 95th percentile over `BENCH_LOADS` rounds
+//! (default 40), and says whether the median of the whole load is within the
+//! 10 ms budget.
+//!
+//! After the last reading it takes the page's JS heap in use after a full garbage
+//! collection (`HeapProfiler.collectGarbage`, then `JSHeapUsedSize`; the tracker's
+//! share is again the difference between the loads) and the size of its wasm
+//! memory (every `WebAssembly.Memory` of the page, found with
+//! `Runtime.queryObjects`).
+//!
+//! `BENCH_PROFILE=1` prints where one load's script time goes instead;
+//! `BENCH_NOLINKS=1` makes the page's links plain text (to see what watching links
+//! costs).
 //!
 //! `cargo bench -p clicktrail-e2e --bench tracker_cost` (part of `cargo xtask bench`).
 
@@ -29,18 +40,18 @@ use serde_json::{Value, json};
 /// The most the median may cost.
 const BUDGET_MS: f64 = 10.0;
 
-/// When a load's counters are read, after the tracker has started (and as long
-/// after the page has loaded without it): at 1 s it has listed the links in view;
-/// at 4 s it has also read the session and sent its first batch (3 s after the
-/// page view), which are part of the load too.
+/// When a load's counters are read, after the page has loaded (the tracker
+/// starts within a few hundred ms): at 1 s it has listed the links in view; at
+/// 4 s it has also read the session and sent its first batch (3 s after the page
+/// view), which are part of the load too.
 const WINDOWS: [(Duration, &str); 2] = [
     (
         Duration::from_secs(1),
-        "until the links in view are listed (1 s)",
+        "until the links in view are listed (1 s after the load)",
     ),
     (
         Duration::from_secs(4),
-        "until the first batch is sent (4 s)",
+        "until the first batch is sent (4 s after the load)",
     ),
 ];
 
@@ -75,17 +86,22 @@ async fn cdp(c: &Client, cmd: &'static str, params: Value) -> Result<Value> {
         .with_context(|| format!("CDP {cmd}"))
 }
 
-/// The heavy page; `tracked` adds the script tag.
-fn heavy_page(tracked: bool) -> String {
+/// The tracker's script tag.
+const TRACKER: &str = "<script async src=\"/ct.js\" data-site=\"demo\"></script>";
+/// An async script that does nothing but say it ran: what any script tag costs
+/// the page (its source inline in a `data:` URL, so it is not fetched).
+const EMPTY: &str =
+    "<script async src=\"data:text/javascript,window.clicktrail={ready:1}\"></script>";
+
+/// The heavy page, with `script` in its head.
+fn heavy_page(script: &str) -> String {
     let mut h = String::from(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Boots</title>\
          <link rel=\"icon\" href=\"data:,\"><style>.card{display:inline-block;width:220px;\
          margin:6px;vertical-align:top}.menu a{margin:2px}.slide{display:inline-block;\
          width:300px;height:60px}</style>",
     );
-    if tracked {
-        h.push_str("<script async src=\"/ct.js\" data-site=\"demo\"></script>");
-    }
+    h.push_str(script);
     h.push_str("</head><body><header><nav class=\"menu\">");
     for i in 0..200 {
         let _ = write!(
@@ -130,43 +146,100 @@ fn heavy_page(tracked: bool) -> String {
     h
 }
 
-/// Main-thread (task, script) ms of one load of `url`, at each of [`WINDOWS`].
-async fn load(c: &Client, url: &str, tracked: bool) -> Result<[(f64, f64); 2]> {
+/// What one load of the page cost.
+struct Load {
+    /// Main-thread (task, script) ms at each of [`WINDOWS`].
+    times: [(f64, f64); 2],
+    /// Bytes of JS heap in use after the last window and a full garbage collection.
+    heap: f64,
+    /// Bytes of the page's wasm memories then.
+    wasm: f64,
+}
+
+/// One load of `url`.
+async fn load(c: &Client, url: &str, tracked: bool) -> Result<Load> {
     c.goto("about:blank").await?;
     cdp(c, "Performance.disable", json!({})).await?;
     cdp(c, "Performance.enable", json!({})).await?;
     c.goto(url).await?;
-    for _ in 0..300 {
-        let ready = c
-            .execute(
-                "return document.readyState === 'complete' && \
-                 (!arguments[0] || !!(window.clicktrail && window.clicktrail.ready));",
-                vec![json!(tracked)],
-            )
-            .await?;
-        if ready == json!(true) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // WebDriver answers once the page has loaded. Nothing runs in the page while
+    // it is measured: asking whether the tracker has started (by polling, or with
+    // a timer in the page) would run script tasks that count as the tracker's.
     let start = tokio::time::Instant::now();
-    let mut out = [(f64::NAN, f64::NAN); 2];
+    let mut times = [(f64::NAN, f64::NAN); 2];
     for (i, (after, _)) in WINDOWS.iter().enumerate() {
         tokio::time::sleep_until(start + *after).await;
         let m = cdp(c, "Performance.getMetrics", json!({})).await?;
-        let metric = |name: &str| -> f64 {
-            m["metrics"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|x| x["name"] == name)
-                .and_then(|x| x["value"].as_f64())
-                .unwrap_or(f64::NAN)
-                * 1000.0
-        };
-        out[i] = (metric("TaskDuration"), metric("ScriptDuration"));
+        times[i] = (
+            metric(&m, "TaskDuration") * 1000.0,
+            metric(&m, "ScriptDuration") * 1000.0,
+        );
     }
-    Ok(out)
+    cdp(c, "HeapProfiler.collectGarbage", json!({})).await?;
+    let m = cdp(c, "Performance.getMetrics", json!({})).await?;
+    let heap = metric(&m, "JSHeapUsedSize");
+    if tracked
+        && c.execute(
+            "return !!(window.clicktrail && window.clicktrail.ready);",
+            vec![],
+        )
+        .await?
+            != json!(true)
+    {
+        bail!("the script on {url} had not started 4 s after the page loaded");
+    }
+    Ok(Load {
+        times,
+        heap,
+        wasm: wasm_memory(c).await?,
+    })
+}
+
+/// The counter `name` of a `Performance.getMetrics` answer (NaN when missing).
+fn metric(m: &Value, name: &str) -> f64 {
+    m["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|x| x["name"] == name)
+        .and_then(|x| x["value"].as_f64())
+        .unwrap_or(f64::NAN)
+}
+
+/// Bytes of all the `WebAssembly.Memory` objects of the page (the tracker's).
+async fn wasm_memory(c: &Client) -> Result<f64> {
+    let proto = cdp(
+        c,
+        "Runtime.evaluate",
+        json!({ "expression": "WebAssembly.Memory.prototype" }),
+    )
+    .await?;
+    let proto = proto["result"]["objectId"]
+        .as_str()
+        .context("no WebAssembly.Memory.prototype")?;
+    let all = cdp(
+        c,
+        "Runtime.queryObjects",
+        json!({ "prototypeObjectId": proto }),
+    )
+    .await?;
+    let all = all["objects"]["objectId"]
+        .as_str()
+        .context("Runtime.queryObjects gave no array")?;
+    let sum = cdp(
+        c,
+        "Runtime.callFunctionOn",
+        json!({
+            "objectId": all,
+            "functionDeclaration":
+                "function () { return this.reduce(function (s, m) { return s + m.buffer.byteLength; }, 0); }",
+            "returnByValue": true,
+        }),
+    )
+    .await?;
+    sum["result"]["value"]
+        .as_f64()
+        .context("the wasm memories' size is no number")
 }
 
 /// `BENCH_PROFILE=1`: where one load's script time goes (self time by function).
@@ -299,14 +372,16 @@ async fn main() -> Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(40);
     let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("heavy.html"), heavy_page(true))?;
-    std::fs::write(dir.path().join("bare.html"), heavy_page(false))?;
+    std::fs::write(dir.path().join("heavy.html"), heavy_page(TRACKER))?;
+    std::fs::write(dir.path().join("bare.html"), heavy_page(""))?;
+    std::fs::write(dir.path().join("empty.html"), heavy_page(EMPTY))?;
     let collector = Collector::serving(dir.path()).await?;
     let browser = Browser::start().await?;
     let c = browser.session().await?;
-    let (bare, heavy) = (
+    let (bare, heavy, empty) = (
         format!("{}/demo/bare.html", collector.url),
         format!("{}/demo/heavy.html", collector.url),
+        format!("{}/demo/empty.html", collector.url),
     );
     // Warm the caches (the wasm's compiled code among them) as a returning visitor's.
     load(&c, &heavy, true).await?;
@@ -314,17 +389,31 @@ async fn main() -> Result<()> {
     if std::env::var_os("BENCH_PROFILE").is_some() {
         return profile(&c, &heavy).await;
     }
-    // Per window: the tracker's (task, script) cost of each round, and the page's
-    // tasks without and with it.
-    let mut rows: [[Vec<f64>; 4]; 2] = Default::default();
+    // Per window: the tracker's (task, script) cost of each round, the page's
+    // tasks without and with it, and what the empty script's tasks cost.
+    let mut rows: [[Vec<f64>; 5]; 2] = Default::default();
+    // And the JS heap it adds (after a full collection), and its wasm memory.
+    let (mut heap, mut wasm) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         let bare = load(&c, &bare, false).await?;
         let heavy = load(&c, &heavy, true).await?;
-        for (w, ((bt, bs), (ht, hs))) in bare.into_iter().zip(heavy).enumerate() {
-            if [bt, bs, ht, hs].iter().any(|v| v.is_nan()) {
+        let empty = load(&c, &empty, true).await?;
+        if bare.heap.is_nan() || heavy.heap.is_nan() {
+            bail!("Chromium gave no JSHeapUsedSize");
+        }
+        heap.push(heavy.heap - bare.heap);
+        wasm.push(heavy.wasm);
+        for (w, (((bt, bs), (ht, hs)), (et, _))) in bare
+            .times
+            .into_iter()
+            .zip(heavy.times)
+            .zip(empty.times)
+            .enumerate()
+        {
+            if [bt, bs, ht, hs, et].iter().any(|v| v.is_nan()) {
                 bail!("Chromium gave no TaskDuration/ScriptDuration");
             }
-            for (v, x) in rows[w].iter_mut().zip([ht - bt, hs - bs, bt, ht]) {
+            for (v, x) in rows[w].iter_mut().zip([ht - bt, hs - bs, bt, ht, et - bt]) {
                 v.push(x);
             }
         }
@@ -339,7 +428,7 @@ async fn main() -> Result<()> {
         for v in &mut rows[w] {
             v.sort_by(f64::total_cmp);
         }
-        let [task, script, without, with] = &rows[w];
+        let [task, script, without, with, empty] = &rows[w];
         println!("  {label}:");
         println!(
             "    main-thread tasks: median {:.1} ms, p95 {:.1} ms (the page: median {:.1} ms without the tracker, {:.1} ms with it)",
@@ -353,8 +442,22 @@ async fn main() -> Result<()> {
             percentile(script, 0.5),
             percentile(script, 0.95)
         );
+        println!(
+            "    an empty async script adds: median {:.1} ms, p95 {:.1} ms of tasks (what any script tag costs this page)",
+            percentile(empty, 0.5),
+            percentile(empty, 0.95)
+        );
         median = percentile(task, 0.5);
     }
+    heap.sort_by(f64::total_cmp);
+    wasm.sort_by(f64::total_cmp);
+    println!(
+        "  memory, 4 s after the load: JS heap (after a full garbage collection) median {:.0} KiB, p95 {:.0} KiB more than without it; wasm memory {:.0} KiB (at most {:.0} KiB)",
+        percentile(&heap, 0.5) / 1024.0,
+        percentile(&heap, 0.95) / 1024.0,
+        percentile(&wasm, 0.5) / 1024.0,
+        percentile(&wasm, 1.0) / 1024.0
+    );
     println!("  events stored: {events}");
     if median > BUDGET_MS {
         println!(
