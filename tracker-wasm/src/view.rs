@@ -47,13 +47,12 @@ const MAX_LINKS_BYTES: usize = 16 * 1024;
 #[derive(Default)]
 pub(crate) struct Seen {
     pub(crate) io: Option<Observer>,
-    /// `["selector","href","label"]` of each link seen in this view, in JSON; the first
-    /// `sent` of them are sent, they take `unsent_bytes` after that.
+    /// `["selector","href","label"]` of each link seen in this view and not sent
+    /// yet, in JSON; they take `unsent_bytes`.
     links: Vec<String>,
     /// A hash of each listed link's selector and href (one link is those two), to
-    /// find a link listed already without comparing strings.
+    /// find a link listed already in this view without comparing strings.
     keys: Vec<u64>,
-    sent: usize,
     unsent_bytes: usize,
     /// Number of the current view (`js/dom.js` remembers the view each link was
     /// listed in).
@@ -158,8 +157,7 @@ impl Tracker {
         link.push(']');
         self.seen.unsent_bytes += link.len() + 1;
         self.seen.links.push(link);
-        if self.seen.links.len() - self.seen.sent >= MAX_LINKS_PER_EVENT
-            || self.seen.unsent_bytes >= MAX_LINKS_BYTES
+        if self.seen.links.len() >= MAX_LINKS_PER_EVENT || self.seen.unsent_bytes >= MAX_LINKS_BYTES
         {
             self.send_links(false);
         }
@@ -169,7 +167,7 @@ impl Tracker {
     /// ends the view. Dropped while consent is withheld.
     pub(crate) fn send_links(&mut self, end: bool) {
         let links = core::mem::take(&mut self.seen.links);
-        let (mut i, now) = (self.seen.sent, Date::now());
+        let (mut i, now) = (0, Date::now());
         while self.recording && i < links.len() {
             let (start, mut list) = (i, String::from("["));
             while let Some(l) = links.get(i) {
@@ -190,14 +188,12 @@ impl Tracker {
             self.event_rows = i - start;
             self.push(j);
         }
+        // Sent (or dropped while consent is withheld): only their keys stay, so
+        // that a link is listed once per view.
         self.seen.unsent_bytes = 0;
         if end {
-            self.seen.sent = 0;
             self.seen.keys.clear();
             self.seen.view += 1;
-        } else {
-            self.seen.sent = links.len();
-            self.seen.links = links;
         }
     }
 
