@@ -141,24 +141,24 @@ impl Tracker {
     fn batch(&mut self) -> (String, Vec<Queued>) {
         self.session(self.queue.first().map_or_else(Date::now, |q| q.t));
         let sent = Date::now();
-        let mut head = String::from("{\"v\":");
-        int(&mut head, VERSION.into());
-        head.push_str(",\"site\":");
-        quote(&mut head, &self.site);
-        head.push_str(",\"sid\":");
-        quote(&mut head, &self.sid);
-        head.push_str(",\"sent\":");
-        int(&mut head, sent as i64);
-        head.push_str(",\"events\":[");
+        let mut body = String::from("{\"v\":");
+        int(&mut body, VERSION.into());
+        body.push_str(",\"site\":");
+        quote(&mut body, &self.site);
+        body.push_str(",\"sid\":");
+        quote(&mut body, &self.sid);
+        body.push_str(",\"sent\":");
+        int(&mut body, sent as i64);
+        body.push_str(",\"events\":[");
         // The collector refuses a whole batch for one event outside its time window.
         let fresh = |q: &Queued| {
             let age = sent - q.t;
             age <= (MAX_EVENT_AGE_MS - 60_000) as f64
                 && -age <= (MAX_EVENT_FUTURE_MS - 1_000) as f64
         };
-        // Which events go, then the body built at its size: a batch is up to
+        // Which events go, then the body grown once to its size: a batch is up to
         // 32 KiB, and wasm memory never shrinks.
-        let (mut taken, mut rows, mut len, mut sendable) = (0, 0, head.len(), 0);
+        let (mut taken, mut rows, mut len, mut sendable) = (0, 0, body.len(), 0);
         for q in &self.queue {
             if taken == MAX_EVENTS_PER_BATCH
                 || (taken > 0
@@ -174,10 +174,10 @@ impl Tracker {
                 sendable += 1;
             }
         }
-        let mut body = String::new();
-        if sendable > 0 {
-            body.reserve_exact(len + 2);
-            body.push_str(&head);
+        if sendable == 0 {
+            body = String::new();
+        } else {
+            body.reserve_exact(len + 2 - body.len());
             for (k, q) in self.queue[..taken].iter().filter(|q| fresh(q)).enumerate() {
                 if k > 0 {
                     body.push(',');
