@@ -229,6 +229,75 @@ export function label(el) {
   return undefined;
 }
 
+// Elements the page changes by itself at a steady pace (a countdown, a carousel
+// that turns on its own, a news ticker): for each, when it last changed and the
+// two intervals before, learnt from the changes that came while the visitor did
+// nothing. Weak: an element removed from the page takes its beat with it.
+const beats = new WeakMap();
+
+// Attributes whose change may change the screen or the links and ads in view.
+const SHAPE = new Set(["style", "class", "hidden", "data-ct-screen", "href", "data-ct-ad"]);
+
+// Note the elements changed in the always-on observer's `records`: a change that
+// comes while the visitor is `quiet` (no press, click or focus for a while) is a
+// beat; one that comes while the visitor acts is a beat only on a steady beat's
+// time (the countdown goes on while the visitor clicks). Changes less than 600 ms
+// apart are one beat (a slide's move and its end). Whether any record may change
+// the screen: nodes added or removed, or a `SHAPE` attribute.
+export function beat(records, quiet) {
+  const now = performance.now();
+  let shape = false;
+  for (const r of records) {
+    if (r.type === "childList" || (r.type === "attributes" && SHAPE.has(r.attributeName))) shape = true;
+    const el = r.target.nodeType === 1 ? r.target : r.target.parentElement;
+    const b = el && beats.get(el);
+    if (!b) {
+      if (el && quiet) beats.set(el, [now, 0, 0]);
+    } else if (now - b[0] < 600) {
+      // the same beat
+    } else if (quiet) {
+      b[2] = b[1];
+      b[1] = now - b[0];
+      b[0] = now;
+    } else if (onBeat(b, now)) {
+      b[0] = now;
+    }
+  }
+  return shape;
+}
+
+// Whether a beat is steady (its last two intervals the same, or one a small
+// multiple of the other: a beat missed, or a slide shown for one turn in four)
+// and `now` is on it (a whole number of the shorter interval after the last
+// change, give or take 5 %, and not overdue).
+function onBeat(b, now) {
+  const lo = Math.min(b[1], b[2]), hi = Math.max(b[1], b[2]);
+  const k = Math.round(hi / lo), off = (now - b[0]) % lo, give = 0.05 * lo + 50;
+  return lo >= 600 && k <= 4 && Math.abs(hi - k * lo) <= 0.1 * hi + 100 &&
+    now - b[0] <= 2 * hi + 1000 && (off <= give || lo - off <= give);
+}
+
+// Whether a change of `node` (in a mutation record) is the page's own beat, not
+// an answer to a press: its element changes at a steady beat and this change is
+// on it, and it does not come at once right next to what was pressed (`near`,
+// `since` ms ago: an arrow turns a carousel that also turns by itself). Right
+// next: both in a common ancestor at most two levels above the pressed element
+// and three above the changed one (not `body`).
+export function steady(node, near, since) {
+  const el = node.nodeType === 1 ? node : node.parentElement;
+  const b = el && beats.get(el);
+  if (!b || !onBeat(b, performance.now())) return false;
+  if (since < 150) {
+    for (let p = near, i = 0; p && i < 3 && p !== document.body; i++, p = p.parentElement) {
+      if (!p.contains(el)) continue;
+      let depth = 0;
+      for (let e = el; e !== p && depth <= 3; e = e.parentElement) depth++;
+      return depth > 3;
+    }
+  }
+  return true;
+}
+
 // The links that came into view (at least `ratio` of their box) among the
 // `IntersectionObserver` `entries` and were not listed in view number `view` yet,
 // as "selector\0href\0label\0" each; every entry whose target is an ad is pushed

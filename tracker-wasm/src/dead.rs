@@ -30,6 +30,14 @@
 //! Clicks on form fields and labels (focus is the answer, and no observer sees
 //! it), in `data-ct-ignore` and in `data-ct-no-dead` never count.
 //!
+//! What the page changes by itself at a steady pace (a countdown, a carousel that
+//! turns on its own) answers nothing, or no click on such a page would ever be
+//! dead. The always-on observer of screens learns each element's beat from the
+//! changes that come while the visitor does nothing ([`QUIET_MS`] after a press,
+//! click or focus); a change on an element's beat is no answer, unless it comes
+//! at once next to what was pressed (an arrow turns a carousel that also turns by
+//! itself). See `beat` and `steady` in `js/dom.js`.
+//!
 //! Rage clicks are told by the audit from these verdicts: a burst of clicks is
 //! rage only when the clicks after its first got no answer. Inside
 //! `data-ct-no-rage` only the first unanswered click of a burst (clicks on one
@@ -52,6 +60,9 @@ const DEAD_MS: i32 = 1000;
 const FIELDS: &str = "input,select,textarea,label,[contenteditable],[data-ct-no-dead]";
 /// Clicks on one `data-ct-no-rage` element closer than this are one burst.
 const BURST_MS: f64 = 2000.0;
+/// Changes this long after the visitor's last press, click or focus are the
+/// page's own.
+const QUIET_MS: f64 = 1200.0;
 
 /// The click being judged, and whether something answered since watching started.
 #[derive(Default)]
@@ -63,6 +74,10 @@ pub(crate) struct Dead {
     primed: bool,
     /// The latest click on a `data-ct-no-rage` element: its selector and time.
     burst: Option<(String, f64)>,
+    /// What was pressed or clicked last: changes next to it answer.
+    near: JsValue,
+    /// When the visitor last pressed, clicked or focused something.
+    pub(crate) input_at: f64,
 }
 
 struct Click {
@@ -78,12 +93,13 @@ struct Click {
 
 impl Tracker {
     /// `pointerdown`: the previous click's time is up; watching for the next one starts.
-    pub(crate) fn on_press(&mut self, _: &JsValue) {
+    pub(crate) fn on_press(&mut self, e: &JsValue) {
         // A press starts a new action: a label's pass-on click is past by now.
         self.label_field = None;
         self.dead_settle();
         self.dead_watch();
         self.dead.primed = true;
+        self.dead.near = dom::prop(e, "target");
     }
 
     /// Called first for every click: one without a `pointerdown` before it
@@ -105,6 +121,8 @@ impl Tracker {
         sel: String,
         link: bool,
     ) {
+        self.dead.near = target.clone().into();
+        self.dead.input_at = Date::now();
         if dom::closest(target, FIELDS).is_none() {
             let t = Date::now();
             let mut repeat = false;
@@ -132,6 +150,7 @@ impl Tracker {
 
     fn dead_watch(&mut self) {
         self.dead.answered = false;
+        self.dead.input_at = Date::now();
         if let Some(o) = &self.dead.mo {
             let all = r#"{"subtree":1,"childList":1,"attributes":1,"characterData":1,
                 "attributeOldValue":1}"#;
@@ -147,15 +166,24 @@ impl Tracker {
         }
     }
 
-    /// The observer's records: an answer when one of them really changed something.
+    /// The observer's records: an answer when one of them really changed
+    /// something, other than what the page changes by itself at a steady pace.
     pub(crate) fn on_dom_answer(&mut self, records: &JsValue) {
         let mut real = false;
+        let since = Date::now() - self.dead.input_at;
         dom::each(records, |r| {
-            real = real || changed(&r);
+            real = real
+                || changed(&r) && !dom::steady(&dom::prop(&r, "target"), &self.dead.near, since);
         });
         if real {
             self.on_answer(records);
         }
+    }
+
+    /// The always-on observer's records: note the page's own changes when the
+    /// visitor is quiet; whether any may change the screen.
+    pub(crate) fn dom_beat(&self, records: &JsValue) -> bool {
+        dom::beat(records, Date::now() - self.dead.input_at > QUIET_MS)
     }
 
     /// The click's time is up.

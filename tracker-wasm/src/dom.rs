@@ -38,6 +38,12 @@ extern "C" {
     fn label_js(el: &Element) -> Option<String>;
     /// Whether an id or attribute value looks generated (differs between loads).
     pub(crate) fn generated(s: &str) -> bool;
+    /// Note the page's changes in the always-on observer's `records` (as beats
+    /// when `quiet`); whether any may change the screen.
+    pub(crate) fn beat(records: &JsValue, quiet: bool) -> bool;
+    /// Whether a change of `node` is the page's own steady beat, not an answer to
+    /// pressing `near` `since` ms ago.
+    pub(crate) fn steady(node: &JsValue, near: &JsValue, since: f64) -> bool;
     /// The links of `entries` in view and not yet listed in view number `view`, as
     /// `selector\0href\0label\0` each; ad entries are pushed onto `ads`.
     #[wasm_bindgen(js_name = links)]

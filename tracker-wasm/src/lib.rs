@@ -140,11 +140,10 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue) -> Option<()> {
         listen(n, "navigate", &t, Tracker::on_navigate, false);
     }
 
-    // Screen changes (elements added or removed, or shown and hidden), and links
-    // and ads added.
+    // Screen changes (elements added or removed, or shown and hidden), links and
+    // ads added, and what the page changes by itself (see dead.rs).
     if let Ok(mo) = dom::Observer::mutation_observer(&callback(&t, Tracker::on_mutation)) {
-        let init = r#"{"subtree":1,"childList":1,"attributeFilter":
-            ["style","class","hidden","data-ct-screen","href","data-ct-ad"]}"#;
+        let init = r#"{"subtree":1,"childList":1,"attributes":1,"characterData":1}"#;
         let _ = mo.observe(&doc, &dom::json(init));
     }
 

@@ -557,7 +557,10 @@ impl Tracker {
     // ---- screens -----------------------------------------------------------------
 
     /// The DOM changed: check the screen once things settle.
-    pub(crate) fn on_mutation(&mut self, _: &JsValue) {
+    pub(crate) fn on_mutation(&mut self, records: &JsValue) {
+        if !self.dom_beat(records) {
+            return;
+        }
         self.screen_dirty = true;
         if !self.screen_timer {
             self.screen_timer = self
@@ -709,6 +712,7 @@ impl Tracker {
         dur: Option<f64>,
         with_empty: bool,
     ) {
+        self.dead.input_at = Date::now();
         let ty = dom::field_type(el);
         let Some(mut j) = self.begin(kind) else {
             return;

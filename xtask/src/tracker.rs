@@ -246,59 +246,107 @@ fn compose_loader(template: &Path, glue: &Path, wasm: &Path, out: &Path) -> Resu
 }
 
 /// Put the JS snippet modules wasm-bindgen wrote under `snippets` into the glue,
-/// each in place of its `import { a, b as c } from "./snippets/…"` statement, as a
-/// function scope that returns what was imported (so that no name of a snippet
-/// meets one of the glue), and remove `snippets`. A snippet's exports must be
-/// `export function` or `export const` declarations.
+/// each in place of its import statement, as a function scope that returns what
+/// was imported (so that no name of a snippet meets one of the glue), and remove
+/// `snippets`. The glue imports a snippet's functions by name (`import { a, b as
+/// c } from "./snippets/…";`) where it wraps them, and as a namespace (`import *
+/// as m from "./snippets/…"`) for those the wasm calls directly. A snippet's
+/// exports must be `export function` or `export const` declarations.
 fn inline_snippets(glue: &Path, snippets: &Path) -> Result<()> {
     if !snippets.exists() {
         return Ok(());
     }
     let mut js = fs::read_to_string(glue).with_context(|| format!("reading {}", glue.display()))?;
+    let mut modules = Vec::<String>::new();
     // An import statement starts a line.
     let next = |js: &str| {
-        if js.starts_with("import {") {
+        if js.starts_with("import ") {
             Some(0)
         } else {
-            js.find("\nimport {").map(|i| i + 1)
+            js.find("\nimport ").map(|i| i + 1)
         }
     };
     while let Some(start) = next(&js) {
-        let stmt_end = start
-            + js[start..]
-                .find(';')
-                .context("an import statement without `;` in the glue")?;
-        let stmt = &js[start..stmt_end];
-        let (names, from) = stmt["import {".len()..]
-            .split_once("} from ")
+        let rest = &js[start..];
+        let namespace = rest.starts_with("import * as ");
+        // A namespace import may end at its line, without `;`.
+        let stmt_len = if namespace {
+            rest.find(['\n', ';']).unwrap_or(rest.len())
+        } else {
+            rest.find(';')
+                .context("an import statement without `;` in the glue")?
+        };
+        let stmt = &rest[..stmt_len];
+        let (names, from) = stmt
+            .strip_prefix("import {")
+            .or_else(|| stmt.strip_prefix("import * as "))
+            .and_then(|s| s.split_once(" from "))
             .context("an unexpected import statement in the glue")?;
         let from = from.trim().trim_matches(|c| c == '\'' || c == '"');
         let Some(rel) = from.strip_prefix("./snippets/") else {
             bail!("the glue imports {from}, which is not a snippet");
         };
-        let path = snippets.join(rel);
-        let code =
-            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let code = code
-            .lines()
-            .map(|l| l.strip_prefix("export ").unwrap_or(l))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let (mut bind, mut exported) = (Vec::new(), Vec::new());
-        for n in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            let (name, local) = n.split_once(" as ").unwrap_or((n, n));
-            bind.push(format!("{}: {}", name.trim(), local.trim()));
-            exported.push(name.trim().to_string());
-        }
-        let inlined = format!(
-            "const {{ {} }} = (() => {{\n{code}\nreturn {{ {} }};\n}})()",
-            bind.join(", "),
-            exported.join(", ")
-        );
-        js.replace_range(start..stmt_end, &inlined);
+        // Each snippet is one module: its code runs once, whichever way imported.
+        let (module, defined) = if let Some(i) = modules.iter().position(|m| m == rel) {
+            (format!("__snippet{i}"), String::new())
+        } else {
+            modules.push(rel.to_string());
+            let i = modules.len() - 1;
+            let scope = snippet_scope(&snippets.join(rel))?;
+            (
+                format!("__snippet{i}"),
+                format!("const __snippet{i} = {scope};\n"),
+            )
+        };
+        let inlined = if namespace {
+            format!("{defined}const {} = {module};", names.trim())
+        } else {
+            let bind: Vec<String> = names
+                .trim()
+                .trim_end_matches('}')
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(|n| {
+                    let (name, local) = n.split_once(" as ").unwrap_or((n, n));
+                    format!("{}: {}", name.trim(), local.trim())
+                })
+                .collect();
+            format!("{defined}const {{ {} }} = {module}", bind.join(", "))
+        };
+        js.replace_range(start..start + stmt_len, &inlined);
     }
     fs::write(glue, js).with_context(|| format!("writing {}", glue.display()))?;
     fs::remove_dir_all(snippets).with_context(|| format!("removing {}", snippets.display()))
+}
+
+/// A snippet module's code as a function scope run once, which returns the
+/// functions and constants the module exports.
+fn snippet_scope(path: &Path) -> Result<String> {
+    let code = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut declared = Vec::new();
+    let code = code
+        .lines()
+        .map(|l| {
+            let Some(decl) = l.strip_prefix("export ") else {
+                return l;
+            };
+            let name = decl
+                .strip_prefix("function ")
+                .or_else(|| decl.strip_prefix("const "))
+                .and_then(|d| {
+                    d.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+                        .next()
+                });
+            declared.extend(name.map(str::to_string));
+            decl
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(format!(
+        "(() => {{\n{code}\nreturn {{ {} }};\n}})()",
+        declared.join(", ")
+    ))
 }
 
 /// Print each shipped file's size, raw and gzipped, and the totals.
