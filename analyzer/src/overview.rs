@@ -81,8 +81,7 @@ impl Pass {
                 "SELECT session_key, epoch_ms(ts) // 86400000,
                     CASE kind WHEN 'pageview' THEN 0 WHEN 'screen' THEN 1 ELSE 2 END::UTINYINT,
                     CASE WHEN kind = 'pageview' THEN path END,
-                    CASE WHEN kind = 'pageview' THEN coalesce(screen, path)
-                         WHEN kind = 'screen' THEN screen END,
+                    CASE WHEN kind IN ('pageview', 'screen') THEN coalesce(screen, path) END,
                     CASE WHEN kind = 'pageview' AND contains(url, '?')
                          THEN '?' || split_part(url, '?', 2) END
                  FROM {from} WHERE {filter} {order}"

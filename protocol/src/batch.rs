@@ -109,7 +109,8 @@ pub struct Event {
     /// How the page view happened: `navigate`, `reload`, `back_forward`, `push`, `replace`,
     /// `pop`, `hash` (a new hash route: the URL fragment changed to one).
     pub nav: Option<String>,
-    /// The `data-ct-screen` shown when the event happened.
+    /// The `data-ct-screen` shown when the event happened; on a `screen` event, the
+    /// one now shown (none: the marked element went away, the page itself shows).
     pub screen: Option<String>,
     /// CSS selector of the clicked element.
     pub sel: Option<String>,
@@ -378,7 +379,6 @@ fn validate_event(index: usize, e: &Event, sent: i64) -> Result<(), Error> {
         }
     };
     match e.k.as_str() {
-        kind::SCREEN => needs("screen", e.screen.is_some()),
         kind::CUSTOM => needs("name", e.name.as_ref().is_some_and(|n| !n.is_empty())),
         kind::IDENTIFY => needs("uid", e.uid.is_some()),
         kind::FOCUS | kind::BLUR | kind::CHANGE | kind::INVALID => {
@@ -461,11 +461,13 @@ mod tests {
         assert_eq!(err(body("")).code(), "event_count");
         let e = err(body(&format!("{},{}", ev("click", ""), ev("teleport", ""))));
         assert_eq!((e.code(), e.event_index()), ("unknown_kind", Some(1)));
-        let e = err(body(&ev("screen", "")));
+        let e = err(body(&ev("submit", "")));
         assert_eq!(
             e.to_string(),
-            "event 0: field `screen` is required for `screen` events"
+            "event 0: field `form` is required for `submit` events"
         );
+        // A `screen` event without `screen`: the marked element went away.
+        assert!(parse_batch(body(&ev("screen", "")).as_bytes()).is_ok());
         let e = err(body(&ev(
             "click",
             &format!(r#","text":"{}""#, "é".repeat(65)),

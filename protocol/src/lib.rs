@@ -64,7 +64,7 @@ pub const MAX_EVENT_FUTURE_MS: i64 = 60 * 1000;
 pub mod kind {
     /// A page load or an SPA route change (`history.pushState`/`replaceState`/`popstate`).
     pub const PAGEVIEW: &str = "pageview";
-    /// The visible `data-ct-screen` element changed.
+    /// The visible `data-ct-screen` element changed (to none: the page itself).
     pub const SCREEN: &str = "screen";
     /// A click (selector, text, href, x, y).
     pub const CLICK: &str = "click";

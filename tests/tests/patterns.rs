@@ -238,8 +238,8 @@ async fn widgets(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     let p = Page { c: &c, base };
     p.open("/demo/widgets.html").await?;
     // The visitor reads first: the tracker learns the countdown's and the
-    // carousel's own beats (three changes each).
-    pause(5_000).await;
+    // carousel's own beats (two changes each).
+    pause(3_500).await;
     quickly(&p, &["next", "prev", "plus", "minus"], 3).await?;
     quickly(&p, &["sort", "sort", "open-guide", "close-guide", "add"], 1).await?;
     quickly(&p, &["add", "compare", "wishlist"], 3).await?;
@@ -621,6 +621,21 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     assert_eq!(
         on("widgets.html", "click", "selector").len(),
         4 * 3 + 5 + 3 * 3
+    );
+    // The size guide (a modal marked as a screen) was opened and closed: a
+    // screen event for each, the second without a screen (back to the page).
+    assert_eq!(on("widgets.html", "screen", "screen"), ["size-guide", "-"]);
+    let screens = audit(&conn, "screens")?;
+    let guide = screens["screens"]
+        .as_array()
+        .expect("a list of screens")
+        .iter()
+        .find(|s| s["screen"] == "size-guide")
+        .expect("the size guide is a screen");
+    assert_eq!(guide["views"], 1);
+    assert_eq!(
+        guide["next"],
+        json!([{"screen": "/demo/widgets.html", "count": 1}])
     );
     let frustration = audit(&conn, "frustration")?;
     let issues: Vec<String> = frustration["issues"]

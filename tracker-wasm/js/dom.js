@@ -230,9 +230,9 @@ export function label(el) {
 }
 
 // Elements the page changes by itself at a steady pace (a countdown, a carousel
-// that turns on its own, a news ticker): for each, when it last changed and the
-// two intervals before, learnt from the changes that came while the visitor did
-// nothing. Weak: an element removed from the page takes its beat with it.
+// that turns on its own, a news ticker): for each, when it last changed and its
+// interval, learnt from the changes that come while the visitor does nothing.
+// Weak: an element removed from the page takes its beat with it.
 const beats = new WeakMap();
 
 // Attributes whose change may change the screen or the links and ads in view.
@@ -240,7 +240,7 @@ const SHAPE = new Set(["style", "class", "hidden", "data-ct-screen", "href", "da
 
 // Note the elements changed in the always-on observer's `records`: a change that
 // comes while the visitor is `quiet` (no press, click or focus for a while) is a
-// beat; one that comes while the visitor acts is a beat only on a steady beat's
+// beat; one that comes while the visitor acts is a beat only on a known beat's
 // time (the countdown goes on while the visitor clicks). Changes less than 600 ms
 // apart are one beat (a slide's move and its end). Whether any record may change
 // the screen: nodes added or removed, or a `SHAPE` attribute.
@@ -252,12 +252,11 @@ export function beat(records, quiet) {
     const el = r.target.nodeType === 1 ? r.target : r.target.parentElement;
     const b = el && beats.get(el);
     if (!b) {
-      if (el && quiet) beats.set(el, [now, 0, 0]);
+      if (el && quiet) beats.set(el, [now, 0]);
     } else if (now - b[0] < 600) {
       // the same beat
     } else if (quiet) {
-      b[2] = b[1];
-      b[1] = now - b[0];
+      b[1] = interval(b[1], now - b[0]);
       b[0] = now;
     } else if (onBeat(b, now)) {
       b[0] = now;
@@ -266,15 +265,26 @@ export function beat(records, quiet) {
   return shape;
 }
 
-// Whether a beat is steady (its last two intervals the same, or one a small
-// multiple of the other: a beat missed, or a slide shown for one turn in four)
-// and `now` is on it (a whole number of the shorter interval after the last
-// change, give or take 5 %, and not overdue).
+// A beat's interval after a quiet change `d` ms after the one before: the old
+// interval `p` when `d` is a small multiple of it (beats missed while the visitor
+// acted), `d` when `p` is one of `d`, their difference (at least 1 s) when both
+// are (beats missed both times: 2 and 3 turns), else `d` (a new pace).
+function interval(p, d) {
+  const times = (x, c) => {
+    const k = Math.round(x / c);
+    return k >= 1 && k <= 4 && Math.abs(x - k * c) <= 0.05 * x + 50;
+  };
+  for (const c of [p, d, Math.abs(d - p) >= 1000 ? Math.abs(d - p) : 0]) {
+    if (c >= 600 && times(d, c) && times(p, c)) return c;
+  }
+  return d;
+}
+
+// Whether `now` is on a known beat: a whole number of its interval after its
+// last change, give or take 5 % (and 50 ms), and not overdue.
 function onBeat(b, now) {
-  const lo = Math.min(b[1], b[2]), hi = Math.max(b[1], b[2]);
-  const k = Math.round(hi / lo), off = (now - b[0]) % lo, give = 0.05 * lo + 50;
-  return lo >= 600 && k <= 4 && Math.abs(hi - k * lo) <= 0.1 * hi + 100 &&
-    now - b[0] <= 2 * hi + 1000 && (off <= give || lo - off <= give);
+  const p = b[1], off = (now - b[0]) % p, give = 0.05 * p + 50;
+  return p >= 600 && now - b[0] <= 4 * p + 1000 && (off <= give || p - off <= give);
 }
 
 // Whether a change of `node` (in a mutation record) is the page's own beat, not

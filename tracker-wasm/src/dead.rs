@@ -61,8 +61,8 @@ const FIELDS: &str = "input,select,textarea,label,[contenteditable],[data-ct-no-
 /// Clicks on one `data-ct-no-rage` element closer than this are one burst.
 const BURST_MS: f64 = 2000.0;
 /// Changes this long after the visitor's last press, click or focus are the
-/// page's own.
-const QUIET_MS: f64 = 1200.0;
+/// page's own (what a click does, it mostly does at once).
+const QUIET_MS: f64 = 400.0;
 
 /// The click being judged, and whether something answered since watching started.
 #[derive(Default)]

@@ -397,8 +397,10 @@ impl Tracker {
         j
     }
 
-    /// Re-read the visible screen; true when a `screen` event is due. A change ends
-    /// the links view of the screen before (its `links` go out first).
+    /// Re-read the visible screen; true when it changed and a `screen` event is
+    /// due (without `screen` when the marked element went away: a closed modal, an
+    /// SPA route with no marked step). A change ends the links view of the screen
+    /// before (its `links` go out first).
     fn refresh_screen(&mut self) -> bool {
         self.screen_dirty = false;
         let cur = dom::visible_screen(&self.doc);
@@ -406,10 +408,9 @@ impl Tracker {
             return false;
         }
         self.send_links(true);
-        let due = cur.is_some();
         self.screen = cur;
         self.rewatch();
-        due
+        true
     }
 
     /// Run the screen check now if the DOM changed since the last one.
@@ -463,8 +464,9 @@ impl Tracker {
         self.page_unsent = true;
         let Some(now) = self.prelude() else { return };
         self.page_unsent = false;
-        // The page view carries the screen shown now; its `screen` event follows it.
-        let due = self.refresh_screen();
+        // The page view carries the screen shown now; its `screen` event follows it
+        // (none when no marked element shows: the page view enters the page).
+        let due = self.refresh_screen() && self.screen.is_some();
         let mut j = self.head(kind::PAGEVIEW, now);
         j.str("url", &self.page_url, MAX_URL);
         if !self.page_ref.is_empty() {

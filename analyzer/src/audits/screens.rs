@@ -9,9 +9,11 @@
 //! labels and keeps one session's visits in memory. The [`Audit`] implementation
 //! computes the same report in Polars from a loaded frame; the tests check both.
 //!
-//! 1. Events in (session, ts, seq) order. A `pageview` enters the screen labelled by
-//!    its `screen` column, or its `path` when that is null (SPA route changes are page
-//!    views too); a `screen` event enters its `screen`. Other events enter nothing.
+//! 1. Events in (session, ts, seq) order. A `pageview` or `screen` event enters the
+//!    screen labelled by its `screen` column, or its `path` when that is null (SPA
+//!    route changes are page views too; a `screen` event without one says the marked
+//!    element went away: a closed modal, a route with no marked step). Other events
+//!    enter nothing.
 //! 2. Consecutive entries of the same label in a session collapse into one visit.
 //! 3. A visit lasts until the next visit starts; the session's last visit lasts until
 //!    the session's last event of any kind (e.g. its `leave`), and has no known
@@ -199,8 +201,7 @@ pub(crate) fn top_screens(
     let (filter, params) = crate::load::scope_filter(scope);
     let mut stmt = conn.prepare(&format!(
         "SELECT label, count(DISTINCT session_key) AS n FROM (
-             SELECT session_key, CASE WHEN kind = 'pageview' THEN coalesce(screen, path)
-                                      ELSE screen END AS label
+             SELECT session_key, coalesce(screen, path) AS label
              FROM events WHERE {filter} AND kind IN ('pageview', 'screen'))
          WHERE label IS NOT NULL GROUP BY label ORDER BY n DESC, label LIMIT {top}"
     ))?;
@@ -318,8 +319,7 @@ impl Tally {
             let query = |from: &str, order: &str| {
                 format!(
                     "SELECT session_key, ts,
-                        CASE WHEN kind = 'pageview' THEN coalesce(screen, path)
-                             WHEN kind = 'screen' THEN screen END
+                        CASE WHEN kind IN ('pageview', 'screen') THEN coalesce(screen, path) END
                      FROM {from} WHERE {filter} {order}"
                 )
             };
@@ -435,15 +435,17 @@ impl Tally {
 fn visits(events: DataFrame) -> Result<DataFrame, Error> {
     let session = || [col("session_id")];
     let null_str = || lit(NULL).cast(DataType::String);
-    let label = when(col("kind").eq(lit("pageview")))
-        .then(
-            when(col("screen").is_not_null())
-                .then(col("screen"))
-                .otherwise(col("path")),
-        )
-        .when(col("kind").eq(lit("screen")))
-        .then(col("screen"))
-        .otherwise(null_str());
+    let label = when(
+        col("kind")
+            .eq(lit("pageview"))
+            .or(col("kind").eq(lit("screen"))),
+    )
+    .then(
+        when(col("screen").is_not_null())
+            .then(col("screen"))
+            .otherwise(col("path")),
+    )
+    .otherwise(null_str());
     let on_screen = when(col("next_ts").is_not_null())
         .then(col("next_ts") - col("ts"))
         .when(col("row").neq(col("session_end_row")))
@@ -615,6 +617,40 @@ mod tests {
         assert_eq!(counts(payment), (1, 1, 1, Some(40 * S)));
         assert_eq!(payment.exit_rate, Some(1.0));
         assert!(payment.next.is_empty());
+    }
+
+    #[test]
+    fn a_screen_that_goes_away_returns_to_the_page() {
+        let db = Db::new();
+        db.insert(&[
+            // s1: a modal marked "size-guide" opens at 5 s and closes at 8 s; leave
+            // at 20 s.
+            page("a1", "s1", 0, 1, "/p"),
+            ev("a2", "s1", 5 * S, 2, "screen")
+                .path("/p")
+                .screen("size-guide"),
+            ev("a3", "s1", 8 * S, 3, "screen").path("/p"),
+            ev("a4", "s1", 20 * S, 4, "leave").path("/p"),
+            // s2: the step "review", then "Place order" routes to /thanks (pushState)
+            // before the app renders it: the page view still carries "review"; the
+            // screen event without a screen follows once /thanks shows.
+            page("b1", "s2", 0, 1, "/checkout").screen("review"),
+            page("b2", "s2", 6 * S, 2, "/thanks")
+                .screen("review")
+                .nav("push"),
+            ev("b3", "s2", 6 * S + 80, 3, "screen").path("/thanks"),
+            ev("b4", "s2", 16 * S, 4, "leave").path("/thanks"),
+        ]);
+        let r = screens(&db, 3);
+        assert_eq!(counts(find(&r, "/p")), (1, 2, 1, Some(8_500)));
+        assert_eq!(find(&r, "/p").next, next(&[("size-guide", 1)]));
+        let guide = find(&r, "size-guide");
+        assert_eq!(counts(guide), (1, 1, 0, Some(3 * S)));
+        assert_eq!(guide.next, next(&[("/p", 1)]));
+        let review = find(&r, "review");
+        assert_eq!(counts(review), (1, 1, 0, Some(6 * S + 80)));
+        assert_eq!(review.next, next(&[("/thanks", 1)]));
+        assert_eq!(counts(find(&r, "/thanks")), (1, 1, 1, Some(10 * S - 80)));
     }
 
     #[test]
