@@ -107,7 +107,9 @@ pub struct Event {
     /// Page title on a page view.
     pub title: Option<String>,
     /// How the page view happened: `navigate`, `reload`, `back_forward`, `push`, `replace`,
-    /// `pop`, `hash` (a new hash route: the URL fragment changed to one).
+    /// `pop`, `hash` (a new hash route: the URL fragment changed to one), `forward`
+    /// (forward in history, where the browser tells the direction; else
+    /// `back_forward` or `pop`).
     pub nav: Option<String>,
     /// The `data-ct-screen` shown when the event happened; on a `screen` event, the
     /// one now shown (none: the marked element went away, the page itself shows).

@@ -104,8 +104,9 @@ async fn leaves_at_once(b: &Browser, base: &str) -> Result<()> {
 }
 
 /// Opens the cart, follows the Help link, reads for `read_ms`, then goes back. After
-/// 1 s that is a quick back on the help page; after 6 s it is not.
-async fn back_from_help_after(b: &Browser, base: &str, read_ms: u64) -> Result<()> {
+/// 1 s that is a quick back on the help page; after 6 s it is not. With `forward`,
+/// goes forward to the help page again at once: no quick back either.
+async fn back_from_help_after(b: &Browser, base: &str, read_ms: u64, forward: bool) -> Result<()> {
     let c = b.session().await?;
     let p = Page { c: &c, base };
     p.open("/demo/cart.html").await?;
@@ -114,6 +115,11 @@ async fn back_from_help_after(b: &Browser, base: &str, read_ms: u64) -> Result<(
     c.back().await?;
     p.wait_path("/demo/cart.html").await?;
     pause(500).await;
+    if forward {
+        c.forward().await?;
+        p.wait_path("/demo/help/").await?;
+        pause(500).await;
+    }
     p.leave().await?;
     c.close().await?;
     Ok(())
@@ -128,8 +134,8 @@ async fn audit_visits_are_recorded_exactly() -> Result<()> {
     broken_link(&browser, &base).await?;
     abandons_at_address(&browser, &base).await?;
     leaves_at_once(&browser, &base).await?;
-    back_from_help_after(&browser, &base, 1_000).await?;
-    back_from_help_after(&browser, &base, 6_000).await?;
+    back_from_help_after(&browser, &base, 1_000, false).await?;
+    back_from_help_after(&browser, &base, 6_000, true).await?;
     collector.wait_quiet(30).await?;
 
     // The audits, live through the collector: the numbers of what the visitors did.
@@ -161,7 +167,8 @@ async fn audit_visits_are_recorded_exactly() -> Result<()> {
         (Some(1), Some(1.0))
     );
 
-    // Back from the help page after 1 s is a quick back; after 6 s it is not.
+    // Back from the help page after 1 s is a quick back; after 6 s it is not,
+    // and going forward to it again at once is no quick back from the cart.
     let quick = find(
         issues,
         &json!({"kind": "quick_back", "page": "/demo/help/"}),

@@ -92,6 +92,12 @@ async fn hash_shop(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     c.back().await?;
     wait_hash(&c, "#!/cart").await?;
     pause(150).await;
+    c.forward().await?;
+    wait_hash(&c, "#/search?q=boots").await?;
+    pause(150).await;
+    c.back().await?;
+    wait_hash(&c, "#!/cart").await?;
+    pause(150).await;
     for (id, hash) in [("to-slide", "#2"), ("to-home", "#!")] {
         p.click(id).await?;
         wait_hash(&c, hash).await?;
@@ -389,7 +395,8 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     };
 
     // Hash routes: a page view per route, the route in the path of everything
-    // recorded on it (its `?query` dropped); the anchor is no page view; back is `pop`.
+    // recorded on it (its `?query` dropped); the anchor is no page view; back is
+    // `pop`, forward `forward`.
     let hash = "/demo/hash.html";
     assert_eq!(
         on("hash.html", "pageview", "nav || ' ' || path || ' ' || url"),
@@ -399,6 +406,8 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             format!("hash {hash}#catalog {base}{hash}"),
             format!("hash {hash}#!/cart {base}{hash}"),
             format!("hash {hash}#/search {base}{hash}"),
+            format!("pop {hash}#!/cart {base}{hash}"),
+            format!("forward {hash}#/search {base}{hash}"),
             format!("pop {hash}#!/cart {base}{hash}"),
             format!("hash {hash} {base}{hash}"),
         ]
@@ -444,8 +453,8 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             format!("{hash}#/cart 7"),
             format!("{hash}#/product/12 7"),
             format!("{hash}#catalog 7"),
-            format!("{hash}#!/cart 14"),
-            format!("{hash}#/search 7"),
+            format!("{hash}#!/cart 21"),
+            format!("{hash}#/search 14"),
             format!("{hash} 7"),
         ]
     );
@@ -459,7 +468,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             .unwrap_or_else(|| panic!("no screen {name}: {screens:#}"))
     };
     let cart = screen(&format!("{hash}#!/cart"));
-    assert_eq!((&cart["views"], &cart["exits"]), (&json!(2), &json!(0)));
+    assert_eq!((&cart["views"], &cart["exits"]), (&json!(3), &json!(0)));
     let root = screen(hash);
     assert_eq!((&root["views"], &root["exits"]), (&json!(1), &json!(1)));
     assert_eq!(screen(&format!("{hash}#catalog"))["views"], json!(1));

@@ -11,7 +11,7 @@ use alloc::string::String;
 use js_sys::{Function, JsString, Reflect};
 use protocol::{MAX_NAME, MAX_SELECTOR, MAX_TEXT_CHARS};
 use wasm_bindgen::{JsCast, JsValue, prelude::wasm_bindgen};
-use web_sys::{Document, Element, EventTarget};
+use web_sys::{Document, Element, EventTarget, Window};
 
 use crate::json::{cut, squash};
 
@@ -101,6 +101,22 @@ pub(crate) fn each(list: &JsValue, mut f: impl FnMut(JsValue)) {
 /// `v[name]`, or `undefined` when reading it throws.
 pub(crate) fn prop(v: &JsValue, name: &str) -> JsValue {
     Reflect::get(v, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// Whether the history entry `a` comes after `b` (both `NavigationHistoryEntry`
+/// or a navigation's `destination`; false when either index is unknown).
+#[inline(never)]
+pub(crate) fn later(a: &JsValue, b: &JsValue) -> bool {
+    let index = |v: &JsValue| prop(v, "index").as_f64().filter(|i| *i >= 0.0);
+    matches!((index(a), index(b)), (Some(a), Some(b)) if a > b)
+}
+
+/// Whether this document was last shown by going forward in history (the
+/// Navigation API's `activation`, where the browser has it).
+#[inline(never)]
+pub(crate) fn arrived_forward(win: &Window) -> bool {
+    let activation = prop(&prop(win, "navigation"), "activation");
+    later(&prop(&activation, "entry"), &prop(&activation, "from"))
 }
 
 /// The closest element matching `sel`, from `el` itself upwards.

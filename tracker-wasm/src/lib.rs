@@ -190,8 +190,9 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue) -> Option<()> {
     Some(())
 }
 
-/// How the document itself was loaded: `navigate`, `reload` or `back_forward`
-/// (a prerendered page counts as `navigate`), and its HTTP status: the page's
+/// How the document itself was loaded: `navigate`, `reload`, `back_forward`, or
+/// `forward` where the browser tells the direction (a prerendered page counts as
+/// `navigate`), and its HTTP status: the page's
 /// `<meta name="ct-status">` (for error pages served as 200), else
 /// `responseStatus` where the browser exposes it, else 0.
 fn first_nav(win: &Window, doc: &web_sys::Document) -> (&'static str, u32) {
@@ -200,6 +201,7 @@ fn first_nav(win: &Window, doc: &web_sys::Document) -> (&'static str, u32) {
     });
     let nav = match dom::prop(&entry, "type").as_string().as_deref() {
         Some("reload") => "reload",
+        Some("back_forward") if dom::arrived_forward(win) => "forward",
         Some("back_forward") => "back_forward",
         _ => "navigate",
     };

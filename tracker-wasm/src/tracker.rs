@@ -70,8 +70,10 @@ pub(crate) struct Tracker {
     /// keeps the route before it).
     frag: String,
     route: String,
-    /// The latest navigation (Navigation API) goes back or forward in history.
+    /// The latest navigation (Navigation API) goes back or forward in history,
+    /// and whether forward.
     traverse: bool,
+    forward: bool,
     /// When the current page view started.
     page_t: f64,
     /// How the current page view happened, where from, its HTTP status.
@@ -142,6 +144,7 @@ impl Tracker {
             frag: String::new(),
             route: String::new(),
             traverse: false,
+            forward: false,
             page_t: 0.0,
             page_nav: "navigate",
             page_ref: String::new(),
@@ -492,10 +495,10 @@ impl Tracker {
         self.on_answer(&JsValue::UNDEFINED);
         let (url, route) = self.here();
         if url != self.page_url || route != self.page_route {
-            let nav = if nav == "pop" && url == self.page_url && !self.traverse {
-                "hash"
-            } else {
-                nav
+            let nav = match nav {
+                "pop" if self.forward => "forward",
+                "pop" if url == self.page_url && !self.traverse => "hash",
+                _ => nav,
             };
             let prev = self.page_url.clone();
             self.pageview(nav, &prev, 0);
@@ -507,9 +510,11 @@ impl Tracker {
     }
 
     /// The Navigation API's `navigate`: a navigation answers the click; remember
-    /// whether it goes back or forward.
+    /// whether it goes back or forward in history, and which.
     pub(crate) fn on_navigate(&mut self, e: &JsValue) {
         self.traverse = dom::prop(e, "navigationType").as_string().as_deref() == Some("traverse");
+        let current = dom::prop(&dom::prop(&self.win, "navigation"), "currentEntry");
+        self.forward = self.traverse && dom::later(&dom::prop(e, "destination"), &current);
         self.on_answer(e);
     }
 
@@ -528,7 +533,12 @@ impl Tracker {
     /// `pageshow` after a back/forward-cache restore is a new page view.
     pub(crate) fn on_pageshow(&mut self, e: &JsValue) {
         if dom::prop(e, "persisted").is_truthy() {
-            self.pageview("back_forward", "", 0);
+            let nav = if dom::arrived_forward(&self.win) {
+                "forward"
+            } else {
+                "back_forward"
+            };
+            self.pageview(nav, "", 0);
         }
     }
 

@@ -31,8 +31,9 @@
 //!   blamed on the latest click before it, and a click counts once however many
 //!   errors follow.
 //! - **quick back**: a page view P1 whose next page view P2 in the session came by
-//!   going back (`nav` `back_forward` or `pop`) to the page viewed just before P1
-//!   (same path), at most `quick_back_ms` after P1. Reported on P1's page, no selector.
+//!   going back (`nav` `back_forward` or `pop`; the tracker says `forward` where it
+//!   knows the visitor went forward) to the page viewed just before P1 (same path),
+//!   at most `quick_back_ms` after P1. Reported on P1's page, no selector.
 //!
 //! `share` is sessions affected over the page's sessions: sessions with any event on
 //! that path. `label` is what a person sees on the element: the text (or accessible
