@@ -19,10 +19,12 @@
 //! 1. `S` ends with the whole compounds of `CSS` (`click:form > button#pay` matches
 //!    `main form > button#pay`; combinators and spaces must be written the same way), or
 //! 2. `CSS` is one compound and all its parts (tag, `#id`, `.class`, `[attr]`,
-//!    `:pseudo`) appear in the last compound of `S`, in any order (`click:#pay` and
-//!    `click:button.primary` match `div.x > button#pay.primary`), or
-//! 3. `CSS` is a bare `#id` that appears in any compound of `S` (a click landed inside
-//!    that element: `click:#pay` matches `#pay > span`).
+//!    `:pseudo`) appear in one compound of `S`, in any order: the click landed on
+//!    or inside such an element, as a click listener on it would see it
+//!    (`click:#pay` and `click:button.primary` match `div.x > button#pay.primary`;
+//!    `click:#pay` matches `#pay > span`; `click:div.card` matches
+//!    `div#grid > div.card:nth-of-type(2) > h3`, a click on a card whose handler
+//!    the page set in script).
 
 use crate::Error;
 use crate::load::Col;
@@ -393,19 +395,10 @@ impl Css {
         let Some(parts) = &self.parts else {
             return false;
         };
-        let compounds: Vec<&str> = tokens.into_iter().filter(|t| !is_combinator(t)).collect();
-        if let Some(last) = compounds.last() {
-            let have = simple_parts(last);
-            if parts.iter().all(|p| have.iter().any(|h| same_part(p, h))) {
-                return true;
-            }
-        }
-        match parts.as_slice() {
-            [id] if id.starts_with('#') => compounds
-                .iter()
-                .any(|c| simple_parts(c).contains(&id.as_str())),
-            _ => false,
-        }
+        tokens.into_iter().filter(|t| !is_combinator(t)).any(|c| {
+            let have = simple_parts(c);
+            parts.iter().all(|p| have.iter().any(|h| same_part(p, h)))
+        })
     }
 }
 
@@ -629,7 +622,7 @@ mod tests {
     }
 
     #[test]
-    fn clicks_match_the_last_compound_or_an_id() {
+    fn clicks_match_the_element_or_one_it_is_in() {
         let pay = step("click:#pay");
         assert!(pay.matches(&click("#pay")));
         assert!(pay.matches(&click("div.x > button#pay")));
@@ -641,8 +634,14 @@ mod tests {
         let button = step("click:button.primary");
         assert!(button.matches(&click("form > button#pay.primary")));
         assert!(button.matches(&click("BUTTON.primary")));
-        assert!(!button.matches(&click("button.primary > span")));
+        assert!(button.matches(&click("button.primary > span")), "inside");
         assert!(!button.matches(&click("button.primary-x")));
+        assert!(!button.matches(&click("button.primary-x > span")));
+
+        let card = step("click:div.card");
+        assert!(card.matches(&click("div#grid > div.card:nth-of-type(2) > h3")));
+        assert!(!card.matches(&click("div#grid > div.cards > h3")));
+        assert!(!card.matches(&click("section.card > h3")));
 
         let path = step("click:form > button#pay");
         assert!(path.matches(&click("main form > button#pay")));

@@ -144,7 +144,7 @@ pub const COLUMNS: [Column; EVENT_COLUMNS] = [
     col(
         "nav",
         "VARCHAR",
-        "navigate | reload | back_forward | push | replace | pop | hash",
+        "navigate | reload | back_forward | forward | push | replace | pop | hash",
     ),
     col("screen", "VARCHAR", "data-ct-screen shown at the time"),
     col("selector", "VARCHAR", "clicked element"),

@@ -405,9 +405,12 @@ impl Page<'_> {
         Ok(())
     }
 
-    /// Leave the site: the page hides, the tracker flushes with sendBeacon.
+    /// Leave the site: the page hides, the tracker flushes with sendBeacon. Waits a
+    /// little for the beacon to be on the wire: a browser closed at once can drop
+    /// it (a visit that bounced then has no events at all).
     pub async fn leave(&self) -> Result<()> {
         self.c.goto("about:blank").await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         Ok(())
     }
 }

@@ -486,7 +486,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             "selector || ' | ' || coalesce(text, '-') || ' | ' || coalesce(href, '-')"
         ),
         [
-            format!("{card_link} | Storm boots View product | {base}/demo/product-12.html"),
+            format!("{card_link} | Storm boots €89 View product | {base}/demo/product-12.html"),
             format!("{icon_link} | Cart | {base}/demo/cart.html"),
             "button#like | Like | -".to_string(),
             "button#like | Like | -".to_string(),
