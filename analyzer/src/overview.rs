@@ -18,6 +18,7 @@ use duckdb::arrow::datatypes::{Int64Type, UInt8Type, UInt64Type};
 use serde::Serialize;
 
 use crate::audits::ads::label_sources;
+use crate::audits::screens::SETTLE_MS;
 use crate::audits::{FastMap, Names};
 use crate::load::{self, Half, RowIn, SessionCursor, primitive, str_at};
 use crate::{Error, ResolvedScope};
@@ -68,6 +69,9 @@ struct Pass {
     /// page view was seen, and
     /// that view's query string (if any).
     session_days: Vec<i64>,
+    /// A page view's label, time and path, counted once the session's next
+    /// event says it entered a screen (see [`crate::audits::screens::SETTLE_MS`]).
+    pending: Option<(u32, i64, u32)>,
     landed: bool,
     landing: Option<String>,
 }
@@ -79,11 +83,14 @@ impl Pass {
         let query = |from: &str, order: &str| {
             format!(
                 "SELECT session_key, epoch_ms(ts) // 86400000,
-                    CASE kind WHEN 'pageview' THEN 0 WHEN 'screen' THEN 1 ELSE 2 END::UTINYINT,
-                    CASE WHEN kind = 'pageview' THEN path END,
+                    CASE kind WHEN 'pageview' THEN 0 WHEN 'screen' THEN 1
+                              WHEN 'link_view' THEN 3 WHEN 'ad_view' THEN 3
+                              ELSE 2 END::UTINYINT,
+                    CASE WHEN kind IN ('pageview', 'screen') THEN path END,
                     CASE WHEN kind IN ('pageview', 'screen') THEN coalesce(screen, path) END,
                     CASE WHEN kind = 'pageview' AND contains(url, '?')
-                         THEN '?' || split_part(url, '?', 2) END
+                         THEN '?' || split_part(url, '?', 2) END,
+                    epoch_ms(ts)
                  FROM {from} WHERE {filter} {order}"
             )
         };
@@ -132,6 +139,7 @@ impl Pass {
         let days = primitive::<Int64Type>(batch.column(1), "day")?;
         let kinds = primitive::<UInt8Type>(batch.column(2), "kind")?;
         let (paths, labels, urls) = (batch.column(3), batch.column(4), batch.column(5));
+        let times = primitive::<Int64Type>(batch.column(6), "ts")?;
         for (i, &key) in keys.values().iter().enumerate() {
             match self.cursor.at(key, skip) {
                 RowIn::Skipped => continue,
@@ -148,20 +156,35 @@ impl Pass {
                     self.session_days.push(day);
                 }
             }
-            if kinds.value(i) == 0 {
+            let kind = kinds.value(i);
+            if kind == 3 {
+                continue; // link and ad rows: written when a view ends
+            }
+            let (at, path) = (times.value(i), str_at(paths, i).map(|p| self.names.id(p)));
+            // A page view followed at once by a screen on its path entered no
+            // screen of its own, as the screens audit counts them.
+            if let Some((label, t, p)) = self.pending.take()
+                && !(kind == 1 && at - t <= SETTLE_MS && path == Some(p))
+            {
+                Self::count(&mut self.labels, label, self.sessions, false);
+            }
+            if kind == 0 {
                 self.pageviews += 1;
                 if !self.landed {
                     self.landed = true;
                     self.landing = str_at(urls, i).map(str::to_owned);
                 }
-                if let Some(path) = str_at(paths, i) {
-                    let id = self.names.id(path);
+                if let Some(id) = path {
                     Self::count(&mut self.pages, id, self.sessions, true);
                 }
             }
             if let Some(label) = str_at(labels, i) {
                 let id = self.names.id(label);
-                Self::count(&mut self.labels, id, self.sessions, false);
+                if kind == 0 {
+                    self.pending = Some((id, at, path.unwrap_or(id)));
+                } else {
+                    Self::count(&mut self.labels, id, self.sessions, false);
+                }
             }
         }
         Ok(())
@@ -170,6 +193,9 @@ impl Pass {
     fn end_session(&mut self) {
         if self.current.take().is_none() {
             return;
+        }
+        if let Some((label, _, _)) = self.pending.take() {
+            Self::count(&mut self.labels, label, self.sessions, false);
         }
         for day in self.session_days.drain(..) {
             *self.days.entry(day).or_default() += 1;

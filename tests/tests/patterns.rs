@@ -24,6 +24,8 @@
 //! - `checkout.html`: a checkout over two forms with a custom dropdown, a note
 //!   outside any form and a `data-ct-form` field is one flow: the buyer who paid
 //!   abandoned nothing.
+//! - `steps.html`: an SPA checkout whose routes render after they are pushed gives
+//!   the screens the visitor saw, the confirmation after the last step included.
 //! - `widgets.html`: quick clicks on a carousel, a stepper, a dropdown, a modal
 //!   are neither dead nor rage; a button that does nothing is dead, and rage when
 //!   clicked quickly, though a dropdown library rewrites the page on every click
@@ -308,6 +310,19 @@ async fn sessions(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     done(&p, col).await
 }
 
+/// `steps.html`: Checkout, Continue, Place order, each after a moment to read.
+async fn steps(b: &Browser, base: &str, col: &Collector) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/steps.html").await?;
+    for id in ["checkout", "continue", "place"] {
+        pause(700).await;
+        p.click(id).await?;
+    }
+    pause(700).await;
+    done(&p, col).await
+}
+
 /// `privacy.html` (the tag twice) loaded as it is, then with Do-Not-Track, then
 /// with Global Privacy Control: a click on its button each time. Under either
 /// signal the loader must not even fetch the module.
@@ -382,6 +397,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     widgets(&browser, &base, &collector).await?;
     checkout(&browser, &base, &collector).await?;
     sessions(&browser, &base, &collector).await?;
+    steps(&browser, &base, &collector).await?;
     privacy(&browser, &base, &collector).await?;
     collector.wait_quiet(60).await?;
     let db = collector.stop().await?;
@@ -631,6 +647,34 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         on("widgets.html", "click", "selector").len(),
         4 * 3 + 5 + 3 * 3
     );
+    // An SPA checkout whose routes render a moment after they are pushed: the
+    // checkout route is its first step, and the thanks page follows payment.
+    let steps = audit(&conn, "screens")?;
+    let of = |name: &str| -> (Value, Value, Value) {
+        let s = steps["screens"]
+            .as_array()
+            .and_then(|l| l.iter().find(|s| s["screen"] == name).cloned())
+            .unwrap_or_else(|| panic!("no screen {name}: {steps:#}"));
+        (s["views"].clone(), s["exits"].clone(), s["next"].clone())
+    };
+    let next = |to: &str| json!([{"screen": to, "count": 1}]);
+    assert_eq!(
+        of("/demo/steps.html"),
+        (json!(1), json!(0), next("shipping"))
+    );
+    assert_eq!(of("shipping"), (json!(1), json!(0), next("payment")));
+    assert_eq!(
+        of("payment"),
+        (json!(1), json!(0), next("/demo/steps/thanks"))
+    );
+    assert_eq!(of("/demo/steps/thanks"), (json!(1), json!(1), json!([])));
+    assert!(
+        steps["screens"]
+            .as_array()
+            .is_some_and(|l| l.iter().all(|s| s["screen"] != "/demo/steps/checkout")),
+        "the checkout route before its first step is no screen: {steps:#}"
+    );
+
     // The size guide (a modal marked as a screen) was opened and closed: a
     // screen event for each, the second without a screen (back to the page).
     assert_eq!(on("widgets.html", "screen", "screen"), ["size-guide", "-"]);

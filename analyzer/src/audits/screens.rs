@@ -14,6 +14,11 @@
 //!    route changes are page views too; a `screen` event without one says the marked
 //!    element went away: a closed modal, a route with no marked step). Other events
 //!    enter nothing.
+//!    A page view followed, as the session's next event (the `link_view` and
+//!    `ad_view` rows the tracker writes when a view ends aside), by a `screen` event
+//!    on the same path within [`SETTLE_MS`] enters nothing: that is the page
+//!    rendering its first marked step (an SPA route shows `/checkout` for a few ms,
+//!    then "shipping"), or putting away the screen of the route before.
 //! 2. Consecutive entries of the same label in a session collapse into one visit.
 //! 3. A visit lasts until the next visit starts; the session's last visit lasts until
 //!    the session's last event of any kind (e.g. its `leave`), and has no known
@@ -24,8 +29,7 @@
 use std::collections::HashMap;
 
 use duckdb::Connection;
-use duckdb::arrow::array::Array as _;
-use duckdb::arrow::datatypes::UInt64Type;
+use duckdb::arrow::datatypes::{UInt8Type, UInt64Type};
 use duckdb::arrow::record_batch::RecordBatch;
 
 use polars::prelude::*;
@@ -39,6 +43,15 @@ use crate::table::{Cell, Table};
 
 /// How many next screens a report lists per screen when not told.
 pub const DEFAULT_TOP_NEXT: usize = 3;
+
+/// A page view whose `screen` event follows this soon enters no screen of its own.
+pub const SETTLE_MS: i64 = 1_000;
+
+/// Kinds of rows as the streamed pass tells them apart.
+const PAGEVIEW: u8 = 1;
+const SCREEN: u8 = 2;
+/// `link_view` and `ad_view`: written by the tracker when a view ends.
+const VIEW_ROW: u8 = 3;
 
 /// Screens params.
 #[derive(Debug, Clone)]
@@ -201,9 +214,15 @@ pub(crate) fn top_screens(
     let (filter, params) = crate::load::scope_filter(scope);
     let mut stmt = conn.prepare(&format!(
         "SELECT label, count(DISTINCT session_key) AS n FROM (
-             SELECT session_key, coalesce(screen, path) AS label
-             FROM events WHERE {filter} AND kind IN ('pageview', 'screen'))
-         WHERE label IS NOT NULL GROUP BY label ORDER BY n DESC, label LIMIT {top}"
+             SELECT session_key, kind, path, ts, coalesce(screen, path) AS label,
+                 lead(kind) OVER w AS next_kind, lead(path) OVER w AS next_path,
+                 lead(ts) OVER w AS next_ts
+             FROM events WHERE {filter} AND kind NOT IN ('link_view', 'ad_view')
+             WINDOW w AS (PARTITION BY session_key ORDER BY ts, seq))
+         WHERE kind IN ('pageview', 'screen')
+             AND NOT coalesce(kind = 'pageview' AND next_kind = 'screen' AND next_path = path
+                 AND epoch_ms(next_ts) - epoch_ms(ts) <= {SETTLE_MS}, false)
+         GROUP BY label ORDER BY n DESC, label LIMIT {top}"
     ))?;
     let rows = stmt
         .query_map(duckdb::params_from_iter(params), |r| {
@@ -308,6 +327,20 @@ struct Tally {
     /// Its last event's time, and whether that event started the last visit.
     end_ts: i64,
     end_starts_visit: bool,
+    /// A page view held until the next event says whether it enters a screen.
+    pending: Option<Pending>,
+    /// The label and path buffers of `pending` (kept to be reused).
+    spare: (String, String),
+}
+
+/// A page view waiting for the session's next event (see [`SETTLE_MS`]).
+#[derive(Debug)]
+struct Pending {
+    label: String,
+    path: String,
+    at: i64,
+    /// Rows (`link_view`, `ad_view`) came after it.
+    later: bool,
 }
 
 impl Tally {
@@ -319,7 +352,11 @@ impl Tally {
             let query = |from: &str, order: &str| {
                 format!(
                     "SELECT session_key, ts,
-                        CASE WHEN kind IN ('pageview', 'screen') THEN coalesce(screen, path) END
+                        CASE WHEN kind IN ('pageview', 'screen') THEN coalesce(screen, path) END,
+                        CASE kind WHEN 'pageview' THEN {PAGEVIEW} WHEN 'screen' THEN {SCREEN}
+                                  WHEN 'link_view' THEN {VIEW_ROW} WHEN 'ad_view' THEN {VIEW_ROW}
+                                  ELSE 0 END::UTINYINT,
+                        CASE WHEN kind IN ('pageview', 'screen') THEN path END
                      FROM {from} WHERE {filter} {order}"
                 )
             };
@@ -369,6 +406,8 @@ impl Tally {
         let keys = primitive::<UInt64Type>(batch.column(0), "session_key")?;
         let ts = millis(batch.column(1))?;
         let labels = batch.column(2);
+        let kinds = primitive::<UInt8Type>(batch.column(3), "kind")?;
+        let paths = batch.column(4);
         for (i, &key) in keys.values().iter().enumerate() {
             match self.cursor.at(key, skip) {
                 RowIn::Skipped => continue,
@@ -380,31 +419,72 @@ impl Tally {
                 RowIn::Same => {}
             }
             let at = ts.value(i);
+            let kind = kinds.value(i);
             self.end_ts = at;
             self.end_starts_visit = false;
-            if labels.is_null(i) {
+            if kind == VIEW_ROW {
+                if let Some(p) = &mut self.pending {
+                    p.later = true;
+                }
                 continue;
+            }
+            let path = str_at(paths, i);
+            if let Some(p) = self.pending.take() {
+                let settles = kind == SCREEN && at - p.at <= SETTLE_MS && path == Some(&p.path);
+                if !settles {
+                    self.enter(&p.label, p.at);
+                }
+                self.spare = (p.label, p.path);
             }
             let Some(label) = str_at(labels, i) else {
                 continue;
             };
-            let same = self
-                .visits
-                .last()
-                .is_some_and(|&(prev, _)| self.labels.name(prev) == label);
-            if !same {
-                let id = self.intern(label);
-                self.visits.push((id, at));
-                self.end_starts_visit = true;
+            if kind == PAGEVIEW {
+                let (mut l, mut p) = std::mem::take(&mut self.spare);
+                l.clear();
+                l.push_str(label);
+                p.clear();
+                p.push_str(path.unwrap_or_default());
+                self.pending = Some(Pending {
+                    label: l,
+                    path: p,
+                    at,
+                    later: false,
+                });
+            } else {
+                self.end_starts_visit = self.enter(label, at);
             }
         }
         Ok(())
+    }
+
+    /// Enter `label` at `at`: a new visit unless it is the label of the last one.
+    /// Whether it was new.
+    fn enter(&mut self, label: &str, at: i64) -> bool {
+        let same = self
+            .visits
+            .last()
+            .is_some_and(|&(prev, _)| self.labels.name(prev) == label);
+        if !same {
+            let id = self.intern(label);
+            self.visits.push((id, at));
+        }
+        !same
     }
 
     /// Counts the session at hand.
     fn flush(&mut self) {
         if self.current.take().is_none() {
             return;
+        }
+        if let Some(p) = self.pending.take() {
+            let new = self.enter(&p.label, p.at);
+            // The page view was the session's last event: its visit's length is
+            // unknown.
+            if !p.later {
+                self.end_starts_visit = new;
+            }
+            self.spare = (p.label, p.path);
         }
         let visits = std::mem::take(&mut self.visits);
         for (k, &(label, at)) in visits.iter().enumerate() {
@@ -451,6 +531,13 @@ fn visits(events: DataFrame) -> Result<DataFrame, Error> {
         .when(col("row").neq(col("session_end_row")))
         .then(col("session_end_ts") - col("ts"))
         .otherwise(lit(NULL).cast(DataType::Int64));
+    // A page view whose next event (view rows aside) is a `screen` event on its
+    // path within SETTLE_MS enters nothing.
+    let settles = col("kind")
+        .eq(lit("pageview"))
+        .and(col("next_kind").eq(lit("screen")))
+        .and(col("next_path").eq(col("path")))
+        .and((col("next_event_ts") - col("ts")).lt_eq(lit(SETTLE_MS)));
     Ok(events
         .lazy()
         .in_session_order()
@@ -460,6 +547,29 @@ fn visits(events: DataFrame) -> Result<DataFrame, Error> {
             col("row").last().over(session())?.alias("session_end_row"),
             label.alias("label"),
         ])
+        .filter(
+            col("kind")
+                .neq(lit("link_view"))
+                .and(col("kind").neq(lit("ad_view"))),
+        )
+        .with_columns([
+            col("kind")
+                .shift(lit(-1))
+                .over(session())?
+                .alias("next_kind"),
+            col("path")
+                .shift(lit(-1))
+                .over(session())?
+                .alias("next_path"),
+            col("ts")
+                .shift(lit(-1))
+                .over(session())?
+                .alias("next_event_ts"),
+        ])
+        .with_columns([when(settles.fill_null(lit(false)))
+            .then(null_str())
+            .otherwise(col("label"))
+            .alias("label")])
         .filter(col("label").is_not_null())
         // A visit starts where the label differs from the previous entry's.
         .filter(col("label").neq_missing(col("label").shift(lit(1)).over(session())?))
@@ -651,6 +761,53 @@ mod tests {
         assert_eq!(counts(review), (1, 1, 0, Some(6 * S + 80)));
         assert_eq!(review.next, next(&[("/thanks", 1)]));
         assert_eq!(counts(find(&r, "/thanks")), (1, 1, 1, Some(10 * S - 80)));
+    }
+
+    #[test]
+    fn a_route_that_renders_its_first_step_is_that_step() {
+        let db = Db::new();
+        db.insert(&[
+            // s1: /cart, then the SPA route /checkout, whose "shipping" step shows
+            // 40 ms later (links seen in between); leave at 40 s.
+            page("a1", "s1", 0, 1, "/cart"),
+            page("a2", "s1", 10 * S, 2, "/checkout").nav("push"),
+            ev("a3", "s1", 10 * S + 20, 3, "link_view").path("/checkout"),
+            ev("a4", "s1", 10 * S + 40, 4, "screen")
+                .path("/checkout")
+                .screen("shipping"),
+            ev("a5", "s1", 40 * S, 5, "leave")
+                .path("/checkout")
+                .screen("shipping"),
+            // s2: the same route, but the visitor clicked before the step showed,
+            // and s3: the step showed only after 2 s; both stayed on /checkout.
+            page("b1", "s2", 0, 1, "/cart"),
+            page("b2", "s2", 10 * S, 2, "/checkout").nav("push"),
+            ev("b3", "s2", 10 * S + 20, 3, "click")
+                .path("/checkout")
+                .selector("a.x"),
+            ev("b4", "s2", 10 * S + 40, 4, "screen")
+                .path("/checkout")
+                .screen("shipping"),
+            page("c1", "s3", 0, 1, "/cart"),
+            page("c2", "s3", 10 * S, 2, "/checkout").nav("push"),
+            ev("c3", "s3", 12 * S, 3, "screen")
+                .path("/checkout")
+                .screen("shipping"),
+            // s4: a page view whose last rows are the links seen on it.
+            page("d1", "s4", 0, 1, "/cart"),
+            ev("d2", "s4", 5 * S, 2, "link_view").path("/cart"),
+        ]);
+        let r = screens(&db, 3);
+        let order: Vec<&str> = r.screens.iter().map(|s| s.screen.as_str()).collect();
+        assert_eq!(order, ["/cart", "shipping", "/checkout"]);
+        let cart = find(&r, "/cart");
+        // s1 10.04 s, s2 and s3 10 s, s4 5 s (its link rows came after).
+        assert_eq!(counts(cart), (4, 4, 1, Some(10 * S)));
+        assert_eq!(cart.next, next(&[("/checkout", 2), ("shipping", 1)]));
+        let checkout = find(&r, "/checkout");
+        assert_eq!(counts(checkout), (2, 2, 0, Some(1_020)));
+        assert_eq!(checkout.next, next(&[("shipping", 2)]));
+        assert_eq!(counts(find(&r, "shipping")), (3, 3, 3, Some(29_960)));
     }
 
     #[test]
