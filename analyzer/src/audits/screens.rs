@@ -29,6 +29,7 @@
 use std::collections::HashMap;
 
 use duckdb::Connection;
+use duckdb::arrow::array::Array as _;
 use duckdb::arrow::datatypes::{UInt8Type, UInt64Type};
 use duckdb::arrow::record_batch::RecordBatch;
 
@@ -286,6 +287,8 @@ impl Screens {
                     next: std::mem::take(&mut next[i]),
                 }
             })
+            // A label only page views that settled into a screen had.
+            .filter(|s| s.views > 0)
             .collect();
         screens.sort_by(|a, b| {
             b.sessions
@@ -329,15 +332,14 @@ struct Tally {
     end_starts_visit: bool,
     /// A page view held until the next event says whether it enters a screen.
     pending: Option<Pending>,
-    /// The label and path buffers of `pending` (kept to be reused).
-    spare: (String, String),
 }
 
 /// A page view waiting for the session's next event (see [`SETTLE_MS`]).
 #[derive(Debug)]
 struct Pending {
-    label: String,
-    path: String,
+    label: u32,
+    /// DuckDB's `hash` of its path.
+    path: u64,
     at: i64,
     /// Rows (`link_view`, `ad_view`) came after it.
     later: bool,
@@ -356,7 +358,7 @@ impl Tally {
                         CASE kind WHEN 'pageview' THEN {PAGEVIEW} WHEN 'screen' THEN {SCREEN}
                                   WHEN 'link_view' THEN {VIEW_ROW} WHEN 'ad_view' THEN {VIEW_ROW}
                                   ELSE 0 END::UTINYINT,
-                        CASE WHEN kind IN ('pageview', 'screen') THEN path END
+                        CASE WHEN kind IN ('pageview', 'screen') THEN hash(path) END
                      FROM {from} WHERE {filter} {order}"
                 )
             };
@@ -407,7 +409,7 @@ impl Tally {
         let ts = millis(batch.column(1))?;
         let labels = batch.column(2);
         let kinds = primitive::<UInt8Type>(batch.column(3), "kind")?;
-        let paths = batch.column(4);
+        let paths = primitive::<UInt64Type>(batch.column(4), "path")?;
         for (i, &key) in keys.values().iter().enumerate() {
             match self.cursor.at(key, skip) {
                 RowIn::Skipped => continue,
@@ -428,26 +430,21 @@ impl Tally {
                 }
                 continue;
             }
-            let path = str_at(paths, i);
+            let path = paths.is_valid(i).then(|| paths.value(i));
             if let Some(p) = self.pending.take() {
-                let settles = kind == SCREEN && at - p.at <= SETTLE_MS && path == Some(&p.path);
+                let settles = kind == SCREEN && at - p.at <= SETTLE_MS && path == Some(p.path);
                 if !settles {
-                    self.enter(&p.label, p.at);
+                    self.enter(p.label, p.at);
                 }
-                self.spare = (p.label, p.path);
             }
             let Some(label) = str_at(labels, i) else {
                 continue;
             };
+            let label = self.intern(label);
             if kind == PAGEVIEW {
-                let (mut l, mut p) = std::mem::take(&mut self.spare);
-                l.clear();
-                l.push_str(label);
-                p.clear();
-                p.push_str(path.unwrap_or_default());
                 self.pending = Some(Pending {
-                    label: l,
-                    path: p,
+                    label,
+                    path: path.unwrap_or_default(),
                     at,
                     later: false,
                 });
@@ -458,16 +455,12 @@ impl Tally {
         Ok(())
     }
 
-    /// Enter `label` at `at`: a new visit unless it is the label of the last one.
-    /// Whether it was new.
-    fn enter(&mut self, label: &str, at: i64) -> bool {
-        let same = self
-            .visits
-            .last()
-            .is_some_and(|&(prev, _)| self.labels.name(prev) == label);
+    /// Enter the label numbered `label` at `at`: a new visit unless it is the
+    /// label of the last one. Whether it was new.
+    fn enter(&mut self, label: u32, at: i64) -> bool {
+        let same = self.visits.last().is_some_and(|&(prev, _)| prev == label);
         if !same {
-            let id = self.intern(label);
-            self.visits.push((id, at));
+            self.visits.push((label, at));
         }
         !same
     }
@@ -478,13 +471,12 @@ impl Tally {
             return;
         }
         if let Some(p) = self.pending.take() {
-            let new = self.enter(&p.label, p.at);
+            let new = self.enter(p.label, p.at);
             // The page view was the session's last event: its visit's length is
             // unknown.
             if !p.later {
                 self.end_starts_visit = new;
             }
-            self.spare = (p.label, p.path);
         }
         let visits = std::mem::take(&mut self.visits);
         for (k, &(label, at)) in visits.iter().enumerate() {
