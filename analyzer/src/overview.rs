@@ -83,9 +83,11 @@ impl Pass {
         let query = |from: &str, order: &str| {
             format!(
                 "SELECT session_key, epoch_ms(ts) // 86400000,
-                    CASE kind WHEN 'pageview' THEN 0 WHEN 'screen' THEN 1
-                              WHEN 'link_view' THEN 3 WHEN 'ad_view' THEN 3
-                              ELSE 2 END::UTINYINT,
+                    CASE WHEN kind = 'pageview' THEN 0
+                         WHEN kind = 'screen' AND screen IS NULL THEN 4
+                         WHEN kind = 'screen' THEN 1
+                         WHEN kind IN ('link_view', 'ad_view') THEN 3
+                         ELSE 2 END::UTINYINT,
                     CASE WHEN kind IN ('pageview', 'screen') THEN path END,
                     CASE WHEN kind IN ('pageview', 'screen') THEN coalesce(screen, path) END,
                     CASE WHEN kind = 'pageview' AND contains(url, '?')
@@ -161,10 +163,10 @@ impl Pass {
                 continue; // link and ad rows: written when a view ends
             }
             let (at, path) = (times.value(i), str_at(paths, i).map(|p| self.names.id(p)));
-            // A page view followed at once by a screen on its path entered no
-            // screen of its own, as the screens audit counts them.
+            // A page view (or a screen gone) followed at once by a screen on its
+            // path entered no screen of its own, as the screens audit counts them.
             if let Some((label, t, p)) = self.pending.take()
-                && !(kind == 1 && at - t <= SETTLE_MS && path == Some(p))
+                && !(matches!(kind, 1 | 4) && at - t <= SETTLE_MS && path == Some(p))
             {
                 Self::count(&mut self.labels, label, self.sessions, false);
             }
@@ -180,7 +182,7 @@ impl Pass {
             }
             if let Some(label) = str_at(labels, i) {
                 let id = self.names.id(label);
-                if kind == 0 {
+                if matches!(kind, 0 | 4) {
                     self.pending = Some((id, at, path.unwrap_or(id)));
                 } else {
                     Self::count(&mut self.labels, id, self.sessions, false);

@@ -317,7 +317,11 @@ function onBeat(b, now) {
 export function steady(node, near, since) {
   const el = node.nodeType === 1 ? node : node.parentElement;
   const b = el && beats.get(el);
-  if (!b || !onBeat(b, performance.now())) return false;
+  if (!b) return false;
+  const now = performance.now();
+  // On the beat, or the end of the beat that just came (a slide's move, then
+  // the end of its transition).
+  if (!onBeat(b, now) && !(b[1] >= 600 && now - b[0] < 600)) return false;
   if (since < 150) {
     for (let p = near, i = 0; p && i < 3 && p !== document.body; i++, p = p.parentElement) {
       if (!p.contains(el)) continue;

@@ -14,11 +14,12 @@
 //!    route changes are page views too; a `screen` event without one says the marked
 //!    element went away: a closed modal, a route with no marked step). Other events
 //!    enter nothing.
-//!    A page view followed, as the session's next event (the `link_view` and
-//!    `ad_view` rows the tracker writes when a view ends aside), by a `screen` event
-//!    on the same path within [`SETTLE_MS`] enters nothing: that is the page
-//!    rendering its first marked step (an SPA route shows `/checkout` for a few ms,
-//!    then "shipping"), or putting away the screen of the route before.
+//!    A page view, or a `screen` event without a screen, followed as the session's
+//!    next event (the `link_view` and `ad_view` rows the tracker writes when a view
+//!    ends aside) by a `screen` event on the same path within [`SETTLE_MS`] enters
+//!    nothing: that is the page rendering its first marked step (an SPA route shows
+//!    `/checkout` for a few ms, then "shipping"), putting away the screen of the
+//!    route before, or a loading state between two steps.
 //! 2. Consecutive entries of the same label in a session collapse into one visit.
 //! 3. A visit lasts until the next visit starts; the session's last visit lasts until
 //!    the session's last event of any kind (e.g. its `leave`), and has no known
@@ -45,7 +46,8 @@ use crate::table::{Cell, Table};
 /// How many next screens a report lists per screen when not told.
 pub const DEFAULT_TOP_NEXT: usize = 3;
 
-/// A page view whose `screen` event follows this soon enters no screen of its own.
+/// A page view (or a screen that went away) whose `screen` event follows this soon
+/// enters no screen of its own.
 pub const SETTLE_MS: i64 = 1_000;
 
 /// Kinds of rows as the streamed pass tells them apart.
@@ -53,6 +55,8 @@ const PAGEVIEW: u8 = 1;
 const SCREEN: u8 = 2;
 /// `link_view` and `ad_view`: written by the tracker when a view ends.
 const VIEW_ROW: u8 = 3;
+/// A `screen` event without a screen: the marked element went away.
+const SCREEN_GONE: u8 = 4;
 
 /// Screens params.
 #[derive(Debug, Clone)]
@@ -215,13 +219,14 @@ pub(crate) fn top_screens(
     let (filter, params) = crate::load::scope_filter(scope);
     let mut stmt = conn.prepare(&format!(
         "SELECT label, count(DISTINCT session_key) AS n FROM (
-             SELECT session_key, kind, path, ts, coalesce(screen, path) AS label,
+             SELECT session_key, kind, path, ts, screen, coalesce(screen, path) AS label,
                  lead(kind) OVER w AS next_kind, lead(path) OVER w AS next_path,
                  lead(ts) OVER w AS next_ts
              FROM events WHERE {filter} AND kind NOT IN ('link_view', 'ad_view')
              WINDOW w AS (PARTITION BY session_key ORDER BY ts, seq))
          WHERE kind IN ('pageview', 'screen')
-             AND NOT coalesce(kind = 'pageview' AND next_kind = 'screen' AND next_path = path
+             AND NOT coalesce((kind = 'pageview' OR (kind = 'screen' AND screen IS NULL))
+                 AND next_kind = 'screen' AND next_path = path
                  AND epoch_ms(next_ts) - epoch_ms(ts) <= {SETTLE_MS}, false)
          GROUP BY label ORDER BY n DESC, label LIMIT {top}"
     ))?;
@@ -355,9 +360,11 @@ impl Tally {
                 format!(
                     "SELECT session_key, ts,
                         CASE WHEN kind IN ('pageview', 'screen') THEN coalesce(screen, path) END,
-                        CASE kind WHEN 'pageview' THEN {PAGEVIEW} WHEN 'screen' THEN {SCREEN}
-                                  WHEN 'link_view' THEN {VIEW_ROW} WHEN 'ad_view' THEN {VIEW_ROW}
-                                  ELSE 0 END::UTINYINT,
+                        CASE WHEN kind = 'pageview' THEN {PAGEVIEW}
+                             WHEN kind = 'screen' AND screen IS NULL THEN {SCREEN_GONE}
+                             WHEN kind = 'screen' THEN {SCREEN}
+                             WHEN kind IN ('link_view', 'ad_view') THEN {VIEW_ROW}
+                             ELSE 0 END::UTINYINT,
                         CASE WHEN kind IN ('pageview', 'screen') THEN hash(path) END
                      FROM {from} WHERE {filter} {order}"
                 )
@@ -432,7 +439,9 @@ impl Tally {
             }
             let path = paths.is_valid(i).then(|| paths.value(i));
             if let Some(p) = self.pending.take() {
-                let settles = kind == SCREEN && at - p.at <= SETTLE_MS && path == Some(p.path);
+                let settles = (kind == SCREEN || kind == SCREEN_GONE)
+                    && at - p.at <= SETTLE_MS
+                    && path == Some(p.path);
                 if !settles {
                     self.enter(p.label, p.at);
                 }
@@ -441,7 +450,7 @@ impl Tally {
                 continue;
             };
             let label = self.intern(label);
-            if kind == PAGEVIEW {
+            if kind == PAGEVIEW || kind == SCREEN_GONE {
                 self.pending = Some(Pending {
                     label,
                     path: path.unwrap_or_default(),
@@ -523,10 +532,11 @@ fn visits(events: DataFrame) -> Result<DataFrame, Error> {
         .when(col("row").neq(col("session_end_row")))
         .then(col("session_end_ts") - col("ts"))
         .otherwise(lit(NULL).cast(DataType::Int64));
-    // A page view whose next event (view rows aside) is a `screen` event on its
-    // path within SETTLE_MS enters nothing.
+    // A page view or a screen gone whose next event (view rows aside) is a
+    // `screen` event on its path within SETTLE_MS enters nothing.
     let settles = col("kind")
         .eq(lit("pageview"))
+        .or(col("kind").eq(lit("screen")).and(col("screen").is_null()))
         .and(col("next_kind").eq(lit("screen")))
         .and(col("next_path").eq(col("path")))
         .and((col("next_event_ts") - col("ts")).lt_eq(lit(SETTLE_MS)));
@@ -800,6 +810,26 @@ mod tests {
         assert_eq!(counts(checkout), (2, 2, 0, Some(1_020)));
         assert_eq!(checkout.next, next(&[("shipping", 2)]));
         assert_eq!(counts(find(&r, "shipping")), (3, 3, 3, Some(29_960)));
+    }
+
+    #[test]
+    fn a_loading_state_between_steps_is_no_screen() {
+        let db = Db::new();
+        db.insert(&[
+            // "shipping", then 300 ms of a loading state with no marked step, then
+            // "payment"; leave at 20 s.
+            page("a1", "s1", 0, 1, "/checkout").screen("shipping"),
+            ev("a2", "s1", 5 * S, 2, "screen").path("/checkout"),
+            ev("a3", "s1", 5 * S + 300, 3, "screen")
+                .path("/checkout")
+                .screen("payment"),
+            ev("a4", "s1", 20 * S, 4, "leave").path("/checkout"),
+        ]);
+        let r = screens(&db, 3);
+        let order: Vec<&str> = r.screens.iter().map(|s| s.screen.as_str()).collect();
+        assert_eq!(order, ["payment", "shipping"]);
+        assert_eq!(counts(find(&r, "shipping")), (1, 1, 0, Some(5_300)));
+        assert_eq!(find(&r, "shipping").next, next(&[("payment", 1)]));
     }
 
     #[test]
