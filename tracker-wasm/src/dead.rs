@@ -62,7 +62,7 @@ const FIELDS: &str = "input,select,textarea,label,[contenteditable],[data-ct-no-
 const BURST_MS: f64 = 2000.0;
 /// Changes this long after the visitor's last press, click or focus are the
 /// page's own (what a click does, it mostly does at once).
-const QUIET_MS: f64 = 400.0;
+const QUIET_MS: f64 = 250.0;
 
 /// The click being judged, and whether something answered since watching started.
 #[derive(Default)]
