@@ -18,7 +18,7 @@ use duckdb::arrow::datatypes::{Int64Type, UInt8Type, UInt64Type};
 use serde::Serialize;
 
 use crate::audits::ads::label_sources;
-use crate::audits::screens::SETTLE_MS;
+use crate::audits::screens::{PAGEVIEW, SCREEN_GONE, VIEW_ROW, row_kind_sql, settles};
 use crate::audits::{FastMap, Names};
 use crate::load::{self, Half, RowIn, SessionCursor, primitive, str_at};
 use crate::{Error, ResolvedScope};
@@ -70,7 +70,7 @@ struct Pass {
     /// that view's query string (if any).
     session_days: Vec<i64>,
     /// A page view's label, time and path, counted once the session's next
-    /// event says it entered a screen (see [`crate::audits::screens::SETTLE_MS`]).
+    /// event says it entered a screen (see [`settles`]).
     pending: Option<(u32, i64, u32)>,
     landed: bool,
     landing: Option<String>,
@@ -80,14 +80,11 @@ impl Pass {
     /// The pass over the sessions of `half`, in one transaction.
     fn over(conn: &Connection, scope: &ResolvedScope, half: Half) -> Result<Self, Error> {
         let (filter, params) = half.scope_filter(scope);
+        let kind = row_kind_sql();
         let query = |from: &str, order: &str| {
             format!(
                 "SELECT session_key, epoch_ms(ts) // 86400000,
-                    CASE WHEN kind = 'pageview' THEN 0
-                         WHEN kind = 'screen' AND screen IS NULL THEN 4
-                         WHEN kind = 'screen' THEN 1
-                         WHEN kind IN ('link_view', 'ad_view') THEN 3
-                         ELSE 2 END::UTINYINT,
+                    {kind},
                     CASE WHEN kind IN ('pageview', 'screen') THEN path END,
                     CASE WHEN kind IN ('pageview', 'screen') THEN coalesce(screen, path) END,
                     CASE WHEN kind = 'pageview' AND contains(url, '?')
@@ -159,18 +156,18 @@ impl Pass {
                 }
             }
             let kind = kinds.value(i);
-            if kind == 3 {
+            if kind == VIEW_ROW {
                 continue; // link and ad rows: written when a view ends
             }
             let (at, path) = (times.value(i), str_at(paths, i).map(|p| self.names.id(p)));
             // A page view (or a screen gone) followed at once by a screen on its
             // path entered no screen of its own, as the screens audit counts them.
             if let Some((label, t, p)) = self.pending.take()
-                && !(matches!(kind, 1 | 4) && at - t <= SETTLE_MS && path == Some(p))
+                && !settles(t, &p, kind, at, path.as_ref())
             {
                 Self::count(&mut self.labels, label, self.sessions, false);
             }
-            if kind == 0 {
+            if kind == PAGEVIEW {
                 self.pageviews += 1;
                 if !self.landed {
                     self.landed = true;
@@ -182,7 +179,7 @@ impl Pass {
             }
             if let Some(label) = str_at(labels, i) {
                 let id = self.names.id(label);
-                if matches!(kind, 0 | 4) {
+                if matches!(kind, PAGEVIEW | SCREEN_GONE) {
                     self.pending = Some((id, at, path.unwrap_or(id)));
                 } else {
                     Self::count(&mut self.labels, id, self.sessions, false);

@@ -256,6 +256,11 @@ export function label(el) {
 // Weak: an element removed from the page takes its beat with it.
 const beats = new WeakMap();
 
+// The element a mutation record's `node` is or is the text of.
+function elementOf(node) {
+  return node.nodeType === 1 ? node : node.parentElement;
+}
+
 // Attributes whose change may change the screen or the links and ads in view.
 const SHAPE = new Set(["style", "class", "hidden", "data-ct-screen", "href", "data-ct-ad"]);
 
@@ -270,7 +275,7 @@ export function beat(records, quiet) {
   let shape = false;
   for (const r of records) {
     if (r.type === "childList" || (r.type === "attributes" && SHAPE.has(r.attributeName))) shape = true;
-    const el = r.target.nodeType === 1 ? r.target : r.target.parentElement;
+    const el = elementOf(r.target);
     const b = el && beats.get(el);
     if (!b) {
       if (el && quiet) beats.set(el, [now, 0]);
@@ -315,7 +320,7 @@ function onBeat(b, now) {
 // next: both in a common ancestor at most two levels above the pressed element
 // and three above the changed one (not `body`).
 export function steady(node, near, since) {
-  const el = node.nodeType === 1 ? node : node.parentElement;
+  const el = elementOf(node);
   const b = el && beats.get(el);
   if (!b) return false;
   const now = performance.now();

@@ -287,17 +287,15 @@ fn inline_snippets(glue: &Path, snippets: &Path) -> Result<()> {
             bail!("the glue imports {from}, which is not a snippet");
         };
         // Each snippet is one module: its code runs once, whichever way imported.
-        let (module, defined) = if let Some(i) = modules.iter().position(|m| m == rel) {
-            (format!("__snippet{i}"), String::new())
+        let (i, defined) = if let Some(i) = modules.iter().position(|m| m == rel) {
+            (i, String::new())
         } else {
             modules.push(rel.to_string());
-            let i = modules.len() - 1;
             let scope = snippet_scope(&snippets.join(rel))?;
-            (
-                format!("__snippet{i}"),
-                format!("const __snippet{i} = {scope};\n"),
-            )
+            let i = modules.len() - 1;
+            (i, format!("const __snippet{i} = {scope};\n"))
         };
+        let module = format!("__snippet{i}");
         let inlined = if namespace {
             format!("{defined}const {} = {module};", names.trim())
         } else {

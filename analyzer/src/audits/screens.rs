@@ -50,13 +50,39 @@ pub const DEFAULT_TOP_NEXT: usize = 3;
 /// enters no screen of its own.
 pub const SETTLE_MS: i64 = 1_000;
 
-/// Kinds of rows as the streamed pass tells them apart.
-const PAGEVIEW: u8 = 1;
-const SCREEN: u8 = 2;
+/// Kinds of rows as the streamed passes (this audit's and the overview's) tell them
+/// apart, from [`row_kind_sql`]; other events are 0.
+pub(crate) const PAGEVIEW: u8 = 1;
+pub(crate) const SCREEN: u8 = 2;
 /// `link_view` and `ad_view`: written by the tracker when a view ends.
-const VIEW_ROW: u8 = 3;
+pub(crate) const VIEW_ROW: u8 = 3;
 /// A `screen` event without a screen: the marked element went away.
-const SCREEN_GONE: u8 = 4;
+pub(crate) const SCREEN_GONE: u8 = 4;
+
+/// The SQL of a row's kind as [`PAGEVIEW`], [`SCREEN`], [`VIEW_ROW`], [`SCREEN_GONE`]
+/// or 0, a `UTINYINT`.
+pub(crate) fn row_kind_sql() -> String {
+    format!(
+        "CASE WHEN kind = 'pageview' THEN {PAGEVIEW}
+              WHEN kind = 'screen' AND screen IS NULL THEN {SCREEN_GONE}
+              WHEN kind = 'screen' THEN {SCREEN}
+              WHEN kind IN ('link_view', 'ad_view') THEN {VIEW_ROW}
+              ELSE 0 END::UTINYINT"
+    )
+}
+
+/// Whether a page view or a screen gone, held from `held_at` on the path
+/// `held_path`, settles into the row that follows it (of kind `kind`, at `at`, on
+/// `path`): a screen on the same path within [`SETTLE_MS`].
+pub(crate) fn settles<P: PartialEq>(
+    held_at: i64,
+    held_path: &P,
+    kind: u8,
+    at: i64,
+    path: Option<&P>,
+) -> bool {
+    matches!(kind, SCREEN | SCREEN_GONE) && at - held_at <= SETTLE_MS && path == Some(held_path)
+}
 
 /// Screens params.
 #[derive(Debug, Clone)]
@@ -356,15 +382,12 @@ impl Tally {
     fn over(conn: &Connection, scope: &ResolvedScope, half: Half) -> Result<Self, Error> {
         store::transaction(conn, || {
             let (filter, params) = half.scope_filter(scope);
+            let kind = row_kind_sql();
             let query = |from: &str, order: &str| {
                 format!(
                     "SELECT session_key, ts,
                         CASE WHEN kind IN ('pageview', 'screen') THEN coalesce(screen, path) END,
-                        CASE WHEN kind = 'pageview' THEN {PAGEVIEW}
-                             WHEN kind = 'screen' AND screen IS NULL THEN {SCREEN_GONE}
-                             WHEN kind = 'screen' THEN {SCREEN}
-                             WHEN kind IN ('link_view', 'ad_view') THEN {VIEW_ROW}
-                             ELSE 0 END::UTINYINT,
+                        {kind},
                         CASE WHEN kind IN ('pageview', 'screen') THEN hash(path) END
                      FROM {from} WHERE {filter} {order}"
                 )
@@ -438,13 +461,10 @@ impl Tally {
                 continue;
             }
             let path = paths.is_valid(i).then(|| paths.value(i));
-            if let Some(p) = self.pending.take() {
-                let settles = (kind == SCREEN || kind == SCREEN_GONE)
-                    && at - p.at <= SETTLE_MS
-                    && path == Some(p.path);
-                if !settles {
-                    self.enter(p.label, p.at);
-                }
+            if let Some(p) = self.pending.take()
+                && !settles(p.at, &p.path, kind, at, path.as_ref())
+            {
+                self.enter(p.label, p.at);
             }
             let Some(label) = str_at(labels, i) else {
                 continue;
