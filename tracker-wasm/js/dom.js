@@ -264,17 +264,63 @@ function elementOf(node) {
 // Attributes whose change may change the screen or the links and ads in view.
 const SHAPE = new Set(["style", "class", "hidden", "data-ct-screen", "href", "data-ct-ad"]);
 
+// What the tracker watches for the links and ads in view.
+const WATCHED = "a[href],[data-ct-ad]";
+
+// Elements added to the page since the tracker last looked for links and ads to
+// watch, and elements whose `href` or ad mark changed; past `MAX_ADDED` of them,
+// it looks at the whole page again (`whole`).
+let added = [], whole = false;
+const MAX_ADDED = 256;
+
+// Watch with the `IntersectionObserver` `io` the links and ads of the whole page
+// (`all`: the start of a view), or those among and inside the elements `added`
+// since the last call: a page that animates (a ticker, a carousel moved by
+// script, a countdown) changes it many times a second, and a pass over all its
+// links each time would cost it about 1 ms each. Observing an element twice is
+// a no-op.
+export function watch(io, all) {
+  const roots = all || whole ? [document] : added;
+  added = [];
+  whole = false;
+  const observe = io.observe.bind(io);
+  for (const n of roots) {
+    if (n === document || n.isConnected) {
+      if (n !== document && n.matches(WATCHED)) io.observe(n);
+      n.querySelectorAll(WATCHED).forEach(observe);
+    }
+  }
+}
+
+// Note where links and ads may have come in: `el` was added or its `href` or ad
+// mark changed.
+function came(el) {
+  if (whole) return;
+  if (added.length < MAX_ADDED) added.push(el);
+  else {
+    added = [];
+    whole = true;
+  }
+}
+
 // Note the elements changed in the always-on observer's `records`: a change that
 // comes while the visitor is `quiet` (no press, click or focus for a while) is a
 // beat; one that comes while the visitor acts is a beat only on a known beat's
 // time (the countdown goes on while the visitor clicks). Changes less than 600 ms
 // apart are one beat (a slide's move and its end). Whether any record may change
-// the screen: nodes added or removed, or a `SHAPE` attribute.
+// the screen: nodes added or removed, or a `SHAPE` attribute; elements added, and
+// links and ads whose `href` or mark changed, are noted for `watch`.
 export function beat(records, quiet) {
   const now = performance.now();
   let shape = false;
   for (const r of records) {
-    if (r.type === "childList" || (r.type === "attributes" && SHAPE.has(r.attributeName))) shape = true;
+    if (r.type === "childList") {
+      shape = true;
+      for (const n of r.addedNodes) if (n.nodeType === 1) came(n);
+    } else if (r.type === "attributes" && SHAPE.has(r.attributeName)) {
+      shape = true;
+      if (r.attributeName === "href" || r.attributeName === "data-ct-ad") came(r.target);
+    }
     const el = elementOf(r.target);
     const b = el && beats.get(el);
     if (!b) {

@@ -41,6 +41,9 @@ extern "C" {
     /// Note the page's changes in the always-on observer's `records` (as beats
     /// when `quiet`); whether any may change the screen.
     pub(crate) fn beat(records: &JsValue, quiet: bool) -> bool;
+    /// Observe with `io` the links and ads of the whole page (`all`), or those
+    /// among and inside the elements added since the last call (noted by `beat`).
+    pub(crate) fn watch(io: &Observer, all: bool);
     /// Whether a change of `node` is the page's own steady beat, not an answer to
     /// pressing `near` `since` ms ago.
     pub(crate) fn steady(node: &JsValue, near: &JsValue, since: f64) -> bool;

@@ -589,7 +589,7 @@ impl Tracker {
     pub(crate) fn on_screen_timer(&mut self, _: &JsValue) {
         self.screen_timer = false;
         self.screen_check();
-        self.watch_all();
+        self.watch(false);
     }
 
     // ---- clicks ----------------------------------------------------------------------

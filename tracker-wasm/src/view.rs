@@ -3,9 +3,9 @@
 //! One `IntersectionObserver` with threshold 0.5 watches every `a[href]` and
 //! `[data-ct-ad]` element. An element counts as in view while at least half of its
 //! box is inside the viewport (clipping by scrolling ancestors included) and the
-//! page is visible. Elements added later are picked up by a rescan after DOM
-//! changes ([`Tracker::watch_all`], run by the debounced screen check); observing
-//! an element twice is a no-op.
+//! page is visible. Elements added later are watched after DOM changes
+//! ([`Tracker::watch`], run by the debounced screen check: the elements added
+//! since, not the whole page); observing an element twice is a no-op.
 //!
 //! **Links.** A *view* is a page view, or one screen of it: a new page view or a
 //! change of the visible `data-ct-screen` ends it. Each link in view during a view
@@ -33,8 +33,6 @@ use crate::dom::{self, Observer};
 use crate::json::{before, cut, quote};
 use crate::tracker::Tracker;
 
-/// What the observer watches.
-const WATCHED: &str = "a[href],[data-ct-ad]";
 /// Share of an element's box that must be in the viewport (the observer's
 /// threshold, set in `lib.rs`).
 const IN_VIEW: f64 = 0.5;
@@ -62,15 +60,11 @@ pub(crate) struct Seen {
 }
 
 impl Tracker {
-    /// Observe every link and ad in the document.
-    pub(crate) fn watch_all(&self) {
-        // One call into the browser: `forEach` hands each element to `observe`.
-        if let (Some(io), Ok(list)) = (&self.seen.io, self.doc.query_selector_all(WATCHED)) {
-            let observe = dom::prop(io, "observe").unchecked_into::<js_sys::Function>();
-            let each = dom::prop(&js_sys::Array::new(), "forEach");
-            let _ = each
-                .unchecked_ref::<js_sys::Function>()
-                .call1(&list, &observe.bind0(io));
+    /// Observe the links and ads added to the page since the last look (all of
+    /// them when `all`).
+    pub(crate) fn watch(&self, all: bool) {
+        if let Some(io) = &self.seen.io {
+            dom::watch(io, all);
         }
     }
 
@@ -79,7 +73,7 @@ impl Tracker {
         if let Some(io) = &self.seen.io {
             io.disconnect();
         }
-        self.watch_all();
+        self.watch(true);
     }
 
     /// The observer's callback: elements that crossed the threshold, or were just observed.
