@@ -8,7 +8,8 @@
 //! - `links.html`: a click inside a link (a button, an SVG icon) is the link's,
 //!   with the selector of its `link_view` rows; an icon inside a button is the
 //!   button's; an icon inside nothing clickable is its `svg`; an HTML link in an
-//!   SVG `foreignObject` is a link, an SVG `<a>` is not.
+//!   SVG `foreignObject` is a link, an SVG `<a>` is not; links rendered after the
+//!   tracker started, and a link given its `href` then, are seen.
 //! - `ids.html`, loaded twice: ids and classes generated anew on every load give
 //!   the same, short selectors; stable ids are kept (escaped as `CSS.escape`
 //!   does), generated ones give way to a test id, a label or a component class.
@@ -511,12 +512,16 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     );
     // The diagram's HTML link in a foreignObject is a link; its SVG `<a>` is not.
     let help_link = "a#help-link";
+    // Links rendered after the tracker started, and a link given its href then.
+    let (rec_link, late_link) = ("section#recs > div.rec > a", "a#late");
     assert_eq!(
         on("links.html", "link_view", "selector || ' | ' || href"),
         [
             format!("{icon_link} | {base}/demo/cart.html"),
             format!("{card_link} | {base}/demo/product-12.html"),
             format!("{help_link} | {base}/demo/help.html"),
+            format!("{rec_link} | {base}/demo/rec-1.html"),
+            format!("{late_link} | {base}/demo/late.html"),
         ]
     );
     assert_eq!(on("links.html", "dead_click", "selector"), [decor]);
@@ -532,8 +537,10 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         on_page,
         [
             format!("{help_link:?} 1 0"),
+            format!("{late_link:?} 1 0"),
             format!("{icon_link:?} 1 1"),
-            format!("{card_link:?} 1 1")
+            format!("{card_link:?} 1 1"),
+            format!("{rec_link:?} 1 0")
         ],
         "each link seen once, the two clicked once"
     );
