@@ -1789,7 +1789,9 @@ fn number_run(d: &[u8], groups: &[(usize, usize)], spans: &mut Vec<Span>) {
         paren,
     };
     let n = groups.len();
-    // Cards first: every group range of 13–19 digits passing Luhn.
+    // Cards first: every group range of 13–19 digits passing Luhn, but for one
+    // of at most 15 digits led by a country code: that is a phone number (E.164)
+    // that passes Luhn, as one in ten does (`+49 151 12345678`).
     let mut taken = [false; MAX_GROUPS];
     for a in 0..n {
         let mut sum = 0;
@@ -1799,7 +1801,8 @@ fn number_run(d: &[u8], groups: &[(usize, usize)], spans: &mut Vec<Span>) {
             if sum > 19 {
                 break;
             }
-            if sum >= 13 && luhn(d, &groups[a..=b]) {
+            let phone = a == 0 && run.plus && sum <= 15;
+            if sum >= 13 && !phone && luhn(d, &groups[a..=b]) {
                 best = Some(b);
             }
         }
@@ -2539,6 +2542,9 @@ mod tests {
             assert_eq!(text(t), "[card]", "{t}");
         }
         assert_eq!(text("Qty 2 4111 1111 1111 1111"), "Qty 2 [card]");
+        // A phone number that passes Luhn is still a phone number.
+        assert_eq!(text("Call +49 151 12345678"), "Call [phone]");
+        assert_eq!(text("tel:+4915112345678"), "tel:[phone]");
         // A card at the end of a run longer than one window of digit groups.
         for lead in [23, 28, 47, 48, 60] {
             let t = format!("{} 4111 1111 1111 1111", vec!["7"; lead].join(" "));
@@ -2552,8 +2558,11 @@ mod tests {
         // 16 digits failing Luhn: not a card, still not stored.
         assert_eq!(text("4111111111111112"), "[token]");
         assert_eq!(text("0000 0000 0000 0000"), "0000 0000 0000 0000");
-        // 15 digits passing Luhn are a card, not a phone.
-        assert_eq!(text("+378282246310005"), "+[card]");
+        // 15 digits passing Luhn are a card, not a phone; after a country code's
+        // `+`, a phone (a card number has no `+`; a phone has at most 15 digits).
+        assert_eq!(text("378282246310005"), "[card]");
+        assert_eq!(text("+378282246310005"), "[phone]");
+        assert_eq!(text("+4111 1111 1111 1111"), "+[card]");
     }
 
     #[test]
