@@ -27,6 +27,11 @@
 //!   abandoned nothing.
 //! - `steps.html`: an SPA checkout whose routes render after they are pushed gives
 //!   the screens the visitor saw, the confirmation after the last step included.
+//! - `routes.html`: a hash-bang shop that draws each route a moment after the URL
+//!   changed: each route's page view has its own title and lists only its own
+//!   links (not those of the route before, still on screen until it is drawn);
+//!   a route that says `<meta name="ct-status" content="404">` is an error page
+//!   and the link to it a broken link.
 //! - `widgets.html`: quick clicks on a carousel, a stepper, a dropdown, a modal
 //!   are neither dead nor rage; a button that does nothing is dead, and rage when
 //!   clicked quickly, though a dropdown library rewrites the page on every click
@@ -260,7 +265,7 @@ async fn widgets(b: &Browser, base: &str, col: &Collector) -> Result<()> {
 }
 
 /// The buyer: the address form (two fields and the custom country dropdown), the
-/// order note, "Continue", the card and the gift message, "Pay".
+/// order note, "Continue", "Pay" with no card, the card and the gift message, "Pay".
 async fn checkout(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     let c = b.session().await?;
     let p = Page { c: &c, base };
@@ -275,6 +280,8 @@ async fn checkout(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     p.type_into("note", "Leave at the door").await?;
     p.click("continue").await?;
     pause(100).await;
+    p.click("pay").await?;
+    pause(300).await;
     p.type_into("card", "4111111111111111").await?;
     p.type_into("gift", "Happy birthday").await?;
     p.click("pay").await?;
@@ -317,6 +324,19 @@ async fn steps(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     let p = Page { c: &c, base };
     p.open("/demo/steps.html").await?;
     for id in ["checkout", "continue", "place"] {
+        pause(700).await;
+        p.click(id).await?;
+    }
+    pause(700).await;
+    done(&p, col).await
+}
+
+/// `routes.html`: Shoes, Home, the old sale, Home, each after a moment to read.
+async fn routes(b: &Browser, base: &str, col: &Collector) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/routes.html").await?;
+    for id in ["to-shoes", "shoes-home", "to-sale", "nf-home"] {
         pause(700).await;
         p.click(id).await?;
     }
@@ -399,6 +419,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     checkout(&browser, &base, &collector).await?;
     sessions(&browser, &base, &collector).await?;
     steps(&browser, &base, &collector).await?;
+    routes(&browser, &base, &collector).await?;
     privacy(&browser, &base, &collector).await?;
     collector.wait_quiet(60).await?;
     let db = collector.stop().await?;
@@ -410,6 +431,55 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
              ORDER BY session_id, ts, seq, event_id"
         ))
     };
+
+    // Routes drawn a moment after the URL changed: each page view has its
+    // route's title (and status), each route lists its own links only.
+    let routes = "/demo/routes.html";
+    assert_eq!(
+        on(
+            "routes.html",
+            "pageview",
+            "path || ' ' || title || ' ' || coalesce(CAST(status AS VARCHAR), '-')"
+        ),
+        [
+            format!("{routes} Home 200"),
+            format!("{routes}#!/shoes Shoes -"),
+            format!("{routes} Home -"),
+            format!("{routes}#!/old-sale Not found 404"),
+            format!("{routes} Home -"),
+        ]
+    );
+    assert_eq!(
+        rows(&format!(
+            "SELECT path || ': ' || string_agg(selector, ' ' ORDER BY selector) FROM events \
+             WHERE path LIKE '{routes}%' AND kind = 'link_view' GROUP BY path ORDER BY path"
+        )),
+        [
+            format!("{routes}: a#to-sale a#to-sale a#to-sale a#to-shoes a#to-shoes a#to-shoes"),
+            format!("{routes}#!/old-sale: a#nf-home"),
+            format!("{routes}#!/shoes: a#boot a#shoes-home"),
+        ]
+    );
+    let errors = audit(&conn, "errors")?;
+    let gone: Vec<String> = errors["error_pages"]
+        .as_array()
+        .expect("a list of error pages")
+        .iter()
+        .map(|p| format!("{} {}", p["page"], p["status"]))
+        .collect();
+    assert_eq!(gone, [format!("\"{routes}#!/old-sale\" 404")]);
+    let broken: Vec<String> = audit(&conn, "links")?["broken"]
+        .as_array()
+        .expect("a list of broken links")
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {} {} {}",
+                l["page"], l["selector"], l["status"], l["clicks"]
+            )
+        })
+        .collect();
+    assert_eq!(broken, [format!("\"{routes}\" \"a#to-sale\" 404 1")]);
 
     // Hash routes: a page view per route, the route in the path of everything
     // recorded on it (its `?query` dropped); the anchor is no page view; back is
@@ -756,6 +826,12 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         ]
     );
     assert_eq!(on("checkout.html", "submit", "form"), ["payment"]);
+    // One press of "Pay" with no card: one failure, though the page's
+    // checkValidity() and reportValidity() each fired `invalid`.
+    assert_eq!(
+        on("checkout.html", "invalid", "form || ' ' || field"),
+        ["payment card"]
+    );
     let typed = rows(
         "SELECT count(*)::VARCHAR FROM events WHERE concat_ws(' ', text, field, form, props,          selector, name) SIMILAR TO '.*(Fjord|Bergen|door|4111|birthday).*'",
     );

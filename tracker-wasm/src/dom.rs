@@ -287,6 +287,19 @@ pub(crate) fn is_empty(el: &Element, ty: &str) -> bool {
         .is_none_or(|v| v.length() == 0)
 }
 
+/// The HTTP status a page (or an SPA route) declares with `<meta name="ct-status"
+/// content="404">` (for error pages served as 200, and routes that show one), 0
+/// when none.
+pub(crate) fn meta_status(doc: &Document) -> u32 {
+    doc.query_selector("meta[name=ct-status]")
+        .ok()
+        .flatten()
+        .and_then(|m| m.get_attribute("content"))
+        .and_then(|c| c.trim().parse::<u32>().ok())
+        .filter(|s| (100..=599).contains(s))
+        .unwrap_or(0)
+}
+
 /// The name of the visible `data-ct-screen` element: the last one in document
 /// order (the innermost) that is rendered, or `<body>`.
 pub(crate) fn visible_screen(doc: &Document) -> Option<String> {

@@ -205,13 +205,10 @@ fn first_nav(win: &Window, doc: &web_sys::Document) -> (&'static str, u32) {
         Some("back_forward") => "back_forward",
         _ => "navigate",
     };
-    let meta = doc
-        .query_selector("meta[name=ct-status]")
-        .ok()
-        .flatten()
-        .and_then(|m| m.get_attribute("content"))
-        .and_then(|c| c.trim().parse::<u32>().ok());
-    let status = meta.unwrap_or(dom::prop(&entry, "responseStatus").as_f64().unwrap_or(0.0) as u32);
+    let status = match dom::meta_status(doc) {
+        0 => dom::prop(&entry, "responseStatus").as_f64().unwrap_or(0.0) as u32,
+        meta => meta,
+    };
     (
         nav,
         if (100..=599).contains(&status) {

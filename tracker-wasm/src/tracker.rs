@@ -31,6 +31,13 @@ pub(crate) type Shared = Rc<RefCell<Tracker>>;
 /// How long the screen check waits after a DOM change, so a burst of mutations
 /// costs one check.
 const SCREEN_CHECK_MS: i32 = 100;
+/// How long a route's page view waits for the route to render when the page does
+/// not change at all (see [`Tracker::route_view`]).
+const ROUTE_WAIT_MS: f64 = 500.0;
+/// A field found invalid again within this time is the same attempt: a page that
+/// calls `checkValidity()` and then `reportValidity()` makes the browser fire
+/// `invalid` twice at each field for one press of "Pay".
+const INVALID_SAME_MS: f64 = 250.0;
 /// The most `error` events one page load sends.
 const MAX_ERRORS: u32 = 20;
 
@@ -82,6 +89,10 @@ pub(crate) struct Tracker {
     page_status: u32,
     /// The current page view is not recorded (consent was withheld).
     page_unsent: bool,
+    /// The current page view is an SPA route waiting to render (see
+    /// [`Tracker::route_view`]); `route_drawn`: the page changed since the route did.
+    pub(crate) route_pending: bool,
+    route_drawn: bool,
     /// A `leave` was sent for the current hidden period.
     pub(crate) left: bool,
 
@@ -93,6 +104,8 @@ pub(crate) struct Tracker {
 
     /// `error` events sent by this page load.
     errors: u32,
+    /// The fields found invalid in the last [`INVALID_SAME_MS`], with when.
+    invalid: Vec<(Element, f64)>,
     /// The focused field and when it got focus.
     focus: Option<(Element, f64)>,
     /// The click being dispatched follows a link away from the page.
@@ -150,6 +163,8 @@ impl Tracker {
             page_ref: String::new(),
             page_status: 0,
             page_unsent: false,
+            route_pending: false,
+            route_drawn: false,
             url,
             site: String::from(site),
             sid: String::new(),
@@ -162,6 +177,7 @@ impl Tracker {
             screen_timer: false,
             screen_fn: placeholder(),
             errors: 0,
+            invalid: Vec::new(),
             focus: None,
             nav_click: false,
             label_field: None,
@@ -335,9 +351,27 @@ impl Tracker {
     }
 
     /// What every event starts with, or None while consent is withheld: keeps the
-    /// session alive (a new one after [`SESSION_IDLE_MS`] idle) and catches route
-    /// changes made through a `pushState` captured before the tracker wrapped it.
+    /// session alive (see [`Tracker::active`]), catches route changes made through
+    /// a `pushState` captured before the tracker wrapped it, and records a route's
+    /// page view that waits for the route to be drawn.
     fn prelude(&mut self) -> Option<f64> {
+        let now = self.active()?;
+        let (url, route) = self.here();
+        if url != self.page_url {
+            self.route("push");
+        } else if route != self.page_route {
+            self.route("hash");
+        }
+        // Whatever happens on a route comes after its page view.
+        if self.route_pending {
+            self.route_settle();
+        }
+        Some(now)
+    }
+
+    /// The time now, or None while consent is withheld; keeps the session alive
+    /// (a new one after [`SESSION_IDLE_MS`] idle).
+    fn active(&mut self) -> Option<f64> {
         if !self.recording {
             return None;
         }
@@ -354,12 +388,6 @@ impl Tracker {
             let mut t = String::new();
             int(&mut t, now as i64);
             self.store("ct_last", &t);
-        }
-        let (url, route) = self.here();
-        if url != self.page_url {
-            self.route("push");
-        } else if route != self.page_route {
-            self.route("hash");
         }
         Some(now)
     }
@@ -445,6 +473,41 @@ impl Tracker {
     /// A page view: `nav` says how it happened, `referrer` where from; `status`
     /// is the document's HTTP status on the first load (0 when unknown).
     pub(crate) fn pageview(&mut self, nav: &'static str, referrer: &str, status: u32) {
+        self.new_view(nav, referrer, status);
+        self.record_pageview();
+        self.rewatch();
+    }
+
+    /// An SPA route's page view. A router draws the new route after the URL
+    /// changed: at `popstate` a hash router has not even been told yet, and many
+    /// routers set the title, or fetch what they show, afterwards. Until the route
+    /// is drawn, the links in view and the title are still the route's before. So
+    /// the page view is recorded (with the time of the route change) once the page
+    /// has changed and settled (the screen check after a DOM change), or after
+    /// [`ROUTE_WAIT_MS`] when it does not change; and before anything else is
+    /// recorded. Its status is the route's `<meta name="ct-status">`, if it has one.
+    fn route_view(&mut self, nav: &'static str, referrer: &str) {
+        self.new_view(nav, referrer, 0);
+        self.route_pending = true;
+        self.route_drawn = false;
+        self.screen_later();
+    }
+
+    /// The route has been drawn: record its page view and what is in view now.
+    fn route_settle(&mut self) {
+        self.route_pending = false;
+        self.page_status = crate::dom::meta_status(&self.doc);
+        self.record_pageview();
+        self.rewatch();
+    }
+
+    /// Start a new page view: its URL, path, time and how it happened.
+    fn new_view(&mut self, nav: &'static str, referrer: &str, status: u32) {
+        // A route before this one that had no time to be drawn is a page view too.
+        if self.route_pending {
+            self.route_pending = false;
+            self.record_pageview();
+        }
         // The links of the page view before, on its own path and screen.
         self.send_links(true);
         self.reset_ads();
@@ -457,19 +520,19 @@ impl Tracker {
         self.page_nav = nav;
         self.page_ref = String::from(referrer);
         self.page_status = status;
-        self.record_pageview();
-        self.rewatch();
     }
 
     /// Record the current page view (unless consent is withheld: then it is
     /// recorded when consent comes back).
     fn record_pageview(&mut self) {
         self.page_unsent = true;
-        let Some(now) = self.prelude() else { return };
+        let Some(now) = self.active() else { return };
         self.page_unsent = false;
         // The page view carries the screen shown now; its `screen` event follows it
         // (none when no marked element shows: the page view enters the page).
         let due = self.refresh_screen() && self.screen.is_some();
+        // A route drawn a moment later is viewed from when it changed.
+        let now = if self.page_t < now { self.page_t } else { now };
         let mut j = self.head(kind::PAGEVIEW, now);
         j.str("url", &self.page_url, MAX_URL);
         if !self.page_ref.is_empty() {
@@ -501,7 +564,7 @@ impl Tracker {
                 _ => nav,
             };
             let prev = self.page_url.clone();
-            self.pageview(nav, &prev, 0);
+            self.route_view(nav, &prev);
         }
     }
 
@@ -573,6 +636,12 @@ impl Tracker {
         if !self.dom_beat(records) {
             return;
         }
+        self.route_drawn = true;
+        self.screen_later();
+    }
+
+    /// Check the screen in a moment.
+    fn screen_later(&mut self) {
         self.screen_dirty = true;
         if !self.screen_timer {
             self.screen_timer = self
@@ -588,6 +657,13 @@ impl Tracker {
     /// The DOM settled: check the screen, and watch the links and ads added.
     pub(crate) fn on_screen_timer(&mut self, _: &JsValue) {
         self.screen_timer = false;
+        if self.route_pending {
+            if !self.route_drawn && Date::now() - self.page_t < ROUTE_WAIT_MS {
+                self.screen_later();
+                return;
+            }
+            self.route_settle();
+        }
         self.screen_check();
         self.watch(false);
     }
@@ -768,6 +844,12 @@ impl Tracker {
         // The browser's validation bubble answers the click.
         self.on_answer(&JsValue::UNDEFINED);
         if let Some(el) = dom::field(e.unchecked_ref::<Event>().target()) {
+            let now = Date::now();
+            self.invalid.retain(|(_, t)| now - *t < INVALID_SAME_MS);
+            if self.invalid.iter().any(|(f, _)| *f == el) {
+                return;
+            }
+            self.invalid.push((el.clone(), now));
             self.field_event(kind::INVALID, &el, None, false);
         }
     }

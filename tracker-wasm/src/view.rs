@@ -78,7 +78,9 @@ impl Tracker {
 
     /// The observer's callback: elements that crossed the threshold, or were just observed.
     pub(crate) fn on_view(&mut self, entries: &JsValue) {
-        if !self.recording || self.doc.hidden() {
+        // A route not drawn yet shows the links of the route before; its page
+        // view looks at the links in view afresh.
+        if !self.recording || self.doc.hidden() || self.route_pending {
             return;
         }
         // A screen change waiting for its check ends the view before this one's links count.
