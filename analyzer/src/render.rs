@@ -363,6 +363,7 @@ mod tests {
                     conversion_from_first: Some(1.0),
                     dropped: 0,
                     median_ms_from_previous: None,
+                    matches_any_event: true,
                 },
                 FunnelStep {
                     step: "click:a, b".into(),
@@ -371,6 +372,7 @@ mod tests {
                     conversion_from_first: Some(0.625),
                     dropped: 3,
                     median_ms_from_previous: Some(65_000),
+                    matches_any_event: true,
                 },
             ],
         })

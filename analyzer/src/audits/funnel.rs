@@ -85,6 +85,15 @@ pub struct FunnelStep {
     /// Median ms from the previous step to this one, over sessions reaching this step
     /// (their best attempt); null for step 1 or when nobody reached it.
     pub median_ms_from_previous: Option<i64>,
+    /// Whether any event in scope matches this step, in any order. False is most
+    /// likely a step spelt otherwise than the data (`page:/shop#/cart` where the
+    /// shop's routes are `#!/cart`); the table says so.
+    #[serde(default = "matches_by_default")]
+    pub matches_any_event: bool,
+}
+
+fn matches_by_default() -> bool {
+    true
 }
 
 impl Funnel {
@@ -132,7 +141,7 @@ impl Audit for Funnel {
             .collect()?;
 
         // Rust: one sequential pass per session.
-        let arrivals = self.arrivals(&candidates)?;
+        let (arrivals, any) = self.arrivals(&candidates)?;
 
         // Polars: per step, how many arrived and the median time from the previous step.
         let per_step = arrivals
@@ -158,15 +167,15 @@ impl Audit for Funnel {
                 median[step as usize] = m.map(|m| m.round() as i64);
             }
         }
-        Ok(self.report(scope, sessions, &entered, &median))
+        Ok(self.report(scope, sessions, &entered, &median, any))
     }
 }
 
 impl Funnel {
     /// Walks the sorted candidate events session by session and returns one row per
     /// (session, step reached): `step` (0-based, `u32`) and `from_previous_ms`
-    /// (null for step 0).
-    fn arrivals(&self, sorted: &DataFrame) -> Result<DataFrame, Error> {
+    /// (null for step 0); and the steps some event matches (bit `k` for step `k`).
+    fn arrivals(&self, sorted: &DataFrame) -> Result<(DataFrame, u64), Error> {
         let session = sorted.column("session_id")?.u64()?;
         let ts = sorted.column("ts")?.i64()?;
         let kind = sorted.column("kind")?.str()?;
@@ -187,6 +196,7 @@ impl Funnel {
 
         let mut current: Option<u64> = None;
         let mut matched: Vec<(i64, u64)> = Vec::new(); // (ts, bit k set = matches step k)
+        let mut any = 0u64;
         let rows = session
             .iter()
             .zip(ts.iter())
@@ -223,19 +233,21 @@ impl Funnel {
                 .fold(0u64, |mask, (k, _)| mask | (1 << k));
             if mask != 0 {
                 matched.push((t, mask));
+                any |= mask;
             }
         }
         if let Some(times) = best_attempt(&matched, self.steps.len(), self.window_ms) {
             emit(&times);
         }
 
-        Ok(DataFrame::new(
+        let arrivals = DataFrame::new(
             steps.len(),
             vec![
                 Column::new("step".into(), steps),
                 Column::new("from_previous_ms".into(), from_previous),
             ],
-        )?)
+        )?;
+        Ok((arrivals, any))
     }
 }
 
@@ -294,6 +306,8 @@ fn best_attempt_into(
 /// Per step: sessions that reached it, and the ms from the previous step of each.
 struct Tally {
     entered: Vec<u64>,
+    /// The steps some event matched (bit `k` for step `k`).
+    any: u64,
     gaps: Vec<Vec<i64>>,
     /// Scratch for [`best_attempt_into`].
     times: Vec<i64>,
@@ -304,6 +318,7 @@ impl Tally {
     fn new(steps: usize) -> Self {
         Tally {
             entered: vec![0; steps],
+            any: 0,
             gaps: vec![Vec::new(); steps],
             times: Vec::with_capacity(steps),
             best: Vec::with_capacity(steps),
@@ -312,6 +327,7 @@ impl Tally {
 
     /// Counts one session from its matched events, in order.
     fn session(&mut self, matched: &[(i64, u64)], window_ms: i64) {
+        self.any |= matched.iter().fold(0, |any, &(_, mask)| any | mask);
         best_attempt_into(
             matched,
             self.entered.len(),
@@ -329,6 +345,7 @@ impl Tally {
 
     /// Adds the tally of other sessions (the other [`Half`]).
     fn add(&mut self, other: Tally) {
+        self.any |= other.any;
         for (k, (n, gaps)) in other.entered.into_iter().zip(other.gaps).enumerate() {
             self.entered[k] += n;
             self.gaps[k].extend(gaps);
@@ -366,7 +383,7 @@ impl Funnel {
             },
         )?;
         let medians = tally.medians();
-        Ok(self.report(scope, sessions, &tally.entered, &medians))
+        Ok(self.report(scope, sessions, &tally.entered, &medians, tally.any))
     }
 
     /// The sessions in scope, counted once (with the lower half, or all), and the
@@ -428,6 +445,7 @@ impl Funnel {
         sessions: u64,
         entered: &[u64],
         median: &[Option<i64>],
+        any: u64,
     ) -> FunnelReport {
         let steps = self
             .steps
@@ -442,6 +460,7 @@ impl Funnel {
                     conversion_from_first: ratio(entered[k], entered[0]),
                     dropped: previous.map_or(0, |p| p.saturating_sub(entered[k])),
                     median_ms_from_previous: if k == 0 { None } else { median[k] },
+                    matches_any_event: any & (1 << k) != 0,
                 }
             })
             .collect();
@@ -714,6 +733,13 @@ impl FunnelReport {
                     format!("{} sessions", self.sessions),
                     format!("window {}", format_duration_ms(self.window_ms)),
                 ])
+                .chain(self.steps.iter().filter(|s| !s.matches_any_event).map(|s| {
+                    format!(
+                        "no event in scope matches step {} (paths are stored as the site \
+                         writes them: hash routes as /shop#/cart, /shop#!/cart or /shop#cart)",
+                        s.step
+                    )
+                }))
                 .collect(),
             columns: vec![
                 ("step", "step"),
@@ -846,6 +872,38 @@ mod tests {
         assert_eq!(
             summary(&r),
             [(1, 0, None), (1, 0, Some(3 * MIN)), (1, 0, Some(2 * MIN))]
+        );
+    }
+
+    #[test]
+    fn a_step_no_event_matches_is_told_apart_from_one_nobody_reached() {
+        let db = Db::new();
+        db.insert(&[
+            // Payment before the cart: nobody reaches payment, but events match it.
+            pay("a1", "s1", 0, 1),
+            page("a2", "s1", MIN, 2, "/cart"),
+        ]);
+        let r = funnel(
+            &db,
+            &["page:/cart", "screen:payment", "page:/shop#/thanks"],
+            "30m",
+        );
+        let matching: Vec<(u64, bool)> = r
+            .steps
+            .iter()
+            .map(|s| (s.entered, s.matches_any_event))
+            .collect();
+        assert_eq!(matching, [(1, true), (0, true), (0, false)]);
+        let facts = r.table().facts;
+        assert!(
+            facts
+                .iter()
+                .any(|f| f.starts_with("no event in scope matches step page:/shop#/thanks")),
+            "{facts:?}"
+        );
+        assert!(
+            !facts.iter().any(|f| f.contains("step screen:payment")),
+            "{facts:?}"
         );
     }
 
