@@ -1,7 +1,12 @@
 //! [`ApiError`]: every failure the HTTP API can answer with, mapped to a status and a
 //! JSON body `{"error": CODE, "message": "...", ...}`. Bad input is a 4xx that names
 //! the problem; overload is a 503 with `Retry-After`; 5xx are logged and never leak
-//! internals.
+//! internals. Other refusals are logged too (status, code, message), at most
+//! [`LOGGED_PER_SECOND`] a second, so an operator sees why batches were refused
+//! without a flooding client filling the log.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::{
     Json,
@@ -161,6 +166,9 @@ impl IntoResponse for ApiError {
                 tracing::error!(%reference, %detail, "internal error");
             }
             ApiError::Body(detail) => tracing::debug!(%detail, "body read failed"),
+            _ if LOGGED.allow(unix_second()) => {
+                tracing::info!(status = status.as_u16(), code = self.code(), message = %self, "refused");
+            }
             _ => {}
         }
         let mut body = json!({ "error": self.code(), "message": self.to_string() });
@@ -192,5 +200,56 @@ impl IntoResponse for ApiError {
             );
         }
         resp
+    }
+}
+
+/// The most refusals logged in one second.
+pub const LOGGED_PER_SECOND: u32 = 10;
+
+static LOGGED: Budget = Budget::new(LOGGED_PER_SECOND);
+
+fn unix_second() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A number of lines per second, shared by all threads (a line more or less when
+/// two threads cross a second's boundary together).
+struct Budget {
+    per_second: u32,
+    second: AtomicU64,
+    used: AtomicU32,
+}
+
+impl Budget {
+    const fn new(per_second: u32) -> Self {
+        Budget {
+            per_second,
+            second: AtomicU64::new(0),
+            used: AtomicU32::new(0),
+        }
+    }
+
+    /// Whether one more line may be written in second `now`.
+    fn allow(&self, now: u64) -> bool {
+        if self.second.swap(now, Relaxed) != now {
+            self.used.store(0, Relaxed);
+        }
+        self.used.fetch_add(1, Relaxed) < self.per_second
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_logged_up_to_the_budget_of_each_second() {
+        let b = Budget::new(3);
+        let first: Vec<bool> = (0..5).map(|_| b.allow(100)).collect();
+        assert_eq!(first, [true, true, true, false, false]);
+        assert!(b.allow(101), "a new second, a new budget");
+        assert!(b.allow(101) && b.allow(101) && !b.allow(101));
     }
 }
