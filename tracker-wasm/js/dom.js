@@ -261,8 +261,10 @@ function elementOf(node) {
   return node.nodeType === 1 ? node : node.parentElement;
 }
 
-// Attributes whose change may change the screen or the links and ads in view.
-const SHAPE = new Set(["style", "class", "hidden", "data-ct-screen", "href", "data-ct-ad"]);
+// Attributes whose change may change which screen is visible (on a page that has
+// screens), and marks whose change changes the screens or the links and ads.
+const LOOKS = new Set(["style", "class", "hidden"]);
+const MARKS = new Set(["data-ct-screen", "href", "data-ct-ad"]);
 
 // What the tracker watches for the links and ads in view.
 const WATCHED = "a[href],[data-ct-ad]";
@@ -308,18 +310,24 @@ function came(el) {
 // beat; one that comes while the visitor acts is a beat only on a known beat's
 // time (the countdown goes on while the visitor clicks). Changes less than 600 ms
 // apart are one beat (a slide's move and its end). Whether any record may change
-// the screen: nodes added or removed, or a `SHAPE` attribute; elements added, and
-// links and ads whose `href` or mark changed, are noted for `watch`.
-export function beat(records, quiet) {
+// the screen or what to watch: nodes added or removed, a mark, or (when the page
+// has `screens`) a style, class or `hidden`; elements added, and links and ads
+// whose `href` or mark changed, are noted for `watch`. A page that animates a
+// style every frame and has no screen costs no screen check.
+export function beat(records, quiet, screens) {
   const now = performance.now();
   let shape = false;
   for (const r of records) {
     if (r.type === "childList") {
       shape = true;
       for (const n of r.addedNodes) if (n.nodeType === 1) came(n);
-    } else if (r.type === "attributes" && SHAPE.has(r.attributeName)) {
-      shape = true;
-      if (r.attributeName === "href" || r.attributeName === "data-ct-ad") came(r.target);
+    } else if (r.type === "attributes") {
+      if (MARKS.has(r.attributeName)) {
+        shape = true;
+        if (r.attributeName !== "data-ct-screen") came(r.target);
+      } else if (screens && LOOKS.has(r.attributeName)) {
+        shape = true;
+      }
     }
     const el = elementOf(r.target);
     const b = el && beats.get(el);

@@ -181,9 +181,13 @@ impl Tracker {
     }
 
     /// The always-on observer's records: note the page's own changes when the
-    /// visitor is quiet; whether any may change the screen.
+    /// visitor is quiet; whether any may change the screen or what to watch.
     pub(crate) fn dom_beat(&self, records: &JsValue) -> bool {
-        dom::beat(records, Date::now() - self.dead.input_at > QUIET_MS)
+        dom::beat(
+            records,
+            Date::now() - self.dead.input_at > QUIET_MS,
+            self.screens,
+        )
     }
 
     /// The click's time is up.

@@ -39,8 +39,9 @@ extern "C" {
     /// Whether an id or attribute value looks generated (differs between loads).
     pub(crate) fn generated(s: &str) -> bool;
     /// Note the page's changes in the always-on observer's `records` (as beats
-    /// when `quiet`); whether any may change the screen.
-    pub(crate) fn beat(records: &JsValue, quiet: bool) -> bool;
+    /// when `quiet`); whether any may change the screen (a style or class only
+    /// when the page has `screens`) or the links and ads to watch.
+    pub(crate) fn beat(records: &JsValue, quiet: bool, screens: bool) -> bool;
     /// Observe with `io` the links and ads of the whole page (`all`), or those
     /// among and inside the elements added since the last call (noted by `beat`).
     pub(crate) fn watch(io: &Observer, all: bool);
@@ -301,11 +302,13 @@ pub(crate) fn meta_status(doc: &Document) -> u32 {
 }
 
 /// The name of the visible `data-ct-screen` element: the last one in document
-/// order (the innermost) that is rendered, or `<body>`.
-pub(crate) fn visible_screen(doc: &Document) -> Option<String> {
-    let list = doc
-        .query_selector_all("[data-ct-screen]:not([data-ct-screen=''])")
-        .ok()?;
+/// order (the innermost) that is rendered, or `<body>`; and whether the page has
+/// any named `data-ct-screen` element at all.
+pub(crate) fn visible_screen(doc: &Document) -> (Option<String>, bool) {
+    let Ok(list) = doc.query_selector_all("[data-ct-screen]:not([data-ct-screen=''])") else {
+        return (None, false);
+    };
+    let any = list.length() > 0;
     let mut i = list.length();
     while i > 0 {
         i -= 1;
@@ -313,10 +316,9 @@ pub(crate) fn visible_screen(doc: &Document) -> Option<String> {
             continue;
         };
         if el.local_name() == "body" || el.get_client_rects().length() > 0 {
-            return el
-                .get_attribute("data-ct-screen")
-                .map(|s| String::from(cut(&s, MAX_NAME)));
+            let name = el.get_attribute("data-ct-screen");
+            return (name.map(|s| String::from(cut(&s, MAX_NAME))), any);
         }
     }
-    None
+    (None, any)
 }

@@ -98,6 +98,9 @@ pub(crate) struct Tracker {
 
     /// The visible `data-ct-screen`, as last checked.
     screen: Option<String>,
+    /// Whether the page had any named `data-ct-screen` element then (a page with
+    /// none needs no screen check when a style or class changes).
+    pub(crate) screens: bool,
     screen_dirty: bool,
     screen_timer: bool,
     pub(crate) screen_fn: Function,
@@ -173,6 +176,7 @@ impl Tracker {
             recording: true,
             left: false,
             screen: None,
+            screens: true,
             screen_dirty: false,
             screen_timer: false,
             screen_fn: placeholder(),
@@ -434,7 +438,8 @@ impl Tracker {
     /// before (its `links` go out first).
     fn refresh_screen(&mut self) -> bool {
         self.screen_dirty = false;
-        let cur = dom::visible_screen(&self.doc);
+        let (cur, any) = dom::visible_screen(&self.doc);
+        self.screens = any;
         if cur == self.screen {
             return false;
         }
