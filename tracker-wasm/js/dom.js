@@ -305,6 +305,31 @@ function came(el) {
   }
 }
 
+// When the visitor last pressed, clicked, focused or filled in a field
+// (`Date.now()`, told by the tracker): changes from `QUIET_MS` after it are the
+// page's own (what a click does, it mostly does at once).
+let acted = 0;
+const QUIET_MS = 250;
+export function act() {
+  acted = Date.now();
+}
+
+// Whether the page had any named screen when the tracker last looked.
+let screens = true;
+export function hasScreens(any) {
+  screens = any;
+}
+
+// The always-on observer of the whole page. It notes the page's beats and the
+// elements added here, and calls `changed` (the tracker) only when the screen or
+// what to watch may have changed: a page that animates a style every frame does
+// not call into the tracker at all.
+export function observePage(changed) {
+  new MutationObserver(function (records) {
+    if (beat(records, Date.now() - acted > QUIET_MS, screens)) changed();
+  }).observe(document, { subtree: true, childList: true, attributes: true, characterData: true });
+}
+
 // Note the elements changed in the always-on observer's `records`: a change that
 // comes while the visitor is `quiet` (no press, click or focus for a while) is a
 // beat; one that comes while the visitor acts is a beat only on a known beat's
@@ -314,7 +339,7 @@ function came(el) {
 // has `screens`) a style, class or `hidden`; elements added, and links and ads
 // whose `href` or mark changed, are noted for `watch`. A page that animates a
 // style every frame and has no screen costs no screen check.
-export function beat(records, quiet, screens) {
+function beat(records, quiet, screens) {
   const now = performance.now();
   let shape = false;
   for (const r of records) {

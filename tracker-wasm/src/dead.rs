@@ -33,7 +33,7 @@
 //! What the page changes by itself at a steady pace (a countdown, a carousel that
 //! turns on its own) answers nothing, or no click on such a page would ever be
 //! dead. The always-on observer of screens learns each element's beat from the
-//! changes that come while the visitor does nothing ([`QUIET_MS`] after a press,
+//! changes that come while the visitor does nothing (250 ms after a press,
 //! click or focus); a change on an element's beat is no answer, unless it comes
 //! at once next to what was pressed (an arrow turns a carousel that also turns by
 //! itself). See `beat` and `steady` in `js/dom.js`.
@@ -60,9 +60,6 @@ const DEAD_MS: i32 = 1000;
 const FIELDS: &str = "input,select,textarea,label,[contenteditable],[data-ct-no-dead]";
 /// Clicks on one `data-ct-no-rage` element closer than this are one burst.
 const BURST_MS: f64 = 2000.0;
-/// Changes this long after the visitor's last press, click or focus are the
-/// page's own (what a click does, it mostly does at once).
-const QUIET_MS: f64 = 250.0;
 
 /// The click being judged, and whether something answered since watching started.
 #[derive(Default)]
@@ -122,7 +119,7 @@ impl Tracker {
         link: bool,
     ) {
         self.dead.near = target.clone().into();
-        self.dead.input_at = Date::now();
+        self.acted();
         if dom::closest(target, FIELDS).is_none() {
             let t = Date::now();
             let mut repeat = false;
@@ -150,7 +147,7 @@ impl Tracker {
 
     fn dead_watch(&mut self) {
         self.dead.answered = false;
-        self.dead.input_at = Date::now();
+        self.acted();
         if let Some(o) = &self.dead.mo {
             let all = r#"{"subtree":1,"childList":1,"attributes":1,"characterData":1,
                 "attributeOldValue":1}"#;
@@ -180,14 +177,11 @@ impl Tracker {
         }
     }
 
-    /// The always-on observer's records: note the page's own changes when the
-    /// visitor is quiet; whether any may change the screen or what to watch.
-    pub(crate) fn dom_beat(&self, records: &JsValue) -> bool {
-        dom::beat(
-            records,
-            Date::now() - self.dead.input_at > QUIET_MS,
-            self.screens,
-        )
+    /// The visitor pressed, clicked, focused or filled in a field: what the page
+    /// changes now is no beat of its own (see `js/dom.js`).
+    pub(crate) fn acted(&mut self) {
+        self.dead.input_at = Date::now();
+        dom::act();
     }
 
     /// The click's time is up.

@@ -38,10 +38,15 @@ extern "C" {
     fn label_js(el: &Element) -> Option<String>;
     /// Whether an id or attribute value looks generated (differs between loads).
     pub(crate) fn generated(s: &str) -> bool;
-    /// Note the page's changes in the always-on observer's `records` (as beats
-    /// when `quiet`); whether any may change the screen (a style or class only
-    /// when the page has `screens`) or the links and ads to watch.
-    pub(crate) fn beat(records: &JsValue, quiet: bool, screens: bool) -> bool;
+    /// Observe the whole page: its own beats and the elements added are noted in
+    /// JS; `changed` is called when the screen or what to watch may have changed.
+    #[wasm_bindgen(catch, js_name = observePage)]
+    pub(crate) fn observe_page(changed: &Function) -> Result<(), JsValue>;
+    /// The visitor acted (pressed, clicked, focused, filled in a field).
+    pub(crate) fn act();
+    /// Whether the page has any named `data-ct-screen` element.
+    #[wasm_bindgen(js_name = hasScreens)]
+    pub(crate) fn has_screens(any: bool);
     /// Observe with `io` the links and ads of the whole page (`all`), or those
     /// among and inside the elements added since the last call (noted by `beat`).
     pub(crate) fn watch(io: &Observer, all: bool);

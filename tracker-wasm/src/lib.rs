@@ -142,10 +142,7 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue) -> Option<()> {
 
     // Screen changes (elements added or removed, or shown and hidden), links and
     // ads added, and what the page changes by itself (see dead.rs).
-    if let Ok(mo) = dom::Observer::mutation_observer(&callback(&t, Tracker::on_mutation)) {
-        let init = r#"{"subtree":1,"childList":1,"attributes":1,"characterData":1}"#;
-        let _ = mo.observe(&doc, &dom::json(init));
-    }
+    let _ = dom::observe_page(&callback(&t, Tracker::on_mutation));
 
     let history = dom::prop(&win, "history");
     wrap(&t, &history, "pushState", Tracker::on_push);

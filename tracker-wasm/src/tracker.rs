@@ -100,7 +100,7 @@ pub(crate) struct Tracker {
     screen: Option<String>,
     /// Whether the page had any named `data-ct-screen` element then (a page with
     /// none needs no screen check when a style or class changes).
-    pub(crate) screens: bool,
+    screens: bool,
     screen_dirty: bool,
     screen_timer: bool,
     pub(crate) screen_fn: Function,
@@ -439,7 +439,10 @@ impl Tracker {
     fn refresh_screen(&mut self) -> bool {
         self.screen_dirty = false;
         let (cur, any) = dom::visible_screen(&self.doc);
-        self.screens = any;
+        if any != self.screens {
+            self.screens = any;
+            dom::has_screens(any);
+        }
         if cur == self.screen {
             return false;
         }
@@ -636,11 +639,9 @@ impl Tracker {
 
     // ---- screens -----------------------------------------------------------------
 
-    /// The DOM changed: check the screen once things settle.
-    pub(crate) fn on_mutation(&mut self, records: &JsValue) {
-        if !self.dom_beat(records) {
-            return;
-        }
+    /// The page changed in a way that may change the screen or what to watch (the
+    /// always-on observer in `js/dom.js` says so): check once things settle.
+    pub(crate) fn on_mutation(&mut self, _: &JsValue) {
         self.route_drawn = true;
         self.screen_later();
     }
@@ -805,7 +806,7 @@ impl Tracker {
         dur: Option<f64>,
         with_empty: bool,
     ) {
-        self.dead.input_at = Date::now();
+        self.acted();
         let ty = dom::field_type(el);
         let Some(mut j) = self.begin(kind) else {
             return;
