@@ -1,9 +1,11 @@
 //! [`ApiError`]: every failure the HTTP API can answer with, mapped to a status and a
 //! JSON body `{"error": CODE, "message": "...", ...}`. Bad input is a 4xx that names
 //! the problem; overload is a 503 with `Retry-After`; 5xx are logged and never leak
-//! internals. Other refusals are logged too (status, code, message), at most
-//! [`LOGGED_PER_SECOND`] a second, so an operator sees why batches were refused
-//! without a flooding client filling the log.
+//! internals. Other refusals are logged too (status, code, and the index of the
+//! event at fault), at most [`LOGGED_PER_SECOND`] a second, so an operator sees
+//! why batches were refused without a flooding client filling the log. Not the
+//! message: it may quote what the client sent (a value in a bad JSON body, a
+//! header), which is neither scrubbed nor short.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -167,7 +169,16 @@ impl IntoResponse for ApiError {
             }
             ApiError::Body(detail) => tracing::debug!(%detail, "body read failed"),
             _ if LOGGED.allow(unix_second()) => {
-                tracing::info!(status = status.as_u16(), code = self.code(), message = %self, "refused");
+                let event = match &self {
+                    ApiError::Invalid(e) => e.event_index(),
+                    _ => None,
+                };
+                tracing::info!(
+                    status = status.as_u16(),
+                    code = self.code(),
+                    ?event,
+                    "refused"
+                );
             }
             _ => {}
         }

@@ -322,12 +322,30 @@ export function hasScreens(any) {
 
 // The always-on observer of the whole page. It notes the page's beats and the
 // elements added here, and calls `changed` (the tracker) only when the screen or
-// what to watch may have changed: a page that animates a style every frame does
-// not call into the tracker at all.
+// what to watch may have changed, or something was drawn (a page that animates a
+// style every frame does not call into the tracker at all), telling it whether
+// something was drawn.
 export function observePage(changed) {
   new MutationObserver(function (records) {
-    if (beat(records, Date.now() - acted > QUIET_MS, screens)) changed();
+    const shape = beat(records, Date.now() - acted > QUIET_MS, screens);
+    const d = drawn(records);
+    if (shape || d) changed(d);
   }).observe(document, { subtree: true, childList: true, attributes: true, characterData: true });
+}
+
+// Whether `records` drew something, as a router draws a route: nodes added or
+// removed, a text changed, or a class or `hidden` set, on an element that does
+// not change at a steady pace by itself (a countdown, a carousel; a style
+// animated every frame is no drawing either).
+function drawn(records) {
+  for (const r of records) {
+    if (r.type === "attributes" && r.attributeName !== "class" && r.attributeName !== "hidden") {
+      continue;
+    }
+    const el = elementOf(r.target), b = el && beats.get(el);
+    if (!(b && b[1] > 0)) return true;
+  }
+  return false;
 }
 
 // Note the elements changed in the always-on observer's `records`: a change that

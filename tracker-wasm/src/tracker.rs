@@ -31,9 +31,9 @@ pub(crate) type Shared = Rc<RefCell<Tracker>>;
 /// How long the screen check waits after a DOM change, so a burst of mutations
 /// costs one check.
 const SCREEN_CHECK_MS: i32 = 100;
-/// How long a route's page view waits for the route to render when the page does
-/// not change at all (see [`Tracker::route_view`]).
-const ROUTE_WAIT_MS: f64 = 500.0;
+/// The longest a route's page view waits for the route to be drawn (see
+/// [`Tracker::route_view`]).
+const ROUTE_WAIT_MS: f64 = 1000.0;
 /// A field found invalid again within this time is the same attempt: a page that
 /// calls `checkValidity()` and then `reportValidity()` makes the browser fire
 /// `invalid` twice at each field for one press of "Pay".
@@ -93,6 +93,8 @@ pub(crate) struct Tracker {
     /// [`Tracker::route_view`]); `route_drawn`: the page changed since the route did.
     pub(crate) route_pending: bool,
     route_drawn: bool,
+    /// The status `<meta name="ct-status">` said when the route changed.
+    route_meta: u32,
     /// A `leave` was sent for the current hidden period.
     pub(crate) left: bool,
 
@@ -168,6 +170,7 @@ impl Tracker {
             page_unsent: false,
             route_pending: false,
             route_drawn: false,
+            route_meta: 0,
             url,
             site: String::from(site),
             sid: String::new(),
@@ -355,9 +358,10 @@ impl Tracker {
     }
 
     /// What every event starts with, or None while consent is withheld: keeps the
-    /// session alive (see [`Tracker::active`]), catches route changes made through
-    /// a `pushState` captured before the tracker wrapped it, and records a route's
-    /// page view that waits for the route to be drawn.
+    /// session alive (see [`Tracker::active`]) and catches route changes made
+    /// through a `pushState` captured before the tracker wrapped it. (An event on
+    /// a route that waits to be drawn is recorded as it comes: its page view, timed
+    /// from the route change, sorts before it.)
     fn prelude(&mut self) -> Option<f64> {
         let now = self.active()?;
         let (url, route) = self.here();
@@ -365,10 +369,6 @@ impl Tracker {
             self.route("push");
         } else if route != self.page_route {
             self.route("hash");
-        }
-        // Whatever happens on a route comes after its page view.
-        if self.route_pending {
-            self.route_settle();
         }
         Some(now)
     }
@@ -482,7 +482,7 @@ impl Tracker {
     /// is the document's HTTP status on the first load (0 when unknown).
     pub(crate) fn pageview(&mut self, nav: &'static str, referrer: &str, status: u32) {
         self.new_view(nav, referrer, status);
-        self.record_pageview();
+        self.record_pageview(None);
         self.rewatch();
     }
 
@@ -490,12 +490,16 @@ impl Tracker {
     /// changed: at `popstate` a hash router has not even been told yet, and many
     /// routers set the title, or fetch what they show, afterwards. Until the route
     /// is drawn, the links in view and the title are still the route's before. So
-    /// the page view is recorded (with the time of the route change) once the page
-    /// has changed and settled (the screen check after a DOM change), or after
-    /// [`ROUTE_WAIT_MS`] when it does not change; and before anything else is
-    /// recorded. Its status is the route's `<meta name="ct-status">`, if it has one.
+    /// the page view is recorded, timed from the route change, once the page has
+    /// changed (elements added or removed) and settled, at least
+    /// [`SCREEN_CHECK_MS`] after the route change, or [`ROUTE_WAIT_MS`] after it;
+    /// or when the page is hidden, or the route changes again. Its status is that
+    /// of the route's `<meta name="ct-status">`, if the route put one there (one
+    /// the page had before the route changed says nothing of the route).
     fn route_view(&mut self, nav: &'static str, referrer: &str) {
+        let before = crate::dom::meta_status(&self.doc);
         self.new_view(nav, referrer, 0);
+        self.route_meta = before;
         self.route_pending = true;
         self.route_drawn = false;
         self.screen_later();
@@ -504,8 +508,9 @@ impl Tracker {
     /// The route has been drawn: record its page view and what is in view now.
     fn route_settle(&mut self) {
         self.route_pending = false;
-        self.page_status = crate::dom::meta_status(&self.doc);
-        self.record_pageview();
+        let status = crate::dom::meta_status(&self.doc);
+        self.page_status = if status == self.route_meta { 0 } else { status };
+        self.record_pageview(Some(self.page_t));
         self.rewatch();
     }
 
@@ -514,7 +519,7 @@ impl Tracker {
         // A route before this one that had no time to be drawn is a page view too.
         if self.route_pending {
             self.route_pending = false;
-            self.record_pageview();
+            self.record_pageview(Some(self.page_t));
         }
         // The links of the page view before, on its own path and screen.
         self.send_links(true);
@@ -531,16 +536,16 @@ impl Tracker {
     }
 
     /// Record the current page view (unless consent is withheld: then it is
-    /// recorded when consent comes back).
-    fn record_pageview(&mut self) {
+    /// recorded when consent comes back), timed `at` (a route drawn a moment
+    /// after it changed) or now.
+    fn record_pageview(&mut self, at: Option<f64>) {
         self.page_unsent = true;
         let Some(now) = self.active() else { return };
+        let now = at.map_or(now, |t| t.min(now));
         self.page_unsent = false;
         // The page view carries the screen shown now; its `screen` event follows it
         // (none when no marked element shows: the page view enters the page).
         let due = self.refresh_screen() && self.screen.is_some();
-        // A route drawn a moment later is viewed from when it changed.
-        let now = if self.page_t < now { self.page_t } else { now };
         let mut j = self.head(kind::PAGEVIEW, now);
         j.str("url", &self.page_url, MAX_URL);
         if !self.page_ref.is_empty() {
@@ -624,6 +629,10 @@ impl Tracker {
             return;
         }
         self.on_answer(&JsValue::UNDEFINED);
+        // A route waiting to be drawn is recorded before the page goes.
+        if self.route_pending {
+            self.route_settle();
+        }
         self.dead_settle();
         self.pause_ads();
         self.send_links(false);
@@ -641,8 +650,8 @@ impl Tracker {
 
     /// The page changed in a way that may change the screen or what to watch (the
     /// always-on observer in `js/dom.js` says so): check once things settle.
-    pub(crate) fn on_mutation(&mut self, _: &JsValue) {
-        self.route_drawn = true;
+    pub(crate) fn on_mutation(&mut self, drawn: &JsValue) {
+        self.route_drawn |= drawn.is_truthy();
         self.screen_later();
     }
 
@@ -664,7 +673,9 @@ impl Tracker {
     pub(crate) fn on_screen_timer(&mut self, _: &JsValue) {
         self.screen_timer = false;
         if self.route_pending {
-            if !self.route_drawn && Date::now() - self.page_t < ROUTE_WAIT_MS {
+            let waited = Date::now() - self.page_t;
+            if waited < ROUTE_WAIT_MS && (!self.route_drawn || waited < f64::from(SCREEN_CHECK_MS))
+            {
                 self.screen_later();
                 return;
             }
@@ -952,8 +963,9 @@ impl Tracker {
                 Some(true) if !self.recording => {
                     self.recording = true;
                     // An opt-in banner accepted on this page: its page view counts.
-                    if self.page_unsent {
-                        self.record_pageview();
+                    // (A route waiting to be drawn records it when it is.)
+                    if self.page_unsent && !self.route_pending {
+                        self.record_pageview(None);
                     }
                     // What is in view now counts.
                     self.rewatch();
