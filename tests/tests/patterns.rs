@@ -284,6 +284,7 @@ async fn checkout(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     pause(300).await;
     p.type_into("card", "4111111111111111").await?;
     p.type_into("gift", "Happy birthday").await?;
+    p.type_into("gift-note", "With love").await?;
     p.click("pay").await?;
     for _ in 0..100 {
         if c.find(Locator::Id("thanks")).await?.is_displayed().await? {
@@ -808,6 +809,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             "- note textarea",
             "payment card text",
             "payment gift text",
+            "payment gift-note textbox",
         ]
     );
     assert_eq!(
@@ -833,7 +835,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         ["payment card"]
     );
     let typed = rows(
-        "SELECT count(*)::VARCHAR FROM events WHERE concat_ws(' ', text, field, form, props,          selector, name) SIMILAR TO '.*(Fjord|Bergen|door|4111|birthday).*'",
+        "SELECT count(*)::VARCHAR FROM events WHERE concat_ws(' ', text, field, form, props,          selector, name) SIMILAR TO '.*(Fjord|Bergen|door|4111|birthday|With love).*'",
     );
     assert_eq!(typed, ["0"]);
     let forms = audit(&conn, "forms")?;
@@ -863,7 +865,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     assert_eq!(
         flows,
         [
-            "payment started 1 submitted 1 completed_by_other 0 abandoned 0: card gift",
+            "payment started 1 submitted 1 completed_by_other 0 abandoned 0: card gift gift-note",
             "address started 1 submitted 0 completed_by_other 1 abandoned 0: street city country note",
         ]
     );

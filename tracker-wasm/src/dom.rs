@@ -185,9 +185,10 @@ pub(crate) fn attr_part(out: &mut String, name: &str, v: &str) {
 }
 
 /// Widgets that are fields by their role: custom dropdowns, steppers, sliders
-/// and editable boxes built from `div`s. Their contents are never read.
-pub(crate) const CUSTOM_FIELDS: &str =
-    "[role=combobox],[role=listbox],[role=spinbutton],[role=slider],[role=textbox]";
+/// and editable boxes built from `div`s (by role, or `contenteditable`: a gift
+/// note). Their contents are never read.
+pub(crate) const CUSTOM_FIELDS: &str = "[role=combobox],[role=listbox],[role=spinbutton],\
+    [role=slider],[role=textbox],[contenteditable]:not([contenteditable=false])";
 
 /// The recordable form field an event target is: input (but not hidden or
 /// button-like), select or textarea, or a [`CUSTOM_FIELDS`] widget; outside
@@ -211,12 +212,14 @@ pub(crate) fn native(el: &Element) -> bool {
 }
 
 /// A field's type: the input's `type`, `select-one`, `textarea`, …, or a custom
-/// field's role.
+/// field's role (`textbox` for an editable element without one).
 pub(crate) fn field_type(el: &Element) -> String {
     if native(el) {
         prop(el, "type").as_string().unwrap_or_default()
     } else {
-        el.get_attribute("role").unwrap_or_default()
+        el.get_attribute("role")
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| String::from("textbox"))
     }
 }
 
