@@ -93,7 +93,8 @@ pub(crate) struct Tracker {
     /// [`Tracker::route_view`]); `route_drawn`: the page changed since the route did.
     pub(crate) route_pending: bool,
     route_drawn: bool,
-    /// The status `<meta name="ct-status">` said when the route changed.
+    /// The status `<meta name="ct-status">` said when the last page view was
+    /// recorded (the page's, or a drawn route's).
     route_meta: u32,
     /// A `leave` was sent for the current hidden period.
     pub(crate) left: bool,
@@ -482,6 +483,7 @@ impl Tracker {
     /// is the document's HTTP status on the first load (0 when unknown).
     pub(crate) fn pageview(&mut self, nav: &'static str, referrer: &str, status: u32) {
         self.new_view(nav, referrer, status);
+        self.route_meta = crate::dom::meta_status(&self.doc);
         self.record_pageview(None);
         self.rewatch();
     }
@@ -494,12 +496,11 @@ impl Tracker {
     /// changed (elements added or removed) and settled, at least
     /// [`SCREEN_CHECK_MS`] after the route change, or [`ROUTE_WAIT_MS`] after it;
     /// or when the page is hidden, or the route changes again. Its status is that
-    /// of the route's `<meta name="ct-status">`, if the route put one there (one
-    /// the page had before the route changed says nothing of the route).
+    /// of the route's `<meta name="ct-status">`, if the route put one there or
+    /// changed it (one the page view before had says nothing of this route: an
+    /// error page served with it, whose later routes leave it in place).
     fn route_view(&mut self, nav: &'static str, referrer: &str) {
-        let before = crate::dom::meta_status(&self.doc);
         self.new_view(nav, referrer, 0);
-        self.route_meta = before;
         self.route_pending = true;
         self.route_drawn = false;
         self.screen_later();
@@ -510,6 +511,7 @@ impl Tracker {
         self.route_pending = false;
         let status = crate::dom::meta_status(&self.doc);
         self.page_status = if status == self.route_meta { 0 } else { status };
+        self.route_meta = status;
         self.record_pageview(Some(self.page_t));
         self.rewatch();
     }

@@ -29,7 +29,9 @@
 //!   **abandoned**: started, never submitted and not completed by another form.
 //! - **failed submits** ([`Attempts`]): a `submit` followed later by another attempt
 //!   (a `submit` or a blocked one) failed; a run of `invalid` events is one attempt the
-//!   browser blocked (it fires `invalid` at each bad field at once); a custom event
+//!   browser blocked (it fires `invalid` at each bad field at once), which also
+//!   fails a pending submit unless it comes right after it with no field touched
+//!   between (the submit's own handler calling `checkValidity()`: one attempt); a custom event
 //!   `clicktrail('event', 'invalid', {form: FORM})` (sites that validate in script or
 //!   on the server) fails the pending submit, or counts as a failed attempt itself when
 //!   none is pending. Invalid signals with no focus, blur or change of the form between
@@ -391,6 +393,8 @@ pub enum Signal {
 pub struct Attempts {
     /// A submit whose outcome is not known yet.
     pending_submit: bool,
+    /// A field of the form was touched since that submit.
+    touched_since_submit: bool,
     /// The previous signal was an invalid one (no touch or submit since).
     in_invalid_run: bool,
     /// Failed attempts so far.
@@ -406,12 +410,18 @@ impl Attempts {
                     self.failed += 1;
                 }
                 self.pending_submit = true;
+                self.touched_since_submit = false;
                 self.in_invalid_run = false;
             }
             Signal::Invalid => {
                 if !self.in_invalid_run {
-                    // An attempt the browser blocked; it also ends a pending submit.
-                    self.failed += 1 + u64::from(self.pending_submit);
+                    // An attempt the browser blocked; it also ends a pending submit
+                    // that came before a field was touched again. Right after the
+                    // submit, with nothing touched between, it is that submit's own
+                    // check (a form whose submit handler calls `checkValidity()`):
+                    // one attempt.
+                    let earlier = self.pending_submit && self.touched_since_submit;
+                    self.failed += 1 + u64::from(earlier);
                     self.pending_submit = false;
                 }
                 self.in_invalid_run = true;
@@ -424,7 +434,10 @@ impl Attempts {
                 }
                 self.in_invalid_run = true;
             }
-            Signal::Touch => self.in_invalid_run = false,
+            Signal::Touch => {
+                self.in_invalid_run = false;
+                self.touched_since_submit = true;
+            }
         }
     }
 }
@@ -1027,6 +1040,10 @@ mod tests {
         assert_eq!(failed(&[I, I, T, I]), 2);
         // A submit followed by a blocked attempt: both failed.
         assert_eq!(failed(&[Sub, T, I, I]), 2);
+        // A submit whose own handler finds the form invalid (nothing touched
+        // between): one failed attempt; fixed and sent again: still one.
+        assert_eq!(failed(&[Sub, I]), 1);
+        assert_eq!(failed(&[T, Sub, I, T, T, Sub]), 1);
         // Custom invalids in a row are one report; a later one without a pending
         // submit is an attempt of its own.
         assert_eq!(failed(&[C, C]), 1);

@@ -753,8 +753,13 @@ impl FunnelReport {
                 .steps
                 .iter()
                 .map(|s| {
+                    let step = if s.matches_any_event {
+                        s.step.clone()
+                    } else {
+                        format!("{} (matches no event)", s.step)
+                    };
                     vec![
-                        Cell::Text(s.step.clone()),
+                        Cell::Text(step),
                         Cell::Count(s.entered),
                         Cell::Ratio(s.conversion_from_previous),
                         Cell::Ratio(s.conversion_from_first),
@@ -905,6 +910,17 @@ mod tests {
             !facts.iter().any(|f| f.contains("step screen:payment")),
             "{facts:?}"
         );
+        let cells: Vec<String> = r
+            .table()
+            .rows
+            .iter()
+            .map(|row| format!("{:?}", row[0]))
+            .collect();
+        assert!(
+            cells[2].contains("page:/shop#/thanks (matches no event)"),
+            "{cells:?}"
+        );
+        assert!(!cells[1].contains("matches no event"), "{cells:?}");
     }
 
     #[test]
