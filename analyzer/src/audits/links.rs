@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use super::errors::{ErrorPage, Errors};
 use super::{
     Audit, Context, IN_ERROR_PAGE_SESSIONS, LabelMap, SessionOrder as _, error_page_sessions,
-    kind_in, labels, load_rows, ratio,
+    kind_in, link_key, link_labels, load_rows, ratio,
 };
 use crate::Error;
 use crate::load::{self, Col};
@@ -191,7 +191,7 @@ impl Audit for Links {
     }
 
     fn compute(&self, events: DataFrame, ctx: &Context<'_>) -> Result<LinksReport, Error> {
-        let labels = labels(ctx.conn, &ctx.scope, &["click", LINK_VIEW])?;
+        let labels = link_labels(ctx.conn, &ctx.scope, &["click", LINK_VIEW])?;
         let links = link_stats(ctx.conn, &ctx.scope, &labels)?;
         let passes = error_passes(&events)?;
         Ok(self.finish(ctx.scope.clone(), ctx.sessions, links, passes, &labels))
@@ -209,7 +209,7 @@ impl Links {
         let side = conn.try_clone()?;
         let counts = |side: Connection| {
             store::transaction(&side, || {
-                let labels = labels(&side, &scope, &["click", LINK_VIEW])?;
+                let labels = link_labels(&side, &scope, &["click", LINK_VIEW])?;
                 let links = link_stats(&side, &scope, &labels)?;
                 Ok::<_, Error>((labels, links))
             })
@@ -243,10 +243,10 @@ impl Links {
             .cloned()
             .collect();
         for b in &mut broken {
-            b.label = b
-                .selector
-                .as_ref()
-                .and_then(|s| labels.get(&(b.page.clone(), s.clone())).cloned());
+            b.label = b.selector.as_ref().and_then(|s| {
+                let key = link_key(s, b.href.as_deref());
+                labels.get(&(b.page.clone(), key)).cloned()
+            });
         }
         LinksReport {
             scope,
@@ -327,7 +327,12 @@ fn link_stats(
             let (seen, clicked): (u64, u64) = (r.get(3)?, r.get(4)?);
             let interval = wilson(clicked, seen);
             Ok(LinkStats {
-                label: labels.get(&(page.clone(), selector.clone())).cloned(),
+                label: labels
+                    .get(&(
+                        page.clone(),
+                        link_key(&selector, r.get::<_, Option<String>>(2)?.as_deref()),
+                    ))
+                    .cloned(),
                 page,
                 selector,
                 href: r.get(2)?,
@@ -785,16 +790,38 @@ mod tests {
             seen("a2", "s1", S, "/", "a#sale", "/sale").text("Winter sale"),
             seen("a3", "s1", S, "/", "a#x", "/x"),
             click("a4", "s1", 2 * S, "/", "a#x", "/x").text("Size guide"),
+            // Two variants of an ad in one slot: one selector, two targets.
+            seen("a5", "s1", S, "/", "a.ad", "/runners").text("Runners 20% off"),
+            page("b1", "s2", 0, "/"),
+            seen("b2", "s2", S, "/", "a.ad", "/shoes").text("All shoes"),
         ]);
         let r = links(&db, &Links::default());
         let labels: Vec<_> = r
             .links
             .iter()
-            .map(|l| (l.selector.as_str(), l.label.as_deref()))
+            .map(|l| {
+                (
+                    l.selector.as_str(),
+                    l.href.as_deref().unwrap_or_default(),
+                    l.label.as_deref(),
+                )
+            })
             .collect();
-        assert_eq!(
-            labels,
-            [("a#sale", Some("Winter sale")), ("a#x", Some("Size guide"))]
+        assert!(
+            labels.contains(&("a#sale", "/sale", Some("Winter sale"))),
+            "{labels:?}"
+        );
+        assert!(
+            labels.contains(&("a#x", "/x", Some("Size guide"))),
+            "{labels:?}"
+        );
+        assert!(
+            labels.contains(&("a.ad", "/runners", Some("Runners 20% off"))),
+            "{labels:?}"
+        );
+        assert!(
+            labels.contains(&("a.ad", "/shoes", Some("All shoes"))),
+            "{labels:?}"
         );
     }
 

@@ -883,9 +883,38 @@ pub(crate) fn labels(
     scope: &ResolvedScope,
     kinds: &[&str],
 ) -> Result<LabelMap, Error> {
+    labels_of(conn, scope, kinds, "selector")
+}
+
+/// [`labels`] keyed by (page, [`link_key`]): links with one selector and
+/// different targets (two variants of an ad in one slot) keep their own texts.
+pub(crate) fn link_labels(
+    conn: &Connection,
+    scope: &ResolvedScope,
+    kinds: &[&str],
+) -> Result<LabelMap, Error> {
+    labels_of(
+        conn,
+        scope,
+        kinds,
+        "selector || chr(1) || coalesce(href, '')",
+    )
+}
+
+/// The key of a link's label: its selector and href.
+pub(crate) fn link_key(selector: &str, href: Option<&str>) -> String {
+    format!("{selector}\u{1}{}", href.unwrap_or_default())
+}
+
+fn labels_of(
+    conn: &Connection,
+    scope: &ResolvedScope,
+    kinds: &[&str],
+    key: &str,
+) -> Result<LabelMap, Error> {
     let (filter, params) = load::scope_filter(scope);
     let mut stmt = conn.prepare(&format!(
-        "SELECT path, selector, text, count(*) FROM events
+        "SELECT path, {key}, text, count(*) FROM events
          WHERE {filter} AND {kinds} AND path IS NOT NULL AND selector IS NOT NULL
            AND text IS NOT NULL
          GROUP BY ALL",
