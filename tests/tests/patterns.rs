@@ -319,25 +319,18 @@ async fn sessions(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     done(&p, col).await
 }
 
-/// `steps.html`: Checkout, Continue, Place order, each after a moment to read.
-async fn steps(b: &Browser, base: &str, col: &Collector) -> Result<()> {
+/// Open `page`, then click each of `ids` after a moment to read, and leave.
+async fn click_through(
+    b: &Browser,
+    base: &str,
+    col: &Collector,
+    page: &str,
+    ids: &[&str],
+) -> Result<()> {
     let c = b.session().await?;
     let p = Page { c: &c, base };
-    p.open("/demo/steps.html").await?;
-    for id in ["checkout", "continue", "place"] {
-        pause(700).await;
-        p.click(id).await?;
-    }
-    pause(700).await;
-    done(&p, col).await
-}
-
-/// `routes.html`: Shoes, Home, the old sale, Home, each after a moment to read.
-async fn routes(b: &Browser, base: &str, col: &Collector) -> Result<()> {
-    let c = b.session().await?;
-    let p = Page { c: &c, base };
-    p.open("/demo/routes.html").await?;
-    for id in ["to-shoes", "shoes-home", "to-sale", "nf-home"] {
+    p.open(page).await?;
+    for id in ids {
         pause(700).await;
         p.click(id).await?;
     }
@@ -419,8 +412,12 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     widgets(&browser, &base, &collector).await?;
     checkout(&browser, &base, &collector).await?;
     sessions(&browser, &base, &collector).await?;
-    steps(&browser, &base, &collector).await?;
-    routes(&browser, &base, &collector).await?;
+    // steps.html: Checkout, Continue, Place order; routes.html: Shoes, Home, the
+    // old sale, Home.
+    let steps = ["checkout", "continue", "place"];
+    click_through(&browser, &base, &collector, "/demo/steps.html", &steps).await?;
+    let routes = ["to-shoes", "shoes-home", "to-sale", "nf-home"];
+    click_through(&browser, &base, &collector, "/demo/routes.html", &routes).await?;
     privacy(&browser, &base, &collector).await?;
     collector.wait_quiet(60).await?;
     let db = collector.stop().await?;

@@ -320,6 +320,9 @@ export function hasScreens(any) {
   screens = any;
 }
 
+// What `beat` found in a batch of records (bits).
+const SHAPE = 1, DRAWN = 2;
+
 // The always-on observer of the whole page. It notes the page's beats and the
 // elements added here, and calls `changed` (the tracker) only when the screen or
 // what to watch may have changed, or something was drawn (a page that animates a
@@ -327,49 +330,39 @@ export function hasScreens(any) {
 // something was drawn.
 export function observePage(changed) {
   new MutationObserver(function (records) {
-    const shape = beat(records, Date.now() - acted > QUIET_MS, screens);
-    const d = drawn(records);
-    if (shape || d) changed(d);
+    const found = beat(records, Date.now() - acted > QUIET_MS, screens);
+    if (found) changed((found & DRAWN) !== 0);
   }).observe(document, { subtree: true, childList: true, attributes: true, characterData: true });
-}
-
-// Whether `records` drew something, as a router draws a route: nodes added or
-// removed, a text changed, or a class or `hidden` set, on an element that does
-// not change at a steady pace by itself (a countdown, a carousel; a style
-// animated every frame is no drawing either).
-function drawn(records) {
-  for (const r of records) {
-    if (r.type === "attributes" && r.attributeName !== "class" && r.attributeName !== "hidden") {
-      continue;
-    }
-    const el = elementOf(r.target), b = el && beats.get(el);
-    if (!(b && b[1] > 0)) return true;
-  }
-  return false;
 }
 
 // Note the elements changed in the always-on observer's `records`: a change that
 // comes while the visitor is `quiet` (no press, click or focus for a while) is a
 // beat; one that comes while the visitor acts is a beat only on a known beat's
 // time (the countdown goes on while the visitor clicks). Changes less than 600 ms
-// apart are one beat (a slide's move and its end). Whether any record may change
-// the screen or what to watch: nodes added or removed, a mark, or (when the page
-// has `screens`) a style, class or `hidden`; elements added, and links and ads
-// whose `href` or mark changed, are noted for `watch`. A page that animates a
-// style every frame and has no screen costs no screen check.
+// apart are one beat (a slide's move and its end). Elements added, and links and
+// ads whose `href` or mark changed, are noted for `watch`. Returns `SHAPE` when
+// any record may change the screen or what to watch (nodes added or removed, a
+// mark, or, when the page has `screens`, a style, class or `hidden`: a page that
+// animates a style every frame and has no screen costs no screen check), and
+// `DRAWN` when one drew something, as a router draws a route (nodes added or
+// removed, a text changed, or a class or `hidden` set) on an element that does
+// not change at a steady pace by itself (a countdown, a carousel; a style
+// animated every frame is no drawing either).
 function beat(records, quiet, screens) {
   const now = performance.now();
-  let shape = false;
+  let found = 0;
   for (const r of records) {
+    let draws = true;
     if (r.type === "childList") {
-      shape = true;
+      found |= SHAPE;
       for (const n of r.addedNodes) if (n.nodeType === 1) came(n);
     } else if (r.type === "attributes") {
+      draws = r.attributeName === "class" || r.attributeName === "hidden";
       if (MARKS.has(r.attributeName)) {
-        shape = true;
+        found |= SHAPE;
         if (r.attributeName !== "data-ct-screen") came(r.target);
       } else if (screens && LOOKS.has(r.attributeName)) {
-        shape = true;
+        found |= SHAPE;
       }
     }
     const el = elementOf(r.target);
@@ -384,8 +377,9 @@ function beat(records, quiet, screens) {
     } else if (onBeat(b, now)) {
       b[0] = now;
     }
+    if (draws && !(b && b[1] > 0)) found |= DRAWN;
   }
-  return shape;
+  return found;
 }
 
 // A beat's interval after a quiet change `d` ms after the one before: the old
