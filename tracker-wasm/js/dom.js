@@ -84,8 +84,12 @@ function attrPart(name, v) {
 // punctuation: `mt-3`, `md:flex`, `css-1x2y3z`). The attribute is read as one
 // string (an SVG element's `className` is no string).
 function cls(el) {
+  const all = el.getAttribute("class");
+  if (!all) return undefined;
+  // One class (most elements that have any).
+  if (!/[ \t\n\f\r]/.test(all)) return PLAIN.test(all) && !STATE.test(all) ? all : undefined;
   let best;
-  const list = (el.getAttribute("class") || "").split(/[ \t\n\f\r]+/, 17);
+  const list = all.split(/[ \t\n\f\r]+/, 17);
   for (let i = 0, n = 0; i < list.length && n < 16; i++) {
     const c = list[i];
     if (!c) continue;
@@ -122,27 +126,31 @@ function all(p, sel) {
 function part(el, known) {
   const tag = el.localName, id = el.id, parent = el.parentElement;
   if (!generated(id)) return [tag + "#" + CSS.escape(id), true, parent];
-  const any = el.matches(ANY_ATTR);
-  const attr = (name, max) => {
-    const v = any ? el.getAttribute(name) : null;
-    return v !== null && bytes(v) <= max && !generated(v) ? v : undefined;
-  };
   let out = tag, anchored = false, v, c;
-  for (const a of TEST_IDS) {
-    if ((v = attr(a, 48)) !== undefined) {
-      out += attrPart(a, v);
-      anchored = true;
-      break;
+  // Most elements have none of the attributes: one question, then the class.
+  if (el.matches(ANY_ATTR)) {
+    const attr = (name, max) => {
+      const v = el.getAttribute(name);
+      return v !== null && bytes(v) <= max && !generated(v) ? v : undefined;
+    };
+    for (const a of TEST_IDS) {
+      if ((v = attr(a, 48)) !== undefined) {
+        out += attrPart(a, v);
+        anchored = true;
+        break;
+      }
     }
-  }
-  if (!anchored) {
-    if ((v = attr("name", 48)) !== undefined) out += attrPart("name", v);
-    else if ((v = attr("aria-label", 32)) !== undefined) out += attrPart("aria-label", v);
-    else if ((c = cls(el)) !== undefined) out += "." + CSS.escape(c);
-  }
-  if ((v = attr("role", 24)) !== undefined) out += attrPart("role", v);
-  if ((tag === "input" || tag === "button") && (v = attr("type", 16)) !== undefined) {
-    out += attrPart("type", v);
+    if (!anchored) {
+      if ((v = attr("name", 48)) !== undefined) out += attrPart("name", v);
+      else if ((v = attr("aria-label", 32)) !== undefined) out += attrPart("aria-label", v);
+      else if ((c = cls(el)) !== undefined) out += "." + CSS.escape(c);
+    }
+    if ((v = attr("role", 24)) !== undefined) out += attrPart("role", v);
+    if ((tag === "input" || tag === "button") && (v = attr("type", 16)) !== undefined) {
+      out += attrPart("type", v);
+    }
+  } else if ((c = cls(el)) !== undefined) {
+    out += "." + CSS.escape(c);
   }
   // Siblings this part would match too: then its position among its type.
   if (parent && parent.childElementCount > 1) {

@@ -19,8 +19,11 @@
 //! custom dropdown is a `change`. Semantics, per session and form (a form started
 //! twice in one session counts once):
 //!
-//! - **started**: one of its fields got focus; **submitted**: a `submit` of it (any
-//!   attempt in the session); **completed by another form**: started, not
+//! - **started**: the session did anything with it: a field focused, changed or
+//!   left, or the form sent or blocked (a form sent with nothing touched, as an
+//!   add-to-cart form with its default quantity, is started too, so `submitted`
+//!   never exceeds `started`); **submitted**: a `submit` of it (any attempt in the
+//!   session); **completed by another form**: started, not
 //!   submitted, but another form of the same page was submitted after it was last
 //!   touched (a checkout split over two forms: the buyer who ordered sent the
 //!   second); touching it again after that submit undoes this. A small form sent
@@ -39,7 +42,8 @@
 //! - Per field: **position**, the 0-based place of the field in the order the session
 //!   first focused the form's fields; fields are listed by the median of it over the
 //!   sessions that focused them (page order as people meet it), then by sessions
-//!   reached, then name. **reached**: sessions that focused it. **time focused**:
+//!   reached, then name. **reached**: sessions that focused it (or changed or left
+//!   it, its focus unseen). **time focused**:
 //!   `blur` durations summed per session, median over sessions. **corrections**: focus
 //!   events beyond the first plus `change` events beyond the first, per session.
 //!   **left blank**: the session's last `blur` of it said empty. **invalid**: sessions
@@ -507,7 +511,7 @@ impl Rows {
             self.abandoned.push(abandoned);
             self.failures.push(s.attempts.failed);
             for (field, f) in s.fields {
-                let reached = f.focuses > 0;
+                let reached = f.position.is_some();
                 self.f_form.push(form.to_owned());
                 self.f_field.push(field.to_owned());
                 self.f_reached.push(reached);
@@ -640,6 +644,13 @@ impl Forms {
             if s.page.is_none() {
                 s.page = page;
             }
+            // Anything the visitor did with the form starts it: a field focused,
+            // and also a form sent or blocked with no field focused (an add-to-cart
+            // form with its default quantity, a required field left empty), or a
+            // field changed or left whose focus came before the tracker did (an
+            // `autofocus` field) or never came (Safari does not focus a checkbox on
+            // click). So `submitted` never exceeds `started`.
+            s.started = true;
             let signal = match kind {
                 "submit" => {
                     s.submitted = true;
@@ -656,15 +667,14 @@ impl Forms {
             }
             let next_position = s.focused_fields;
             let f = s.fields.entry(field).or_default();
+            // A field is reached when focused, or changed or left without a focus
+            // seen (see above); not when only the browser's check names it.
+            if f.position.is_none() && signal == Signal::Touch {
+                f.position = Some(next_position);
+                s.focused_fields += 1;
+            }
             match kind {
-                "focus" => {
-                    s.started = true;
-                    f.focuses += 1;
-                    if f.position.is_none() {
-                        f.position = Some(next_position);
-                        s.focused_fields += 1;
-                    }
-                }
+                "focus" => f.focuses += 1,
                 "blur" => {
                     if let Some(ms) = duration.get(i) {
                         f.focused_ms = Some(f.focused_ms.unwrap_or(0) + ms.max(0));
@@ -988,7 +998,8 @@ mod tests {
             // s4: starts and leaves: abandoned, nothing failed.
             focus("d1", "s4", 0, "email"),
             blur("d2", "s4", S, "email", S, true),
-            // s5: a custom invalid of another form, never started.
+            // s5: a custom invalid of another form, with no field of it touched: the
+            // site says an attempt failed, so the visitor started it, and left.
             custom_invalid("e1", "s5", 0, r#"{"form":"login"}"#),
             // Custom events that are not about a form are ignored.
             custom_invalid("e2", "s5", S, r#"{"field":"x"}"#),
@@ -1015,10 +1026,45 @@ mod tests {
         assert_eq!(email.left_blank, 1);
 
         let login = find(&r, "login");
-        assert_eq!((login.started, login.submitted, login.abandoned), (0, 0, 0));
-        assert_eq!(login.abandonment_rate, None);
+        assert_eq!((login.started, login.submitted, login.abandoned), (1, 0, 1));
+        assert_eq!(login.abandonment_rate, Some(1.0));
         assert_eq!((login.failed_submit_sessions, login.failed_submits), (1, 1));
         assert!(login.fields.is_empty());
+    }
+
+    #[test]
+    fn a_form_used_without_a_focus_is_started() {
+        let db = Db::new();
+        db.insert(&[
+            // s1: sends the add-to-cart form with its default quantity.
+            submit("a1", "s1", 0, "add"),
+            // s2: presses Pay with nothing filled in (the browser blocks it) and
+            // leaves.
+            invalid("b1", "s2", 0, "card"),
+            // s3: ticks a box (Safari does not focus it) and sends the form.
+            change("c1", "s3", 0, "terms"),
+            submit("c2", "s3", S, "checkout"),
+            // s4: types in the field focused before the tracker started, leaves it.
+            blur("d1", "s4", 0, "card", 2 * S, false),
+        ]);
+        let r = forms(&db, None);
+        let add = find(&r, "add");
+        assert_eq!((add.started, add.submitted, add.abandoned), (1, 1, 0));
+        let f = find(&r, "checkout");
+        assert_eq!((f.started, f.submitted, f.abandoned), (3, 1, 2));
+        assert_eq!((f.failed_submit_sessions, f.failed_submits), (1, 1));
+        // The browser's check alone reaches no field; a change or a blur does.
+        let card = field(f, "card");
+        assert_eq!(
+            (card.reached, card.invalid, card.position),
+            (1, 1, Some(0.0))
+        );
+        assert_eq!(card.last_before_abandon, 1);
+        let terms = field(f, "terms");
+        assert_eq!((terms.reached, terms.submitted), (1, 1));
+        for form in &r.forms {
+            assert!(form.submitted <= form.started, "{}", form.form);
+        }
     }
 
     #[test]
