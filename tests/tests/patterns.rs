@@ -38,6 +38,11 @@
 //!   and a countdown and the carousel change the page by themselves all along;
 //!   the opt-outs hold.
 //!
+//! - `shadow.html`: web components with open shadow roots (product cards, a
+//!   checkout form): clicks, dead clicks and link views inside a card are the
+//!   card's elements, written after the card's part; the form's focus, change,
+//!   blur and submit, which never reach the document, are each recorded once.
+//!
 //! Results are read from the DuckDB file once the collector has stopped.
 
 use std::time::Duration;
@@ -46,6 +51,7 @@ use analyzer::{AuditRequest, Scope};
 use anyhow::{Result, bail};
 use clicktrail_e2e::{Browser, Collector, Page, workspace};
 use duckdb::Connection;
+use fantoccini::actions::{InputSource as _, KeyAction, KeyActions};
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
@@ -368,6 +374,55 @@ async fn privacy(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     done(&p, col).await
 }
 
+/// In the shadow roots of `shadow.html`: the second card's title link and "Add to
+/// cart", the third card's heart (which does nothing), then the e-mail and the
+/// card of the checkout form, and Pay.
+async fn shadow_dom(b: &Browser, base: &str, col: &Collector) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/shadow.html").await?;
+    pause(300).await;
+    let inside = |host: &'static str, css: &'static str| {
+        let c = c.clone();
+        async move {
+            c.find(Locator::Css(host))
+                .await?
+                .shadow_root()
+                .await?
+                .find(Locator::Css(css))
+                .await
+        }
+    };
+    for (host, css) in [
+        ("shop-card:nth-of-type(2)", "a.title"),
+        ("shop-card:nth-of-type(2)", "button.add"),
+        ("shop-card:nth-of-type(3)", "button.wish"),
+    ] {
+        inside(host, css).await?.click().await?;
+        pause(200).await;
+    }
+    for (name, text) in [("email", "ann@example.com"), ("card", "4111111111111111")] {
+        let css = if name == "email" {
+            "[name=email]"
+        } else {
+            "[name=card]"
+        };
+        inside("checkout-form", css).await?.click().await?;
+        // Typed as keys to the focused field: sending keys to the element would
+        // make chromedriver blur the host and focus the field again.
+        let mut keys = KeyActions::new("keyboard".into());
+        for ch in text.chars() {
+            keys = keys
+                .then(KeyAction::Down { value: ch })
+                .then(KeyAction::Up { value: ch });
+        }
+        c.perform_actions(keys).await?;
+    }
+    inside("checkout-form", "#pay").await?.click().await?;
+    pause(1_300).await; // the heart's click is judged dead
+    done(&p, col).await
+}
+
 /// Leave the page, wait until its last beacon is stored, close the browser.
 /// (Closing at once can kill the browser before the beacon is on the wire.)
 async fn done(p: &Page<'_>, col: &Collector) -> Result<()> {
@@ -418,6 +473,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     click_through(&browser, &base, &collector, "/demo/steps.html", &steps).await?;
     let routes = ["to-shoes", "shoes-home", "to-sale", "nf-home"];
     click_through(&browser, &base, &collector, "/demo/routes.html", &routes).await?;
+    shadow_dom(&browser, &base, &collector).await?;
     privacy(&browser, &base, &collector).await?;
     collector.wait_quiet(60).await?;
     let db = collector.stop().await?;
@@ -557,6 +613,52 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     let root = screen(hash);
     assert_eq!((&root["views"], &root["exits"]), (&json!(1), &json!(1)));
     assert_eq!(screen(&format!("{hash}#catalog"))["views"], json!(1));
+
+    // Web components: clicks, link views, dead clicks and the form inside open
+    // shadow roots, each once. An element in a shadow root is written after its
+    // host's part.
+    let in_card = |n: u32, css: &str| format!("shop-card:nth-of-type({n}) > div.card > {css}");
+    let title = format!("section#grid > {}", in_card(2, "a.title"));
+    let add = format!("section#grid > {}", in_card(2, "button.add"));
+    let wish = in_card(3, r#"button[aria-label="Wishlist"]"#);
+    let pay = r#"form[name="pay"]"#;
+    assert_eq!(
+        on(
+            "shadow.html",
+            "click",
+            "selector || ' | ' || coalesce(text, '-') || ' | ' || coalesce(href, '-')"
+        ),
+        [
+            format!("{title} | Floor lamp | {base}/demo/shadow.html"),
+            format!("{add} | Add to cart | -"),
+            format!("{wish} | \u{2661} | -"),
+            format!(r#"{pay} > label:nth-of-type(1) > input[name="email"][type="email"] | - | -"#),
+            format!(r#"checkout-form > {pay} > label:nth-of-type(2) > input[name="card"] | - | -"#),
+            format!("checkout-form > {pay} > button#pay | Pay | -"),
+        ]
+    );
+    assert_eq!(on("shadow.html", "dead_click", "selector"), [wish]);
+    assert_eq!(
+        on("shadow.html", "link_view", "selector"),
+        [title, format!("section#grid > {}", in_card(3, "a.title"))],
+        "the links of the cards acted in"
+    );
+    assert_eq!(
+        rows(
+            "SELECT kind || ' ' || coalesce(form, '-') || ' ' || coalesce(field, '-') \
+             FROM events WHERE path LIKE '/demo/shadow.html%' \
+             AND kind IN ('focus', 'blur', 'change', 'submit') ORDER BY ts, seq"
+        ),
+        [
+            "focus pay email",
+            "change pay email",
+            "blur pay email",
+            "focus pay card",
+            "change pay card",
+            "blur pay card",
+            "submit pay -",
+        ]
+    );
 
     // A click inside a link is the link's: its selector, text and href, as in its
     // link_view rows; icons inside a button are the button's; a decorative icon is

@@ -118,14 +118,34 @@ function all(p, sel) {
   }
 }
 
+// The children of `p` (an element or a shadow root) that match `sel`.
+function kids(p, sel) {
+  if (p.nodeType === 1) return all(p, sel);
+  const out = [];
+  try {
+    for (const c of p.children) if (c.matches(sel)) out.push(c);
+  } catch (e) {}
+  return out;
+}
+
+// Whether `el` is inside a shadow root: an id there is unique in its component
+// only (every product card's shadow root may have its `#add`).
+function shadowed(el) {
+  return el.getRootNode() !== document;
+}
+
 // One compound selector, the first of these that applies: `tag#id` (unique:
 // anchored), `tag[data-testid="…"]` (and `data-test`, `data-cy`, `data-qa`:
 // anchored too), else `tag` with `[name]`, else `[aria-label]`, else one class; plus
 // `[role]` and an input's or button's `[type]`; `:nth-of-type(n)` when a sibling
 // gets the same part. Returns [part, anchored, parent].
 function part(el, known) {
-  const tag = el.localName, id = el.id, parent = el.parentElement;
-  if (!generated(id)) return [tag + "#" + CSS.escape(id), true, parent];
+  const tag = el.localName, id = el.id;
+  // The node holding `el` and its siblings, and the element its selector goes on
+  // with: its parent, or for the top of an open shadow root, the root and its host.
+  let sibs = el.parentElement, parent = sibs;
+  if (!sibs && el.parentNode && el.parentNode.host) parent = (sibs = el.parentNode).host;
+  if (!generated(id)) return [tag + "#" + CSS.escape(id), !shadowed(el), parent];
   let out = tag, anchored = false, v, c;
   // Most elements have none of the attributes: one question, then the class.
   if (el.matches(ANY_ATTR)) {
@@ -136,7 +156,7 @@ function part(el, known) {
     for (const a of TEST_IDS) {
       if ((v = attr(a, 48)) !== undefined) {
         out += attrPart(a, v);
-        anchored = true;
+        anchored = !shadowed(el);
         break;
       }
     }
@@ -153,15 +173,15 @@ function part(el, known) {
     out += "." + CSS.escape(c);
   }
   // Siblings this part would match too: then its position among its type.
-  if (parent && parent.childElementCount > 1) {
-    const n = node(known, parent);
+  if (sibs && sibs.childElementCount > 1) {
+    const n = node(known, sibs);
     let twins = n.twins.get(out);
-    if (twins === undefined) n.twins.set(out, (twins = all(parent, out).length > 1));
+    if (twins === undefined) n.twins.set(out, (twins = kids(sibs, out).length > 1));
     if (twins) {
       let at = n.types.get(tag);
       if (!at) {
         n.types.set(tag, (at = new Map()));
-        const list = all(parent, tag);
+        const list = kids(sibs, tag);
         for (let i = 0; i < list.length; i++) at.set(list[i], i + 1);
       }
       out += ":nth-of-type(" + (at.get(el) || 0) + ")";
@@ -193,7 +213,10 @@ function chain(el, known) {
 // does to its state: generated ids and classes and state classes are skipped, at
 // most one class is used (the shortest, so that the order of the `class`
 // attribute does not matter), and `:nth-of-type` only tells apart siblings that
-// would otherwise get the same part. No text is put in a selector.
+// would otherwise get the same part. No text is put in a selector. An element in
+// a component's open shadow root is written after its host's part with ` > `
+// (`shop-card:nth-of-type(2) > button.add`: not a selector `querySelector`
+// takes, but one that `click:` steps match).
 export function selector(el) {
   return selectorIn(el, new Map());
 }
@@ -218,6 +241,25 @@ function selectorIn(el, known) {
   let keep = parts.length;
   while (keep > 0 && len + n.lens[keep] > SHORT) keep--;
   return n.joined[keep] + first;
+}
+
+// The closest element matching `sel`, from `el` up, also through the hosts of
+// the shadow roots `el` is in.
+export function closest(el, sel) {
+  for (let e = el; e;) {
+    const c = e.closest(sel);
+    if (c) return c;
+    e = e.getRootNode().host;
+  }
+  return null;
+}
+
+// The focused element, also inside open shadow roots (where the document's
+// `activeElement` is the host).
+export function focused() {
+  let a = document.activeElement;
+  while (a && a.shadowRoot && a.shadowRoot.activeElement) a = a.shadowRoot.activeElement;
+  return a;
 }
 
 // Elements whose text runs on with the text around it, as it is shown; any other
@@ -290,16 +332,64 @@ const MAX_ADDED = 256;
 // links each time would cost it about 1 ms each. Observing an element twice is
 // a no-op.
 export function watch(io, all) {
-  const roots = all || whole ? [document] : added;
+  watcher = io;
+  const from = all || whole ? [document].concat(shadows) : added;
   added = [];
   whole = false;
   const observe = io.observe.bind(io);
-  for (const n of roots) {
+  for (const n of from) {
     if (n === document || n.isConnected) {
-      if (n !== document && n.matches(WATCHED)) io.observe(n);
+      if (n.nodeType === 1 && n.matches(WATCHED)) io.observe(n);
       n.querySelectorAll(WATCHED).forEach(observe);
     }
   }
+}
+
+// Open shadow roots the visitor acted in (a web component's card or form), at
+// most `MAX_SHADOWS`. Events that do not leave a shadow root (`change`, `submit`,
+// `invalid`), and focus moving inside one, reach no listener on the document;
+// observers of the document see no change inside one. So the tracker listens
+// in each (`inner`), the observers observe each, and its links are watched.
+const shadows = [];
+const MAX_SHADOWS = 64;
+let inShadow = [], pageObserver = null, watcher = null;
+const OBSERVED = { subtree: true, childList: true, attributes: true, characterData: true };
+
+// The listeners (`[type, function]`) to add to each shadow root found.
+export function shadowListeners(list) {
+  inShadow = list;
+}
+
+// Observe with `mo` (the dead-click observer) every shadow root found too.
+export function observeShadows(mo, options) {
+  for (const r of shadows) mo.observe(r, options);
+}
+
+// The element an event happened on: its target, or in an open shadow root (where
+// a listener on the document sees the host as target), the element in it. The
+// shadow roots it is in are found on the way.
+export function origin(e) {
+  const t = (e.composedPath && e.composedPath()[0]) || e.target;
+  if (t !== e.target && t.getRootNode) {
+    for (let r = t.getRootNode(); r.host; r = r.host.getRootNode()) found(r);
+  }
+  return t;
+}
+
+// `origin`, for the events the tracker listens to in each shadow root too:
+// only the listener on the root the element is in (the document, or its shadow
+// root) takes it, so that it counts once; null for the others.
+export function inner(e) {
+  const t = origin(e), r = t.getRootNode ? t.getRootNode() : document;
+  return r === e.currentTarget || (e.currentTarget === document && !shadows.includes(r)) ? t : null;
+}
+
+function found(r) {
+  if (shadows.includes(r) || shadows.length >= MAX_SHADOWS) return;
+  shadows.push(r);
+  for (const [type, f] of inShadow) r.addEventListener(type, f, true);
+  if (pageObserver) pageObserver.observe(r, OBSERVED);
+  if (watcher) r.querySelectorAll(WATCHED).forEach(watcher.observe.bind(watcher));
 }
 
 // Note where links and ads may have come in: `el` was added or its `href` or ad
@@ -337,10 +427,11 @@ const SHAPE = 1, DRAWN = 2;
 // style every frame does not call into the tracker at all), telling it whether
 // something was drawn.
 export function observePage(changed) {
-  new MutationObserver(function (records) {
+  pageObserver = new MutationObserver(function (records) {
     const found = beat(records, Date.now() - acted > QUIET_MS, screens);
     if (found) changed((found & DRAWN) !== 0);
-  }).observe(document, { subtree: true, childList: true, attributes: true, characterData: true });
+  });
+  pageObserver.observe(document, OBSERVED);
 }
 
 // Note the elements changed in the always-on observer's `records`: a change that

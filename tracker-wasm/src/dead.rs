@@ -93,10 +93,11 @@ impl Tracker {
     pub(crate) fn on_press(&mut self, e: &JsValue) {
         // A press starts a new action: a label's pass-on click is past by now.
         self.label_field = None;
+        // First, so that a shadow root pressed in is found, and watched too.
+        self.dead.near = dom::origin(e);
         self.dead_settle();
         self.dead_watch();
         self.dead.primed = true;
-        self.dead.near = dom::prop(e, "target");
     }
 
     /// Called first for every click: one without a `pointerdown` before it
@@ -151,7 +152,9 @@ impl Tracker {
         if let Some(o) = &self.dead.mo {
             let all = r#"{"subtree":1,"childList":1,"attributes":1,"characterData":1,
                 "attributeOldValue":1}"#;
-            let _ = o.observe(&self.doc, &dom::json(all));
+            let all = dom::json(all);
+            let _ = o.observe(&self.doc, &all);
+            dom::observe_shadows(o, &all);
         }
     }
 

@@ -11,7 +11,7 @@ use alloc::string::String;
 use js_sys::{Function, JsString, Reflect};
 use protocol::{MAX_NAME, MAX_SELECTOR, MAX_TEXT_CHARS};
 use wasm_bindgen::{JsCast, JsValue, prelude::wasm_bindgen};
-use web_sys::{Document, Element, EventTarget, Window};
+use web_sys::{Document, Element, Window};
 
 use crate::json::{cut, squash};
 
@@ -47,6 +47,23 @@ extern "C" {
     /// Whether the page has any named `data-ct-screen` element.
     #[wasm_bindgen(js_name = hasScreens)]
     pub(crate) fn has_screens(any: bool);
+    /// The element an event happened on, also inside an open shadow root (whose
+    /// listeners and observers the tracker then adds: see `js/dom.js`).
+    pub(crate) fn origin(e: &JsValue) -> JsValue;
+    /// [`origin`], for the events the tracker also listens to in shadow roots:
+    /// null except at the listener on the element's own root.
+    pub(crate) fn inner(e: &JsValue) -> JsValue;
+    /// The listeners (`[type, function]` pairs) to add to each shadow root found.
+    #[wasm_bindgen(js_name = shadowListeners)]
+    pub(crate) fn shadow_listeners(list: &JsValue);
+    /// Observe with `mo` each shadow root found too.
+    #[wasm_bindgen(js_name = observeShadows)]
+    pub(crate) fn observe_shadows(mo: &Observer, options: &JsValue);
+    /// The closest element matching `sel`, through shadow root hosts too.
+    #[wasm_bindgen(catch, js_name = closest)]
+    fn closest_js(el: &Element, sel: &str) -> Result<Option<Element>, JsValue>;
+    /// The focused element, inside open shadow roots too.
+    pub(crate) fn focused() -> Option<Element>;
     /// Observe with `io` the links and ads of the whole page (`all`), or those
     /// among and inside the elements added since the last call (noted by `beat`).
     pub(crate) fn watch(io: &Observer, all: bool);
@@ -128,9 +145,10 @@ pub(crate) fn arrived_forward(win: &Window) -> bool {
     later(&prop(&activation, "entry"), &prop(&activation, "from"))
 }
 
-/// The closest element matching `sel`, from `el` itself upwards.
+/// The closest element matching `sel`, from `el` itself upwards (past the host of
+/// a shadow root `el` is in).
 pub(crate) fn closest(el: &Element, sel: &str) -> Option<Element> {
-    el.closest(sel).ok().flatten()
+    closest_js(el, sel).ok().flatten()
 }
 
 /// Whether an element is a named ad outside `data-ct-ignore` subtrees.
@@ -138,11 +156,12 @@ pub(crate) fn is_ad(el: &Element) -> bool {
     el.matches(AD).unwrap_or(false)
 }
 
-/// An event target as an element, unless it sits in a `data-ct-ignore` subtree.
-pub(crate) fn element(target: Option<EventTarget>) -> Option<Element> {
-    let el: Element = target?.dyn_into().ok()?;
+/// An event's element (see [`origin`]) as an element, unless it sits in a
+/// `data-ct-ignore` subtree.
+pub(crate) fn element(target: JsValue) -> Option<Element> {
+    let el: Element = target.dyn_into().ok()?;
     // An error from `closest` cannot happen for this selector; treat it as ignored.
-    matches!(el.closest("[data-ct-ignore]"), Ok(None)).then_some(el)
+    matches!(closest_js(&el, "[data-ct-ignore]"), Ok(None)).then_some(el)
 }
 
 /// A short, stable CSS selector for `el` (`selector` in `js/dom.js`: its own
@@ -193,7 +212,7 @@ pub(crate) const CUSTOM_FIELDS: &str = "[role=combobox],[role=listbox],[role=spi
 /// The recordable form field an event target is: input (but not hidden or
 /// button-like), select or textarea, or a [`CUSTOM_FIELDS`] widget; outside
 /// `data-ct-ignore`.
-pub(crate) fn field(target: Option<EventTarget>) -> Option<Element> {
+pub(crate) fn field(target: JsValue) -> Option<Element> {
     let el = element(target)?;
     let ok = match el.local_name().as_str() {
         "select" | "textarea" => true,

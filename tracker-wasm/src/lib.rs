@@ -120,11 +120,21 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue) -> Option<()> {
     listen(d, "pointerdown", &t, Tracker::on_press, true);
     listen(d, "click", &t, Tracker::on_click, true);
     listen(w, "click", &t, Tracker::on_click_done, false);
-    listen(d, "focusin", &t, Tracker::on_focus, true);
-    listen(d, "focusout", &t, Tracker::on_blur, true);
-    listen(d, "change", &t, Tracker::on_change, true);
-    listen(d, "submit", &t, Tracker::on_submit, true);
-    listen(d, "invalid", &t, Tracker::on_invalid, true);
+    // Form events, on the document and on each open shadow root the visitor acts
+    // in (they do not leave one; focus moving inside one does not either).
+    let forms = js_sys::Array::new();
+    for (ty, f) in [
+        ("focusin", Tracker::on_focus as fn(&mut Tracker, &JsValue)),
+        ("focusout", Tracker::on_blur),
+        ("change", Tracker::on_change),
+        ("submit", Tracker::on_submit),
+        ("invalid", Tracker::on_invalid),
+    ] {
+        let f = callback(&t, f);
+        let _ = d.add_event_listener_with_callback_and_bool(ty, &f, true);
+        forms.push(&js_sys::Array::of2(&JsValue::from_str(ty), &f));
+    }
+    dom::shadow_listeners(&forms);
     // Bubble phase on window: script errors only (failed images and scripts
     // don't bubble up here).
     listen(w, "error", &t, Tracker::on_error, false);

@@ -697,7 +697,7 @@ impl Tracker {
     /// keyboard click (Enter or Space on the focused element) is, without `x`, `y`.
     pub(crate) fn on_click(&mut self, e: &JsValue) {
         let e: &MouseEvent = e.unchecked_ref();
-        let Some(target) = dom::element(e.target()) else {
+        let Some(target) = dom::element(dom::origin(e)) else {
             self.dead_begin();
             self.nav_click = false;
             return;
@@ -773,10 +773,7 @@ impl Tracker {
         }
         !pointer
             && (el.local_name() == "select"
-                || !self
-                    .doc
-                    .active_element()
-                    .is_some_and(|a| el.contains(Some(&a))))
+                || !dom::focused().is_some_and(|a| el.contains(Some(&a))))
     }
 
     /// The same click once every page handler ran (bubble phase on window): a link
@@ -790,14 +787,14 @@ impl Tracker {
     // ---- forms -------------------------------------------------------------------
 
     pub(crate) fn on_focus(&mut self, e: &JsValue) {
-        if let Some(el) = dom::field(e.unchecked_ref::<Event>().target()) {
+        if let Some(el) = dom::field(dom::inner(e)) {
             self.focus = Some((el.clone(), Date::now()));
             self.field_event(kind::FOCUS, &el, None, false);
         }
     }
 
     pub(crate) fn on_blur(&mut self, e: &JsValue) {
-        if let Some(el) = dom::field(e.unchecked_ref::<Event>().target()) {
+        if let Some(el) = dom::field(dom::inner(e)) {
             let dur = match self.focus.take() {
                 Some((f, t)) if f == el => Some(Date::now() - t),
                 _ => None,
@@ -807,7 +804,7 @@ impl Tracker {
     }
 
     pub(crate) fn on_change(&mut self, e: &JsValue) {
-        if let Some(el) = dom::field(e.unchecked_ref::<Event>().target()) {
+        if let Some(el) = dom::field(dom::inner(e)) {
             self.field_event(kind::CHANGE, &el, None, true);
         }
     }
@@ -840,7 +837,7 @@ impl Tracker {
     }
 
     pub(crate) fn on_submit(&mut self, e: &JsValue) {
-        let Some(form) = dom::element(e.unchecked_ref::<Event>().target()) else {
+        let Some(form) = dom::element(dom::inner(e)) else {
             return;
         };
         let Some(mut j) = self.begin(kind::SUBMIT) else {
@@ -862,7 +859,7 @@ impl Tracker {
     pub(crate) fn on_invalid(&mut self, e: &JsValue) {
         // The browser's validation bubble answers the click.
         self.on_answer(&JsValue::UNDEFINED);
-        if let Some(el) = dom::field(e.unchecked_ref::<Event>().target()) {
+        if let Some(el) = dom::field(dom::inner(e)) {
             let now = Date::now();
             self.invalid.retain(|(_, t)| now - *t < INVALID_SAME_MS);
             if self.invalid.iter().any(|(f, _)| *f == el) {
