@@ -85,11 +85,7 @@ use std::{borrow::Cow, fmt::Write as _};
 use serde_json::Value;
 use url::{Host, Url};
 
-/// Query parameters that are click ids: kept as they are unless they hold an
-/// email, a card or a phone number.
-pub const CLICK_ID_PARAMS: [&str; 8] = [
-    "gclid", "fbclid", "msclkid", "dclid", "gbraid", "wbraid", "ttclid", "twclid",
-];
+pub use protocol::CLICK_ID_PARAMS;
 
 /// Non-http schemes kept as just `scheme:`; any other scheme gives `None`.
 const OTHER_SCHEMES: [&str; 30] = [
@@ -591,10 +587,7 @@ fn push_query(out: &mut String, query: &str, depth: u8) {
             .iter()
             .any(|c| c.eq_ignore_ascii_case(&name));
         let is_ref = name.eq_ignore_ascii_case("ref");
-        let utm = name
-            .get(..4)
-            .is_some_and(|p| p.eq_ignore_ascii_case("utm_"));
-        if !(click || is_ref || utm) || has_secret(name_raw) {
+        if !protocol::kept_param(&name) || has_secret(name_raw) {
             continue;
         }
         let value = match value_raw {

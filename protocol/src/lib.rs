@@ -60,6 +60,28 @@ pub const MAX_EVENT_AGE_MS: i64 = 24 * 60 * 60 * 1000;
 /// Events may be at most this much newer than the batch's `sent` time.
 pub const MAX_EVENT_FUTURE_MS: i64 = 60 * 1000;
 
+/// Query parameters that are click ids, kept in stored URLs as they are unless
+/// they hold an email, a card or a phone number.
+pub const CLICK_ID_PARAMS: [&str; 8] = [
+    "gclid", "fbclid", "msclkid", "dclid", "gbraid", "wbraid", "ttclid", "twclid",
+];
+
+/// Whether a query parameter (by its name) is kept in stored URLs: `utm_*`, a
+/// click id ([`CLICK_ID_PARAMS`]) or `ref`, in any case. Every other parameter is
+/// dropped by the collector, so a change of one alone (the `?variant=42` of a
+/// variant picker, the `?page=3` of an infinite list) is no new page.
+#[must_use]
+pub fn kept_param(name: &str) -> bool {
+    let name = name.as_bytes();
+    name.eq_ignore_ascii_case(b"ref")
+        || name
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"utm_"))
+        || CLICK_ID_PARAMS
+            .iter()
+            .any(|c| c.as_bytes().eq_ignore_ascii_case(name))
+}
+
 /// Event kinds: the value of an event's `k` field.
 pub mod kind {
     /// A page load or an SPA route change (`history.pushState`/`replaceState`/`popstate`).

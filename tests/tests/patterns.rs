@@ -26,7 +26,8 @@
 //!   outside any form and a `data-ct-form` field is one flow: the buyer who paid
 //!   abandoned nothing.
 //! - `steps.html`: an SPA checkout whose routes render after they are pushed gives
-//!   the screens the visitor saw, the confirmation after the last step included.
+//!   the screens the visitor saw, the confirmation after the last step included;
+//!   a variant written into the URL with `replaceState` is no page view.
 //! - `routes.html`: a hash-bang shop that draws each route a moment after the URL
 //!   changed: each route's page view has its own title and lists only its own
 //!   links (not those of the route before, still on screen until it is drawn);
@@ -40,8 +41,9 @@
 //!
 //! - `shadow.html`: web components with open shadow roots (product cards, a
 //!   checkout form): clicks, dead clicks and link views inside a card are the
-//!   card's elements, written after the card's part; the form's focus, change,
-//!   blur and submit, which never reach the document, are each recorded once.
+//!   card's elements, written after the card's part; every card's link is
+//!   seen, one added later too; the form's focus, change, blur and submit, which
+//!   never reach the document, are each recorded once.
 //!
 //! Results are read from the DuckDB file once the collector has stopped.
 
@@ -374,13 +376,15 @@ async fn privacy(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     done(&p, col).await
 }
 
-/// In the shadow roots of `shadow.html`: the second card's title link and "Add to
+/// "Show more" on `shadow.html`, then in its shadow roots: the second card's title link and "Add to
 /// cart", the third card's heart (which does nothing), then the e-mail and the
 /// card of the checkout form, and Pay.
 async fn shadow_dom(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     let c = b.session().await?;
     let p = Page { c: &c, base };
     p.open("/demo/shadow.html").await?;
+    pause(300).await;
+    p.click("more").await?;
     pause(300).await;
     let inside = |host: &'static str, css: &'static str| {
         let c = c.clone();
@@ -467,9 +471,10 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     widgets(&browser, &base, &collector).await?;
     checkout(&browser, &base, &collector).await?;
     sessions(&browser, &base, &collector).await?;
-    // steps.html: Checkout, Continue, Place order; routes.html: Shoes, Home, the
+    // steps.html: a size (written into the URL), Checkout, Continue, Place order;
+    // routes.html: Shoes, Home, the
     // old sale, Home.
-    let steps = ["checkout", "continue", "place"];
+    let steps = ["size", "checkout", "continue", "place"];
     click_through(&browser, &base, &collector, "/demo/steps.html", &steps).await?;
     let routes = ["to-shoes", "shoes-home", "to-sale", "nf-home"];
     click_through(&browser, &base, &collector, "/demo/routes.html", &routes).await?;
@@ -614,6 +619,16 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     assert_eq!((&root["views"], &root["exits"]), (&json!(1), &json!(1)));
     assert_eq!(screen(&format!("{hash}#catalog"))["views"], json!(1));
 
+    // A variant picked (`replaceState` to `?variant=42`) is the same page.
+    assert_eq!(
+        on("steps", "pageview", "path || ' ' || nav"),
+        [
+            "/demo/steps.html navigate",
+            "/demo/steps/checkout push",
+            "/demo/steps/thanks push"
+        ]
+    );
+
     // Web components: clicks, link views, dead clicks and the form inside open
     // shadow roots, each once. An element in a shadow root is written after its
     // host's part.
@@ -629,6 +644,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             "selector || ' | ' || coalesce(text, '-') || ' | ' || coalesce(href, '-')"
         ),
         [
+            "button#more | Show more | -".to_string(),
             format!("{title} | Floor lamp | {base}/demo/shadow.html"),
             format!("{add} | Add to cart | -"),
             format!("{wish} | \u{2661} | -"),
@@ -638,10 +654,14 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         ]
     );
     assert_eq!(on("shadow.html", "dead_click", "selector"), [wish]);
+    let mut seen = on("shadow.html", "link_view", "selector");
+    seen.sort();
     assert_eq!(
-        on("shadow.html", "link_view", "selector"),
-        [title, format!("section#grid > {}", in_card(3, "a.title"))],
-        "the links of the cards acted in"
+        seen,
+        (1..=4)
+            .map(|n| format!("section#grid > {}", in_card(n, "a.title")))
+            .collect::<Vec<_>>(),
+        "every card's link, the one added later too"
     );
     assert_eq!(
         rows(

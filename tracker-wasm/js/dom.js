@@ -333,23 +333,63 @@ const MAX_ADDED = 256;
 // a no-op.
 export function watch(io, all) {
   watcher = io;
-  const from = all || whole ? [document].concat(shadows) : added;
+  if (!scanned) {
+    scanned = true;
+    scan(document);
+  }
+  let from = added;
+  if (all || whole) {
+    // Components that left the page are forgotten.
+    for (const r of known) if (!r.isConnected) known.delete(r);
+    for (let i = shadows.length; i--;) if (!shadows[i].isConnected) shadows.splice(i, 1);
+    from = [document, ...known];
+  }
   added = [];
   whole = false;
   const observe = io.observe.bind(io);
   for (const n of from) {
     if (n === document || n.isConnected) {
-      if (n.nodeType === 1 && n.matches(WATCHED)) io.observe(n);
+      if (n.nodeType === 1) {
+        if (n.matches(WATCHED)) io.observe(n);
+        if (n.shadowRoot) note(n.shadowRoot);
+      }
       n.querySelectorAll(WATCHED).forEach(observe);
     }
   }
 }
 
-// Open shadow roots the visitor acted in (a web component's card or form), at
-// most `MAX_SHADOWS`. Events that do not leave a shadow root (`change`, `submit`,
-// `invalid`), and focus moving inside one, reach no listener on the document;
-// observers of the document see no change inside one. So the tracker listens
-// in each (`inner`), the observers observe each, and its links are watched.
+// Web components: open shadow roots. Every one the tracker knows of is watched
+// for links and ads in view and observed for changes, as the page is (`known`):
+// those on the page when the tracker starts (one walk of the page), those
+// attached later (`attachShadow` is wrapped), and those of elements added. Closed
+// shadow roots stay closed.
+const known = new Set();
+let scanned = false;
+
+function note(r) {
+  if (known.has(r)) return;
+  known.add(r);
+  if (pageObserver) pageObserver.observe(r, OBSERVED);
+  came(r);
+}
+
+// Note the open shadow roots in `root`, and in those.
+function scan(root) {
+  const walk = document.createTreeWalker(root, NodeFilter.SHOW_ELEMENT);
+  for (let e = walk.nextNode(); e; e = walk.nextNode()) {
+    const r = e.shadowRoot;
+    if (r && !known.has(r)) {
+      note(r);
+      scan(r);
+    }
+  }
+}
+
+// The shadow roots the visitor acted in (a card, a form), at most
+// `MAX_SHADOWS`: events that do not leave a shadow root (`change`, `submit`,
+// `invalid`), and focus moving inside one, reach no listener on the document, so
+// the tracker listens in each (see `inner`); the dead-click observer observes
+// each too.
 const shadows = [];
 const MAX_SHADOWS = 64;
 let inShadow = [], pageObserver = null, watcher = null;
@@ -385,11 +425,13 @@ export function inner(e) {
 }
 
 function found(r) {
+  if (!known.has(r)) {
+    note(r);
+    if (watcher) r.querySelectorAll(WATCHED).forEach(watcher.observe.bind(watcher));
+  }
   if (shadows.includes(r) || shadows.length >= MAX_SHADOWS) return;
   shadows.push(r);
   for (const [type, f] of inShadow) r.addEventListener(type, f, true);
-  if (pageObserver) pageObserver.observe(r, OBSERVED);
-  if (watcher) r.querySelectorAll(WATCHED).forEach(watcher.observe.bind(watcher));
 }
 
 // Note where links and ads may have come in: `el` was added or its `href` or ad
@@ -432,6 +474,18 @@ export function observePage(changed) {
     if (found) changed((found & DRAWN) !== 0);
   });
   pageObserver.observe(document, OBSERVED);
+  // Shadow roots attached from now on are known at once (empty yet: what is put
+  // in them is seen as added).
+  const proto = Element.prototype, attach = proto.attachShadow;
+  if (attach) {
+    proto.attachShadow = new Proxy(attach, {
+      apply(f, el, args) {
+        const r = Reflect.apply(f, el, args);
+        if (r.mode === "open") note(r);
+        return r;
+      },
+    });
+  }
 }
 
 // Note the elements changed in the always-on observer's `records`: a change that

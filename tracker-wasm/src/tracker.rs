@@ -569,10 +569,22 @@ impl Tracker {
     /// path, query or hash route changed, with the previous URL as referrer. A
     /// `popstate` that only changed the hash route is `hash`, unless it went back
     /// or forward in history (known where the Navigation API is).
+    #[inline(never)]
     pub(crate) fn route(&mut self, nav: &'static str) {
         self.on_answer(&JsValue::UNDEFINED);
         let (url, route) = self.here();
-        if url != self.page_url || route != self.page_route {
+        // A new page is a new path or hash route, or (but for `replaceState`,
+        // which rewrites this page's URL: a variant picked, a page of an
+        // infinite list, campaign parameters tidied away) a new value of a query
+        // parameter that is stored; a change of others alone leaves the stored
+        // page as it was.
+        let same = if nav == "replace" {
+            before(&url, b'?') == before(&self.page_url, b'?')
+        } else {
+            same_stored_query(&url, &self.page_url)
+                && before(&url, b'?') == before(&self.page_url, b'?')
+        };
+        if !same || route != self.page_route {
             let nav = match nav {
                 "pop" if self.forward => "forward",
                 "pop" if url == self.page_url && !self.traverse => "hash",
@@ -1045,9 +1057,68 @@ pub(crate) fn valid_site(site: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
 }
 
+/// Whether two URLs (without fragment) have the same stored query parameters
+/// ([`protocol::kept_param`]), in the same order and as they are written.
+fn same_stored_query(a: &str, b: &str) -> bool {
+    let (mut a, mut b) = (query(a), query(b));
+    loop {
+        let (x, y) = (next_stored(&mut a), next_stored(&mut b));
+        if x != y {
+            return false;
+        }
+        if x.is_none() {
+            return true;
+        }
+    }
+}
+
+/// The query string of a URL (without fragment), without its `?`.
+fn query(url: &str) -> &str {
+    url.get(before(url, b'?').len() + 1..).unwrap_or_default()
+}
+
+/// The next stored parameter (`name=value`) of the query string `rest`, which it
+/// then goes past.
+fn next_stored<'a>(rest: &mut &'a str) -> Option<&'a str> {
+    while !rest.is_empty() {
+        let p = before(rest, b'&');
+        *rest = rest.get(p.len() + 1..).unwrap_or_default();
+        if protocol::kept_param(before(p, b'=')) {
+            return Some(p);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
-    use super::stack_frame;
+    use super::{next_stored, query, same_stored_query, stack_frame};
+
+    #[test]
+    fn only_stored_query_parameters_make_a_new_page() {
+        let stored = |url| {
+            let (mut rest, mut out) = (query(url), alloc::vec::Vec::new());
+            while let Some(p) = next_stored(&mut rest) {
+                out.push(p);
+            }
+            out
+        };
+        assert!(stored("https://s.example/p?variant=42&page=3").is_empty());
+        assert_eq!(
+            stored("https://s.example/p?variant=4&utm_source=news&GCLID=x&&ref=a&reference=b"),
+            ["utm_source=news", "GCLID=x", "ref=a"]
+        );
+        assert!(stored("https://s.example/p").is_empty());
+        assert_eq!(stored("/p?utm_medium"), ["utm_medium"]);
+        let same = same_stored_query;
+        assert!(same("/p?variant=1", "/p?variant=2&page=3"));
+        assert!(same(
+            "/p?utm_source=a&variant=1",
+            "/p?variant=2&utm_source=a"
+        ));
+        assert!(!same("/p?utm_source=a", "/p?utm_source=b"));
+        assert!(!same("/p?utm_source=a", "/p"));
+    }
 
     #[test]
     fn finds_the_first_frame_with_a_url() {
