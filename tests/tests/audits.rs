@@ -271,6 +271,17 @@ async fn audit_visits_are_recorded_exactly() -> Result<()> {
         ),
         (Some(1), Some(0), Some(1))
     );
+    // The add-to-cart form sent with its default quantity, no field touched: started
+    // and submitted, listed first (as many started, more submitted).
+    assert_eq!(forms["forms"][0]["form"], "add-to-cart");
+    assert_eq!(
+        (
+            forms["forms"][0]["started"].as_u64(),
+            forms["forms"][0]["submitted"].as_u64(),
+            forms["forms"][0]["abandoned"].as_u64()
+        ),
+        (Some(1), Some(1), Some(0))
+    );
     let address = find(&shipping["fields"], &json!({"field": "address"}));
     assert_eq!(
         (

@@ -377,8 +377,9 @@ async fn privacy(b: &Browser, base: &str, col: &Collector) -> Result<()> {
 }
 
 /// "Show more" on `shadow.html`, then in its shadow roots: the second card's title link and "Add to
-/// cart", the third card's heart (which does nothing), then the e-mail and the
-/// card of the checkout form, and Pay.
+/// cart", the third card's heart (which does nothing), then the size picker (a
+/// component in the form's component), the e-mail and the card of the checkout
+/// form (which checks itself at each key), and Pay.
 async fn shadow_dom(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     let c = b.session().await?;
     let p = Page { c: &c, base };
@@ -405,6 +406,19 @@ async fn shadow_dom(b: &Browser, base: &str, col: &Collector) -> Result<()> {
         inside(host, css).await?.click().await?;
         pause(200).await;
     }
+    let size = c
+        .find(Locator::Css("checkout-form"))
+        .await?
+        .shadow_root()
+        .await?
+        .find(Locator::Css("size-pick"))
+        .await?
+        .shadow_root()
+        .await?
+        .find(Locator::Css("button"))
+        .await?;
+    size.click().await?;
+    pause(200).await;
     for (name, text) in [("email", "ann@example.com"), ("card", "4111111111111111")] {
         let css = if name == "email" {
             "[name=email]"
@@ -648,6 +662,8 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             format!("{title} | Floor lamp | {base}/demo/shadow.html"),
             format!("{add} | Add to cart | -"),
             format!("{wish} | \u{2661} | -"),
+            r#"size-pick[aria-label="Size"][role="combobox"] > button[type="button"] | M | -"#
+                .to_string(),
             format!(r#"{pay} > label:nth-of-type(1) > input[name="email"][type="email"] | - | -"#),
             format!(r#"checkout-form > {pay} > label:nth-of-type(2) > input[name="card"] | - | -"#),
             format!("checkout-form > {pay} > button#pay | Pay | -"),
@@ -667,9 +683,11 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         rows(
             "SELECT kind || ' ' || coalesce(form, '-') || ' ' || coalesce(field, '-') \
              FROM events WHERE path LIKE '/demo/shadow.html%' \
-             AND kind IN ('focus', 'blur', 'change', 'submit') ORDER BY ts, seq"
+             AND kind IN ('focus', 'blur', 'change', 'submit', 'invalid') ORDER BY ts, seq"
         ),
         [
+            "focus pay Size",
+            "blur pay Size",
             "focus pay email",
             "change pay email",
             "blur pay email",

@@ -128,10 +128,23 @@ function kids(p, sel) {
   return out;
 }
 
+// The root node of `n` (the prototype's method: a form's field named
+// `getRootNode` hides the form's own).
+function rootOf(n) {
+  return Node.prototype.getRootNode.call(n);
+}
+
+// The host of the shadow root `n` is in; null in the document (where
+// `document.host` may be a form or image named "host").
+export function hostOf(n) {
+  const r = rootOf(n);
+  return r instanceof ShadowRoot ? r.host : null;
+}
+
 // Whether `el` is inside a shadow root: an id there is unique in its component
 // only (every product card's shadow root may have its `#add`).
-function shadowed(el) {
-  return el.getRootNode() !== document;
+export function shadowed(el) {
+  return rootOf(el) instanceof ShadowRoot;
 }
 
 // One compound selector, the first of these that applies: `tag#id` (unique:
@@ -144,7 +157,7 @@ function part(el, known) {
   // The node holding `el` and its siblings, and the element its selector goes on
   // with: its parent, or for the top of an open shadow root, the root and its host.
   let sibs = el.parentElement, parent = sibs;
-  if (!sibs && el.parentNode && el.parentNode.host) parent = (sibs = el.parentNode).host;
+  if (!sibs && el.parentNode instanceof ShadowRoot) parent = (sibs = el.parentNode).host;
   if (!generated(id)) return [tag + "#" + CSS.escape(id), !shadowed(el), parent];
   let out = tag, anchored = false, v, c;
   // Most elements have none of the attributes: one question, then the class.
@@ -246,10 +259,9 @@ function selectorIn(el, known) {
 // The closest element matching `sel`, from `el` up, also through the hosts of
 // the shadow roots `el` is in.
 export function closest(el, sel) {
-  for (let e = el; e;) {
-    const c = e.closest(sel);
+  for (let e = el; e; e = hostOf(e)) {
+    const c = Element.prototype.closest.call(e, sel);
     if (c) return c;
-    e = e.getRootNode().host;
   }
   return null;
 }
@@ -257,9 +269,17 @@ export function closest(el, sel) {
 // The focused element, also inside open shadow roots (where the document's
 // `activeElement` is the host).
 export function focused() {
-  let a = document.activeElement;
-  while (a && a.shadowRoot && a.shadowRoot.activeElement) a = a.shadowRoot.activeElement;
-  return a;
+  for (let a = document.activeElement; ;) {
+    const r = a && a.shadowRoot;
+    if (!(r instanceof ShadowRoot) || !r.activeElement) return a;
+    a = r.activeElement;
+  }
+}
+
+// Whether `node` is `el` or inside it, also inside a shadow root in it.
+export function within(el, node) {
+  for (let n = node; n; n = hostOf(n)) if (el.contains(n)) return true;
+  return false;
 }
 
 // Elements whose text runs on with the text around it, as it is shown; any other
@@ -341,22 +361,25 @@ export function watch(io, all) {
   if (all || whole) {
     // Components that left the page are forgotten.
     for (const r of known) if (!r.isConnected) known.delete(r);
-    for (let i = shadows.length; i--;) if (!shadows[i].isConnected) shadows.splice(i, 1);
     from = [document, ...known];
   }
   added = [];
   whole = false;
   const observe = io.observe.bind(io);
   for (const n of from) {
-    if (n === document || n.isConnected) {
-      if (n.nodeType === 1) {
-        if (n.matches(WATCHED)) io.observe(n);
-        if (n.shadowRoot) note(n.shadowRoot);
-      }
-      n.querySelectorAll(WATCHED).forEach(observe);
+    if (n !== document && !n.isConnected) continue;
+    if (n.nodeType === 1) {
+      if (n.matches(WATCHED)) io.observe(n);
+      if (n.shadowRoot instanceof ShadowRoot) note(n.shadowRoot);
+    } else if (n instanceof ShadowRoot && closest(n.host, IGNORED)) {
+      continue;
     }
+    n.querySelectorAll(WATCHED).forEach(observe);
   }
 }
+
+// What `data-ct-ignore` covers.
+const IGNORED = "[data-ct-ignore]";
 
 // Web components: open shadow roots. Every one the tracker knows of is watched
 // for links and ads in view and observed for changes, as the page is (`known`):
@@ -378,20 +401,18 @@ function scan(root) {
   const walk = document.createTreeWalker(root, NodeFilter.SHOW_ELEMENT);
   for (let e = walk.nextNode(); e; e = walk.nextNode()) {
     const r = e.shadowRoot;
-    if (r && !known.has(r)) {
+    if (r instanceof ShadowRoot && !known.has(r)) {
       note(r);
       scan(r);
     }
   }
 }
 
-// The shadow roots the visitor acted in (a card, a form), at most
-// `MAX_SHADOWS`: events that do not leave a shadow root (`change`, `submit`,
-// `invalid`), and focus moving inside one, reach no listener on the document, so
-// the tracker listens in each (see `inner`); the dead-click observer observes
-// each too.
-const shadows = [];
-const MAX_SHADOWS = 64;
+// The shadow roots the visitor acted in (a card, a form): events that do not
+// leave a shadow root (`change`, `submit`, `invalid`), and focus moving inside
+// one, reach no listener on the document, so the tracker listens in each too
+// (see `inner`).
+const hooked = new WeakSet();
 let inShadow = [], pageObserver = null, watcher = null;
 const OBSERVED = { subtree: true, childList: true, attributes: true, characterData: true };
 
@@ -400,37 +421,48 @@ export function shadowListeners(list) {
   inShadow = list;
 }
 
-// Observe with `mo` (the dead-click observer) every shadow root found too.
+// Observe with `mo` (the dead-click observer) every shadow root known too: a
+// click may change another component than its own (a cart badge).
 export function observeShadows(mo, options) {
-  for (const r of shadows) mo.observe(r, options);
+  for (const r of known) if (r.isConnected) mo.observe(r, options);
 }
 
 // The element an event happened on: its target, or in an open shadow root (where
 // a listener on the document sees the host as target), the element in it. The
-// shadow roots it is in are found on the way.
+// shadow roots it is in are listened in from now on (`hook`).
 export function origin(e) {
-  const t = (e.composedPath && e.composedPath()[0]) || e.target;
-  if (t !== e.target && t.getRootNode) {
-    for (let r = t.getRootNode(); r.host; r = r.host.getRootNode()) found(r);
+  try {
+    const t = e.composedPath()[0] || e.target;
+    if (t !== e.target) {
+      for (let r = rootOf(t); r instanceof ShadowRoot; r = rootOf(r.host)) hook(r);
+    }
+    return t;
+  } catch (x) {
+    return e.target;
   }
-  return t;
 }
 
-// `origin`, for the events the tracker listens to in each shadow root too:
-// only the listener on the root the element is in (the document, or its shadow
-// root) takes it, so that it counts once; null for the others.
+// Events a tracker listener took (see `inner`).
+const taken = new WeakSet();
+
+// `origin`, for the events the tracker listens to on the document and in each
+// shadow root it hooked: the first of its listeners to get the event takes it
+// (the document's, for an event that leaves the shadow root; else the root's),
+// the others get null, so that it counts once.
 export function inner(e) {
-  const t = origin(e), r = t.getRootNode ? t.getRootNode() : document;
-  return r === e.currentTarget || (e.currentTarget === document && !shadows.includes(r)) ? t : null;
+  if (taken.has(e)) return null;
+  taken.add(e);
+  return origin(e);
 }
 
-function found(r) {
+// Listen in the shadow root `r` (and know it, if it was not known yet).
+function hook(r) {
   if (!known.has(r)) {
     note(r);
     if (watcher) r.querySelectorAll(WATCHED).forEach(watcher.observe.bind(watcher));
   }
-  if (shadows.includes(r) || shadows.length >= MAX_SHADOWS) return;
-  shadows.push(r);
+  if (hooked.has(r)) return;
+  hooked.add(r);
   for (const [type, f] of inShadow) r.addEventListener(type, f, true);
 }
 
@@ -454,6 +486,30 @@ export function act() {
   acted = Date.now();
 }
 
+// When the visitor last pressed or clicked something other than a field or a
+// label, or pressed Enter: what sends a form, so what makes the browser (or the
+// page's own Pay button) check it, at once.
+let tried = 0;
+const FIELDISH = "input:not([type=submit],[type=button],[type=image],[type=reset]),textarea,select,label,[contenteditable]:not([contenteditable=false])";
+function attempt(e) {
+  if (e.type === "keydown") {
+    if (e.key === "Enter") tried = Date.now();
+    return;
+  }
+  try {
+    const t = e.composedPath()[0];
+    if (t.nodeType === 1 && Element.prototype.closest.call(t, FIELDISH)) return;
+  } catch (x) {}
+  tried = Date.now();
+}
+
+// Whether a form check now is part of the visitor's attempt to send it (a press,
+// click or Enter less than 100 ms ago), not a page checking its form by itself
+// (at load, or at each key typed, to enable its Pay button).
+export function attempting() {
+  return Date.now() - tried < 100;
+}
+
 // Whether the page had any named screen when the tracker last looked.
 let screens = true;
 export function hasScreens(any) {
@@ -474,6 +530,7 @@ export function observePage(changed) {
     if (found) changed((found & DRAWN) !== 0);
   });
   pageObserver.observe(document, OBSERVED);
+  for (const type of ["pointerdown", "click", "keydown"]) document.addEventListener(type, attempt, true);
   // Shadow roots attached from now on are known at once (empty yet: what is put
   // in them is seen as added).
   const proto = Element.prototype, attach = proto.attachShadow;
@@ -481,7 +538,9 @@ export function observePage(changed) {
     proto.attachShadow = new Proxy(attach, {
       apply(f, el, args) {
         const r = Reflect.apply(f, el, args);
-        if (r.mode === "open") note(r);
+        try {
+          if (r.mode === "open") note(r);
+        } catch (e) {}
         return r;
       },
     });

@@ -64,6 +64,16 @@ extern "C" {
     fn closest_js(el: &Element, sel: &str) -> Result<Option<Element>, JsValue>;
     /// The focused element, inside open shadow roots too.
     pub(crate) fn focused() -> Option<Element>;
+    /// Whether `node` is `el` or in it, inside a shadow root in it too.
+    pub(crate) fn within(el: &Element, node: &Element) -> bool;
+    /// The host of the shadow root `el` is in; none in the document.
+    #[wasm_bindgen(js_name = hostOf)]
+    fn host_of(el: &Element) -> Option<Element>;
+    /// Whether `el` is in a shadow root (where an id is unique to its component).
+    fn shadowed(el: &Element) -> bool;
+    /// Whether a form check now may be the visitor's attempt to send it (a
+    /// press, click or Enter less than 1 s ago).
+    pub(crate) fn attempting() -> bool;
     /// Observe with `io` the links and ads of the whole page (`all`), or those
     /// among and inside the elements added since the last call (noted by `beat`).
     pub(crate) fn watch(io: &Observer, all: bool);
@@ -212,17 +222,26 @@ pub(crate) const CUSTOM_FIELDS: &str = "[role=combobox],[role=listbox],[role=spi
 /// The recordable form field an event target is: input (but not hidden or
 /// button-like), select or textarea, or a [`CUSTOM_FIELDS`] widget; outside
 /// `data-ct-ignore`.
+///
+/// In a web component, the element focused inside may be a part of the field
+/// its host is (`<x-combo role="combobox">` focusing a button of its own): then
+/// the host is the field.
 pub(crate) fn field(target: JsValue) -> Option<Element> {
-    let el = element(target)?;
-    let ok = match el.local_name().as_str() {
-        "select" | "textarea" => true,
-        "input" => !matches!(
-            field_type(&el).as_str(),
-            "hidden" | "submit" | "button" | "image" | "reset"
-        ),
-        _ => el.matches(CUSTOM_FIELDS).unwrap_or(false),
-    };
-    ok.then_some(el)
+    let mut el = element(target)?;
+    loop {
+        let ok = match el.local_name().as_str() {
+            "select" | "textarea" => true,
+            "input" => !matches!(
+                field_type(&el).as_str(),
+                "hidden" | "submit" | "button" | "image" | "reset"
+            ),
+            _ => el.matches(CUSTOM_FIELDS).unwrap_or(false),
+        };
+        if ok {
+            return Some(el);
+        }
+        el = host_of(&el)?;
+    }
 }
 
 /// Whether a field is a native one (its value and validity are the browser's).
@@ -243,13 +262,14 @@ pub(crate) fn field_type(el: &Element) -> String {
 }
 
 /// How a field or form is named: its `name` attribute, else its id unless
-/// generated, else its `aria-label`, else a selector.
+/// generated or in a shadow root (every text field component may call its input
+/// `#input`), else its `aria-label`, else a selector.
 pub(crate) fn name_of(el: &Element) -> String {
     if let Some(v) = el.get_attribute("name").filter(|v| !v.is_empty()) {
         return v;
     }
     let id = el.id();
-    if !id.is_empty() && !generated(&id) {
+    if !id.is_empty() && !generated(&id) && !shadowed(el) {
         return id;
     }
     match el.get_attribute("aria-label").map(|l| squash(&l, MAX_NAME)) {

@@ -784,8 +784,7 @@ impl Tracker {
             return true;
         }
         !pointer
-            && (el.local_name() == "select"
-                || !dom::focused().is_some_and(|a| el.contains(Some(&a))))
+            && (el.local_name() == "select" || !dom::focused().is_some_and(|a| dom::within(el, &a)))
     }
 
     /// The same click once every page handler ran (bubble phase on window): a link
@@ -871,6 +870,11 @@ impl Tracker {
     pub(crate) fn on_invalid(&mut self, e: &JsValue) {
         // The browser's validation bubble answers the click.
         self.on_answer(&JsValue::UNDEFINED);
+        // A page checking its form by itself (at load, or at each key typed, to
+        // enable its Pay button once the form is complete) is no failed attempt.
+        if !dom::attempting() {
+            return;
+        }
         if let Some(el) = dom::field(dom::inner(e)) {
             let now = Date::now();
             self.invalid.retain(|(_, t)| now - *t < INVALID_SAME_MS);

@@ -40,10 +40,10 @@
 //!   none is pending. Invalid signals with no focus, blur or change of the form between
 //!   them are one run and count once.
 //! - Per field: **position**, the 0-based place of the field in the order the session
-//!   first focused the form's fields; fields are listed by the median of it over the
-//!   sessions that focused them (page order as people meet it), then by sessions
+//!   first reached the form's fields; fields are listed by the median of it over the
+//!   sessions that reached them (page order as people meet it), then by sessions
 //!   reached, then name. **reached**: sessions that focused it (or changed or left
-//!   it, its focus unseen). **time focused**:
+//!   it, its focus unseen: autofill, a checkbox in Safari, an `autofocus` field). **time focused**:
 //!   `blur` durations summed per session, median over sessions. **corrections**: focus
 //!   events beyond the first plus `change` events beyond the first, per session.
 //!   **left blank**: the session's last `blur` of it said empty. **invalid**: sessions
@@ -89,7 +89,8 @@ pub struct FormsReport {
 pub struct FormStats {
     /// The tracker's name for the form: its `name`, else its id, else a selector.
     pub form: String,
-    /// Sessions that focused one of its fields.
+    /// Sessions that did anything with it: focused, changed or left a field, or
+    /// sent it or had it blocked (never fewer than `submitted`).
     pub started: u64,
     /// Sessions that submitted it (at least once).
     pub submitted: u64,
@@ -105,7 +106,7 @@ pub struct FormStats {
     pub failed_submit_sessions: u64,
     /// Failed submit attempts, all sessions together.
     pub failed_submits: u64,
-    /// In page order (median first-focus position), then by `reached`, then name.
+    /// In page order (median first-reach position), then by `reached`, then name.
     pub fields: Vec<FieldStats>,
 }
 
@@ -114,12 +115,13 @@ pub struct FormStats {
 pub struct FieldStats {
     /// The field's `name`, else its id, else a selector.
     pub field: String,
-    /// Median 0-based place in the order sessions first focused the form's fields;
-    /// null when no session focused it.
+    /// Median 0-based place in the order sessions first reached the form's fields;
+    /// null when no session reached it.
     pub position: Option<f64>,
-    /// Sessions that focused it.
+    /// Sessions that focused it, or changed or left it with no focus seen
+    /// (autofill, a checkbox in Safari, an `autofocus` field).
     pub reached: u64,
-    /// Sessions that focused it and submitted the form.
+    /// Sessions that reached it and submitted the form.
     pub submitted: u64,
     /// Median over sessions of the ms it had focus (blur durations summed per
     /// session); null when no blur carried a duration.
