@@ -172,10 +172,40 @@ fn heavy_page(script: &str, tail: &str) -> String {
     h
 }
 
+/// Chromium's main-thread counters at one reading.
+#[derive(Clone, Copy)]
+struct Reading {
+    /// ms of all tasks.
+    task: f64,
+    /// ms of script.
+    script: f64,
+    /// ms of style recalculation and layout.
+    layout: f64,
+    /// Layouts done (a layout forced by script, before the page's own, is one more).
+    layouts: f64,
+}
+
+impl Reading {
+    fn of(m: &Value) -> Self {
+        Self {
+            task: metric(m, "TaskDuration") * 1000.0,
+            script: metric(m, "ScriptDuration") * 1000.0,
+            layout: (metric(m, "LayoutDuration") + metric(m, "RecalcStyleDuration")) * 1000.0,
+            layouts: metric(m, "LayoutCount"),
+        }
+    }
+
+    fn any_nan(&self) -> bool {
+        [self.task, self.script, self.layout, self.layouts]
+            .iter()
+            .any(|v| v.is_nan())
+    }
+}
+
 /// What one load of the page cost.
 struct Load {
-    /// Main-thread (task, script) ms at each of [`WINDOWS`].
-    times: [(f64, f64); 2],
+    /// Main-thread counters at each of [`WINDOWS`].
+    times: [Reading; 2],
     /// Bytes of JS heap in use after the last window and a full garbage collection.
     heap: f64,
     /// Bytes of the page's wasm memories then.
@@ -192,14 +222,11 @@ async fn load(c: &Client, url: &str, tracked: bool) -> Result<Load> {
     // it is measured: asking whether the tracker has started (by polling, or with
     // a timer in the page) would run script tasks that count as the tracker's.
     let start = tokio::time::Instant::now();
-    let mut times = [(f64::NAN, f64::NAN); 2];
+    let mut times = [Reading::of(&Value::Null); 2];
     for (i, (after, _)) in WINDOWS.iter().enumerate() {
         tokio::time::sleep_until(start + *after).await;
         let m = cdp(c, "Performance.getMetrics", json!({})).await?;
-        times[i] = (
-            metric(&m, "TaskDuration") * 1000.0,
-            metric(&m, "ScriptDuration") * 1000.0,
-        );
+        times[i] = Reading::of(&m);
     }
     cdp(c, "HeapProfiler.collectGarbage", json!({})).await?;
     let m = cdp(c, "Performance.getMetrics", json!({})).await?;
@@ -441,8 +468,9 @@ async fn main() -> Result<()> {
         return profile(&c, &heavy).await;
     }
     // Per window: the tracker's (task, script) cost of each round, the page's
-    // tasks without and with it, and what the empty script's tasks cost.
-    let mut rows: [[Vec<f64>; 5]; 2] = Default::default();
+    // tasks without and with it, what the empty script's tasks cost, and the
+    // style and layout ms and layouts the tracker adds.
+    let mut rows: [[Vec<f64>; 7]; 2] = Default::default();
     // And the JS heap it adds (after a full collection), and its wasm memory.
     let (mut heap, mut wasm) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
@@ -454,17 +482,26 @@ async fn main() -> Result<()> {
         }
         heap.push(heavy.heap - bare.heap);
         wasm.push(heavy.wasm);
-        for (w, (((bt, bs), (ht, hs)), (et, _))) in bare
+        for (w, ((b, h), e)) in bare
             .times
             .into_iter()
             .zip(heavy.times)
             .zip(empty.times)
             .enumerate()
         {
-            if [bt, bs, ht, hs, et].iter().any(|v| v.is_nan()) {
-                bail!("Chromium gave no TaskDuration/ScriptDuration");
+            if b.any_nan() || h.any_nan() || e.any_nan() {
+                bail!("Chromium gave no TaskDuration/ScriptDuration/LayoutDuration");
             }
-            for (v, x) in rows[w].iter_mut().zip([ht - bt, hs - bs, bt, ht, et - bt]) {
+            let diffs = [
+                h.task - b.task,
+                h.script - b.script,
+                b.task,
+                h.task,
+                e.task - b.task,
+                h.layout - b.layout,
+                h.layouts - b.layouts,
+            ];
+            for (v, x) in rows[w].iter_mut().zip(diffs) {
                 v.push(x);
             }
         }
@@ -489,7 +526,7 @@ async fn main() -> Result<()> {
         for v in &mut rows[w] {
             v.sort_by(f64::total_cmp);
         }
-        let [task, script, without, with, empty] = &rows[w];
+        let [task, script, without, with, empty, layout, layouts] = &rows[w];
         println!("  {label}:");
         println!(
             "    main-thread tasks: median {:.1} ms, p95 {:.1} ms (the page: median {:.1} ms without the tracker, {:.1} ms with it)",
@@ -502,6 +539,12 @@ async fn main() -> Result<()> {
             "    of which script:   median {:.1} ms, p95 {:.1} ms",
             percentile(script, 0.5),
             percentile(script, 0.95)
+        );
+        println!(
+            "    of which style and layout: median {:.1} ms, p95 {:.1} ms ({:.0} more layouts, median)",
+            percentile(layout, 0.5),
+            percentile(layout, 0.95),
+            percentile(layouts, 0.5)
         );
         println!(
             "    an empty async script adds: median {:.1} ms, p95 {:.1} ms of tasks (what any script tag costs this page)",
