@@ -29,7 +29,10 @@
 //! - **error click**: a click followed by an `error` of the same session within
 //!   [`ERROR_CLICK_MS`] (inclusive), before the session's next click: an error is
 //!   blamed on the latest click before it, and a click counts once however many
-//!   errors follow.
+//!   errors follow. A page loaded in between (`nav` `navigate`, `reload`,
+//!   `back_forward`, `forward`) ends the click's chance: a link that led to a page
+//!   whose own script fails worked; a single-page app's route (`push`, `hash`,
+//!   `pop`, `replace`) drawn by the click does not.
 //! - **quick back**: a page view P1 whose next page view P2 in the session came by
 //!   going back (`nav` `back_forward` or `pop`; the tracker says `forward` where it
 //!   knows the visitor went forward) to the page viewed just before P1 (same path),
@@ -213,7 +216,9 @@ impl Frustration {
                                   ELSE {OTHER} END::UTINYINT,
                         path, coalesce(kind = 'pageview' AND nav IN ('back_forward', 'pop'), false),
                         CASE WHEN kind IN ('click', 'dead_click') THEN selector END,
-                        CASE WHEN kind = 'click' THEN x END, CASE WHEN kind = 'click' THEN y END
+                        CASE WHEN kind = 'click' THEN x END, CASE WHEN kind = 'click' THEN y END,
+                        coalesce(kind = 'pageview'
+                                 AND nav IN ('navigate', 'reload', 'back_forward', 'forward'), false)
                      FROM {from}
                      WHERE {filter} AND path IS NOT NULL {order}"
                 )
@@ -471,6 +476,7 @@ impl<'f> Walk<'f> {
         let selectors = batch.column(5);
         let x = primitive::<Int32Type>(batch.column(6), "x")?;
         let y = primitive::<Int32Type>(batch.column(7), "y")?;
+        let load = batch.column(8).as_boolean();
         for (i, &key) in keys.values().iter().enumerate() {
             match self.cursor.at(key, skip) {
                 RowIn::Skipped => continue,
@@ -533,6 +539,12 @@ impl<'f> Walk<'f> {
                     }
                 }
                 VIEW => {
+                    // A document loaded (or shown again from the back/forward
+                    // cache, or by the browser's buttons): an error on it is its
+                    // own, not the last click's on the page before, which worked.
+                    if load.value(i) {
+                        self.state.last_click = None;
+                    }
                     // A page view: was the one before it left by going straight back?
                     if let (Some(before), Some((pt, ppage))) =
                         (self.state.before_previous_view, self.state.previous_view)
@@ -862,9 +874,25 @@ mod tests {
             // but those pages' sessions count it.
             ev("h1", "s8", 0, 1, "focus").path("/cart").field("email"),
             ev("h2", "s8", S, 2, "leave").path("/product/2"),
+            // s9: a link to a page whose own script fails 400 ms after it loaded:
+            // the link worked, no error click.
+            page("i1", "s9", 0, "/list", "navigate"),
+            click("i2", "s9", S, "a#item", 0, 0).path("/list"),
+            page("i3", "s9", S + 300, "/item", "navigate"),
+            ev("i4", "s9", S + 700, 99_999, "error")
+                .path("/item")
+                .message("widget"),
+            // s10: a single-page app's button draws a route that fails: the
+            // button's error click, on the page it was clicked on.
+            page("j1", "s10", 0, "/spa", "navigate"),
+            click("j2", "s10", S, "button#go", 0, 0).path("/spa"),
+            page("j3", "s10", S + 200, "/spa/route", "push"),
+            ev("j4", "s10", S + 500, 99_999, "error")
+                .path("/spa/route")
+                .message("render"),
         ]);
         let r = frustration(&db, &Frustration::default());
-        assert_eq!(r.sessions, 8);
+        assert_eq!(r.sessions, 10);
         assert_eq!(
             rows(&r),
             [
@@ -875,6 +903,7 @@ mod tests {
                 // /product/1 was seen by s1, s2, s3 and s5.
                 ("quick_back", "/product/1", None, 2, 2, 4),
                 ("quick_back", "/product/2", None, 1, 1, 2),
+                ("error_click", "/spa", Some("button#go"), 1, 1, 1),
             ]
         );
         assert_eq!(r.issues[2].share, Some(0.5));
