@@ -45,6 +45,13 @@
 //!   seen, one added later too; the form's focus, change, blur and submit, which
 //!   never reach the document, are each recorded once.
 //!
+//! - `product.html`: a Shopify-style product page: product and quick-add forms
+//!   with a hidden field named `id` (so `form.id` is not a string), an image named
+//!   `title` (so `document.title` is not one), size swatches, a carousel whose
+//!   ad slide is cloned, a theme script failing before the tracker starts: the
+//!   failure is recorded, the forms by their ids, the page by its title, the ad
+//!   once, and nothing of the tracker reaches the page's error handler.
+//!
 //! Results are read from the DuckDB file once the collector has stopped.
 
 use std::time::Duration;
@@ -441,6 +448,30 @@ async fn shadow_dom(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     done(&p, col).await
 }
 
+/// On `product.html`: a look at the hero (its ad in view 1 s), the size 42
+/// swatch, the quantity, "Add to cart", the quick-add of the mug; the page's own
+/// error handler has seen the theme's failure only.
+async fn product(b: &Browser, base: &str, col: &Collector) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/product.html").await?;
+    pause(1_500).await;
+    p.click("swatch-42").await?;
+    pause(100).await;
+    p.type_into("quantity", "2").await?;
+    p.click("add").await?;
+    pause(300).await;
+    p.click("quick-add").await?;
+    pause(300).await;
+    let seen = c.execute("return window.pageErrors;", vec![]).await?;
+    let seen: Vec<String> = serde_json::from_value(seen)?;
+    assert!(
+        seen.len() == 1 && seen[0].contains("init"),
+        "the page's error handler saw {seen:?}, not just the theme's failure"
+    );
+    done(&p, col).await
+}
+
 /// Leave the page, wait until its last beacon is stored, close the browser.
 /// (Closing at once can kill the browser before the beacon is on the wire.)
 async fn done(p: &Page<'_>, col: &Collector) -> Result<()> {
@@ -493,6 +524,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     let routes = ["to-shoes", "shoes-home", "to-sale", "nf-home"];
     click_through(&browser, &base, &collector, "/demo/routes.html", &routes).await?;
     shadow_dom(&browser, &base, &collector).await?;
+    product(&browser, &base, &collector).await?;
     privacy(&browser, &base, &collector).await?;
     collector.wait_quiet(60).await?;
     let db = collector.stop().await?;
@@ -1021,5 +1053,28 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             "no reason given - -".to_string(),
         ]
     );
+
+    // The product page: its title though an image is named `title`; the theme's
+    // failure before the tracker started; the forms by their ids though each has
+    // a field named `id`; the cloned hero ad counted once.
+    assert_eq!(on("product.html", "pageview", "title"), ["Storm boots"]);
+    let failed = on(
+        "product.html",
+        "error",
+        "message || ' ' || coalesce(line::VARCHAR, '-')",
+    );
+    assert!(
+        failed.len() == 1 && failed[0].contains("init") && !failed[0].ends_with(" -"),
+        "the theme's failure with its line: {failed:?}"
+    );
+    assert_eq!(
+        on("product.html", "submit", "form"),
+        ["product-form-main", "quick-add-mug"]
+    );
+    assert_eq!(
+        on("product.html", "focus", "form || ' ' || field"),
+        ["product-form-main size", "product-form-main quantity"]
+    );
+    assert_eq!(on("product.html", "ad_view", "ad"), ["winter-sale:A"]);
     Ok(())
 }

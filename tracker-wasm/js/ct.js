@@ -17,13 +17,22 @@
   var src = s.src, site = s.getAttribute("data-site") || "",
     ep = s.getAttribute("data-endpoint") || new URL(src).origin;
   if (!/^[\w.-]{1,64}$/.test(site)) return console.warn("clicktrail: bad data-site");
+  // The page's script errors until the tracker runs (a theme script failing while
+  // the page loads), recorded once it starts; at most 10.
+  var early = [], keep = function (e) { if (early.length < 10) early.push(e); },
+    on = function (add) {
+      w[add + "EventListener"]("error", keep);
+      w[add + "EventListener"]("unhandledrejection", keep);
+    };
+  on("add");
   init({ module_or_path: fetch(new URL(WASM, src).href) }).then(function () {
-    start(site, ep, f.q || []);
+    on("remove");
+    start(site, ep, f.q || [], early);
     var c = w.clicktrail; // installed by start()
     if (c == f) return;
     // Never let a tracker error reach the page; late calls to the stub go through.
     var g = w.clicktrail = function (x, y, z) { try { c(x, y, z); } catch (e) {} };
     g.l = g.ready = 1; // clicktrail.ready: the tracker is recording
     f.q = { push: function (a) { w.clicktrail(a[0], a[1], a[2]); } };
-  })["catch"](function () {});
+  })["catch"](function () { on("remove"); });
 })(window, document, navigator);

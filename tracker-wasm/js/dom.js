@@ -48,6 +48,19 @@ function bytes(s) {
 // a run of three digits (`main_123`, `ember123`), six hex chars with a digit among
 // them (`swiper-wrapper-3f9a1b2c…`, UUIDs), or a number between words
 // (`react-select-2-input`).
+// `document[name]` as a string: an `<img>`, `<form>`, `<embed>` or `<object>`
+// named `title` or `referrer` makes the property that element; the getter of the
+// prototype still answers.
+export function docString(name) {
+  const v = document[name];
+  if (typeof v === "string") return v;
+  try {
+    return String(Object.getOwnPropertyDescriptor(Document.prototype, name).get.call(document));
+  } catch (e) {
+    return "";
+  }
+}
+
 export function generated(s) {
   if (!s || /[:«»]/.test(s)) return true;
   let digits = 0, hexes = 0, hexDigit = false, number = false;
@@ -153,7 +166,8 @@ export function shadowed(el) {
 // `[role]` and an input's or button's `[type]`; `:nth-of-type(n)` when a sibling
 // gets the same part. Returns [part, anchored, parent].
 function part(el, known) {
-  const tag = el.localName, id = el.id;
+  // The attribute: a form's `id` property is its field named `id` if it has one.
+  const tag = el.localName, id = el.getAttribute("id");
   // The node holding `el` and its siblings, and the element its selector goes on
   // with: its parent, or for the top of an open shadow root, the root and its host.
   let sibs = el.parentElement, parent = sibs;

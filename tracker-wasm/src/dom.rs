@@ -38,6 +38,11 @@ extern "C" {
     fn label_js(el: &Element) -> Option<String>;
     /// Whether an id or attribute value looks generated (differs between loads).
     pub(crate) fn generated(s: &str) -> bool;
+    /// `document[name]` (`title`, `referrer`) as the browser has it, also when
+    /// the page has an `<img>`, `<form>`, `<embed>` or `<object>` of that name
+    /// (`<form name="title">` makes `document.title` that form).
+    #[wasm_bindgen(js_name = docString)]
+    pub(crate) fn doc_string(name: &str) -> String;
     /// Observe the whole page: its own beats and the elements added are noted in
     /// JS; `changed` is called when the screen or what to watch may have changed.
     #[wasm_bindgen(catch, js_name = observePage)]
@@ -268,7 +273,9 @@ pub(crate) fn name_of(el: &Element) -> String {
     if let Some(v) = el.get_attribute("name").filter(|v| !v.is_empty()) {
         return v;
     }
-    let id = el.id();
+    // The attribute, not `el.id`: a form's `id` property is its field named `id`
+    // when it has one (every Shopify product form does).
+    let id = el.get_attribute("id").unwrap_or_default();
     if !id.is_empty() && !generated(&id) && !shadowed(el) {
         return id;
     }
@@ -311,7 +318,7 @@ pub(crate) fn form_name(el: &Element) -> Option<String> {
 pub(crate) fn option_field(doc: &Document, target: &Element) -> Option<Element> {
     closest(target, "[role=option]")?;
     let list = closest(target, "[role=listbox]")?;
-    let id = list.id();
+    let id = list.get_attribute("id").unwrap_or_default();
     if !id.is_empty() {
         let mut sel = String::from("[role=combobox]");
         attr_part(&mut sel, "aria-controls", &id);

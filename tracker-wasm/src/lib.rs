@@ -68,12 +68,14 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 }
 
 /// Start tracking this page. Called once by the loader with the script tag's
-/// `data-site`, the collector endpoint and the calls queued before the wasm loaded
-/// (an array of `arguments` objects). Does nothing under Do-Not-Track or Global
+/// `data-site`, the collector endpoint, the calls queued before the wasm loaded
+/// (an array of `arguments` objects) and the page's `error` and
+/// `unhandledrejection` events it saw meanwhile (an array: a theme script that
+/// fails while the page loads). Does nothing under Do-Not-Track or Global
 /// Privacy Control, or for an invalid site id.
 #[wasm_bindgen]
-pub fn start(site: &str, endpoint: &str, queue: &JsValue) {
-    let _ = boot(site, endpoint, queue);
+pub fn start(site: &str, endpoint: &str, queue: &JsValue, early: &JsValue) {
+    let _ = boot(site, endpoint, queue, early);
 }
 
 #[wasm_bindgen]
@@ -83,7 +85,7 @@ extern "C" {
     static WINDOW: Option<Window>;
 }
 
-fn boot(site: &str, endpoint: &str, queue: &JsValue) -> Option<()> {
+fn boot(site: &str, endpoint: &str, queue: &JsValue, early: &JsValue) -> Option<()> {
     let win = WINDOW.with(Clone::clone)?;
     let doc = win.document()?;
     let nav = win.navigator();
@@ -186,7 +188,7 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue) -> Option<()> {
 
     let mut s = t.try_borrow_mut().ok()?;
     let (nav, status) = first_nav(&win, &doc);
-    s.pageview(nav, &doc.referrer(), status);
+    s.pageview(nav, &dom::doc_string("referrer"), status);
     // Calls queued before the wasm loaded, in order, after the first page view.
     let len = dom::prop(queue, "length").as_f64().unwrap_or(0.0) as u32;
     for i in 0..len {
@@ -194,6 +196,9 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue) -> Option<()> {
         let arg = |k| Reflect::get_u32(&args, k).unwrap_or(JsValue::UNDEFINED);
         s.api(&arg(0), &arg(1), &arg(2));
     }
+    // The page's errors before the tracker ran, on this page view (after the
+    // queued calls: a consent withheld there holds them too).
+    dom::each(early, |e| s.on_error(&e));
     Some(())
 }
 

@@ -553,7 +553,7 @@ impl Tracker {
         if !self.page_ref.is_empty() {
             j.str("ref", &self.page_ref, MAX_URL);
         }
-        j.str("title", &self.doc.title(), MAX_TITLE);
+        j.str("title", &dom::doc_string("title"), MAX_TITLE);
         j.str("nav", self.page_nav, MAX_NAME);
         if self.page_status > 0 {
             j.int("status", self.page_status.into());

@@ -19,8 +19,10 @@
 //! current state again, so links still in view count for the new view too.
 //!
 //! **Ads** (IAB viewable impression): an ad that stays in view for [`AD_VIEW_MS`]
-//! in one go counts once per page view. Leaving the view or the page being hidden
-//! restarts the second.
+//! in one go counts once per page view, however many elements show it (a
+//! carousel's cloned slides, a banner the page renders again): one ad is one
+//! `data-ct-ad` value. Leaving the view or the page being hidden restarts the
+//! second.
 
 use alloc::{string::String, vec::Vec};
 
@@ -57,6 +59,10 @@ pub(crate) struct Seen {
     view: u32,
     /// Ads of this page view: in view since (ms), 0 when out of view, -1 once counted.
     ads: Vec<(Element, f64)>,
+    /// The `data-ct-ad` of each ad counted in this page view: one ad shown by
+    /// several elements (a carousel's cloned slides, a re-rendered banner) counts
+    /// once.
+    counted: Vec<String>,
 }
 
 impl Tracker {
@@ -105,8 +111,11 @@ impl Tracker {
             let e: dom::Entry = e.unchecked_into();
             let el = e.target();
             if e.intersection_ratio() < IN_VIEW {
+                // Out of view; one taken out of the page keeps its second for
+                // the element the page draws in its place.
+                let gone = !connected(&el);
                 for ad in &mut self.seen.ads {
-                    if ad.0 == el && ad.1 > 0.0 {
+                    if ad.0 == el && ad.1 > 0.0 && !gone {
                         ad.1 = 0.0;
                     }
                 }
@@ -120,7 +129,23 @@ impl Tracker {
                     }
                     Some(_) => false,
                     None => {
-                        self.seen.ads.push((el.clone(), now));
+                        // Elements the page has taken out since are let go; one
+                        // of the same ad that was in view hands on its second (a
+                        // page that draws its banner again at each change).
+                        let name = el.get_attribute("data-ct-ad");
+                        let mut since = now;
+                        let mut i = 0;
+                        while let Some(ad) = self.seen.ads.get(i) {
+                            if connected(&ad.0) {
+                                i += 1;
+                                continue;
+                            }
+                            if ad.1 > 0.0 && ad.0.get_attribute("data-ct-ad") == name {
+                                since = since.min(ad.1);
+                            }
+                            self.seen.ads.swap_remove(i);
+                        }
+                        self.seen.ads.push((el.clone(), since));
                         true
                     }
                 };
@@ -196,6 +221,7 @@ impl Tracker {
     /// A new page view: every ad may count again.
     pub(crate) fn reset_ads(&mut self) {
         self.seen.ads.clear();
+        self.seen.counted.clear();
     }
 
     /// The page is hidden or consent withdrawn: the ads' seconds start over.
@@ -211,23 +237,32 @@ impl Tracker {
         let mut i = 0;
         while let Some(ad) = self.seen.ads.get_mut(i) {
             i += 1;
-            // A timer may fire a few ms early against `Date.now()`.
-            if ad.1 <= 0.0 || now - ad.1 < f64::from(AD_VIEW_MS - 10) {
+            // A timer may fire a few ms early against `Date.now()`. An ad taken
+            // out of the page counts only through the element drawn in its place.
+            if ad.1 <= 0.0 || now - ad.1 < f64::from(AD_VIEW_MS - 10) || !connected(&ad.0) {
                 continue;
             }
             ad.1 = -1.0;
             let el = ad.0.clone();
+            let name = el.get_attribute("data-ct-ad").unwrap_or_default();
+            if !name.is_empty() {
+                if self.seen.counted.contains(&name) {
+                    continue;
+                }
+                self.seen.counted.push(name.clone());
+            }
             if let Some(mut j) = self.begin(kind::AD_VIEW) {
-                j.str(
-                    "ad",
-                    &el.get_attribute("data-ct-ad").unwrap_or_default(),
-                    MAX_NAME,
-                );
+                j.str("ad", &name, MAX_NAME);
                 j.str("sel", &dom::selector(&el), MAX_SELECTOR);
                 self.push(j);
             }
         }
     }
+}
+
+/// Whether the element is in the page (not taken out by a re-render).
+fn connected(el: &Element) -> bool {
+    dom::prop(el, "isConnected").is_truthy()
 }
 
 /// 64-bit FNV-1a: two links' keys are equal only when their texts are (a false

@@ -226,6 +226,7 @@ fn compose_loader(template: &Path, glue: &Path, wasm: &Path, out: &Path) -> Resu
     js.replace_range(exports..=end, &format!("const init = {default};"));
     let js = js.replace("\nexport function ", "\nfunction ");
     let js = encode_long_strings_natively(&js)?;
+    let js = contain_traps(&js)?;
     if js.contains("\nexport ") || js.contains("import.meta") || js.contains("\nimport ") {
         bail!(
             "the glue uses module syntax the loader cannot hold (wasm-bindgen changed its output?)"
@@ -244,6 +245,31 @@ fn compose_loader(template: &Path, glue: &Path, wasm: &Path, out: &Path) -> Resu
         .replace("/* GLUE */", &js);
     fs::write(out, composed).with_context(|| format!("writing {}", out.display()))?;
     fs::remove_file(glue).with_context(|| format!("removing {}", glue.display()))
+}
+
+/// A trap in the module (a bug of the tracker's: a panic, or memory read out of
+/// bounds) while it handles one of the page's events would reach the page as an
+/// uncaught `RuntimeError`: in its console, its `onerror`, its error monitoring.
+/// Every callback into the module (listeners, observers, timers, promises) goes
+/// through the glue's closure wrapper, which now ends such a call quietly. The
+/// tracker then records nothing more on that page (its state stays borrowed);
+/// the page's own calls through the tracker's wrappers (`history.pushState`)
+/// still run, since those call the page's function first.
+fn contain_traps(js: &str) -> Result<String> {
+    let call = "return f(a, state.b, ...args);";
+    let (Some(at), 1) = (js.find(call), js.matches(call).count()) else {
+        bail!("the glue's closure wrapper changed (wasm-bindgen changed its output?)");
+    };
+    let finally = at
+        + js[at..]
+            .find("} finally {")
+            .context("the glue's closure wrapper has no `finally`")?;
+    let mut out = String::from(js);
+    out.insert_str(
+        finally,
+        "} catch (e) { if (e instanceof WebAssembly.RuntimeError) return; throw e; ",
+    );
+    Ok(out)
 }
 
 /// The glue copies a string into wasm memory a character at a time while it is
