@@ -293,6 +293,102 @@ async fn a_password_buys_a_token_a_few_times_a_minute() {
     );
 }
 
+fn basic(user: &str, pw: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
+    )
+}
+
+/// A request from the proxy at 10.0.0.1 for the client `xff`.
+fn via_proxy(req: axum::http::request::Builder, xff: &str) -> axum::http::request::Builder {
+    req.header(header::HOST, "localhost")
+        .header("x-forwarded-for", xff)
+        .extension(ConnectInfo(SocketAddr::from(([10, 0, 0, 1], 40_000))))
+}
+
+impl H {
+    /// A dashboard sign-in through the proxy for client `xff`: its status and the
+    /// `Location` it sends the browser to.
+    async fn web_login(&self, xff: &str, user: &str, pw: &str, next: &str) -> (StatusCode, String) {
+        let (_, _, headers) = self
+            .send(
+                via_proxy(Request::get("/app/login"), xff)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        let cookie = headers[header::SET_COOKIE].to_str().unwrap();
+        let token = cookie
+            .trim_start_matches("ct_login=")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let form: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("csrf", &token)
+            .append_pair("user", user)
+            .append_pair("password", pw)
+            .append_pair("next", next)
+            .finish();
+        let (s, _, headers) = self
+            .send(
+                via_proxy(Request::post("/app/login"), xff)
+                    .header(header::COOKIE, format!("ct_login={token}"))
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(Body::from(form))
+                    .unwrap(),
+            )
+            .await;
+        let to = headers
+            .get(header::LOCATION)
+            .map_or("", |v| v.to_str().unwrap())
+            .to_owned();
+        (s, to)
+    }
+}
+
+#[tokio::test]
+async fn behind_a_proxy_each_client_has_its_own_sign_in_budget() {
+    let h = start(|c| c.trust_proxy = true).await;
+    let token_post = |xff: &str, auth: String| {
+        via_proxy(Request::post("/api/tokens"), xff)
+            .header(header::AUTHORIZATION, auth)
+            .body(Body::empty())
+            .unwrap()
+    };
+    // One client guesses until it is cut off…
+    let mut codes = Vec::new();
+    for i in 0..12 {
+        let r = token_post("198.51.100.66", basic(&format!("nobody{i}"), "guess"));
+        codes.push(h.send(r).await.0);
+    }
+    assert_eq!(
+        codes.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{codes:?}"
+    );
+    // …and the others, behind the same proxy, still sign in.
+    let r = token_post("203.0.113.7", basic("root", "root's long password"));
+    let (s, b, _) = h.send(r).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, to) = h
+        .web_login("203.0.113.8", "root", "root's long password", "/app/users")
+        .await;
+    assert_eq!((s, to.as_str()), (StatusCode::SEE_OTHER, "/app/users"));
+    // The guesser is still counted as one client on the dashboard.
+    let (s, _) = h
+        .web_login(
+            "198.51.100.66",
+            "root",
+            "root's long password",
+            "/app/users",
+        )
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+}
+
 #[tokio::test]
 async fn the_api_answers_only_to_the_hosts_it_serves() {
     let h = start(|c| c.allowed_hosts = vec!["stats.shop.example".into()]).await;

@@ -407,7 +407,7 @@ async fn login_page(
 }
 
 async fn login_submit(State(app): State<App>, req: Request) -> Response {
-    let ip = auth::peer_ip(&req);
+    let ip = auth::client_ip(&app, &req);
     let headers = req.headers().clone();
     let Ok(body) = axum::body::to_bytes(req.into_body(), 16 * 1024).await else {
         return PageError::new(StatusCode::PAYLOAD_TOO_LARGE, "That form is too large.")
@@ -1117,7 +1117,7 @@ fn account(app: &App, page: &Page, new_token: Option<&str>, notice: Option<&str>
 }
 
 async fn change_password(State(app): State<App>, req: Request) -> Result<Response, PageError> {
-    let ip = auth::peer_ip(&req);
+    let ip = auth::client_ip(&app, &req);
     let headers = req.headers().clone();
     let page = signed_in(&app, &headers, "/app/account")?;
     let body = axum::body::to_bytes(req.into_body(), 16 * 1024)
