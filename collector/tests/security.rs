@@ -390,6 +390,47 @@ async fn behind_a_proxy_each_client_has_its_own_sign_in_budget() {
 }
 
 #[tokio::test]
+async fn no_api_answer_may_be_kept_by_a_cache() {
+    let h = start(|_| {}).await;
+    let get = |uri: &str, auth: Option<String>| {
+        let mut r = Request::get(uri).header(header::HOST, "localhost");
+        if let Some(a) = auth {
+            r = r.header(header::AUTHORIZATION, a);
+        }
+        r.body(Body::empty()).unwrap()
+    };
+    let bearer = Some(format!("Bearer {}", h.admin));
+    let new_token = Request::post("/api/tokens")
+        .header(header::HOST, "localhost")
+        .header(header::AUTHORIZATION, basic("root", "root's long password"))
+        .extension(ConnectInfo(SocketAddr::from(([198, 51, 100, 1], 1))))
+        .body(Body::empty())
+        .unwrap();
+    let audit = Request::post("/api/audit")
+        .header(header::HOST, "localhost")
+        .header(header::AUTHORIZATION, bearer.clone().unwrap())
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            r#"{"audit": "screens", "scope": {"site": "a"}}"#,
+        ))
+        .unwrap();
+    for (req, want) in [
+        (get("/api/me", bearer.clone()), StatusCode::OK),
+        (get("/api/users", bearer.clone()), StatusCode::OK),
+        (get("/api/tokens", bearer.clone()), StatusCode::OK),
+        (get("/api/sites", bearer.clone()), StatusCode::OK),
+        (new_token, StatusCode::CREATED),
+        (audit, StatusCode::OK),
+        (get("/api/me", None), StatusCode::UNAUTHORIZED),
+    ] {
+        let uri = req.uri().to_string();
+        let (s, b, headers) = h.send(req).await;
+        assert_eq!(s, want, "{uri}: {b}");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store", "{uri}");
+    }
+}
+
+#[tokio::test]
 async fn the_api_answers_only_to_the_hosts_it_serves() {
     let h = start(|c| c.allowed_hosts = vec!["stats.shop.example".into()]).await;
     for (host, want) in [
