@@ -431,6 +431,25 @@ async fn no_api_answer_may_be_kept_by_a_cache() {
 }
 
 #[tokio::test]
+async fn a_bad_place_to_go_after_signing_in_still_signs_in() {
+    let h = start(|c| c.trust_proxy = true).await;
+    for next in [
+        "/app/\r\nSet-Cookie: pwn=1",
+        "/app/\u{1}",
+        "https://evil.example/",
+    ] {
+        let (s, to) = h
+            .web_login("203.0.113.9", "root", "root's long password", next)
+            .await;
+        assert_eq!(
+            (s, to.as_str()),
+            (StatusCode::SEE_OTHER, "/app/sites"),
+            "{next:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_api_answers_only_to_the_hosts_it_serves() {
     let h = start(|c| c.allowed_hosts = vec!["stats.shop.example".into()]).await;
     for (host, want) in [

@@ -363,10 +363,17 @@ struct NextQuery {
     next: Option<String>,
 }
 
-/// Where to go after signing in: a dashboard path only (never another site).
+/// Where to go after signing in: a dashboard path only (never another site), made
+/// of visible ASCII (the dashboard's own links are percent-encoded), so it is always
+/// a valid `Location`. Anything else goes to the sites page: a link with a control
+/// character in `next` must not turn a good sign-in into an error.
 fn next_path(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with("/app/") && !n.starts_with("//") && !n.contains('\\') => {
+        Some(n)
+            if n.starts_with("/app/")
+                && n.len() <= 2048
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
             n.to_owned()
         }
         _ => "/app/sites".to_owned(),
@@ -1282,4 +1289,34 @@ async fn user_access(
         .await
         .map_err(refused)?;
     Ok(Redirect::to("/app/users").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_plain_dashboard_path_is_a_place_to_go_after_signing_in() {
+        for kept in [
+            "/app/users",
+            "/app/site/demo/funnels?range=custom&since=2026-11-01&until=2026-11-30",
+            "/app/site/demo%20shop",
+        ] {
+            assert_eq!(next_path(Some(kept)), kept);
+        }
+        for refused in [
+            None,
+            Some(""),
+            Some("//evil.example/app/"),
+            Some("https://evil.example/app/"),
+            Some("/app/\\evil.example"),
+            Some("/app/\r\nSet-Cookie: x=1"),
+            Some("/app/\0"),
+            Some("/app/a b"),
+            Some("/app/\u{7f}"),
+            Some("/app/caf\u{e9}"),
+        ] {
+            assert_eq!(next_path(refused), "/app/sites", "{refused:?}");
+        }
+    }
 }
