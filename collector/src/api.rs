@@ -170,10 +170,13 @@ pub struct SiteQuery {
     site: Option<String>,
 }
 
+/// A query string [`SiteQuery`] cannot read (another parameter, `site` twice): what
+/// it takes, in our words (serde's name types and positions).
 fn bad_query(e: &axum::extract::rejection::QueryRejection) -> ApiError {
+    tracing::debug!(error = %e, "bad query string");
     ApiError::BadAudit {
         code: "invalid_request",
-        message: format!("bad query string: {}", e.body_text()),
+        message: "bad query string: this endpoint takes only `site=S`, once".to_owned(),
     }
 }
 

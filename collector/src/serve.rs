@@ -106,8 +106,12 @@ pub fn router(app: App) -> Router {
         .route("/api/tokens", get(api::list_tokens).post(api::create_token))
         .route("/api/tokens/{id}", delete(api::revoke_token))
         .route("/api/erase", post(api::erase))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::error::API_MAX_BODY_BYTES,
+        ))
         .layer(from_fn_with_state(app.clone(), auth::authenticate))
         .layer(from_fn_with_state(app.clone(), auth::require_host))
+        .layer(from_fn(crate::error::json_errors))
         .layer(from_fn(no_store));
     let mut r = Router::new()
         .route("/collect", post(ingest::collect).options(preflight))

@@ -717,6 +717,112 @@ async fn health_tells_the_truth_and_errors_reveal_nothing() {
     assert!(b["problems"][0].as_str().unwrap().contains("free"), "{b}");
 }
 
+#[tokio::test]
+async fn every_refusal_is_in_our_words() {
+    let h = start(|_| {}).await;
+    let framework = [
+        "Invalid URL",
+        "UTF-8 in",
+        "Failed to",
+        "deserialize",
+        "length limit",
+    ];
+    let big = format!(
+        r#"{{"audit": "screens", "pad": "{}"}}"#,
+        "x".repeat(3 << 20)
+    );
+    for (method, uri, body, want) in [
+        (
+            "DELETE",
+            "/api/funnels/%FF",
+            String::new(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/api/users/%C0%AF/password",
+            "{}".to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "DELETE",
+            "/api/users/root/sites/%FF",
+            String::new(),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("POST", "/api/audit", big, StatusCode::PAYLOAD_TOO_LARGE),
+        (
+            "GET",
+            "/api/funnels?site=a&site=b",
+            String::new(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
+            "/api/funnels?x=1",
+            String::new(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "PUT",
+            "/api/me",
+            String::new(),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ] {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::HOST, "localhost")
+            .header(header::AUTHORIZATION, format!("Bearer {}", h.admin))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let (s, b, headers) = h.send(req).await;
+        assert_eq!(s, want, "{method} {uri}: {b}");
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json", "{uri}");
+        let message = b["message"].as_str().unwrap_or_default();
+        assert!(b["error"].is_string() && !message.is_empty(), "{uri}: {b}");
+        for f in framework {
+            assert!(!message.contains(f), "{uri}: {message}");
+        }
+        if want == StatusCode::PAYLOAD_TOO_LARGE {
+            assert_eq!(b["error"], "payload_too_large");
+            assert!(message.contains(&(2 << 20).to_string()), "{message}");
+        }
+    }
+    // The dashboard's pages say it in HTML, in its own words.
+    for uri in [
+        "/app/site/%FF",
+        "/app/site/%FF/funnels",
+        "/app/site/a/download/%FF",
+    ] {
+        let req = Request::get(uri)
+            .header(header::HOST, "localhost")
+            .body(Body::empty())
+            .unwrap();
+        let (s, b, headers) = h.send(req).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(
+            headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let page = b.as_str().unwrap();
+        assert!(page.contains("not valid"), "{page}");
+        for f in framework {
+            assert!(!page.contains(f), "{uri}: {page}");
+        }
+    }
+    // A login link with `next` twice still shows the form.
+    let req = Request::get("/app/login?next=a&next=b")
+        .header(header::HOST, "localhost")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(h.send(req).await.0, StatusCode::OK);
+}
+
 #[test]
 fn a_damaged_file_or_log_is_named_with_what_to_do() {
     let dir = tempfile::tempdir().unwrap();

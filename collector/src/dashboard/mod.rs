@@ -26,7 +26,7 @@ use std::sync::LazyLock;
 use axum::{
     Router,
     body::Bytes,
-    extract::{Path as UrlPath, Query, Request, State},
+    extract::{Path as UrlPath, Query, RawQuery, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware::from_fn_with_state,
     response::{Html, IntoResponse, Redirect, Response},
@@ -112,6 +112,7 @@ pub fn routes(app: &App) -> Router<App> {
         .route("/app/site/{site}/{audit}", get(audit_page))
         // Forms are small: a sign-in or a funnel is well under 16 KiB.
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
+        .layer(axum::middleware::from_fn(page_errors))
         .layer(from_fn_with_state(app.clone(), auth::require_host))
         .layer(axum::middleware::from_fn(no_store))
 }
@@ -135,6 +136,31 @@ async fn no_store(req: Request, next: axum::middleware::Next) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     resp
+}
+
+/// A refusal of axum's own, before a page's handler runs (a path segment that is not
+/// UTF-8, a form over the limit, a query string a page cannot read), is plain text
+/// in the framework's words: the page says it in ours instead.
+async fn page_errors(req: Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let plain = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return resp;
+    }
+    let message = match status {
+        StatusCode::BAD_REQUEST => "This address is not valid; check the link.",
+        StatusCode::PAYLOAD_TOO_LARGE => "That form is too large.",
+        StatusCode::NOT_FOUND => "No such page.",
+        StatusCode::METHOD_NOT_ALLOWED => "This page does not take that kind of request.",
+        s if s.is_server_error() => "Something went wrong on the server.",
+        _ => "This request could not be read.",
+    };
+    PageError::new(status, message).into_response()
 }
 
 /// A dashboard failure, as a page.
@@ -358,11 +384,6 @@ fn is_https(app: &App, headers: &HeaderMap) -> bool {
 
 // ---- sign-in -------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
-struct NextQuery {
-    next: Option<String>,
-}
-
 /// Where to go after signing in: a dashboard path only (never another site), made
 /// of visible ASCII (the dashboard's own links are percent-encoded), so it is always
 /// a valid `Location`. Anything else goes to the sites page: a link with a control
@@ -402,12 +423,16 @@ fn login_form(
 async fn login_page(
     State(app): State<App>,
     headers: HeaderMap,
-    Query(q): Query<NextQuery>,
+    RawQuery(query): RawQuery,
 ) -> Response {
+    // The first `next`; anything else in the query is no reason to refuse the form.
+    let next = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "next")
+        .map(|(_, v)| v.into_owned());
     login_form(
         &app,
         &headers,
-        &next_path(q.next.as_deref()),
+        &next_path(next.as_deref()),
         None,
         StatusCode::OK,
     )
