@@ -19,7 +19,7 @@ use std::{
 
 use axum::{
     extract::{ConnectInfo, Request, State},
-    http::{HeaderMap, Method, header},
+    http::{Extensions, HeaderMap, Method, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -161,8 +161,13 @@ pub async fn require_host(State(app): State<App>, req: Request, next: Next) -> R
 /// visitor behind the proxy would share one sign-in budget, and one guesser could
 /// spend it for all). `None` without a connection (tests that build requests).
 pub fn client_ip(app: &App, req: &Request) -> Option<IpAddr> {
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>()?.0;
-    Some(ingest::client_ip(peer, req.headers(), app.config.trust_proxy))
+    client_ip_of(app, req.extensions(), req.headers())
+}
+
+/// [`client_ip`] from a request's extensions and headers (in a handler).
+pub fn client_ip_of(app: &App, extensions: &Extensions, headers: &HeaderMap) -> Option<IpAddr> {
+    let peer = extensions.get::<ConnectInfo<SocketAddr>>()?.0;
+    Some(ingest::client_ip(peer, headers, app.config.trust_proxy))
 }
 
 /// `/api/*`: a [`Caller`] from the request's credentials, or 401.

@@ -450,6 +450,75 @@ async fn a_bad_place_to_go_after_signing_in_still_signs_in() {
 }
 
 #[tokio::test]
+async fn ones_own_password_changes_only_with_the_current_one() {
+    let h = start(|c| c.trust_proxy = true).await;
+    let ann = h.user("ann", &["a"]).await;
+    let (s, _) = h
+        .web_login("203.0.113.20", "ann", "ann's long password", "/app/sites")
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let hh = &h;
+    let set = |token: &str, name: &str, body: Value| {
+        let (token, uri) = (token.to_owned(), format!("/api/users/{name}/password"));
+        async move { hh.api("POST", &uri, Some(&token), &body.to_string()).await }
+    };
+    // A token (or a browser left signed in) alone is not enough.
+    let (s, b) = set(&ann, "ann", json!({"password": "taken over for good"})).await;
+    assert_eq!(
+        (s, &b["error"]),
+        (StatusCode::BAD_REQUEST, &json!("current_password_required")),
+        "{b}"
+    );
+    let (s, b) = set(
+        &ann,
+        "ann",
+        json!({"password": "taken over for good", "current": "a guess"}),
+    )
+    .await;
+    assert_eq!(
+        (s, &b["error"]),
+        (StatusCode::FORBIDDEN, &json!("forbidden")),
+        "{b}"
+    );
+    // Nor is an admin's token for the admin's own account.
+    let (s, _) = set(&h.admin, "root", json!({"password": "root's new password"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // With the current password it changes; her token is kept, and the new password
+    // signs in (the old one no longer does).
+    let (s, b) = set(
+        &ann,
+        "ann",
+        json!({"password": "ann's new long password", "current": "ann's long password"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    assert_eq!(
+        h.api("GET", "/api/me", Some(&ann), "").await.0,
+        StatusCode::OK
+    );
+    let (s, _) = h
+        .web_login("203.0.113.21", "ann", "ann's long password", "/app/sites")
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = h
+        .web_login(
+            "203.0.113.21",
+            "ann",
+            "ann's new long password",
+            "/app/sites",
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    // An admin sets another user's password without knowing it.
+    let (s, b) = set(&h.admin, "ann", json!({"password": "set by the admin"})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let (s, _) = h
+        .web_login("203.0.113.22", "ann", "set by the admin", "/app/sites")
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
 async fn the_api_answers_only_to_the_hosts_it_serves() {
     let h = start(|c| c.allowed_hosts = vec!["stats.shop.example".into()]).await;
     for (host, want) in [
