@@ -58,10 +58,9 @@
 //!   (`0171 1234567`), or 3+ groups ending in 3+ digits (`555-123-4567`). After a
 //!   leading `+`, groups may also be split by `_`, `,`, `/` or line breaks
 //!   (`+49,171,1234567`, `+49 171/1234567`); with a national `0` or parentheses,
-//!   by line breaks (and `_` after `)`), and one `/` may follow a `0`-led area
-//!   code of 3–5 digits when 5+ digits follow (`0171/1234567`, `030/12345678`,
-//!   the German notation). Never
-//!   phones: dates (`2024-11-30`, `30.11.2024`), IPv4 addresses, thousands
+//!   by line breaks (and `_ , /` right after the `)`), and one `/` may follow a
+//!   `0`-led area code of 3–5 digits when 5+ digits follow (`0171/1234567`,
+//!   `030/12345678`, the German notation). Never phones: dates (`2024-11-30`, `30.11.2024`), IPv4 addresses, thousands
 //!   (`12.345.678`), groups of 4 digits only (years), one repeated digit, fewer than
 //!   10 bare digits (`/p/40299672`), prices, sizes, versions. When `+` also
 //!   separates the groups (`+1+555+123+4567`) the first `+` may be a form-encoded
@@ -1830,9 +1829,10 @@ const WEAK_SEPARATORS: &[u8] = b"_,/\r\n";
 /// ([`card_grouped`]) with one such separator throughout (`4111_1111_1111_1111`);
 /// a phone led by a country code's `+` (`+49,171,1234567`, `+49 171/1234567`);
 /// a phone led by a national `0` or a parenthesis split by a line break
-/// (`0171⏎1234567`, `(555)_123-4567`), or with one `/` after a `0`-led area code
-/// of 3–5 digits and 5+ digits after it (`0171/1234567`, `030/12345678`). Dates
-/// (`03/12/2026`), sizes (`42/44`), prices (`1,299.00`) and lists stay.
+/// (`0171⏎1234567`), or by `_`, `,` or `/` right after its `)` (`(555)_123-4567`),
+/// or with one `/` after a `0`-led area code of 3–5 digits and 5+ digits after it
+/// (`0171/1234567`, `030/12345678`). Dates (`03/12/2026`), sizes (`42/44`), prices
+/// (`1,299.00`) and lists stay.
 fn weakly_split_numbers(d: &[u8], spans: &mut Vec<Span>) {
     if !d.iter().any(|b| WEAK_SEPARATORS.contains(b)) {
         return;
@@ -1846,7 +1846,8 @@ fn weakly_split_numbers(d: &[u8], spans: &mut Vec<Span>) {
     }));
     let national = respaced(d, |stretch, at| match d[at] {
         b'\r' | b'\n' => true,
-        b'_' => d[stretch.0] == b')',
+        // `(555)_123-4567`, `(555),123-4567`, `(555)/123-4567`.
+        b'_' | b',' | b'/' if d[stretch.0] == b')' && at == stretch.0 + 1 => true,
         b'/' => area_code_slash(d, stretch),
         _ => false,
     });
@@ -2807,6 +2808,8 @@ mod tests {
             ("Fax:\r\n0171\r\n1234567", "Fax:\r\n[phone]"),
             ("(555)\n123-4567", "[phone]"),
             ("(555)_123-4567", "[phone]"),
+            ("(555),123-4567", "[phone]"),
+            ("(555)/123-4567", "[phone]"),
             ("Karte 4111_1111_1111_1111", "Karte [card]"),
             ("4111,1111,1111,1111", "[card]"),
             ("4111/1111/1111/1111", "[card]"),
@@ -2831,6 +2834,8 @@ mod tests {
             "Größe 42/44",
             "Größen 036, 038, 040, 042",
             "Artikel 12/345/678",
+            "Größen (36),38,40,42",
+            "Seiten (12)/34/56",
             "Best.-Nr. 0815/4711",
             "SKU AB-1234/56_7",
             "4 x 1,99 € = 7,96 €",
