@@ -170,10 +170,13 @@ pub struct SiteQuery {
     site: Option<String>,
 }
 
+/// A query string [`SiteQuery`] cannot read (another parameter, `site` twice): what
+/// it takes, in our words (serde's name types and positions).
 fn bad_query(e: &axum::extract::rejection::QueryRejection) -> ApiError {
+    tracing::debug!(error = %e, "bad query string");
     ApiError::BadAudit {
         code: "invalid_request",
-        message: format!("bad query string: {}", e.body_text()),
+        message: "bad query string: this endpoint takes only `site=S`, once".to_owned(),
     }
 }
 
@@ -385,20 +388,47 @@ pub async fn delete_user(
 #[serde(deny_unknown_fields)]
 pub struct Password {
     password: String,
+    /// The caller's current password, when the account is their own (the name of
+    /// the dashboard's field).
+    #[serde(default)]
+    current: Option<String>,
 }
 
-/// `POST /api/users/NAME/password` (the user themself, or an admin).
+/// `POST /api/users/NAME/password` `{"password", "current"}`: the user themself,
+/// with their current password (a browser left signed in, or a token, is not enough
+/// to take the account over), or an admin for another user (no `current`). Every
+/// dashboard session of the user ends; API tokens are kept.
 pub async fn set_password(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
     UrlPath(name): UrlPath<String>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     if caller.user != name {
         caller.check_admin()?;
     }
-    let p: Password = json_body(&headers, &body, "{\"password\": …}")?;
+    let p: Password = json_body(&headers, &body, "{\"password\": …, \"current\": …}")?;
+    if caller.user == name {
+        let Some(current) = p.current.as_deref() else {
+            return Err(ApiError::BadAudit {
+                code: "current_password_required",
+                message: "to change your own password, send the current one too: \
+                          {\"password\": NEW, \"current\": OLD}"
+                    .to_owned(),
+            });
+        };
+        let ip = crate::auth::client_ip_of(&app, &extensions, &headers);
+        crate::auth::login(&app, ip, &name, current)
+            .await
+            .map_err(|e| match e {
+                ApiError::Unauthorized(_) => {
+                    ApiError::Forbidden("the current password is wrong".to_owned())
+                }
+                other => other,
+            })?;
+    }
     let hash = hash_blocking(p.password).await?;
     change(
         &app,

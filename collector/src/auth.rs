@@ -19,13 +19,13 @@ use std::{
 
 use axum::{
     extract::{ConnectInfo, Request, State},
-    http::{HeaderMap, Method, header},
+    http::{Extensions, HeaderMap, Method, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use base64::Engine as _;
 
-use crate::{accounts::User, error::ApiError, ratelimit, serve::App};
+use crate::{accounts::User, error::ApiError, ingest, ratelimit, serve::App};
 
 /// The signed-in user of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,10 +156,18 @@ pub async fn require_host(State(app): State<App>, req: Request, next: Next) -> R
     ApiError::BadHost(host.chars().take(100).collect()).into_response()
 }
 
-pub fn peer_ip(req: &Request) -> Option<IpAddr> {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+/// The client's address as every limit keys it, the same as `/collect`'s: the TCP
+/// peer, or behind `--trust-proxy` the last `X-Forwarded-For` entry (else every
+/// visitor behind the proxy would share one sign-in budget, and one guesser could
+/// spend it for all). `None` without a connection (tests that build requests).
+pub fn client_ip(app: &App, req: &Request) -> Option<IpAddr> {
+    client_ip_of(app, req.extensions(), req.headers())
+}
+
+/// [`client_ip`] from a request's extensions and headers (in a handler).
+pub fn client_ip_of(app: &App, extensions: &Extensions, headers: &HeaderMap) -> Option<IpAddr> {
+    let peer = extensions.get::<ConnectInfo<SocketAddr>>()?.0;
+    Some(ingest::client_ip(peer, headers, app.config.trust_proxy))
 }
 
 /// `/api/*`: a [`Caller`] from the request's credentials, or 401.
@@ -189,7 +197,7 @@ pub async fn authenticate(State(app): State<App>, mut req: Request, next: Next) 
         return next.run(req).await;
     }
     let token_post = req.method() == Method::POST && req.uri().path() == "/api/tokens";
-    match caller(&app, &auth, token_post, peer_ip(&req)).await {
+    match caller(&app, &auth, token_post, client_ip(&app, &req)).await {
         Ok(c) => {
             req.extensions_mut().insert(c);
             next.run(req).await

@@ -14,8 +14,9 @@ use sha2::{Digest, Sha256};
 
 use crate::{scrub, store::Row};
 
-/// The visitor hash salt in memory: random, one per UTC day (persisted by the
-/// store so a restart keeps today's visitor ids), never derived from anything else,
+/// The visitor hash salt in memory: random, one per UTC day (kept in the database's
+/// key file, [`crate::keyfile`], so a restart keeps today's visitor ids; never in
+/// the database itself), never derived from anything else,
 /// so a day's visitor ids cannot be recomputed once its salt is deleted.
 #[derive(Debug, Default)]
 pub struct Salts {

@@ -214,6 +214,73 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The largest `/api/*` body (an audit request, a saved funnel, a user).
+pub const API_MAX_BODY_BYTES: usize = 2 << 20;
+
+/// `/api/*`: an error answer that is not JSON already (axum's own refusals, before
+/// a handler runs: a path segment that is not UTF-8, a body over
+/// [`API_MAX_BODY_BYTES`], a bad query string) becomes the API's
+/// `{"error": CODE, "message": ...}` for its status. The framework's text is not
+/// passed on: it names extractors and internals, not what to change.
+pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(&resp) {
+        return resp;
+    }
+    let mut mapped = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge {
+            limit: API_MAX_BODY_BYTES,
+        }
+        .into_response(),
+        s if s.is_server_error() => {
+            let mut r =
+                ApiError::internal(format!("a {s} answer without a JSON body")).into_response();
+            *r.status_mut() = s;
+            r
+        }
+        s => {
+            let (code, message) = match s {
+                StatusCode::BAD_REQUEST => (
+                    "invalid_request",
+                    "the request could not be read: its path or query string is not valid \
+                     (path segments must be percent-encoded UTF-8)",
+                ),
+                StatusCode::NOT_FOUND => ("not_found", "no such endpoint"),
+                StatusCode::METHOD_NOT_ALLOWED => (
+                    "method_not_allowed",
+                    "this endpoint does not take that method",
+                ),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                    "unsupported_media_type",
+                    "content type not accepted here; send application/json",
+                ),
+                StatusCode::REQUEST_TIMEOUT => {
+                    ("request_timeout", "the request body did not arrive in time")
+                }
+                _ => ("invalid_request", "the request could not be read"),
+            };
+            (status, Json(json!({ "error": code, "message": message }))).into_response()
+        }
+    };
+    // Keep what the answer said besides its body (`Allow`, `Retry-After`).
+    let (parts, _) = resp.into_parts();
+    for (name, value) in &parts.headers {
+        if !mapped.headers().contains_key(name) && name != header::CONTENT_LENGTH {
+            mapped.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    mapped
+}
+
+/// Whether an answer's body is JSON.
+fn is_json(resp: &Response) -> bool {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"))
+}
+
 /// The most refusals logged in one second.
 pub const LOGGED_PER_SECOND: u32 = 10;
 

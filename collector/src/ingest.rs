@@ -190,7 +190,9 @@ async fn salt_for(app: &App, day: i64) -> Result<[u8; 32], ApiError> {
     Ok(salt)
 }
 
-fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_proxy: bool) -> IpAddr {
+/// The client's address: the TCP peer, or with `trust_proxy` the last
+/// `X-Forwarded-For` entry (the one our proxy added).
+pub(crate) fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_proxy: bool) -> IpAddr {
     if trust_proxy
         && let Some(ip) = headers
             .get("x-forwarded-for")

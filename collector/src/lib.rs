@@ -22,6 +22,7 @@
 //! - [`scrub`]: the one redaction of every stored text (emails, tokens, cards, phones).
 //! - [`ratelimit`]: token buckets per address, site and user.
 //! - [`store`]: the writer thread, group commit, fair queue, overload and shutdown.
+//! - [`keyfile`]: the daily visitor salts, in a file beside the database, not in it.
 //! - [`accounts`]: users, API tokens, registered sites.
 //! - [`auth`]: the `Host` check and the caller of `/api/*`.
 //! - [`api`]: the `/api/*` handlers.
@@ -37,6 +38,7 @@ pub mod enrich;
 pub mod error;
 pub mod import;
 pub mod ingest;
+pub mod keyfile;
 pub mod ratelimit;
 pub mod retention;
 pub mod scrub;

@@ -14,10 +14,12 @@
 //! 2. Otherwise it is decoded, round after round until stable (at most 5), keeping
 //!    for each decoded byte the offset of the original bytes it came from: `%XX`
 //!    (whole UTF-8 sequences only) and `%uXXXX`, HTML references (`&#64;`,
-//!    `&#x40;`, `&#64` without `;`, `&commat;`, `&amp;`…), JS escapes (`\u0040`,
-//!    `\u{40}`, `\x40`), fullwidth ASCII, `﹫`, `。`, Unicode spaces and dashes;
-//!    invisible characters (zero-width, soft hyphen, BOM) are dropped. `+` is left
-//!    as it is: every rule treats it like a space where that matters.
+//!    `&#x40;`, `&#64` without `;`, any number of leading zeros, `&commat;`,
+//!    `&amp;`…), JS escapes (`\u0040`, `\u{40}`, `\x40`, octal `\100`), fullwidth
+//!    ASCII, `﹫`, `。`, Unicode spaces and dashes; invisible characters (every
+//!    format character, Cf: zero-width, soft hyphen, BOM, direction marks and
+//!    isolates, tags…, and the variation selectors) are dropped. `+` is left as it
+//!    is: every rule treats it like a space where that matters.
 //! 3. The decoded bytes are searched, each find is mapped back to the original
 //!    bytes and replaced; everything else is kept byte for byte.
 //!
@@ -46,13 +48,19 @@
 //!   `.cjs`, `.css`, `.map`, `.woff`, `.woff2`, `.ttf` is a build hash
 //!   (`main.8f3a…c1.js`), not a token.
 //! - **Card**: 13–19 digits, bare or in groups split by spaces, `-`, `.`, `+`,
-//!   passing Luhn (not all zeros). Checked before phones: a card is never called a
-//!   phone. A bare run of 16+ digits failing Luhn is a `[token]`.
+//!   passing Luhn (not all zeros); also split by `_`, `,`, `/` or line breaks, one
+//!   such separator throughout, in card groups (4-4-4-4…, 4-6-5, 4-6-4). Checked
+//!   before phones: a card is never called a phone. A bare run of 16+ digits
+//!   failing Luhn is a `[token]`.
 //! - **Phone**: digit groups split by 1–3 of space, `-`, `.`, `(`, `)`, `+`, with
 //!   7–15 digits after a leading `+`; a bare run of 10–15 digits; else 8–15 digits
 //!   shaped like a number plan: with parentheses, with a national `0` prefix
-//!   (`0171 1234567`), or 3+ groups ending in 3+ digits (`555-123-4567`). Never
-//!   phones: dates (`2024-11-30`, `30.11.2024`), IPv4 addresses, thousands
+//!   (`0171 1234567`), or 3+ groups ending in 3+ digits (`555-123-4567`). After a
+//!   leading `+`, groups may also be split by `_`, `,`, `/` or line breaks
+//!   (`+49,171,1234567`, `+49 171/1234567`); with a national `0` or parentheses,
+//!   by line breaks (and `_ , /` right after the `)`), and one `/` may follow a
+//!   `0`-led area code of 3–5 digits when 5+ digits follow (`0171/1234567`,
+//!   `030/12345678`, the German notation). Never phones: dates (`2024-11-30`, `30.11.2024`), IPv4 addresses, thousands
 //!   (`12.345.678`), groups of 4 digits only (years), one repeated digit, fewer than
 //!   10 bare digits (`/p/40299672`), prices, sizes, versions. When `+` also
 //!   separates the groups (`+1+555+123+4567`) the first `+` may be a form-encoded
@@ -706,12 +714,8 @@ fn needs_scan_joined(s: &[u8]) -> bool {
     let mut run = 0u32;
     let mut i = 0;
     while i < s.len() {
-        if s[i] == 0xC2 && s.get(i + 1) == Some(&0xAD) {
-            i += 2;
-            continue;
-        }
-        if s[i] == 0xE2 && invisible_e2(s.get(i + 1..i + 3)) {
-            i += 3;
+        if let Some(len) = invisible_at(s, i) {
+            i += len;
             continue;
         }
         run = if BYTE_CLASS[usize::from(s[i])] & RUN == 0 {
@@ -736,8 +740,8 @@ const LEAD: u8 = 8;
 const ESCAPE: u8 = 16;
 
 /// `@ % & \` and `0xEF` trigger the slow path; digits are counted; letters,
-/// digits and `_ + / = -` make runs; `0xC2`/`0xE2` may start an invisible
-/// character.
+/// digits and `_ + / = -` make runs; the other lead bytes of [`invisible`]
+/// characters may start one.
 static BYTE_CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut i = 0;
@@ -747,7 +751,7 @@ static BYTE_CLASS: [u8; 256] = {
             0x25 | 0x26 | 0x5C | 0xEF => TRIGGER | ESCAPE,
             0x30..=0x39 => DIGIT | RUN,
             0x41..=0x5A | 0x61..=0x7A | 0x5F | 0x2D | 0x2B | 0x2F | 0x3D => RUN,
-            0xC2 | 0xE2 => LEAD | ESCAPE,
+            0xC2 | 0xD8 | 0xDB | 0xDC | 0xE0 | 0xE1 | 0xE2 | 0xF0 | 0xF3 => LEAD | ESCAPE,
             0xE3 => ESCAPE,
             _ => 0,
         };
@@ -756,9 +760,53 @@ static BYTE_CLASS: [u8; 256] = {
     t
 };
 
-/// Zero-width space/joiners, word joiner (after an `E2` lead byte).
-fn invisible_e2(rest: Option<&[u8]>) -> bool {
-    matches!(rest, Some([0x80, 0x8B..=0x8D] | [0x81, 0xA0]))
+/// Characters that show nothing and are dropped before matching: every Unicode
+/// format character (general category Cf: soft hyphen, zero-width space and
+/// joiners, direction marks, embeddings, overrides and isolates, word joiner,
+/// invisible operators, BOM, interlinear annotation, tags…) and the variation
+/// selectors (`U+FE0F`). A page can put them between a number's digits; a browser
+/// shows the number, the bytes break it.
+fn invisible(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0xAD | 0x600..=0x605
+            | 0x61C
+            | 0x6DD
+            | 0x70F
+            | 0x890..=0x891
+            | 0x8E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+            | 0xE0100..=0xE01EF
+    )
+}
+
+/// The length of an [`invisible`] character starting at `i`.
+fn invisible_at(s: &[u8], i: usize) -> Option<usize> {
+    let len = match *s.get(i)? {
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => return None,
+    };
+    let c = std::str::from_utf8(s.get(i..i + len)?)
+        .ok()?
+        .chars()
+        .next()?;
+    invisible(c).then_some(len)
 }
 
 // ---------------------------------------------------------------------------
@@ -791,7 +839,7 @@ fn needs_decode(s: &[u8]) -> bool {
         b'%' => percent_unit(s, i).is_some(),
         b'&' => entity_unit(s, i).is_some(),
         b'\\' => js_unit(s, i).is_some(),
-        0xC2 | 0xE2 | 0xE3 | 0xEF => unicode_unit(s, i).is_some(),
+        0xC2..=0xF4 => unicode_unit(s, i).is_some(),
         _ => false,
     })
 }
@@ -846,7 +894,7 @@ fn decode_once(src: &[u8], out: &mut Vec<u8>, map: &mut Vec<usize>) -> bool {
             b'%' => percent_unit(src, i),
             b'&' => entity_unit(src, i),
             b'\\' => js_unit(src, i),
-            0xC2 | 0xE2 | 0xE3 | 0xEF => unicode_unit(src, i),
+            0xC2..=0xF4 => unicode_unit(src, i),
             _ => None,
         };
         if let Some((len, unit)) = found {
@@ -970,20 +1018,25 @@ const ENTITIES: [(&[u8], char); 31] = [
 
 fn entity_unit(s: &[u8], i: usize) -> Option<(usize, Unit)> {
     if s.get(i + 1) == Some(&b'#') {
-        let (value, count, end) = if matches!(s.get(i + 2), Some(b'x' | b'X')) {
-            let (value, count) = hex_number(s, i + 3, 6);
-            (value, count, i + 3 + count)
+        // Any number of leading zeros, as browsers read them (`&#00000064;`).
+        let hex = matches!(s.get(i + 2), Some(b'x' | b'X'));
+        let digits = i + 2 + usize::from(hex);
+        let zeros = run_end(s, digits, |b| b == b'0') - digits;
+        let at = digits + zeros;
+        let (value, count, end) = if hex {
+            let (value, count) = hex_number(s, at, 6);
+            (value, zeros + count, at + count)
         } else {
             let mut value = 0u32;
             let mut count = 0;
             while count < 7 {
-                match s.get(i + 2 + count) {
+                match s.get(at + count) {
                     Some(digit @ b'0'..=b'9') => value = value * 10 + u32::from(digit - b'0'),
                     _ => break,
                 }
                 count += 1;
             }
-            (value, count, i + 2 + count)
+            (value, zeros + count, at + count)
         };
         if count == 0 {
             return None;
@@ -1026,6 +1079,21 @@ fn js_unit(s: &[u8], i: usize) -> Option<(usize, Unit)> {
                 .then(|| char::from_u32(v).map(|c| (4, Unit::Char(c))))
                 .flatten()
         }
+        // Legacy octal escapes (`\100` is `@`): 2 or 3 digits, printable ASCII only.
+        b'0'..=b'7' => {
+            let digits = run_end(s, i + 1, |b| matches!(b, b'0'..=b'7')).min(i + 4) - (i + 1);
+            let mut n = digits;
+            while n >= 2 {
+                let v = s[i + 1..i + 1 + n]
+                    .iter()
+                    .fold(0u32, |v, &b| v * 8 + u32::from(b - b'0'));
+                if (0x20..=0x7E).contains(&v) {
+                    return char::from_u32(v).map(|c| (n + 1, Unit::Char(c)));
+                }
+                n -= 1;
+            }
+            None
+        }
         _ => None,
     }
 }
@@ -1033,11 +1101,13 @@ fn js_unit(s: &[u8], i: usize) -> Option<(usize, Unit)> {
 /// Unicode look-alikes: fullwidth ASCII, small/ideographic signs, spaces, dashes,
 /// invisible characters.
 fn unicode_unit(s: &[u8], i: usize) -> Option<(usize, Unit)> {
+    if let Some(len) = invisible_at(s, i) {
+        return Some((len, Unit::Nothing));
+    }
     let b1 = *s.get(i + 1)?;
     if s[i] == 0xC2 {
         return match b1 {
             0xA0 => Some((2, Unit::Char(' '))),
-            0xAD => Some((2, Unit::Nothing)),
             _ => None,
         };
     }
@@ -1046,7 +1116,6 @@ fn unicode_unit(s: &[u8], i: usize) -> Option<(usize, Unit)> {
         (0xE2, 0x80, 0x80..=0x8A | 0xA8 | 0xA9 | 0xAF)
         | (0xE2, 0x81, 0x9F)
         | (0xE3, 0x80, 0x80) => Unit::Char(' '),
-        (0xE2, 0x80, 0x8B..=0x8F) | (0xE2, 0x81, 0xA0..=0xA4) | (0xEF, 0xBB, 0xBF) => Unit::Nothing,
         (0xE2, 0x80, 0x90..=0x95) | (0xE2, 0x88, 0x92) | (0xEF, 0xB9, 0xA3) => Unit::Char('-'),
         (0xE2, 0x80, 0xA4) | (0xE3, 0x80, 0x82) | (0xEF, 0xB9, 0x92) | (0xEF, 0xBD, 0xA1) => {
             Unit::Char('.')
@@ -1081,6 +1150,7 @@ fn detect(d: &[u8], first_only: bool) -> Vec<Span> {
         return spans;
     }
     numbers(d, &mut spans);
+    weakly_split_numbers(d, &mut spans);
     merge(&mut spans);
     spans
 }
@@ -1748,6 +1818,125 @@ fn separator_end(d: &[u8], j: usize) -> Option<usize> {
         k += 1;
     }
     (k > j && dots <= 1 && dashes <= 1 && d.get(k).is_some_and(u8::is_ascii_digit)).then_some(k)
+}
+
+/// Separators a number is sometimes written with that are no separators for
+/// [`numbers`] (in lists, dates, prices and sizes they are something else).
+const WEAK_SEPARATORS: &[u8] = b"_,/\r\n";
+
+/// Digit groups split by `_`, `,`, `/` or a line break, read again with those as
+/// spaces (the same length, so offsets stay): a card in card groups
+/// ([`card_grouped`]) with one such separator throughout (`4111_1111_1111_1111`);
+/// a phone led by a country code's `+` (`+49,171,1234567`, `+49 171/1234567`);
+/// a phone led by a national `0` or a parenthesis split by a line break
+/// (`0171⏎1234567`), or by `_`, `,` or `/` right after its `)` (`(555)_123-4567`),
+/// or with one `/` after a `0`-led area code of 3–5 digits and 5+ digits after it
+/// (`0171/1234567`, `030/12345678`). Dates (`03/12/2026`), sizes (`42/44`), prices
+/// (`1,299.00`) and lists stay.
+fn weakly_split_numbers(d: &[u8], spans: &mut Vec<Span>) {
+    if !d.iter().any(|b| WEAK_SEPARATORS.contains(b)) {
+        return;
+    }
+    let mut found = Vec::new();
+    numbers(&respaced(d, |_, _| true), &mut found);
+    spans.extend(found.drain(..).filter(|s| match s.kind {
+        Kind::Card => card_grouped(d, s),
+        Kind::Phone => d[s.start] == b'+',
+        _ => false,
+    }));
+    let national = respaced(d, |stretch, at| match d[at] {
+        b'\r' | b'\n' => true,
+        // `(555)_123-4567`, `(555),123-4567`, `(555)/123-4567`.
+        b'_' | b',' | b'/' if d[stretch.0] == b')' && at == stretch.0 + 1 => true,
+        b'/' => area_code_slash(d, stretch),
+        _ => false,
+    });
+    numbers(&national, &mut found);
+    spans.extend(
+        found
+            .into_iter()
+            .filter(|s| s.kind == Kind::Phone && matches!(d[s.start], b'0' | b'(')),
+    );
+}
+
+/// `d` with each weak separator between two digit groups that `keep` accepts (given
+/// the separators' stretch `(start, end)` and the byte's offset) as a space.
+fn respaced(d: &[u8], mut keep: impl FnMut((usize, usize), usize) -> bool) -> Vec<u8> {
+    let mut out = d.to_vec();
+    let mut i = 0;
+    while i < d.len() {
+        if !(d[i].is_ascii_digit() && d.get(i + 1).is_some_and(|b| !b.is_ascii_digit())) {
+            i += 1;
+            continue;
+        }
+        let start = i + 1;
+        let end = run_end(d, start, |b| {
+            b" \t()-.+".contains(&b) || WEAK_SEPARATORS.contains(&b)
+        });
+        if end - start <= 3 && d.get(end).is_some_and(u8::is_ascii_digit) {
+            for at in start..end {
+                if WEAK_SEPARATORS.contains(&d[at]) && keep((start, end), at) {
+                    out[at] = b' ';
+                }
+            }
+        }
+        i = end;
+    }
+    out
+}
+
+/// A `/` (with spaces around it, or none) after the area code of a national number
+/// (`0171/1234567`): the group before it has 3–5 digits, starts with `0` and
+/// starts its number; 5+ digits follow in groups split by spaces, `-` or `.`.
+fn area_code_slash(d: &[u8], (start, end): (usize, usize)) -> bool {
+    let stretch = &d[start..end];
+    let slash = stretch.iter().position(|&b| b == b'/');
+    if slash.is_none()
+        || slash != stretch.iter().rposition(|&b| b == b'/')
+        || stretch.iter().any(|&b| b != b'/' && b != b' ')
+    {
+        return false;
+    }
+    let code_start = d[..start]
+        .iter()
+        .rposition(|b| !b.is_ascii_digit())
+        .map_or(0, |p| p + 1);
+    let glued = code_start > 0 && b"-./,_".contains(&d[code_start - 1]);
+    let after_digits = d[..code_start]
+        .iter()
+        .rev()
+        .find(|&&b| b != b' ')
+        .is_some_and(u8::is_ascii_digit);
+    let first = !glued && !after_digits;
+    let after = run_end(d, end, |b| b.is_ascii_digit() || b" -.".contains(&b));
+    let rest = d[end..after].iter().filter(|b| b.is_ascii_digit()).count();
+    first && d[code_start] == b'0' && (3..=5).contains(&(start - code_start)) && rest >= 5
+}
+
+/// A card found in [`respaced`] bytes that is written as cards are: one separator
+/// throughout, groups of 4 (the last 1–4) or Amex's and Diners' 4-6-5 and 4-6-4.
+fn card_grouped(d: &[u8], s: &Span) -> bool {
+    let part = &d[s.start..s.end];
+    if !part.iter().any(|b| WEAK_SEPARATORS.contains(b)) {
+        return true;
+    }
+    let mut lens = Vec::new();
+    let mut seps: Vec<&[u8]> = Vec::new();
+    let mut i = 0;
+    while i < part.len() {
+        let e = run_end(part, i, |b| b.is_ascii_digit());
+        lens.push(e - i);
+        let next = run_end(part, e, |b| !b.is_ascii_digit());
+        if next > e && next < part.len() {
+            seps.push(&part[e..next]);
+        }
+        i = next;
+    }
+    let one_separator = seps.windows(2).all(|w| w[0] == w[1]);
+    let fours = lens.len() >= 4
+        && lens[..lens.len() - 1].iter().all(|&l| l == 4)
+        && (1..=4).contains(&lens[lens.len() - 1]);
+    one_separator && (fours || lens == [4, 6, 5] || lens == [4, 6, 4])
 }
 
 fn number_run(d: &[u8], groups: &[(usize, usize)], spans: &mut Vec<Span>) {
@@ -2602,6 +2791,107 @@ mod tests {
             "Size+42+43+44+45",
         ] {
             assert!(!has_secret(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn numbers_split_by_slashes_commas_underscores_and_line_breaks() {
+        for (t, want) in [
+            ("Rückruf unter 0171/1234567", "Rückruf unter [phone]"),
+            ("Tel. 030/12345678 (Zentrale)", "Tel. [phone] (Zentrale)"),
+            ("Tel. 030 / 123 456 78", "Tel. [phone]"),
+            ("+49 171/1234567", "[phone]"),
+            ("+49/171/1234567", "[phone]"),
+            ("+49,171,1234567", "[phone]"),
+            ("+49_171_1234567", "[phone]"),
+            ("+49\n171\n1234567", "[phone]"),
+            ("Fax:\r\n0171\r\n1234567", "Fax:\r\n[phone]"),
+            ("(555)\n123-4567", "[phone]"),
+            ("(555)_123-4567", "[phone]"),
+            ("(555),123-4567", "[phone]"),
+            ("(555)/123-4567", "[phone]"),
+            ("Karte 4111_1111_1111_1111", "Karte [card]"),
+            ("4111,1111,1111,1111", "[card]"),
+            ("4111/1111/1111/1111", "[card]"),
+            ("4111\n1111\n1111\n1111", "[card]"),
+            ("4111\r\n1111\r\n1111\r\n1111", "[card]"),
+            ("3782/822463/10005", "[card]"),
+            (
+                "Preis 1,299.00 € – Tel 0171/1234567",
+                "Preis 1,299.00 € – Tel [phone]",
+            ),
+        ] {
+            assert_eq!(text(t), want, "{t:?}");
+        }
+        // Ordinary shop text keeps its numbers.
+        for t in [
+            "03/12/2026",
+            "Lieferung 12/05",
+            "am 03/12/2026 um 14:30",
+            "€1,299.00",
+            "1.234,56 €",
+            "1,234,567 Besucher",
+            "Größe 42/44",
+            "Größen 036, 038, 040, 042",
+            "Artikel 12/345/678",
+            "Größen (36),38,40,42",
+            "Seiten (12)/34/56",
+            "Best.-Nr. 0815/4711",
+            "SKU AB-1234/56_7",
+            "4 x 1,99 € = 7,96 €",
+            "Menge: 12,5,300,40,1000,25,12",
+            "1234,5678,9012,3457",
+            "Seite 1/2/3/4/5/6/7",
+            "100\n250\n1000",
+            "0171/1234",
+            "12345/1234567",
+        ] {
+            assert!(!has_secret(t), "{t:?}: {}", text(t));
+        }
+    }
+
+    #[test]
+    fn invisible_characters_and_rarer_escapes_hide_nothing() {
+        let card = "4111 1111 1111 1111";
+        let key = "sk_live_4eC39HqLyjWDarjtT1zdp7dc";
+        for c in [
+            '\u{202A}',
+            '\u{202C}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{200E}',
+            '\u{FE0F}',
+            '\u{FE00}',
+            '\u{2063}',
+            '\u{E0041}',
+            '\u{E0100}',
+            '\u{180E}',
+            '\u{FFF9}',
+        ] {
+            for secret in [card, "+49 171 1234567", key, "jane.doe@example.com"] {
+                let t: String = secret.chars().flat_map(|x| [x, c]).collect();
+                let out = text(&format!("Karte {t} ok")).into_owned();
+                assert!(
+                    out.contains("] ") && !has_secret(&out),
+                    "{c:?} {secret}: {out:?}"
+                );
+                assert!(digits_of(&out).len() < 7, "{c:?} {secret}: {out:?}");
+            }
+        }
+        for (t, want) in [
+            ("jane.doe&#00000064;example.com", "[email]"),
+            ("jane.doe&#x0000040;example.com", "[email]"),
+            ("jane.doe&#x000000000040;example.com", "[email]"),
+            ("jane.doe\\100example.com", "[email]"),
+            ("4111\\0401111\\0401111\\0401111", "[card]"),
+        ] {
+            assert_eq!(text(t), want, "{t}");
+        }
+        // Emoji with their variation selectors, and text with escapes that are
+        // not octal, stay as they are.
+        for t in ["Top ❤\u{FE0F} 5 Sterne", "C:\\9 files", "\\8080", "a\\1b"] {
+            assert_eq!(text(t), t);
         }
     }
 

@@ -106,8 +106,13 @@ pub fn router(app: App) -> Router {
         .route("/api/tokens", get(api::list_tokens).post(api::create_token))
         .route("/api/tokens/{id}", delete(api::revoke_token))
         .route("/api/erase", post(api::erase))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::error::API_MAX_BODY_BYTES,
+        ))
         .layer(from_fn_with_state(app.clone(), auth::authenticate))
-        .layer(from_fn_with_state(app.clone(), auth::require_host));
+        .layer(from_fn_with_state(app.clone(), auth::require_host))
+        .layer(from_fn(crate::error::json_errors))
+        .layer(from_fn(no_store));
     let mut r = Router::new()
         .route("/collect", post(ingest::collect).options(preflight))
         .route("/healthz", get(healthz))
@@ -145,6 +150,16 @@ pub fn router(app: App) -> Router {
     })
     .layer(from_fn(cors))
     .with_state(app)
+}
+
+/// `/api/*` answers are private (a user's reports and accounts, a new token's
+/// secret) and may be read through a browser's session cookie: no cache, in the
+/// browser or on the way, may keep them. Refusals included.
+async fn no_store(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut resp = next.run(req).await;
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 /// The tracker's endpoints may be read cross-origin (it runs on the shop's origin);

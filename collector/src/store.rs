@@ -4,7 +4,7 @@
 //! bounded queue and waits. One writer thread owns the write connection: it takes
 //! whatever batches are waiting (up to a size limit, lingering a few ms for more),
 //! appends them in one transaction, commits, and only then answers every waiting
-//! request. Every other write (the day's salt, saved funnels, accounts, sites,
+//! request. Every other write (the day's salt in its key file, saved funnels, accounts, sites,
 //! retention and erasure) travels the same queue as a [`Store::write`] job, so no
 //! reader can ever delay a commit and there is one writer, as DuckDB wants.
 //!
@@ -365,9 +365,11 @@ impl Writer {
     }
 }
 
-/// Tables besides `events`, created on open: the daily salts of the visitor hash.
-const CREATE_SALTS: &str =
-    "CREATE TABLE IF NOT EXISTS salts (day BIGINT PRIMARY KEY, salt BLOB NOT NULL);";
+/// Older collectors kept the daily salts of the visitor hash in the database, where
+/// a copy of the file would give them away with the visitor ids; they now live in
+/// the key file ([`crate::keyfile`]). The table goes, and with it the salts: the day's
+/// visitor ids change once, at the upgrade.
+const DROP_SALTS: &str = "DROP TABLE IF EXISTS salts;";
 
 /// Opens (or creates) the DuckDB file and brings every table up to date, with an
 /// error that says what is wrong and what to do when the file or its WAL is damaged.
@@ -397,10 +399,24 @@ pub fn open_file(path: &Path) -> Result<Connection, StoreError> {
             "events of an older collector moved into the sorted layout"
         );
     }
-    for ddl in [CREATE_SALTS, crate::accounts::CREATE_TABLES] {
-        conn.execute_batch(ddl)
+    let had_salts: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM duckdb_tables() WHERE table_name = 'salts'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| open_error(path, &e.to_string()))?;
+    if had_salts {
+        conn.execute_batch(DROP_SALTS)
+            .and_then(|()| conn.execute_batch("CHECKPOINT"))
             .map_err(|e| open_error(path, &e.to_string()))?;
+        tracing::info!(
+            "visitor salts dropped from the database; they are kept in its key file now \
+             (today's visitor ids change once)"
+        );
     }
+    conn.execute_batch(crate::accounts::CREATE_TABLES)
+        .map_err(|e| open_error(path, &e.to_string()))?;
     // The key of the keyed hash of identify ids, made once, before any reader.
     crate::accounts::secret(&conn, "uid_key").map_err(|e| StoreError::Open(e.to_string()))?;
     Ok(conn)
@@ -584,23 +600,16 @@ impl Store {
         }
     }
 
-    /// The salt stored for `day`, or store `fresh` for it (and forget salts older than
-    /// yesterday, so old visitor ids can never be recomputed). Written by the writer.
+    /// The salt kept for `day` in the database's key file ([`crate::keyfile`]), or
+    /// `fresh` kept for it (and salts older than yesterday deleted, so old visitor
+    /// ids can never be recomputed). Never in the database. The writer does it, so
+    /// one request at a time reads and writes the file.
     pub async fn salt_for_day(&self, day: i64, fresh: [u8; 32]) -> Result<[u8; 32], StoreError> {
-        self.write(move |conn| {
-            let err = |e: duckdb::Error| StoreError::Commit(e.to_string());
-            conn.execute("DELETE FROM salts WHERE day < ?", [day - 1])
-                .map_err(err)?;
-            conn.execute(
-                "INSERT INTO salts VALUES (?, ?) ON CONFLICT DO NOTHING",
-                duckdb::params![day, fresh.to_vec()],
-            )
-            .map_err(err)?;
-            let salt: Vec<u8> = conn
-                .query_row("SELECT salt FROM salts WHERE day = ?", [day], |r| r.get(0))
-                .map_err(err)?;
-            salt.try_into()
-                .map_err(|_| StoreError::Commit("stored salt has the wrong length".into()))
+        let file = crate::keyfile::path_for(self.path());
+        self.write(move |_| {
+            crate::keyfile::salt_for_day(&file, day, fresh).map_err(|e| {
+                StoreError::Commit(format!("cannot keep the salt in {}: {e}", file.display()))
+            })
         })
         .await?
     }

@@ -409,14 +409,93 @@ async fn visitor_ids_are_stable_within_a_day_and_across_restarts() {
         .store
         .with_reader(|c| c.query_row("SELECT visitor_id FROM events", [], |r| r.get(0)))
         .unwrap();
+    assert!(!first.is_empty());
     let h = h.restart();
     post(&h.app, "text/plain", batch(&[event(2, "click", "", t)])).await;
     let ids: i64 = count(&h.app, "SELECT count(DISTINCT visitor_id) FROM events");
     assert_eq!(ids, 1, "same salt after restart on the same day");
-    let salts: i64 = count(&h.app, "SELECT count(*) FROM salts");
-    assert_eq!(salts, 1);
-    assert!(!first.is_empty());
+    // The salt is in the key file beside the database, not in the database: a
+    // copy of the file holds the visitor ids but not what they were hashed with.
+    let tables: i64 = count(
+        &h.app,
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'salts'",
+    );
+    assert_eq!(tables, 0);
+    let (db, dir) = h.stop();
+    let key_file = clicktrail_collector::keyfile::path_for(&db);
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    let hex = key
+        .lines()
+        .next()
+        .unwrap()
+        .split_once(' ')
+        .unwrap()
+        .1
+        .to_owned();
+    let salt: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let file = std::fs::read(&db).unwrap();
+    assert!(
+        !file.windows(32).any(|w| w == salt),
+        "the salt is not in the database"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // Without the key file, a new salt: new visitor ids.
+    std::fs::remove_file(&key_file).unwrap();
+    let (store, writer) = Store::open(&db, WriterOptions::default()).unwrap();
+    let app = App::new(Config::default(), store).unwrap();
+    let h = Harness {
+        dir,
+        app,
+        writer,
+        db,
+        token: String::new(),
+    };
+    post(&h.app, "text/plain", batch(&[event(3, "click", "", t)])).await;
+    let ids: i64 = count(&h.app, "SELECT count(DISTINCT visitor_id) FROM events");
+    assert_eq!(ids, 2, "a new key file, new visitor ids");
     h.stop();
+}
+
+#[tokio::test]
+async fn salts_of_an_older_collector_leave_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.duckdb");
+    {
+        let (store, writer) = Store::open(&db, WriterOptions::default()).unwrap();
+        store
+            .write(|c| {
+                c.execute_batch(
+                    "CREATE TABLE salts (day BIGINT PRIMARY KEY, salt BLOB NOT NULL);
+                     INSERT INTO salts VALUES (1, '\\x01'::BLOB);",
+                )
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        store.close();
+        drop(store);
+        writer.join();
+    }
+    let (store, writer) = Store::open(&db, WriterOptions::default()).unwrap();
+    let tables: i64 = store
+        .with_reader(|c| {
+            c.query_row(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'salts'",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .unwrap();
+    assert_eq!(tables, 0);
+    store.close();
+    drop(store);
+    writer.join();
 }
 
 #[tokio::test]

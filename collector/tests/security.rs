@@ -293,6 +293,231 @@ async fn a_password_buys_a_token_a_few_times_a_minute() {
     );
 }
 
+fn basic(user: &str, pw: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
+    )
+}
+
+/// A request from the proxy at 10.0.0.1 for the client `xff`.
+fn via_proxy(req: axum::http::request::Builder, xff: &str) -> axum::http::request::Builder {
+    req.header(header::HOST, "localhost")
+        .header("x-forwarded-for", xff)
+        .extension(ConnectInfo(SocketAddr::from(([10, 0, 0, 1], 40_000))))
+}
+
+impl H {
+    /// A dashboard sign-in through the proxy for client `xff`: its status and the
+    /// `Location` it sends the browser to.
+    async fn web_login(&self, xff: &str, user: &str, pw: &str, next: &str) -> (StatusCode, String) {
+        let (_, _, headers) = self
+            .send(
+                via_proxy(Request::get("/app/login"), xff)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        let cookie = headers[header::SET_COOKIE].to_str().unwrap();
+        let token = cookie
+            .trim_start_matches("ct_login=")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let form: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("csrf", &token)
+            .append_pair("user", user)
+            .append_pair("password", pw)
+            .append_pair("next", next)
+            .finish();
+        let (s, _, headers) = self
+            .send(
+                via_proxy(Request::post("/app/login"), xff)
+                    .header(header::COOKIE, format!("ct_login={token}"))
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(Body::from(form))
+                    .unwrap(),
+            )
+            .await;
+        let to = headers
+            .get(header::LOCATION)
+            .map_or("", |v| v.to_str().unwrap())
+            .to_owned();
+        (s, to)
+    }
+}
+
+#[tokio::test]
+async fn behind_a_proxy_each_client_has_its_own_sign_in_budget() {
+    let h = start(|c| c.trust_proxy = true).await;
+    let token_post = |xff: &str, auth: String| {
+        via_proxy(Request::post("/api/tokens"), xff)
+            .header(header::AUTHORIZATION, auth)
+            .body(Body::empty())
+            .unwrap()
+    };
+    // One client guesses until it is cut off…
+    let mut codes = Vec::new();
+    for i in 0..12 {
+        let r = token_post("198.51.100.66", basic(&format!("nobody{i}"), "guess"));
+        codes.push(h.send(r).await.0);
+    }
+    assert_eq!(
+        codes.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{codes:?}"
+    );
+    // …and the others, behind the same proxy, still sign in.
+    let r = token_post("203.0.113.7", basic("root", "root's long password"));
+    let (s, b, _) = h.send(r).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, to) = h
+        .web_login("203.0.113.8", "root", "root's long password", "/app/users")
+        .await;
+    assert_eq!((s, to.as_str()), (StatusCode::SEE_OTHER, "/app/users"));
+    // The guesser is still counted as one client on the dashboard.
+    let (s, _) = h
+        .web_login(
+            "198.51.100.66",
+            "root",
+            "root's long password",
+            "/app/users",
+        )
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn no_api_answer_may_be_kept_by_a_cache() {
+    let h = start(|_| {}).await;
+    let get = |uri: &str, auth: Option<String>| {
+        let mut r = Request::get(uri).header(header::HOST, "localhost");
+        if let Some(a) = auth {
+            r = r.header(header::AUTHORIZATION, a);
+        }
+        r.body(Body::empty()).unwrap()
+    };
+    let bearer = Some(format!("Bearer {}", h.admin));
+    let new_token = Request::post("/api/tokens")
+        .header(header::HOST, "localhost")
+        .header(header::AUTHORIZATION, basic("root", "root's long password"))
+        .extension(ConnectInfo(SocketAddr::from(([198, 51, 100, 1], 1))))
+        .body(Body::empty())
+        .unwrap();
+    let audit = Request::post("/api/audit")
+        .header(header::HOST, "localhost")
+        .header(header::AUTHORIZATION, bearer.clone().unwrap())
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            r#"{"audit": "screens", "scope": {"site": "a"}}"#,
+        ))
+        .unwrap();
+    for (req, want) in [
+        (get("/api/me", bearer.clone()), StatusCode::OK),
+        (get("/api/users", bearer.clone()), StatusCode::OK),
+        (get("/api/tokens", bearer.clone()), StatusCode::OK),
+        (get("/api/sites", bearer.clone()), StatusCode::OK),
+        (new_token, StatusCode::CREATED),
+        (audit, StatusCode::OK),
+        (get("/api/me", None), StatusCode::UNAUTHORIZED),
+    ] {
+        let uri = req.uri().to_string();
+        let (s, b, headers) = h.send(req).await;
+        assert_eq!(s, want, "{uri}: {b}");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store", "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_place_to_go_after_signing_in_still_signs_in() {
+    let h = start(|c| c.trust_proxy = true).await;
+    for next in [
+        "/app/\r\nSet-Cookie: pwn=1",
+        "/app/\u{1}",
+        "https://evil.example/",
+    ] {
+        let (s, to) = h
+            .web_login("203.0.113.9", "root", "root's long password", next)
+            .await;
+        assert_eq!(
+            (s, to.as_str()),
+            (StatusCode::SEE_OTHER, "/app/sites"),
+            "{next:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn ones_own_password_changes_only_with_the_current_one() {
+    let h = start(|c| c.trust_proxy = true).await;
+    let ann = h.user("ann", &["a"]).await;
+    let (s, _) = h
+        .web_login("203.0.113.20", "ann", "ann's long password", "/app/sites")
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let hh = &h;
+    let set = |token: &str, name: &str, body: Value| {
+        let (token, uri) = (token.to_owned(), format!("/api/users/{name}/password"));
+        async move { hh.api("POST", &uri, Some(&token), &body.to_string()).await }
+    };
+    // A token (or a browser left signed in) alone is not enough.
+    let (s, b) = set(&ann, "ann", json!({"password": "taken over for good"})).await;
+    assert_eq!(
+        (s, &b["error"]),
+        (StatusCode::BAD_REQUEST, &json!("current_password_required")),
+        "{b}"
+    );
+    let (s, b) = set(
+        &ann,
+        "ann",
+        json!({"password": "taken over for good", "current": "a guess"}),
+    )
+    .await;
+    assert_eq!(
+        (s, &b["error"]),
+        (StatusCode::FORBIDDEN, &json!("forbidden")),
+        "{b}"
+    );
+    // Nor is an admin's token for the admin's own account.
+    let (s, _) = set(&h.admin, "root", json!({"password": "root's new password"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // With the current password it changes; her token is kept, and the new password
+    // signs in (the old one no longer does).
+    let (s, b) = set(
+        &ann,
+        "ann",
+        json!({"password": "ann's new long password", "current": "ann's long password"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    assert_eq!(
+        h.api("GET", "/api/me", Some(&ann), "").await.0,
+        StatusCode::OK
+    );
+    let (s, _) = h
+        .web_login("203.0.113.21", "ann", "ann's long password", "/app/sites")
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = h
+        .web_login(
+            "203.0.113.21",
+            "ann",
+            "ann's new long password",
+            "/app/sites",
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    // An admin sets another user's password without knowing it.
+    let (s, b) = set(&h.admin, "ann", json!({"password": "set by the admin"})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let (s, _) = h
+        .web_login("203.0.113.22", "ann", "set by the admin", "/app/sites")
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+}
+
 #[tokio::test]
 async fn the_api_answers_only_to_the_hosts_it_serves() {
     let h = start(|c| c.allowed_hosts = vec!["stats.shop.example".into()]).await;
@@ -559,6 +784,112 @@ async fn health_tells_the_truth_and_errors_reveal_nothing() {
     let (s, b) = health(&h).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert!(b["problems"][0].as_str().unwrap().contains("free"), "{b}");
+}
+
+#[tokio::test]
+async fn every_refusal_is_in_our_words() {
+    let h = start(|_| {}).await;
+    let framework = [
+        "Invalid URL",
+        "UTF-8 in",
+        "Failed to",
+        "deserialize",
+        "length limit",
+    ];
+    let big = format!(
+        r#"{{"audit": "screens", "pad": "{}"}}"#,
+        "x".repeat(3 << 20)
+    );
+    for (method, uri, body, want) in [
+        (
+            "DELETE",
+            "/api/funnels/%FF",
+            String::new(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/api/users/%C0%AF/password",
+            "{}".to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "DELETE",
+            "/api/users/root/sites/%FF",
+            String::new(),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("POST", "/api/audit", big, StatusCode::PAYLOAD_TOO_LARGE),
+        (
+            "GET",
+            "/api/funnels?site=a&site=b",
+            String::new(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
+            "/api/funnels?x=1",
+            String::new(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "PUT",
+            "/api/me",
+            String::new(),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ] {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::HOST, "localhost")
+            .header(header::AUTHORIZATION, format!("Bearer {}", h.admin))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let (s, b, headers) = h.send(req).await;
+        assert_eq!(s, want, "{method} {uri}: {b}");
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json", "{uri}");
+        let message = b["message"].as_str().unwrap_or_default();
+        assert!(b["error"].is_string() && !message.is_empty(), "{uri}: {b}");
+        for f in framework {
+            assert!(!message.contains(f), "{uri}: {message}");
+        }
+        if want == StatusCode::PAYLOAD_TOO_LARGE {
+            assert_eq!(b["error"], "payload_too_large");
+            assert!(message.contains(&(2 << 20).to_string()), "{message}");
+        }
+    }
+    // The dashboard's pages say it in HTML, in its own words.
+    for uri in [
+        "/app/site/%FF",
+        "/app/site/%FF/funnels",
+        "/app/site/a/download/%FF",
+    ] {
+        let req = Request::get(uri)
+            .header(header::HOST, "localhost")
+            .body(Body::empty())
+            .unwrap();
+        let (s, b, headers) = h.send(req).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(
+            headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let page = b.as_str().unwrap();
+        assert!(page.contains("not valid"), "{page}");
+        for f in framework {
+            assert!(!page.contains(f), "{uri}: {page}");
+        }
+    }
+    // A login link with `next` twice still shows the form.
+    let req = Request::get("/app/login?next=a&next=b")
+        .header(header::HOST, "localhost")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(h.send(req).await.0, StatusCode::OK);
 }
 
 #[test]

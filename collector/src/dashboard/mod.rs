@@ -26,7 +26,7 @@ use std::sync::LazyLock;
 use axum::{
     Router,
     body::Bytes,
-    extract::{Path as UrlPath, Query, Request, State},
+    extract::{Path as UrlPath, Query, RawQuery, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware::from_fn_with_state,
     response::{Html, IntoResponse, Redirect, Response},
@@ -112,6 +112,7 @@ pub fn routes(app: &App) -> Router<App> {
         .route("/app/site/{site}/{audit}", get(audit_page))
         // Forms are small: a sign-in or a funnel is well under 16 KiB.
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
+        .layer(axum::middleware::from_fn(page_errors))
         .layer(from_fn_with_state(app.clone(), auth::require_host))
         .layer(axum::middleware::from_fn(no_store))
 }
@@ -135,6 +136,31 @@ async fn no_store(req: Request, next: axum::middleware::Next) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     resp
+}
+
+/// A refusal of axum's own, before a page's handler runs (a path segment that is not
+/// UTF-8, a form over the limit, a query string a page cannot read), is plain text
+/// in the framework's words: the page says it in ours instead.
+async fn page_errors(req: Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let plain = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return resp;
+    }
+    let message = match status {
+        StatusCode::BAD_REQUEST => "This address is not valid; check the link.",
+        StatusCode::PAYLOAD_TOO_LARGE => "That form is too large.",
+        StatusCode::NOT_FOUND => "No such page.",
+        StatusCode::METHOD_NOT_ALLOWED => "This page does not take that kind of request.",
+        s if s.is_server_error() => "Something went wrong on the server.",
+        _ => "This request could not be read.",
+    };
+    PageError::new(status, message).into_response()
 }
 
 /// A dashboard failure, as a page.
@@ -358,15 +384,17 @@ fn is_https(app: &App, headers: &HeaderMap) -> bool {
 
 // ---- sign-in -------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
-struct NextQuery {
-    next: Option<String>,
-}
-
-/// Where to go after signing in: a dashboard path only (never another site).
+/// Where to go after signing in: a dashboard path only (never another site), made
+/// of visible ASCII (the dashboard's own links are percent-encoded), so it is always
+/// a valid `Location`. Anything else goes to the sites page: a link with a control
+/// character in `next` must not turn a good sign-in into an error.
 fn next_path(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with("/app/") && !n.starts_with("//") && !n.contains('\\') => {
+        Some(n)
+            if n.starts_with("/app/")
+                && n.len() <= 2048
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
             n.to_owned()
         }
         _ => "/app/sites".to_owned(),
@@ -395,19 +423,23 @@ fn login_form(
 async fn login_page(
     State(app): State<App>,
     headers: HeaderMap,
-    Query(q): Query<NextQuery>,
+    RawQuery(query): RawQuery,
 ) -> Response {
+    // The first `next`; anything else in the query is no reason to refuse the form.
+    let next = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "next")
+        .map(|(_, v)| v.into_owned());
     login_form(
         &app,
         &headers,
-        &next_path(q.next.as_deref()),
+        &next_path(next.as_deref()),
         None,
         StatusCode::OK,
     )
 }
 
 async fn login_submit(State(app): State<App>, req: Request) -> Response {
-    let ip = auth::peer_ip(&req);
+    let ip = auth::client_ip(&app, &req);
     let headers = req.headers().clone();
     let Ok(body) = axum::body::to_bytes(req.into_body(), 16 * 1024).await else {
         return PageError::new(StatusCode::PAYLOAD_TOO_LARGE, "That form is too large.")
@@ -1117,7 +1149,7 @@ fn account(app: &App, page: &Page, new_token: Option<&str>, notice: Option<&str>
 }
 
 async fn change_password(State(app): State<App>, req: Request) -> Result<Response, PageError> {
-    let ip = auth::peer_ip(&req);
+    let ip = auth::client_ip(&app, &req);
     let headers = req.headers().clone();
     let page = signed_in(&app, &headers, "/app/account")?;
     let body = axum::body::to_bytes(req.into_body(), 16 * 1024)
@@ -1282,4 +1314,34 @@ async fn user_access(
         .await
         .map_err(refused)?;
     Ok(Redirect::to("/app/users").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_plain_dashboard_path_is_a_place_to_go_after_signing_in() {
+        for kept in [
+            "/app/users",
+            "/app/site/demo/funnels?range=custom&since=2026-11-01&until=2026-11-30",
+            "/app/site/demo%20shop",
+        ] {
+            assert_eq!(next_path(Some(kept)), kept);
+        }
+        for refused in [
+            None,
+            Some(""),
+            Some("//evil.example/app/"),
+            Some("https://evil.example/app/"),
+            Some("/app/\\evil.example"),
+            Some("/app/\r\nSet-Cookie: x=1"),
+            Some("/app/\0"),
+            Some("/app/a b"),
+            Some("/app/\u{7f}"),
+            Some("/app/caf\u{e9}"),
+        ] {
+            assert_eq!(next_path(refused), "/app/sites", "{refused:?}");
+        }
+    }
 }
