@@ -31,7 +31,9 @@
 //!   checkout; name the flow with `data-ct-form` where that matters.
 //!   **abandoned**: started, never submitted and not completed by another form.
 //! - **failed submits** ([`Attempts`]): a `submit` followed later by another attempt
-//!   (a `submit` or a blocked one) failed; a run of `invalid` events is one attempt the
+//!   (a `submit` or a blocked one) failed, unless a page view of another path or
+//!   hash route came between (the site moved on: a checkout step sent, the next
+//!   one shown; a page reloaded with the server's errors is the same path); a run of `invalid` events is one attempt the
 //!   browser blocked (it fires `invalid` at each bad field at once), which also
 //!   fails a pending submit unless it comes right after it with no field touched
 //!   between (the submit's own handler calling `checkValidity()`: one attempt); a custom event
@@ -177,7 +179,7 @@ impl Audit for Forms {
 
     fn kinds(&self) -> Option<Vec<&'static str>> {
         Some(vec![
-            "focus", "blur", "change", "submit", "invalid", "custom",
+            "focus", "blur", "change", "submit", "invalid", "custom", "pageview",
         ])
     }
 
@@ -191,7 +193,11 @@ impl Audit for Forms {
             .and(col("name").eq(lit(CUSTOM_INVALID)));
         let sorted = events
             .lazy()
-            .filter(is_field_event.or(is_custom_invalid))
+            .filter(
+                is_field_event
+                    .or(is_custom_invalid)
+                    .or(col("kind").eq(lit("pageview"))),
+            )
             .in_session_order()
             .collect()?;
 
@@ -392,6 +398,11 @@ pub enum Signal {
     CustomInvalid,
     /// A focus, blur or change of one of its fields.
     Touch,
+    /// A page view of another path (or hash route) than the pending submit's:
+    /// the site moved on, so that submit went through (a checkout step sent, the
+    /// next step shown), whatever the visitor does with the form later (comes
+    /// back to edit the address and sends it again).
+    MovedOn,
 }
 
 /// Failed submit attempts of one form in one session, fed its [`Signal`]s in order.
@@ -444,6 +455,7 @@ impl Attempts {
                 self.in_invalid_run = false;
                 self.touched_since_submit = true;
             }
+            Signal::MovedOn => self.pending_submit = false,
         }
     }
 }
@@ -458,6 +470,8 @@ struct SessionForm<'a> {
     completed: bool,
     /// The page where it was first touched.
     page: Option<&'a str>,
+    /// The page of its latest submit.
+    submit_page: Option<&'a str>,
     attempts: Attempts,
     /// The field of the last focus, blur or change.
     last_touched: Option<&'a str>,
@@ -618,6 +632,15 @@ impl Forms {
                 rows.flush(&mut state);
                 current = Some(sid);
             }
+            if kind == "pageview" {
+                let page = path.get(i);
+                for s in state.values_mut() {
+                    if s.submit_page.is_some() && s.submit_page != page {
+                        s.attempts.push(Signal::MovedOn);
+                    }
+                }
+                continue;
+            }
             let (form, field) = if kind == "custom" {
                 match custom {
                     Some((form, field)) => (form.as_str(), field.as_deref()),
@@ -656,6 +679,7 @@ impl Forms {
             let signal = match kind {
                 "submit" => {
                     s.submitted = true;
+                    s.submit_page = page;
                     Signal::Submit
                 }
                 "invalid" => Signal::Invalid,
@@ -1007,14 +1031,27 @@ mod tests {
             custom_invalid("e2", "s5", S, r#"{"field":"x"}"#),
             custom_invalid("e3", "s5", 2 * S, "not json"),
             ev("e4", "s5", 3 * S, 4, "custom").name("order"),
+            // s6: a checkout step sent, the next step shown (another hash route),
+            // then back to edit it and sent again: nothing failed.
+            focus("f1", "s6", 0, "email").path("/checkout#shipping"),
+            submit("f2", "s6", S, "checkout").path("/checkout#shipping"),
+            ev("f3", "s6", 2 * S, 3, "pageview").path("/checkout#payment"),
+            ev("f4", "s6", 3 * S, 4, "pageview").path("/checkout#shipping"),
+            focus("f5", "s6", 4 * S, "email").path("/checkout#shipping"),
+            submit("f6", "s6", 5 * S, "checkout").path("/checkout#shipping"),
+            // s7: sent, the same page again (the server's errors), sent again: 1 failed.
+            focus("g1", "s7", 0, "email"),
+            submit("g2", "s7", S, "checkout"),
+            ev("g3", "s7", 2 * S, 3, "pageview").path("/checkout"),
+            submit("g4", "s7", 3 * S, "checkout"),
         ]);
         let r = forms(&db, None);
         let order: Vec<&str> = r.forms.iter().map(|f| f.form.as_str()).collect();
         assert_eq!(order, ["checkout", "login"]);
 
         let f = find(&r, "checkout");
-        assert_eq!((f.started, f.submitted, f.abandoned), (4, 3, 1));
-        assert_eq!((f.failed_submit_sessions, f.failed_submits), (3, 3));
+        assert_eq!((f.started, f.submitted, f.abandoned), (6, 5, 1));
+        assert_eq!((f.failed_submit_sessions, f.failed_submits), (4, 4));
         // zip was never focused: no position, listed last.
         assert_eq!(names(f), ["email", "card", "zip"]);
         assert_eq!(field(f, "email").invalid, 1);
