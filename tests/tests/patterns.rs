@@ -39,6 +39,10 @@
 //!   and a countdown and the carousel change the page by themselves all along;
 //!   the opt-outs hold.
 //!
+//! - `stepper.html`: a Magento-style checkout whose script names the step shown
+//!   in the fragment (`#shipping`, `#payment`): each visit of a step is a page
+//!   view of that step, the first one too; an in-page anchor is none.
+//!
 //! - `shadow.html`: web components with open shadow roots (product cards, a
 //!   checkout form): clicks, dead clicks and link views inside a card are the
 //!   card's elements, written after the card's part; every card's link is
@@ -523,6 +527,9 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     click_through(&browser, &base, &collector, "/demo/steps.html", &steps).await?;
     let routes = ["to-shoes", "shoes-home", "to-sale", "nf-home"];
     click_through(&browser, &base, &collector, "/demo/routes.html", &routes).await?;
+    // stepper.html: Next, back to edit the shipping step, Next, the help anchor.
+    let stepper = ["next", "edit-shipping", "next", "to-help"];
+    click_through(&browser, &base, &collector, "/demo/stepper.html", &stepper).await?;
     shadow_dom(&browser, &base, &collector).await?;
     product(&browser, &base, &collector).await?;
     privacy(&browser, &base, &collector).await?;
@@ -585,6 +592,30 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         })
         .collect();
     assert_eq!(broken, [format!("\"{routes}\" \"a#to-sale\" 404 1")]);
+
+    // A Magento-style checkout names its steps `#shipping`, `#payment` from its
+    // script: each visit of a step is a page view of that step, the first one
+    // too (the step shown has the fragment's id); the help anchor is none.
+    let stepper = "/demo/stepper.html";
+    assert_eq!(
+        on("stepper.html", "pageview", "nav || ' ' || path"),
+        [
+            format!("navigate {stepper}"),
+            format!("hash {stepper}#shipping"),
+            format!("hash {stepper}#payment"),
+            format!("hash {stepper}#shipping"),
+            format!("hash {stepper}#payment"),
+        ]
+    );
+    assert_eq!(
+        on("stepper.html", "click", "path || ' ' || selector"),
+        [
+            format!("{stepper}#shipping button#next"),
+            format!("{stepper}#payment button#edit-shipping"),
+            format!("{stepper}#shipping button#next"),
+            format!("{stepper}#payment a#to-help"),
+        ]
+    );
 
     // Hash routes: a page view per route, the route in the path of everything
     // recorded on it (its `?query` dropped); the anchor is no page view; back is

@@ -290,6 +290,17 @@ export function focused() {
   }
 }
 
+// Whether `el` is shown and one of its siblings of the same tag that has an id is
+// not: the step shown of a checkout's steps, the pane shown of a set.
+export function shownOfSet(el) {
+  const p = el.parentElement;
+  if (!p || p.childElementCount > 64 || !el.getClientRects().length) return false;
+  for (const s of p.children) {
+    if (s !== el && s.localName === el.localName && s.getAttribute("id") && !s.getClientRects().length) return true;
+  }
+  return false;
+}
+
 // Whether `node` is `el` or inside it, also inside a shadow root in it.
 export function within(el, node) {
   for (let n = node; n; n = hostOf(n)) if (el.contains(n)) return true;

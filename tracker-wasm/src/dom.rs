@@ -74,6 +74,10 @@ extern "C" {
     /// The host of the shadow root `el` is in; none in the document.
     #[wasm_bindgen(js_name = hostOf)]
     fn host_of(el: &Element) -> Option<Element>;
+    /// Whether `el` is shown and a sibling of its tag with an id is not: the one
+    /// step of a set shown.
+    #[wasm_bindgen(js_name = shownOfSet)]
+    pub(crate) fn shown_of_set(el: &Element) -> bool;
     /// Whether `el` is in a shadow root (where an id is unique to its component).
     fn shadowed(el: &Element) -> bool;
     /// Whether a form check now may be the visitor's attempt to send it (a

@@ -34,6 +34,11 @@ const SCREEN_CHECK_MS: i32 = 100;
 /// The longest a route's page view waits for the route to be drawn (see
 /// [`Tracker::route_view`]).
 const ROUTE_WAIT_MS: f64 = 1000.0;
+/// How long after a click on a same-page link a fragment change is its jump (a
+/// smooth-scroll script sets the fragment once it has scrolled).
+const ANCHOR_JUMP_MS: f64 = 2000.0;
+/// Fragments remembered per document.
+const MAX_FRAGS: usize = 64;
 /// A field found invalid again within this time is the same attempt: a page that
 /// calls `checkValidity()` and then `reportValidity()` makes the browser fire
 /// `invalid` twice at each field for one press of "Pay".
@@ -77,6 +82,14 @@ pub(crate) struct Tracker {
     /// keeps the route before it).
     frag: String,
     route: String,
+    /// How each fragment the URL had during this document's life was taken (its
+    /// route, or None for an anchor): the same fragment is named the same way
+    /// each time (a checkout step visited again), whatever is shown then.
+    frags: Vec<(String, Option<String>)>,
+    /// The fragment of the last same-page link clicked, and when: a fragment
+    /// change right after it is the browser's (or a smooth-scroll script's) jump
+    /// to an anchor, not the page's own route.
+    anchor_click: (String, f64),
     /// The latest navigation (Navigation API) goes back or forward in history,
     /// and whether forward.
     traverse: bool,
@@ -161,6 +174,8 @@ impl Tracker {
             page_route: String::new(),
             page_path: String::new(),
             frag: String::new(),
+            frags: Vec::new(),
+            anchor_click: (String::new(), 0.0),
             route: String::new(),
             traverse: false,
             forward: false,
@@ -290,7 +305,17 @@ impl Tracker {
         let frag = href.get(url.len() + 1..).unwrap_or_default();
         if frag != self.frag || url != self.page_url {
             self.frag = String::from(frag);
-            match self.route_of(frag) {
+            let known = self.frags.iter().find(|f| f.0 == frag).map(|f| f.1.clone());
+            let r = known.unwrap_or_else(|| {
+                let jump = self.anchor_click.0 == frag
+                    && Date::now() - self.anchor_click.1 < ANCHOR_JUMP_MS;
+                let r = self.route_of(frag, !jump);
+                if self.frags.len() < MAX_FRAGS {
+                    self.frags.push((String::from(frag), r.clone()));
+                }
+                r
+            });
+            match r {
                 Some(r) => self.route = r,
                 // An anchor on another page (pushState) is no route of it.
                 None if url != self.page_url => self.route.clear(),
@@ -306,7 +331,13 @@ impl Tracker {
     pub(crate) fn link_href(&self, href: &str) -> String {
         let url = before(href, b'#');
         let mut out = String::from(url);
-        if let Some(r) = href.get(url.len() + 1..).and_then(|f| self.route_of(f)) {
+        if let Some(r) =
+            href.get(url.len() + 1..)
+                .and_then(|f| match self.frags.iter().find(|k| k.0 == f) {
+                    Some(k) => k.1.clone(),
+                    None => self.route_of(f, false),
+                })
+        {
             out.push_str(&r);
         }
         out
@@ -324,7 +355,13 @@ impl Tracker {
     /// the section of the new route. A page opened on `#cart` whose router
     /// already shows `<section id="cart">` when the tracker starts counts it as an
     /// anchor; use `#/cart` routes to be sure.
-    fn route_of(&self, frag: &str) -> Option<String> {
+    ///
+    /// `set`: the URL took the fragment (not a link's href), and not right after
+    /// a click on a same-page link to it. Then an element shown with that id
+    /// whose siblings of its tag with ids are not all shown names a route too:
+    /// the one step of a checkout shown (Magento's `li#shipping` beside a hidden
+    /// `li#payment`, set as `#shipping` by its script), the one pane of a set.
+    fn route_of(&self, frag: &str, set: bool) -> Option<String> {
         let mut r = String::from("#");
         r.push_str(frag);
         // `#!` and `#/` are the root route: no route, like no fragment (and `#!`
@@ -348,13 +385,14 @@ impl Tracker {
         dom::attr_part(&mut sel, "name", &name);
         // Only a rendered element can be scrolled to: a router that shows one
         // hidden section per route (`<section id="cart" hidden>`) is routing.
-        let anchor = [
-            self.doc.get_element_by_id(&name),
-            self.doc.query_selector(&sel).ok().flatten(),
-        ]
-        .into_iter()
-        .flatten()
-        .any(|e| e.get_client_rects().length() > 0);
+        let by_id = self.doc.get_element_by_id(&name);
+        if set && by_id.as_ref().is_some_and(dom::shown_of_set) {
+            return Some(r);
+        }
+        let anchor = [by_id, self.doc.query_selector(&sel).ok().flatten()]
+            .into_iter()
+            .flatten()
+            .any(|e| e.get_client_rects().length() > 0);
         (!anchor).then_some(r)
     }
 
@@ -757,6 +795,13 @@ impl Tracker {
         // A choice in a custom dropdown, which fires no `change`: its field changed.
         if let Some(f) = dom::option_field(&self.doc, &target) {
             self.field_event(kind::CHANGE, &f, None, false);
+        }
+        // A link to a fragment of this page: the fragment change it makes is a jump.
+        if let Some(h) = &href
+            && let Some(f) = h.get(before(h, b'#').len() + 1..)
+            && before(h, b'#') == self.page_url
+        {
+            self.anchor_click = (String::from(f), Date::now());
         }
         self.dead_arm(e, pointer, &target, sel, link.is_some());
         self.nav_click = link.is_some_and(|a| {

@@ -17,7 +17,7 @@
 //! 6. a size table, raw and gzipped, since every byte is paid by every visitor.
 //!
 //! `CLICKTRAIL_KEEP_NAMES=1` keeps function names in the wasm, for size analysis
-//! (twiggy, `wasm-objdump`).
+//! (twiggy, `wasm-objdump`), and in `ct.js` too, for CPU profiles.
 
 use std::fs;
 use std::io::Write;
@@ -109,7 +109,14 @@ pub(crate) fn build(root: &Path) -> Result<()> {
     match &tools {
         Some(tools) => run(Command::new(&tools.terser)
             .arg(&loader)
-            .args(["--compress", "--mangle", "--ecma", "2017", "-o"])
+            .args(["--compress", "--mangle", "--ecma", "2017"])
+            // Function names kept too, for profiles.
+            .args(if keep_names {
+                &["--keep-fnames"][..]
+            } else {
+                &[]
+            })
+            .arg("-o")
             .arg(&loader))
         .context("terser on the loader")?,
         None => println!(
