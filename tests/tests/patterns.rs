@@ -64,7 +64,7 @@ use analyzer::{AuditRequest, Scope};
 use anyhow::{Result, bail};
 use clicktrail_e2e::{Browser, Collector, Page, workspace};
 use duckdb::Connection;
-use fantoccini::actions::{InputSource as _, KeyAction, KeyActions};
+use fantoccini::actions::{InputSource as _, KeyAction, KeyActions, MouseActions, PointerAction};
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
@@ -152,6 +152,16 @@ async fn links_inside(b: &Browser, base: &str, col: &Collector) -> Result<()> {
         pause(200).await;
     }
     pause(1_300).await; // the decorative icon's click is judged dead
+    // The pointer on the mega menu opens it: its links show.
+    let shop = c.find(Locator::Css("#shop-menu")).await?;
+    let hover = MouseActions::new("mouse".into()).then(PointerAction::MoveToElement {
+        element: shop,
+        duration: None,
+        x: 0.0,
+        y: 0.0,
+    });
+    c.perform_actions(hover).await?;
+    pause(900).await;
     done(&p, col).await
 }
 
@@ -788,12 +798,16 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     assert_eq!(
         on("links.html", "link_view", "selector || ' | ' || href"),
         [
+            format!("a#shop-menu | {base}/demo/shop.html"),
             format!("{icon_link} | {base}/demo/cart.html"),
             format!("{card_link} | {base}/demo/product-12.html"),
             format!("{help_link} | {base}/demo/help.html"),
             format!("{rec_link} | {base}/demo/rec-1.html"),
             format!("{late_link} | {base}/demo/late.html"),
-        ]
+            format!("a#mega-boots | {base}/demo/boots.html"),
+            format!("a#mega-socks | {base}/demo/socks.html"),
+        ],
+        "the menu's links once it opened, never the faded drawer's"
     );
     assert_eq!(on("links.html", "dead_click", "selector"), [decor]);
     let links = audit(&conn, "links")?;
@@ -809,6 +823,9 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         [
             format!("{help_link:?} 1 0"),
             format!("{late_link:?} 1 0"),
+            "\"a#mega-boots\" 1 0".to_string(),
+            "\"a#mega-socks\" 1 0".to_string(),
+            "\"a#shop-menu\" 1 0".to_string(),
             format!("{icon_link:?} 1 1"),
             format!("{card_link:?} 1 1"),
             format!("{rec_link:?} 1 0")
@@ -1106,6 +1123,10 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         on("product.html", "focus", "form || ' ' || field"),
         ["product-form-main size", "product-form-main quantity"]
     );
-    assert_eq!(on("product.html", "ad_view", "ad"), ["winter-sale:A"]);
+    // Ads only when shown: the faded-out one under the banner never.
+    assert_eq!(
+        on("product.html", "ad_view", "ad"),
+        ["winter-sale:A", "gift-card:A", "promo:C"]
+    );
     Ok(())
 }

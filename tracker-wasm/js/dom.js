@@ -556,6 +556,8 @@ export function observePage(changed) {
   });
   pageObserver.observe(document, OBSERVED);
   for (const type of ["pointerdown", "click", "keydown"]) document.addEventListener(type, attempt, true);
+  peek = changed;
+  for (const type of ["pointerover", "focusin"]) document.addEventListener(type, look, { capture: true, passive: true });
   // Shadow roots attached from now on are known at once (empty yet: what is put
   // in them is seen as added).
   const proto = Element.prototype, attach = proto.attachShadow;
@@ -670,15 +672,75 @@ export function steady(node, near, since) {
 // `IntersectionObserver` `entries` and were not listed in view number `view` yet,
 // as "selector\0href\0label\0" each; every entry whose target is an ad is pushed
 // onto `ads` for the tracker to time.
+//
+// A link in view that is not shown (in a hover menu's panel, `visibility:
+// hidden` or `opacity: 0`, which the observer does not see) is kept aside and
+// listed once it shows (see `unveiled`).
 export function links(entries, view, ratio, ads) {
   const known = new Map();
   let out = "";
   for (const e of entries) {
     const el = e.target;
     if (el.hasAttribute("data-ct-ad")) ads.push(e);
-    if (e.intersectionRatio < ratio || listed.get(el) === view || !el.matches(LINK)) continue;
+    if (e.intersectionRatio < ratio) {
+      veiled.delete(el);
+      continue;
+    }
+    if (listed.get(el) === view || !el.matches(LINK)) continue;
+    if (!shown(el)) {
+      veiled.add(el);
+      continue;
+    }
+    veiled.delete(el);
     listed.set(el, view);
-    out += selectorIn(el, known) + "\0" + el.href + "\0" + (label(el) || "").replace(/\0/g, "") + "\0";
+    out += entry(el, known);
   }
   return out;
+}
+
+// A link as the tracker lists it: "selector\0href\0label\0".
+function entry(el, known) {
+  return selectorIn(el, known) + "\0" + el.href + "\0" + (label(el) || "").replace(/\0/g, "") + "\0";
+}
+
+// Links in view but not shown (see `links`).
+const veiled = new Set();
+
+// Whether `el` is drawn visibly: not `visibility: hidden`, not in anything of
+// `opacity: 0` (where the browser cannot tell, it is).
+export function shown(el) {
+  return !el.checkVisibility || el.checkVisibility({
+    opacityProperty: true, visibilityProperty: true, checkOpacity: true, checkVisibilityCSS: true,
+  });
+}
+
+// The links in view kept aside that show now (a hover menu opened), not listed
+// in view number `view` yet, as `links` lists them.
+export function unveiled(view) {
+  const known = new Map();
+  let out = "";
+  for (const el of veiled) {
+    if (!el.isConnected) veiled.delete(el);
+    else if (listed.get(el) === view) veiled.delete(el);
+    else if (shown(el)) {
+      veiled.delete(el);
+      listed.set(el, view);
+      out += entry(el, known);
+    }
+  }
+  return out;
+}
+
+// A menu opened by hovering or by the keyboard may show links kept aside: the
+// tracker looks again a moment after the pointer moved onto something new or
+// the focus moved (without a change of the page, a CSS `:hover` menu gives no
+// other sign).
+let peek = null, peeking = false;
+function look() {
+  if (peeking || !veiled.size || !peek) return;
+  peeking = true;
+  setTimeout(function () {
+    peeking = false;
+    peek(false);
+  }, 400);
 }

@@ -91,6 +91,12 @@ extern "C" {
     pub(crate) fn steady(node: &JsValue, near: &JsValue, since: f64) -> bool;
     /// The links of `entries` in view and not yet listed in view number `view`, as
     /// `selector\0href\0label\0` each; ad entries are pushed onto `ads`.
+    /// Whether `el` is drawn visibly (not `visibility: hidden`, not in anything
+    /// of `opacity: 0`).
+    pub(crate) fn shown(el: &Element) -> bool;
+    /// The links in view kept aside as not shown that show now, not yet listed
+    /// in view number `view`, as [`links_in_view`] lists them.
+    pub(crate) fn unveiled(view: u32) -> String;
     #[wasm_bindgen(js_name = links)]
     pub(crate) fn links_in_view(
         entries: &JsValue,

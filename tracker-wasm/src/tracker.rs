@@ -735,6 +735,7 @@ impl Tracker {
         }
         self.screen_check();
         self.watch(false);
+        self.links_unveiled();
     }
 
     // ---- clicks ----------------------------------------------------------------------

@@ -2,8 +2,11 @@
 //!
 //! One `IntersectionObserver` with threshold 0.5 watches every `a[href]` and
 //! `[data-ct-ad]` element. An element counts as in view while at least half of its
-//! box is inside the viewport (clipping by scrolling ancestors included) and the
-//! page is visible. Elements added later are watched after DOM changes
+//! box is inside the viewport (clipping by scrolling ancestors included), the
+//! page is visible, and it is shown (not `visibility: hidden`, not in anything of
+//! `opacity: 0`, which the observer does not see: a hover menu's links, the ad
+//! under the one shown in a fading banner; see `js/dom.js` `unveiled`, and
+//! [`Tracker::ads_due`]). Elements added later are watched after DOM changes
 //! ([`Tracker::watch`], run by the debounced screen check: the elements added
 //! since, not the whole page); observing an element twice is a no-op.
 //!
@@ -63,6 +66,8 @@ pub(crate) struct Seen {
     /// several elements (a carousel's cloned slides, a re-rendered banner) counts
     /// once.
     counted: Vec<String>,
+    /// When the next look at the ads in view but not shown is due.
+    poll_at: f64,
 }
 
 impl Tracker {
@@ -93,19 +98,7 @@ impl Tracker {
         self.screen_check();
         let ads = js_sys::Array::new();
         let list = dom::links_in_view(entries, self.seen.view, IN_VIEW, &ads);
-        let mut rest = list.as_str();
-        let mut field = || {
-            let f = before(rest, 0);
-            rest = rest.get(f.len() + 1..).unwrap_or_default();
-            f
-        };
-        loop {
-            let (sel, href, label) = (field(), field(), field());
-            if sel.is_empty() {
-                break;
-            }
-            self.link_seen(sel, href, label);
-        }
+        self.links_seen(&list);
         let now = Date::now();
         dom::each(&ads, |e| {
             let e: dom::Entry = e.unchecked_into();
@@ -115,7 +108,7 @@ impl Tracker {
                 // the element the page draws in its place.
                 let gone = !connected(&el);
                 for ad in &mut self.seen.ads {
-                    if ad.0 == el && ad.1 > 0.0 && !gone {
+                    if ad.0 == el && (ad.1 > 0.0 || ad.1 == VEILED) && !gone {
                         ad.1 = 0.0;
                     }
                 }
@@ -150,10 +143,35 @@ impl Tracker {
                     }
                 };
                 if start {
-                    self.tick(AD_VIEW_MS);
+                    self.ad_started(&el);
                 }
             }
         });
+    }
+
+    /// Links in view that were not shown (a hover menu's) and show now.
+    pub(crate) fn links_unveiled(&mut self) {
+        if self.recording && !self.doc.hidden() && !self.route_pending {
+            let list = dom::unveiled(self.seen.view);
+            self.links_seen(&list);
+        }
+    }
+
+    /// The links of a list from `js/dom.js` (`selector\0href\0label\0` each).
+    fn links_seen(&mut self, list: &str) {
+        let mut rest = list;
+        let mut field = || {
+            let f = before(rest, 0);
+            rest = rest.get(f.len() + 1..).unwrap_or_default();
+            f
+        };
+        loop {
+            let (sel, href, label) = (field(), field(), field());
+            if sel.is_empty() {
+                break;
+            }
+            self.link_seen(sel, href, label);
+        }
     }
 
     /// A link in view, not listed in this view yet (as its element): its selector,
@@ -227,22 +245,54 @@ impl Tracker {
     /// The page is hidden or consent withdrawn: the ads' seconds start over.
     pub(crate) fn pause_ads(&mut self) {
         for ad in &mut self.seen.ads {
-            ad.1 = ad.1.min(0.0);
+            if ad.1 != COUNTED {
+                ad.1 = 0.0;
+            }
+        }
+    }
+
+    /// An ad came into view: its second starts if it is shown, else (a fade
+    /// carousel's slide under the one shown) once it shows.
+    fn ad_started(&mut self, el: &Element) {
+        if dom::shown(el) {
+            self.tick(AD_VIEW_MS);
+        } else {
+            for ad in &mut self.seen.ads {
+                if ad.0 == *el {
+                    ad.1 = VEILED;
+                }
+            }
+            self.ad_poll(Date::now());
         }
     }
 
     /// Count the ads that have been in view long enough.
     pub(crate) fn ads_due(&mut self) {
         let now = Date::now();
-        let mut i = 0;
+        let (mut i, mut veiled, mut started) = (0, false, false);
         while let Some(ad) = self.seen.ads.get_mut(i) {
             i += 1;
+            if ad.1 == VEILED && connected(&ad.0) {
+                if dom::shown(&ad.0) {
+                    ad.1 = now;
+                    started = true;
+                } else {
+                    veiled = true;
+                }
+                continue;
+            }
             // A timer may fire a few ms early against `Date.now()`. An ad taken
             // out of the page counts only through the element drawn in its place.
             if ad.1 <= 0.0 || now - ad.1 < f64::from(AD_VIEW_MS - 10) || !connected(&ad.0) {
                 continue;
             }
-            ad.1 = -1.0;
+            // Hidden meanwhile (the fade carousel moved on): it waits to show again.
+            if !dom::shown(&ad.0) {
+                ad.1 = VEILED;
+                veiled = true;
+                continue;
+            }
+            ad.1 = COUNTED;
             let el = ad.0.clone();
             let name = el.get_attribute("data-ct-ad").unwrap_or_default();
             if !name.is_empty() {
@@ -257,8 +307,31 @@ impl Tracker {
                 self.push(j);
             }
         }
+        if started {
+            self.tick(AD_VIEW_MS);
+        }
+        if veiled {
+            self.ad_poll(now);
+        }
+    }
+
+    /// Look at the ads in view but not shown in [`AD_POLL_MS`], unless a look is
+    /// due already.
+    fn ad_poll(&mut self, now: f64) {
+        if now >= self.seen.poll_at - 5.0 {
+            self.seen.poll_at = now + f64::from(AD_POLL_MS);
+            self.tick(AD_POLL_MS);
+        }
     }
 }
+
+/// An ad's in-view time once it has been counted in this page view.
+const COUNTED: f64 = -1.0;
+/// An ad's in-view time while it is in view but not shown (`opacity: 0`,
+/// `visibility: hidden`); it is looked at every [`AD_POLL_MS`] until it shows.
+const VEILED: f64 = -2.0;
+/// How often an ad in view but not shown is looked at.
+const AD_POLL_MS: i32 = 250;
 
 /// Whether the element is in the page (not taken out by a re-render).
 fn connected(el: &Element) -> bool {
