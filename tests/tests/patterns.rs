@@ -27,7 +27,8 @@
 //!   abandoned nothing.
 //! - `steps.html`: an SPA checkout whose routes render after they are pushed gives
 //!   the screens the visitor saw, the confirmation after the last step included;
-//!   a variant written into the URL with `replaceState` is no page view.
+//!   a variant written into the URL with `replaceState` is no page view; each page
+//!   view has the title the app set a moment after drawing it.
 //! - `routes.html`: a hash-bang shop that draws each route a moment after the URL
 //!   changed: each route's page view has its own title and lists only its own
 //!   links (not those of the route before, still on screen until it is drawn);
@@ -708,12 +709,13 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
 
     // A variant picked (`replaceState` to `?variant=42`) is the same page.
     assert_eq!(
-        on("steps", "pageview", "path || ' ' || nav"),
+        on("steps", "pageview", "path || ' ' || nav || ' ' || title"),
         [
-            "/demo/steps.html navigate",
-            "/demo/steps/checkout push",
-            "/demo/steps/thanks push"
-        ]
+            "/demo/steps.html navigate Basket",
+            "/demo/steps/checkout push Checkout",
+            "/demo/steps/thanks push Thank you"
+        ],
+        "each page view has the title the app set once it drew it"
     );
 
     // Web components: clicks, link views, dead clicks and the form inside open

@@ -190,6 +190,11 @@ impl Json {
         self.0.push_str(v);
     }
 
+    /// What is written so far.
+    pub(crate) fn text(&self) -> &str {
+        &self.0
+    }
+
     pub(crate) fn finish(mut self) -> String {
         self.0.push('}');
         self.0

@@ -50,7 +50,7 @@ pub(crate) struct Queued {
     pub(crate) kind: &'static str,
     /// Rows it becomes in the store: a batch stays within [`MAX_ROWS_PER_BATCH`].
     rows: usize,
-    json: String,
+    pub(crate) json: String,
 }
 
 /// How a flush sends.

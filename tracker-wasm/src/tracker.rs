@@ -22,7 +22,9 @@ use web_sys::{Crypto, Document, Element, Event, HtmlAnchorElement, MouseEvent, S
 
 use crate::dead::Dead;
 use crate::dom;
-use crate::json::{Json, acceptable_props, before, hex, int, is_hex_id, no_fragment, squash};
+use crate::json::{
+    Json, acceptable_props, before, cut, hex, int, is_hex_id, no_fragment, quote, squash,
+};
 use crate::send::Queued;
 use crate::view::Seen;
 
@@ -102,6 +104,14 @@ pub(crate) struct Tracker {
     page_status: u32,
     /// The current page view is not recorded (consent was withheld).
     page_unsent: bool,
+    /// The opening of the last page view's event (its id) and the title it was
+    /// recorded with, while it may still be waiting in the queue: a title the
+    /// page sets a moment later (a client-rendered page's "Loading…" replaced)
+    /// is written into it before it leaves.
+    page_event: String,
+    page_title: String,
+    /// Where its title field starts in the event's text.
+    page_title_at: usize,
     /// The current page view is an SPA route waiting to render (see
     /// [`Tracker::route_view`]); `route_drawn`: the page changed since the route did.
     pub(crate) route_pending: bool,
@@ -175,6 +185,9 @@ impl Tracker {
             page_path: String::new(),
             frag: String::new(),
             frags: Vec::new(),
+            page_event: String::new(),
+            page_title: String::new(),
+            page_title_at: 0,
             anchor_click: (String::new(), 0.0),
             route: String::new(),
             traverse: false,
@@ -591,7 +604,11 @@ impl Tracker {
         if !self.page_ref.is_empty() {
             j.str("ref", &self.page_ref, MAX_URL);
         }
-        j.str("title", &dom::doc_string("title"), MAX_TITLE);
+        let title = dom::doc_string("title");
+        self.page_title_at = j.text().len();
+        j.str("title", &title, MAX_TITLE);
+        self.page_title = title;
+        self.page_event = String::from(before(j.text(), b','));
         j.str("nav", self.page_nav, MAX_NAME);
         if self.page_status > 0 {
             j.int("status", self.page_status.into());
@@ -736,6 +753,43 @@ impl Tracker {
         self.screen_check();
         self.watch(false);
         self.links_unveiled();
+        self.retitle();
+    }
+
+    /// The page set its title after its page view was recorded (a client-rendered
+    /// page replaces its placeholder once drawn): while the page view waits in
+    /// the queue and the page is visible (a page that changes its title when
+    /// hidden, to call the visitor back, is not read then), it takes the new one.
+    fn retitle(&mut self) {
+        if self.page_event.is_empty() || self.doc.hidden() {
+            return;
+        }
+        let title = dom::doc_string("title");
+        if title == self.page_title {
+            return;
+        }
+        let Some(q) = self
+            .queue
+            .iter_mut()
+            .find(|q| q.json.starts_with(self.page_event.as_str()))
+        else {
+            // Sent: it keeps the title it had.
+            self.page_event.clear();
+            return;
+        };
+        let at = self.page_title_at;
+        let mut old = String::from(",\"title\":");
+        quote(&mut old, cut(&self.page_title, MAX_TITLE));
+        if let (Some(head), Some(tail)) = (q.json.get(..at), q.json.get(at..))
+            && tail.starts_with(old.as_str())
+        {
+            let mut json = String::from(head);
+            json.push_str(",\"title\":");
+            quote(&mut json, cut(&title, MAX_TITLE));
+            json.push_str(tail.get(old.len()..).unwrap_or_default());
+            q.json = json;
+        }
+        self.page_title = title;
     }
 
     // ---- clicks ----------------------------------------------------------------------
