@@ -175,11 +175,12 @@ impl Audit for Forms {
         Col::Empty,
         Col::Name,
         Col::Props,
+        Col::Screen,
     ];
 
     fn kinds(&self) -> Option<Vec<&'static str>> {
         Some(vec![
-            "focus", "blur", "change", "submit", "invalid", "custom", "pageview",
+            "focus", "blur", "change", "submit", "invalid", "custom", "pageview", "screen",
         ])
     }
 
@@ -196,7 +197,7 @@ impl Audit for Forms {
             .filter(
                 is_field_event
                     .or(is_custom_invalid)
-                    .or(col("kind").eq(lit("pageview"))),
+                    .or(kind_in(["pageview", "screen"])),
             )
             .in_session_order()
             .collect()?;
@@ -398,10 +399,11 @@ pub enum Signal {
     CustomInvalid,
     /// A focus, blur or change of one of its fields.
     Touch,
-    /// A page view of another path (or hash route) than the pending submit's:
-    /// the site moved on, so that submit went through (a checkout step sent, the
-    /// next step shown), whatever the visitor does with the form later (comes
-    /// back to edit the address and sends it again).
+    /// A page view of another path (or hash route) than the pending submit's, or
+    /// another `data-ct-screen` shown: the site moved on, so that submit went
+    /// through (a checkout step sent, the next step shown), whatever the visitor
+    /// does with the form later (comes back to edit the address and sends it
+    /// again).
     MovedOn,
 }
 
@@ -472,6 +474,8 @@ struct SessionForm<'a> {
     page: Option<&'a str>,
     /// The page of its latest submit.
     submit_page: Option<&'a str>,
+    /// The screen shown at that submit.
+    submit_screen: Option<&'a str>,
     attempts: Attempts,
     /// The field of the last focus, blur or change.
     last_touched: Option<&'a str>,
@@ -604,6 +608,7 @@ impl Forms {
         let duration = sorted.column("duration_ms")?.i64()?;
         let empty = sorted.column("empty")?.bool()?;
         let props = sorted.column("props")?.str()?;
+        let screen = sorted.column("screen")?.str()?;
 
         // Custom invalid events name their form in JSON: parsed once, kept alive here
         // so the per-session maps can borrow them like the columns.
@@ -632,10 +637,12 @@ impl Forms {
                 rows.flush(&mut state);
                 current = Some(sid);
             }
-            if kind == "pageview" {
-                let page = path.get(i);
+            if kind == "pageview" || kind == "screen" {
+                let (page, shown) = (path.get(i), screen.get(i));
                 for s in state.values_mut() {
-                    if s.submit_page.is_some() && s.submit_page != page {
+                    if s.submit_page.is_some()
+                        && (s.submit_page != page || (kind == "screen" && s.submit_screen != shown))
+                    {
                         s.attempts.push(Signal::MovedOn);
                     }
                 }
@@ -680,6 +687,7 @@ impl Forms {
                 "submit" => {
                     s.submitted = true;
                     s.submit_page = page;
+                    s.submit_screen = screen.get(i);
                     Signal::Submit
                 }
                 "invalid" => Signal::Invalid,
@@ -1044,13 +1052,21 @@ mod tests {
             submit("g2", "s7", S, "checkout"),
             ev("g3", "s7", 2 * S, 3, "pageview").path("/checkout"),
             submit("g4", "s7", 3 * S, "checkout"),
+            // s8: the same flow in one URL, its steps marked screens: the payment
+            // screen shown after the shipping step was sent, back to shipping, sent
+            // again: nothing failed.
+            focus("h1", "s8", 0, "email").screen("shipping"),
+            submit("h2", "s8", S, "checkout").screen("shipping"),
+            ev("h3", "s8", 2 * S, 3, "screen").screen("payment"),
+            ev("h4", "s8", 3 * S, 4, "screen").screen("shipping"),
+            submit("h5", "s8", 4 * S, "checkout").screen("shipping"),
         ]);
         let r = forms(&db, None);
         let order: Vec<&str> = r.forms.iter().map(|f| f.form.as_str()).collect();
         assert_eq!(order, ["checkout", "login"]);
 
         let f = find(&r, "checkout");
-        assert_eq!((f.started, f.submitted, f.abandoned), (6, 5, 1));
+        assert_eq!((f.started, f.submitted, f.abandoned), (7, 6, 1));
         assert_eq!((f.failed_submit_sessions, f.failed_submits), (4, 4));
         // zip was never focused: no position, listed last.
         assert_eq!(names(f), ["email", "card", "zip"]);
