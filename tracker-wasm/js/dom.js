@@ -403,6 +403,11 @@ export function watch(io, all) {
   }
 }
 
+// Whether the document is still being parsed.
+export function parsing() {
+  return document.readyState === "loading";
+}
+
 // What `data-ct-ignore` covers.
 const IGNORED = "[data-ct-ignore]";
 
@@ -570,6 +575,7 @@ export function observePage(changed) {
   pageObserver.observe(document, OBSERVED);
   for (const type of ["pointerdown", "click", "keydown"]) document.addEventListener(type, attempt, true);
   peek = changed;
+  if (parsing()) document.addEventListener("DOMContentLoaded", function () { changed(false); }, { once: true });
   for (const type of ["pointerover", "focusin"]) document.addEventListener(type, look, { capture: true, passive: true });
   // Shadow roots attached from now on are known at once (empty yet: what is put
   // in them is seen as added).
@@ -700,7 +706,10 @@ export function links(entries, view, ratio, ads) {
       continue;
     }
     if (listed.get(el) === view || !el.matches(LINK)) continue;
-    if (!shown(el)) {
+    // While the page is parsed its style is never up to date: asking whether a
+    // link is shown would have the browser work it out at each callback (it
+    // cost a 6,000-element page 19 ms). They are looked at once it is parsed.
+    if (parsing() || !shown(el)) {
       veiled.add(el);
       continue;
     }

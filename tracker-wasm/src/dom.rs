@@ -91,6 +91,8 @@ extern "C" {
     pub(crate) fn steady(node: &JsValue, near: &JsValue, since: f64) -> bool;
     /// The links of `entries` in view and not yet listed in view number `view`, as
     /// `selector\0href\0label\0` each; ad entries are pushed onto `ads`.
+    /// Whether the document is still being parsed (its style is not up to date).
+    pub(crate) fn parsing() -> bool;
     /// Whether `el` is drawn visibly (not `visibility: hidden`, not in anything
     /// of `opacity: 0`).
     pub(crate) fn shown(el: &Element) -> bool;
