@@ -404,8 +404,11 @@ export function watch(io, all) {
 }
 
 // Whether the document is still being parsed.
+// A page still parsed after `PARSE_MS` (a response that never ends) is taken as
+// parsed.
+const PARSE_MS = 15000;
 export function parsing() {
-  return document.readyState === "loading";
+  return document.readyState === "loading" && performance.now() < PARSE_MS;
 }
 
 // What `data-ct-ignore` covers.
@@ -575,7 +578,15 @@ export function observePage(changed) {
   pageObserver.observe(document, OBSERVED);
   for (const type of ["pointerdown", "click", "keydown"]) document.addEventListener(type, attempt, true);
   peek = changed;
-  if (parsing()) document.addEventListener("DOMContentLoaded", function () { changed(false); }, { once: true });
+  if (parsing()) {
+    const parsed = function () {
+      if (parsed.done) return;
+      parsed.done = true;
+      changed(false);
+    };
+    document.addEventListener("DOMContentLoaded", parsed, { once: true });
+    setTimeout(parsed, PARSE_MS - performance.now() + 50);
+  }
   for (const type of ["pointerover", "focusin"]) document.addEventListener(type, look, { capture: true, passive: true });
   // Shadow roots attached from now on are known at once (empty yet: what is put
   // in them is seen as added).
