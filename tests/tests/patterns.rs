@@ -44,6 +44,9 @@
 //!   in the fragment (`#shipping`, `#payment`): each visit of a step is a page
 //!   view of that step, the first one too; an in-page anchor is none.
 //!
+//! - `deal.html`: an ad shown for 1.4 s right after an SPA route change, while
+//!   the route is still drawn, counts on that route.
+//!
 //! - `shadow.html`: web components with open shadow roots (product cards, a
 //!   checkout form): clicks, dead clicks and link views inside a card are the
 //!   card's elements, written after the card's part; every card's link is
@@ -487,6 +490,18 @@ async fn product(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     done(&p, col).await
 }
 
+/// `deal.html`: the deal route, whose banner shows for 1.4 s while the route
+/// keeps drawing.
+async fn deal(b: &Browser, base: &str, col: &Collector) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/deal.html").await?;
+    pause(700).await;
+    p.click("go").await?;
+    pause(2_000).await;
+    done(&p, col).await
+}
+
 /// Leave the page, wait until its last beacon is stored, close the browser.
 /// (Closing at once can kill the browser before the beacon is on the wire.)
 async fn done(p: &Page<'_>, col: &Collector) -> Result<()> {
@@ -541,6 +556,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     // stepper.html: Next, back to edit the shipping step, Next, the help anchor.
     let stepper = ["next", "edit-shipping", "next", "to-help"];
     click_through(&browser, &base, &collector, "/demo/stepper.html", &stepper).await?;
+    deal(&browser, &base, &collector).await?;
     shadow_dom(&browser, &base, &collector).await?;
     product(&browser, &base, &collector).await?;
     privacy(&browser, &base, &collector).await?;
@@ -1125,6 +1141,15 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         on("product.html", "focus", "form || ' ' || field"),
         ["product-form-main size", "product-form-main quantity"]
     );
+    // An ad shown for 1.4 s right after a route change, while the route is still
+    // drawn, counts on that route.
+    assert_eq!(
+        rows(
+            "SELECT path || ' ' || ad FROM events WHERE path LIKE '/demo/deal%' AND kind = 'ad_view'"
+        ),
+        ["/demo/deal/today deal:A"]
+    );
+
     // Ads only when shown: the faded-out one under the banner never.
     assert_eq!(
         on("product.html", "ad_view", "ad"),

@@ -290,15 +290,20 @@ export function focused() {
   }
 }
 
-// Whether `el` is shown and one of its siblings of the same tag that has an id is
-// not: the step shown of a checkout's steps, the pane shown of a set.
+// Whether `el` is shown and all of its siblings of the same tag that have an id
+// are not: the step shown of a checkout's steps, the pane shown of a set.
 export function shownOfSet(el) {
   const p = el.parentElement;
   if (!p || p.childElementCount > 64 || !el.getClientRects().length) return false;
+  let hidden = 0;
   for (const s of p.children) {
-    if (s !== el && s.localName === el.localName && s.getAttribute("id") && !s.getClientRects().length) return true;
+    if (s === el || s.localName !== el.localName || !s.getAttribute("id")) continue;
+    // Another of the set shown (a page of sections, a modal hidden beside them):
+    // no set of steps.
+    if (s.getClientRects().length) return false;
+    hidden++;
   }
-  return false;
+  return hidden > 0;
 }
 
 // Whether `node` is `el` or inside it, also inside a shadow root in it.
@@ -587,7 +592,10 @@ export function observePage(changed) {
     document.addEventListener("DOMContentLoaded", parsed, { once: true });
     setTimeout(parsed, PARSE_MS - performance.now() + 50);
   }
-  for (const type of ["pointerover", "focusin"]) document.addEventListener(type, look, { capture: true, passive: true });
+  // A fade-in by CSS (an animation, a delayed transition) ends with one of these.
+  for (const type of ["pointerover", "focusin", "transitionend", "animationend"]) {
+    document.addEventListener(type, look, { capture: true, passive: true });
+  }
   // Shadow roots attached from now on are known at once (empty yet: what is put
   // in them is seen as added).
   const proto = Element.prototype, attach = proto.attachShadow;
@@ -774,6 +782,7 @@ function look() {
   peeking = true;
   setTimeout(function () {
     peeking = false;
-    peek(false);
+    for (const el of veiled) if (!el.isConnected) veiled.delete(el);
+    if (veiled.size) peek(false);
   }, 400);
 }

@@ -74,8 +74,8 @@ extern "C" {
     /// The host of the shadow root `el` is in; none in the document.
     #[wasm_bindgen(js_name = hostOf)]
     fn host_of(el: &Element) -> Option<Element>;
-    /// Whether `el` is shown and a sibling of its tag with an id is not: the one
-    /// step of a set shown.
+    /// Whether `el` is shown and every sibling of its tag with an id is hidden:
+    /// the one step of a set shown.
     #[wasm_bindgen(js_name = shownOfSet)]
     pub(crate) fn shown_of_set(el: &Element) -> bool;
     /// Whether `el` is in a shadow root (where an id is unique to its component).
@@ -89,8 +89,6 @@ extern "C" {
     /// Whether a change of `node` is the page's own steady beat, not an answer to
     /// pressing `near` `since` ms ago.
     pub(crate) fn steady(node: &JsValue, near: &JsValue, since: f64) -> bool;
-    /// The links of `entries` in view and not yet listed in view number `view`, as
-    /// `selector\0href\0label\0` each; ad entries are pushed onto `ads`.
     /// Whether the document is still being parsed (its style is not up to date).
     pub(crate) fn parsing() -> bool;
     /// Whether `el` is drawn visibly (not `visibility: hidden`, not in anything
@@ -99,6 +97,8 @@ extern "C" {
     /// The links in view kept aside as not shown that show now, not yet listed
     /// in view number `view`, as [`links_in_view`] lists them.
     pub(crate) fn unveiled(view: u32) -> String;
+    /// The links of `entries` in view and not yet listed in view number `view`, as
+    /// `selector\0href\0label\0` each; ad entries are pushed onto `ads`.
     #[wasm_bindgen(js_name = links)]
     pub(crate) fn links_in_view(
         entries: &JsValue,

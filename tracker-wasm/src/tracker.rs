@@ -84,9 +84,9 @@ pub(crate) struct Tracker {
     /// keeps the route before it).
     frag: String,
     route: String,
-    /// How each fragment the URL had during this document's life was taken (its
-    /// route, or None for an anchor): the same fragment is named the same way
-    /// each time (a checkout step visited again), whatever is shown then.
+    /// The fragments taken for a route as the one step shown of a set (see
+    /// [`Tracker::route_of`]): a step visited again is the same route, whatever
+    /// is shown then.
     frags: Vec<(String, Option<String>)>,
     /// The fragment of the last same-page link clicked, and when: a fragment
     /// change right after it is the browser's (or a smooth-scroll script's) jump
@@ -320,10 +320,19 @@ impl Tracker {
             self.frag = String::from(frag);
             let known = self.frags.iter().find(|f| f.0 == frag).map(|f| f.1.clone());
             let r = known.unwrap_or_else(|| {
+                // Set by the page: not the URL the page was opened on, and not
+                // right after a click on a link to it.
                 let jump = self.anchor_click.0 == frag
                     && Date::now() - self.anchor_click.1 < ANCHOR_JUMP_MS;
-                let r = self.route_of(frag, !jump);
-                if self.frags.len() < MAX_FRAGS {
+                let set = !jump && !self.page_url.is_empty();
+                let r = self.route_of(frag, set);
+                // A step of a set stays a route when it is visited again
+                // (shown then, its siblings hidden or not).
+                if set
+                    && r.is_some()
+                    && self.route_of(frag, false).is_none()
+                    && self.frags.len() < MAX_FRAGS
+                {
                     self.frags.push((String::from(frag), r.clone()));
                 }
                 r
@@ -369,9 +378,10 @@ impl Tracker {
     /// already shows `<section id="cart">` when the tracker starts counts it as an
     /// anchor; use `#/cart` routes to be sure.
     ///
-    /// `set`: the URL took the fragment (not a link's href), and not right after
-    /// a click on a same-page link to it. Then an element shown with that id
-    /// whose siblings of its tag with ids are not all shown names a route too:
+    /// `set`: the page's script gave the URL the fragment (not the URL the page
+    /// was opened on, not a link's href, not right after a click on a same-page
+    /// link to it). Then an element shown with that id whose siblings of its
+    /// tag with ids are all hidden names a route too:
     /// the one step of a checkout shown (Magento's `li#shipping` beside a hidden
     /// `li#payment`, set as `#shipping` by its script), the one pane of a set.
     fn route_of(&self, frag: &str, set: bool) -> Option<String> {
@@ -808,6 +818,16 @@ impl Tracker {
             return;
         };
         let link = dom::closest(&target, "a[href]");
+        // A link to a fragment of this page: the fragment change it makes is a
+        // jump (remembered whatever is recorded of the click).
+        if let Some(h) = link
+            .as_ref()
+            .map(|a| dom::prop(a, "href").as_string().unwrap_or_default())
+            && let Some(f) = h.get(before(&h, b'#').len() + 1..)
+            && before(&h, b'#') == self.current_url()
+        {
+            self.anchor_click = (String::from(f), Date::now());
+        }
         let el = link
             .clone()
             .or_else(|| dom::closest(&target, dom::INTERESTING))
@@ -850,13 +870,6 @@ impl Tracker {
         // A choice in a custom dropdown, which fires no `change`: its field changed.
         if let Some(f) = dom::option_field(&self.doc, &target) {
             self.field_event(kind::CHANGE, &f, None, false);
-        }
-        // A link to a fragment of this page: the fragment change it makes is a jump.
-        if let Some(h) = &href
-            && let Some(f) = h.get(before(h, b'#').len() + 1..)
-            && before(h, b'#') == self.page_url
-        {
-            self.anchor_click = (String::from(f), Date::now());
         }
         self.dead_arm(e, pointer, &target, sel, link.is_some());
         self.nav_click = link.is_some_and(|a| {

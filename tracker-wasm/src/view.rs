@@ -89,16 +89,31 @@ impl Tracker {
 
     /// The observer's callback: elements that crossed the threshold, or were just observed.
     pub(crate) fn on_view(&mut self, entries: &JsValue) {
-        // A route not drawn yet shows the links of the route before; its page
-        // view looks at the links in view afresh.
-        if !self.recording || self.doc.hidden() || self.route_pending {
+        if !self.recording || self.doc.hidden() {
             return;
         }
-        // A screen change waiting for its check ends the view before this one's links count.
-        self.screen_check();
         let ads = js_sys::Array::new();
-        let list = dom::links_in_view(entries, self.seen.view, IN_VIEW, &ads);
-        self.links_seen(&list);
+        if self.route_pending {
+            // A route not drawn yet shows the links of the route before; its page
+            // view looks at the links in view afresh. Its ads start their second
+            // as they come into view (a deal shown for a second or so right after
+            // the route changed counts): the ads of the new page view are only
+            // those that come into view, or are in view when it is drawn.
+            dom::each(entries, |e| {
+                if e.unchecked_ref::<dom::Entry>()
+                    .target()
+                    .has_attribute("data-ct-ad")
+                {
+                    ads.push(&e);
+                }
+            });
+        } else {
+            // A screen change waiting for its check ends the view before this
+            // one's links count.
+            self.screen_check();
+            let list = dom::links_in_view(entries, self.seen.view, IN_VIEW, &ads);
+            self.links_seen(&list);
+        }
         let now = Date::now();
         dom::each(&ads, |e| {
             let e: dom::Entry = e.unchecked_into();
@@ -320,7 +335,8 @@ impl Tracker {
     /// Look at the ads in view but not shown in [`AD_POLL_MS`], unless a look is
     /// due already.
     fn ad_poll(&mut self, now: f64) {
-        if now >= self.seen.poll_at - 5.0 {
+        // A timer may fire a few ms early against `Date.now()`.
+        if now + f64::from(AD_POLL_MS / 2) >= self.seen.poll_at {
             self.seen.poll_at = now + f64::from(AD_POLL_MS);
             self.tick(AD_POLL_MS);
         }

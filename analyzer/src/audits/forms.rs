@@ -641,7 +641,8 @@ impl Forms {
                 let (page, shown) = (path.get(i), screen.get(i));
                 for s in state.values_mut() {
                     if s.submit_page.is_some()
-                        && (s.submit_page != page || (kind == "screen" && s.submit_screen != shown))
+                        && (s.submit_page != page
+                            || (kind == "screen" && shown.is_some() && s.submit_screen != shown))
                     {
                         s.attempts.push(Signal::MovedOn);
                     }
