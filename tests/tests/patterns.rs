@@ -44,6 +44,8 @@
 //!   in the fragment (`#shipping`, `#payment`): each visit of a step is a page
 //!   view of that step, the first one too; an in-page anchor is none.
 //!
+//! - `early.html`: with the optional inline snippet, a script failing while the
+//!   page is parsed, before the async tracker has loaded, is recorded.
 //! - `deal.html`: an ad shown for 1.4 s right after an SPA route change, while
 //!   the route is still drawn, counts on that route.
 //!
@@ -557,6 +559,8 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     let stepper = ["next", "edit-shipping", "next", "to-help"];
     click_through(&browser, &base, &collector, "/demo/stepper.html", &stepper).await?;
     deal(&browser, &base, &collector).await?;
+    // early.html: the OK button fails once the tracker runs.
+    click_through(&browser, &base, &collector, "/demo/early.html", &["ok"]).await?;
     shadow_dom(&browser, &base, &collector).await?;
     product(&browser, &base, &collector).await?;
     privacy(&browser, &base, &collector).await?;
@@ -1141,6 +1145,21 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         on("product.html", "focus", "form || ' ' || field"),
         ["product-form-main size", "product-form-main quantity"]
     );
+    // With the inline snippet, a script failing while the page is parsed, before
+    // the async tracker loaded, is recorded with its line; a later one once.
+    let failed = on(
+        "early.html",
+        "error",
+        "message || ' ' || coalesce(line::VARCHAR, '-')",
+    );
+    assert!(
+        failed.len() == 2
+            && failed[0].contains("'mount'")
+            && failed[0].ends_with(" 17")
+            && failed[1].contains("'open'"),
+        "the parse-time failure, then the click's: {failed:?}"
+    );
+
     // An ad shown for 1.4 s right after a route change, while the route is still
     // drawn, counts on that route.
     assert_eq!(

@@ -18,9 +18,12 @@
     ep = s.getAttribute("data-endpoint") || new URL(src).origin;
   if (!/^[\w.-]{1,64}$/.test(site)) return console.warn("clicktrail: bad data-site");
   // The page's script errors until the tracker runs (a theme script failing while
-  // the page loads), recorded once it starts; at most 10.
-  var early = [], keep = function (e) { if (early.length < 10) early.push(e); },
+  // the page loads), recorded once it starts; at most 10. The optional inline
+  // snippet keeps them from before this script ran (in `clicktrail.e`): then
+  // those are the ones, and its listeners go on keeping them until then.
+  var early = f.e || [], keep = function (e) { if (early.length < 10) early.push(e); },
     on = function (add) {
+      if (f.e) return;
       w[add + "EventListener"]("error", keep);
       w[add + "EventListener"]("unhandledrejection", keep);
     };
