@@ -39,8 +39,8 @@ const ROUTE_WAIT_MS: f64 = 1000.0;
 /// How long after a click on a same-page link a fragment change is its jump (a
 /// smooth-scroll script sets the fragment once it has scrolled).
 const ANCHOR_JUMP_MS: f64 = 2000.0;
-/// Fragments remembered per document.
-const MAX_FRAGS: usize = 64;
+/// Step routes remembered per document.
+const MAX_STEPS: usize = 64;
 /// A field found invalid again within this time is the same attempt: a page that
 /// calls `checkValidity()` and then `reportValidity()` makes the browser fire
 /// `invalid` twice at each field for one press of "Pay".
@@ -84,10 +84,10 @@ pub(crate) struct Tracker {
     /// keeps the route before it).
     frag: String,
     route: String,
-    /// The fragments taken for a route as the one step shown of a set (see
-    /// [`Tracker::route_of`]): a step visited again is the same route, whatever
+    /// The fragments taken for a route as the one step shown of a set, kept by
+    /// [`Tracker::route_of`]: a step visited again is the same route, whatever
     /// is shown then.
-    frags: Vec<(String, Option<String>)>,
+    steps: RefCell<Vec<String>>,
     /// The fragment of the last same-page link clicked, and when: a fragment
     /// change right after it is the browser's (or a smooth-scroll script's) jump
     /// to an anchor, not the page's own route.
@@ -184,7 +184,7 @@ impl Tracker {
             page_route: String::new(),
             page_path: String::new(),
             frag: String::new(),
-            frags: Vec::new(),
+            steps: RefCell::new(Vec::new()),
             page_event: String::new(),
             page_title: String::new(),
             page_title_at: 0,
@@ -318,26 +318,12 @@ impl Tracker {
         let frag = href.get(url.len() + 1..).unwrap_or_default();
         if frag != self.frag || url != self.page_url {
             self.frag = String::from(frag);
-            let known = self.frags.iter().find(|f| f.0 == frag).map(|f| f.1.clone());
-            let r = known.unwrap_or_else(|| {
-                // Set by the page: not the URL the page was opened on, and not
-                // right after a click on a link to it.
-                let jump = self.anchor_click.0 == frag
-                    && Date::now() - self.anchor_click.1 < ANCHOR_JUMP_MS;
-                let set = !jump && !self.page_url.is_empty();
-                let r = self.route_of(frag, set);
-                // A step of a set stays a route when it is visited again
-                // (shown then, its siblings hidden or not).
-                if set
-                    && r.is_some()
-                    && self.route_of(frag, false).is_none()
-                    && self.frags.len() < MAX_FRAGS
-                {
-                    self.frags.push((String::from(frag), r.clone()));
-                }
-                r
-            });
-            match r {
+            // Set by the page: not the URL the page was opened on, and not right
+            // after a click on a link to it.
+            let jump =
+                self.anchor_click.0 == frag && Date::now() - self.anchor_click.1 < ANCHOR_JUMP_MS;
+            let set = !jump && !self.page_url.is_empty();
+            match self.route_of(frag, set) {
                 Some(r) => self.route = r,
                 // An anchor on another page (pushState) is no route of it.
                 None if url != self.page_url => self.route.clear(),
@@ -353,12 +339,9 @@ impl Tracker {
     pub(crate) fn link_href(&self, href: &str) -> String {
         let url = before(href, b'#');
         let mut out = String::from(url);
-        if let Some(r) =
-            href.get(url.len() + 1..)
-                .and_then(|f| match self.frags.iter().find(|k| k.0 == f) {
-                    Some(k) => k.1.clone(),
-                    None => self.route_of(f, false),
-                })
+        if let Some(r) = href
+            .get(url.len() + 1..)
+            .and_then(|f| self.route_of(f, false))
         {
             out.push_str(&r);
         }
@@ -384,6 +367,8 @@ impl Tracker {
     /// tag with ids are all hidden names a route too:
     /// the one step of a checkout shown (Magento's `li#shipping` beside a hidden
     /// `li#payment`, set as `#shipping` by its script), the one pane of a set.
+    /// Such a step is remembered: it stays a route for the page's life (a step
+    /// visited again, shown then, its siblings hidden or not).
     fn route_of(&self, frag: &str, set: bool) -> Option<String> {
         let mut r = String::from("#");
         r.push_str(frag);
@@ -402,6 +387,9 @@ impl Tracker {
         {
             return None;
         }
+        if self.steps.borrow().iter().any(|s| s == frag) {
+            return Some(r);
+        }
         let name: String =
             js_sys::decode_uri_component(frag).map_or_else(|_| String::from(frag), String::from);
         let mut sel = String::from("a");
@@ -410,6 +398,10 @@ impl Tracker {
         // hidden section per route (`<section id="cart" hidden>`) is routing.
         let by_id = self.doc.get_element_by_id(&name);
         if set && by_id.as_ref().is_some_and(dom::shown_of_set) {
+            let mut steps = self.steps.borrow_mut();
+            if steps.len() < MAX_STEPS {
+                steps.push(String::from(frag));
+            }
             return Some(r);
         }
         let anchor = [by_id, self.doc.query_selector(&sel).ok().flatten()]
