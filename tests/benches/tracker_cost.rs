@@ -3,7 +3,9 @@
 //! form, about 6,000 elements), in a real headless Chromium.
 //!
 //! Each round loads the page three times: without the script tag, with it, and
-//! with an empty async script instead (what any script tag costs the page). It
+//! with an empty async script instead (what any script tag costs the page), in
+//! turn in one order and the other, each after a full garbage collection (of the
+//! page before, which would otherwise fall in one load or another). It
 //! reads Chromium's own counters of main-thread work (`Performance.getMetrics`
 //! over the `DevTools` protocol, through chromedriver): `TaskDuration` (every task
 //! on the main thread: script, style, layout) and `ScriptDuration`. A load is
@@ -215,6 +217,10 @@ struct Load {
 /// One load of `url`.
 async fn load(c: &Client, url: &str, tracked: bool) -> Result<Load> {
     c.goto("about:blank").await?;
+    // The page before leaves its whole DOM as garbage: collected now, not during
+    // this load (where a full collection of it took 0 or 15 ms, whichever load
+    // it fell in).
+    cdp(c, "HeapProfiler.collectGarbage", json!({})).await?;
     cdp(c, "Performance.disable", json!({})).await?;
     cdp(c, "Performance.enable", json!({})).await?;
     c.goto(url).await?;
@@ -473,10 +479,17 @@ async fn main() -> Result<()> {
     let mut rows: [[Vec<f64>; 7]; 2] = Default::default();
     // And the JS heap it adds (after a full collection), and its wasm memory.
     let (mut heap, mut wasm) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        let bare = load(&c, &bare, false).await?;
-        let heavy = load(&c, &heavy, true).await?;
-        let empty = load(&c, &empty, true).await?;
+    for round in 0..rounds {
+        // In turn in either order: a load's place in the round does not count.
+        let (bare, heavy, empty) = if round % 2 == 0 {
+            let bare = load(&c, &bare, false).await?;
+            let heavy = load(&c, &heavy, true).await?;
+            (bare, heavy, load(&c, &empty, true).await?)
+        } else {
+            let empty = load(&c, &empty, true).await?;
+            let heavy = load(&c, &heavy, true).await?;
+            (load(&c, &bare, false).await?, heavy, empty)
+        };
         if bare.heap.is_nan() || heavy.heap.is_nan() {
             bail!("Chromium gave no JSHeapUsedSize");
         }

@@ -94,11 +94,22 @@ function attrPart(name, v) {
 // The class that stands for `el` in its selector: the shortest (then first in
 // alphabetical order) of its classes that names a component rather than a state
 // (`active`, `is-open`, …), a generated name or a utility (anything with a digit or
-// punctuation: `mt-3`, `md:flex`, `css-1x2y3z`). The attribute is read as one
-// string (an SVG element's `className` is no string).
+// punctuation: `mt-3`, `md:flex`, `css-1x2y3z`): a CSS identifier as it is. The
+// attribute is read as one string (an SVG element's `className` is no string).
+// Worked out once per `class` attribute (a grid of 400 cards has one).
+const classes = new Map();
 function cls(el) {
   const all = el.getAttribute("class");
   if (!all) return undefined;
+  let c = classes.get(all);
+  if (c === undefined) {
+    if (classes.size > 4096) classes.clear();
+    classes.set(all, (c = best(all) || ""));
+  }
+  return c || undefined;
+}
+
+function best(all) {
   // One class (most elements that have any).
   if (!/[ \t\n\f\r]/.test(all)) return PLAIN.test(all) && !STATE.test(all) ? all : undefined;
   let best;
@@ -190,14 +201,14 @@ function part(el, known) {
     if (!anchored) {
       if ((v = attr("name", 48)) !== undefined) out += attrPart("name", v);
       else if ((v = attr("aria-label", 32)) !== undefined) out += attrPart("aria-label", v);
-      else if ((c = cls(el)) !== undefined) out += "." + CSS.escape(c);
+      else if ((c = cls(el)) !== undefined) out += "." + c;
     }
     if ((v = attr("role", 24)) !== undefined) out += attrPart("role", v);
     if ((tag === "input" || tag === "button") && (v = attr("type", 16)) !== undefined) {
       out += attrPart("type", v);
     }
   } else if ((c = cls(el)) !== undefined) {
-    out += "." + CSS.escape(c);
+    out += "." + c;
   }
   // Siblings this part would match too: then its position among its type.
   if (sibs && sibs.childElementCount > 1) {
@@ -338,7 +349,7 @@ function text(el) {
 // editable: what a visitor typed is never read.
 export function label(el) {
   if (/^(input|select|textarea)$/.test(el.localName) || el.isContentEditable ||
-    el.querySelector("[contenteditable]")) {
+    (el.firstElementChild && el.querySelector("[contenteditable]"))) {
     return undefined;
   }
   const t = text(el);
@@ -577,6 +588,15 @@ const SHAPE = 1, DRAWN = 2;
 // something was drawn.
 export function observePage(changed) {
   pageObserver = new MutationObserver(function (records) {
+    // While the page is parsed its records are the parser's: no beat of the
+    // page's own, and what to watch is looked for in the whole page, at the next
+    // look (one query, not one per element added).
+    if (parsing()) {
+      added = [];
+      whole = true;
+      changed(true);
+      return;
+    }
     const found = beat(records, Date.now() - acted > QUIET_MS, screens);
     if (found) changed((found & DRAWN) !== 0);
   });
@@ -741,7 +761,8 @@ export function links(entries, view, ratio, ads) {
 
 // A link as the tracker lists it: "selector\0href\0label\0".
 function entry(el, known) {
-  return selectorIn(el, known) + "\0" + el.href + "\0" + (label(el) || "").replace(/\0/g, "") + "\0";
+  const l = label(el) || "";
+  return selectorIn(el, known) + "\0" + el.href + "\0" + (l.indexOf("\0") < 0 ? l : l.replace(/\0/g, "")) + "\0";
 }
 
 // Links in view but not shown (see `links`).
