@@ -47,6 +47,10 @@
 //!   so `/api/reset/<hex>` keeps `/api/reset/`. A run just before `.js`, `.mjs`,
 //!   `.cjs`, `.css`, `.map`, `.woff`, `.woff2`, `.ttf` is a build hash
 //!   (`main.8f3a…c1.js`), not a token.
+//! - **Encoded**: a run of 16+ token characters whose base64 (standard or
+//!   URL-safe, padded or not; pieces between `=`, or between `=` and `/`)
+//!   decodes to text holding an email, card or phone number becomes that
+//!   placeholder (`/unsubscribe/am9obkBzaG9wLmV4YW1wbGU=`, a newsletter link).
 //! - **Card**: 13–19 digits, bare or in groups split by spaces, `-`, `.`, `+`,
 //!   passing Luhn (not all zeros); also split by `_`, `,`, `/` or line breaks, one
 //!   such separator throughout, in card groups (4-4-4-4…, 4-6-5, 4-6-4). Checked
@@ -1368,9 +1372,63 @@ fn tokens(d: &[u8], spans: &mut Vec<Span>) {
         let start = i;
         i = run_end(d, i, is_run_byte);
         if i - start >= 16 {
-            generic_run(d, start, i, spans);
+            if let Some(span) = encoded_secret(&d[start..i]) {
+                spans.push(Span {
+                    start: start + span.start,
+                    end: start + span.end,
+                    kind: span.kind,
+                });
+            } else {
+                generic_run(d, start, i, spans);
+            }
         }
     }
+}
+
+/// Base64 in `run` holding a secret, standard or URL-safe, padded or not
+/// (`am9obkBzaG9wLmV4YW1wbGU=`, an email in a newsletter link): the first piece
+/// of 8+ characters between `=` (or between `=` and `/`, a path's separator)
+/// that decoded is text (UTF-8, no control character) holding an email, a card
+/// or a phone number; its span in `run`, with the padding after it. Random ids
+/// decode to bytes that are no text.
+fn encoded_secret(run: &[u8]) -> Option<Span> {
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let config = GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone);
+    let engines = [
+        GeneralPurpose::new(&base64::alphabet::STANDARD, config),
+        GeneralPurpose::new(&base64::alphabet::URL_SAFE, config),
+    ];
+    let pieces = run
+        .split(|&b| b == b'=')
+        .chain(run.split(|&b| b == b'=' || b == b'/'));
+    for piece in pieces.filter(|p| p.len() >= 8 && p.len() % 4 != 1) {
+        for engine in &engines {
+            let Ok(bytes) = engine.decode(piece) else {
+                continue;
+            };
+            let Ok(text) = std::str::from_utf8(&bytes) else {
+                continue;
+            };
+            if text.chars().any(char::is_control) {
+                continue;
+            }
+            let found = detect(text.as_bytes(), false);
+            if let Some(kind) = found
+                .iter()
+                .map(|s| s.kind)
+                .find(|k| !matches!(k, Kind::Token))
+            {
+                // `piece` is a slice of `run`.
+                let start = piece.as_ptr() as usize - run.as_ptr() as usize;
+                let end = run_end(run, start + piece.len(), |b| b == b'=');
+                return Some(Span { start, end, kind });
+            }
+        }
+    }
+    None
 }
 
 /// The first two bytes of a key prefix, `eyJ`, `SG.` or `Bearer`.
@@ -2626,6 +2684,46 @@ mod tests {
             "npm i pkg@1.2.3",
         ] {
             assert!(!has_secret(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn base64_of_secrets() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        for secret in [
+            "jane.doe@mail.example",
+            "bob+news@shop.example.org",
+            "4111 1111 1111 1111",
+            "+49 171 1234567",
+        ] {
+            let kind = if secret.contains('@') {
+                "[email]"
+            } else if secret.starts_with('4') {
+                "[card]"
+            } else {
+                "[phone]"
+            };
+            for enc in [STANDARD.encode(secret), URL_SAFE_NO_PAD.encode(secret)] {
+                assert_eq!(text(&format!("Hi {enc} there")), format!("Hi {kind} there"));
+                assert_eq!(
+                    path(&format!("/unsubscribe/{enc}")),
+                    format!("/unsubscribe/{kind}")
+                );
+                assert!(has_secret(&format!("u={enc}")), "{enc}");
+            }
+        }
+        // Percent-encoded padding, as in a query.
+        let enc = STANDARD.encode("ann@mail.example").replace('=', "%3D");
+        assert_eq!(text(&format!("e={enc}")), "e=[email]");
+        // Base64 of text without a secret is no email (it may look random: a
+        // token); readable slugs stay.
+        assert_eq!(text(&STANDARD.encode("winter boots, size 42")), "[token]");
+        for t in [
+            "winter-boots-2024-limited-edition",
+            "/category/running-shoes-for-women",
+        ] {
+            assert_eq!(text(t), t);
         }
     }
 
