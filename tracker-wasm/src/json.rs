@@ -91,29 +91,20 @@ pub(crate) fn int(out: &mut String, v: i64) {
 /// Append `s` as a JSON string literal.
 pub(crate) fn quote(out: &mut String, s: &str) {
     out.push('"');
-    // Runs without anything to escape (most strings whole) are copied at once.
-    let mut from = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let esc = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..0x20 => "",
-            _ => continue,
-        };
-        // `i` is on an ASCII byte: a char boundary.
-        out.push_str(s.get(from..i).unwrap_or_default());
-        if esc.is_empty() {
-            out.push_str("\\u00");
-            hex(out, &[b]);
-        } else {
-            out.push_str(esc);
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                out.push_str("\\u00");
+                hex(out, &[c as u8]);
+            }
+            c => out.push(c),
         }
-        from = i + 1;
     }
-    out.push_str(s.get(from..).unwrap_or_default());
     out.push('"');
 }
 
