@@ -589,11 +589,10 @@ const SHAPE = 1, DRAWN = 2;
 export function observePage(changed) {
   pageObserver = new MutationObserver(function (records) {
     // While the page is parsed its records are the parser's: no beat of the
-    // page's own, and what to watch is looked for in the whole page, at the next
-    // look (one query, not one per element added).
+    // page's own, only the elements added to look at (past `MAX_ADDED` of
+    // them, the whole page at once).
     if (parsing()) {
-      added = [];
-      whole = true;
+      for (const r of records) for (const n of r.addedNodes) if (n.nodeType === 1) came(n);
       changed(true);
       return;
     }
