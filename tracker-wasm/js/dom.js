@@ -588,11 +588,18 @@ const SHAPE = 1, DRAWN = 2;
 // something was drawn.
 export function observePage(changed) {
   pageObserver = new MutationObserver(function (records) {
-    // While the page is parsed its records are the parser's: no beat of the
-    // page's own, only the elements added to look at (past `MAX_ADDED` of
-    // them, the whole page at once).
+    // While the page is parsed its records are mostly the parser's: no beat of
+    // the page's own, only the elements added, and the links and ads whose
+    // `href` or mark a script changed, to look at (past `MAX_ADDED` of them, the
+    // whole page at once).
     if (parsing()) {
-      for (const r of records) for (const n of r.addedNodes) if (n.nodeType === 1) came(n);
+      for (const r of records) {
+        if (r.type === "childList") {
+          for (const n of r.addedNodes) if (n.nodeType === 1) came(n);
+        } else if (r.attributeName === "href" || r.attributeName === "data-ct-ad") {
+          came(r.target);
+        }
+      }
       changed(true);
       return;
     }
