@@ -588,22 +588,7 @@ const SHAPE = 1, DRAWN = 2;
 // something was drawn.
 export function observePage(changed) {
   pageObserver = new MutationObserver(function (records) {
-    // While the page is parsed its records are mostly the parser's: no beat of
-    // the page's own, only the elements added, and the links and ads whose
-    // `href` or mark a script changed, to look at (past `MAX_ADDED` of them, the
-    // whole page at once).
-    if (parsing()) {
-      for (const r of records) {
-        if (r.type === "childList") {
-          for (const n of r.addedNodes) if (n.nodeType === 1) came(n);
-        } else if (r.attributeName === "href" || r.attributeName === "data-ct-ad") {
-          came(r.target);
-        }
-      }
-      changed(true);
-      return;
-    }
-    const found = beat(records, Date.now() - acted > QUIET_MS, screens);
+    const found = beat(records, Date.now() - acted > QUIET_MS, screens, !parsing());
     if (found) changed((found & DRAWN) !== 0);
   });
   pageObserver.observe(document, OBSERVED);
@@ -650,8 +635,9 @@ export function observePage(changed) {
 // `DRAWN` when one drew something, as a router draws a route (nodes added or
 // removed, a text changed, or a class or `hidden` set) on an element that does
 // not change at a steady pace by itself (a countdown, a carousel; a style
-// animated every frame is no drawing either).
-function beat(records, quiet, screens) {
+// animated every frame is no drawing either). Beats are learnt only if `learn`:
+// not while the page is parsed, when the records are mostly the parser's.
+function beat(records, quiet, screens, learn) {
   const now = performance.now();
   let found = 0;
   for (const r of records) {
@@ -668,7 +654,7 @@ function beat(records, quiet, screens) {
         found |= SHAPE;
       }
     }
-    const el = elementOf(r.target);
+    const el = learn ? elementOf(r.target) : null;
     const b = el && beats.get(el);
     if (!b) {
       if (el && quiet) beats.set(el, [now, 0]);
@@ -751,10 +737,7 @@ export function links(entries, view, ratio, ads) {
       continue;
     }
     if (listed.get(el) === view || !el.matches(LINK)) continue;
-    // While the page is parsed its style is never up to date: asking whether a
-    // link is shown would have the browser work it out at each callback (it
-    // cost a 6,000-element page 19 ms). They are looked at once it is parsed.
-    if (parsing() || !shown(el)) {
+    if (!shown(el)) {
       veiled.add(el);
       continue;
     }
@@ -775,8 +758,12 @@ function entry(el, known) {
 const veiled = new Set();
 
 // Whether `el` is drawn visibly: not `visibility: hidden`, not in anything of
-// `opacity: 0` (where the browser cannot tell, it is).
+// `opacity: 0` (where the browser cannot tell, it is). Never while the page is
+// parsed: its style is never up to date then, and asking would have the browser
+// work it out at each question (it cost a 6,000-element page 19 ms); what waits
+// is looked at once it is parsed.
 export function shown(el) {
+  if (parsing()) return false;
   return !el.checkVisibility || el.checkVisibility({
     opacityProperty: true, visibilityProperty: true, checkOpacity: true, checkVisibilityCSS: true,
   });

@@ -89,10 +89,9 @@ extern "C" {
     /// Whether a change of `node` is the page's own steady beat, not an answer to
     /// pressing `near` `since` ms ago.
     pub(crate) fn steady(node: &JsValue, near: &JsValue, since: f64) -> bool;
-    /// Whether the document is still being parsed (its style is not up to date).
-    pub(crate) fn parsing() -> bool;
     /// Whether `el` is drawn visibly (not `visibility: hidden`, not in anything
-    /// of `opacity: 0`).
+    /// of `opacity: 0`); never while the page is parsed (its style is not up to
+    /// date then).
     pub(crate) fn shown(el: &Element) -> bool;
     /// The links in view kept aside as not shown that show now, not yet listed
     /// in view number `view`, as [`links_in_view`] lists them.

@@ -268,10 +268,9 @@ impl Tracker {
 
     /// An ad came into view: its second starts if it is shown, else (a fade
     /// carousel's slide under the one shown) once it shows. While the page is
-    /// parsed it is looked at a moment later (its style is not up to date: asking
-    /// would have the browser work it out).
+    /// parsed it is looked at a moment later (see [`dom::shown`]).
     fn ad_started(&mut self, el: &Element) {
-        if !dom::parsing() && dom::shown(el) {
+        if dom::shown(el) {
             self.tick(AD_VIEW_MS);
         } else {
             for ad in &mut self.seen.ads {
@@ -290,7 +289,7 @@ impl Tracker {
         while let Some(ad) = self.seen.ads.get_mut(i) {
             i += 1;
             if ad.1 == VEILED && connected(&ad.0) {
-                if !dom::parsing() && dom::shown(&ad.0) {
+                if dom::shown(&ad.0) {
                     ad.1 = now;
                     started = true;
                 } else {
