@@ -810,13 +810,15 @@ impl Tracker {
             return;
         };
         let link = dom::closest(&target, "a[href]");
+        let anchor = link
+            .clone()
+            .and_then(|a| a.dyn_into::<HtmlAnchorElement>().ok());
+        let href = anchor.as_ref().map(HtmlAnchorElement::href);
         // A link to a fragment of this page: the fragment change it makes is a
         // jump (remembered whatever is recorded of the click).
-        if let Some(h) = link
-            .as_ref()
-            .map(|a| dom::prop(a, "href").as_string().unwrap_or_default())
-            && let Some(f) = h.get(before(&h, b'#').len() + 1..)
-            && before(&h, b'#') == self.current_url()
+        if let Some(h) = &href
+            && let Some(f) = h.get(before(h, b'#').len() + 1..)
+            && before(h, b'#') == self.current_url()
         {
             self.anchor_click = (String::from(f), Date::now());
         }
@@ -831,8 +833,6 @@ impl Tracker {
         }
         self.dead_begin();
         self.nav_click = false;
-        let link = link.and_then(|a| a.dyn_into::<HtmlAnchorElement>().ok());
-        let href = link.as_ref().map(HtmlAnchorElement::href);
         let Some(mut j) = self.begin(kind::CLICK) else {
             return;
         };
@@ -863,8 +863,8 @@ impl Tracker {
         if let Some(f) = dom::option_field(&self.doc, &target) {
             self.field_event(kind::CHANGE, &f, None, false);
         }
-        self.dead_arm(e, pointer, &target, sel, link.is_some());
-        self.nav_click = link.is_some_and(|a| {
+        self.dead_arm(e, pointer, &target, sel, anchor.is_some());
+        self.nav_click = anchor.is_some_and(|a| {
             let h = href.as_deref().unwrap_or_default();
             e.button() == 0
                 && !["ctrlKey", "metaKey", "shiftKey", "altKey"]
