@@ -1385,6 +1385,19 @@ fn tokens(d: &[u8], spans: &mut Vec<Span>) {
     }
 }
 
+/// The base64 alphabets an encoded secret may be in, padded or not (and bits
+/// after the last byte ignored, as decoders in browsers do).
+const BASE64: [base64::engine::GeneralPurpose; 2] = {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let config = GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone);
+    [
+        GeneralPurpose::new(&base64::alphabet::STANDARD, config),
+        GeneralPurpose::new(&base64::alphabet::URL_SAFE, config),
+    ]
+};
+
 /// Base64 in `run` holding a secret, standard or URL-safe, padded or not
 /// (`am9obkBzaG9wLmV4YW1wbGU=`, an email in a newsletter link): the first piece
 /// of 8+ characters between `=` (or between `=` and `/`, a path's separator)
@@ -1393,19 +1406,15 @@ fn tokens(d: &[u8], spans: &mut Vec<Span>) {
 /// decode to bytes that are no text.
 fn encoded_secret(run: &[u8]) -> Option<Span> {
     use base64::Engine as _;
-    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    let config = GeneralPurposeConfig::new()
-        .with_decode_allow_trailing_bits(true)
-        .with_decode_padding_mode(DecodePaddingMode::RequireNone);
-    let engines = [
-        GeneralPurpose::new(&base64::alphabet::STANDARD, config),
-        GeneralPurpose::new(&base64::alphabet::URL_SAFE, config),
-    ];
+    // Split at `/` only where there is one: the same pieces are not decoded twice.
+    let by_slash = run
+        .contains(&b'/')
+        .then(|| run.split(|&b| b == b'=' || b == b'/'));
     let pieces = run
         .split(|&b| b == b'=')
-        .chain(run.split(|&b| b == b'=' || b == b'/'));
+        .chain(by_slash.into_iter().flatten());
     for piece in pieces.filter(|p| p.len() >= 8 && p.len() % 4 != 1) {
-        for engine in &engines {
+        for engine in &BASE64 {
             let Ok(bytes) = engine.decode(piece) else {
                 continue;
             };
