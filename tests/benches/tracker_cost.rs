@@ -214,8 +214,8 @@ struct Load {
     wasm: f64,
 }
 
-/// One load of `url`.
-async fn load(c: &Client, url: &str, tracked: bool) -> Result<Load> {
+/// Open `url` with Chromium's counters set to zero.
+async fn open(c: &Client, url: &str) -> Result<()> {
     c.goto("about:blank").await?;
     // The page before leaves its whole DOM as garbage: collected now, not during
     // this load (where a full collection of it took 0 or 15 ms, whichever load
@@ -224,6 +224,12 @@ async fn load(c: &Client, url: &str, tracked: bool) -> Result<Load> {
     cdp(c, "Performance.disable", json!({})).await?;
     cdp(c, "Performance.enable", json!({})).await?;
     c.goto(url).await?;
+    Ok(())
+}
+
+/// One load of `url`.
+async fn load(c: &Client, url: &str, tracked: bool) -> Result<Load> {
+    open(c, url).await?;
     // WebDriver answers once the page has loaded. Nothing runs in the page while
     // it is measured: asking whether the tracker has started (by polling, or with
     // a timer in the page) would run script tasks that count as the tracker's.
@@ -256,10 +262,7 @@ async fn load(c: &Client, url: &str, tracked: bool) -> Result<Load> {
 
 /// Script ms per second of `url` between the [`STEADY`] readings.
 async fn steady(c: &Client, url: &str) -> Result<f64> {
-    c.goto("about:blank").await?;
-    cdp(c, "Performance.disable", json!({})).await?;
-    cdp(c, "Performance.enable", json!({})).await?;
-    c.goto(url).await?;
+    open(c, url).await?;
     let start = tokio::time::Instant::now();
     let mut read = Vec::new();
     for after in STEADY {
