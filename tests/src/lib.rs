@@ -290,8 +290,19 @@ impl Browser {
 
     /// A new browser session (a new visitor).
     pub async fn session(&self) -> Result<Client> {
+        self.session_with(None).await
+    }
+
+    /// A new browser session whose Chromium records a trace of the trace
+    /// `categories` (comma-separated) all along: chromedriver's performance log,
+    /// read (and emptied) with [`trace_events`].
+    pub async fn traced_session(&self, categories: &str) -> Result<Client> {
+        self.session_with(Some(categories)).await
+    }
+
+    async fn session_with(&self, trace: Option<&str>) -> Result<Client> {
         let profile = tempfile::tempdir()?.keep();
-        let caps = json!({
+        let mut caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": self.chrome,
@@ -303,6 +314,14 @@ impl Browser {
                 ],
             }
         });
+        if let Some(categories) = trace {
+            caps["goog:loggingPrefs"] = json!({ "performance": "ALL" });
+            caps["goog:chromeOptions"]["perfLoggingPrefs"] = json!({
+                "enableNetwork": false,
+                "enablePage": false,
+                "traceCategories": categories,
+            });
+        }
         let caps = caps.as_object().cloned().unwrap_or_default();
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
@@ -316,6 +335,66 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
+    }
+}
+
+/// A `DevTools` protocol command (`Performance.getMetrics`, …) on the session's
+/// page, through chromedriver.
+pub async fn cdp(c: &Client, cmd: &str, params: Value) -> Result<Value> {
+    c.issue_cmd(Chromedriver {
+        path: "goog/cdp/execute",
+        body: json!({ "cmd": cmd, "params": params }),
+    })
+    .await
+    .with_context(|| format!("CDP {cmd}"))
+}
+
+/// The trace events Chromium recorded since the last call, for a session of
+/// [`Browser::traced_session`] (chromedriver ends the trace, hands it over in its
+/// performance log and starts a new one).
+pub async fn trace_events(c: &Client) -> Result<Vec<Value>> {
+    let log = c
+        .issue_cmd(Chromedriver {
+            path: "se/log",
+            body: json!({ "type": "performance" }),
+        })
+        .await
+        .context("reading chromedriver's performance log")?;
+    let mut out = Vec::new();
+    for entry in log.as_array().into_iter().flatten() {
+        let Some(m) = entry["message"].as_str() else {
+            continue;
+        };
+        let mut m: Value = serde_json::from_str(m).context("a performance log entry")?;
+        if m["message"]["method"] == "Tracing.dataCollected" {
+            out.push(m["message"]["params"].take());
+        }
+    }
+    Ok(out)
+}
+
+/// A chromedriver command beyond `WebDriver`: `POST /session/{id}/{path}`.
+#[derive(Debug)]
+struct Chromedriver {
+    path: &'static str,
+    body: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Chromedriver {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/{}",
+            session_id.unwrap_or_default(),
+            self.path
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.body.to_string()))
     }
 }
 
