@@ -42,6 +42,8 @@
 //! vary by hundreds of ms from load to load.)
 //!
 //! `BENCH_PROFILE=1` prints where one load's script time goes instead;
+//! `BENCH_DUMP=1` writes each traced load's events (the last one's stays) to
+//! `clicktrail-bench-trace.json` in the temporary directory;
 //! `BENCH_NOLINKS=1` makes the page's links plain text (to see what watching links
 //! costs).
 //!
@@ -572,10 +574,8 @@ async fn traced(c: &Client, url: &str, n: usize) -> Result<Attributed> {
             .any(|e| e["name"] == "TimeStamp" && e["args"]["data"]["message"] == end.as_str())
         {
             if std::env::var_os("BENCH_DUMP").is_some() {
-                std::fs::write(
-                    "/tmp/bench-trace.json",
-                    Value::from(events.clone()).to_string(),
-                )?;
+                let to = std::env::temp_dir().join("clicktrail-bench-trace.json");
+                std::fs::write(to, Value::from(events.clone()).to_string())?;
             }
             return attribute(&events, &end);
         }
