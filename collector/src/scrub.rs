@@ -1406,13 +1406,12 @@ const BASE64: [base64::engine::GeneralPurpose; 2] = {
 /// decode to bytes that are no text.
 fn encoded_secret(run: &[u8]) -> Option<Span> {
     use base64::Engine as _;
-    // Split at `/` only where there is one: the same pieces are not decoded twice.
-    let by_slash = run
-        .contains(&b'/')
-        .then(|| run.split(|&b| b == b'=' || b == b'/'));
-    let pieces = run
-        .split(|&b| b == b'=')
-        .chain(by_slash.into_iter().flatten());
+    // Each piece between `=`, then the parts of it between `/` where it has one:
+    // no piece is decoded twice.
+    let pieces = run.split(|&b| b == b'=').flat_map(|piece| {
+        let parts = piece.contains(&b'/').then(|| piece.split(|&b| b == b'/'));
+        std::iter::once(piece).chain(parts.into_iter().flatten())
+    });
     for piece in pieces.filter(|p| p.len() >= 8 && p.len() % 4 != 1) {
         for engine in &BASE64 {
             let Ok(bytes) = engine.decode(piece) else {
