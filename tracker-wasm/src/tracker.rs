@@ -823,7 +823,6 @@ impl Tracker {
             self.anchor_click = (String::from(f), Date::now());
         }
         let el = link
-            .clone()
             .or_else(|| dom::closest(&target, dom::INTERESTING))
             .or_else(|| dom::closest(&target, "svg"))
             .unwrap_or_else(|| target.clone());
