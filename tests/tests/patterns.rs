@@ -61,6 +61,9 @@
 //!   ad slide is cloned, a theme script failing before the tracker starts: the
 //!   failure is recorded, the forms by their ids, the page by its title, the ad
 //!   once, and nothing of the tracker reaches the page's error handler.
+//! - `order.html`: an order form sent to a server that answers with an error page
+//!   (the demo's 404): the forms audit counts the submit as failed, though the
+//!   visitor is on another path after it.
 //!
 //! Results are read from the DuckDB file once the collector has stopped.
 
@@ -559,6 +562,15 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     let stepper = ["next", "edit-shipping", "next", "to-help"];
     click_through(&browser, &base, &collector, "/demo/stepper.html", &stepper).await?;
     deal(&browser, &base, &collector).await?;
+    // order.html: the terms accepted, the order placed, answered by a 404 page.
+    click_through(
+        &browser,
+        &base,
+        &collector,
+        "/demo/order.html",
+        &["terms", "place"],
+    )
+    .await?;
     // early.html: the OK button fails once the tracker runs.
     click_through(&browser, &base, &collector, "/demo/early.html", &["ok"]).await?;
     shadow_dom(&browser, &base, &collector).await?;
@@ -610,7 +622,14 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         .iter()
         .map(|p| format!("{} {}", p["page"], p["status"]))
         .collect();
-    assert_eq!(gone, [format!("\"{routes}#!/old-sale\" 404")]);
+    // The order placed on order.html was answered by the 404 page too.
+    assert_eq!(
+        gone,
+        [
+            "\"/demo/order/place\" 404".to_string(),
+            format!("\"{routes}#!/old-sale\" 404"),
+        ]
+    );
     let broken: Vec<String> = audit(&conn, "links")?["broken"]
         .as_array()
         .expect("a list of broken links")
@@ -622,7 +641,14 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             )
         })
         .collect();
-    assert_eq!(broken, [format!("\"{routes}\" \"a#to-sale\" 404 1")]);
+    // "Place order" on order.html led to the error page as the sale link did.
+    assert_eq!(
+        broken,
+        [
+            "\"/demo/order.html\" \"button#place\" 404 1".to_string(),
+            format!("\"{routes}\" \"a#to-sale\" 404 1"),
+        ]
+    );
 
     // A Magento-style checkout names its steps `#shipping`, `#payment` from its
     // script: each visit of a step is a page view of that step, the first one
@@ -1107,6 +1133,28 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             "payment started 1 submitted 1 completed_by_other 0 abandoned 0: card gift gift-note",
             "address started 1 submitted 0 completed_by_other 1 abandoned 0: street city country note",
         ]
+    );
+
+    // An order answered by an error page failed, though the visitor moved to
+    // another path.
+    assert_eq!(
+        on("order", "pageview", "path || ' ' || status"),
+        ["/demo/order.html 200", "/demo/order/place 404"]
+    );
+    let order = forms["forms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["form"] == "order")
+        .expect("the order form");
+    assert_eq!(
+        [
+            &order["started"],
+            &order["submitted"],
+            &order["abandoned"],
+            &order["failed_submits"]
+        ],
+        [1, 1, 0, 1]
     );
 
     // Promise rejections: the script and line of the frame that made the Error.

@@ -33,7 +33,10 @@
 //! - **failed submits** ([`Attempts`]): a `submit` followed later by another attempt
 //!   (a `submit` or a blocked one) failed, unless a page view of another path or
 //!   hash route came between (the site moved on: a checkout step sent, the next
-//!   one shown; a page reloaded with the server's errors is the same path); a run of `invalid` events is one attempt the
+//!   one shown; a page reloaded with the server's errors is the same path); the
+//!   first page view after a submit, within [`REFUSED_WITHIN_MS`] of it, served with
+//!   an error status (>= 400: the server refused the order with an error page, or a
+//!   route showed one) fails it at once; a run of `invalid` events is one attempt the
 //!   browser blocked (it fires `invalid` at each bad field at once), which also
 //!   fails a pending submit unless it comes right after it with no field touched
 //!   between (the submit's own handler calling `checkValidity()`: one attempt); a custom event
@@ -66,6 +69,10 @@ use crate::table::{Cell, Table};
 
 /// The custom event name a site sends for a failed submit (`props`: `form`, `field`).
 pub const CUSTOM_INVALID: &str = "invalid";
+
+/// A page view with an error status this soon after a submit, and the first since
+/// it, is the server's answer to it.
+pub const REFUSED_WITHIN_MS: i64 = 30_000;
 
 /// What the form rows of the table show in their `field` column.
 const FORM_ROW: &str = "(form)";
@@ -176,6 +183,7 @@ impl Audit for Forms {
         Col::Name,
         Col::Props,
         Col::Screen,
+        Col::Status,
     ];
 
     fn kinds(&self) -> Option<Vec<&'static str>> {
@@ -399,6 +407,9 @@ pub enum Signal {
     CustomInvalid,
     /// A focus, blur or change of one of its fields.
     Touch,
+    /// The first page view after the submit was served with an error status: the
+    /// server refused it (a checkout answered by an error page).
+    Refused,
     /// A page view of another path (or hash route) than the pending submit's, or
     /// another `data-ct-screen` shown: the site moved on, so that submit went
     /// through (a checkout step sent, the next step shown), whatever the visitor
@@ -457,6 +468,15 @@ impl Attempts {
                 self.in_invalid_run = false;
                 self.touched_since_submit = true;
             }
+            Signal::Refused => {
+                // As the site's own `invalid` event would: one failure, and one
+                // that such an event on the error page does not count again.
+                if self.pending_submit {
+                    self.failed += 1;
+                    self.pending_submit = false;
+                    self.in_invalid_run = true;
+                }
+            }
             Signal::MovedOn => self.pending_submit = false,
         }
     }
@@ -476,6 +496,9 @@ struct SessionForm<'a> {
     submit_page: Option<&'a str>,
     /// The screen shown at that submit.
     submit_screen: Option<&'a str>,
+    /// When that submit was sent, and whether a page view came since.
+    submit_ts: i64,
+    viewed_since_submit: bool,
     attempts: Attempts,
     /// The field of the last focus, blur or change.
     last_touched: Option<&'a str>,
@@ -609,6 +632,8 @@ impl Forms {
         let empty = sorted.column("empty")?.bool()?;
         let props = sorted.column("props")?.str()?;
         let screen = sorted.column("screen")?.str()?;
+        let ts = sorted.column("ts")?.i64()?;
+        let status = sorted.column("status")?.i32()?;
 
         // Custom invalid events name their form in JSON: parsed once, kept alive here
         // so the per-session maps can borrow them like the columns.
@@ -639,13 +664,20 @@ impl Forms {
             }
             if kind == "pageview" || kind == "screen" {
                 let (page, shown) = (path.get(i), screen.get(i));
+                let error = kind == "pageview" && status.get(i).is_some_and(|c| c >= 400);
+                let at = ts.get(i).unwrap_or_default();
                 for s in state.values_mut() {
-                    if s.submit_page.is_some()
-                        && (s.submit_page != page
-                            || (kind == "screen" && shown.is_some() && s.submit_screen != shown))
+                    if s.submit_page.is_none() {
+                        continue;
+                    }
+                    if error && !s.viewed_since_submit && at - s.submit_ts <= REFUSED_WITHIN_MS {
+                        s.attempts.push(Signal::Refused);
+                    } else if s.submit_page != page
+                        || (kind == "screen" && shown.is_some() && s.submit_screen != shown)
                     {
                         s.attempts.push(Signal::MovedOn);
                     }
+                    s.viewed_since_submit |= kind == "pageview";
                 }
                 continue;
             }
@@ -689,6 +721,8 @@ impl Forms {
                     s.submitted = true;
                     s.submit_page = page;
                     s.submit_screen = screen.get(i);
+                    s.submit_ts = ts.get(i).unwrap_or_default();
+                    s.viewed_since_submit = false;
                     Signal::Submit
                 }
                 "invalid" => Signal::Invalid,
@@ -1086,6 +1120,52 @@ mod tests {
         assert_eq!(login.abandonment_rate, Some(1.0));
         assert_eq!((login.failed_submit_sessions, login.failed_submits), (1, 1));
         assert!(login.fields.is_empty());
+    }
+
+    #[test]
+    fn a_submit_answered_by_an_error_page_failed() {
+        let page = |id: &str, session: &str, ts: i64, path: &str, status: i32| {
+            ev(id, session, ts, (ts / S) as i32, "pageview")
+                .path(path)
+                .status(status)
+        };
+        let db = Db::new();
+        db.insert(&[
+            // s1: the order placed, answered by a 500 page at another path (not
+            // the site moving on); back to the form, sent again, thanked: 1 failed.
+            focus("a1", "s1", 0, "email"),
+            submit("a2", "s1", S, "checkout"),
+            page("a3", "s1", 2 * S, "/checkout/place", 500),
+            page("a4", "s1", 3 * S, "/checkout", 200),
+            focus("a5", "s1", 4 * S, "email"),
+            submit("a6", "s1", 5 * S, "checkout"),
+            page("a7", "s1", 6 * S, "/thanks", 200),
+            // s2: the server renders the form again with its errors and a 422 at
+            // the same path; sent again, thanked: 1 failed, not 2.
+            focus("b1", "s2", 0, "email"),
+            submit("b2", "s2", S, "checkout"),
+            page("b3", "s2", 2 * S, "/checkout", 422),
+            submit("b4", "s2", 3 * S, "checkout"),
+            page("b5", "s2", 4 * S, "/thanks", 200),
+            // s3: sent, the next page shown, then a broken link: nothing failed.
+            focus("c1", "s3", 0, "email"),
+            submit("c2", "s3", S, "checkout"),
+            page("c3", "s3", 2 * S, "/thanks", 200),
+            page("c4", "s3", 3 * S, "/gone", 404),
+            // s4: sent in script (no page change), a 404 long after: nothing failed.
+            focus("d1", "s4", 0, "email"),
+            submit("d2", "s4", S, "checkout"),
+            page("d3", "s4", S + REFUSED_WITHIN_MS + 1, "/gone", 404),
+            // s5: a 500 page that also sends the site's `invalid` event: 1 failed.
+            focus("e1", "s5", 0, "email"),
+            submit("e2", "s5", S, "checkout"),
+            page("e3", "s5", 2 * S, "/checkout/place", 500),
+            custom_invalid("e4", "s5", 3 * S, r#"{"form":"checkout"}"#),
+        ]);
+        let r = forms(&db, None);
+        let f = find(&r, "checkout");
+        assert_eq!((f.started, f.submitted, f.abandoned), (5, 5, 0));
+        assert_eq!((f.failed_submit_sessions, f.failed_submits), (3, 3));
     }
 
     #[test]
