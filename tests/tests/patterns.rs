@@ -38,7 +38,9 @@
 //!   are neither dead nor rage; a button that does nothing is dead, and rage when
 //!   clicked quickly, though a dropdown library rewrites the page on every click
 //!   and a countdown and the carousel change the page by themselves all along;
-//!   the opt-outs hold.
+//!   the opt-outs hold; "Share" (a window opened), "Copy code" (the clipboard)
+//!   and "Back to top" (the page scrolled by script) are not dead, a button that
+//!   does nothing is though the visitor turns the wheel right after it.
 //!
 //! - `stepper.html`: a Magento-style checkout whose script names the step shown
 //!   in the fragment (`#shipping`, `#payment`): each visit of a step is a page
@@ -73,7 +75,9 @@ use analyzer::{AuditRequest, Scope};
 use anyhow::{Result, bail};
 use clicktrail_e2e::{Browser, Collector, Page, workspace};
 use duckdb::Connection;
-use fantoccini::actions::{InputSource as _, KeyAction, KeyActions, MouseActions, PointerAction};
+use fantoccini::actions::{
+    InputSource as _, KeyAction, KeyActions, MouseActions, PointerAction, WheelAction, WheelActions,
+};
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
@@ -284,7 +288,9 @@ async fn quickly(p: &Page<'_>, ids: &[&str], times: usize) -> Result<()> {
 
 /// Bursts of three quick clicks on the carousel's arrows, the stepper's buttons;
 /// the dropdown opened and closed; the size guide opened and closed; one click on
-/// "Add to cart" (which does nothing), then a burst on it; a burst on each opt-out.
+/// "Add to cart" (which does nothing); "Share", "Copy code", "Back to top"; a
+/// burst on "Add to cart"; a burst on each opt-out; "Notify me" (which does
+/// nothing), the wheel turned right after it.
 async fn widgets(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     let c = b.session().await?;
     let p = Page { c: &c, base };
@@ -293,8 +299,29 @@ async fn widgets(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     // carousel's own beats (two changes each).
     pause(3_500).await;
     quickly(&p, &["next", "prev", "plus", "minus"], 3).await?;
-    quickly(&p, &["sort", "sort", "open-guide", "close-guide", "add"], 1).await?;
+    let once = [
+        "sort",
+        "sort",
+        "open-guide",
+        "close-guide",
+        "add",
+        "share",
+        "copy",
+        "top",
+    ];
+    quickly(&p, &once, 1).await?;
     quickly(&p, &["add", "compare", "wishlist"], 3).await?;
+    p.click("notify").await?;
+    let mut wheel = WheelActions::new("wheel".to_string());
+    wheel.push(WheelAction::Scroll {
+        duration: None,
+        x: 100,
+        y: 100,
+        delta_x: 0,
+        delta_y: 400,
+    });
+    c.perform_actions(wheel).await?;
+    pause(1_200).await;
     let qty = c
         .execute("return document.getElementById('qty').value;", vec![])
         .await?;
@@ -972,7 +999,9 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
 
     // Widgets: only "Add to cart" is dead (once, then three times in a burst,
     // which is a rage click); the carousel, the stepper, the dropdown and the
-    // modal answered every quick click; the dropdown library's rewrite of the
+    // modal answered every quick click, and the window opened, the copy to the
+    // clipboard and the page's scroll up answered theirs; the visitor's own
+    // wheel did not answer "Notify me"; the dropdown library's rewrite of the
     // same state, the countdown's ticks and the carousel turning by itself hid
     // nothing; data-ct-no-dead is never dead; data-ct-no-rage is dead once per
     // burst, never rage.
@@ -983,12 +1012,13 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             "button#add",
             "button#add",
             "button#add",
-            "button#wishlist"
+            "button#wishlist",
+            "button#notify"
         ]
     );
     assert_eq!(
         on("widgets.html", "click", "selector").len(),
-        4 * 3 + 5 + 3 * 3
+        4 * 3 + 8 + 3 * 3 + 1
     );
     // An SPA checkout whose routes render a moment after they are pushed: the
     // checkout route is its first step, and the thanks page follows payment.
@@ -1054,6 +1084,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         [
             "dead_click button#add Add to cart 4",
             "rage_click button#add Add to cart 1",
+            "dead_click button#notify Notify me 1",
             "dead_click button#wishlist Wishlist 1",
         ]
     );

@@ -572,6 +572,54 @@ export function attempting() {
   return Date.now() - tried < 100;
 }
 
+// A scroll the page makes after a press answers it as a change would (see
+// dead.rs): "Back to top" and "See the reviews" move the page and change nothing
+// in it. A scroll of the page itself or of a box the pressed element is in only
+// (a carousel that turns by scrolling its track is no answer to a click
+// elsewhere), and none the visitor made: a wheel's or a touch's scroll, or a
+// key's, goes on a moment after the last input, so none counts until
+// `USER_SCROLL_MS` after one. Looked at for `PRESS_MS` after a press.
+let pressed = null, pressedAt = -1e9, userScroll = -1e9;
+const USER_SCROLL_MS = 1000, PRESS_MS = 1500;
+const SCROLL_KEYS = /^(PageUp|PageDown|Home|End|Arrow(Up|Down|Left|Right))$/;
+export function answerScrolls(answer) {
+  const opts = { capture: true, passive: true };
+  const user = function () {
+    userScroll = performance.now();
+  };
+  document.addEventListener("wheel", user, opts);
+  document.addEventListener("touchmove", user, opts);
+  document.addEventListener("keydown", function (e) {
+    // Space scrolls the page unless it presses what is focused.
+    if (SCROLL_KEYS.test(e.key) || (e.key === " " && !Element.prototype.closest.call(
+      e.target.nodeType === 1 ? e.target : document.body,
+      "a,button,input,select,textarea,summary,[role],[contenteditable]",
+    ))) {
+      user();
+    }
+  }, opts);
+  const press = function (e) {
+    try {
+      pressed = e.composedPath()[0];
+    } catch (x) {
+      pressed = e.target;
+    }
+    pressedAt = performance.now();
+  };
+  document.addEventListener("pointerdown", press, opts);
+  document.addEventListener("click", press, opts);
+  document.addEventListener("scroll", function (e) {
+    const now = performance.now();
+    if (!pressed || now - pressedAt > PRESS_MS || now - userScroll < USER_SCROLL_MS) return;
+    const t = e.target;
+    if (t === document || t === document.scrollingElement ||
+      (t.nodeType === 1 && pressed.nodeType === 1 && within(t, pressed))) {
+      pressed = null;
+      answer();
+    }
+  }, opts);
+}
+
 // Whether the page had any named screen when the tracker last looked.
 let screens = true;
 export function hasScreens(any) {

@@ -49,6 +49,10 @@ extern "C" {
     pub(crate) fn observe_page(changed: &Function) -> Result<(), JsValue>;
     /// The visitor acted (pressed, clicked, focused, filled in a field).
     pub(crate) fn act();
+    /// Call `answer` when the page scrolls itself, or a box the pressed element
+    /// is in, right after a press (see `js/dom.js`).
+    #[wasm_bindgen(js_name = answerScrolls)]
+    pub(crate) fn answer_scrolls(answer: &Function);
     /// Whether the page has any named `data-ct-screen` element.
     #[wasm_bindgen(js_name = hasScreens)]
     pub(crate) fn has_screens(any: bool);

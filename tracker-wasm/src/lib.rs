@@ -163,6 +163,20 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue, early: &JsValue) -> Option<
     wrap(&t, &win, "fetch", Tracker::on_answer);
     let xhr = dom::prop(&dom::prop(&win, "XMLHttpRequest"), "prototype");
     wrap(&t, &xhr, "send", Tracker::on_answer);
+    // So do what changes nothing in the page: a window or tab it opens, its print
+    // dialog, the share sheet, a copy to the clipboard ("Share", "Print", "Copy
+    // code"), and a scroll it makes ("Back to top").
+    wrap(&t, &win, "open", Tracker::on_answer);
+    wrap(&t, &win, "print", Tracker::on_answer);
+    let nav = dom::prop(&win, "navigator");
+    wrap(&t, &nav, "share", Tracker::on_answer);
+    wrap(
+        &t,
+        &dom::prop(&nav, "clipboard"),
+        "writeText",
+        Tracker::on_answer,
+    );
+    dom::answer_scrolls(&callback(&t, Tracker::on_answer));
     // So does a value the page sets on a field (a quantity stepper): the setters
     // are wrapped, the value is never read.
     for (class, props) in [
