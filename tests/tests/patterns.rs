@@ -38,8 +38,9 @@
 //!   are neither dead nor rage; a button that does nothing is dead, and rage when
 //!   clicked quickly, though a dropdown library rewrites the page on every click
 //!   and a countdown and the carousel change the page by themselves all along;
-//!   the opt-outs hold; "Share" (a window opened), "Copy code" (the clipboard)
-//!   and "Back to top" (the page scrolled by script) are not dead, a button that
+//!   the opt-outs hold; the search icon (focusing the search box), "Play" (a
+//!   video), "Share" (a window opened), "Copy code" (the clipboard) and "Back to
+//!   top" (the page scrolled by script) are not dead, a button that
 //!   does nothing is though the visitor turns the wheel right after it.
 //!
 //! - `stepper.html`: a Magento-style checkout whose script names the step shown
@@ -288,7 +289,8 @@ async fn quickly(p: &Page<'_>, ids: &[&str], times: usize) -> Result<()> {
 
 /// Bursts of three quick clicks on the carousel's arrows, the stepper's buttons;
 /// the dropdown opened and closed; the size guide opened and closed; one click on
-/// "Add to cart" (which does nothing); "Share", "Copy code", "Back to top"; a
+/// "Add to cart" (which does nothing); the search icon, "Play", "Share", "Copy
+/// code", "Back to top"; a
 /// burst on "Add to cart"; a burst on each opt-out; "Notify me" (which does
 /// nothing), the wheel turned right after it.
 async fn widgets(b: &Browser, base: &str, col: &Collector) -> Result<()> {
@@ -305,6 +307,8 @@ async fn widgets(b: &Browser, base: &str, col: &Collector) -> Result<()> {
         "open-guide",
         "close-guide",
         "add",
+        "search-icon",
+        "play",
         "share",
         "copy",
         "top",
@@ -999,8 +1003,9 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
 
     // Widgets: only "Add to cart" is dead (once, then three times in a burst,
     // which is a rage click); the carousel, the stepper, the dropdown and the
-    // modal answered every quick click, and the window opened, the copy to the
-    // clipboard and the page's scroll up answered theirs; the visitor's own
+    // modal answered every quick click, and the search box focused, the video
+    // played, the window opened, the copy to the clipboard and the page's scroll
+    // up answered theirs; the visitor's own
     // wheel did not answer "Notify me"; the dropdown library's rewrite of the
     // same state, the countdown's ticks and the carousel turning by itself hid
     // nothing; data-ct-no-dead is never dead; data-ct-no-rage is dead once per
@@ -1018,7 +1023,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     );
     assert_eq!(
         on("widgets.html", "click", "selector").len(),
-        4 * 3 + 8 + 3 * 3 + 1
+        4 * 3 + 10 + 3 * 3 + 1
     );
     // An SPA checkout whose routes render a moment after they are pushed: the
     // checkout route is its first step, and the thanks page follows payment.

@@ -6,7 +6,8 @@
 //! the `value`, `checked` and `selectedIndex` setters are wrapped in `lib.rs`,
 //! and the value itself is never read), a request started by the page (`fetch`
 //! and `XMLHttpRequest.send` are wrapped in `lib.rs`; the tracker's own requests
-//! don't count), what acts outside the page (`window.open`, `print`,
+//! don't count), focus the page moves elsewhere than to what was clicked, a
+//! video or sound it plays (`play` is wrapped), what acts outside the page (`window.open`, `print`,
 //! `navigator.share`, `navigator.clipboard.writeText`: "Share", "Print", "Copy
 //! code"), a scroll the page makes of itself or of a box the clicked element is
 //! in ("Back to top"; not one the visitor makes with a wheel, a touch or keys:
@@ -182,6 +183,21 @@ impl Tracker {
         });
         if real {
             self.on_answer(records);
+        }
+    }
+
+    /// Focus the page moves elsewhere than to what was pressed answers the click
+    /// (a search icon that focuses the search box, "Write a review" focusing its
+    /// text box); the browser's own focus of what was pressed, or of the link or
+    /// button around it, does not.
+    pub(crate) fn dead_focus(&mut self, focused: &JsValue) {
+        if let (Some(f), Some(near)) = (
+            focused.dyn_ref::<Element>(),
+            self.dead.near.dyn_ref::<Element>(),
+        ) && !dom::within(near, f)
+            && !dom::within(f, near)
+        {
+            self.on_answer(focused);
         }
     }
 

@@ -163,9 +163,11 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue, early: &JsValue) -> Option<
     wrap(&t, &win, "fetch", Tracker::on_answer);
     let xhr = dom::prop(&dom::prop(&win, "XMLHttpRequest"), "prototype");
     wrap(&t, &xhr, "send", Tracker::on_answer);
-    // So do what changes nothing in the page: a window or tab it opens, its print
-    // dialog, the share sheet, a copy to the clipboard ("Share", "Print", "Copy
-    // code"), and a scroll it makes ("Back to top").
+    // So do what changes nothing in the page: a video or sound it plays, a window
+    // or tab it opens, its print dialog, the share sheet, a copy to the clipboard
+    // ("Share", "Print", "Copy code"), and a scroll it makes ("Back to top").
+    let media = dom::prop(&dom::prop(&win, "HTMLMediaElement"), "prototype");
+    wrap(&t, &media, "play", Tracker::on_answer);
     wrap(&t, &win, "open", Tracker::on_answer);
     wrap(&t, &win, "print", Tracker::on_answer);
     let nav = dom::prop(&win, "navigator");

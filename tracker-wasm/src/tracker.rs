@@ -902,7 +902,9 @@ impl Tracker {
     // ---- forms -------------------------------------------------------------------
 
     pub(crate) fn on_focus(&mut self, e: &JsValue) {
-        if let Some(el) = dom::field(dom::inner(e)) {
+        let target = dom::inner(e);
+        self.dead_focus(&target);
+        if let Some(el) = dom::field(target) {
             self.focus = Some((el.clone(), Date::now()));
             self.field_event(kind::FOCUS, &el, None, false);
         }
