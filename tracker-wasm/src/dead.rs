@@ -33,8 +33,11 @@
 //! keyboard click). Only the latest click is judged: a new one ends the window of
 //! the one before, which is dead if nothing answered in between. The observer
 //! runs only from a `pointerdown` or click until the first answer or the verdict.
-//! Clicks on form fields and labels (focus is the answer, and no observer sees
-//! it), in `data-ct-ignore` and in `data-ct-no-dead` never count.
+//! Clicks on form fields (not the button-like inputs) and labels (focus is the
+//! answer, and no observer sees it), in `data-ct-ignore` and in
+//! `data-ct-no-dead` never count. A click on a disabled button, for which the
+//! browser sends no `click`, is taken from its `pointerup` (see
+//! `Tracker::on_release`): the visitor pressed "Checkout" and nothing happened.
 //!
 //! What the page changes by itself at a steady pace (a countdown, a carousel that
 //! turns on its own) answers nothing, or no click on such a page would ever be
@@ -63,7 +66,8 @@ use crate::tracker::Tracker;
 /// How long a click may wait for an answer.
 const DEAD_MS: i32 = 1000;
 /// Clicks here are answered by focus, or are not to be judged.
-const FIELDS: &str = "input,select,textarea,label,[contenteditable],[data-ct-no-dead]";
+const FIELDS: &str = "input:not([type=submit],[type=button],[type=image],[type=reset]),\
+    select,textarea,label,[contenteditable],[data-ct-no-dead]";
 /// Clicks on one `data-ct-no-rage` element closer than this are one burst.
 const BURST_MS: f64 = 2000.0;
 

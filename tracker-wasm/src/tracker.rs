@@ -45,6 +45,9 @@ const MAX_STEPS: usize = 64;
 /// calls `checkValidity()` and then `reportValidity()` makes the browser fire
 /// `invalid` twice at each field for one press of "Pay".
 const INVALID_SAME_MS: f64 = 250.0;
+/// Buttons a browser sends no click for.
+const DISABLED: &str = "button:disabled,\
+    input:disabled:is([type=submit],[type=button],[type=image],[type=reset])";
 /// The most `error` events one page load sends.
 const MAX_ERRORS: u32 = 20;
 
@@ -804,6 +807,25 @@ impl Tracker {
     /// keyboard click (Enter or Space on the focused element) is, without `x`, `y`.
     pub(crate) fn on_click(&mut self, e: &JsValue) {
         let e: &MouseEvent = e.unchecked_ref();
+        let pointer = dom::prop(e, "detail").as_f64().unwrap_or(0.0) > 0.0;
+        self.click(e, pointer);
+    }
+
+    /// `pointerup` of the main button on a disabled button: the browser sends no
+    /// click, but the visitor clicked ("Checkout" greyed out until the terms are
+    /// ticked, pressed again and again). Recorded as a click and judged as one:
+    /// nothing answers it, so it is dead, and rage when repeated.
+    pub(crate) fn on_release(&mut self, e: &JsValue) {
+        let e: &MouseEvent = e.unchecked_ref();
+        if e.button() == 0
+            && dom::element(dom::origin(e)).is_some_and(|t| dom::closest(&t, DISABLED).is_some())
+        {
+            self.click(e, true);
+        }
+    }
+
+    /// A click (`pointer`: made with a pointer, so with a place), as [`Tracker::on_click`] says.
+    fn click(&mut self, e: &MouseEvent, pointer: bool) {
         let Some(target) = dom::element(dom::origin(e)) else {
             self.dead_begin();
             self.nav_click = false;
@@ -826,7 +848,6 @@ impl Tracker {
             .or_else(|| dom::closest(&target, dom::INTERESTING))
             .or_else(|| dom::closest(&target, "svg"))
             .unwrap_or_else(|| target.clone());
-        let pointer = dom::prop(e, "detail").as_f64().unwrap_or(0.0) > 0.0;
         if self.echo(&el, pointer) {
             return;
         }
