@@ -82,7 +82,7 @@ pub(crate) struct Dead {
     /// The latest click on a `data-ct-no-rage` element: its selector and time.
     burst: Option<(String, f64)>,
     /// What was pressed or clicked last: changes next to it answer.
-    near: JsValue,
+    pub(crate) near: JsValue,
     /// When the visitor last pressed, clicked or focused something.
     pub(crate) input_at: f64,
 }

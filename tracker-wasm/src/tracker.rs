@@ -815,10 +815,17 @@ impl Tracker {
     /// click, but the visitor clicked ("Checkout" greyed out until the terms are
     /// ticked, pressed again and again). Recorded as a click and judged as one:
     /// nothing answers it, so it is dead, and rage when repeated.
+    /// Only where it was pressed too (not the end of a drag from elsewhere).
     pub(crate) fn on_release(&mut self, e: &JsValue) {
         let e: &MouseEvent = e.unchecked_ref();
+        let button = dom::element(dom::origin(e)).and_then(|t| dom::closest(&t, DISABLED));
         if e.button() == 0
-            && dom::element(dom::origin(e)).is_some_and(|t| dom::closest(&t, DISABLED).is_some())
+            && let Some(b) = button
+            && self
+                .dead
+                .near
+                .dyn_ref::<Element>()
+                .is_some_and(|pressed| dom::within(&b, pressed))
         {
             self.click(e, true);
         }
