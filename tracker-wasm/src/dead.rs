@@ -13,7 +13,8 @@
 //! in ("Back to top"; not one the visitor makes with a wheel, a touch or keys:
 //! see `answerScrolls` in `js/dom.js`), or a navigation: a history change, the
 //! Navigation API's `navigate` event where the browser has it, a link followed
-//! (its click not prevented), a form submitted or found invalid, the page hidden
+//! (its click not prevented; a `javascript:` link is judged by what its script
+//! does), a form submitted or found invalid, the page hidden
 //! or left.
 //!
 //! A real change is one that leaves something different: an attribute or a text
@@ -92,7 +93,8 @@ struct Click {
     /// Where, for a pointer click (a keyboard click has no place).
     xy: Option<(i32, i32)>,
     t: f64,
-    /// The click event when it was on a link: following the link is an answer.
+    /// The click event when it was on a link that goes somewhere (not
+    /// `javascript:`): following the link is an answer.
     link: Option<Event>,
     /// Not judged: a later click of a burst on a `data-ct-no-rage` element.
     repeat: bool,

@@ -890,7 +890,13 @@ impl Tracker {
         if let Some(f) = dom::option_field(&self.doc, &target) {
             self.field_event(kind::CHANGE, &f, None, false);
         }
-        self.dead_arm(e, pointer, &target, sel, anchor.is_some());
+        // A `javascript:` link goes nowhere: what its script does is judged, as
+        // a button's is (a broken "Quick view" link of a jQuery template).
+        let goes = href.as_deref().is_some_and(|h| {
+            !h.get(..11)
+                .is_some_and(|s| s.eq_ignore_ascii_case("javascript:"))
+        });
+        self.dead_arm(e, pointer, &target, sel, goes);
         self.nav_click = anchor.is_some_and(|a| {
             let h = href.as_deref().unwrap_or_default();
             e.button() == 0
