@@ -7,14 +7,14 @@
 //! and the value itself is never read), a request started by the page (`fetch`
 //! and `XMLHttpRequest.send` are wrapped in `lib.rs`; the tracker's own requests
 //! don't count), focus the page moves elsewhere than to what was clicked, a
-//! video or sound it plays (`play` is wrapped), what acts outside the page (`window.open`, `print`,
-//! `navigator.share`, `navigator.clipboard.writeText`: "Share", "Print", "Copy
-//! code"), a scroll the page makes of itself or of a box the clicked element is
-//! in ("Back to top"; not one the visitor makes with a wheel, a touch or keys:
-//! see `answerScrolls` in `js/dom.js`), or a navigation: a history change, the
-//! Navigation API's `navigate` event where the browser has it, a link followed
-//! (its click not prevented; a `javascript:` link is judged by what its script
-//! does), a form submitted or found invalid, the page hidden
+//! video or sound it plays (`play` is wrapped), what acts outside the page
+//! (`window.open`, `print`, `navigator.share`, `navigator.clipboard.writeText`:
+//! "Share", "Print", "Copy code"), a scroll the page makes of itself or of a box
+//! the clicked element is in ("Back to top"; not one the visitor makes with a
+//! wheel, a touch or keys: see `answerScrolls` in `js/dom.js`), or a navigation:
+//! a history change, the Navigation API's `navigate` event where the browser has
+//! it, a link followed (its click not prevented; a `javascript:` link is judged
+//! by what its script does), a form submitted or found invalid, the page hidden
 //! or left.
 //!
 //! A real change is one that leaves something different: an attribute or a text

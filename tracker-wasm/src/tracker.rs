@@ -814,8 +814,8 @@ impl Tracker {
     /// `pointerup` of the main button on a disabled button: the browser sends no
     /// click, but the visitor clicked ("Checkout" greyed out until the terms are
     /// ticked, pressed again and again). Recorded as a click and judged as one:
-    /// nothing answers it, so it is dead, and rage when repeated.
-    /// Only where it was pressed too (not the end of a drag from elsewhere).
+    /// nothing answers it, so it is dead, and rage when repeated. Only where it
+    /// was pressed too (not at the end of a drag from elsewhere).
     pub(crate) fn on_release(&mut self, e: &JsValue) {
         let e: &MouseEvent = e.unchecked_ref();
         let button = dom::element(dom::origin(e)).and_then(|t| dom::closest(&t, DISABLED));
