@@ -290,7 +290,8 @@ async fn quickly(p: &Page<'_>, ids: &[&str], times: usize) -> Result<()> {
 /// Bursts of three quick clicks on the carousel's arrows, the stepper's buttons;
 /// the dropdown opened and closed; the size guide opened and closed; one click on
 /// "Add to cart" (which does nothing), "Checkout" (disabled), "Quick view" (a
-/// `javascript:` link that does nothing); the search icon, "Play", "Share", "Copy
+/// `javascript:` link that does nothing), "Add to wishlist" (a link to `#` that
+/// does nothing); the search icon, "Play", "Share", "Copy
 /// code", "Back to top"; a
 /// burst on "Add to cart"; a burst on each opt-out; "Notify me" (which does
 /// nothing), the wheel turned right after it.
@@ -310,6 +311,7 @@ async fn widgets(b: &Browser, base: &str, col: &Collector) -> Result<()> {
         "add",
         "checkout",
         "quick-view",
+        "wish-link",
         "search-icon",
         "play",
         "share",
@@ -1009,8 +1011,8 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     // modal answered every quick click, and the search box focused, the video
     // played, the window opened, the copy to the clipboard and the page's scroll
     // up answered theirs; the disabled "Checkout", for which the browser sends
-    // no click, was clicked and dead, and so was the `javascript:` link that
-    // does nothing; the visitor's own
+    // no click, was clicked and dead, and so were the `javascript:` link and
+    // the link to `#` that do nothing; the visitor's own
     // wheel did not answer "Notify me"; the dropdown library's rewrite of the
     // same state, the countdown's ticks and the carousel turning by itself hid
     // nothing; data-ct-no-dead is never dead; data-ct-no-rage is dead once per
@@ -1021,6 +1023,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             "button#add",
             "button#checkout",
             "a#quick-view",
+            "a#wish-link",
             "button#add",
             "button#add",
             "button#add",
@@ -1030,7 +1033,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     );
     assert_eq!(
         on("widgets.html", "click", "selector").len(),
-        4 * 3 + 12 + 3 * 3 + 1
+        4 * 3 + 13 + 3 * 3 + 1
     );
     // An SPA checkout whose routes render a moment after they are pushed: the
     // checkout route is its first step, and the thanks page follows payment.
@@ -1097,6 +1100,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             "dead_click button#add Add to cart 4",
             "rage_click button#add Add to cart 1",
             "dead_click a#quick-view Quick view 1",
+            "dead_click a#wish-link Add to wishlist 1",
             "dead_click button#checkout Checkout 1",
             "dead_click button#notify Notify me 1",
             "dead_click button#wishlist Wishlist 1",

@@ -13,8 +13,8 @@
 //! the clicked element is in ("Back to top"; not one the visitor makes with a
 //! wheel, a touch or keys: see `answerScrolls` in `js/dom.js`), or a navigation:
 //! a history change, the Navigation API's `navigate` event where the browser has
-//! it, a link followed (its click not prevented; a `javascript:` link is judged
-//! by what its script does), a form submitted or found invalid, the page hidden
+//! it, a link followed (its click not prevented; a `javascript:` link, or one to
+//! `#` on the same page, goes nowhere and is judged by what its script does), a form submitted or found invalid, the page hidden
 //! or left.
 //!
 //! A real change is one that leaves something different: an attribute or a text
@@ -94,7 +94,7 @@ struct Click {
     xy: Option<(i32, i32)>,
     t: f64,
     /// The click event when it was on a link that goes somewhere (not
-    /// `javascript:`): following the link is an answer.
+    /// `javascript:`, not `#`): following the link is an answer.
     link: Option<Event>,
     /// Not judged: a later click of a burst on a `data-ct-no-rage` element.
     repeat: bool,

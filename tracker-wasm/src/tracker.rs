@@ -631,7 +631,17 @@ impl Tracker {
     /// or forward in history (known where the Navigation API is).
     #[inline(never)]
     pub(crate) fn route(&mut self, nav: &'static str) {
-        self.on_answer(&JsValue::UNDEFINED);
+        // Going to `#` (a link to nowhere followed: `hashchange`, and `popstate`
+        // in Chromium) changes nothing to see.
+        if !self
+            .win
+            .location()
+            .href()
+            .unwrap_or_default()
+            .ends_with('#')
+        {
+            self.on_answer(&JsValue::UNDEFINED);
+        }
         let (url, route) = self.here();
         // A new page is a new path or hash route, or (but for `replaceState`,
         // which rewrites this page's URL: a variant picked, a page of an
@@ -665,7 +675,14 @@ impl Tracker {
         self.traverse = dom::prop(e, "navigationType").as_string().as_deref() == Some("traverse");
         let current = dom::prop(&dom::prop(&self.win, "navigation"), "currentEntry");
         self.forward = self.traverse && dom::later(&dom::prop(e, "destination"), &current);
-        self.on_answer(e);
+        // Going to `#` on this page (a link to nowhere followed) is no answer.
+        let to_nowhere = dom::prop(e, "hashChange").is_truthy()
+            && dom::prop(&dom::prop(e, "destination"), "url")
+                .as_string()
+                .is_some_and(|u| u.ends_with('#'));
+        if !to_nowhere {
+            self.on_answer(e);
+        }
     }
 
     pub(crate) fn on_push(&mut self, _: &JsValue) {
@@ -890,11 +907,13 @@ impl Tracker {
         if let Some(f) = dom::option_field(&self.doc, &target) {
             self.field_event(kind::CHANGE, &f, None, false);
         }
-        // A `javascript:` link goes nowhere: what its script does is judged, as
-        // a button's is (a broken "Quick view" link of a jQuery template).
+        // A `javascript:` link, or one to `#` on this page, goes nowhere: what
+        // its script does is judged, as a button's is (a broken "Quick view" or
+        // "Add to wishlist" link of a jQuery template).
         let goes = href.as_deref().is_some_and(|h| {
             !h.get(..11)
                 .is_some_and(|s| s.eq_ignore_ascii_case("javascript:"))
+                && !(h.ends_with('#') && no_fragment(h) == self.current_url())
         });
         self.dead_arm(e, pointer, &target, sel, goes);
         self.nav_click = anchor.is_some_and(|a| {
