@@ -911,9 +911,11 @@ impl Tracker {
         // its script does is judged, as a button's is (a broken "Quick view" or
         // "Add to wishlist" link of a jQuery template).
         let goes = href.as_deref().is_some_and(|h| {
-            !h.get(..11)
-                .is_some_and(|s| s.eq_ignore_ascii_case("javascript:"))
-                && !(h.ends_with('#') && no_fragment(h) == self.current_url())
+            let script = h
+                .get(..11)
+                .is_some_and(|s| s.eq_ignore_ascii_case("javascript:"));
+            let nowhere = h.ends_with('#') && no_fragment(h) == self.current_url();
+            !(script || nowhere)
         });
         self.dead_arm(e, pointer, &target, sel, goes);
         self.nav_click = anchor.is_some_and(|a| {
