@@ -860,12 +860,15 @@ impl Tracker {
             .clone()
             .and_then(|a| a.dyn_into::<HtmlAnchorElement>().ok());
         let href = anchor.as_ref().map(HtmlAnchorElement::href);
-        // A link to a fragment of this page: the fragment change it makes is a
-        // jump (remembered whatever is recorded of the click).
-        if let Some(h) = &href
-            && let Some(f) = h.get(before(h, b'#').len() + 1..)
-            && before(h, b'#') == self.current_url()
-        {
+        // A link to a fragment of this page (the page's URL read once, for
+        // links with a fragment only).
+        let to_fragment = href
+            .as_deref()
+            .and_then(|h| Some((h, h.get(no_fragment(h).len() + 1..)?)))
+            .filter(|(h, _)| no_fragment(h) == self.current_url());
+        // The fragment change it makes is a jump (remembered whatever is
+        // recorded of the click).
+        if let Some((_, f)) = to_fragment {
             self.anchor_click = (String::from(f), Date::now());
         }
         let el = link
@@ -910,11 +913,11 @@ impl Tracker {
         // A `javascript:` link, or one to `#` on this page, goes nowhere: what
         // its script does is judged, as a button's is (a broken "Quick view" or
         // "Add to wishlist" link of a jQuery template).
+        let nowhere = to_fragment.is_some_and(|(_, f)| f.is_empty());
         let goes = href.as_deref().is_some_and(|h| {
             let script = h
                 .get(..11)
                 .is_some_and(|s| s.eq_ignore_ascii_case("javascript:"));
-            let nowhere = h.ends_with('#') && no_fragment(h) == self.current_url();
             !(script || nowhere)
         });
         self.dead_arm(e, pointer, &target, sel, goes);
