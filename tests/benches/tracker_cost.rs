@@ -482,7 +482,7 @@ fn attribute(events: &[Value], end: &str) -> Result<Attributed> {
     let us = |v: &Value| v.as_f64().map(|x| x as i64);
     let marker = events
         .iter()
-        .find(|e| e["name"] == "TimeStamp" && e["args"]["data"]["message"] == end)
+        .find(|e| end_mark(e, end))
         .context("the trace has no end mark")?;
     let (main, until) = (thread(marker), us(&marker["ts"]).unwrap_or(0));
     let mut on_main: Vec<(i64, i64, &Value)> = events
@@ -550,6 +550,11 @@ fn attribute(events: &[Value], end: &str) -> Result<Attributed> {
     Ok(out)
 }
 
+/// Whether a trace event is the `console.timeStamp` mark `end`.
+fn end_mark(e: &Value, end: &str) -> bool {
+    e["name"] == "TimeStamp" && e["args"]["data"]["message"] == end
+}
+
 /// One traced load of `url` (number `n`): what the tracker's tasks took until 4 s
 /// after the load.
 async fn traced(c: &Client, url: &str, n: usize) -> Result<Attributed> {
@@ -568,10 +573,7 @@ async fn traced(c: &Client, url: &str, n: usize) -> Result<Attributed> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         events.extend(clicktrail_e2e::trace_events(c).await?);
-        if events
-            .iter()
-            .any(|e| e["name"] == "TimeStamp" && e["args"]["data"]["message"] == end.as_str())
-        {
+        if events.iter().any(|e| end_mark(e, &end)) {
             if std::env::var_os("BENCH_DUMP").is_some() {
                 let to = std::env::temp_dir().join("clicktrail-bench-trace.json");
                 std::fs::write(to, Value::from(events.clone()).to_string())?;
