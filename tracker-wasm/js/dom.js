@@ -550,18 +550,29 @@ export function act() {
 
 // When the visitor last pressed or clicked something other than a field or a
 // label, or pressed Enter: what sends a form, so what makes the browser (or the
-// page's own Pay button) check it, at once.
+// page's own Pay button) check it, at once. The same listener notes what was
+// pressed and when, and the keys that scroll, for `answerScrolls`.
 let tried = 0;
 const FIELDISH = "input:not([type=submit],[type=button],[type=image],[type=reset]),textarea,select,label,[contenteditable]:not([contenteditable=false])";
 function attempt(e) {
   if (e.type === "keydown") {
     if (e.key === "Enter") tried = Date.now();
+    // Space scrolls the page unless it presses what is focused.
+    if (SCROLL_KEYS.test(e.key) || (e.key === " " && !Element.prototype.closest.call(
+      e.target.nodeType === 1 ? e.target : document.body,
+      "a,button,input,select,textarea,summary,[role],[contenteditable]",
+    ))) {
+      userScroll = performance.now();
+    }
     return;
   }
+  let t;
   try {
-    const t = e.composedPath()[0];
-    if (t.nodeType === 1 && Element.prototype.closest.call(t, FIELDISH)) return;
+    t = e.composedPath()[0];
   } catch (x) {}
+  pressed = t || e.target;
+  pressedAt = performance.now();
+  if (t && t.nodeType === 1 && Element.prototype.closest.call(t, FIELDISH)) return;
   tried = Date.now();
 }
 
@@ -578,7 +589,8 @@ export function attempting() {
 // (a carousel that turns by scrolling its track is no answer to a click
 // elsewhere), and none the visitor made: a wheel's or a touch's scroll, or a
 // key's, goes on a moment after the last input, so none counts until
-// `USER_SCROLL_MS` after one. Looked at for `PRESS_MS` after a press.
+// `USER_SCROLL_MS` after one. Looked at for `PRESS_MS` after a press. What was
+// pressed, when, and the scrolling keys are noted by `attempt`.
 let pressed = null, pressedAt = -1e9, userScroll = -1e9;
 const USER_SCROLL_MS = 1000, PRESS_MS = 1500;
 const SCROLL_KEYS = /^(PageUp|PageDown|Home|End|Arrow(Up|Down|Left|Right))$/;
@@ -589,25 +601,6 @@ export function answerScrolls(answer) {
   };
   document.addEventListener("wheel", user, opts);
   document.addEventListener("touchmove", user, opts);
-  document.addEventListener("keydown", function (e) {
-    // Space scrolls the page unless it presses what is focused.
-    if (SCROLL_KEYS.test(e.key) || (e.key === " " && !Element.prototype.closest.call(
-      e.target.nodeType === 1 ? e.target : document.body,
-      "a,button,input,select,textarea,summary,[role],[contenteditable]",
-    ))) {
-      user();
-    }
-  }, opts);
-  const press = function (e) {
-    try {
-      pressed = e.composedPath()[0];
-    } catch (x) {
-      pressed = e.target;
-    }
-    pressedAt = performance.now();
-  };
-  document.addEventListener("pointerdown", press, opts);
-  document.addEventListener("click", press, opts);
   document.addEventListener("scroll", function (e) {
     const now = performance.now();
     if (!pressed || now - pressedAt > PRESS_MS || now - userScroll < USER_SCROLL_MS) return;
