@@ -19,7 +19,7 @@
 //!   Privacy Control nothing is fetched or recorded.
 //! - `keys.html`: a label click is one click, Enter in a field and a keyboard
 //!   choice in a select are none; Enter on a focused button is a click without
-//!   a place.
+//!   a place; a Tab right after Enter on a button that does nothing is no answer.
 //! - `reject.html`: unhandled promise rejections carry the script and line of
 //!   their stack.
 //! - `checkout.html`: a checkout over two forms with a custom dropdown, a note
@@ -85,6 +85,7 @@ use serde_json::{Value, json};
 /// Key codes of the `WebDriver` protocol.
 const ENTER: &str = "\u{E007}";
 const ARROW_DOWN: &str = "\u{E015}";
+const TAB: &str = "\u{E004}";
 
 async fn pause(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -260,6 +261,13 @@ async fn keys(b: &Browser, base: &str, col: &Collector) -> Result<()> {
         .await?;
     c.active_element().await?.send_keys(ENTER).await?;
     pause(300).await;
+    // Nothing answers "Save for later"; the visitor's Tab right after moves the
+    // focus, which is no answer of the page's.
+    c.execute("document.getElementById('later').focus();", vec![])
+        .await?;
+    c.active_element().await?.send_keys(ENTER).await?;
+    c.active_element().await?.send_keys(TAB).await?;
+    pause(1300).await;
     done(&p, col).await
 }
 
@@ -997,9 +1005,11 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             "input#gift",
             "span#swatch-red",
             "input#email",
-            "button#kbd (keyboard)"
+            "button#kbd (keyboard)",
+            "button#later (keyboard)"
         ]
     );
+    assert_eq!(on("keys.html", "dead_click", "selector"), ["button#later"]);
     assert_eq!(on("keys.html", "submit", "form"), ["signup"]);
     assert_eq!(
         on("keys.html", "change", "field"),

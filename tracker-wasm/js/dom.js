@@ -557,6 +557,7 @@ const FIELDISH = "input:not([type=submit],[type=button],[type=image],[type=reset
 function attempt(e) {
   if (e.type === "keydown") {
     if (e.key === "Enter") tried = Date.now();
+    else if (e.key === "Tab") tabbed = performance.now();
     // Space scrolls the page unless it presses what is focused.
     if (SCROLL_KEYS.test(e.key) || (e.key === " " && !Element.prototype.closest.call(
       e.target.nodeType === 1 ? e.target : document.body,
@@ -574,6 +575,13 @@ function attempt(e) {
   pressedAt = performance.now();
   if (t && t.nodeType === 1 && Element.prototype.closest.call(t, FIELDISH)) return;
   tried = Date.now();
+}
+
+// Whether the focus moves now because the visitor pressed Tab (the browser moves
+// it in the keydown's default action, at once): no answer of the page's.
+let tabbed = -1e9;
+export function tabbing() {
+  return performance.now() - tabbed < 100;
 }
 
 // Whether a form check now is part of the visitor's attempt to send it (a press,

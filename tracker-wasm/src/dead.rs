@@ -4,9 +4,11 @@
 //! watching everything, see [`Tracker::on_dom_answer`]), a value set by the page
 //! on a field (a quantity stepper writes `input.value`, which no observer sees:
 //! the `value`, `checked` and `selectedIndex` setters are wrapped in `lib.rs`,
-//! and the value itself is never read), a request started by the page (`fetch`
+//! and the value itself is never read; a field's `change` while a click is
+//! judged, as when a swatch clicks its hidden radio), a request started by the page (`fetch`
 //! and `XMLHttpRequest.send` are wrapped in `lib.rs`; the tracker's own requests
-//! don't count), focus the page moves elsewhere than to what was clicked, a
+//! don't count), focus the page moves elsewhere than to what was clicked (not
+//! the visitor's Tab), a
 //! video or sound it plays (`play` is wrapped), what acts outside the page
 //! (`window.open`, `print`, `navigator.share`, `navigator.clipboard.writeText`:
 //! "Share", "Print", "Copy code"), a scroll the page makes of itself or of a box
@@ -195,8 +197,12 @@ impl Tracker {
     /// Focus the page moves elsewhere than to what was pressed answers the click
     /// (a search icon that focuses the search box, "Write a review" focusing its
     /// text box); the browser's own focus of what was pressed, or of the link or
-    /// button around it, does not.
+    /// button around it, does not, nor the visitor's Tab right after a keyboard
+    /// click.
     pub(crate) fn dead_focus(&mut self, focused: &JsValue) {
+        if dom::tabbing() {
+            return;
+        }
         if let (Some(f), Some(near)) = (
             focused.dyn_ref::<Element>(),
             self.dead.near.dyn_ref::<Element>(),
@@ -204,6 +210,16 @@ impl Tracker {
             && !dom::within(f, near)
         {
             self.on_answer(focused);
+        }
+    }
+
+    /// A field changed while a click is judged: its script changed it (a colour
+    /// swatch ticking its hidden radio with `click()`, which sets no value any
+    /// wrapped setter sees). A field the press took the focus from changes
+    /// before the click, when none is judged.
+    pub(crate) fn dead_change(&mut self, e: &JsValue) {
+        if self.dead.click.is_some() {
+            self.on_answer(e);
         }
     }
 

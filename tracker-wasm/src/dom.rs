@@ -85,8 +85,10 @@ extern "C" {
     /// Whether `el` is in a shadow root (where an id is unique to its component).
     fn shadowed(el: &Element) -> bool;
     /// Whether a form check now may be the visitor's attempt to send it (a
-    /// press, click or Enter less than 1 s ago).
+    /// press, click or Enter less than 100 ms ago).
     pub(crate) fn attempting() -> bool;
+    /// Whether the focus moves now because the visitor pressed Tab.
+    pub(crate) fn tabbing() -> bool;
     /// Observe with `io` the links and ads of the whole page (`all`), or those
     /// among and inside the elements added since the last call (noted by `beat`).
     pub(crate) fn watch(io: &Observer, all: bool);

@@ -979,6 +979,7 @@ impl Tracker {
     }
 
     pub(crate) fn on_change(&mut self, e: &JsValue) {
+        self.dead_change(e);
         if let Some(el) = dom::field(dom::inner(e)) {
             self.field_event(kind::CHANGE, &el, None, true);
         }
