@@ -43,6 +43,10 @@
 //!   top" (the page scrolled by script) are not dead, a button that
 //!   does nothing is though the visitor turns the wheel right after it.
 //!
+//! - `folds.html`, `slides.html`: checkouts whose steps are all on the page,
+//!   folded to no height by an accordion or slid out of a clipping window: the
+//!   screen is the step shown; marked elements off the page, hidden or
+//!   transparent are none.
 //! - `stepper.html`: a Magento-style checkout whose script names the step shown
 //!   in the fragment (`#shipping`, `#payment`): each visit of a step is a page
 //!   view of that step, the first one too; an in-page anchor is none.
@@ -602,6 +606,11 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     click_through(&browser, &base, &collector, "/demo/steps.html", &steps).await?;
     let routes = ["to-shoes", "shoes-home", "to-sale", "nf-home"];
     click_through(&browser, &base, &collector, "/demo/routes.html", &routes).await?;
+    // folds.html and slides.html: on to delivery, on to billing, back to delivery.
+    let folds = ["to-delivery", "to-pay", "edit-delivery"];
+    click_through(&browser, &base, &collector, "/demo/folds.html", &folds).await?;
+    let slides = ["next-1", "next-2", "back-2"];
+    click_through(&browser, &base, &collector, "/demo/slides.html", &slides).await?;
     // stepper.html: Next, back to edit the shipping step, Next, the help anchor.
     let stepper = ["next", "edit-shipping", "next", "to-help"];
     click_through(&browser, &base, &collector, "/demo/stepper.html", &stepper).await?;
@@ -693,6 +702,31 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             format!("\"{routes}\" \"a#to-sale\" 404 1"),
         ]
     );
+
+    // Steps folded away or slid out of their window are not shown, nor are
+    // marked elements parked off the page, hidden or transparent: the screen is
+    // the step the buyer sees, also after a step folds or slides back (the
+    // change is seen when its transition ends).
+    for page in ["folds.html", "slides.html"] {
+        assert_eq!(
+            rows(&format!(
+                "SELECT kind || ' ' || coalesce(screen, '-') FROM events \
+                 WHERE path = '/demo/{page}' AND kind IN ('pageview', 'screen', 'click') \
+                 ORDER BY session_id, ts, seq"
+            )),
+            [
+                "pageview contact",
+                "screen contact",
+                "click contact",
+                "screen delivery",
+                "click delivery",
+                "screen billing",
+                "click billing",
+                "screen delivery",
+            ],
+            "{page}"
+        );
+    }
 
     // A Magento-style checkout names its steps `#shipping`, `#payment` from its
     // script: each visit of a step is a page view of that step, the first one

@@ -317,6 +317,39 @@ export function shownOfSet(el) {
   return hidden > 0;
 }
 
+// Whether a `data-ct-screen` element shows: rendered, drawn visibly (not
+// `visibility: hidden`, not in anything of `opacity: 0`), and not cut away by
+// the boxes it is in. An accordion collapses its steps to no height, clipping
+// what they hold; a slider moves its steps out of a window that clips them; a
+// step parked at `left: -9999px` lies before the page's start. A box of no
+// height that clips nothing (one holding only floats) still shows what it holds.
+export function screenShown(el) {
+  if (el.localName === "body") return true;
+  if (!el.getClientRects().length) return false;
+  if (el.checkVisibility && !el.checkVisibility({ opacityProperty: true, visibilityProperty: true })) return false;
+  const r = el.getBoundingClientRect(), own = getComputedStyle(el);
+  if ((own.overflowX !== "visible" && r.width < 1) || (own.overflowY !== "visible" && r.height < 1)) return false;
+  // What can be scrolled to: not before the page's start, nor sideways out of
+  // a page that clips its width.
+  const page = document.scrollingElement || document.documentElement;
+  const wide = (e) => !e || getComputedStyle(e).overflowX === "visible";
+  let x0 = -scrollX, y0 = -scrollY, y1 = Infinity;
+  let x1 = wide(document.documentElement) && wide(document.body) ? page.scrollWidth - scrollX : innerWidth;
+  // Nothing around a fixed box clips it.
+  for (let a = own.position === "fixed" ? null : el.parentElement; a && a !== document.body && a !== page; a = a.parentElement) {
+    const s = getComputedStyle(a);
+    if (s.overflowX !== "visible" || s.overflowY !== "visible") {
+      const q = a.getBoundingClientRect();
+      if (s.overflowX !== "visible") x0 = Math.max(x0, q.left), x1 = Math.min(x1, q.right);
+      if (s.overflowY !== "visible") y0 = Math.max(y0, q.top), y1 = Math.min(y1, q.bottom);
+    }
+    if (s.position === "fixed") break;
+  }
+  // A box of no width or height (holding only floats) shows when its edge does.
+  const overlaps = (lo, hi, c0, c1) => (hi - lo >= 1 ? Math.min(hi, c1) - Math.max(lo, c0) >= 1 : lo >= c0 && lo <= c1);
+  return overlaps(r.left, r.right, x0, x1) && overlaps(r.top, r.bottom, y0, y1);
+}
+
 // Whether `node` is `el` or inside it, also inside a shadow root in it.
 export function within(el, node) {
   for (let n = node; n; n = hostOf(n)) if (el.contains(n)) return true;
@@ -652,9 +685,15 @@ export function observePage(changed) {
     document.addEventListener("DOMContentLoaded", parsed, { once: true });
     setTimeout(parsed, PARSE_MS - performance.now() + 50);
   }
-  // A fade-in by CSS (an animation, a delayed transition) ends with one of these.
+  // A fade-in by CSS (an animation, a delayed transition) ends with one of these;
+  // so does a step sliding or folding into view (the screen is looked at again).
   for (const type of ["pointerover", "focusin", "transitionend", "animationend"]) {
     document.addEventListener(type, look, { capture: true, passive: true });
+  }
+  for (const type of ["transitionend", "animationend"]) {
+    document.addEventListener(type, function () {
+      if (screens) changed(false);
+    }, { capture: true, passive: true });
   }
   // Shadow roots attached from now on are known at once (empty yet: what is put
   // in them is seen as added).

@@ -89,6 +89,11 @@ extern "C" {
     pub(crate) fn attempting() -> bool;
     /// Whether the focus moves now because the visitor pressed Tab.
     pub(crate) fn tabbing() -> bool;
+    /// Whether a `data-ct-screen` element shows: rendered, drawn visibly, and
+    /// not cut away by the boxes it is in (a folded accordion step, a slider's
+    /// step out of its window).
+    #[wasm_bindgen(js_name = screenShown)]
+    pub(crate) fn screen_shown(el: &Element) -> bool;
     /// Observe with `io` the links and ads of the whole page (`all`), or those
     /// among and inside the elements added since the last call (noted by `beat`).
     pub(crate) fn watch(io: &Observer, all: bool);
@@ -373,7 +378,8 @@ pub(crate) fn meta_status(doc: &Document) -> u32 {
 }
 
 /// The name of the visible `data-ct-screen` element: the last one in document
-/// order (the innermost) that is rendered, or `<body>`; and whether the page has
+/// order (the innermost) that shows (see `screenShown` in `js/dom.js`), or
+/// `<body>`; and whether the page has
 /// any named `data-ct-screen` element at all.
 pub(crate) fn visible_screen(doc: &Document) -> (Option<String>, bool) {
     let Ok(list) = doc.query_selector_all("[data-ct-screen]:not([data-ct-screen=''])") else {
@@ -386,7 +392,7 @@ pub(crate) fn visible_screen(doc: &Document) -> (Option<String>, bool) {
         let Some(el) = list.item(i).and_then(|n| n.dyn_into::<Element>().ok()) else {
             continue;
         };
-        if el.local_name() == "body" || el.get_client_rects().length() > 0 {
+        if screen_shown(&el) {
             let name = el.get_attribute("data-ct-screen");
             return (name.map(|s| String::from(cut(&s, MAX_NAME))), any);
         }
