@@ -9,9 +9,14 @@
 //! **On-site placements** (`data-ct-ad="CAMPAIGN:VARIANT"`, split at the first `:`).
 //! Polars counts per ad the viewable impressions (`ad_view` rows: the tracker sends
 //! one per page view once the ad was half in view for a second, so shorter glances
-//! never appear) and the clicks (`click` rows whose `ad` is the ad). A sequential
-//! pass in Rust over each session's page views, ad views and goal candidates in
-//! (ts, seq) order finds the sessions exposed to each ad and whether they reached the
+//! never appear) and the clicks (`click` rows whose `ad` is the ad). A click proves
+//! the ad was seen, as in the links audit: per session, an ad clicked has at least
+//! one impression, and counts at most one click per impression, so CTR never
+//! passes 100 % (a visitor who clicks a banner the moment it appears, before the
+//! second in view, clicked what they saw). A sequential
+//! pass in Rust over each session's page views, ad views, ad clicks and goal
+//! candidates in (ts, seq) order finds the sessions exposed to each ad (by a view
+//! or by a click) and whether they reached the
 //! goal *after* their first exposure (a goal reached before the ad was seen does not
 //! count for it), and the sessions exposed to more than one variant of a campaign.
 //!
@@ -151,11 +156,12 @@ pub struct AdCampaign {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdVariant {
     pub variant: String,
-    /// Viewable impressions (`ad_view` rows).
+    /// Viewable impressions (`ad_view` rows; per session at least one when the
+    /// session clicked the ad).
     pub impressions: u64,
-    /// Sessions with at least one viewable impression.
+    /// Sessions with at least one viewable impression (or a click on the ad).
     pub sessions: u64,
-    /// Clicks inside the ad.
+    /// Clicks inside the ad, per session at most one per impression.
     pub clicks: u64,
     /// `clicks / impressions`, with its 95 % Wilson interval.
     pub ctr: Option<f64>,
@@ -348,21 +354,44 @@ impl Audit for Ads {
 
     fn compute(&self, events: DataFrame, ctx: &Context<'_>) -> Result<AdsReport, Error> {
         let (sessions, scope) = (ctx.sessions, ctx.scope.clone());
-        // Polars: impressions and clicks per ad.
-        let per_ad = |kind: &str, name: &str| -> Result<DataFrame, Error> {
-            Ok(events
-                .clone()
-                .lazy()
-                .filter(col("kind").eq(lit(kind)).and(col("ad").is_not_null()))
-                .group_by([col("ad")])
-                .agg([len().cast(DataType::UInt64).alias(name)])
-                .collect()?)
-        };
+        // Polars: impressions and clicks per ad, per session first: a click proves
+        // the ad was seen, and counts at most once per time it was seen.
+        let count = |kind: &str| col("kind").eq(lit(kind)).cast(DataType::UInt64).sum();
+        let per_ad = events
+            .clone()
+            .lazy()
+            .filter(
+                col("ad").is_not_null().and(
+                    col("kind")
+                        .eq(lit("ad_view"))
+                        .or(col("kind").eq(lit("click"))),
+                ),
+            )
+            .group_by([col("ad"), col("session_id")])
+            .agg([count("ad_view").alias("v"), count("click").alias("c")])
+            .with_column(
+                when(col("v").eq(lit(0u64)).and(col("c").gt(lit(0u64))))
+                    .then(lit(1u64))
+                    .otherwise(col("v"))
+                    .alias("imp"),
+            )
+            .with_column(
+                when(col("c").gt(col("imp")))
+                    .then(col("imp"))
+                    .otherwise(col("c"))
+                    .alias("clk"),
+            )
+            .group_by([col("ad")])
+            .agg([
+                col("imp").sum().cast(DataType::UInt64),
+                col("clk").sum().cast(DataType::UInt64),
+            ])
+            .collect()?;
         let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
-        for (ad, n) in ad_counts(&per_ad("ad_view", "n")?, "n")? {
+        for (ad, n) in ad_counts(&per_ad, "imp")? {
             counts.entry(ad).or_default().impressions = n;
         }
-        for (ad, n) in ad_counts(&per_ad("click", "n")?, "n")? {
+        for (ad, n) in ad_counts(&per_ad, "clk")? {
             counts.entry(ad).or_default().clicks = n;
         }
 
@@ -373,7 +402,7 @@ impl Audit for Ads {
             .collect();
         let sorted = events
             .lazy()
-            .filter(kind_in(kinds))
+            .filter(kind_in(kinds).or(col("kind").eq(lit("click")).and(col("ad").is_not_null())))
             .in_session_order()
             .collect()?;
 
@@ -433,10 +462,16 @@ impl Ads {
             let sessions = crate::load::sessions(conn, &scope)?;
             let (filter, scope_params) = crate::load::scope_filter(&scope);
             let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
+            // Per session first: a click proves the ad was seen, and counts at
+            // most once per time it was seen.
             let mut stmt = conn.prepare(&format!(
-                "SELECT ad, count(*) FILTER (WHERE kind = 'ad_view'),
-                        count(*) FILTER (WHERE kind = 'click')
-                 FROM events WHERE {filter} AND kind IN ('ad_view', 'click') AND ad IS NOT NULL
+                "SELECT ad, sum(imp)::UBIGINT, sum(least(c, imp))::UBIGINT FROM (
+                     SELECT ad, c, greatest(v, least(c, 1)) AS imp FROM (
+                         SELECT ad, count(*) FILTER (WHERE kind = 'ad_view') AS v,
+                                count(*) FILTER (WHERE kind = 'click') AS c
+                         FROM events
+                         WHERE {filter} AND kind IN ('ad_view', 'click') AND ad IS NOT NULL
+                         GROUP BY ad, session_key))
                  GROUP BY ad"
             ))?;
             let rows = stmt.query_map(duckdb::params_from_iter(scope_params.clone()), |r| {
@@ -463,13 +498,15 @@ impl Ads {
             let query = |from: &str, order: &str| {
                 format!(
                     "SELECT session_key,
-                        CASE kind WHEN 'pageview' THEN {VIEW} WHEN 'ad_view' THEN {AD_VIEW}
-                                  ELSE {OTHER} END::UTINYINT,
+                        CASE WHEN kind = 'pageview' THEN {VIEW}
+                             WHEN kind IN ('ad_view', 'click') AND ad IS NOT NULL THEN {AD_VIEW}
+                             ELSE {OTHER} END::UTINYINT,
                         coalesce({goal}, false),
-                        CASE WHEN kind = 'ad_view' THEN ad END,
+                        CASE WHEN kind IN ('ad_view', 'click') THEN ad END,
                         CASE WHEN kind = 'pageview' AND contains(url, '?') THEN url END
                         {selector}
-                     FROM {from} WHERE {filter} AND {kinds} {order}",
+                     FROM {from}
+                     WHERE {filter} AND ({kinds} OR (kind = 'click' AND ad IS NOT NULL)) {order}",
                     selector = if recheck { ", selector" } else { "" },
                     kinds = crate::matcher::kind_sql(&kinds),
                 )
@@ -677,7 +714,7 @@ impl Ads {
                 state.landed = true;
                 state.landing_url = url;
             }
-            if kind == "ad_view"
+            if (kind == "ad_view" || kind == "click")
                 && let Some(ad) = ad
                 && !state.exposed.iter().any(|(seen, _)| *seen == ad)
             {
@@ -1047,6 +1084,50 @@ mod tests {
         );
         // No clicks at all: CTR 0 on both sides, p = 1.
         assert_eq!(x.ctr.map(|t| t.p_value), Some(1.0));
+    }
+
+    #[test]
+    fn a_click_proves_the_ad_was_seen_and_ctr_stays_within_100_percent() {
+        let db = Db::new();
+        let home = "https://shop.example/";
+        let click = |id: &str, session: &str, ts: i64, seq: i32| {
+            ev(id, session, ts, seq, "click")
+                .path("/")
+                .selector("div.banner > a")
+                .ad("deals:C")
+        };
+        db.insert(&[
+            // s1: clicks the banner the moment it appears (before its second in
+            // view: no ad_view), then buys: one impression, one click, converted.
+            land("a1", "s1", 0, home),
+            click("a2", "s1", S, 2),
+            purchase("a3", "s1", 30 * S, 3),
+            // s2: the same, and leaves.
+            land("b1", "s2", 0, home),
+            click("b2", "s2", S, 2),
+            // s3: sees it and does not click.
+            land("c1", "s3", 0, home),
+            ad_view("c2", "s3", 2 * S, 2, "deals:C"),
+            // s4: sees it once and clicks it three times (a banner that does not
+            // leave the page): one click for the one time it was seen.
+            land("d1", "s4", 0, home),
+            ad_view("d2", "s4", 2 * S, 2, "deals:C"),
+            click("d3", "s4", 3 * S, 3),
+            click("d4", "s4", 4 * S, 4),
+            click("d5", "s4", 5 * S, 5),
+            // s5: buys, then clicks the banner: exposed, not converted by it.
+            land("e1", "s5", 0, home),
+            purchase("e2", "s5", S, 2),
+            click("e3", "s5", 2 * S, 3),
+        ]);
+        let r = ads(&db, &default_ads());
+        let v = &r.campaigns[0].variants[0];
+        assert_eq!(
+            (v.impressions, v.sessions, v.clicks, v.conversions),
+            (5, 5, 4, 1)
+        );
+        assert!(close(v.ctr, 0.8));
+        assert!(v.ctr_low.unwrap() <= 0.8 && v.ctr_high.unwrap() >= 0.8);
     }
 
     #[test]
