@@ -23,7 +23,9 @@
 //!   left, or the form sent or blocked (a form sent with nothing touched, as an
 //!   add-to-cart form with its default quantity, is started too, so `submitted`
 //!   never exceeds `started`); **submitted**: a `submit` of it (any attempt in the
-//!   session); **completed by another form**: started, not
+//!   session), or a custom event `clicktrail('event', 'submit', {form: FORM})`, the
+//!   site's word for a flow with no `<form>` (a `data-ct-form` checkout whose "Buy
+//!   now" posts the order in script), which counts as a submit in every rule below; **completed by another form**: started, not
 //!   submitted, but another form of the same page was submitted after it was last
 //!   touched (a checkout split over two forms: the buyer who ordered sent the
 //!   second); touching it again after that submit undoes this. A small form sent
@@ -69,6 +71,10 @@ use crate::table::{Cell, Table};
 
 /// The custom event name a site sends for a failed submit (`props`: `form`, `field`).
 pub const CUSTOM_INVALID: &str = "invalid";
+
+/// The custom event name a site sends when a flow with no `<form>` is sent
+/// (`props`: `form`): a checkout whose "Buy now" button posts the order in script.
+pub const CUSTOM_SUBMIT: &str = "submit";
 
 /// A page view with an error status this soon after a submit, and the first since
 /// it, is the server's answer to it.
@@ -197,9 +203,11 @@ impl Audit for Forms {
         // Polars: the form events, in (session, ts, seq) order.
         let is_field_event = kind_in(["focus", "blur", "change", "submit", "invalid"])
             .and(col("form").is_not_null().or(col("field").is_not_null()));
-        let is_custom_invalid = col("kind")
-            .eq(lit("custom"))
-            .and(col("name").eq(lit(CUSTOM_INVALID)));
+        let is_custom_invalid = col("kind").eq(lit("custom")).and(
+            col("name")
+                .eq(lit(CUSTOM_INVALID))
+                .or(col("name").eq(lit(CUSTOM_SUBMIT))),
+        );
         let sorted = events
             .lazy()
             .filter(
@@ -603,8 +611,9 @@ impl Rows {
     }
 }
 
-/// The `form` and `field` a custom `invalid` event's props name (JSON text).
-fn custom_invalid_target(props: Option<&str>) -> Option<(String, Option<String>)> {
+/// The `form` and `field` a custom `invalid` or `submit` event's props name
+/// (JSON text).
+fn custom_target(props: Option<&str>) -> Option<(String, Option<String>)> {
     let value: serde_json::Value = serde_json::from_str(props?).ok()?;
     let text = |key: &str| {
         value
@@ -631,18 +640,19 @@ impl Forms {
         let duration = sorted.column("duration_ms")?.i64()?;
         let empty = sorted.column("empty")?.bool()?;
         let props = sorted.column("props")?.str()?;
+        let name = sorted.column("name")?.str()?;
         let screen = sorted.column("screen")?.str()?;
         let ts = sorted.column("ts")?.i64()?;
         let status = sorted.column("status")?.i32()?;
 
-        // Custom invalid events name their form in JSON: parsed once, kept alive here
-        // so the per-session maps can borrow them like the columns.
+        // Custom invalid and submit events name their form in JSON: parsed once,
+        // kept alive here so the per-session maps can borrow them like the columns.
         let custom: Vec<Option<(String, Option<String>)>> = kind
             .iter()
             .zip(props.iter())
             .map(|(k, p)| {
                 if k == Some("custom") {
-                    custom_invalid_target(p)
+                    custom_target(p)
                 } else {
                     None
                 }
@@ -655,12 +665,17 @@ impl Forms {
         let mut current: Option<u64> = None;
         let mut state: HashMap<&str, SessionForm<'_>> = HashMap::new();
         for (i, custom) in custom.iter().enumerate() {
-            let (Some(sid), Some(kind)) = (session.get(i), kind.get(i)) else {
+            let (Some(sid), Some(mut kind)) = (session.get(i), kind.get(i)) else {
                 continue;
             };
             if current != Some(sid) {
                 rows.flush(&mut state);
                 current = Some(sid);
+            }
+            // The site's own word that a flow with no `<form>` was sent.
+            let said = kind == "custom";
+            if said && name.get(i) == Some(CUSTOM_SUBMIT) {
+                kind = "submit";
             }
             if kind == "pageview" || kind == "screen" {
                 let (page, shown) = (path.get(i), screen.get(i));
@@ -681,7 +696,7 @@ impl Forms {
                 }
                 continue;
             }
-            let (form, field) = if kind == "custom" {
+            let (form, field) = if said {
                 match custom {
                     Some((form, field)) => (form.as_str(), field.as_deref()),
                     None => continue,
@@ -1166,6 +1181,42 @@ mod tests {
         let f = find(&r, "checkout");
         assert_eq!((f.started, f.submitted, f.abandoned), (5, 5, 0));
         assert_eq!((f.failed_submit_sessions, f.failed_submits), (3, 3));
+    }
+
+    #[test]
+    fn a_flow_with_no_form_is_sent_by_the_sites_submit_event() {
+        let said = |id: &str, session: &str, ts: i64, props: &str| {
+            ev(id, session, ts, (ts / S) as i32, "custom")
+                .path("/checkout")
+                .name(CUSTOM_SUBMIT)
+                .props(props)
+        };
+        let db = Db::new();
+        db.insert(&[
+            // s1: email and card, "Buy now" posts the order in script and the
+            // site says so: submitted, not abandoned.
+            fe("a1", "s1", 0, "focus", "express", "email"),
+            fe("a2", "s1", S, "focus", "express", "card"),
+            said("a3", "s1", 2 * S, r#"{"form":"express"}"#),
+            // s2: the same, refused once by the site, then sent: 1 failed submit.
+            fe("b1", "s2", 0, "focus", "express", "email"),
+            said("b2", "s2", S, r#"{"form":"express"}"#),
+            custom_invalid("b3", "s2", 2 * S, r#"{"form":"express","field":"card"}"#),
+            fe("b4", "s2", 3 * S, "focus", "express", "card"),
+            said("b5", "s2", 4 * S, r#"{"form":"express"}"#),
+            // s3: gives up at the card.
+            fe("c1", "s3", 0, "focus", "express", "email"),
+            fe("c2", "s3", S, "focus", "express", "card"),
+            // s4: a submit event naming no form counts for none.
+            fe("d1", "s4", 0, "focus", "express", "email"),
+            said("d2", "s4", S, r#"{"step":2}"#),
+        ]);
+        let r = forms(&db, None);
+        let f = find(&r, "express");
+        assert_eq!((f.started, f.submitted, f.abandoned), (4, 2, 2));
+        assert_eq!((f.failed_submit_sessions, f.failed_submits), (1, 1));
+        assert_eq!(field(f, "card").last_before_abandon, 1);
+        assert_eq!(field(f, "email").last_before_abandon, 1);
     }
 
     #[test]
