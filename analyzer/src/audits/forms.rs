@@ -673,8 +673,8 @@ impl Forms {
                 current = Some(sid);
             }
             // The site's own word that a flow with no `<form>` was sent.
-            let said = kind == "custom";
-            if said && name.get(i) == Some(CUSTOM_SUBMIT) {
+            let by_site = kind == "custom";
+            if by_site && name.get(i) == Some(CUSTOM_SUBMIT) {
                 kind = "submit";
             }
             if kind == "pageview" || kind == "screen" {
@@ -696,7 +696,7 @@ impl Forms {
                 }
                 continue;
             }
-            let (form, field) = if said {
+            let (form, field) = if by_site {
                 match custom {
                     Some((form, field)) => (form.as_str(), field.as_deref()),
                     None => continue,
