@@ -961,12 +961,28 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
 
     // Generated ids: the same selectors on both loads, no generated name in them,
     // all short.
-    let button = r#"main > form > button.btn[type="button"]"#;
+    // The button's classes are `btn btn-primary add-to-cart mt-3 css-<hex>` in
+    // any order: `add-to-cart` says what it is, `btn` only how it looks.
+    let button = r#"main > form > button.add-to-cart[type="button"]"#;
     let field = r#"main > form > input[aria-label="Size"][type="text"]"#;
     let slide = "div.swiper > div.swiper-wrapper > div.swiper-slide:nth-of-type(2) > a.slide-link";
     let clicks = on("ids.html", "click", "selector");
     let load = [&[button, field, slide][..], &NAMES].concat();
     assert_eq!(clicks, [&load[..], &load].concat());
+    // A funnel step names the button by its own class: both loads clicked it.
+    let req: AuditRequest = serde_json::from_value(json!({
+        "audit": "funnel",
+        "scope": Scope { site: Some("demo".into()), ..Scope::default() },
+        "steps": ["page:/demo/ids.html", "click:.add-to-cart"],
+    }))?;
+    let funnel = serde_json::to_value(analyzer::run(&conn, &req)?)?;
+    let entered: Vec<&Value> = funnel["steps"]
+        .as_array()
+        .expect("funnel steps")
+        .iter()
+        .map(|s| &s["entered"])
+        .collect();
+    assert_eq!(entered, [&json!(2), &json!(2)], "{funnel:#}");
     let seen = on("ids.html", "link_view", "selector");
     assert_eq!(seen.len(), 6, "{seen:#?}");
     assert_eq!(seen[..3], seen[3..]);

@@ -25,6 +25,14 @@ const TEST_IDS = ["data-testid", "data-test", "data-cy", "data-qa"];
 // punctuation: `mt-3`, `md:flex`, `css-1x2y3z` are utilities or generated); and
 // parts of class names that say what state an element is in, not what it is.
 const PLAIN = /^[A-Za-z_-]{2,40}$/;
+// Classes CSS frameworks and utility kits give any element to look a certain way
+// (Bootstrap's `btn btn-primary`, `nav-link`, `col`, Tailwind's `flex`,
+// `rounded`, `font-bold`, Foundation's `button hollow`, Semantic's `ui`) and
+// generic words (`item`, `icon`, `wrapper`): they say how an element looks, not
+// what it is, so another class of the element is preferred (`add-to-cart` in
+// `btn btn-primary add-to-cart`), and a `click:.add-to-cart` step matches it.
+const LOOK =
+  /^(btn|button|nav|navbar|card|col|row|cell|container|grid|flex|inline|block|box|badge|alert|lead|small|large|link|icon|item|wrapper|inner|outer|ui|basic|fluid|primary|secondary|tertiary|default|outline|hollow|expanded|light|dark|clearfix|relative|absolute|fixed|sticky|static|rounded|shadow|border|ring|group|peer|uppercase|lowercase|capitalize|underline|italic|truncate|transition|waves|stretched|visually|sr|img|form|input|list|dropdown|text|bg|font|fw|fs|lh|leading|tracking|items|justify|align|self|place|content|float|pull|position|overflow|whitespace|cursor|pointer|object|mx|my|px|py|w|h|mw|mh|d|has)([-_]|$)/i;
 const STATE =
   /active|show|open|select|current|hover|focus|visible|hidden|collaps|expand|loaded|loading|animat|disabled|checked|valid|error|is-|^sc-/;
 
@@ -94,7 +102,8 @@ function attrPart(name, v) {
 // The class that stands for `el` in its selector: the shortest (then first in
 // alphabetical order) of its classes that names a component rather than a state
 // (`active`, `is-open`, …), a generated name or a utility (anything with a digit or
-// punctuation: `mt-3`, `md:flex`, `css-1x2y3z`): a CSS identifier as it is. The
+// punctuation: `mt-3`, `md:flex`, `css-1x2y3z`): a CSS identifier as it is; one
+// that says what the element is before one that says how it looks (`LOOK`). The
 // attribute is read as one string (an SVG element's `className` is no string).
 // Worked out once per `class` attribute (a grid of 400 cards has one).
 const classes = new Map();
@@ -112,18 +121,20 @@ function cls(el) {
 function best(all) {
   // One class (most elements that have any).
   if (!/[ \t\n\f\r]/.test(all)) return PLAIN.test(all) && !STATE.test(all) ? all : undefined;
-  let best;
+  let best, looks;
   const list = all.split(/[ \t\n\f\r]+/, 17);
   for (let i = 0, n = 0; i < list.length && n < 16; i++) {
     const c = list[i];
     if (!c) continue;
     n++;
-    if (PLAIN.test(c) && !STATE.test(c) &&
-      (best === undefined || c.length < best.length || (c.length === best.length && c < best))) {
-      best = c;
+    if (!PLAIN.test(c) || STATE.test(c)) continue;
+    const look = LOOK.test(c), b = look ? looks : best;
+    if (b === undefined || c.length < b.length || (c.length === b.length && c < b)) {
+      if (look) looks = c;
+      else best = c;
     }
   }
-  return best;
+  return best === undefined ? looks : best;
 }
 
 // What one batch learnt about a parent: { twins: part → bool, types: tag → (child
@@ -249,8 +260,8 @@ function chain(el, known) {
 //
 // The same element gets the same selector on every load and whatever the page
 // does to its state: generated ids and classes and state classes are skipped, at
-// most one class is used (the shortest, so that the order of the `class`
-// attribute does not matter), and `:nth-of-type` only tells apart siblings that
+// most one class is used (see `best`: whatever the order of the `class`
+// attribute, the same one), and `:nth-of-type` only tells apart siblings that
 // would otherwise get the same part. No text is put in a selector. An element in
 // a component's open shadow root is written after its host's part with ` > `
 // (`shop-card:nth-of-type(2) > button.add`: not a selector `querySelector`
