@@ -47,6 +47,8 @@
 //!   folded to no height by an accordion or slid out of a clipping window: the
 //!   screen is the step shown; marked elements off the page, hidden or
 //!   transparent are none.
+//! - `tags.html`: analytics tags report every click (a keepalive beacon, a fetch
+//!   to an analytics service): a button that does nothing is still dead.
 //! - `stepper.html`: a Magento-style checkout whose script names the step shown
 //!   in the fragment (`#shipping`, `#payment`): each visit of a step is a page
 //!   view of that step, the first one too; an in-page anchor is none.
@@ -611,6 +613,9 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     click_through(&browser, &base, &collector, "/demo/folds.html", &folds).await?;
     let slides = ["next-1", "next-2", "back-2"];
     click_through(&browser, &base, &collector, "/demo/slides.html", &slides).await?;
+    // tags.html: Zoom, Add to bag, Load more.
+    let tags = ["zoom", "add", "more"];
+    click_through(&browser, &base, &collector, "/demo/tags.html", &tags).await?;
     // stepper.html: Next, back to edit the shipping step, Next, the help anchor.
     let stepper = ["next", "edit-shipping", "next", "to-help"];
     click_through(&browser, &base, &collector, "/demo/stepper.html", &stepper).await?;
@@ -702,6 +707,10 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             format!("\"{routes}\" \"a#to-sale\" 404 1"),
         ]
     );
+
+    // The tags' requests answer no click: Zoom is dead; the page's own request
+    // answered Load more.
+    assert_eq!(on("tags.html", "dead_click", "selector"), ["button#zoom"]);
 
     // Steps folded away or slid out of their window are not shown, nor are
     // marked elements parked off the page, hidden or transparent: the screen is

@@ -621,6 +621,24 @@ function attempt(e) {
   tried = Date.now();
 }
 
+// Whether a `fetch` of the page, called with `args`, is a tag's rather than the
+// page answering a click: a beacon (`keepalive`: a request that outlives the page,
+// how analytics report a click that may leave it), or a request to an analytics
+// or advertising service (or a subdomain of one). A URL as a string, a `Request`
+// or a `URL`.
+const TAGS =
+  /^(?:[a-z][a-z0-9+.-]*:)?\/\/(?:[^/?#@]*@)?(?:[^/?#:]*\.)?(?:google-analytics\.com|analytics\.google\.com|googletagmanager\.com|doubleclick\.net|googleadservices\.com|googlesyndication\.com|facebook\.(?:com|net)|segment\.(?:io|com)|klaviyo\.com|hotjar\.(?:com|io)|clarity\.ms|bing\.com|tiktok\.com|pinterest\.com|snapchat\.com|linkedin\.com|mixpanel\.com|amplitude\.com|posthog\.com|plausible\.io|heapanalytics\.com|fullstory\.com|criteo\.com|taboola\.com|nr-data\.net|sentry\.io|yandex\.ru)\.?(?::\d*)?(?:[/?#\\]|$)/i;
+export function tagRequest(args) {
+  try {
+    const input = args[0], init = args[1];
+    if ((init && init.keepalive) || (input && input.keepalive)) return true;
+    const url = typeof input === "string" ? input : input && (input.url || input.href);
+    return typeof url === "string" && TAGS.test(url);
+  } catch (e) {
+    return false;
+  }
+}
+
 // Whether the focus moves now because the visitor pressed Tab (the browser moves
 // it in the keydown's default action, at once): no answer of the page's.
 let tabbed = -1e9;

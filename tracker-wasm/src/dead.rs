@@ -7,7 +7,8 @@
 //! and the value itself is never read; a field's `change` while a click is
 //! judged, as when a swatch clicks its hidden radio), a request started by the page (`fetch`
 //! and `XMLHttpRequest.send` are wrapped in `lib.rs`; the tracker's own requests
-//! don't count), focus the page moves elsewhere than to what was clicked (not
+//! don't count, nor a tag's: a `keepalive` beacon, or a `fetch` to an analytics
+//! or advertising service), focus the page moves elsewhere than to what was clicked (not
 //! the visitor's Tab), a
 //! video or sound it plays (`play` is wrapped), what acts outside the page
 //! (`window.open`, `print`, `navigator.share`, `navigator.clipboard.writeText`:
@@ -210,6 +211,17 @@ impl Tracker {
             && !dom::within(f, near)
         {
             self.on_answer(focused);
+        }
+    }
+
+    /// A `fetch` the page starts answers the click being judged, unless it is a
+    /// tag's: a beacon (`keepalive`: a request that outlives the page, which is
+    /// how analytics report a click that may leave it) or one to an analytics or
+    /// advertising service (see `tagRequest` in `js/dom.js`). A tag that reports
+    /// every click would otherwise answer every click, dead or not.
+    pub(crate) fn on_fetch(&mut self, args: &JsValue) {
+        if !self.dead.answered && !dom::tag_request(args) {
+            self.on_answer(args);
         }
     }
 

@@ -87,6 +87,10 @@ extern "C" {
     /// Whether a form check now may be the visitor's attempt to send it (a
     /// press, click or Enter less than 100 ms ago).
     pub(crate) fn attempting() -> bool;
+    /// Whether the page's `fetch` with these arguments is a tag's: a
+    /// `keepalive` beacon, or a request to an analytics or advertising service.
+    #[wasm_bindgen(js_name = tagRequest)]
+    pub(crate) fn tag_request(args: &JsValue) -> bool;
     /// Whether the focus moves now because the visitor pressed Tab.
     pub(crate) fn tabbing() -> bool;
     /// Whether a `data-ct-screen` element shows: rendered, drawn visibly, and

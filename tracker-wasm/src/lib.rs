@@ -160,8 +160,8 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue, early: &JsValue) -> Option<
     let history = dom::prop(&win, "history");
     wrap(&t, &history, "pushState", Tracker::on_push);
     wrap(&t, &history, "replaceState", Tracker::on_replace);
-    // Requests started by the page answer a click (see dead.rs).
-    wrap(&t, &win, "fetch", Tracker::on_answer);
+    // Requests started by the page answer a click (see dead.rs), a tag's excepted.
+    wrap(&t, &win, "fetch", Tracker::on_fetch);
     let xhr = dom::prop(&dom::prop(&win, "XMLHttpRequest"), "prototype");
     wrap(&t, &xhr, "send", Tracker::on_answer);
     // So do what changes nothing in the page: a video or sound it plays, a window
@@ -286,8 +286,9 @@ fn wrap_setter(t: &Shared, proto: &JsValue, name: &str, f: fn(&mut Tracker, &JsV
 }
 
 /// Replace `obj[method]` by a proxy that calls the original (its result and any
-/// exception reach the caller unchanged, `this` too), then runs `f`. A call the
-/// tracker itself makes (its own `fetch`) finds the tracker busy and runs nothing.
+/// exception reach the caller unchanged, `this` too), then runs `f` with the
+/// arguments. A call the tracker itself makes (its own `fetch`) finds the
+/// tracker busy and runs nothing.
 fn wrap(t: &Shared, obj: &JsValue, method: &str, f: fn(&mut Tracker, &JsValue)) {
     let Some(orig) = dom::prop(obj, method).dyn_into::<Function>().ok() else {
         return;
@@ -301,7 +302,7 @@ fn wrap(t: &Shared, obj: &JsValue, method: &str, f: fn(&mut Tracker, &JsValue)) 
                 args.unchecked_ref(),
             )?;
             if let Ok(mut s) = t.try_borrow_mut() {
-                f(&mut s, &JsValue::UNDEFINED);
+                f(&mut s, &args);
             }
             Ok(r)
         },
