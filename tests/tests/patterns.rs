@@ -47,6 +47,8 @@
 //!   folded to no height by an accordion or slid out of a clipping window: the
 //!   screen is the step shown; marked elements off the page, hidden or
 //!   transparent are none.
+//! - `tabs.html`: a size chart opened in a new tab goes on with the visitor's
+//!   session, so its 404 is a broken link of the page.
 //! - `tags.html`: analytics tags report every click (a keepalive beacon, a fetch
 //!   to an analytics service): a button that does nothing is still dead.
 //! - `stepper.html`: a Magento-style checkout whose script names the step shown
@@ -407,6 +409,35 @@ async fn sessions(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     done(&p, col).await
 }
 
+/// The size chart of tabs.html opened in a new tab (`target=_blank`): a 404
+/// there, read for a moment, then the tab closed.
+async fn new_tab(b: &Browser, base: &str, col: &Collector) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/tabs.html").await?;
+    pause(700).await;
+    let first = c.window().await?;
+    p.click("size-chart").await?;
+    let mut tab = None;
+    for _ in 0..100 {
+        tab = c.windows().await?.into_iter().find(|w| *w != first);
+        if tab.is_some() {
+            break;
+        }
+        pause(50).await;
+    }
+    let Some(tab) = tab else {
+        bail!("the size chart opened no tab");
+    };
+    c.switch_to_window(tab).await?;
+    pause(1500).await;
+    c.goto("about:blank").await?;
+    pause(300).await;
+    c.close_window().await?;
+    c.switch_to_window(first).await?;
+    done(&p, col).await
+}
+
 /// Open `page`, then click each of `ids` after a moment to read, and leave.
 async fn click_through(
     b: &Browser,
@@ -613,6 +644,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     click_through(&browser, &base, &collector, "/demo/folds.html", &folds).await?;
     let slides = ["next-1", "next-2", "back-2"];
     click_through(&browser, &base, &collector, "/demo/slides.html", &slides).await?;
+    new_tab(&browser, &base, &collector).await?;
     // tags.html: Zoom, Add to bag, Load more.
     let tags = ["zoom", "add", "more"];
     click_through(&browser, &base, &collector, "/demo/tags.html", &tags).await?;
@@ -680,12 +712,14 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         .iter()
         .map(|p| format!("{} {}", p["page"], p["status"]))
         .collect();
-    // The order placed on order.html was answered by the 404 page too.
+    // The order placed on order.html was answered by the 404 page too, and so
+    // was the size chart opened in a new tab.
     assert_eq!(
         gone,
         [
             "\"/demo/order/place\" 404".to_string(),
             format!("\"{routes}#!/old-sale\" 404"),
+            "\"/demo/size-chart.html\" 404".to_string(),
         ]
     );
     let broken: Vec<String> = audit(&conn, "links")?["broken"]
@@ -699,12 +733,29 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             )
         })
         .collect();
-    // "Place order" on order.html led to the error page as the sale link did.
+    // "Place order" on order.html led to the error page as the sale link did,
+    // and the size chart in its new tab.
     assert_eq!(
         broken,
         [
             "\"/demo/order.html\" \"button#place\" 404 1".to_string(),
             format!("\"{routes}\" \"a#to-sale\" 404 1"),
+            "\"/demo/tabs.html\" \"a#size-chart\" 404 1".to_string(),
+        ]
+    );
+
+    // The size chart opened in a new tab goes on with the session of the page
+    // it was opened from.
+    assert_eq!(
+        rows(
+            "SELECT path || ' ' || kind FROM events WHERE session_id IN \
+             (SELECT session_id FROM events WHERE path = '/demo/tabs.html') \
+             AND kind IN ('pageview', 'click') ORDER BY ts, seq"
+        ),
+        [
+            "/demo/tabs.html pageview",
+            "/demo/tabs.html click",
+            "/demo/size-chart.html pageview"
         ]
     );
 

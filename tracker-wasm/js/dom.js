@@ -639,6 +639,32 @@ export function tagRequest(args) {
   }
 }
 
+// A link opened in a new tab (`target=_blank`, or with Ctrl, ⌘, Shift or the
+// middle button) starts a tab with empty `sessionStorage`: the visitor's journey
+// would split in two (a product opened from the category page, a size chart).
+// The tab it is opened from hands its session through `localStorage`, for
+// `HANDOFF_MS`; a new tab opened from a page of this origin (its referrer) takes
+// it when it has no session of its own.
+const HANDOFF = "ct_tab", HANDOFF_MS = 30000;
+export function opensTab(e, a) {
+  return (e.ctrlKey || e.metaKey || e.shiftKey || e.button === 1 || !/^(_self|_top|_parent)?$/i.test(a.target)) &&
+    a.href.indexOf(location.origin + "/") === 0;
+}
+export function handOff(sid) {
+  try {
+    localStorage.setItem(HANDOFF, sid + " " + Date.now());
+  } catch (e) {}
+}
+export function handed(first) {
+  try {
+    if (document.referrer.indexOf(location.origin + "/") !== 0) return "";
+    const v = (localStorage.getItem(HANDOFF) || "").split(" "), ago = first - v[1];
+    if (ago >= 0 && ago <= HANDOFF_MS) return v[0];
+    localStorage.removeItem(HANDOFF);
+  } catch (e) {}
+  return "";
+}
+
 // Whether the focus moves now because the visitor pressed Tab (the browser moves
 // it in the keydown's default action, at once): no answer of the page's.
 let tabbed = -1e9;

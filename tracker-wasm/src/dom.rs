@@ -93,6 +93,16 @@ extern "C" {
     pub(crate) fn tag_request(args: &JsValue) -> bool;
     /// Whether the focus moves now because the visitor pressed Tab.
     pub(crate) fn tabbing() -> bool;
+    /// Whether the click `e` on the link `a` opens a page of this origin in a
+    /// new tab.
+    #[wasm_bindgen(js_name = opensTab)]
+    pub(crate) fn opens_tab(e: &JsValue, a: &JsValue) -> bool;
+    /// Hand the session `sid` to the tab a link is opened in.
+    #[wasm_bindgen(js_name = handOff)]
+    pub(crate) fn hand_off(sid: &str);
+    /// The session handed to this new tab by the tab it was opened from, at most
+    /// a moment before `first` (this page's first event); else empty.
+    pub(crate) fn handed(first: f64) -> String;
     /// Whether a `data-ct-screen` element shows: rendered, drawn visibly, and
     /// not cut away by the boxes it is in (a folded accordion step, a slider's
     /// step out of its window).

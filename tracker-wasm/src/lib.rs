@@ -122,6 +122,7 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue, early: &JsValue) -> Option<
     listen(d, "pointerdown", &t, Tracker::on_press, true);
     listen(d, "click", &t, Tracker::on_click, true);
     listen(d, "pointerup", &t, Tracker::on_release, true);
+    listen(d, "auxclick", &t, Tracker::on_auxclick, true);
     listen(w, "click", &t, Tracker::on_click_done, false);
     // Form events, on the document and on each open shadow root the visitor acts
     // in (they do not leave one; focus moving inside one does not either).

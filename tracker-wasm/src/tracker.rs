@@ -291,7 +291,12 @@ impl Tracker {
             .zip(get("ct_last").and_then(|s| s.parse::<u64>().ok()));
         self.sid = match stored {
             Some((sid, last)) if first - last as f64 <= f64::from(SESSION_IDLE_MS) => sid,
-            _ => self.random_id(),
+            Some(_) => self.random_id(),
+            // A new tab: the session of the tab it was opened from, if handed
+            // one (see `handed` in `js/dom.js`).
+            None => Some(dom::handed(first))
+                .filter(|s| is_hex_id(s))
+                .unwrap_or_else(|| self.random_id()),
         };
         self.store("ct_sid", &self.sid);
         if self.last_active > 0.0 {
@@ -299,6 +304,13 @@ impl Tracker {
             int(&mut t, self.last_active as i64);
             self.store("ct_last", &t);
         }
+    }
+
+    /// A link of this origin is opened in a new tab: hand it this session
+    /// through `localStorage`, for a moment (see `handed` in `js/dom.js`).
+    fn hand_off(&mut self) {
+        self.session(Date::now());
+        dom::hand_off(&self.sid);
     }
 
     fn store(&self, key: &str, value: &str) {
@@ -828,6 +840,17 @@ impl Tracker {
         self.click(e, pointer);
     }
 
+    /// `auxclick` of the middle button on a link: the visitor opens it in a new
+    /// tab (browsers send no `click` for it).
+    pub(crate) fn on_auxclick(&mut self, e: &JsValue) {
+        let e: &MouseEvent = e.unchecked_ref();
+        if e.button() == 1
+            && dom::element(dom::origin(e)).is_some_and(|t| dom::closest(&t, "a[href]").is_some())
+        {
+            self.click(e, true);
+        }
+    }
+
     /// `pointerup` of the main button on a disabled button: the browser sends no
     /// click, but the visitor clicked ("Checkout" greyed out until the terms are
     /// ticked, pressed again and again). Recorded as a click and judged as one:
@@ -849,6 +872,7 @@ impl Tracker {
     }
 
     /// A click (`pointer`: made with a pointer, so with a place), as [`Tracker::on_click`] says.
+    #[inline(never)]
     fn click(&mut self, e: &MouseEvent, pointer: bool) {
         let Some(target) = dom::element(dom::origin(e)) else {
             self.dead_begin();
@@ -921,6 +945,9 @@ impl Tracker {
             !(script || nowhere)
         });
         self.dead_arm(e, pointer, &target, sel, goes);
+        if anchor.as_ref().is_some_and(|a| dom::opens_tab(e, a)) {
+            self.hand_off();
+        }
         self.nav_click = anchor.is_some_and(|a| {
             let h = href.as_deref().unwrap_or_default();
             e.button() == 0
