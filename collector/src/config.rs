@@ -32,7 +32,9 @@ pub struct Config {
     #[arg(long, env = "CLICKTRAIL_DEMO")]
     pub demo: bool,
 
-    /// Folder of the demo shop.
+    /// Folder of the demo shop (another shop's pages may be served there too; the
+    /// demo shop's checkout funnel is saved for the site `demo` only when this is
+    /// the demo shop).
     #[arg(long, env = "CLICKTRAIL_DEMO_DIR", default_value = "examples/shop")]
     pub demo_dir: PathBuf,
 

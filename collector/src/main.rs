@@ -377,8 +377,9 @@ async fn first_start(app: &App) -> anyhow::Result<()> {
             tracing::info!("API token of `admin` registered from CLICKTRAIL_ADMIN_TOKEN");
         }
     }
-    if app.config.demo {
-        // The demo shop's checkout flow, so the first report has a funnel.
+    if app.config.demo && serves_demo_shop(&app.config.demo_dir) {
+        // The demo shop's checkout flow, so the first report has a funnel (not
+        // for a shop of another `--demo-dir`, which has none of its steps).
         app.store
             .write(|conn| {
                 let own = analyzer::saved::list(conn, Some("demo"))?
@@ -394,6 +395,15 @@ async fn first_start(app: &App) -> anyhow::Result<()> {
             .context("cannot save the demo shop's funnel")?;
     }
     Ok(())
+}
+
+/// Whether `dir` holds the bundled demo shop: its checkout has the shipping and
+/// payment screens the demo funnel names.
+fn serves_demo_shop(dir: &std::path::Path) -> bool {
+    std::fs::read_to_string(dir.join("checkout.html")).is_ok_and(|page| {
+        page.contains(r#"data-ct-screen="shipping""#)
+            && page.contains(r#"data-ct-screen="payment""#)
+    })
 }
 
 fn random_password() -> String {
