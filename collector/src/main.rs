@@ -397,13 +397,15 @@ async fn first_start(app: &App) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether `dir` holds the bundled demo shop: its checkout has the shipping and
-/// payment screens the demo funnel names.
+/// Whether `dir` holds the bundled demo shop: the cart and product pages, and a
+/// checkout with the shipping and payment screens the demo funnel names.
 fn serves_demo_shop(dir: &std::path::Path) -> bool {
-    std::fs::read_to_string(dir.join("checkout.html")).is_ok_and(|page| {
-        page.contains(r#"data-ct-screen="shipping""#)
-            && page.contains(r#"data-ct-screen="payment""#)
-    })
+    dir.join("cart.html").is_file()
+        && dir.join("product").is_dir()
+        && std::fs::read_to_string(dir.join("checkout.html")).is_ok_and(|page| {
+            page.contains(r#"data-ct-screen="shipping""#)
+                && page.contains(r#"data-ct-screen="payment""#)
+        })
 }
 
 fn random_password() -> String {

@@ -28,11 +28,12 @@ const PLAIN = /^[A-Za-z_-]{2,40}$/;
 // Classes CSS frameworks and utility kits give any element to look a certain way
 // (Bootstrap's `btn btn-primary`, `nav-link`, `col`, Tailwind's `flex`,
 // `rounded`, `font-bold`, Foundation's `button hollow`, Semantic's `ui`) and
-// generic words (`item`, `icon`, `wrapper`): they say how an element looks, not
-// what it is, so another class of the element is preferred (`add-to-cart` in
-// `btn btn-primary add-to-cart`), and a `click:.add-to-cart` step matches it.
+// generic words (`item`, `icon`, `wrapper`), by their exact names (a shop's
+// `btn-checkout` or `icon-cart` says what it is): they say how an element looks,
+// not what it is, so another class of the element is preferred (`add-to-cart`
+// in `btn btn-primary add-to-cart`), and a `click:.add-to-cart` step matches it.
 const LOOK =
-  /^(btn|button|nav|navbar|card|col|row|cell|container|grid|flex|inline|block|box|badge|alert|lead|small|large|link|icon|item|wrapper|inner|outer|ui|basic|fluid|primary|secondary|tertiary|default|outline|hollow|expanded|light|dark|clearfix|relative|absolute|fixed|sticky|static|rounded|shadow|border|ring|group|peer|uppercase|lowercase|capitalize|underline|italic|truncate|transition|waves|stretched|visually|sr|img|form|input|list|dropdown|text|bg|font|fw|fs|lh|leading|tracking|items|justify|align|self|place|content|float|pull|position|overflow|whitespace|cursor|pointer|object|mx|my|px|py|w|h|mw|mh|d|has)([-_]|$)/i;
+  /^(?:btn|button|btn-(?:primary|secondary|success|danger|warning|info|light|dark|link|default|white|black|block|lg|sm|xs|outline(?:-\w+)?)|btn-group|nav|navbar|nav-(?:link|item|tabs|pills)|navbar-(?:nav|brand|toggler)|dropdown-(?:item|toggle|menu)|list-group-item|card|card-(?:body|title|text|header|footer|img-top)|col|row|cell|container|container-fluid|grid|flex|inline-flex|inline|block|inline-block|box|badge|alert|lead|small|large|link|icon|item|wrapper|inner|outer|ui|basic|fluid|primary|secondary|tertiary|default|outline|hollow|expanded|light|dark|clearfix|relative|absolute|fixed|sticky|static|rounded|shadow|border|ring|group|peer|uppercase|lowercase|capitalize|underline|italic|truncate|transition|antialiased|grow|shrink|ripple|waves-effect|waves-light|stretched-link|visually-hidden|sr-only|img-fluid|form-(?:control|select|check|check-input|check-label|label|group)|input-group|(?:text|bg|border|rounded|shadow|font|d|flex|justify|align|items|self|place|content|float|overflow|whitespace|cursor|leading|tracking|fw|fs|lh|w|h|mw|mh|mx|my|px|py|col|offset|order|gap|position|ring|outline|transition|duration|ease|pull)-[a-z-]+)$/i;
 const STATE =
   /active|show|open|select|current|hover|focus|visible|hidden|collaps|expand|loaded|loading|animat|disabled|checked|valid|error|is-|^sc-/;
 
@@ -331,30 +332,40 @@ export function shownOfSet(el) {
 // Whether a `data-ct-screen` element shows: rendered, drawn visibly (not
 // `visibility: hidden`, not in anything of `opacity: 0`), and not cut away by
 // the boxes it is in. An accordion collapses its steps to no height, clipping
-// what they hold; a slider moves its steps out of a window that clips them; a
-// step parked at `left: -9999px` lies before the page's start. A box of no
-// height that clips nothing (one holding only floats) still shows what it holds.
+// what they hold; a slider moves its steps out of a window that clips them (or
+// scrolls them out of it sideways); a step parked at `left: -9999px` lies
+// before the page's start; screen-reader text is a clipped box of 1 px. A box
+// that scrolls up and down is the page's like: what is scrolled out of it still
+// shows. A fixed box (a drawer, a bottom sheet) shows within the viewport only.
+// A box of no height that clips nothing (one holding only floats) still shows
+// what it holds.
 export function screenShown(el) {
   if (el.localName === "body") return true;
   if (!el.getClientRects().length) return false;
   if (el.checkVisibility && !el.checkVisibility({ opacityProperty: true, visibilityProperty: true })) return false;
   const r = el.getBoundingClientRect(), own = getComputedStyle(el);
-  if ((own.overflowX !== "visible" && r.width < 1) || (own.overflowY !== "visible" && r.height < 1)) return false;
+  const clips = (v) => v !== "visible";
+  if ((clips(own.overflowX) && r.width <= 1) || (clips(own.overflowY) && r.height <= 1)) return false;
   // What can be scrolled to: not before the page's start, nor sideways out of
   // a page that clips its width.
   const page = document.scrollingElement || document.documentElement;
   const wide = (e) => !e || getComputedStyle(e).overflowX === "visible";
   let x0 = -scrollX, y0 = -scrollY, y1 = Infinity;
   let x1 = wide(document.documentElement) && wide(document.body) ? page.scrollWidth - scrollX : innerWidth;
-  // Nothing around a fixed box clips it.
-  for (let a = own.position === "fixed" ? null : el.parentElement; a && a !== document.body && a !== page; a = a.parentElement) {
-    const s = getComputedStyle(a);
-    if (s.overflowX !== "visible" || s.overflowY !== "visible") {
-      const q = a.getBoundingClientRect();
-      if (s.overflowX !== "visible") x0 = Math.max(x0, q.left), x1 = Math.min(x1, q.right);
-      if (s.overflowY !== "visible") y0 = Math.max(y0, q.top), y1 = Math.min(y1, q.bottom);
+  for (let a = el, s = own; ; ) {
+    if (s.position === "fixed") {
+      x0 = Math.max(x0, 0), y0 = Math.max(y0, 0), x1 = Math.min(x1, innerWidth), y1 = Math.min(y1, innerHeight);
+      break;
     }
-    if (s.position === "fixed") break;
+    a = a.parentElement;
+    if (!a || a === document.body || a === page) break;
+    s = getComputedStyle(a);
+    const cx = clips(s.overflowX), cy = s.overflowY === "hidden" || s.overflowY === "clip";
+    if (cx || cy) {
+      const q = a.getBoundingClientRect();
+      if (cx) x0 = Math.max(x0, q.left), x1 = Math.min(x1, q.right);
+      if (cy) y0 = Math.max(y0, q.top), y1 = Math.min(y1, q.bottom);
+    }
   }
   // A box of no width or height (holding only floats) shows when its edge does.
   const overlaps = (lo, hi, c0, c1) => (hi - lo >= 1 ? Math.min(hi, c1) - Math.max(lo, c0) >= 1 : lo >= c0 && lo <= c1);
@@ -647,8 +658,8 @@ export function tagRequest(args) {
 // it when it has no session of its own.
 const HANDOFF = "ct_tab", HANDOFF_MS = 30000;
 export function opensTab(e, a) {
-  return (e.ctrlKey || e.metaKey || e.shiftKey || e.button === 1 || !/^(_self|_top|_parent)?$/i.test(a.target)) &&
-    a.href.indexOf(location.origin + "/") === 0;
+  return (e.type === "contextmenu" || e.ctrlKey || e.metaKey || e.shiftKey || e.button === 1 ||
+    !/^(_self|_top|_parent)?$/i.test(a.target)) && typeof a.href === "string" && a.href.indexOf(location.origin + "/") === 0;
 }
 export function handOff(sid) {
   try {
@@ -663,6 +674,28 @@ export function handed(first) {
     localStorage.removeItem(HANDOFF);
   } catch (e) {}
   return "";
+}
+
+// XHRs opened to an analytics or advertising service (see `tagRequest`): their
+// `send` answers no click. Noted by a wrapper of `open` (the URL is not on the
+// request afterwards).
+const tagXhrs = new WeakSet();
+export function watchXhr() {
+  const proto = XMLHttpRequest.prototype;
+  if (proto.open) {
+    proto.open = new Proxy(proto.open, {
+      apply(f, xhr, args) {
+        try {
+          if (tagRequest([String(args[1])])) tagXhrs.add(xhr);
+          else tagXhrs.delete(xhr);
+        } catch (e) {}
+        return Reflect.apply(f, xhr, args);
+      },
+    });
+  }
+}
+export function tagXhr(xhr) {
+  return tagXhrs.has(xhr);
 }
 
 // Whether the focus moves now because the visitor pressed Tab (the browser moves

@@ -7,8 +7,8 @@
 //! and the value itself is never read; a field's `change` while a click is
 //! judged, as when a swatch clicks its hidden radio), a request started by the page (`fetch`
 //! and `XMLHttpRequest.send` are wrapped in `lib.rs`; the tracker's own requests
-//! don't count, nor a tag's: a `keepalive` beacon, or a `fetch` to an analytics
-//! or advertising service), focus the page moves elsewhere than to what was clicked (not
+//! don't count, nor a tag's: a `keepalive` beacon, or a `fetch` or XHR to an
+//! analytics or advertising service), focus the page moves elsewhere than to what was clicked (not
 //! the visitor's Tab), a
 //! video or sound it plays (`play` is wrapped), what acts outside the page
 //! (`window.open`, `print`, `navigator.share`, `navigator.clipboard.writeText`:
@@ -222,6 +222,14 @@ impl Tracker {
     pub(crate) fn on_fetch(&mut self, args: &JsValue) {
         if !self.dead.answered && !dom::tag_request(args) {
             self.on_answer(args);
+        }
+    }
+
+    /// An `XMLHttpRequest` the page sends answers the click, unless it was opened
+    /// to an analytics or advertising service (see [`Tracker::on_fetch`]).
+    pub(crate) fn on_xhr(&mut self, xhr: &JsValue) {
+        if !self.dead.answered && !dom::tag_xhr(xhr) {
+            self.on_answer(xhr);
         }
     }
 

@@ -93,8 +93,14 @@ extern "C" {
     pub(crate) fn tag_request(args: &JsValue) -> bool;
     /// Whether the focus moves now because the visitor pressed Tab.
     pub(crate) fn tabbing() -> bool;
+    /// Note the XHRs the page opens to an analytics or advertising service.
+    #[wasm_bindgen(js_name = watchXhr)]
+    pub(crate) fn watch_xhr();
+    /// Whether `xhr` was opened to an analytics or advertising service.
+    #[wasm_bindgen(js_name = tagXhr)]
+    pub(crate) fn tag_xhr(xhr: &JsValue) -> bool;
     /// Whether the click `e` on the link `a` opens a page of this origin in a
-    /// new tab.
+    /// new tab (or `e` is the context menu of such a link: "Open in new tab").
     #[wasm_bindgen(js_name = opensTab)]
     pub(crate) fn opens_tab(e: &JsValue, a: &JsValue) -> bool;
     /// Hand the session `sid` to the tab a link is opened in.

@@ -123,6 +123,7 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue, early: &JsValue) -> Option<
     listen(d, "click", &t, Tracker::on_click, true);
     listen(d, "pointerup", &t, Tracker::on_release, true);
     listen(d, "auxclick", &t, Tracker::on_auxclick, true);
+    listen(d, "contextmenu", &t, Tracker::on_menu, true);
     listen(w, "click", &t, Tracker::on_click_done, false);
     // Form events, on the document and on each open shadow root the visitor acts
     // in (they do not leave one; focus moving inside one does not either).
@@ -162,9 +163,10 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue, early: &JsValue) -> Option<
     wrap(&t, &history, "pushState", Tracker::on_push);
     wrap(&t, &history, "replaceState", Tracker::on_replace);
     // Requests started by the page answer a click (see dead.rs), a tag's excepted.
-    wrap(&t, &win, "fetch", Tracker::on_fetch);
+    wrap_passing(&t, &win, "fetch", Tracker::on_fetch, Pass::Args);
     let xhr = dom::prop(&dom::prop(&win, "XMLHttpRequest"), "prototype");
-    wrap(&t, &xhr, "send", Tracker::on_answer);
+    dom::watch_xhr();
+    wrap_passing(&t, &xhr, "send", Tracker::on_xhr, Pass::This);
     // So do what changes nothing in the page: a video or sound it plays, a window
     // or tab it opens, its print dialog, the share sheet, a copy to the clipboard
     // ("Share", "Print", "Copy code"), and a scroll it makes ("Back to top").
@@ -286,11 +288,31 @@ fn wrap_setter(t: &Shared, proto: &JsValue, name: &str, f: fn(&mut Tracker, &JsV
     }
 }
 
+/// What a wrapper hands its handler of the call: nothing (never what the page
+/// passed: a value set on a field, a text copied), the arguments (`fetch`: its
+/// URL and options), or `this` (the `XMLHttpRequest` sent).
+#[derive(Clone, Copy)]
+enum Pass {
+    Nothing,
+    Args,
+    This,
+}
+
 /// Replace `obj[method]` by a proxy that calls the original (its result and any
-/// exception reach the caller unchanged, `this` too), then runs `f` with the
-/// arguments. A call the tracker itself makes (its own `fetch`) finds the
-/// tracker busy and runs nothing.
+/// exception reach the caller unchanged, `this` too), then runs `f`. A call the
+/// tracker itself makes (its own `fetch`) finds the tracker busy and runs nothing.
 fn wrap(t: &Shared, obj: &JsValue, method: &str, f: fn(&mut Tracker, &JsValue)) {
+    wrap_passing(t, obj, method, f, Pass::Nothing);
+}
+
+/// [`wrap`], handing `f` what `pass` says of the call.
+fn wrap_passing(
+    t: &Shared,
+    obj: &JsValue,
+    method: &str,
+    f: fn(&mut Tracker, &JsValue),
+    pass: Pass,
+) {
     let Some(orig) = dom::prop(obj, method).dyn_into::<Function>().ok() else {
         return;
     };
@@ -303,7 +325,12 @@ fn wrap(t: &Shared, obj: &JsValue, method: &str, f: fn(&mut Tracker, &JsValue)) 
                 args.unchecked_ref(),
             )?;
             if let Ok(mut s) = t.try_borrow_mut() {
-                f(&mut s, &args);
+                let what = match pass {
+                    Pass::Nothing => JsValue::UNDEFINED,
+                    Pass::Args => args,
+                    Pass::This => this,
+                };
+                f(&mut s, &what);
             }
             Ok(r)
         },

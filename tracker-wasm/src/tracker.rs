@@ -836,6 +836,11 @@ impl Tracker {
     /// keyboard click (Enter or Space on the focused element) is, without `x`, `y`.
     pub(crate) fn on_click(&mut self, e: &JsValue) {
         let e: &MouseEvent = e.unchecked_ref();
+        // The middle button is `auxclick`'s (a browser that sends both a click
+        // and an `auxclick` for it would count it twice).
+        if e.button() == 1 {
+            return;
+        }
         let pointer = dom::prop(e, "detail").as_f64().unwrap_or(0.0) > 0.0;
         self.click(e, pointer);
     }
@@ -848,6 +853,17 @@ impl Tracker {
             && dom::element(dom::origin(e)).is_some_and(|t| dom::closest(&t, "a[href]").is_some())
         {
             self.click(e, true);
+        }
+    }
+
+    /// The context menu of a link of this origin: it may be opened in a new tab
+    /// ("Open in new tab", a long press), which then goes on with this session.
+    pub(crate) fn on_menu(&mut self, e: &JsValue) {
+        if self.recording
+            && let Some(a) = dom::element(dom::origin(e)).and_then(|t| dom::closest(&t, "a[href]"))
+            && dom::opens_tab(e, &a)
+        {
+            self.hand_off();
         }
     }
 

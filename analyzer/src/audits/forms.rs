@@ -25,7 +25,9 @@
 //!   never exceeds `started`); **submitted**: a `submit` of it (any attempt in the
 //!   session), or a custom event `clicktrail('event', 'submit', {form: FORM})`, the
 //!   site's word for a flow with no `<form>` (a `data-ct-form` checkout whose "Buy
-//!   now" posts the order in script), which counts as a submit in every rule below; **completed by another form**: started, not
+//!   now" posts the order in script), which counts as a submit in every rule below
+//!   (right after a `submit` of the form with nothing touched between, it is the
+//!   same attempt); a funnel step for it is `event:submit`; **completed by another form**: started, not
 //!   submitted, but another form of the same page was submitted after it was last
 //!   touched (a checkout split over two forms: the buyer who ordered sent the
 //!   second); touching it again after that submit undoes this. A small form sent
@@ -203,7 +205,7 @@ impl Audit for Forms {
         // Polars: the form events, in (session, ts, seq) order.
         let is_field_event = kind_in(["focus", "blur", "change", "submit", "invalid"])
             .and(col("form").is_not_null().or(col("field").is_not_null()));
-        let is_custom_invalid = col("kind").eq(lit("custom")).and(
+        let is_custom_form_event = col("kind").eq(lit("custom")).and(
             col("name")
                 .eq(lit(CUSTOM_INVALID))
                 .or(col("name").eq(lit(CUSTOM_SUBMIT))),
@@ -212,7 +214,7 @@ impl Audit for Forms {
             .lazy()
             .filter(
                 is_field_event
-                    .or(is_custom_invalid)
+                    .or(is_custom_form_event)
                     .or(kind_in(["pageview", "screen"])),
             )
             .in_session_order()
@@ -721,6 +723,16 @@ impl Forms {
                 continue;
             }
             let s = state.entry(form).or_default();
+            // The site's word for a submit the browser just reported, nothing
+            // touched since (a page that sends its `<form>` in script and says
+            // so): one attempt, not a second that fails the first.
+            if by_site
+                && kind == "submit"
+                && s.attempts.pending_submit
+                && !s.attempts.touched_since_submit
+            {
+                continue;
+            }
             if s.page.is_none() {
                 s.page = page;
             }
@@ -1210,10 +1222,15 @@ mod tests {
             // s4: a submit event naming no form counts for none.
             fe("d1", "s4", 0, "focus", "express", "email"),
             said("d2", "s4", S, r#"{"step":2}"#),
+            // s5: a <form> the page sends in script, and says so too: one
+            // attempt, not a failed one.
+            fe("e1", "s5", 0, "focus", "express", "email"),
+            submit("e2", "s5", S, "express"),
+            said("e3", "s5", S + 5, r#"{"form":"express"}"#),
         ]);
         let r = forms(&db, None);
         let f = find(&r, "express");
-        assert_eq!((f.started, f.submitted, f.abandoned), (4, 2, 2));
+        assert_eq!((f.started, f.submitted, f.abandoned), (5, 3, 2));
         assert_eq!((f.failed_submit_sessions, f.failed_submits), (1, 1));
         assert_eq!(field(f, "card").last_before_abandon, 1);
         assert_eq!(field(f, "email").last_before_abandon, 1);

@@ -16,7 +16,9 @@
 //! second in view, clicked what they saw). A sequential
 //! pass in Rust over each session's page views, ad views, ad clicks and goal
 //! candidates in (ts, seq) order finds the sessions exposed to each ad (by a view
-//! or by a click) and whether they reached the
+//! or by a click; a goal reached by the very click that exposes a session, a
+//! click on the ad that is itself the goal, does not convert for it) and whether
+//! they reached the
 //! goal *after* their first exposure (a goal reached before the ad was seen does not
 //! count for it), and the sessions exposed to more than one variant of a campaign.
 //!
@@ -454,7 +456,7 @@ impl Ads {
 
     /// The report straight from the store: what `analyzer ads`, `/api/audit` and
     /// the report run. DuckDB counts impressions and clicks per ad, and sends page
-    /// views, ad views and goal candidates session after session in (ts, seq) order
+    /// views, ad views, ad clicks and goal candidates session after session in (ts, seq) order
     /// with the goal tested in SQL ([`StepMatcher::sql_with_kind`]); [`Streamed`]
     /// walks them with one session in memory.
     pub fn stream(&self, conn: &Connection, scope: ResolvedScope) -> Result<AdsReport, Error> {
