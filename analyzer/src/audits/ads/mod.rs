@@ -1133,6 +1133,32 @@ mod tests {
     }
 
     #[test]
+    fn the_click_that_exposes_a_session_is_no_goal_after_it() {
+        let db = Db::new();
+        let home = "https://shop.example/";
+        let click = |id: &str, session: &str, ts: i64, seq: i32| {
+            ev(id, session, ts, seq, "click")
+                .path("/")
+                .selector("div.banner > a")
+                .ad("deals:C")
+        };
+        db.insert(&[
+            // s1: the click on the ad is its first sight and the goal itself:
+            // exposed, not converted.
+            land("a1", "s1", 0, home),
+            click("a2", "s1", S, 2),
+            // s2: seen, then clicked (the goal): converted.
+            land("b1", "s2", 0, home),
+            ad_view("b2", "s2", S, 2, "deals:C"),
+            click("b3", "s2", 2 * S, 3),
+        ]);
+        let goal = Ads::new("click:div.banner > a", None, DEFAULT_MIN_SESSIONS).unwrap();
+        let r = ads(&db, &goal);
+        let v = &r.campaigns[0].variants[0];
+        assert_eq!((v.sessions, v.clicks, v.conversions), (2, 2, 1));
+    }
+
+    #[test]
     fn only_a_goal_after_the_first_exposure_converts() {
         let db = Db::new();
         let home = "https://shop.example/";
