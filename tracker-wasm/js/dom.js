@@ -775,13 +775,12 @@ export function observePage(changed) {
   }
   // A fade-in by CSS (an animation, a delayed transition) ends with one of these;
   // so does a step sliding or folding into view (the screen is looked at again).
-  for (const type of ["pointerover", "focusin", "transitionend", "animationend"]) {
-    document.addEventListener(type, look, { capture: true, passive: true });
-  }
-  for (const type of ["transitionend", "animationend"]) {
-    document.addEventListener(type, function () {
-      if (screens) changed(false);
-    }, { capture: true, passive: true });
+  const ended = function () {
+    look();
+    if (screens) changed(false);
+  };
+  for (const [type, f] of [["pointerover", look], ["focusin", look], ["transitionend", ended], ["animationend", ended]]) {
+    document.addEventListener(type, f, { capture: true, passive: true });
   }
   // Shadow roots attached from now on are known at once (empty yet: what is put
   // in them is seen as added).

@@ -221,6 +221,12 @@ pub(crate) fn element(target: JsValue) -> Option<Element> {
     matches!(closest_js(&el, "[data-ct-ignore]"), Ok(None)).then_some(el)
 }
 
+/// The element matching `sel` that the event `e` happened in (see [`origin`] and
+/// [`element`]: none in a `data-ct-ignore` subtree).
+pub(crate) fn origin_in(e: &JsValue, sel: &str) -> Option<Element> {
+    element(origin(e)).and_then(|t| closest(&t, sel))
+}
+
 /// A short, stable CSS selector for `el` (`selector` in `js/dom.js`: its own
 /// part prefixed by up to three ancestors, generated names and state classes
 /// skipped), cut to the protocol's limit.

@@ -849,9 +849,7 @@ impl Tracker {
     /// tab (browsers send no `click` for it).
     pub(crate) fn on_auxclick(&mut self, e: &JsValue) {
         let e: &MouseEvent = e.unchecked_ref();
-        if e.button() == 1
-            && dom::element(dom::origin(e)).is_some_and(|t| dom::closest(&t, "a[href]").is_some())
-        {
+        if e.button() == 1 && dom::origin_in(e, "a[href]").is_some() {
             self.click(e, true);
         }
     }
@@ -860,7 +858,7 @@ impl Tracker {
     /// ("Open in new tab", a long press), which then goes on with this session.
     pub(crate) fn on_menu(&mut self, e: &JsValue) {
         if self.recording
-            && let Some(a) = dom::element(dom::origin(e)).and_then(|t| dom::closest(&t, "a[href]"))
+            && let Some(a) = dom::origin_in(e, "a[href]")
             && dom::opens_tab(e, &a)
         {
             self.hand_off();
@@ -874,7 +872,7 @@ impl Tracker {
     /// was pressed too (not at the end of a drag from elsewhere).
     pub(crate) fn on_release(&mut self, e: &JsValue) {
         let e: &MouseEvent = e.unchecked_ref();
-        let button = dom::element(dom::origin(e)).and_then(|t| dom::closest(&t, DISABLED));
+        let button = dom::origin_in(e, DISABLED);
         if e.button() == 0
             && let Some(b) = button
             && self
