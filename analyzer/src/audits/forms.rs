@@ -917,11 +917,16 @@ mod tests {
             .form(form)
     }
 
-    fn custom_invalid(id: &str, session: &str, ts: i64, props: &str) -> Ev {
+    /// A custom event `name` with `props` on `/checkout`.
+    fn custom(id: &str, session: &str, ts: i64, name: &str, props: &str) -> Ev {
         ev(id, session, ts, (ts / S) as i32, "custom")
             .path("/checkout")
-            .name("invalid")
+            .name(name)
             .props(props)
+    }
+
+    fn custom_invalid(id: &str, session: &str, ts: i64, props: &str) -> Ev {
+        custom(id, session, ts, CUSTOM_INVALID, props)
     }
 
     #[test]
@@ -1198,10 +1203,7 @@ mod tests {
     #[test]
     fn a_flow_with_no_form_is_sent_by_the_sites_submit_event() {
         let said = |id: &str, session: &str, ts: i64, props: &str| {
-            ev(id, session, ts, (ts / S) as i32, "custom")
-                .path("/checkout")
-                .name(CUSTOM_SUBMIT)
-                .props(props)
+            custom(id, session, ts, CUSTOM_SUBMIT, props)
         };
         let db = Db::new();
         db.insert(&[

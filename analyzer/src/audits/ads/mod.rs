@@ -872,6 +872,13 @@ mod tests {
             .selector("div.banner")
     }
 
+    fn ad_click(id: &str, session: &str, ts: i64, seq: i32, ad: &str) -> Ev {
+        ev(id, session, ts, seq, "click")
+            .path("/")
+            .selector("div.banner > a")
+            .ad(ad)
+    }
+
     fn purchase(id: &str, session: &str, ts: i64, seq: i32) -> Ev {
         ev(id, session, ts, seq, "custom")
             .path("/thanks")
@@ -887,12 +894,7 @@ mod tests {
             events.push(land(&format!("{s}-1"), &s, 0, "https://shop.example/"));
             events.push(ad_view(&format!("{s}-2"), &s, S, 2, ad));
             if i < clicking {
-                events.push(
-                    ev(&format!("{s}-3"), &s, 2 * S, 3, "click")
-                        .path("/")
-                        .selector("div.banner > a")
-                        .ad(ad),
-                );
+                events.push(ad_click(&format!("{s}-3"), &s, 2 * S, 3, ad));
             }
             if i < converting {
                 events.push(purchase(&format!("{s}-4"), &s, 60 * S, 1));
@@ -1092,12 +1094,8 @@ mod tests {
     fn a_click_proves_the_ad_was_seen_and_ctr_stays_within_100_percent() {
         let db = Db::new();
         let home = "https://shop.example/";
-        let click = |id: &str, session: &str, ts: i64, seq: i32| {
-            ev(id, session, ts, seq, "click")
-                .path("/")
-                .selector("div.banner > a")
-                .ad("deals:C")
-        };
+        let click =
+            |id: &str, session: &str, ts: i64, seq: i32| ad_click(id, session, ts, seq, "deals:C");
         db.insert(&[
             // s1: clicks the banner the moment it appears (before its second in
             // view: no ad_view), then buys: one impression, one click, converted.
@@ -1136,12 +1134,8 @@ mod tests {
     fn the_click_that_exposes_a_session_is_no_goal_after_it() {
         let db = Db::new();
         let home = "https://shop.example/";
-        let click = |id: &str, session: &str, ts: i64, seq: i32| {
-            ev(id, session, ts, seq, "click")
-                .path("/")
-                .selector("div.banner > a")
-                .ad("deals:C")
-        };
+        let click =
+            |id: &str, session: &str, ts: i64, seq: i32| ad_click(id, session, ts, seq, "deals:C");
         db.insert(&[
             // s1: the click on the ad is its first sight and the goal itself:
             // exposed, not converted.
