@@ -59,6 +59,7 @@ pub enum Col {
     Message,
     Source,
     Line,
+    Ancestry,
 }
 
 /// How a [`Col`] is typed in the Polars frame.
@@ -74,7 +75,7 @@ enum Ty {
 impl Col {
     /// Every column of the events table except `event_id` and `session_key` (used
     /// only to store each event once and each session together).
-    pub const ALL: [Col; 34] = [
+    pub const ALL: [Col; 35] = [
         Col::Site,
         Col::Kind,
         Col::Ts,
@@ -109,6 +110,7 @@ impl Col {
         Col::Message,
         Col::Source,
         Col::Line,
+        Col::Ancestry,
     ];
 
     /// The column's name in the events table and in the loaded frame.
@@ -148,6 +150,7 @@ impl Col {
             Col::Message => "message",
             Col::Source => "source",
             Col::Line => "line",
+            Col::Ancestry => "ancestry",
         }
     }
 
@@ -196,20 +199,24 @@ fn open(path: &Path, read_only: bool) -> Result<Connection, Error> {
         });
     }
     let conn = connect(path, read_only)?;
-    if store::schema::is_current(&conn)? {
+    let current = store::schema::is_current(&conn)?;
+    if current && store::schema::has_added_columns(&conn)? {
         return Ok(conn);
     }
-    if !store::schema::is_old(&conn)? {
+    if !current && !store::schema::is_old(&conn)? {
         return Err(Error::NoEventsTable {
             path: path.to_owned(),
         });
     }
-    // A file of an older collector: brought up to date once (it needs to be written).
+    // A file of an older collector: brought up to date once (it needs to be
+    // written); one of the first layout is also sorted.
     drop(conn);
     {
         let rw = connect(path, false)?;
         store::create_or_migrate(&rw)?;
-        store::compact(&rw, store::Select::All)?;
+        if !current {
+            store::compact(&rw, store::Select::All)?;
+        }
     }
     connect(path, read_only)
 }

@@ -38,24 +38,27 @@ pub struct EventRef<'a> {
     pub selector: Option<&'a str>,
     pub form: Option<&'a str>,
     pub name: Option<&'a str>,
+    /// A click's element and the elements it is in (the `ancestry` column).
+    pub ancestry: Option<&'a str>,
 }
 
 impl EventRef<'_> {
     /// The columns to load for [`EventRef`] (besides the ones that order events).
-    pub const COLUMNS: [Col; 6] = [
+    pub const COLUMNS: [Col; 7] = [
         Col::Kind,
         Col::Path,
         Col::Screen,
         Col::Selector,
         Col::Form,
         Col::Name,
+        Col::Ancestry,
     ];
 }
 
 /// What a sequential matcher pass loads: the session and the (ts, seq) order, then
 /// [`EventRef::COLUMNS`]. Audits that match steps start their column list with it.
-pub const SEQUENCE_COLUMNS: [Col; 9] =
-    concat::<3, 6, 9>([Col::SessionId, Col::Ts, Col::Seq], EventRef::COLUMNS);
+pub const SEQUENCE_COLUMNS: [Col; 10] =
+    concat::<3, 7, 10>([Col::SessionId, Col::Ts, Col::Seq], EventRef::COLUMNS);
 
 /// `a` then `b`: column lists built from shared parts at compile time (`N = A + B`).
 pub const fn concat<const A: usize, const B: usize, const N: usize>(
@@ -160,8 +163,8 @@ impl StepMatcher {
         }
     }
 
-    /// A SQL condition over the events table (`path`, `screen`, `selector`, `form`,
-    /// `name`) that, for an event of one of [`Self::kinds`], holds whenever
+    /// A SQL condition over the events table (`path`, `screen`, `selector`,
+    /// `ancestry`, `form`, `name`) that, for an event of one of [`Self::kinds`], holds whenever
     /// [`Self::matches`] does, with its parameters in order. It is exact
     /// ([`Self::exact_in_sql`]) for every step but `click:`, whose condition only keeps
     /// selectors holding each `#id`, `.class` and `[attr]` of the pattern; those rows
@@ -178,12 +181,18 @@ impl StepMatcher {
                     .filter(|p| !is_tag(p))
                     .cloned()
                     .collect();
-                let mut cond = "(selector IS NOT NULL".to_owned();
+                let mut cond = "((selector IS NOT NULL".to_owned();
                 for _ in &parts {
                     cond.push_str(" AND contains(selector, ?)");
                 }
-                cond.push(')');
-                (cond, parts)
+                cond.push_str(") OR (ancestry IS NOT NULL");
+                for _ in &css.needles {
+                    cond.push_str(" AND contains(ancestry, ?)");
+                }
+                cond.push_str("))");
+                let mut params = parts;
+                params.extend(css.needles.iter().cloned());
+                (cond, params)
             }
             Rule::Submit(form) => ("form = ?".to_owned(), vec![form.clone()]),
             Rule::Event(name) => ("name = ?".to_owned(), vec![name.clone()]),
@@ -243,7 +252,11 @@ impl StepMatcher {
             Rule::Screen(name) => {
                 (ev.kind == "screen" || ev.kind == "pageview") && ev.screen == Some(name.as_str())
             }
-            Rule::Click(css) => ev.kind == "click" && ev.selector.is_some_and(|s| css.matches(s)),
+            Rule::Click(css) => {
+                ev.kind == "click"
+                    && (ev.selector.is_some_and(|s| css.matches(s))
+                        || ev.ancestry.is_some_and(|a| css.matches_ancestry(a)))
+            }
             Rule::Submit(form) => ev.kind == "submit" && ev.form == Some(form.as_str()),
             Rule::Event(name) => ev.kind == "custom" && ev.name == Some(name.as_str()),
         }
@@ -358,6 +371,9 @@ struct Css {
     tokens: Vec<String>,
     /// The simple parts of the pattern when it is a single compound.
     parts: Option<Vec<String>>,
+    /// Every `#id`, `.class`, `[attr]` and `:pseudo` part of every compound: an
+    /// element list without one of them cannot match.
+    needles: Vec<String>,
 }
 
 impl Css {
@@ -375,7 +391,55 @@ impl Css {
             [one] => Some(simple_parts(one).into_iter().map(str::to_owned).collect()),
             _ => None,
         };
-        Ok(Css { tokens, parts })
+        let needles = tokens
+            .iter()
+            .filter(|t| !is_combinator(t))
+            .flat_map(|t| simple_parts(t))
+            .filter(|p| !is_tag(p))
+            .map(str::to_owned)
+            .collect();
+        Ok(Css {
+            tokens,
+            parts,
+            needles,
+        })
+    }
+
+    /// Whether the pattern selects the clicked element or one it is in, judged on
+    /// its `ancestry` (`tag#id.class…` of each element, innermost first, separated
+    /// by spaces): the last compound on one of them, each compound before it on an
+    /// element further out (with `>`, the next one out). Parts such a list does not
+    /// hold (`[attr]`, `:pseudo`) and sibling combinators never match there.
+    fn matches_ancestry(&self, ancestry: &str) -> bool {
+        if !self.needles.iter().all(|n| ancestry.contains(n.as_str())) {
+            return false;
+        }
+        let chain: Vec<Vec<&str>> = ancestry
+            .split_ascii_whitespace()
+            .map(simple_parts)
+            .collect();
+        let tokens: Vec<&str> = self.tokens.iter().map(String::as_str).collect();
+        (0..chain.len()).any(|i| Self::ends_at(&tokens, &chain, i))
+    }
+
+    /// Whether `tokens` (compounds and combinators) select element `i` of `chain`.
+    fn ends_at(tokens: &[&str], chain: &[Vec<&str>], i: usize) -> bool {
+        let Some((last, before)) = tokens.split_last() else {
+            return true;
+        };
+        let have = &chain[i];
+        let on_it = simple_parts(last)
+            .iter()
+            .all(|p| *p == "*" || have.iter().any(|h| same_part(p, h)));
+        if !on_it {
+            return false;
+        }
+        match before.split_last() {
+            None => true,
+            Some((&">", rest)) => i + 1 < chain.len() && Self::ends_at(rest, chain, i + 1),
+            Some((&" ", rest)) => (i + 1..chain.len()).any(|j| Self::ends_at(rest, chain, j)),
+            Some(_) => false,
+        }
     }
 
     fn matches(&self, selector: &str) -> bool {
@@ -654,6 +718,53 @@ mod tests {
         assert!(!step("click:a.b").matches(&click("a[href=\"/a.b\"]")));
     }
 
+    /// A click is judged on every class and id of its element and the elements
+    /// it is in, not only on the ones its selector keeps.
+    #[test]
+    fn clicks_match_on_the_elements_they_are_in() {
+        let at = |selector, ancestry| EventRef {
+            kind: "click",
+            path: Some("/"),
+            selector: Some(selector),
+            ancestry: Some(ancestry),
+            ..EventRef::default()
+        };
+        // `<button id="buy" class="btn btn-primary">` holding an icon; its
+        // selector keeps the id only.
+        let icon = at(
+            "form#cart > button#buy",
+            "svg.icon button#buy.btn.btn-primary form#cart main body.shop",
+        );
+        for yes in [
+            "click:.btn-primary",
+            "click:button.btn.btn-primary",
+            "click:.icon",
+            "click:BUTTON.btn",
+            "click:form#cart button",
+            "click:form#cart > button.btn",
+            "click:main > form .icon",
+            "click:body.shop .btn",
+            "click:main *",
+        ] {
+            assert!(step(yes).matches(&icon), "{yes}");
+        }
+        for no in [
+            "click:.btn-secondary",
+            "click:button.btn-primary.icon",
+            "click:main > button",
+            "click:form#cart > .icon",
+            "click:.btn-primary form",
+            "click:button[type=submit]",
+            "click:.btn + .icon",
+            "click:#buy:hover",
+        ] {
+            assert!(!step(no).matches(&icon), "{no}");
+        }
+        // What the selector alone matches still matches without an ancestry.
+        assert!(step("click:#buy").matches(&click("form#cart > button#buy")));
+        assert!(!step("click:.btn-primary").matches(&click("form#cart > button#buy")));
+    }
+
     #[test]
     fn submits_and_custom_events() {
         let submit = EventRef {
@@ -725,10 +836,20 @@ mod tests {
     /// `click:`), on a corpus of paths, screens, selectors, forms and names.
     #[test]
     fn sql_conditions_agree_with_the_matcher() {
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            bool,
+            Option<String>,
+        );
         let conn = duckdb::Connection::open_in_memory().unwrap();
         conn.execute_batch(
             "CREATE TABLE t (kind VARCHAR, path VARCHAR, screen VARCHAR, selector VARCHAR,
-                             form VARCHAR, name VARCHAR)",
+                             form VARCHAR, name VARCHAR, ancestry VARCHAR)",
         )
         .unwrap();
         let paths = [
@@ -763,23 +884,32 @@ mod tests {
             "li:nth-child(2) > a",
             "#paypal",
         ];
+        let ancestries = [
+            None,
+            Some("svg.icon button#buy.btn.btn-primary form#cart main body"),
+            Some("span button#pay.primary.btn form.checkout div.x body"),
+            Some("a#shop.nav-link li nav.menu header body"),
+            Some("button.btn-primary-x div.buy body"),
+        ];
         let mut rows = Vec::new();
         for kind in ["pageview", "screen", "click", "submit", "custom", "blur"] {
             for (i, path) in paths.iter().enumerate() {
                 let sel = selectors[i % selectors.len()];
                 let word = ["payment", "checkout", "order", "pay"][i % 4];
-                rows.push((kind, *path, word, sel, word, word));
+                let anc = ancestries[i % ancestries.len()];
+                rows.push((kind, *path, word, sel, word, word, anc));
             }
-            for sel in selectors {
-                rows.push((kind, "/", "payment", sel, "checkout", "order"));
+            for (i, sel) in selectors.iter().enumerate() {
+                let anc = ancestries[(i + 1) % ancestries.len()];
+                rows.push((kind, "/", "payment", sel, "checkout", "order", anc));
             }
         }
         let mut insert = conn
-            .prepare("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?)")
+            .prepare("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)")
             .unwrap();
         for r in &rows {
             insert
-                .execute(duckdb::params![r.0, r.1, r.2, r.3, r.4, r.5])
+                .execute(duckdb::params![r.0, r.1, r.2, r.3, r.4, r.5, r.6])
                 .unwrap();
         }
         let specs = [
@@ -806,16 +936,20 @@ mod tests {
             "click:form > button#pay",
             "click:a.buy",
             "click:li:nth-child(2) > a",
+            "click:.btn-primary",
+            "click:form#cart button.btn",
+            "click:main > form .icon",
+            "click:nav.menu a",
         ];
         for spec in specs {
             let matcher = step(spec);
             let (condition, params) = matcher.sql_with_kind();
             let mut stmt = conn
                 .prepare(&format!(
-                    "SELECT kind, path, screen, selector, form, name, {condition} FROM t"
+                    "SELECT kind, path, screen, selector, form, name, {condition}, ancestry FROM t"
                 ))
                 .unwrap();
-            let got: Vec<(String, String, String, String, String, String, bool)> = stmt
+            let got: Vec<Row> = stmt
                 .query_map(duckdb::params_from_iter(params), |r| {
                     Ok((
                         r.get(0)?,
@@ -825,6 +959,7 @@ mod tests {
                         r.get(4)?,
                         r.get(5)?,
                         r.get(6)?,
+                        r.get(7)?,
                     ))
                 })
                 .unwrap()
@@ -832,7 +967,7 @@ mod tests {
                 .collect();
             assert_eq!(got.len(), rows.len());
             let mut hits = 0;
-            for (kind, path, screen, selector, form, name, sql) in &got {
+            for (kind, path, screen, selector, form, name, sql, ancestry) in &got {
                 let ev = EventRef {
                     kind,
                     path: Some(path),
@@ -840,6 +975,7 @@ mod tests {
                     selector: Some(selector),
                     form: Some(form),
                     name: Some(name),
+                    ancestry: ancestry.as_deref(),
                 };
                 let rust = matcher.matches(&ev);
                 hits += usize::from(rust);

@@ -271,6 +271,7 @@ pub fn enrich(batch: protocol::Batch, ctx: &Context, salt: &[u8; 32]) -> Vec<Row
             source: e.src.as_deref().and_then(scrub::url),
             line: e.line.map(|l| l.min(i32::MAX as u32) as i32),
             session_key,
+            ancestry: text(e.anc.as_deref()),
         };
         match links {
             Some(links) if row.kind == protocol::kind::LINKS => {
@@ -281,6 +282,7 @@ pub fn enrich(batch: protocol::Batch, ctx: &Context, salt: &[u8; 32]) -> Vec<Row
                     r.selector = Some(scrub::text(&l.sel).into_owned());
                     r.href = scrub::href(&l.href);
                     r.text = text(l.label.as_deref());
+                    r.ancestry = None;
                     rows.push(r);
                 }
             }

@@ -802,6 +802,7 @@ fn limit(column: &str) -> Option<usize> {
         "path" => protocol::MAX_PATH,
         "url" | "referrer" | "href" | "source" => protocol::MAX_URL,
         "selector" => protocol::MAX_SELECTOR,
+        "ancestry" => protocol::MAX_ANCESTRY,
         "title" => protocol::MAX_TITLE,
         "props" => protocol::MAX_PROPS_BYTES,
         "message" => protocol::MAX_ERROR_CHARS * 4,

@@ -77,6 +77,7 @@ pub struct Row {
     pub line: Option<i32>,
     /// [`store::session_key`] of (site, `session_id`).
     pub session_key: u64,
+    pub ancestry: Option<String>,
 }
 
 fn text(v: Option<String>) -> Value {
@@ -126,6 +127,7 @@ impl Row {
             text(self.source),
             self.line.map_or(Value::Null, Value::Int),
             Value::UBigInt(self.session_key),
+            text(self.ancestry),
         ]
     }
 
@@ -157,6 +159,7 @@ impl Row {
                 &self.ad,
                 &self.message,
                 &self.source,
+                &self.ancestry,
             ]
             .into_iter()
             .map(|v| opt_len(v.as_ref()))

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use crate::{
-    MAX_ERROR_CHARS, MAX_EVENT_AGE_MS, MAX_EVENT_FUTURE_MS, MAX_EVENTS_PER_BATCH,
+    MAX_ANCESTRY, MAX_ERROR_CHARS, MAX_EVENT_AGE_MS, MAX_EVENT_FUTURE_MS, MAX_EVENTS_PER_BATCH,
     MAX_LINKS_PER_EVENT, MAX_NAME, MAX_PATH, MAX_PROPS_BYTES, MAX_SELECTOR, MAX_SITE,
     MAX_TEXT_CHARS, MAX_TITLE, MAX_URL, VERSION, kind,
 };
@@ -116,6 +116,9 @@ pub struct Event {
     pub screen: Option<String>,
     /// CSS selector of the clicked element.
     pub sel: Option<String>,
+    /// The element clicked and the elements it is in, innermost first, up to
+    /// `<body>`: `tag#id.class…` each, separated by spaces (for `click:` steps).
+    pub anc: Option<String>,
     /// Text of the clicked element (cut to 64 chars).
     pub text: Option<String>,
     /// Link target of the clicked element.
@@ -279,6 +282,7 @@ fn validate_event(index: usize, e: &Event, sent: i64) -> Result<(), Error> {
     check_len(index, "href", e.href.as_ref(), MAX_URL)?;
     check_len(index, "title", e.title.as_ref(), MAX_TITLE)?;
     check_len(index, "sel", e.sel.as_ref(), MAX_SELECTOR)?;
+    check_len(index, "anc", e.anc.as_ref(), MAX_ANCESTRY)?;
     check_len(index, "src", e.src.as_ref(), MAX_URL)?;
     check_len(index, "ad", e.ad.as_ref(), MAX_NAME)?;
     if let Some(msg) = &e.msg {

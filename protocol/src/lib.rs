@@ -42,6 +42,8 @@ pub const MAX_URL: usize = 2048;
 pub const MAX_PATH: usize = 1024;
 /// Longest CSS selector of a clicked element or a form.
 pub const MAX_SELECTOR: usize = 512;
+/// Longest list of a clicked element and the elements it is in (`anc`).
+pub const MAX_ANCESTRY: usize = 512;
 /// Clicked element text is cut to this many characters by the tracker.
 pub const MAX_TEXT_CHARS: usize = 64;
 /// Longest name (screen, field, form, custom event, campaign …).

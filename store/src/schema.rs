@@ -90,7 +90,7 @@ pub const KINDS: [&str; 16] = [
 ];
 
 /// Number of columns the writer appends.
-pub const EVENT_COLUMNS: usize = 36;
+pub const EVENT_COLUMNS: usize = 37;
 
 /// The events columns, in the order the writer appends them.
 pub const COLUMNS: [Column; EVENT_COLUMNS] = [
@@ -200,6 +200,11 @@ pub const COLUMNS: [Column; EVENT_COLUMNS] = [
         "session_key",
         "UBIGINT",
         "64-bit id of (site, session_id), see session_key(): a session's rows are stored together",
+    ),
+    added(
+        "ancestry",
+        "VARCHAR",
+        "clicked element and the elements it is in, innermost first: tag#id.class ... (clicks)",
     ),
 ];
 
@@ -319,6 +324,26 @@ pub fn is_old(conn: &Connection) -> Result<bool, duckdb::Error> {
     Ok(n > 0)
 }
 
+/// Whether a file in this layout has every column added since its layout came
+/// (else [`create_or_migrate`] adds them).
+pub fn has_added_columns(conn: &Connection) -> Result<bool, duckdb::Error> {
+    let added: Vec<&str> = COLUMNS.iter().filter(|c| c.added).map(|c| c.name).collect();
+    let list = added
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let n: i64 = conn.query_row(
+        &format!(
+            "SELECT count(*) FROM duckdb_columns() WHERE table_name IN ('events_recent', 'events_sorted') \
+             AND column_name IN ({list})"
+        ),
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(usize::try_from(n).is_ok_and(|n| n == 2 * added.len()))
+}
+
 /// Whether a file holds clicktrail events in this layout.
 pub fn is_current(conn: &Connection) -> Result<bool, duckdb::Error> {
     let n: i64 = conn.query_row(
@@ -363,6 +388,18 @@ pub fn create_or_migrate(conn: &Connection) -> Result<(), duckdb::Error> {
             "UPDATE events_recent SET session_key = {SESSION_KEY_SQL} WHERE session_key IS NULL"
         ))?;
         conn.execute_batch(&create_sorted())?;
+        // Columns added since the sorted layout came (a file of an earlier
+        // collector of this layout), empty in the rows it holds.
+        for c in COLUMNS
+            .iter()
+            .filter(|c| c.added && c.name != "session_key")
+        {
+            conn.execute_batch(&format!(
+                "ALTER TABLE events_sorted ADD COLUMN IF NOT EXISTS {} {}",
+                c.name,
+                c.typed.unwrap_or(c.ty)
+            ))?;
+        }
         conn.execute_batch(&create_views())
     })
 }
@@ -428,6 +465,35 @@ mod tests {
         }
         assert!(is_current(&conn).unwrap());
         assert!(!is_old(&conn).unwrap());
+    }
+
+    /// A file of an earlier collector of this layout, without the columns added
+    /// since: opening it adds them to both tables, and its rows stay.
+    #[test]
+    fn a_file_without_the_latest_columns_gets_them() {
+        let conn = Connection::open_in_memory().unwrap();
+        create_or_migrate(&conn).unwrap();
+        conn.execute_batch(
+            "DROP VIEW events; DROP VIEW events_overlap; DROP VIEW events_pending;
+             ALTER TABLE events_recent DROP COLUMN ancestry;
+             ALTER TABLE events_sorted DROP COLUMN ancestry;
+             INSERT INTO events_sorted (site, event_id, kind, ts, received_at, seq, session_id,
+                 visitor_id, path, browser, os, device, session_key)
+             VALUES ('shop', 'e1', 'click', now(), now(), 0, 's', 'v', '/', 'b', 'o', 'd', 1);",
+        )
+        .unwrap();
+        assert!(is_current(&conn).unwrap());
+        assert!(!has_added_columns(&conn).unwrap());
+        create_or_migrate(&conn).unwrap();
+        assert!(has_added_columns(&conn).unwrap());
+        let (n, none): (i64, i64) = conn
+            .query_row(
+                "SELECT count(*), count(*) FILTER (WHERE ancestry IS NULL) FROM events",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((n, none), (1, 1));
     }
 
     #[test]

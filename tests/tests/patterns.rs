@@ -1029,20 +1029,47 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     let clicks = on("ids.html", "click", "selector");
     let load = [&[button, field, slide][..], &NAMES].concat();
     assert_eq!(clicks, [&load[..], &load].concat());
-    // A funnel step names the button by its own class: both loads clicked it.
-    let req: AuditRequest = serde_json::from_value(json!({
-        "audit": "funnel",
-        "scope": Scope { site: Some("demo".into()), ..Scope::default() },
-        "steps": ["page:/demo/ids.html", "click:.add-to-cart"],
-    }))?;
-    let funnel = serde_json::to_value(analyzer::run(&conn, &req)?)?;
-    let entered: Vec<&Value> = funnel["steps"]
-        .as_array()
-        .expect("funnel steps")
-        .iter()
-        .map(|s| &s["entered"])
-        .collect();
-    assert_eq!(entered, [&json!(2), &json!(2)], "{funnel:#}");
+    // A funnel step names the button by its own class, or by any class of it or
+    // of the elements it is in, as a theme's stylesheet names it: both loads
+    // clicked it. A step no click matches stays empty.
+    let entered = |step: &str| -> Result<Vec<Value>> {
+        let req: AuditRequest = serde_json::from_value(json!({
+            "audit": "funnel",
+            "scope": Scope { site: Some("demo".into()), ..Scope::default() },
+            "steps": ["page:/demo/ids.html", step],
+        }))?;
+        let funnel = serde_json::to_value(analyzer::run(&conn, &req)?)?;
+        Ok(funnel["steps"]
+            .as_array()
+            .expect("funnel steps")
+            .iter()
+            .map(|s| s["entered"].clone())
+            .collect())
+    };
+    for step in [
+        "click:.add-to-cart",
+        "click:.btn-primary",
+        "click:form > .btn.mt-3",
+        "click:.names #checkout",
+        "click:div.names > button.is-active",
+        "click:.swiper-slide .slide-link",
+    ] {
+        assert_eq!(
+            entered(step)?,
+            [json!(2), json!(2)],
+            "{step}: {:#?}",
+            rows(
+                "SELECT coalesce(ancestry, '-') FROM events WHERE path = '/demo/ids.html' AND kind = 'click'"
+            )
+        );
+    }
+    for step in [
+        "click:.names .slide-link",
+        "click:.swiper > .btn",
+        "click:#main_1",
+    ] {
+        assert_eq!(entered(step)?, [json!(2), json!(0)], "{step}");
+    }
     let seen = on("ids.html", "link_view", "selector");
     assert_eq!(seen.len(), 6, "{seen:#?}");
     assert_eq!(seen[..3], seen[3..]);

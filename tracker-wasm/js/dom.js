@@ -293,6 +293,29 @@ function selectorIn(el, known) {
   return n.joined[keep] + first;
 }
 
+// The element and the elements it is in, innermost first, up to `<body>` (at
+// most 16 of them and 512 bytes), separated by spaces: `tag#id.class…` each, with
+// every id and class that is a plain name and not generated. A `click:` step is
+// judged on it as a click listener on any of these elements sees the click; the
+// selector keeps one class of the element and three elements it is in.
+const NAME = /^-?[A-Za-z_][\w-]{0,47}$/;
+export function ancestry(el) {
+  let out = "";
+  for (let e = el, n = 0; e && n < 16; n++) {
+    const tag = e.localName;
+    if (tag === "html") break;
+    let me = tag;
+    const id = e.getAttribute("id"), c = e.getAttribute("class");
+    if (id && NAME.test(id) && !generated(id)) me += "#" + id;
+    if (c) for (const k of c.split(/[ \t\n\f\r]+/, 32)) if (NAME.test(k) && !generated(k)) me += "." + k;
+    if (out.length + me.length >= 512) break;
+    out += (n ? " " : "") + me;
+    if (tag === "body") break;
+    e = e.parentElement || hostOf(e);
+  }
+  return out;
+}
+
 // The closest element matching `sel`, from `el` up, also through the hosts of
 // the shadow roots `el` is in.
 export function closest(el, sel) {

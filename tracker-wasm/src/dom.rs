@@ -36,6 +36,9 @@ extern "C" {
     /// editable elements.
     #[wasm_bindgen(js_name = label)]
     fn label_js(el: &Element) -> Option<String>;
+    /// The element and the elements it is in, up to `<body>`: `tag#id.class…`
+    /// each, innermost first (see `js/dom.js`).
+    pub(crate) fn ancestry(el: &Element) -> String;
     /// Whether an id or attribute value looks generated (differs between loads).
     pub(crate) fn generated(s: &str) -> bool;
     /// `document[name]` (`title`, `referrer`) as the browser has it, also when

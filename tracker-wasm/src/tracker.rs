@@ -14,8 +14,8 @@ use core::cell::RefCell;
 
 use js_sys::{Date, Function, JSON};
 use protocol::{
-    MAX_ERROR_CHARS, MAX_NAME, MAX_PATH, MAX_PROPS_BYTES, MAX_SELECTOR, MAX_TITLE, MAX_URL,
-    SESSION_IDLE_MS, kind,
+    MAX_ANCESTRY, MAX_ERROR_CHARS, MAX_NAME, MAX_PATH, MAX_PROPS_BYTES, MAX_SELECTOR, MAX_TITLE,
+    MAX_URL, SESSION_IDLE_MS, kind,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Crypto, Document, Element, Event, HtmlAnchorElement, MouseEvent, Storage, Window};
@@ -923,6 +923,7 @@ impl Tracker {
         };
         let sel = dom::selector(&el);
         j.str("sel", &sel, MAX_SELECTOR);
+        j.str("anc", &dom::ancestry(&target), MAX_ANCESTRY);
         if let Some(text) = dom::text(&el) {
             j.str("text", &text, usize::MAX);
         }

@@ -184,6 +184,7 @@ impl Funnel {
         let selector = sorted.column("selector")?.str()?;
         let form = sorted.column("form")?.str()?;
         let name = sorted.column("name")?.str()?;
+        let ancestry = sorted.column("ancestry")?.str()?;
 
         let mut steps: Vec<u32> = Vec::new();
         let mut from_previous: Vec<Option<i64>> = Vec::new();
@@ -205,8 +206,9 @@ impl Funnel {
             .zip(screen.iter())
             .zip(selector.iter())
             .zip(form.iter())
-            .zip(name.iter());
-        for (((((((sid, t), kind), path), screen), selector), form), name) in rows {
+            .zip(name.iter())
+            .zip(ancestry.iter());
+        for ((((((((sid, t), kind), path), screen), selector), form), name), ancestry) in rows {
             let (Some(sid), Some(t), Some(kind)) = (sid, t, kind) else {
                 continue;
             };
@@ -224,6 +226,7 @@ impl Funnel {
                 selector,
                 form,
                 name,
+                ancestry,
             };
             let mask = self
                 .steps
@@ -413,7 +416,11 @@ impl Funnel {
                 } else {
                     ""
                 },
-                selector = if plan.recheck == 0 { "" } else { ", selector" },
+                selector = if plan.recheck == 0 {
+                    ""
+                } else {
+                    ", selector, ancestry"
+                },
                 tests = plan.columns.iter().fold(String::new(), |mut out, c| {
                     out.push_str(", ");
                     out.push_str(c);
@@ -629,7 +636,7 @@ impl Plan {
 
     /// The query's column of the first step test.
     fn first_probe(&self) -> usize {
-        2 + usize::from(self.mixed_kinds) + usize::from(self.recheck != 0)
+        2 + usize::from(self.mixed_kinds) + 2 * usize::from(self.recheck != 0)
     }
 }
 
@@ -674,7 +681,10 @@ impl Pass<'_> {
     ) -> Result<(), Error> {
         let keys = primitive::<UInt64Type>(batch.column(0), "session_key")?;
         let ts = millis(batch.column(1))?;
-        let selectors = self.plan.selector_column().map(|c| batch.column(c));
+        let selectors = self
+            .plan
+            .selector_column()
+            .map(|c| (batch.column(c), batch.column(c + 1)));
         let mut masks = std::mem::take(&mut self.masks);
         self.plan.masks(batch, &mut masks)?;
         for (i, (&key, &mask)) in keys.values().iter().zip(&masks).enumerate() {
@@ -692,7 +702,11 @@ impl Pass<'_> {
             let mask = if mask & self.plan.recheck == 0 {
                 mask
             } else {
-                self.recheck_clicks(mask, selectors.and_then(|s| str_at(s, i)))
+                self.recheck_clicks(
+                    mask,
+                    selectors.and_then(|(s, _)| str_at(s, i)),
+                    selectors.and_then(|(_, a)| str_at(a, i)),
+                )
             };
             if mask != 0 {
                 self.matched.push((ts.value(i), mask));
@@ -702,11 +716,12 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// Clears the bits of `click:` steps the selector does not really match.
-    fn recheck_clicks(&self, mask: u64, selector: Option<&str>) -> u64 {
+    /// Clears the bits of `click:` steps the click does not really match.
+    fn recheck_clicks(&self, mask: u64, selector: Option<&str>, ancestry: Option<&str>) -> u64 {
         let ev = EventRef {
             kind: "click",
             selector,
+            ancestry,
             ..EventRef::default()
         };
         self.funnel

@@ -342,7 +342,7 @@ impl Audit for Ads {
     type Report = AdsReport;
 
     /// A matcher pass's columns, plus the ad and the landing URL (campaigns).
-    const COLUMNS: &'static [Col] = &concat::<9, 2, 11>(SEQUENCE_COLUMNS, [Col::Ad, Col::Url]);
+    const COLUMNS: &'static [Col] = &concat::<10, 2, 12>(SEQUENCE_COLUMNS, [Col::Ad, Col::Url]);
 
     fn kinds(&self) -> Option<Vec<&'static str>> {
         let mut kinds = vec!["pageview", "ad_view", "click"];
@@ -509,7 +509,7 @@ impl Ads {
                         {selector}
                      FROM {from}
                      WHERE {filter} AND ({kinds} OR (kind = 'click' AND ad IS NOT NULL)) {order}",
-                    selector = if recheck { ", selector" } else { "" },
+                    selector = if recheck { ", selector, ancestry" } else { "" },
                     kinds = crate::matcher::kind_sql(&kinds),
                 )
             };
@@ -568,7 +568,7 @@ impl Streamed {
         let kinds = primitive::<UInt8Type>(batch.column(1), "kind")?;
         let goal = batch.column(2).as_boolean();
         let (ad, url) = (batch.column(3), batch.column(4));
-        let selector = recheck.then(|| batch.column(5));
+        let selector = recheck.then(|| (batch.column(5), batch.column(6)));
         for (i, &key) in keys.values().iter().enumerate() {
             match self.cursor.at(key, skip) {
                 RowIn::Skipped => continue,
@@ -580,10 +580,11 @@ impl Streamed {
             }
             let kind = kinds.value(i);
             let reached = goal.value(i)
-                && selector.is_none_or(|s| {
+                && selector.is_none_or(|(s, a)| {
                     ads.goal.matches(&EventRef {
                         kind: "click",
                         selector: str_at(s, i),
+                        ancestry: str_at(a, i),
                         ..EventRef::default()
                     })
                 });
@@ -674,6 +675,7 @@ impl Ads {
         let name = sorted.column("name")?.str()?;
         let ad = sorted.column("ad")?.str()?;
         let url = sorted.column("url")?.str()?;
+        let ancestry = sorted.column("ancestry")?.str()?;
 
         let mut out = Pass::default();
         let mut current: Option<u64> = None;
@@ -687,8 +689,11 @@ impl Ads {
             .zip(form.iter())
             .zip(name.iter())
             .zip(ad.iter())
-            .zip(url.iter());
-        for ((((((((sid, kind), path), screen), selector), form), name), ad), url) in rows {
+            .zip(url.iter())
+            .zip(ancestry.iter());
+        for (((((((((sid, kind), path), screen), selector), form), name), ad), url), ancestry) in
+            rows
+        {
             let (Some(sid), Some(kind)) = (sid, kind) else {
                 continue;
             };
@@ -705,6 +710,7 @@ impl Ads {
                 selector,
                 form,
                 name,
+                ancestry,
             };
             if self.goal.matches(&ev) {
                 state.converted = true;
