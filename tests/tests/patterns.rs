@@ -175,16 +175,19 @@ async fn links_inside(b: &Browser, base: &str, col: &Collector) -> Result<()> {
         pause(200).await;
     }
     pause(1_300).await; // the decorative icon's click is judged dead
-    // The pointer on the mega menu opens it: its links show.
-    let shop = c.find(Locator::Css("#shop-menu")).await?;
-    let hover = MouseActions::new("mouse".into()).then(PointerAction::MoveToElement {
-        element: shop,
-        duration: None,
-        x: 0.0,
-        y: 0.0,
-    });
-    c.perform_actions(hover).await?;
-    pause(900).await;
+    // The pointer on the mega menu opens it: its links show; then on the first
+    // folded menu: it unfolds.
+    for menu in ["#shop-menu", "#sale-menu"] {
+        let element = c.find(Locator::Css(menu)).await?;
+        let hover = MouseActions::new("mouse".into()).then(PointerAction::MoveToElement {
+            element,
+            duration: None,
+            x: 0.0,
+            y: 0.0,
+        });
+        c.perform_actions(hover).await?;
+        pause(900).await;
+    }
     done(&p, col).await
 }
 
@@ -670,10 +673,12 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     let db = collector.stop().await?;
     let conn = analyzer::open_read_only(&db)?;
     let rows = |sql: &str| strings(&conn, sql);
+    // In recording order: the rows of one `links` event are `<id>-0`, `<id>-1`, …
+    // `<id>-10`.
     let on = |page: &str, kind: &str, what: &str| {
         rows(&format!(
             "SELECT {what} FROM events WHERE path LIKE '/demo/{page}%' AND kind = '{kind}' \
-             ORDER BY session_id, ts, seq, event_id"
+             ORDER BY session_id, ts, seq, length(event_id), event_id"
         ))
     };
 
@@ -985,6 +990,8 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         on("links.html", "link_view", "selector || ' | ' || href"),
         [
             format!("a#shop-menu | {base}/demo/shop.html"),
+            format!("a#sale-menu | {base}/demo/sale.html"),
+            format!("a#more-menu | {base}/demo/more.html"),
             format!("{icon_link} | {base}/demo/cart.html"),
             format!("{card_link} | {base}/demo/product-12.html"),
             format!("{help_link} | {base}/demo/help.html"),
@@ -992,8 +999,10 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             format!("{late_link} | {base}/demo/late.html"),
             format!("a#mega-boots | {base}/demo/boots.html"),
             format!("a#mega-socks | {base}/demo/socks.html"),
+            format!("a#fold-hats | {base}/demo/hats.html"),
         ],
-        "the menu's links once it opened, never the faded drawer's"
+        "the menus' links once they opened, never the faded drawer's, the folded \
+         menu's not hovered or the screen-reader link's"
     );
     assert_eq!(on("links.html", "dead_click", "selector"), [decor]);
     let links = audit(&conn, "links")?;
@@ -1007,10 +1016,13 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     assert_eq!(
         on_page,
         [
+            "\"a#fold-hats\" 1 0".to_string(),
             format!("{help_link:?} 1 0"),
             format!("{late_link:?} 1 0"),
             "\"a#mega-boots\" 1 0".to_string(),
             "\"a#mega-socks\" 1 0".to_string(),
+            "\"a#more-menu\" 1 0".to_string(),
+            "\"a#sale-menu\" 1 0".to_string(),
             "\"a#shop-menu\" 1 0".to_string(),
             format!("{icon_link:?} 1 1"),
             format!("{card_link:?} 1 1"),

@@ -922,8 +922,8 @@ export function steady(node, near, since) {
 // onto `ads` for the tracker to time.
 //
 // A link in view that is not shown (in a hover menu's panel, `visibility:
-// hidden` or `opacity: 0`, which the observer does not see) is kept aside and
-// listed once it shows (see `unveiled`).
+// hidden`, `opacity: 0` or scaled to nothing, which the observer does not see)
+// is kept aside and listed once it shows (see `unveiled`).
 export function links(entries, view, ratio, ads) {
   const known = new Map();
   let out = "";
@@ -935,7 +935,7 @@ export function links(entries, view, ratio, ads) {
       continue;
     }
     if (listed.get(el) === view || !el.matches(LINK)) continue;
-    if (!shown(el)) {
+    if (!sized(e.boundingClientRect) || !shown(el)) {
       veiled.add(el);
       continue;
     }
@@ -954,6 +954,14 @@ function entry(el, known) {
 
 // Links in view but not shown (see `links`).
 const veiled = new Set();
+
+// Whether a link's box can be seen at all: more than 1 px each way. The
+// observer counts a box of no area as wholly in view; a menu panel folded with
+// `transform: scaleY(0)` until hovered gives its links such boxes, and
+// screen-reader-only links ("Skip to content") are boxes of 1 px.
+function sized(r) {
+  return r.width > 1 && r.height > 1;
+}
 
 // Whether `el` is drawn visibly: not `visibility: hidden`, not in anything of
 // `opacity: 0` (where the browser cannot tell, it is). Never while the page is
@@ -975,7 +983,7 @@ export function unveiled(view) {
   for (const el of veiled) {
     if (!el.isConnected) veiled.delete(el);
     else if (listed.get(el) === view) veiled.delete(el);
-    else if (shown(el)) {
+    else if (sized(el.getBoundingClientRect()) && shown(el)) {
       veiled.delete(el);
       listed.set(el, view);
       out += entry(el, known);
