@@ -490,6 +490,38 @@ async fn privacy(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     done(&p, col).await
 }
 
+/// `frame.html` (the tag, and a frame of a page of the shop that has the tag too:
+/// the card fields) and `embed.html` (a page without the tag, the same frame in
+/// it): the card typed and Pay pressed in the frame each time, Place order on
+/// `frame.html`. In a frame of a page that records, the tag loads nothing.
+async fn frames(b: &Browser, base: &str, col: &Collector) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    let started = "return [!!window.clicktrail, !!(window.clicktrail && window.clicktrail.ready), \
+         performance.getEntriesByType('resource').some(r => r.name.includes('ct_wasm'))];";
+    p.open("/demo/frame.html").await?;
+    c.enter_frame(0).await?;
+    pause(1_000).await;
+    assert_eq!(
+        c.execute(started, vec![]).await?,
+        json!([true, false, false]),
+        "the frame's tag: a stub for the page's calls, no module"
+    );
+    p.type_into("card", "4242 4242 4242 4242").await?;
+    p.click("pay").await?;
+    c.enter_parent_frame().await?;
+    p.click("place").await?;
+    pause(300).await;
+    c.goto(&format!("{base}/demo/embed.html")).await?;
+    c.enter_frame(0).await?;
+    p.tracker_ready().await?;
+    p.type_into("card", "4242 4242 4242 4242").await?;
+    p.click("pay").await?;
+    pause(300).await;
+    c.enter_parent_frame().await?;
+    done(&p, col).await
+}
+
 /// "Show more" on `shadow.html`, then in its shadow roots: the second card's title link and "Add to
 /// cart", the third card's heart (which does nothing), then the size picker (a
 /// component in the form's component), the e-mail and the card of the checkout
@@ -669,6 +701,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     shadow_dom(&browser, &base, &collector).await?;
     product(&browser, &base, &collector).await?;
     privacy(&browser, &base, &collector).await?;
+    frames(&browser, &base, &collector).await?;
     collector.wait_quiet(60).await?;
     let db = collector.stop().await?;
     let conn = analyzer::open_read_only(&db)?;
@@ -1112,6 +1145,34 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         rows("SELECT count(*)::VARCHAR FROM events WHERE path LIKE '/demo/privacy.html%'"),
         ["3"],
         "the page view, the click and the leave of the first load only"
+    );
+
+    // Frames: the card frame of a page that records is part of it, no page view
+    // of its own and nothing recorded in it; in a page without the tag it
+    // records (its page view, the card field, Pay).
+    assert_eq!(on("frame.html", "pageview", "path"), ["/demo/frame.html"]);
+    assert_eq!(on("frame.html", "click", "selector"), ["button#place"]);
+    assert_eq!(
+        rows(
+            "SELECT kind || ' ' || coalesce(selector, field, '-') FROM events \
+             WHERE path = '/demo/frame-card.html' AND kind NOT IN ('links', 'leave') \
+             ORDER BY ts, seq"
+        ),
+        [
+            "pageview -",
+            "focus card",
+            "click input#card",
+            "change card",
+            "blur card",
+            "click button#pay"
+        ],
+        "only the frame in the page without the tag"
+    );
+    assert_eq!(
+        rows(
+            "SELECT count(DISTINCT session_id)::VARCHAR FROM events WHERE path LIKE '/demo/%frame%'"
+        ),
+        ["1"]
     );
 
     // Sessions: the second load goes on with the first's; 31 minutes idle and an

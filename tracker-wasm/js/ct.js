@@ -10,10 +10,18 @@
   var f = w.clicktrail = w.clicktrail || function () { (f.q = f.q || []).push(arguments); };
   if (f.l) return; // a second copy of the tag loads nothing
   f.l = 1;
-  var s = d.currentScript, a = d.scripts, i = a.length;
-  while (!s && i--) if (/\/ct\.js([?#]|$)/.test(a[i].src)) s = a[i];
+  var tag = /\/ct\.js([?#]|$)/, ours = function (x) { return tag.test(x.src); },
+    s = d.currentScript, a = d.scripts, i = a.length, p = w;
+  while (!s && i--) if (ours(a[i])) s = a[i];
   // Do-Not-Track and Global Privacy Control: load nothing, record nothing.
   if (!s || n.doNotTrack == "1" || n.globalPrivacyControl === true) return;
+  // A page in a frame of a page of this origin that has the tag (a card form, a
+  // size chart, a widget) is a part of that page, not a page view of its own:
+  // load nothing. Across origins the page around cannot be seen: it records.
+  while (p !== p.parent) {
+    p = p.parent;
+    try { if (p.clicktrail || [].some.call(p.document.scripts, ours)) return; } catch (e) { break; }
+  }
   var src = s.src, site = s.getAttribute("data-site") || "",
     ep = s.getAttribute("data-endpoint") || new URL(src).origin;
   if (!/^[\w.-]{1,64}$/.test(site)) return console.warn("clicktrail: bad data-site");
