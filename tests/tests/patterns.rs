@@ -914,6 +914,15 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             format!("{hash} 7"),
         ]
     );
+    // A link keeps its href on every view, also on its own route, where the
+    // section named like it shows: one link in the links audit, not two.
+    assert_eq!(
+        rows(&format!(
+            "SELECT DISTINCT href FROM events WHERE path LIKE '{hash}%' \
+             AND kind = 'link_view' AND selector = 'a#to-catalog'"
+        )),
+        [format!("{base}{hash}#catalog")]
+    );
     // Routes are screens like pushState ones.
     let screens = audit(&conn, "screens")?;
     let screen = |name: &str| -> Value {

@@ -91,6 +91,11 @@ pub(crate) struct Tracker {
     /// [`Tracker::route_of`]: a step visited again is the same route, whatever
     /// is shown then.
     steps: RefCell<Vec<String>>,
+    /// The fragments of links' hrefs judged in-page anchors: with the names
+    /// judged routes (kept in `steps`), a link keeps one href for the page's
+    /// life, although the section it names was hidden when it was first listed
+    /// and shows on its route.
+    anchors: RefCell<Vec<String>>,
     /// The fragment of the last same-page link clicked, and when: a fragment
     /// change right after it is the browser's (or a smooth-scroll script's) jump
     /// to an anchor, not the page's own route.
@@ -188,6 +193,7 @@ impl Tracker {
             page_path: String::new(),
             frag: String::new(),
             steps: RefCell::new(Vec::new()),
+            anchors: RefCell::new(Vec::new()),
             page_event: String::new(),
             page_title: String::new(),
             page_title_at: 0,
@@ -351,14 +357,29 @@ impl Tracker {
     /// A link's href as recorded: without its fragment, unless the fragment is a
     /// hash route ([`Tracker::route_of`]), so that the `#/product/12` and
     /// `#/product/13` links of a hash-routed shop stay two links.
+    /// A fragment is judged once per page load.
     pub(crate) fn link_href(&self, href: &str) -> String {
         let url = before(href, b'#');
         let mut out = String::from(url);
-        if let Some(r) = href
-            .get(url.len() + 1..)
-            .and_then(|f| self.route_of(f, false))
-        {
-            out.push_str(&r);
+        let Some(frag) = href.get(url.len() + 1..) else {
+            return out;
+        };
+        if self.anchors.borrow().iter().any(|a| a == frag) {
+            return out;
+        }
+        let (judged, list) = match self.route_of(frag, false) {
+            Some(r) => {
+                out.push_str(&r);
+                (
+                    !r.is_empty() && !matches!(frag.as_bytes()[0], b'/' | b'!'),
+                    &self.steps,
+                )
+            }
+            None => (true, &self.anchors),
+        };
+        let mut list = list.borrow_mut();
+        if judged && list.len() < MAX_STEPS && !list.iter().any(|s| s == frag) {
+            list.push(String::from(frag));
         }
         out
     }
