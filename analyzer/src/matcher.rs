@@ -11,11 +11,15 @@
 //! | `page:/cart` | a `pageview` whose path equals `/cart` |
 //! | `page:/product/*` | a `pageview` whose path matches the glob: `*` is any run of characters except `/`, `**` any run including `/` |
 //! | `screen:payment` | a `screen` event named `payment`, or a `pageview` whose `screen` column is `payment` |
-//! | `click:CSS` | a `click` whose recorded selector ends with `CSS` (see below) |
+//! | `click:CSS` | a `click` on or inside an element `CSS` selects, judged on its `ancestry` or its selector (see below) |
 //! | `submit:FORM` | a `submit` whose `form` equals `FORM` |
 //! | `event:NAME` | a custom event (`clicktrail('event', NAME)`) |
 //!
-//! `click:CSS` matches a recorded selector `S` when
+//! `click:CSS` matches a click whose `ancestry` (the clicked element and the
+//! elements it is in, innermost first, `tag#id.class…` each) has an element the
+//! last compound of `CSS` selects, each compound before it on an element further
+//! out (with `>`, the next one out); `[attr]`, `:pseudo` and sibling combinators
+//! never match there. It also matches a recorded selector `S` when
 //! 1. `S` ends with the whole compounds of `CSS` (`click:form > button#pay` matches
 //!    `main form > button#pay`; combinators and spaces must be written the same way), or
 //! 2. `CSS` is one compound and all its parts (tag, `#id`, `.class`, `[attr]`,
@@ -414,8 +418,12 @@ impl Css {
         if !self.needles.iter().all(|n| ancestry.contains(n.as_str())) {
             return false;
         }
+        // The tracker sends at most 16 elements; a longer list (forged, or
+        // imported) is judged on its first 16, so that a pattern of descendant
+        // combinators never has more than 16 elements to try.
         let chain: Vec<Vec<&str>> = ancestry
             .split_ascii_whitespace()
+            .take(16)
             .map(simple_parts)
             .collect();
         let tokens: Vec<&str> = self.tokens.iter().map(String::as_str).collect();

@@ -6,7 +6,7 @@
 //! ([`store::COLUMNS`]: `url`, `referrer`, `title`, `nav`, `screen`, `selector`,
 //! `text`, `href`, `x`, `y`, `form`, `field`, `field_type`, `duration_ms`, `empty`,
 //! `name`, `props`, `user_id`, `browser`, `os`, `device`, `status`, `ad`, `message`,
-//! `source`, `line`, `visitor_id`, `event_id`) is taken when present. Other columns
+//! `source`, `line`, `ancestry`, `visitor_id`, `event_id`) is taken when present. Other columns
 //! are named in the summary and left out.
 //!
 //! Every row goes through what `/collect` does to an event: the same limits

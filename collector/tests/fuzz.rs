@@ -160,6 +160,7 @@ const FIELDS: &[(&str, usize)] = &[
     ("nav", 16),
     ("screen", 128),
     ("sel", 512),
+    ("anc", 512),
     ("text", 64),
     ("href", 2048),
     ("form", 128),

@@ -1235,6 +1235,7 @@ fn planted(i: usize, s: &str) -> Vec<Value> {
             "click",
             json!({
                 "sel": format!("a[href=\"/u/{s}\"]"), "text": s.chars().take(64).collect::<String>(),
+                "anc": format!("a.user-{s} li body"),
                 "href": format!("https://shop.example/u/{enc}?utm_term={enc}"), "ad": format!("promo:{s}"),
                 "screen": s,
             }),
@@ -1284,7 +1285,8 @@ async fn no_planted_secret_is_stored_in_any_field() {
         let mut st = c
             .prepare(
                 "SELECT unnest([path, url, referrer, title, nav, screen, selector, text, href, form,
-                                field, field_type, name, props, user_id, ad, message, source])
+                                field, field_type, name, props, user_id, ad, message, source,
+                                ancestry])
                  FROM events",
             )
             .unwrap();

@@ -336,6 +336,7 @@ pub fn has_added_columns(conn: &Connection) -> Result<bool, duckdb::Error> {
     let n: i64 = conn.query_row(
         &format!(
             "SELECT count(*) FROM duckdb_columns() WHERE table_name IN ('events_recent', 'events_sorted') \
+             AND database_name = current_database() AND schema_name = current_schema() \
              AND column_name IN ({list})"
         ),
         [],

@@ -17,10 +17,20 @@
   if (!s || n.doNotTrack == "1" || n.globalPrivacyControl === true) return;
   // A page in a frame of a page of this origin that has the tag (a card form, a
   // size chart, a widget) is a part of that page, not a page view of its own:
-  // load nothing. Across origins the page around cannot be seen: it records.
+  // load nothing; `clicktrail(…)` calls made here go to that page's tracker.
+  // Across origins the page around cannot be seen: it records.
   while (p !== p.parent) {
     p = p.parent;
-    try { if (p.clicktrail || [].some.call(p.document.scripts, ours)) return; } catch (e) { break; }
+    try {
+      if (typeof p.clicktrail == "function" || [].some.call(p.document.scripts, function (x) {
+        return ours(x) && x.hasAttribute("data-site") && !/^text\/plain/i.test(x.type);
+      })) {
+        var g = w.clicktrail = function () { try { p.clicktrail.apply(p, arguments); } catch (e) {} };
+        g.l = 1;
+        for (i = 0; f.q && i < f.q.length; i++) g.apply(w, f.q[i]);
+        return;
+      }
+    } catch (e) { break; }
   }
   var src = s.src, site = s.getAttribute("data-site") || "",
     ep = s.getAttribute("data-endpoint") || new URL(src).origin;

@@ -295,7 +295,8 @@ function selectorIn(el, known) {
 
 // The element and the elements it is in, innermost first, up to `<body>` (at
 // most 16 of them and 512 bytes), separated by spaces: `tag#id.class…` each, with
-// every id and class that is a plain name and not generated. A `click:` step is
+// every id and class that is a plain name and not generated (up to 128 bytes an
+// element: a utility-class framework's long lists). A `click:` step is
 // judged on it as a click listener on any of these elements sees the click; the
 // selector keeps one class of the element and three elements it is in.
 const NAME = /^-?[A-Za-z_][\w-]{0,47}$/;
@@ -307,7 +308,7 @@ export function ancestry(el) {
     let me = tag;
     const id = e.getAttribute("id"), c = e.getAttribute("class");
     if (id && NAME.test(id) && !generated(id)) me += "#" + id;
-    if (c) for (const k of c.split(/[ \t\n\f\r]+/, 32)) if (NAME.test(k) && !generated(k)) me += "." + k;
+    if (c) for (const k of c.split(/[ \t\n\f\r]+/, 32)) if (NAME.test(k) && !generated(k) && me.length + k.length < 128) me += "." + k;
     if (out.length + me.length >= 512) break;
     out += (n ? " " : "") + me;
     if (tag === "body") break;
@@ -935,7 +936,7 @@ export function links(entries, view, ratio, ads) {
       continue;
     }
     if (listed.get(el) === view || !el.matches(LINK)) continue;
-    if (!sized(e.boundingClientRect) || !shown(el)) {
+    if (!shown(el) || !drawn(el, e.boundingClientRect)) {
       veiled.add(el);
       continue;
     }
@@ -955,12 +956,17 @@ function entry(el, known) {
 // Links in view but not shown (see `links`).
 const veiled = new Set();
 
-// Whether a link's box can be seen at all: more than 1 px each way. The
+// Whether a link's box `r` can be seen at all: more than 1 px each way, or else
+// its first child's (an inline link of `font-size: 0` around an image). The
 // observer counts a box of no area as wholly in view; a menu panel folded with
-// `transform: scaleY(0)` until hovered gives its links such boxes, and
-// screen-reader-only links ("Skip to content") are boxes of 1 px.
+// `transform: scaleY(0)` until hovered gives its links (and what they hold)
+// such boxes, and screen-reader-only links ("Skip to content") are boxes of 1 px.
 function sized(r) {
   return r.width > 1 && r.height > 1;
+}
+function drawn(el, r) {
+  const c = el.firstElementChild;
+  return sized(r) || (!!c && sized(c.getBoundingClientRect()));
 }
 
 // Whether `el` is drawn visibly: not `visibility: hidden`, not in anything of
@@ -983,7 +989,7 @@ export function unveiled(view) {
   for (const el of veiled) {
     if (!el.isConnected) veiled.delete(el);
     else if (listed.get(el) === view) veiled.delete(el);
-    else if (sized(el.getBoundingClientRect()) && shown(el)) {
+    else if (shown(el) && drawn(el, el.getBoundingClientRect())) {
       veiled.delete(el);
       listed.set(el, view);
       out += entry(el, known);

@@ -91,10 +91,11 @@ pub(crate) struct Tracker {
     /// [`Tracker::route_of`]: a step visited again is the same route, whatever
     /// is shown then.
     steps: RefCell<Vec<String>>,
-    /// The fragments of links' hrefs judged in-page anchors: with the names
-    /// judged routes (kept in `steps`), a link keeps one href for the page's
-    /// life, although the section it names was hidden when it was first listed
-    /// and shows on its route.
+    /// The bare-name fragments of links' hrefs judged routes, and those judged
+    /// in-page anchors: a link keeps one href for the page's life, although the
+    /// section it names was hidden when it was first listed and shows on its
+    /// route. (Only hrefs: what the page's own URL is, `route_of` judges anew.)
+    link_routes: RefCell<Vec<String>>,
     anchors: RefCell<Vec<String>>,
     /// The fragment of the last same-page link clicked, and when: a fragment
     /// change right after it is the browser's (or a smooth-scroll script's) jump
@@ -193,6 +194,7 @@ impl Tracker {
             page_path: String::new(),
             frag: String::new(),
             steps: RefCell::new(Vec::new()),
+            link_routes: RefCell::new(Vec::new()),
             anchors: RefCell::new(Vec::new()),
             page_event: String::new(),
             page_title: String::new(),
@@ -364,7 +366,13 @@ impl Tracker {
         let Some(frag) = href.get(url.len() + 1..) else {
             return out;
         };
-        if self.anchors.borrow().iter().any(|a| a == frag) {
+        let known = |list: &RefCell<Vec<String>>| list.borrow().iter().any(|a| a == frag);
+        if known(&self.anchors) {
+            return out;
+        }
+        if known(&self.link_routes) {
+            out.push('#');
+            out.push_str(frag);
             return out;
         }
         let (judged, list) = match self.route_of(frag, false) {
@@ -372,13 +380,13 @@ impl Tracker {
                 out.push_str(&r);
                 (
                     !r.is_empty() && !matches!(frag.as_bytes()[0], b'/' | b'!'),
-                    &self.steps,
+                    &self.link_routes,
                 )
             }
             None => (true, &self.anchors),
         };
         let mut list = list.borrow_mut();
-        if judged && list.len() < MAX_STEPS && !list.iter().any(|s| s == frag) {
+        if judged && list.len() < MAX_STEPS {
             list.push(String::from(frag));
         }
         out
