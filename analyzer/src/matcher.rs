@@ -46,7 +46,18 @@ pub struct EventRef<'a> {
     pub ancestry: Option<&'a str>,
 }
 
-impl EventRef<'_> {
+impl<'a> EventRef<'a> {
+    /// A click known by its selector and ancestry only: what a `click:` step
+    /// re-checks of a row the SQL condition kept.
+    pub fn click(selector: Option<&'a str>, ancestry: Option<&'a str>) -> Self {
+        EventRef {
+            kind: "click",
+            selector,
+            ancestry,
+            ..EventRef::default()
+        }
+    }
+
     /// The columns to load for [`EventRef`] (besides the ones that order events).
     pub const COLUMNS: [Col; 7] = [
         Col::Kind,

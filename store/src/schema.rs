@@ -40,6 +40,17 @@ pub struct Column {
     pub doc: &'static str,
 }
 
+impl Column {
+    /// Its DuckDB type in a table of the `typed` layout (`events_sorted`) or not.
+    fn ty_in(&self, typed: bool) -> &'static str {
+        if typed {
+            self.typed.unwrap_or(self.ty)
+        } else {
+            self.ty
+        }
+    }
+}
+
 const fn col(name: &'static str, ty: &'static str, doc: &'static str) -> Column {
     Column {
         name,
@@ -238,7 +249,7 @@ pub fn column_list() -> String {
 fn table_ddl(name: &str, columns: &[Column], typed: bool) -> String {
     let mut sql = format!("CREATE TABLE IF NOT EXISTS {name} (\n");
     for (i, c) in columns.iter().enumerate() {
-        let ty = if typed { c.typed.unwrap_or(c.ty) } else { c.ty };
+        let ty = c.ty_in(typed);
         let null = if c.not_null { " NOT NULL" } else { "" };
         let comma = if i + 1 < columns.len() { "," } else { "" };
         let _ = writeln!(sql, "    {} {ty}{null}{comma} -- {}", c.name, c.doc);
@@ -379,30 +390,46 @@ pub fn create_or_migrate(conn: &Connection) -> Result<(), duckdb::Error> {
             conn.execute_batch(&create_kind_type())?;
         }
         conn.execute_batch(&create_recent())?;
-        for c in COLUMNS.iter().filter(|c| c.added) {
-            conn.execute_batch(&format!(
-                "ALTER TABLE events_recent ADD COLUMN IF NOT EXISTS {} {}",
-                c.name, c.ty
-            ))?;
-        }
+        add_columns(
+            conn,
+            "events_recent",
+            false,
+            COLUMNS.iter().filter(|c| c.added),
+        )?;
         conn.execute_batch(&format!(
             "UPDATE events_recent SET session_key = {SESSION_KEY_SQL} WHERE session_key IS NULL"
         ))?;
         conn.execute_batch(&create_sorted())?;
         // Columns added since the sorted layout came (a file of an earlier
         // collector of this layout), empty in the rows it holds.
-        for c in COLUMNS
-            .iter()
-            .filter(|c| c.added && c.name != "session_key")
-        {
-            conn.execute_batch(&format!(
-                "ALTER TABLE events_sorted ADD COLUMN IF NOT EXISTS {} {}",
-                c.name,
-                c.typed.unwrap_or(c.ty)
-            ))?;
-        }
+        add_columns(
+            conn,
+            "events_sorted",
+            true,
+            COLUMNS
+                .iter()
+                .filter(|c| c.added && c.name != "session_key"),
+        )?;
         conn.execute_batch(&create_views())
     })
+}
+
+/// Adds to `table` those of `columns` it lacks, with their `typed` type if it
+/// has the typed layout.
+fn add_columns<'a>(
+    conn: &Connection,
+    table: &str,
+    typed: bool,
+    columns: impl Iterator<Item = &'a Column>,
+) -> Result<(), duckdb::Error> {
+    for c in columns {
+        conn.execute_batch(&format!(
+            "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {} {}",
+            c.name,
+            c.ty_in(typed)
+        ))?;
+    }
+    Ok(())
 }
 
 /// The first release's events table, as it was created: what a file written by an

@@ -718,12 +718,7 @@ impl Pass<'_> {
 
     /// Clears the bits of `click:` steps the click does not really match.
     fn recheck_clicks(&self, mask: u64, selector: Option<&str>, ancestry: Option<&str>) -> u64 {
-        let ev = EventRef {
-            kind: "click",
-            selector,
-            ancestry,
-            ..EventRef::default()
-        };
+        let ev = EventRef::click(selector, ancestry);
         self.funnel
             .steps
             .iter()

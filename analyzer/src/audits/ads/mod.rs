@@ -581,12 +581,8 @@ impl Streamed {
             let kind = kinds.value(i);
             let reached = goal.value(i)
                 && selector.is_none_or(|(s, a)| {
-                    ads.goal.matches(&EventRef {
-                        kind: "click",
-                        selector: str_at(s, i),
-                        ancestry: str_at(a, i),
-                        ..EventRef::default()
-                    })
+                    ads.goal
+                        .matches(&EventRef::click(str_at(s, i), str_at(a, i)))
                 });
             if reached {
                 self.converted = true;
