@@ -41,11 +41,17 @@
 //! the page's own frames take half the main thread of headless Chromium and
 //! vary by hundreds of ms from load to load.)
 //!
-//! `BENCH_PROFILE=1` prints where one load's script time goes instead;
+//! `BENCH_PROFILE=1` prints where one load's script time goes instead (until 4 s
+//! after the load: the first batch too);
 //! `BENCH_DUMP=1` writes each traced load's events (the last one's stays) to
-//! `clicktrail-bench-trace.json` in the temporary directory;
+//! `clicktrail-bench-trace.json` in the temporary directory, and the profile to
+//! `clicktrail-bench-profile.json`;
 //! `BENCH_NOLINKS=1` makes the page's links plain text (to see what watching links
-//! costs).
+//! costs). `BENCH_AGAINST=DIR` compares the tracker built in `dist/tracker` with
+//! another build of it (a copy of `dist/tracker` in `DIR`) instead: traced loads
+//! only, one of each in turn, each page served with its tracker by a collector
+//! of its own; it prints both medians of each part and the median of the
+//! per-round differences.
 //!
 //! `cargo bench -p clicktrail-e2e --bench tracker_cost` (part of `cargo xtask bench`).
 
@@ -312,8 +318,12 @@ async fn profile(c: &Client, url: &str) -> Result<()> {
     .await?;
     cdp(c, "Profiler.start", json!({})).await?;
     c.goto(url).await?;
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    tokio::time::sleep(WINDOWS[1].0).await;
     let p = cdp(c, "Profiler.stop", json!({})).await?;
+    if std::env::var_os("BENCH_DUMP").is_some() {
+        let to = std::env::temp_dir().join("clicktrail-bench-profile.json");
+        std::fs::write(to, p.to_string())?;
+    }
     let nodes = p["profile"]["nodes"]
         .as_array()
         .cloned()
@@ -587,6 +597,61 @@ async fn traced(c: &Client, url: &str, n: usize) -> Result<Attributed> {
     }
 }
 
+/// `BENCH_AGAINST`: the traced cost of the tracker served at `a` against the one
+/// served at `b`, loaded in turn (in either order) in one traced browser.
+async fn against(browser: &Browser, rounds: usize, a: &str, b: &str) -> Result<()> {
+    let (a, b) = (
+        format!("{a}/demo/heavy.html"),
+        format!("{b}/demo/heavy.html"),
+    );
+    let t = browser.traced_session(TRACE).await?;
+    for n in 0..3 {
+        traced(&t, &a, 2 * n).await?;
+        traced(&t, &b, 2 * n + 1).await?;
+    }
+    let (mut pa, mut pb) = (Vec::new(), Vec::new());
+    for n in 0..rounds {
+        let m = 6 + 2 * n;
+        if n % 2 == 0 {
+            pa.push(traced(&t, &a, m).await?);
+            pb.push(traced(&t, &b, m + 1).await?);
+        } else {
+            pb.push(traced(&t, &b, m).await?);
+            pa.push(traced(&t, &a, m + 1).await?);
+        }
+    }
+    t.close().await?;
+    println!("dist/tracker (A) against BENCH_AGAINST (B), {rounds} traced loads each, ms:");
+    println!("  {:<40} {:>8} {:>8} {:>10}", "", "A", "B", "A − B");
+    for (label, f) in [
+        (
+            "all of the tracker's tasks",
+            Attributed::total as fn(&Attributed) -> f64,
+        ),
+        ("the loader's script", |x: &Attributed| x.loader),
+        ("the wasm's compilation and the start", |x| x.start),
+        ("observer and listener callbacks", |x| x.callbacks),
+        ("timers (the first batch)", |x| x.timers),
+        ("intersection work", |x| x.intersections),
+        ("wasm functions compiled on first call", |x| x.lazy),
+    ] {
+        let sorted = |v: &[Attributed]| {
+            let mut v: Vec<f64> = v.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let mut d: Vec<f64> = pa.iter().zip(&pb).map(|(x, y)| f(x) - f(y)).collect();
+        d.sort_by(f64::total_cmp);
+        println!(
+            "  {label:<40} {:>8.2} {:>8.2} {:>10.2}",
+            percentile(&sorted(&pa), 0.5),
+            percentile(&sorted(&pb), 0.5),
+            percentile(&d, 0.5)
+        );
+    }
+    Ok(())
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -615,6 +680,10 @@ async fn main() -> Result<()> {
     )?;
     let collector = Collector::serving(dir.path()).await?;
     let browser = Browser::start().await?;
+    if let Some(other) = std::env::var_os("BENCH_AGAINST") {
+        let other = Collector::serving_tracker(dir.path(), std::path::Path::new(&other)).await?;
+        return against(&browser, rounds, &collector.url, &other.url).await;
+    }
     let c = browser.session().await?;
     let (bare, heavy, empty) = (
         format!("{}/demo/bare.html", collector.url),

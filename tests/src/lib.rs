@@ -94,13 +94,28 @@ impl Collector {
         Collector::spawn(dir, &workspace().join("examples/shop"), env).await
     }
 
+    /// [`Collector::serving`] with the tracker built in `tracker_dir` instead of
+    /// `dist/tracker` (to compare two builds of it).
+    pub async fn serving_tracker(demo_dir: &Path, tracker_dir: &Path) -> Result<Collector> {
+        let tracker = tracker_dir.to_string_lossy();
+        Collector::spawn(
+            tempfile::tempdir()?,
+            demo_dir,
+            &[("CLICKTRAIL_TRACKER_DIR", &tracker)],
+        )
+        .await
+    }
+
     async fn spawn(
         dir: tempfile::TempDir,
         demo_dir: &Path,
         env: &[(&str, &str)],
     ) -> Result<Collector> {
         let root = workspace();
-        let tracker = root.join("dist/tracker");
+        let tracker = env
+            .iter()
+            .find(|(k, _)| *k == "CLICKTRAIL_TRACKER_DIR")
+            .map_or_else(|| root.join("dist/tracker"), |(_, v)| PathBuf::from(v));
         if !tracker.join("ct.js").exists() {
             bail!(
                 "the tracker is not built in {}; run `cargo xtask build-tracker`",
