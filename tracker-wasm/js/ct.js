@@ -48,8 +48,9 @@
   on("add");
   // The module's bytes, compiled from a buffer: streaming compilation hands each
   // piece of the body to V8 on the page's main thread as it arrives; from a
-  // buffer V8 compiles on its own threads (on the bench page, 1.3 ms less of the
-  // main thread per load, 12 loads of each in turn). Streaming would let V8
+  // buffer V8 compiles on its own threads (on the bench page, 1.1 and 1.6 ms
+  // less of the main thread per load in two runs of 12 and 24 loads of each in
+  // turn, 1.3 and 2.3 ms less in the task that starts it). Streaming would let V8
   // cache the compiled module, but it caches only code optimised for hot use,
   // which the tracker's never is within a page load.
   init({
