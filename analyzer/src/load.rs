@@ -211,14 +211,25 @@ fn open(path: &Path, read_only: bool) -> Result<Connection, Error> {
     // A file of an older collector: brought up to date once (it needs to be
     // written); one of the first layout is also sorted.
     drop(conn);
-    {
+    let migrated = (|| {
         let rw = connect(path, false)?;
         store::create_or_migrate(&rw)?;
         if !current {
             store::compact(&rw, store::Select::All)?;
         }
+        Ok::<_, Error>(())
+    })();
+    match migrated {
+        Ok(()) => connect(path, read_only),
+        // One of this layout that cannot be written (a read-only copy, or one
+        // another reader holds) is read as it is: the columns added since empty.
+        Err(_) if read_only && current => {
+            let conn = connect(path, true)?;
+            store::schema::read_as_current(&conn)?;
+            Ok(conn)
+        }
+        Err(e) => Err(e),
     }
-    connect(path, read_only)
 }
 
 /// Opens `path` in `mode`, naming a lock held by another process.
@@ -815,8 +826,10 @@ mod tests {
         open_read_only(Db::new().path()).unwrap();
     }
 
-    /// Env var naming the file [`hold_lock_child`] keeps open read-write.
+    /// Env var naming the file [`hold_lock_child`] keeps open (read-write, or
+    /// read-only with [`HOLD_READ_ONLY_ENV`] set).
     const HOLD_ENV: &str = "CLICKTRAIL_TEST_HOLD_LOCK";
+    const HOLD_READ_ONLY_ENV: &str = "CLICKTRAIL_TEST_HOLD_READ_ONLY";
 
     /// Not a test on its own: the body of the child process of
     /// [`a_file_held_by_another_process_is_reported_as_locked`].
@@ -826,31 +839,99 @@ mod tests {
         let Ok(path) = std::env::var(HOLD_ENV) else {
             return;
         };
-        let _conn = Connection::open(&path).unwrap();
+        let _conn = if std::env::var_os(HOLD_READ_ONLY_ENV).is_some() {
+            let config = Config::default().access_mode(AccessMode::ReadOnly).unwrap();
+            Connection::open_with_flags(&path, config).unwrap()
+        } else {
+            Connection::open(&path).unwrap()
+        };
         std::fs::write(format!("{path}.ready"), b"").unwrap();
         std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+
+    /// A child process holding `path` open (read-only or not) until killed.
+    fn hold(path: &Path, read_only: bool) -> std::process::Child {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "load::tests::hold_lock_child",
+            "--ignored",
+            "--quiet",
+        ])
+        .env(HOLD_ENV, path)
+        .stdout(std::process::Stdio::null());
+        if read_only {
+            cmd.env(HOLD_READ_ONLY_ENV, "1");
+        }
+        let child = cmd.spawn().unwrap();
+        let ready = std::path::PathBuf::from(format!("{}.ready", path.display()));
+        let started = std::time::Instant::now();
+        while !ready.exists() && started.elapsed().as_secs() < 30 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child
+    }
+
+    /// A file of the collector before the `ancestry` column that cannot be
+    /// written now (another reader holds it): read as it is, the column empty,
+    /// and left unchanged.
+    #[test]
+    fn an_earlier_file_that_cannot_be_written_is_read_as_it_is() {
+        let db = Db::new();
+        db.insert(&[
+            ev("e1", "s1", 1_000, 0, "pageview").path("/"),
+            ev("e2", "s1", 2_000, 1, "click")
+                .path("/")
+                .selector("button.buy"),
+        ]);
+        db.append(&[ev("e3", "s2", 3_000, 0, "pageview").path("/cart")]);
+        let path = db.path().to_owned();
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "DROP VIEW events; DROP VIEW events_overlap; DROP VIEW events_pending;
+                 ALTER TABLE events_recent DROP COLUMN ancestry;
+                 ALTER TABLE events_sorted DROP COLUMN ancestry;",
+            )
+            .unwrap();
+            conn.execute_batch(&store::schema::create_views().replace(", ancestry", ""))
+                .unwrap();
+        }
+        let mut child = hold(&path, true);
+        let outcome = open_read_only(&path)
+            .and_then(|c| {
+                let cols = [Col::Kind, Col::Path, Col::Ancestry];
+                let df = events(&c, &ResolvedScope::default(), &cols)?;
+                Ok((df, store::schema::has_added_columns(&c)?))
+            })
+            .map_err(|e| e.to_string());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let (df, migrated) = outcome.unwrap();
+        assert_eq!(df.height(), 3);
+        assert_eq!(df.column("ancestry").unwrap().null_count(), 3);
+        let mut paths: Vec<_> = df
+            .column("path")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(Option::unwrap)
+            .collect();
+        paths.sort_unstable();
+        assert_eq!(paths, ["/", "/", "/cart"]);
+        // Read through temporary views: the file itself was not changed.
+        assert!(!migrated);
+        // Once it can be written, it is brought up to date.
+        let conn = open_read_only(&path).unwrap();
+        assert!(store::schema::has_added_columns(&conn).unwrap());
     }
 
     #[test]
     fn a_file_held_by_another_process_is_reported_as_locked() {
         let db = Db::new();
         let path = db.path().to_owned();
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "load::tests::hold_lock_child",
-                "--ignored",
-                "--quiet",
-            ])
-            .env(HOLD_ENV, &path)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let ready = std::path::PathBuf::from(format!("{}.ready", path.display()));
-        let started = std::time::Instant::now();
-        while !ready.exists() && started.elapsed().as_secs() < 30 {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        let mut child = hold(&path, false);
         let result = open_read_only(&path);
         child.kill().unwrap();
         child.wait().unwrap();

@@ -414,6 +414,45 @@ pub fn create_or_migrate(conn: &Connection) -> Result<(), duckdb::Error> {
     })
 }
 
+/// A file of an earlier collector of this layout that cannot be written (a
+/// read-only copy, or one another reader holds): read as the current layout,
+/// the columns added since empty, through temporary views of the same names
+/// over its tables (`temp` comes first in `DuckDB`'s search path). The file is
+/// not changed; the views last as long as `conn`.
+pub fn read_as_current(conn: &Connection) -> Result<(), duckdb::Error> {
+    let db: String = conn.query_row("SELECT current_database()", [], |r| r.get(0))?;
+    let db = db.replace('"', "\"\"");
+    for (table, typed) in [("events_recent", false), ("events_sorted", true)] {
+        let mut stmt = conn.prepare(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() \
+             AND schema_name = 'main' AND table_name = ?",
+        )?;
+        let have: Vec<String> = stmt
+            .query_map([table], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let select = COLUMNS
+            .iter()
+            .map(|c| {
+                if have.iter().any(|h| h == c.name) {
+                    c.name.to_owned()
+                } else if c.name == "session_key" {
+                    // What `create_or_migrate` fills it with.
+                    format!("{SESSION_KEY_SQL} AS session_key")
+                } else {
+                    format!("CAST(NULL AS {}) AS {}", c.ty_in(typed), c.name)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        conn.execute_batch(&format!(
+            "CREATE OR REPLACE TEMP VIEW {table} AS SELECT {select} FROM \"{db}\".main.{table}"
+        ))?;
+    }
+    conn.execute_batch(
+        &create_views().replace("CREATE OR REPLACE VIEW", "CREATE OR REPLACE TEMP VIEW"),
+    )
+}
+
 /// Adds to `table` those of `columns` it lacks, with their `typed` type if it
 /// has the typed layout.
 fn add_columns<'a>(
@@ -495,12 +534,10 @@ mod tests {
         assert!(!is_old(&conn).unwrap());
     }
 
-    /// A file of an earlier collector of this layout, without the columns added
-    /// since: opening it adds them to both tables, and its rows stay.
-    #[test]
-    fn a_file_without_the_latest_columns_gets_them() {
-        let conn = Connection::open_in_memory().unwrap();
-        create_or_migrate(&conn).unwrap();
+    /// `conn` as the collector before the `ancestry` column left its file: its
+    /// tables without it, its views over its columns, one event stored.
+    fn as_before_ancestry(conn: &Connection) {
+        create_or_migrate(conn).unwrap();
         conn.execute_batch(
             "DROP VIEW events; DROP VIEW events_overlap; DROP VIEW events_pending;
              ALTER TABLE events_recent DROP COLUMN ancestry;
@@ -510,10 +547,17 @@ mod tests {
              VALUES ('shop', 'e1', 'click', now(), now(), 0, 's', 'v', '/', 'b', 'o', 'd', 1);",
         )
         .unwrap();
-        // As the collector before left it: its views over its columns.
         let old_views = create_views().replace(", ancestry", "");
         assert!(!old_views.contains("ancestry"));
         conn.execute_batch(&old_views).unwrap();
+    }
+
+    /// A file of an earlier collector of this layout, without the columns added
+    /// since: opening it adds them to both tables, and its rows stay.
+    #[test]
+    fn a_file_without_the_latest_columns_gets_them() {
+        let conn = Connection::open_in_memory().unwrap();
+        as_before_ancestry(&conn);
         assert!(is_current(&conn).unwrap());
         assert!(!has_added_columns(&conn).unwrap());
         create_or_migrate(&conn).unwrap();
@@ -526,6 +570,60 @@ mod tests {
             )
             .unwrap();
         assert_eq!((n, none), (1, 1));
+    }
+
+    /// The same file, read-only (a copy that cannot be written): read as it is,
+    /// the column added since empty, and left unchanged.
+    #[test]
+    fn a_read_only_file_without_the_latest_columns_reads_them_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.duckdb");
+        {
+            let conn = Connection::open(&path).unwrap();
+            as_before_ancestry(&conn);
+            conn.execute_batch(
+                "INSERT INTO events_recent (site, event_id, kind, ts, received_at, seq, session_id,
+                     visitor_id, path, browser, os, device, session_key)
+                 VALUES ('shop', 'e2', 'click', now(), now(), 1, 's2', 'v', '/a', 'b', 'o', 'd',
+                     md5_number_lower('shop' || chr(0) || 's2'));",
+            )
+            .unwrap();
+        }
+        let read_only = || {
+            let config = duckdb::Config::default()
+                .access_mode(duckdb::AccessMode::ReadOnly)
+                .unwrap();
+            Connection::open_with_flags(&path, config).unwrap()
+        };
+        let conn = read_only();
+        assert!(is_current(&conn).unwrap());
+        assert!(!has_added_columns(&conn).unwrap());
+        assert!(conn.execute_batch("SELECT ancestry FROM events").is_err());
+        read_as_current(&conn).unwrap();
+        let row = |sql: &str| -> (i64, i64, String) {
+            conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+        };
+        assert_eq!(
+            row(
+                "SELECT count(*), count(*) FILTER (WHERE ancestry IS NULL), \
+                 string_agg(event_id, ',' ORDER BY event_id) FROM events"
+            ),
+            (2, 2, "e1,e2".to_owned())
+        );
+        assert_eq!(
+            row("SELECT count(*), count(ancestry), string_agg(path, ',') FROM events_pending"),
+            (1, 0, "/a".to_owned())
+        );
+        let mut all = conn.prepare("SELECT * FROM events").unwrap();
+        all.execute([]).unwrap();
+        assert_eq!(all.column_count(), EVENT_COLUMNS);
+        drop(all);
+        drop(conn);
+        // The file is as it was.
+        let conn = read_only();
+        assert!(!has_added_columns(&conn).unwrap());
+        assert!(conn.execute_batch("SELECT ancestry FROM events").is_err());
     }
 
     #[test]
