@@ -831,10 +831,9 @@ mod tests {
     const HOLD_ENV: &str = "CLICKTRAIL_TEST_HOLD_LOCK";
     const HOLD_READ_ONLY_ENV: &str = "CLICKTRAIL_TEST_HOLD_READ_ONLY";
 
-    /// Not a test on its own: the body of the child process of
-    /// [`a_file_held_by_another_process_is_reported_as_locked`].
+    /// Not a test on its own: the body of the child process [`hold`] starts.
     #[test]
-    #[ignore = "helper process for a_file_held_by_another_process_is_reported_as_locked"]
+    #[ignore = "helper process of the tests that hold a file open (see `hold`)"]
     fn hold_lock_child() {
         let Ok(path) = std::env::var(HOLD_ENV) else {
             return;
