@@ -211,25 +211,36 @@ fn open(path: &Path, read_only: bool) -> Result<Connection, Error> {
     // A file of an older collector: brought up to date once (it needs to be
     // written); one of the first layout is also sorted.
     drop(conn);
-    let migrated = (|| {
-        let rw = connect(path, false)?;
-        store::create_or_migrate(&rw)?;
-        if !current {
-            store::compact(&rw, store::Select::All)?;
-        }
-        Ok::<_, Error>(())
-    })();
-    match migrated {
-        Ok(()) => connect(path, read_only),
+    let rw = match connect(path, false) {
+        Ok(rw) => rw,
         // One of this layout that cannot be written (a read-only copy, or one
-        // another reader holds) is read as it is: the columns added since empty.
-        Err(_) if read_only && current => {
+        // another reader holds) is read as it is: the columns added since empty
+        // (on each connection, see [`clone`]). Why it could not be opened for
+        // writing is the error if even that fails.
+        Err(e) if read_only && current => {
             let conn = connect(path, true)?;
-            store::schema::read_as_current(&conn)?;
-            Ok(conn)
+            store::schema::read_as_current(&conn).map_err(|_| e)?;
+            return Ok(conn);
         }
-        Err(e) => Err(e),
+        Err(e) => return Err(e),
+    };
+    store::create_or_migrate(&rw)?;
+    if !current {
+        store::compact(&rw, store::Select::All)?;
     }
+    drop(rw);
+    connect(path, read_only)
+}
+
+/// Another connection to `conn`'s database (for work on a second thread) that
+/// reads the events as `conn` does: a file read as it is (see [`open`]) has its
+/// views on each connection.
+pub fn clone(conn: &Connection) -> Result<Connection, Error> {
+    let other = conn.try_clone()?;
+    if store::schema::reads_as_current(conn)? {
+        store::schema::read_as_current(&other)?;
+    }
+    Ok(other)
 }
 
 /// Opens `path` in `mode`, naming a lock held by another process.
@@ -469,7 +480,7 @@ pub(crate) fn by_halves<T: Send>(
     if !spread {
         return pass(conn, Half::All);
     }
-    let upper = conn.try_clone()?;
+    let upper = clone(conn)?;
     let (lower, upper) = std::thread::scope(|s| {
         let pass = &pass;
         let upper = s.spawn(move || pass(&upper, Half::Upper));
@@ -901,12 +912,15 @@ mod tests {
             .and_then(|c| {
                 let cols = [Col::Kind, Col::Path, Col::Ancestry];
                 let df = events(&c, &ResolvedScope::default(), &cols)?;
-                Ok((df, store::schema::has_added_columns(&c)?))
+                // A second connection (the audits' second thread) reads the same.
+                let other = clone(&c)?;
+                let cloned = events(&other, &ResolvedScope::default(), &cols)?;
+                Ok((df, store::schema::has_added_columns(&c)?, cloned))
             })
             .map_err(|e| e.to_string());
         child.kill().unwrap();
         child.wait().unwrap();
-        let (df, migrated) = outcome.unwrap();
+        let (df, migrated, cloned) = outcome.unwrap();
         assert_eq!(df.height(), 3);
         assert_eq!(df.column("ancestry").unwrap().null_count(), 3);
         let mut paths: Vec<_> = df
@@ -919,6 +933,8 @@ mod tests {
             .collect();
         paths.sort_unstable();
         assert_eq!(paths, ["/", "/", "/cart"]);
+        assert_eq!(cloned.height(), 3);
+        assert_eq!(cloned.column("ancestry").unwrap().null_count(), 3);
         // Read through temporary views: the file itself was not changed.
         assert!(!migrated);
         // Once it can be written, it is brought up to date.

@@ -453,6 +453,16 @@ pub fn read_as_current(conn: &Connection) -> Result<(), duckdb::Error> {
     )
 }
 
+/// Whether `conn` reads a file through [`read_as_current`]'s views.
+pub fn reads_as_current(conn: &Connection) -> Result<bool, duckdb::Error> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = 'events'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
 /// Adds to `table` those of `columns` it lacks, with their `typed` type if it
 /// has the typed layout.
 fn add_columns<'a>(

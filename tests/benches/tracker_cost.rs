@@ -681,7 +681,9 @@ async fn main() -> Result<()> {
     let collector = Collector::serving(dir.path()).await?;
     let browser = Browser::start().await?;
     if let Some(other) = std::env::var_os("BENCH_AGAINST") {
-        let other = Collector::serving_tracker(dir.path(), std::path::Path::new(&other)).await?;
+        // A relative path is the workspace's (cargo runs benches in their package).
+        let other = clicktrail_e2e::workspace().join(other);
+        let other = Collector::serving_tracker(dir.path(), &other).await?;
         return against(&browser, rounds, &collector.url, &other.url).await;
     }
     let c = browser.session().await?;

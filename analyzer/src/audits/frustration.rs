@@ -260,7 +260,7 @@ impl Frustration {
             )
         };
         let (sessions, walk, labels) = if spread {
-            let side = conn.try_clone()?;
+            let side = load::clone(conn)?;
             std::thread::scope(|s| {
                 let counted = s.spawn(move || counts(&side));
                 let walk = walk();

@@ -206,7 +206,7 @@ impl Links {
     /// loads the rows of the broken-link and error-page passes and runs them: on
     /// two cores less than the time of the two one after the other.
     pub fn run(&self, conn: &Connection, scope: ResolvedScope) -> Result<LinksReport, Error> {
-        let side = conn.try_clone()?;
+        let side = load::clone(conn)?;
         let counts = |side: Connection| {
             store::transaction(&side, || {
                 let labels = link_labels(&side, &scope, &["click", LINK_VIEW])?;

@@ -732,7 +732,7 @@ fn run_jobs<J: Job, T: Send>(
     // Taken from the end: the heaviest last, in the given order among equals.
     queue.sort_by_key(|(i, j)| (j.weight(), std::cmp::Reverse(*i)));
     let conns = (0..workers)
-        .map(|_| conn.try_clone())
+        .map(|_| load::clone(conn))
         .collect::<Result<Vec<_>, _>>()?;
     // The jobs left, and whether a whole load is running.
     let state = Mutex::new((queue, false));
