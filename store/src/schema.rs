@@ -327,11 +327,15 @@ CREATE OR REPLACE VIEW events AS
 /// `events` base table that every batch was appended to, which
 /// [`create_or_migrate`] brings up to date.
 pub fn is_old(conn: &Connection) -> Result<bool, duckdb::Error> {
-    let n: i64 = conn.query_row(
+    any_row(
+        conn,
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'events' AND NOT temporary",
-        [],
-        |r| r.get(0),
-    )?;
+    )
+}
+
+/// Whether the count `sql` asks for is above 0.
+fn any_row(conn: &Connection, sql: &str) -> Result<bool, duckdb::Error> {
+    let n: i64 = conn.query_row(sql, [], |r| r.get(0))?;
     Ok(n > 0)
 }
 
@@ -455,12 +459,10 @@ pub fn read_as_current(conn: &Connection) -> Result<(), duckdb::Error> {
 
 /// Whether `conn` reads a file through [`read_as_current`]'s views.
 pub fn reads_as_current(conn: &Connection) -> Result<bool, duckdb::Error> {
-    let n: i64 = conn.query_row(
+    any_row(
+        conn,
         "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = 'events'",
-        [],
-        |r| r.get(0),
-    )?;
-    Ok(n > 0)
+    )
 }
 
 /// Adds to `table` those of `columns` it lacks, with their `typed` type if it
