@@ -426,12 +426,12 @@ pub fn create_or_migrate(conn: &Connection) -> Result<(), duckdb::Error> {
 pub fn read_as_current(conn: &Connection) -> Result<(), duckdb::Error> {
     let db: String = conn.query_row("SELECT current_database()", [], |r| r.get(0))?;
     let db = db.replace('"', "\"\"");
+    let mut columns_of = conn.prepare(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() \
+         AND schema_name = 'main' AND table_name = ?",
+    )?;
     for (table, typed) in [("events_recent", false), ("events_sorted", true)] {
-        let mut stmt = conn.prepare(
-            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() \
-             AND schema_name = 'main' AND table_name = ?",
-        )?;
-        let have: Vec<String> = stmt
+        let have: Vec<String> = columns_of
             .query_map([table], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let select = COLUMNS

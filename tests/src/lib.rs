@@ -19,6 +19,11 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
+/// The tracker as `cargo xtask build-tracker` builds it.
+fn tracker_dir() -> PathBuf {
+    workspace().join("dist/tracker")
+}
+
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     // Read at run time (`cargo run` and `cargo test` set it for the process): a
@@ -81,7 +86,7 @@ impl Collector {
     /// [`Collector::start`] with another folder served at `/demo/` (e.g.
     /// `examples/patterns`).
     pub async fn serving(demo_dir: &Path) -> Result<Collector> {
-        Collector::spawn(tempfile::tempdir()?, demo_dir, &[]).await
+        Collector::spawn(tempfile::tempdir()?, demo_dir, &tracker_dir(), &[]).await
     }
 
     /// Start `clicktrail --demo` again on the DuckDB file in `dir` (after [`Self::kill`]).
@@ -91,31 +96,21 @@ impl Collector {
 
     /// [`Self::launch`] with more `CLICKTRAIL_*` settings in the environment.
     pub async fn launch_with(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Result<Collector> {
-        Collector::spawn(dir, &workspace().join("examples/shop"), env).await
+        Collector::spawn(dir, &workspace().join("examples/shop"), &tracker_dir(), env).await
     }
 
     /// [`Collector::serving`] with the tracker built in `tracker_dir` instead of
     /// `dist/tracker` (to compare two builds of it).
     pub async fn serving_tracker(demo_dir: &Path, tracker_dir: &Path) -> Result<Collector> {
-        let tracker = tracker_dir.to_string_lossy();
-        Collector::spawn(
-            tempfile::tempdir()?,
-            demo_dir,
-            &[("CLICKTRAIL_TRACKER_DIR", &tracker)],
-        )
-        .await
+        Collector::spawn(tempfile::tempdir()?, demo_dir, tracker_dir, &[]).await
     }
 
     async fn spawn(
         dir: tempfile::TempDir,
         demo_dir: &Path,
+        tracker: &Path,
         env: &[(&str, &str)],
     ) -> Result<Collector> {
-        let root = workspace();
-        let tracker = env
-            .iter()
-            .find(|(k, _)| *k == "CLICKTRAIL_TRACKER_DIR")
-            .map_or_else(|| root.join("dist/tracker"), |(_, v)| PathBuf::from(v));
         if !tracker.join("ct.js").exists() {
             bail!(
                 "the tracker is not built in {}; run `cargo xtask build-tracker`",
@@ -129,7 +124,7 @@ impl Collector {
             .arg("--db")
             .arg(&db)
             .arg("--tracker-dir")
-            .arg(&tracker)
+            .arg(tracker)
             .arg("--demo-dir")
             .arg(demo_dir)
             .env("CLICKTRAIL_LOG", "warn")
