@@ -72,6 +72,9 @@
 //!   ad slide is cloned, a theme script failing before the tracker starts: the
 //!   failure is recorded, the forms by their ids, the page by its title, the ad
 //!   once, and nothing of the tracker reaches the page's error handler.
+//! - `sort.html`: forms sent by script (`form.submit()`): a sort menu's from its
+//!   `onchange`, a newsletter's from its submit handler after stopping the
+//!   browser's: each is one submit, neither abandoned nor failed.
 //! - `order.html`: an order form sent to a server that answers with an error page
 //!   (the demo's 404): the forms audit counts the submit as failed, though the
 //!   visitor is on another path after it.
@@ -389,6 +392,35 @@ async fn checkout(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     done(&p, col).await
 }
 
+/// Wait until the address of the page has `part` in it and the tracker runs there.
+async fn wait_url(p: &Page<'_>, part: &str) -> Result<()> {
+    for _ in 0..200 {
+        if p.c.current_url().await?.as_str().contains(part) {
+            return p.tracker_ready().await;
+        }
+        pause(50).await;
+    }
+    bail!("the page never went to an address with {part}");
+}
+
+/// `sort.html`: "Price" chosen with the keyboard in the sort menu (which sends
+/// its form by script), then the newsletter: an address typed and "Join" (its
+/// handler sends the form by script a moment later).
+async fn sorted(b: &Browser, base: &str, col: &Collector) -> Result<()> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    p.open("/demo/sort.html").await?;
+    c.execute("document.getElementById('order-by').focus();", vec![])
+        .await?;
+    c.active_element().await?.send_keys(ARROW_DOWN).await?;
+    wait_url(&p, "sort=price").await?;
+    p.type_into("email", "kim@example.com").await?;
+    p.click("join").await?;
+    wait_url(&p, "email=").await?;
+    pause(300).await;
+    done(&p, col).await
+}
+
 /// Four loads of `session.html` in one tab: the second goes on with the first's
 /// session; before the third the stored session is made 31 minutes idle, before
 /// the fourth its id is made unreadable (each time from a page of the same origin
@@ -666,6 +698,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     rejections(&browser, &base, &collector).await?;
     widgets(&browser, &base, &collector).await?;
     checkout(&browser, &base, &collector).await?;
+    sorted(&browser, &base, &collector).await?;
     sessions(&browser, &base, &collector).await?;
     // steps.html: a size (written into the URL), Checkout, Continue, Place order;
     // routes.html: Shoes, Home, the
@@ -1460,6 +1493,40 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
             &order["failed_submits"]
         ],
         [1, 1, 0, 1]
+    );
+
+    // Forms sent by script: the sort menu's once, the newsletter's once (its
+    // handler finishing the attempt the browser's submit began); neither is
+    // abandoned, nor failed; the address typed is nowhere.
+    assert_eq!(on("sort.html", "submit", "form"), ["sort", "newsletter"]);
+    for name in ["sort", "newsletter"] {
+        let form = forms["forms"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["form"] == name)
+            .expect("the form");
+        assert_eq!(
+            [
+                &form["started"],
+                &form["submitted"],
+                &form["abandoned"],
+                &form["failed_submits"]
+            ],
+            [1, 1, 0, 0],
+            "{name}"
+        );
+    }
+    assert_eq!(
+        on("sort.html", "pageview", "path"),
+        ["/demo/sort.html", "/demo/sort.html", "/demo/sort.html"]
+    );
+    assert_eq!(
+        rows(
+            "SELECT count(*)::VARCHAR FROM events e WHERE e.path LIKE '/demo/sort.html%' \
+             AND (e::VARCHAR ILIKE '%kim%' OR e::VARCHAR ILIKE '%example.com%')"
+        ),
+        ["0"]
     );
 
     // Promise rejections: the script and line of the frame that made the Error.

@@ -167,6 +167,9 @@ fn boot(site: &str, endpoint: &str, queue: &JsValue, early: &JsValue) -> Option<
     let xhr = dom::prop(&dom::prop(&win, "XMLHttpRequest"), "prototype");
     dom::watch_xhr();
     wrap_passing(&t, &xhr, "send", Tracker::on_xhr, Pass::This);
+    // A form sent by script fires no `submit` event (see `on_form_sent`).
+    let form = dom::prop(&dom::prop(&win, "HTMLFormElement"), "prototype");
+    wrap_passing(&t, &form, "submit", Tracker::on_form_sent, Pass::This);
     // So do what changes nothing in the page: a video or sound it plays, a window
     // or tab it opens, its print dialog, the share sheet, a copy to the clipboard
     // ("Share", "Print", "Copy code"), and a scroll it makes ("Back to top").

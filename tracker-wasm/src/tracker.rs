@@ -144,6 +144,10 @@ pub(crate) struct Tracker {
     errors: u32,
     /// The fields found invalid in the last [`INVALID_SAME_MS`], with when.
     invalid: Vec<(Element, f64)>,
+    /// The form of the last submit recorded, until a field changes: the page
+    /// sending it by script after that (`form.submit()` from its own submit
+    /// handler) finishes the same attempt.
+    sent: Option<Element>,
     /// The focused field and when it got focus.
     focus: Option<(Element, f64)>,
     /// The click being dispatched follows a link away from the page.
@@ -225,6 +229,7 @@ impl Tracker {
             screen_fn: placeholder(),
             errors: 0,
             invalid: Vec::new(),
+            sent: None,
             focus: None,
             nav_click: false,
             label_field: None,
@@ -1064,6 +1069,9 @@ impl Tracker {
         with_empty: bool,
     ) {
         self.acted();
+        if kind == kind::CHANGE {
+            self.sent = None;
+        }
         let ty = dom::field_type(el);
         let Some(mut j) = self.begin(kind) else {
             return;
@@ -1084,9 +1092,26 @@ impl Tracker {
     }
 
     pub(crate) fn on_submit(&mut self, e: &JsValue) {
-        let Some(form) = dom::element(dom::inner(e)) else {
+        if let Some(form) = dom::element(dom::inner(e)) {
+            self.submitted(form);
+        }
+    }
+
+    /// The page sent a form by script (`form.submit()`: a sort menu's
+    /// `onchange`, jQuery's `.submit()`, a payment step posting itself), which
+    /// fires no `submit` event: a submit of it, unless it finishes the attempt
+    /// recorded last (its submit handler stopped the browser's, checked the
+    /// form, and sent it itself), no field changed since.
+    pub(crate) fn on_form_sent(&mut self, this: &JsValue) {
+        let Some(form) = dom::element(this.clone()) else {
             return;
         };
+        if self.sent.as_ref() != Some(&form) {
+            self.submitted(form);
+        }
+    }
+
+    fn submitted(&mut self, form: Element) {
         let Some(mut j) = self.begin(kind::SUBMIT) else {
             return;
         };
@@ -1095,6 +1120,7 @@ impl Tracker {
             &dom::form_name(&form).unwrap_or_else(|| dom::name_of(&form)),
             MAX_SELECTOR,
         );
+        self.sent = Some(form);
         self.push(j);
         self.flush(crate::send::Via::Beacon);
         // A submission navigates or is the page's to handle: the click is answered.
