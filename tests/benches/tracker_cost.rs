@@ -25,7 +25,11 @@
 //! that ran the tracker's script or compiled its wasm, whole (the style, layout
 //! and microtasks it caused included), and the intersection work of its
 //! `IntersectionObserver` in the page's frames, until 4 s after the load. It says
-//! whether the median of that is within the 10 ms budget.
+//! whether the median of that is within the 10 ms budget. In turn with those
+//! loads it loads the page with the least any tracker does (`FLOOR`) in place of
+//! the tracker, traced and attributed the same way: what the browser itself
+//! charges on this machine for work every tracker must do, the floor under the
+//! tracker's figure.
 //!
 //! After the last reading it takes the page's JS heap in use after a full garbage
 //! collection (`HeapProfiler.collectGarbage`, then `JSHeapUsedSize`; the tracker's
