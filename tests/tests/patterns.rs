@@ -75,6 +75,8 @@
 //! - `sort.html`: forms sent by script (`form.submit()`): a sort menu's from its
 //!   `onchange`, a newsletter's from its submit handler after stopping the
 //!   browser's: each is one submit, neither abandoned nor failed.
+//! - `prerender.html`: a page the browser prerenders records nothing until the
+//!   visitor opens it (`prerenderingchange`): then one page view.
 //! - `order.html`: an order form sent to a server that answers with an error page
 //!   (the demo's 404): the forms audit counts the submit as failed, though the
 //!   visitor is on another path after it.
@@ -84,7 +86,7 @@
 use std::time::Duration;
 
 use analyzer::{AuditRequest, Scope};
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use clicktrail_e2e::{Browser, Collector, Page, workspace};
 use duckdb::Connection;
 use fantoccini::actions::{
@@ -421,6 +423,29 @@ async fn sorted(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     done(&p, col).await
 }
 
+/// `prerender.html`: loaded as a prerendered page (nothing runs the tracker
+/// for 1.5 s), then opened: "Add to cart". Returns when it was opened (ms).
+async fn prerendered(b: &Browser, base: &str, col: &Collector) -> Result<i64> {
+    let c = b.session().await?;
+    let p = Page { c: &c, base };
+    c.goto(&format!("{base}/demo/prerender.html")).await?;
+    pause(1_500).await;
+    let running = c
+        .execute(
+            "return !!(window.clicktrail && window.clicktrail.ready);",
+            vec![],
+        )
+        .await?;
+    assert_eq!(running, json!(false), "the tracker ran while prerendered");
+    c.execute("open();", vec![]).await?;
+    p.tracker_ready().await?;
+    let opened = c.execute("return window.openedAt;", vec![]).await?;
+    p.click("buy").await?;
+    pause(300).await;
+    done(&p, col).await?;
+    opened.as_i64().context("the page says when it was opened")
+}
+
 /// Four loads of `session.html` in one tab: the second goes on with the first's
 /// session; before the third the stored session is made 31 minutes idle, before
 /// the fourth its id is made unreadable (each time from a page of the same origin
@@ -699,6 +724,7 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
     widgets(&browser, &base, &collector).await?;
     checkout(&browser, &base, &collector).await?;
     sorted(&browser, &base, &collector).await?;
+    let opened = prerendered(&browser, &base, &collector).await?;
     sessions(&browser, &base, &collector).await?;
     // steps.html: a size (written into the URL), Checkout, Continue, Place order;
     // routes.html: Shoes, Home, the
@@ -1528,6 +1554,18 @@ async fn storefront_patterns_are_recorded_as_they_happened() -> Result<()> {
         ),
         ["0"]
     );
+
+    // A prerendered page: one page view, when the visitor opened it, and the
+    // click after it.
+    assert_eq!(
+        on(
+            "prerender.html",
+            "pageview",
+            &format!("path || ' ' || (epoch_ms(ts) >= {opened})::VARCHAR")
+        ),
+        ["/demo/prerender.html true"]
+    );
+    assert_eq!(on("prerender.html", "click", "selector"), ["button#buy"]);
 
     // Promise rejections: the script and line of the frame that made the Error.
     let script = format!("{base}/demo/reject.js");

@@ -59,13 +59,19 @@
       return r.arrayBuffer();
     })
   }).then(function () {
-    on("remove");
-    start(site, ep, f.q || [], early);
-    var c = w.clicktrail; // installed by start()
-    if (c == f) return;
-    // Never let a tracker error reach the page; late calls to the stub go through.
-    var g = w.clicktrail = function (x, y, z) { try { c(x, y, z); } catch (e) {} };
-    g.l = g.ready = 1; // clicktrail.ready: the tracker is recording
-    f.q = { push: function (a) { w.clicktrail(a[0], a[1], a[2]); } };
+    // A page the browser prerenders (speculation rules, the address bar's
+    // guess) may never be shown: nothing is recorded until the visitor opens it.
+    var go = function () {
+      on("remove");
+      start(site, ep, f.q || [], early);
+      var c = w.clicktrail; // installed by start()
+      if (c == f) return;
+      // Never let a tracker error reach the page; late calls to the stub go through.
+      var g = w.clicktrail = function (x, y, z) { try { c(x, y, z); } catch (e) {} };
+      g.l = g.ready = 1; // clicktrail.ready: the tracker is recording
+      f.q = { push: function (a) { w.clicktrail(a[0], a[1], a[2]); } };
+    };
+    if (d.prerendering) d.addEventListener("prerenderingchange", go, { once: true });
+    else go();
   })["catch"](function () { on("remove"); });
 })(window, document, navigator);
