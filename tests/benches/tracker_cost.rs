@@ -633,6 +633,43 @@ async fn traced(c: &Client, url: &str, n: usize) -> Result<Attributed> {
     }
 }
 
+/// Traced loads of the pages `a` and `b`, `rounds` of each, one of each in turn
+/// (in either order) in one traced browser, after three of each that warm the
+/// caches (the third is the first to take the script's compiled code from V8's
+/// cache, as a returning visitor's does): what each load's tasks took.
+async fn paired(
+    browser: &Browser,
+    rounds: usize,
+    a: &str,
+    b: &str,
+) -> Result<(Vec<Attributed>, Vec<Attributed>)> {
+    let t = browser.traced_session(TRACE).await?;
+    for n in 0..3 {
+        traced(&t, a, 2 * n).await?;
+        traced(&t, b, 2 * n + 1).await?;
+    }
+    let (mut pa, mut pb) = (Vec::new(), Vec::new());
+    for n in 0..rounds {
+        let m = 6 + 2 * n;
+        if n % 2 == 0 {
+            pa.push(traced(&t, a, m).await?);
+            pb.push(traced(&t, b, m + 1).await?);
+        } else {
+            pb.push(traced(&t, b, m).await?);
+            pa.push(traced(&t, a, m + 1).await?);
+        }
+    }
+    t.close().await?;
+    Ok((pa, pb))
+}
+
+/// The median and the 95th percentile of one part of `loads`.
+fn spread(loads: &[Attributed], f: fn(&Attributed) -> f64) -> (f64, f64) {
+    let mut v: Vec<f64> = loads.iter().map(f).collect();
+    v.sort_by(f64::total_cmp);
+    (percentile(&v, 0.5), percentile(&v, 0.95))
+}
+
 /// `BENCH_AGAINST`: the traced cost of the tracker served at `a` against the one
 /// served at `b`, loaded in turn (in either order) in one traced browser.
 async fn against(browser: &Browser, rounds: usize, a: &str, b: &str) -> Result<()> {
@@ -640,23 +677,7 @@ async fn against(browser: &Browser, rounds: usize, a: &str, b: &str) -> Result<(
         format!("{a}/demo/heavy.html"),
         format!("{b}/demo/heavy.html"),
     );
-    let t = browser.traced_session(TRACE).await?;
-    for n in 0..3 {
-        traced(&t, &a, 2 * n).await?;
-        traced(&t, &b, 2 * n + 1).await?;
-    }
-    let (mut pa, mut pb) = (Vec::new(), Vec::new());
-    for n in 0..rounds {
-        let m = 6 + 2 * n;
-        if n % 2 == 0 {
-            pa.push(traced(&t, &a, m).await?);
-            pb.push(traced(&t, &b, m + 1).await?);
-        } else {
-            pb.push(traced(&t, &b, m).await?);
-            pa.push(traced(&t, &a, m + 1).await?);
-        }
-    }
-    t.close().await?;
+    let (pa, pb) = paired(browser, rounds, &a, &b).await?;
     println!("dist/tracker (A) against BENCH_AGAINST (B), {rounds} traced loads each, ms:");
     println!("  {:<40} {:>8} {:>8} {:>10}", "", "A", "B", "A − B");
     for (label, f) in [
@@ -671,17 +692,12 @@ async fn against(browser: &Browser, rounds: usize, a: &str, b: &str) -> Result<(
         ("intersection work", |x| x.intersections),
         ("wasm functions compiled on first call", |x| x.lazy),
     ] {
-        let sorted = |v: &[Attributed]| {
-            let mut v: Vec<f64> = v.iter().map(f).collect();
-            v.sort_by(f64::total_cmp);
-            v
-        };
         let mut d: Vec<f64> = pa.iter().zip(&pb).map(|(x, y)| f(x) - f(y)).collect();
         d.sort_by(f64::total_cmp);
         println!(
             "  {label:<40} {:>8.2} {:>8.2} {:>10.2}",
-            percentile(&sorted(&pa), 0.5),
-            percentile(&sorted(&pb), 0.5),
+            spread(&pa, f).0,
+            spread(&pb, f).0,
             percentile(&d, 0.5)
         );
     }
@@ -793,31 +809,13 @@ async fn main() -> Result<()> {
     c.close().await?;
     // The tracker's own tasks, from Chromium's trace, in a browser that records
     // one all along (the recording slows every load a little, so the loads above
-    // are not traced). Three loads first: the third is the first to take the
-    // script's compiled code from V8's cache, as a returning visitor's does.
-    // The floor (see `FLOOR`) loaded in turn with the tracker, served by a
+    // are not traced), in turn with the floor (see `FLOOR`), served by a
     // collector of its own.
     let floor_dir = tempfile::tempdir()?;
     std::fs::write(floor_dir.path().join("ct.js"), FLOOR)?;
     let floor_collector = Collector::serving_tracker(dir.path(), floor_dir.path()).await?;
     let floor_url = format!("{}/demo/heavy.html", floor_collector.url);
-    let t = browser.traced_session(TRACE).await?;
-    for n in 0..3 {
-        traced(&t, &heavy, 2 * n).await?;
-        traced(&t, &floor_url, 2 * n + 1).await?;
-    }
-    let (mut parts, mut floor) = (Vec::new(), Vec::new());
-    for n in 0..rounds {
-        let m = 6 + 2 * n;
-        if n % 2 == 0 {
-            parts.push(traced(&t, &heavy, m).await?);
-            floor.push(traced(&t, &floor_url, m + 1).await?);
-        } else {
-            floor.push(traced(&t, &floor_url, m).await?);
-            parts.push(traced(&t, &heavy, m + 1).await?);
-        }
-    }
-    t.close().await?;
+    let (parts, floor) = paired(&browser, rounds, &heavy, &floor_url).await?;
     let events = collector.wait_quiet(1).await?;
     println!(
         "tracker main-thread cost per load of a heavy page ({rounds} loads, about 6,000 elements, 608 links):"
@@ -870,11 +868,7 @@ async fn main() -> Result<()> {
         percentile(&moving_script, 0.5),
         percentile(&moving_script, 0.95)
     );
-    let part = |f: fn(&Attributed) -> f64| {
-        let mut v: Vec<f64> = parts.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        (percentile(&v, 0.5), percentile(&v, 0.95))
-    };
+    let part = |f| spread(&parts, f);
     let (total, total95) = part(Attributed::total);
     println!(
         "  the tracker's own main-thread tasks, from Chromium's trace, until 4 s after the load ({} loads): median {total:.1} ms, p95 {total95:.1} ms",
@@ -901,11 +895,7 @@ async fn main() -> Result<()> {
         let (m, p) = part(f);
         println!("    {label}: median {m:.1} ms, p95 {p:.1} ms");
     }
-    let floor_part = |f: fn(&Attributed) -> f64| {
-        let mut v: Vec<f64> = floor.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        (percentile(&v, 0.5), percentile(&v, 0.95))
-    };
+    let floor_part = |f| spread(&floor, f);
     let (least, least95) = floor_part(Attributed::total);
     let mut above: Vec<f64> = parts
         .iter()

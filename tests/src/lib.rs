@@ -86,7 +86,7 @@ impl Collector {
     /// [`Collector::start`] with another folder served at `/demo/` (e.g.
     /// `examples/patterns`).
     pub async fn serving(demo_dir: &Path) -> Result<Collector> {
-        Collector::spawn(tempfile::tempdir()?, demo_dir, &tracker_dir(), &[]).await
+        Collector::serving_tracker(demo_dir, &tracker_dir()).await
     }
 
     /// Start `clicktrail --demo` again on the DuckDB file in `dir` (after [`Self::kill`]).
@@ -467,14 +467,28 @@ impl Page<'_> {
     /// Wait until the browser shows `expect_path` (after a click, back or forward)
     /// and the tracker runs there.
     pub async fn wait_path(&self, expect_path: &str) -> Result<()> {
+        self.wait_url(expect_path, |url| url.path() == expect_path)
+            .await
+    }
+
+    /// Wait until the browser shows an address whose query has `part` in it (a
+    /// form sent with GET) and the tracker runs there.
+    pub async fn wait_query(&self, part: &str) -> Result<()> {
+        self.wait_url(part, |url| url.query().is_some_and(|q| q.contains(part)))
+            .await
+    }
+
+    /// Wait until the browser shows an address that is `reached`, then for the
+    /// tracker there; `what` names it in the error.
+    async fn wait_url(&self, what: &str, reached: impl Fn(&url::Url) -> bool) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let url = self.c.current_url().await?;
-            if url.path() == expect_path {
+            if reached(&url) {
                 break;
             }
             if Instant::now() > deadline {
-                bail!("the browser did not reach {expect_path} (at {url})");
+                bail!("the browser did not reach {what} (at {url})");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -394,17 +394,6 @@ async fn checkout(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     done(&p, col).await
 }
 
-/// Wait until the address of the page has `part` in it and the tracker runs there.
-async fn wait_url(p: &Page<'_>, part: &str) -> Result<()> {
-    for _ in 0..200 {
-        if p.c.current_url().await?.as_str().contains(part) {
-            return p.tracker_ready().await;
-        }
-        pause(50).await;
-    }
-    bail!("the page never went to an address with {part}");
-}
-
 /// `sort.html`: "Price" chosen with the keyboard in the sort menu (which sends
 /// its form by script), then the newsletter: an address typed and "Join" (its
 /// handler sends the form by script a moment later).
@@ -415,10 +404,10 @@ async fn sorted(b: &Browser, base: &str, col: &Collector) -> Result<()> {
     c.execute("document.getElementById('order-by').focus();", vec![])
         .await?;
     c.active_element().await?.send_keys(ARROW_DOWN).await?;
-    wait_url(&p, "sort=price").await?;
+    p.wait_query("sort=price").await?;
     p.type_into("email", "kim@example.com").await?;
     p.click("join").await?;
-    wait_url(&p, "email=").await?;
+    p.wait_query("email=").await?;
     pause(300).await;
     done(&p, col).await
 }
